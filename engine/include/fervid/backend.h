@@ -1,0 +1,96 @@
+// Backend: the table of ops the model needs. The CPU backend (kernels/cpu) is the reference; the
+// CUDA backend (kernels/cuda) implements the same ops on the device. Nothing above this interface
+// knows which one runs. Activations are NCHW on the CPU backend; a backend states its layout.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "fervid/model_spec.h"
+#include "fervid/tensor.h"
+
+namespace fervid {
+
+// A host frame: 8-bit RGB, rows of `stride` bytes.
+struct ImageView {
+  const uint8_t* data = nullptr;
+  int width = 0;
+  int height = 0;
+  int stride = 0;
+};
+
+// A crop rectangle in source pixels; resized to the model's input size.
+struct CropRect {
+  int x = 0;
+  int y = 0;
+  int width = 0;
+  int height = 0;
+};
+
+// Frames [first, first + count) of a batch belong to the video accumulating in vote slot `slot`.
+struct Segment {
+  int first = 0;
+  int count = 0;
+  int slot = 0;
+};
+
+enum class WeightRole { Conv, ConvBias, Linear, LinearBias };
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;
+  virtual Device device() const = 0;
+  virtual Layout activation_layout() const = 0;
+  virtual DType compute_dtype() const = 0;
+
+  // Memory in this backend's address space, and copies to and from the host.
+  virtual Buffer allocate(size_t bytes) = 0;
+  virtual void copy_from_host(const Tensor& dst, const void* src) = 0;
+  virtual void copy_to_host(void* dst, const Tensor& src) = 0;
+  virtual void synchronize() = 0;
+
+  // Converts an f32 host weight (conv OIHW, linear [out,in], bias [n]) once, at load, to this
+  // backend's layout and precision.
+  virtual OwnedTensor prepare_weight(const Tensor& host_f32, WeightRole role) = 0;
+
+  // frames -> crop -> bilinear resize (half-pixel centres) -> channel order, scale, mean/std.
+  // out: [N, 3, S, S] or [N, S, S, 3] in the activation layout.
+  virtual void preprocess(std::span<const ImageView> frames, std::span<const CropRect> crops,
+                          const Preprocess& pp, const Tensor& out) = 0;
+  // 3x3, stride 1, pad 1 convolution + bias + ReLU, then a 2x2 max-pool when `pool`.
+  virtual void conv3x3_bias_relu(const Tensor& x, const Tensor& w, const Tensor& b, bool pool,
+                                 const Tensor& y) = 0;
+  virtual void maxpool2x2(const Tensor& x, const Tensor& y) = 0;
+  virtual void global_avgpool(const Tensor& x, const Tensor& y) = 0;  // -> [N, C]
+  // y[N, out] = x[N, in] * w^T + b, then ReLU when `relu`. x of rank 4 is flattened in the
+  // torchvision (CHW) order.
+  virtual void linear(const Tensor& x, const Tensor& w, const Tensor& b, bool relu,
+                      const Tensor& y) = 0;
+  // probs[N, C] = softmax(logits), labels[N] = argmax (lowest index among equals).
+  virtual void softmax_argmax(const Tensor& logits, const Tensor& probs, const Tensor& labels) = 0;
+  // Adds each segment's per-class label counts (i32 [S, C]) and probability sums (f64 [S, C])
+  // into its slot.
+  virtual void vote_accumulate(const Tensor& probs, const Tensor& labels,
+                               std::span<const Segment> segments, const Tensor& counts,
+                               const Tensor& sums) = 0;
+  // For each slot in `slots`: the winner (i32 [n]) by `mode`, its counts and sums copied out
+  // (i32 [n, C], f64 [n, C]); the slot is then cleared for the next video.
+  virtual void vote_finalize(const Tensor& counts, const Tensor& sums, std::span<const int> slots,
+                             VoteMode mode, const Tensor& winners, const Tensor& out_counts,
+                             const Tensor& out_sums) = 0;
+};
+
+struct BackendOptions {
+  std::string device = "auto";  // auto | cpu | cuda
+  std::string precision;        // "" = the backend's default
+  int threads = 0;              // CPU threads; 0 = all cores
+};
+
+// The backend for `options.device`. "auto" picks CUDA when a device is usable and says so on
+// stderr when it falls back to the CPU; "cuda" without a device fails with one line.
+std::unique_ptr<Backend> make_backend(const BackendOptions& options);
+
+}  // namespace fervid

@@ -1,0 +1,52 @@
+// Model: a ModelSpec with its weights prepared for one backend, and the activation arena planned
+// once for the largest batch. forward() is the loop over the layers calling the backend's ops.
+#pragma once
+
+#include <functional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "fervid/backend.h"
+#include "fervid/weights.h"
+
+namespace fervid {
+
+class Model {
+ public:
+  Model(const Weights& weights, Backend& backend, int max_batch);
+
+  const ModelSpec& spec() const { return spec_; }
+  int max_batch() const { return max_batch_; }
+  Backend& backend() const { return backend_; }
+
+  // Called after each layer with its name ("preprocess", "conv1_1", ..., "fc3", "softmax") when
+  // given; the benchmark uses it for per-layer times.
+  using LayerHook = std::function<void(const std::string& layer)>;
+
+  // Runs frames.size() <= max_batch frames; results stay in the backend's memory.
+  void forward(std::span<const ImageView> frames, std::span<const CropRect> crops,
+               const LayerHook& hook = {});
+  // The same network from an already preprocessed input batch (input()).
+  void forward_preprocessed(int n, const LayerHook& hook = {});
+
+  const Tensor& input() const { return input_; }    // [max_batch, 3, S, S] (activation layout)
+  const Tensor& logits() const { return logits_; }  // f32 [max_batch, C]
+  const Tensor& probs() const { return probs_; }    // f32 [max_batch, C]
+  const Tensor& labels() const { return labels_; }  // i32 [max_batch]
+
+ private:
+  Tensor activation(int which, std::vector<int64_t> shape) const;
+
+  ModelSpec spec_;
+  Backend& backend_;
+  int max_batch_;
+  std::vector<ConvLayer> conv_layers_;
+  std::vector<DenseLayer> dense_layers_;
+  std::vector<OwnedTensor> conv_w_, conv_b_, dense_w_, dense_b_;
+  Buffer arena_[2];
+  Buffer input_buf_, head_buf_;
+  Tensor input_, logits_, probs_, labels_;
+};
+
+}  // namespace fervid

@@ -1,0 +1,56 @@
+// Inputs: video files (FFmpeg), folders of images (one video, frames sorted by name), single
+// images (one-frame videos). Other folders are walked recursively.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "fervid/backend.h"
+
+namespace fervid {
+
+struct Frame {
+  int64_t index = 0;  // position in the source, before sampling
+  int width = 0;
+  int height = 0;
+  std::vector<uint8_t> rgb;  // packed RGB, width * 3 bytes per row
+  ImageView view() const { return {rgb.data(), width, height, width * 3}; }
+};
+
+struct SamplingOptions {
+  int stride = 1;      // keep every stride-th frame
+  int max_frames = 0;  // 0 = no cap
+};
+
+enum class InputKind { Video, ImageFolder, Image, Invalid };
+
+struct InputItem {
+  std::string path;
+  InputKind kind = InputKind::Invalid;
+  std::string error;  // why the input is Invalid
+};
+
+// Expands the command line's paths: files stay as they are (images by extension, anything else
+// is tried as a video), a folder holding images is one video, other folders are walked and
+// their videos and image folders listed, sorted by path. Missing paths and folders with nothing
+// to classify become Invalid items so that the run reports them and goes on.
+std::vector<InputItem> expand_inputs(const std::vector<std::string>& paths);
+
+bool is_image_path(const std::string& path);
+bool is_video_path(const std::string& path);
+
+class FrameSource {
+ public:
+  virtual ~FrameSource() = default;
+  // The next sampled frame; false at the end. Throws fervid::Error "<path>: <reason>".
+  virtual bool next(Frame& frame) = 0;
+};
+
+std::unique_ptr<FrameSource> open_frames(const InputItem& item, const SamplingOptions& sampling);
+
+// Decodes one image file (jpg, png, bmp) to RGB.
+Frame load_image(const std::string& path);
+
+}  // namespace fervid

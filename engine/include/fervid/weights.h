@@ -1,0 +1,47 @@
+// Weights: a safetensors file checked against a ModelSpec (every expected tensor present with its
+// shape, nothing extra, float dtype, finite values) and converted once to f32 host tensors in
+// torchvision's layouts: conv OIHW [out, in, 3, 3], linear [out, in].
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "fervid/model_spec.h"
+#include "fervid/safetensors.h"
+#include "fervid/tensor.h"
+
+namespace fervid {
+
+struct LayerWeights {
+  OwnedTensor weight;  // f32 host
+  OwnedTensor bias;    // f32 host
+};
+
+struct Weights {
+  std::string path;
+  ModelSpec spec;
+  std::string spec_origin;  // "metadata of FILE" or the card's path
+  std::map<std::string, std::string> metadata;
+  std::vector<LayerWeights> conv;   // one per conv layer
+  std::vector<LayerWeights> dense;  // one per dense layer
+  std::string stored_dtype;         // the file's dtype, e.g. "F16"
+
+  // `spec` (from a card named by the user, described by `origin`) overrides the spec in the
+  // file's metadata; without either, loading fails.
+  static Weights load(const std::string& path, const std::optional<ModelSpec>& spec = {},
+                      const std::string& origin = "");
+};
+
+// The spec a weights file carries in its metadata, if any.
+std::optional<ModelSpec> spec_from_metadata(const SafetensorsFile& file);
+
+// Differences between a file and a spec, one line each (missing, extra, shape, dtype).
+std::vector<std::string> check_against_spec(const SafetensorsFile& file, const ModelSpec& spec);
+
+// Deterministic He-initialised weights for demos and tests (metadata says untrained: true).
+void make_weights(const ModelSpec& spec, uint64_t seed, StDType dtype, const std::string& out);
+
+}  // namespace fervid

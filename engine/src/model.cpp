@@ -1,0 +1,107 @@
+#include "fervid/model.h"
+
+#include <algorithm>
+
+#include "fervid/error.h"
+
+namespace fervid {
+
+namespace {
+
+std::vector<int64_t> act_shape(Layout layout, int64_t n, int64_t c, int64_t h, int64_t w) {
+  if (layout == Layout::NHWC) return {n, h, w, c};
+  return {n, c, h, w};
+}
+
+}  // namespace
+
+Model::Model(const Weights& weights, Backend& backend, int max_batch)
+    : spec_(weights.spec),
+      backend_(backend),
+      max_batch_(max_batch),
+      conv_layers_(weights.spec.conv_layers()),
+      dense_layers_(weights.spec.dense_layers()) {
+  if (max_batch < 1) fail("batch size must be at least 1");
+  for (size_t i = 0; i < conv_layers_.size(); ++i) {
+    conv_w_.push_back(backend.prepare_weight(weights.conv[i].weight.tensor, WeightRole::Conv));
+    conv_b_.push_back(backend.prepare_weight(weights.conv[i].bias.tensor, WeightRole::ConvBias));
+  }
+  for (size_t i = 0; i < dense_layers_.size(); ++i) {
+    dense_w_.push_back(backend.prepare_weight(weights.dense[i].weight.tensor, WeightRole::Linear));
+    dense_b_.push_back(
+        backend.prepare_weight(weights.dense[i].bias.tensor, WeightRole::LinearBias));
+  }
+  // Plan the arena once: two activation buffers, each as large as the largest layer output at
+  // full resolution (a backend that does not fuse the pool writes that much).
+  const size_t elem = dtype_size(backend.compute_dtype());
+  int64_t largest = 3 * int64_t(spec_.input_size) * spec_.input_size, s = spec_.input_size;
+  for (const auto& l : conv_layers_) {
+    largest = std::max(largest, int64_t(l.out_channels) * s * s);
+    if (l.pool) s /= 2;
+  }
+  for (const auto& l : dense_layers_) largest = std::max<int64_t>(largest, l.out_features);
+  for (auto& b : arena_) b = backend.allocate(size_t(largest) * max_batch * elem);
+  const int64_t S = spec_.input_size, c = spec_.num_classes();
+  input_buf_ = backend.allocate(size_t(3 * S * S) * max_batch * elem);
+  input_ = Tensor::view(input_buf_, act_shape(backend.activation_layout(), max_batch, 3, S, S),
+                        backend.compute_dtype(), backend.activation_layout());
+  // logits, probs (f32) and labels (i32) side by side in one buffer
+  head_buf_ = backend.allocate(size_t(max_batch) * (2 * c * 4 + 4) + 64);
+  char* base = static_cast<char*>(head_buf_.data());
+  logits_ = Tensor(base, {max_batch, c}, DType::F32, Layout::Plain, head_buf_.device());
+  probs_ = Tensor(base + max_batch * c * 4, {max_batch, c}, DType::F32, Layout::Plain,
+                  head_buf_.device());
+  labels_ = Tensor(base + 2 * max_batch * c * 4, {max_batch}, DType::I32, Layout::Plain,
+                   head_buf_.device());
+}
+
+Tensor Model::activation(int which, std::vector<int64_t> shape) const {
+  Layout layout = shape.size() == 4 ? backend_.activation_layout() : Layout::Plain;
+  return Tensor::view(arena_[which], std::move(shape), backend_.compute_dtype(), layout);
+}
+
+void Model::forward(std::span<const ImageView> frames, std::span<const CropRect> crops,
+                    const LayerHook& hook) {
+  const int n = int(frames.size());
+  if (n < 1 || n > max_batch_)
+    fail("batch of " + std::to_string(n) + " frames outside 1.." + std::to_string(max_batch_));
+  backend_.preprocess(frames, crops, spec_.preprocess, input_.slice(0, n));
+  if (hook) hook("preprocess");
+  forward_preprocessed(n, hook);
+}
+
+void Model::forward_preprocessed(int n, const LayerHook& hook) {
+  const Layout layout = backend_.activation_layout();
+  Tensor x = input_.slice(0, n);
+  int which = 0, s = spec_.input_size;
+  for (size_t i = 0; i < conv_layers_.size(); ++i) {
+    const ConvLayer& l = conv_layers_[i];
+    const int out_s = l.pool ? s / 2 : s;
+    Tensor y = activation(which, act_shape(layout, n, l.out_channels, out_s, out_s));
+    backend_.conv3x3_bias_relu(x, conv_w_[i].tensor, conv_b_[i].tensor, l.pool, y);
+    if (hook) hook(l.name);
+    x = y;
+    which ^= 1;
+    s = out_s;
+  }
+  if (spec_.head == Head::Gap) {
+    Tensor y = activation(which, {n, spec_.feature_channels()});
+    backend_.global_avgpool(x, y);
+    if (hook) hook("gap");
+    x = y;
+    which ^= 1;
+  }
+  for (size_t i = 0; i < dense_layers_.size(); ++i) {
+    const DenseLayer& l = dense_layers_[i];
+    const bool last = i + 1 == dense_layers_.size();
+    Tensor y = last ? logits_.slice(0, n) : activation(which, {n, l.out_features});
+    backend_.linear(x, dense_w_[i].tensor, dense_b_[i].tensor, l.relu, y);
+    if (hook) hook("fc" + std::to_string(i + 1));
+    x = y;
+    which ^= 1;
+  }
+  backend_.softmax_argmax(logits_.slice(0, n), probs_.slice(0, n), labels_.slice(0, n));
+  if (hook) hook("softmax");
+}
+
+}  // namespace fervid

@@ -1,0 +1,323 @@
+#include "fervid/pipeline.h"
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <sstream>
+#include <thread>
+#include <variant>
+
+#include "fervid/error.h"
+
+namespace fervid {
+
+CropSpec CropSpec::parse(const std::string& text) {
+  CropSpec c;
+  if (text == "full") return c;
+  if (text == "center") {
+    c.mode = Mode::Center;
+    return c;
+  }
+  if (text.rfind("box=", 0) == 0) {
+    std::istringstream in(text.substr(4));
+    char c1 = 0, c2 = 0, c3 = 0;
+    in >> c.box.x >> c1 >> c.box.y >> c2 >> c.box.width >> c3 >> c.box.height;
+    if (in.fail() || !in.eof() || c1 != ',' || c2 != ',' || c3 != ',' || c.box.x < 0 ||
+        c.box.y < 0 || c.box.width <= 0 || c.box.height <= 0)
+      fail("--crop " + text + ": expected box=x,y,w,h with x,y >= 0 and w,h > 0");
+    c.mode = Mode::Box;
+    return c;
+  }
+  fail("--crop " + text + ": expected full, center or box=x,y,w,h");
+}
+
+CropRect CropSpec::rect_for(int width, int height) const {
+  switch (mode) {
+    case Mode::Full:
+      return {0, 0, width, height};
+    case Mode::Center: {
+      int side = std::min(width, height);
+      return {(width - side) / 2, (height - side) / 2, side, side};
+    }
+    case Mode::Box:
+      if (box.x + box.width > width || box.y + box.height > height)
+        fail("crop box " + std::to_string(box.x) + "," + std::to_string(box.y) + "," +
+             std::to_string(box.width) + "," + std::to_string(box.height) + " lies outside the " +
+             std::to_string(width) + "x" + std::to_string(height) + " frame");
+      return box;
+  }
+  return {0, 0, width, height};
+}
+
+namespace {
+
+struct FrameMsg {
+  int video;
+  Frame frame;
+};
+struct EndMsg {
+  int video;
+  std::string error;
+};
+using Msg = std::variant<FrameMsg, EndMsg>;
+
+// A bounded queue between the decode thread and the model; close() ends it from either side.
+class Queue {
+ public:
+  explicit Queue(size_t capacity) : capacity_(capacity) {}
+  bool push(Msg m) {
+    std::unique_lock lock(mu_);
+    not_full_.wait(lock, [&] { return closed_ || items_.size() < capacity_; });
+    if (closed_) return false;
+    items_.push_back(std::move(m));
+    not_empty_.notify_one();
+    return true;
+  }
+  bool pop(Msg& m) {
+    std::unique_lock lock(mu_);
+    not_empty_.wait(lock, [&] { return closed_ || !items_.empty(); });
+    if (items_.empty()) return false;
+    m = std::move(items_.front());
+    items_.pop_front();
+    not_full_.notify_one();
+    return true;
+  }
+  void close() {
+    std::lock_guard lock(mu_);
+    closed_ = true;
+    not_empty_.notify_all();
+    not_full_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable not_full_, not_empty_;
+  std::deque<Msg> items_;
+  size_t capacity_;
+  bool closed_ = false;
+};
+
+void decode_all(const std::vector<InputItem>& inputs, const SamplingOptions& sampling, Queue& q) {
+  for (int v = 0; v < int(inputs.size()); ++v) {
+    std::string error;
+    try {
+      auto source = open_frames(inputs[v], sampling);
+      Frame f;
+      while (source->next(f))
+        if (!q.push(FrameMsg{v, std::move(f)})) return;
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+    if (!q.push(EndMsg{v, error})) return;
+  }
+  q.close();
+}
+
+}  // namespace
+
+Classifier::Classifier(Model& model, ClassifyOptions options) : model_(model), options_(options) {
+  if (options_.batch < 1 || options_.batch > model.max_batch())
+    fail("batch size " + std::to_string(options_.batch) + " outside 1.." +
+         std::to_string(model.max_batch()));
+}
+
+RunStats Classifier::run(const std::vector<InputItem>& inputs,
+                         const std::function<void(const VideoResult&)>& on_video) {
+  Backend& be = model_.backend();
+  const int classes = model_.spec().num_classes();
+  const int batch = options_.batch;
+  // At most `batch` videos have frames in the batch being filled, plus the one still decoding.
+  const int slots = batch + 2;
+  Buffer counts_buf = be.allocate(size_t(slots) * classes * 4);
+  Buffer sums_buf = be.allocate(size_t(slots) * classes * 8);
+  Tensor counts = Tensor::view(counts_buf, {slots, classes}, DType::I32);
+  Tensor sums = Tensor::view(sums_buf, {slots, classes}, DType::F64);
+  {
+    std::vector<int32_t> zc(size_t(slots) * classes, 0);
+    std::vector<double> zs(size_t(slots) * classes, 0.0);
+    be.copy_from_host(counts, zc.data());
+    be.copy_from_host(sums, zs.data());
+  }
+  std::vector<int> free_slots;
+  for (int s = slots - 1; s >= 0; --s) free_slots.push_back(s);
+
+  struct Open {
+    int slot = -1;
+    int64_t frames = 0;
+    int pending = 0;  // frames in the batch not yet run
+    bool ended = false;
+    std::string error;
+    CropRect crop{};
+    int crop_w = -1, crop_h = -1;
+    std::vector<FrameResult> rows;
+  };
+  std::map<int, Open> open;
+  std::map<int, VideoResult> ready;
+  int next_emit = 0;
+  RunStats stats;
+  const auto t0 = std::chrono::steady_clock::now();
+
+  std::vector<Frame> frames;
+  std::vector<int> owner;
+  std::vector<ImageView> views;
+  std::vector<CropRect> crops;
+  std::vector<float> host_probs, host_logits;
+  std::vector<int32_t> host_labels;
+
+  auto emit_ready = [&] {
+    for (auto it = ready.find(next_emit); it != ready.end(); it = ready.find(next_emit)) {
+      VideoResult& r = it->second;
+      r.ok() ? ++stats.videos_ok : ++stats.videos_failed;
+      on_video(r);
+      ready.erase(it);
+      ++next_emit;
+    }
+  };
+
+  auto finalize = [&](const std::vector<int>& videos) {
+    if (videos.empty()) return;
+    std::vector<int> slot_list;
+    for (int v : videos) slot_list.push_back(open[v].slot);
+    const int n = int(videos.size());
+    Buffer out_buf = be.allocate(size_t(n) * (4 + classes * 12));
+    char* base = static_cast<char*>(out_buf.data());
+    Tensor winners(base, {n}, DType::I32, Layout::Plain, out_buf.device());
+    Tensor out_counts(base + n * 4, {n, classes}, DType::I32, Layout::Plain, out_buf.device());
+    Tensor out_sums(base + n * 4 + n * classes * 4, {n, classes}, DType::F64, Layout::Plain,
+                    out_buf.device());
+    be.vote_finalize(counts, sums, slot_list, options_.vote, winners, out_counts, out_sums);
+    std::vector<int32_t> w(n), c(size_t(n) * classes);
+    std::vector<double> s(size_t(n) * classes);
+    be.copy_to_host(w.data(), winners);
+    be.copy_to_host(c.data(), out_counts);
+    be.copy_to_host(s.data(), out_sums);
+    for (int i = 0; i < n; ++i) {
+      Open& o = open[videos[i]];
+      VideoResult r;
+      r.path = inputs[videos[i]].path;
+      r.vote = options_.vote;
+      r.frames = o.frames;
+      r.error = o.error;
+      if (r.ok()) {
+        r.label = w[i];
+        for (int j = 0; j < classes; ++j) {
+          r.counts.push_back(c[size_t(i) * classes + j]);
+          r.mean_probs.push_back(s[size_t(i) * classes + j] / double(o.frames));
+        }
+        r.frame_rows = std::move(o.rows);
+      } else {
+        r.frames = 0;
+      }
+      free_slots.push_back(o.slot);
+      ready[videos[i]] = std::move(r);
+      open.erase(videos[i]);
+    }
+    emit_ready();
+  };
+
+  auto open_video = [&](int v) -> Open& {
+    auto it = open.find(v);
+    if (it != open.end()) return it->second;
+    if (free_slots.empty()) fail("internal error: no free vote slot");
+    Open& o = open[v];
+    o.slot = free_slots.back();
+    free_slots.pop_back();
+    return o;
+  };
+
+  auto run_batch = [&] {
+    if (frames.empty()) return;
+    const int n = int(frames.size());
+    views.clear();
+    for (const Frame& f : frames) views.push_back(f.view());
+    model_.forward(views, crops);
+    std::vector<Segment> segments;
+    for (int i = 0; i < n; ++i) {
+      if (i > 0 && owner[i] == owner[i - 1]) {
+        ++segments.back().count;
+      } else {
+        segments.push_back({i, 1, open[owner[i]].slot});
+      }
+    }
+    be.vote_accumulate(model_.probs().slice(0, n), model_.labels().slice(0, n), segments, counts,
+                       sums);
+    if (options_.keep_frames) {
+      host_probs.resize(size_t(n) * classes);
+      host_labels.resize(n);
+      be.copy_to_host(host_probs.data(), model_.probs().slice(0, n));
+      be.copy_to_host(host_labels.data(), model_.labels().slice(0, n));
+      if (options_.keep_logits) {
+        host_logits.resize(size_t(n) * classes);
+        be.copy_to_host(host_logits.data(), model_.logits().slice(0, n));
+      }
+      for (int i = 0; i < n; ++i) {
+        FrameResult fr;
+        fr.frame_index = frames[i].index;
+        fr.label = host_labels[i];
+        fr.probs.assign(host_probs.begin() + i * classes, host_probs.begin() + (i + 1) * classes);
+        if (options_.keep_logits)
+          fr.logits.assign(host_logits.begin() + i * classes,
+                           host_logits.begin() + (i + 1) * classes);
+        open[owner[i]].rows.push_back(std::move(fr));
+      }
+    }
+    std::vector<int> done;
+    for (int i = 0; i < n; ++i) {
+      Open& o = open[owner[i]];
+      ++o.frames;
+      if (--o.pending == 0 && o.ended) done.push_back(owner[i]);
+    }
+    stats.frames += n;
+    frames.clear();
+    owner.clear();
+    crops.clear();
+    finalize(done);
+  };
+
+  Queue q(size_t(options_.queue_frames > 0 ? options_.queue_frames : 2 * batch));
+  std::thread decoder([&] { decode_all(inputs, options_.sampling, q); });
+  try {
+    Msg m;
+    while (q.pop(m)) {
+      if (auto* fm = std::get_if<FrameMsg>(&m)) {
+        Open& o = open_video(fm->video);
+        if (!o.error.empty()) continue;
+        if (fm->frame.width != o.crop_w || fm->frame.height != o.crop_h) {
+          try {
+            o.crop = options_.crop.rect_for(fm->frame.width, fm->frame.height);
+            o.crop_w = fm->frame.width;
+            o.crop_h = fm->frame.height;
+          } catch (const Error& e) {
+            o.error = inputs[fm->video].path + ": " + e.what();
+            continue;
+          }
+        }
+        ++o.pending;
+        crops.push_back(o.crop);
+        owner.push_back(fm->video);
+        frames.push_back(std::move(fm->frame));
+        if (int(frames.size()) == batch) run_batch();
+      } else {
+        auto& em = std::get<EndMsg>(m);
+        Open& o = open_video(em.video);
+        o.ended = true;
+        if (o.error.empty()) o.error = em.error;
+        if (o.error.empty() && o.frames + o.pending == 0)
+          o.error = inputs[em.video].path + ": no frames";
+        if (o.pending == 0) finalize({em.video});
+      }
+    }
+    run_batch();
+  } catch (...) {
+    q.close();
+    decoder.join();
+    throw;
+  }
+  decoder.join();
+  stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return stats;
+}
+
+}  // namespace fervid

@@ -1,0 +1,90 @@
+// The CPU backend: the reference implementation of every op, f32, NHWC, host memory.
+#include <cblas.h>
+#include <omp.h>
+
+#include <cstring>
+
+#include "cpu/check.h"
+#include "cpu/ops.h"
+
+namespace fervid::cpu {
+
+namespace {
+
+class CpuBackend final : public Backend {
+ public:
+  explicit CpuBackend(int threads) {
+    if (threads > 0) {
+      omp_set_num_threads(threads);
+      openblas_set_num_threads(threads);
+    }
+  }
+  std::string name() const override { return "cpu"; }
+  Device device() const override { return Device::Host; }
+  Layout activation_layout() const override { return Layout::NHWC; }
+  DType compute_dtype() const override { return DType::F32; }
+
+  Buffer allocate(size_t bytes) override { return Buffer::host(bytes); }
+  void copy_from_host(const Tensor& dst, const void* src) override {
+    std::memcpy(dst.data(), src, dst.bytes());
+  }
+  void copy_to_host(void* dst, const Tensor& src) override {
+    std::memcpy(dst, src.data(), src.bytes());
+  }
+  void synchronize() override {}
+
+  OwnedTensor prepare_weight(const Tensor& host_f32, WeightRole role) override {
+    if (role == WeightRole::Conv) return conv_weight_ohwi(host_f32);
+    OwnedTensor t = host_tensor(host_f32.shape(), DType::F32);
+    std::memcpy(t.tensor.data(), host_f32.data(), host_f32.bytes());
+    return t;
+  }
+
+  void preprocess(std::span<const ImageView> frames, std::span<const CropRect> crops,
+                  const Preprocess& pp, const Tensor& out) override {
+    cpu::preprocess(frames, crops, pp, out);
+  }
+  void conv3x3_bias_relu(const Tensor& x, const Tensor& w, const Tensor& b, bool pool,
+                         const Tensor& y) override {
+    cpu::conv3x3_bias_relu(x, w, b, pool, y);
+  }
+  void maxpool2x2(const Tensor& x, const Tensor& y) override { cpu::maxpool2x2(x, y); }
+  void global_avgpool(const Tensor& x, const Tensor& y) override { cpu::global_avgpool(x, y); }
+  void linear(const Tensor& x, const Tensor& w, const Tensor& b, bool relu,
+              const Tensor& y) override {
+    cpu::linear(x, w, b, relu, y);
+  }
+  void softmax_argmax(const Tensor& logits, const Tensor& probs, const Tensor& labels) override {
+    cpu::softmax_argmax(logits, probs, labels);
+  }
+  void vote_accumulate(const Tensor& probs, const Tensor& labels, std::span<const Segment> segments,
+                       const Tensor& counts, const Tensor& sums) override {
+    cpu::vote_accumulate(probs, labels, segments, counts, sums);
+  }
+  void vote_finalize(const Tensor& counts, const Tensor& sums, std::span<const int> slots,
+                     VoteMode mode, const Tensor& winners, const Tensor& out_counts,
+                     const Tensor& out_sums) override {
+    cpu::vote_finalize(counts, sums, slots, mode, winners, out_counts, out_sums);
+  }
+};
+
+}  // namespace
+
+OwnedTensor conv_weight_ohwi(const Tensor& oihw) {
+  if (oihw.rank() != 4 || oihw.dim(2) != 3 || oihw.dim(3) != 3 || oihw.dtype() != DType::F32)
+    fail("conv weight must be f32 [K,C,3,3], got " + oihw.describe());
+  const int64_t k = oihw.dim(0), c = oihw.dim(1);
+  OwnedTensor t = host_tensor({k, 3, 3, c}, DType::F32);
+  const float* src = oihw.ptr<const float>();
+  float* dst = t.tensor.ptr<float>();
+  for (int64_t o = 0; o < k; ++o)
+    for (int64_t i = 0; i < c; ++i)
+      for (int64_t r = 0; r < 9; ++r) dst[(o * 9 + r) * c + i] = src[(o * c + i) * 9 + r];
+  return t;
+}
+
+std::unique_ptr<Backend> make_cpu_backend(int threads) {
+  return std::make_unique<CpuBackend>(threads);
+}
+
+}  // namespace fervid::cpu

@@ -1,0 +1,41 @@
+// The CPU reference ops (fervid::cpu). Plain C++ with OpenBLAS SGEMM for the convolutions and
+// dense layers, f32 throughout, activations NHWC (the layout of the CUDA backend too). Each op
+// checks its tensors' shapes and throws fervid::Error naming the op when they do not fit.
+#pragma once
+
+#include <span>
+
+#include "fervid/backend.h"
+#include "fervid/tensor.h"
+
+namespace fervid::cpu {
+
+// x [N,H,W,C], w [K,3,3,C], b [K] -> y [N,H,W,K] (or [N,H/2,W/2,K] when pool).
+void conv3x3_bias_relu(const Tensor& x, const Tensor& w, const Tensor& b, bool pool,
+                       const Tensor& y);
+// x [N,H,W,C] -> y [N,H/2,W/2,C] (floor, as torch's MaxPool2d(2)).
+void maxpool2x2(const Tensor& x, const Tensor& y);
+void maxpool_nhwc(const float* in, int n, int h, int w, int c, float* out);
+// x [N,H,W,C] -> y [N,C]
+void global_avgpool(const Tensor& x, const Tensor& y);
+// x [N,in] (or [N,H,W,C], flattened in torchvision's CHW order), w [out,in], b [out] -> y [N,out]
+void linear(const Tensor& x, const Tensor& w, const Tensor& b, bool relu, const Tensor& y);
+// logits [N,C] -> probs [N,C] f32, labels [N] i32
+void softmax_argmax(const Tensor& logits, const Tensor& probs, const Tensor& labels);
+// frames -> out [N,S,S,3] f32
+// OIHW [K,C,3,3] -> [K,3,3,C], the layout conv3x3_bias_relu takes.
+OwnedTensor conv_weight_ohwi(const Tensor& oihw);
+void preprocess(std::span<const ImageView> frames, std::span<const CropRect> crops,
+                const Preprocess& pp, const Tensor& out);
+void vote_accumulate(const Tensor& probs, const Tensor& labels, std::span<const Segment> segments,
+                     const Tensor& counts, const Tensor& sums);
+void vote_finalize(const Tensor& counts, const Tensor& sums, std::span<const int> slots,
+                   VoteMode mode, const Tensor& winners, const Tensor& out_counts,
+                   const Tensor& out_sums);
+// The winner of one video by `mode` (DESIGN.md): majority = most frequent label, ties -> higher
+// summed probability -> lower index; confidence = highest summed probability, ties -> lower index.
+int vote_winner(const int32_t* counts, const double* sums, int classes, VoteMode mode);
+
+std::unique_ptr<Backend> make_cpu_backend(int threads);
+
+}  // namespace fervid::cpu

@@ -1,0 +1,36 @@
+// The fervid command line: classify, make-weights, inspect, bench.
+#pragma once
+
+#include <string>
+#include <utility>
+
+#include "fervid/model_spec.h"
+
+namespace fervid::cli {
+
+// Exit codes: 0 success, 1 the run finished but some inputs failed (or a file does not match its
+// spec), 2 usage errors and fatal errors (nothing usable was produced).
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitSomeFailed = 1;
+inline constexpr int kExitFatal = 2;
+
+int run(int argc, char** argv);
+
+// A built-in card by name (ravdess-vgg16, torchvision-vgg16) or a JSON card file; returns the
+// spec and where it came from.
+std::pair<ModelSpec, std::string> resolve_spec(const std::string& name_or_path);
+
+struct BenchOptions {
+  std::string device = "cpu";
+  std::string precision;
+  std::string weights;
+  std::string spec = "ravdess-vgg16";
+  std::vector<int> batches{1, 8};
+  int iters = 3;
+  int warmup = 1;
+  int threads = 0;
+  bool json = false;
+};
+int run_bench(const BenchOptions& options);
+
+}  // namespace fervid::cli
