@@ -121,9 +121,10 @@ class VideoSource final : public FrameSource {
   void convert(int64_t index, Frame& out) {
     const int w = frame_->width, h = frame_->height;
     if (w <= 0 || h <= 0) fail(path_ + ": decoded a frame without a size");
+    // SWS_BICUBIC is the ffmpeg CLI's default: frames equal those `ffmpeg -i V f%d.png` writes
+    // (tests/video_test.cpp), so a video and its extracted frames classify the same.
     sws_ = sws_getCachedContext(sws_, w, h, AVPixelFormat(frame_->format), w, h, AV_PIX_FMT_RGB24,
-                                SWS_BILINEAR | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT, nullptr,
-                                nullptr, nullptr);
+                                SWS_BICUBIC, nullptr, nullptr, nullptr);
     if (!sws_) fail(path_ + ": cannot convert pixel format " + std::to_string(frame_->format));
     // The stream's own matrix and range (BT.709 for HD video), not swscale's BT.601 default.
     int cs = SWS_CS_DEFAULT;
@@ -136,9 +137,12 @@ class VideoSource final : public FrameSource {
     out.index = index;
     out.width = w;
     out.height = h;
-    out.rgb.resize(size_t(w) * h * 3);
+    // swscale's SIMD paths write whole vectors past the end of a row: aligned rows and slack.
+    constexpr int kRowAlign = 64;
+    out.stride = (w * 3 + kRowAlign - 1) / kRowAlign * kRowAlign;
+    out.rgb.resize(size_t(out.stride) * h + kRowAlign);
     uint8_t* dst[4] = {out.rgb.data(), nullptr, nullptr, nullptr};
-    int dst_stride[4] = {w * 3, 0, 0, 0};
+    int dst_stride[4] = {out.stride, 0, 0, 0};
     int rows = sws_scale(sws_, frame_->data, frame_->linesize, 0, h, dst, dst_stride);
     if (rows != h) fail(path_ + ": colour conversion failed");
   }
@@ -259,6 +263,7 @@ Frame load_image(const std::string& path) {
   Frame f;
   f.width = w;
   f.height = h;
+  f.stride = w * 3;
   f.rgb.assign(pixels, pixels + size_t(w) * h * 3);
   stbi_image_free(pixels);
   return f;

@@ -15,8 +15,9 @@ struct Frame {
   int64_t index = 0;  // position in the source, before sampling
   int width = 0;
   int height = 0;
-  std::vector<uint8_t> rgb;  // packed RGB, width * 3 bytes per row
-  ImageView view() const { return {rgb.data(), width, height, width * 3}; }
+  int stride = 0;            // bytes per row, >= width * 3
+  std::vector<uint8_t> rgb;  // RGB rows of `stride` bytes
+  ImageView view() const { return {rgb.data(), width, height, stride}; }
 };
 
 struct SamplingOptions {

@@ -1,0 +1,89 @@
+// conv3x3_bias_relu (CPU) against a naive float64 loop on random NHWC inputs.
+#include <algorithm>
+
+#include "cpu/ops.h"
+#include "test_util.h"
+
+namespace fervid::test {
+namespace {
+
+struct ConvCase {
+  int n, h, w, c, k;
+  bool pool;
+};
+
+// Naive reference straight from the OIHW weights (no reordering), f64 accumulation.
+std::vector<double> reference(const Tensor& x, const Tensor& w_oihw, const Tensor& b, bool pool) {
+  const int n = int(x.dim(0)), h = int(x.dim(1)), wd = int(x.dim(2)), c = int(x.dim(3));
+  const int k = int(w_oihw.dim(0));
+  std::vector<double> full(size_t(n) * h * wd * k);
+  const float* xp = x.ptr<float>();
+  const float* wp = w_oihw.ptr<float>();
+  for (int i = 0; i < n; ++i)
+    for (int y = 0; y < h; ++y)
+      for (int xx = 0; xx < wd; ++xx)
+        for (int o = 0; o < k; ++o) {
+          double acc = b.ptr<float>()[o];
+          for (int ci = 0; ci < c; ++ci)
+            for (int ky = 0; ky < 3; ++ky)
+              for (int kx = 0; kx < 3; ++kx) {
+                int iy = y + ky - 1, ix = xx + kx - 1;
+                if (iy < 0 || iy >= h || ix < 0 || ix >= wd) continue;
+                acc += double(xp[((size_t(i) * h + iy) * wd + ix) * c + ci]) *
+                       wp[((size_t(o) * c + ci) * 3 + ky) * 3 + kx];
+              }
+          full[((size_t(i) * h + y) * wd + xx) * k + o] = std::max(acc, 0.0);
+        }
+  if (!pool) return full;
+  std::vector<double> pooled(size_t(n) * (h / 2) * (wd / 2) * k);
+  for (int i = 0; i < n; ++i)
+    for (int y = 0; y < h / 2; ++y)
+      for (int xx = 0; xx < wd / 2; ++xx)
+        for (int o = 0; o < k; ++o) {
+          double m = -INFINITY;
+          for (int dy = 0; dy < 2; ++dy)
+            for (int dx = 0; dx < 2; ++dx)
+              m = std::max(m, full[((size_t(i) * h + 2 * y + dy) * wd + 2 * xx + dx) * k + o]);
+          pooled[((size_t(i) * (h / 2) + y) * (wd / 2) + xx) * k + o] = m;
+        }
+  return pooled;
+}
+
+class Conv3x3Test : public testing::TestWithParam<ConvCase> {};
+
+TEST_P(Conv3x3Test, MatchesFloat64Reference) {
+  SeedTrace trace;
+  const ConvCase p = GetParam();
+  auto x = host_tensor({p.n, p.h, p.w, p.c}, DType::F32);
+  auto w = host_tensor({p.k, p.c, 3, 3}, DType::F32);
+  auto b = host_tensor({p.k}, DType::F32);
+  fill_uniform(x.tensor, -1, 1);
+  fill_uniform(w.tensor, -0.5, 0.5);
+  fill_uniform(b.tensor, -0.5, 0.5);
+  const int oh = p.pool ? p.h / 2 : p.h, ow = p.pool ? p.w / 2 : p.w;
+  auto y = host_tensor({p.n, oh, ow, p.k}, DType::F32);
+  poison(y.tensor);
+  auto w_ohwi = cpu::conv_weight_ohwi(w.tensor);
+  cpu::conv3x3_bias_relu(x.tensor, w_ohwi.tensor, b.tensor, p.pool, y.tensor);
+  expect_close(y.tensor.ptr<float>(), reference(x.tensor, w.tensor, b.tensor, p.pool), kFp32,
+               "conv3x3_bias_relu");
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, Conv3x3Test,
+    testing::Values(ConvCase{1, 5, 7, 3, 4, false}, ConvCase{2, 13, 17, 3, 8, true},
+                    ConvCase{3, 9, 11, 16, 5, false}, ConvCase{2, 14, 14, 32, 24, true},
+                    ConvCase{1, 1, 1, 7, 3, false}, ConvCase{4, 6, 3, 64, 64, true},
+                    // more pixels than one im2col block (several blocks)
+                    ConvCase{2, 40, 36, 96, 16, true}));
+
+TEST(Conv3x3, RejectsMismatchedShapes) {
+  auto x = host_tensor({1, 4, 4, 3}, DType::F32);
+  auto w = host_tensor({8, 3, 3, 4}, DType::F32);
+  auto b = host_tensor({8}, DType::F32);
+  auto y = host_tensor({1, 4, 4, 8}, DType::F32);
+  EXPECT_THROW(cpu::conv3x3_bias_relu(x.tensor, w.tensor, b.tensor, false, y.tensor), Error);
+}
+
+}  // namespace
+}  // namespace fervid::test

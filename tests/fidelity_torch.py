@@ -1,0 +1,144 @@
+#!/usr/bin/python3
+"""Fidelity of fervid's CPU backend against PyTorch on real frames.
+
+Builds, from a seed, torchvision's vgg16(num_classes=8) and the study's head on vgg16().features
+(global average pool -> 512 -> 256 -> 8), gives every bias random non-zero values, writes each
+state_dict as safetensors with its model card in the metadata, runs the same frames of
+../shared/data/video/astronaut-720p.mp4 (extracted losslessly to PNG by the ffmpeg CLI) through
+fervid and through PyTorch (bilinear, align_corners=False, no antialias; then the card's
+normalisation), and requires per frame: relative L2 of the logits < 1e-4 and the same top-1.
+Run by ctest; uses Debian's python3-torch and python3-torchvision.
+"""
+import argparse
+import csv
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import torchvision
+from PIL import Image
+
+REL_L2_BOUND = 1e-4
+CLASSES = ["neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"]
+VGG16 = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
+
+
+def save_safetensors(path, state_dict, metadata):
+    """Writes the safetensors format by hand (no safetensors package in Debian 12)."""
+    header, blobs, offset = {"__metadata__": metadata}, [], 0
+    for name, t in state_dict.items():
+        data = t.detach().to(torch.float32).contiguous().numpy().tobytes()
+        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
+        blobs.append(data)
+        offset += len(data)
+    text = json.dumps(header).encode()
+    text += b" " * ((8 - len(text) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)))
+        f.write(text)
+        for b in blobs:
+            f.write(b)
+
+
+def randomise_biases(model, gen):
+    with torch.no_grad():
+        for m in model.modules():
+            if getattr(m, "bias", None) is not None:
+                m.bias.copy_((torch.rand(m.bias.shape, generator=gen) - 0.5) * 0.2)
+
+
+def build_models(seed):
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed + 1)
+    tv = torchvision.models.vgg16(num_classes=8)
+    randomise_biases(tv, gen)
+    study = torchvision.models.vgg16()
+    study.avgpool = torch.nn.AdaptiveAvgPool2d(1)
+    study.classifier = torch.nn.Sequential(
+        torch.nn.Linear(512, 512), torch.nn.ReLU(True), torch.nn.Dropout(),
+        torch.nn.Linear(512, 256), torch.nn.ReLU(True), torch.nn.Dropout(),
+        torch.nn.Linear(256, 8))
+    randomise_biases(study, gen)
+    tv_card = {"name": "torchvision-vgg16", "config": VGG16, "input_size": 224, "head": "flatten",
+               "dense": [4096, 4096], "classes": CLASSES, "preprocess": "torchvision", "vote": "majority"}
+    study_card = {"name": "ravdess-vgg16", "config": VGG16, "input_size": 224, "head": "gap",
+                  "dense": [512, 256], "classes": CLASSES, "preprocess": "study", "vote": "confidence"}
+    return [("torchvision", tv.eval(), tv_card, True), ("study", study.eval(), study_card, False)]
+
+
+def torch_logits(model, frames, imagenet):
+    out = []
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        for path in frames:
+            rgb = np.asarray(Image.open(path).convert("RGB"))
+            x = torch.from_numpy(rgb.copy()).permute(2, 0, 1).unsqueeze(0).to(torch.float32)
+            x = F.interpolate(x, size=(224, 224), mode="bilinear", align_corners=False) / 255.0
+            if imagenet:
+                x = (x - mean) / std
+            out.append(model(x)[0].to(torch.float64).numpy())
+    return out
+
+
+def fervid_logits(fervid, weights, frame_dir, work):
+    rows = os.path.join(work, "frames.csv")
+    subprocess.run([fervid, "classify", frame_dir, "--weights", weights, "--device", "cpu",
+                    "--batch", "4", "--frames", rows, "--logits", "--quiet",
+                    "--output", os.path.join(work, "videos.csv"), "--format", "csv"], check=True)
+    with open(rows) as f:
+        reader = csv.DictReader(f)
+        return [np.array([float(r["logit_" + c]) for c in CLASSES]) for r in reader]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--fervid", required=True)
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--work", required=True)
+    ap.add_argument("--seed", type=int, default=int(os.environ.get("FERVID_SEED", "2026")))
+    args = ap.parse_args()
+    torch.set_num_threads(os.cpu_count() or 1)
+    video = os.path.join(args.data, "video", "astronaut-720p.mp4")
+    shutil.rmtree(args.work, ignore_errors=True)
+    frame_dir = os.path.join(args.work, "astronaut-frames")
+    os.makedirs(frame_dir)
+    # Every 15th frame of the 105: 7 frames across the zoom, lossless PNG.
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", video, "-vf", r"select=not(mod(n\,15))",
+                    "-vsync", "vfr", os.path.join(frame_dir, "%03d.png")], check=True)
+    frames = sorted(os.path.join(frame_dir, f) for f in os.listdir(frame_dir))
+    print(f"seed {args.seed}; {len(frames)} frames of {video}")
+    failures = 0
+    for name, model, card, imagenet in build_models(args.seed):
+        weights = os.path.join(args.work, name + ".safetensors")
+        save_safetensors(weights, model.state_dict(),
+                         {"fervid.model_card": json.dumps(card), "source": "fidelity_torch.py"})
+        ref = torch_logits(model, frames, imagenet)
+        got = fervid_logits(args.fervid, weights, frame_dir, args.work)
+        if len(got) != len(ref):
+            print(f"{name}: fervid gave {len(got)} frames, torch {len(ref)}")
+            failures += 1
+            continue
+        print(f"{name:12s} frame  rel_L2     top1(torch/fervid)  logit spread")
+        for i, (r, g) in enumerate(zip(ref, got)):
+            rel = np.linalg.norm(g - r) / np.linalg.norm(r)
+            same = int(np.argmax(r)) == int(np.argmax(g))
+            ok = rel < REL_L2_BOUND and same
+            failures += not ok
+            print(f"{'':12s} {i:5d}  {rel:.2e}  {CLASSES[int(np.argmax(r))]:>9s}/{CLASSES[int(np.argmax(g))]:<9s}"
+                  f"  {np.ptp(r):.3f}  {'ok' if ok else 'FAIL'}")
+            if np.ptp(r) < 1e-3:
+                print(f"{name}: degenerate logits (spread {np.ptp(r)}): the comparison would prove nothing")
+                failures += 1
+    print(f"{failures} failed checks (bound: relative L2 < {REL_L2_BOUND}, same top-1 on every frame)")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

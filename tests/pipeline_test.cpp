@@ -1,0 +1,139 @@
+// The classifier pipeline on the CPU backend: videos packed into shared batches and spanning
+// several batches give the same per-video votes as frame-by-frame runs voted by hand; a bad
+// input becomes an error result in its place and the run goes on.
+#include "fervid/pipeline.h"
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include "cpu/ops.h"
+#include "test_util.h"
+
+namespace fs = std::filesystem;
+
+namespace fervid::test {
+namespace {
+
+fs::path work_dir() {
+  static fs::path dir = [] {
+    fs::path d = fs::temp_directory_path() / ("fervid-pipe-" + std::to_string(::getpid()));
+    fs::create_directories(d);
+    return d;
+  }();
+  return dir;
+}
+
+std::string clip(const std::string& name, int frames, const std::string& src) {
+  fs::path p = work_dir() / name;
+  std::string cmd = "ffmpeg -nostdin -v error -y -f lavfi -i " + src + " -frames:v " +
+                    std::to_string(frames) + " -pix_fmt yuv420p " + p.string();
+  EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  return p.string();
+}
+
+ModelSpec tiny_spec() {
+  ModelSpec s;
+  s.name = "tiny";
+  s.config = {6, ModelSpec::kPool, 8, ModelSpec::kPool};
+  s.input_size = 16;
+  s.head = Head::Gap;
+  s.dense = {10};
+  s.classes = {"a", "b", "c", "d"};
+  return s;
+}
+
+TEST(Pipeline, PackedBatchesVoteLikeFrameByFrame) {
+  SeedTrace trace;
+  const std::string weights = (work_dir() / "tiny.safetensors").string();
+  make_weights(tiny_spec(), seed(), StDType::F32, weights);
+  Weights w = Weights::load(weights);
+  auto backend = cpu::make_cpu_backend(0);
+  const std::vector<std::string> paths = {
+      clip("v5.mp4", 5, "testsrc=size=48x32:rate=10"),
+      clip("v1.mp4", 1, "mandelbrot=size=40x40:rate=10"),
+      (work_dir() / "missing.mp4").string(),
+      clip("v12.mp4", 12, "smptebars=size=64x36:rate=10"),
+      clip("v3.mp4", 3, "rgbtestsrc=size=32x32:rate=10"),
+  };
+  for (VoteMode mode : {VoteMode::Majority, VoteMode::Confidence}) {
+    Model model(w, *backend, 4);
+    ClassifyOptions opt;
+    opt.batch = 4;
+    opt.vote = mode;
+    opt.keep_frames = true;
+    opt.keep_logits = true;
+    opt.crop = CropSpec::parse("center");
+    Classifier classifier(model, opt);
+    std::vector<VideoResult> results;
+    auto items = expand_inputs(paths);
+    RunStats stats = classifier.run(items, [&](const VideoResult& r) { results.push_back(r); });
+    ASSERT_EQ(results.size(), paths.size());
+    EXPECT_EQ(stats.videos_failed, 1);
+    EXPECT_EQ(stats.frames, 21);
+    Model single(w, *backend, 1);
+    for (size_t v = 0; v < paths.size(); ++v) {
+      const VideoResult& r = results[v];
+      EXPECT_EQ(r.path, paths[v]);
+      if (v == 2) {
+        EXPECT_FALSE(r.ok());
+        EXPECT_NE(r.error.find("no such file"), std::string::npos) << r.error;
+        continue;
+      }
+      ASSERT_TRUE(r.ok()) << r.error;
+      auto src = open_frames(items[v], {});
+      Frame f;
+      std::vector<int32_t> counts(4, 0);
+      std::vector<double> sums(4, 0.0);
+      int64_t n = 0;
+      while (src->next(f)) {
+        ImageView view = f.view();
+        CropRect crop = opt.crop.rect_for(f.width, f.height);
+        single.forward({&view, 1}, {&crop, 1});
+        const float* p = single.probs().ptr<float>();
+        const int label = single.labels().ptr<int32_t>()[0];
+        ASSERT_LT(n, int64_t(r.frame_rows.size()));
+        EXPECT_EQ(r.frame_rows[n].label, label) << paths[v] << " frame " << n;
+        EXPECT_EQ(r.frame_rows[n].frame_index, n);
+        for (int j = 0; j < 4; ++j) {
+          EXPECT_NEAR(r.frame_rows[n].probs[j], p[j], 1e-5);
+          EXPECT_NEAR(r.frame_rows[n].logits[j], single.logits().ptr<float>()[j], 1e-4);
+        }
+        ++counts[label];
+        for (int j = 0; j < 4; ++j) sums[j] += p[j];
+        ++n;
+      }
+      EXPECT_EQ(r.frames, n);
+      for (int j = 0; j < 4; ++j) {
+        EXPECT_EQ(r.counts[j], counts[j]) << paths[v];
+        EXPECT_NEAR(r.mean_probs[j], sums[j] / n, 1e-5);
+      }
+      EXPECT_EQ(r.label, cpu::vote_winner(counts.data(), sums.data(), 4, mode)) << paths[v];
+    }
+  }
+}
+
+TEST(Pipeline, CropBoxOutsideTheFrameIsAnErrorRow) {
+  const std::string weights = (work_dir() / "tiny2.safetensors").string();
+  make_weights(tiny_spec(), 5, StDType::F32, weights);
+  Weights w = Weights::load(weights);
+  auto backend = cpu::make_cpu_backend(0);
+  Model model(w, *backend, 2);
+  ClassifyOptions opt;
+  opt.batch = 2;
+  opt.crop = CropSpec::parse("box=0,0,60,60");
+  std::vector<VideoResult> results;
+  Classifier(model, opt)
+      .run(expand_inputs({clip("small.mp4", 3, "testsrc=size=48x32:rate=10"),
+                          clip("big.mp4", 3, "testsrc=size=96x64:rate=10")}),
+           [&](const VideoResult& r) { results.push_back(r); });
+  ASSERT_EQ(results.size(), 2u);
+  EXPECT_FALSE(results[0].ok());
+  EXPECT_NE(results[0].error.find("lies outside the 48x32 frame"), std::string::npos)
+      << results[0].error;
+  EXPECT_TRUE(results[1].ok()) << results[1].error;
+  EXPECT_EQ(results[1].frames, 3);
+}
+
+}  // namespace
+}  // namespace fervid::test

@@ -1,0 +1,196 @@
+// Weights and ModelSpec: cards, torchvision names, checks against the spec, dtype conversion,
+// NaN/Inf rejection and deterministic make-weights.
+#include "fervid/weights.h"
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "fervid/error.h"
+#include "test_util.h"
+
+namespace fervid::test {
+namespace {
+
+std::string temp_path(const std::string& name) {
+  auto dir = std::filesystem::temp_directory_path() / ("fervid-w-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  return (dir / name).string();
+}
+
+ModelSpec tiny_spec(Head head = Head::Gap) {
+  ModelSpec s;
+  s.name = "tiny";
+  s.config = {4, ModelSpec::kPool, 8, 8, ModelSpec::kPool};
+  s.input_size = 8;
+  s.head = head;
+  s.dense = {6};
+  s.classes = {"a", "b", "c"};
+  return s;
+}
+
+std::string card(const std::string& file) {
+  return std::string(FERVID_SOURCE_DIR) + "/weights/" + file;
+}
+
+TEST(ModelSpec, Vgg16CardsHaveTorchvisionNamesAndSizes) {
+  ModelSpec tv = ModelSpec::load_card(card("torchvision-vgg16.json"));
+  auto names = tv.expected_tensors();
+  ASSERT_EQ(names.size(), 32u);
+  EXPECT_EQ(names[0].first, "features.0.weight");
+  EXPECT_EQ(names[2].first, "features.2.weight");
+  EXPECT_EQ(names[4].first, "features.5.weight");
+  EXPECT_EQ(names[24].first, "features.28.weight");
+  EXPECT_EQ(names[26].first, "classifier.0.weight");
+  EXPECT_EQ(names[26].second, (std::vector<int64_t>{4096, 25088}));
+  EXPECT_EQ(names[30].first, "classifier.6.weight");
+  // torchvision.models.vgg16(num_classes=8): 138,357,544 - 4096*992 - 992
+  EXPECT_EQ(tv.parameter_count(), 134293320);
+  EXPECT_EQ(tv.vote, VoteMode::Majority);
+  EXPECT_NEAR(tv.macs_per_frame() / 1e9, 15.47, 0.01);
+
+  ModelSpec study = ModelSpec::load_card(card("ravdess-vgg16.json"));
+  EXPECT_EQ(study.head, Head::Gap);
+  EXPECT_EQ(study.dense_layers()[0].in_features, 512);
+  EXPECT_EQ(study.dense_layers()[2].out_features, 8);
+  EXPECT_EQ(study.vote, VoteMode::Confidence);
+  EXPECT_EQ(study.conv_layers()[12].name, "conv5_3");
+  EXPECT_TRUE(study.conv_layers()[12].pool);
+  EXPECT_FALSE(study.conv_layers()[11].pool);
+  EXPECT_FLOAT_EQ(study.preprocess.scale, 1.0f / 255.0f);
+}
+
+TEST(ModelSpec, RejectsBadCards) {
+  auto bad = [](const char* text) {
+    EXPECT_THROW(ModelSpec::from_json(nlohmann::json::parse(text), "card"), Error) << text;
+  };
+  bad(R"({"config":[], "head":"gap", "dense":[], "classes":["a","b"]})");
+  bad(R"({"config":[4,"M"], "head":"avg", "dense":[], "classes":["a","b"]})");
+  bad(R"({"config":[4,"M"], "head":"gap", "dense":[], "classes":["a"]})");
+  bad(R"({"config":[4,"M"], "head":"gap", "dense":[], "classes":["a","a"]})");
+  bad(R"({"config":[4,"M"], "input_size": 7, "head":"gap", "dense":[], "classes":["a","b"]})");
+  bad(R"({"config":[4,"M"], "head":"gap", "dense":[0], "classes":["a","b"]})");
+  bad(R"({"config":[4,"M"], "head":"gap", "dense":[], "classes":["a","b"], "vote":"mean"})");
+  bad(R"({"config":[4,"M"], "head":"gap", "dense":[], "classes":["a","b"], "preprocess":"imagenet"})");
+  bad(R"({"config":["M", 4], "head":"gap", "dense":[], "classes":["a","b"]})");
+}
+
+TEST(Weights, MakeWeightsIsDeterministicAndLoads) {
+  const ModelSpec s = tiny_spec();
+  const std::string a = temp_path("a.safetensors"), b = temp_path("b.safetensors");
+  make_weights(s, 7, StDType::F32, a);
+  make_weights(s, 7, StDType::F32, b);
+  Weights wa = Weights::load(a), wb = Weights::load(b);
+  EXPECT_EQ(wa.metadata.at("untrained"), "true");
+  EXPECT_EQ(wa.spec.name, "tiny");
+  ASSERT_EQ(wa.conv.size(), 3u);
+  ASSERT_EQ(wa.dense.size(), 2u);
+  EXPECT_EQ(0, std::memcmp(wa.conv[1].weight.tensor.data(), wb.conv[1].weight.tensor.data(),
+                           wa.conv[1].weight.tensor.bytes()));
+  bool nonzero_bias = false;
+  for (int i = 0; i < 8; ++i) nonzero_bias |= wa.conv[1].bias.tensor.ptr<float>()[i] != 0.0f;
+  EXPECT_TRUE(nonzero_bias);
+  make_weights(s, 8, StDType::F32, b);
+  wb = Weights::load(b);
+  EXPECT_NE(0, std::memcmp(wa.conv[1].weight.tensor.data(), wb.conv[1].weight.tensor.data(),
+                           wa.conv[1].weight.tensor.bytes()));
+}
+
+TEST(Weights, HalfAndBfloatLoadAsTheirF32Values) {
+  const ModelSpec s = tiny_spec(Head::Flatten);
+  const std::string f32 = temp_path("f32.safetensors"), f16 = temp_path("f16.safetensors"),
+                    bf16 = temp_path("bf16.safetensors");
+  make_weights(s, 3, StDType::F32, f32);
+  make_weights(s, 3, StDType::F16, f16);
+  make_weights(s, 3, StDType::BF16, bf16);
+  Weights w32 = Weights::load(f32), w16 = Weights::load(f16), wb = Weights::load(bf16);
+  EXPECT_EQ(w16.stored_dtype, "F16");
+  const Tensor& ref = w32.dense[0].weight.tensor;
+  EXPECT_EQ(ref.dim(1), 8 * 2 * 2);  // flatten head: channels * feature size^2
+  for (int64_t i = 0; i < ref.numel(); ++i) {
+    float v = ref.ptr<float>()[i];
+    EXPECT_EQ(w16.dense[0].weight.tensor.ptr<float>()[i], half_to_float(float_to_half(v)));
+    EXPECT_EQ(wb.dense[0].weight.tensor.ptr<float>()[i], bf16_to_float(float_to_bf16(v)));
+  }
+}
+
+void expect_load_error(const std::string& path, const std::string& reason,
+                       const std::optional<ModelSpec>& spec = {}) {
+  try {
+    Weights::load(path, spec, "card");
+    ADD_FAILURE() << "loaded " << path;
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(reason), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
+  }
+}
+
+TEST(Weights, RejectsFilesThatDoNotFitTheSpec) {
+  const ModelSpec s = tiny_spec();
+  const std::string good = temp_path("good.safetensors");
+  make_weights(s, 1, StDType::F32, good);
+  SafetensorsFile f = SafetensorsFile::open(good);
+  auto rewrite = [&](const std::string& name, auto edit) {
+    std::vector<StTensorOut> ts;
+    for (const auto& t : f.tensors()) {
+      auto bytes = f.bytes(t);
+      ts.push_back({t.name, t.dtype, t.shape, {bytes.begin(), bytes.end()}});
+    }
+    edit(ts);
+    std::string p = temp_path(name);
+    write_safetensors(p, ts, f.metadata());
+    return p;
+  };
+  expect_load_error(rewrite("missing.safetensors", [](auto& ts) { ts.erase(ts.begin() + 1); }),
+                    "tensor 'features.0.bias' is missing");
+  expect_load_error(rewrite("extra.safetensors",
+                            [](auto& ts) {
+                              ts.push_back({"extra", StDType::F32, {1}, std::vector<std::byte>(4)});
+                            }),
+                    "tensor 'extra' is not part of the spec");
+  expect_load_error(rewrite("shape.safetensors",
+                            [](auto& ts) {
+                              ts[1].shape = {2, 2};
+                            }),
+                    "has shape [2,2], the spec needs [4]");
+  expect_load_error(rewrite("dtype.safetensors", [](auto& ts) { ts[1].dtype = StDType::I32; }),
+                    "has dtype I32");
+  expect_load_error(rewrite("nan.safetensors",
+                            [](auto& ts) {
+                              float nan = NAN;
+                              std::memcpy(ts[2].data.data() + 8, &nan, 4);
+                            }),
+                    "holds NaN at element 2");
+  expect_load_error(rewrite("inf.safetensors",
+                            [](auto& ts) {
+                              float inf = INFINITY;
+                              std::memcpy(ts[0].data.data(), &inf, 4);
+                            }),
+                    "holds Inf");
+  ModelSpec other = s;
+  other.classes.push_back("d");
+  expect_load_error(good, "classifier.3.weight' has shape [3,6], the spec needs [4,6]", other);
+  // no metadata and no card
+  std::string bare = temp_path("bare.safetensors");
+  write_safetensors(bare, {{"x", StDType::F32, {1}, std::vector<std::byte>(4)}}, {});
+  expect_load_error(bare, "no model card");
+}
+
+TEST(Tensor, HalfConversionsRoundToNearestEven) {
+  EXPECT_EQ(float_to_half(1.0f), 0x3c00);
+  EXPECT_EQ(float_to_half(65504.0f), 0x7bff);
+  EXPECT_EQ(float_to_half(1e6f), 0x7c00);
+  EXPECT_EQ(float_to_half(5.9604645e-8f), 0x0001);  // smallest subnormal
+  EXPECT_EQ(half_to_float(0x0001), 5.9604645e-8f);
+  EXPECT_EQ(float_to_half(1.0f + 1.0f / 2048), 0x3c00);  // tie -> even
+  EXPECT_EQ(float_to_half(1.0f + 3.0f / 2048), 0x3c02);  // tie -> even
+  EXPECT_EQ(float_to_bf16(1.0f), 0x3f80);
+  EXPECT_EQ(bf16_to_float(0x3f80), 1.0f);
+  EXPECT_TRUE(std::isnan(half_to_float(float_to_half(NAN))));
+  for (float v : {-2.5f, 0.333f, 1e-5f, 1234.5f}) {
+    EXPECT_NEAR(half_to_float(float_to_half(v)), v, std::fabs(v) * 1e-3 + 1e-7);
+    EXPECT_NEAR(bf16_to_float(float_to_bf16(v)), v, std::fabs(v) * 8e-3);
+  }
+}
+
+}  // namespace
+}  // namespace fervid::test
