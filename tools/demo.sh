@@ -21,7 +21,7 @@ if [ ! -f "$clip" ]; then
   if [ -f "$face" ]; then
     # A real face on white, 1280x720 H.264 like a RAVDESS clip, with a slow zoom.
     ffmpeg -nostdin -v error -y -loop 1 -i "$face" -t 2 -r 15 \
-      -vf "scale=-2:720,zoompan=z='1+0.002*on':d=1:s=1280x720:fps=15,format=yuv420p" "$clip"
+      -vf "scale=-2:720,pad=1280:720:(ow-iw)/2:0:white,zoompan=z='1+0.002*on':d=1:s=1280x720:fps=15,format=yuv420p" "$clip"
   else
     ffmpeg -nostdin -v error -y -f lavfi -i testsrc2=size=1280x720:rate=15 -t 2 -pix_fmt yuv420p "$clip"
   fi

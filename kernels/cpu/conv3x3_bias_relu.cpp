@@ -4,8 +4,11 @@
 // y [N,H,W,K] or pooled [N,H/2,W/2,K]; f32.
 // Method: im2col over a block of output pixels of the whole batch (col [P, 9*C], nine contiguous
 // copies of C channels per pixel) and one SGEMM out[P, K] = col * w^T, so the arithmetic
-// (2*9*C*K FLOPs per pixel) runs in OpenBLAS with a tall M. Blocks keep col near the cache.
+// (2*9*C*K FLOPs per pixel) runs in OpenBLAS with a tall M. Blocks keep col near the cache and
+// are spread over the OpenMP threads, each running im2col and a single-threaded SGEMM: the copy
+// runs in parallel too, and no thread waits on another inside a layer.
 #include <cblas.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cstring>
@@ -59,15 +62,23 @@ void conv3x3_bias_relu(const Tensor& x, const Tensor& w, const Tensor& b, bool p
   expect(y, pool ? std::vector<int64_t>{n, h / 2, wd / 2, k} : std::vector<int64_t>{n, h, wd, k},
          DType::F32, op, "y");
   const int64_t pixels = int64_t(n) * h * wd, ck = int64_t(c) * 9;
-  const int64_t block = std::min(pixels, std::max(kMinBlockPixels, kColBlockElems / ck));
+  const int threads = omp_get_max_threads();
+  const int64_t per_thread = (pixels + threads - 1) / threads;
+  const int64_t block =
+      std::min(per_thread, std::max(kMinBlockPixels, kColBlockElems / ck));
+  const int64_t blocks = (pixels + block - 1) / block;
   // Scratch reused across calls: no allocation per layer once the largest layer has run.
-  thread_local std::vector<float> col, full;
-  col.resize(size_t(ck * block));
+  thread_local std::vector<float> full;
   if (pool) full.resize(size_t(pixels * k));
   float* out = pool ? full.data() : y.ptr<float>();
   const float* bp = b.ptr<const float>();
-  for (int64_t p0 = 0; p0 < pixels; p0 += block) {
-    const int64_t np = std::min(block, pixels - p0);
+  const int blas_threads = openblas_get_num_threads();
+  openblas_set_num_threads(1);
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t blk = 0; blk < blocks; ++blk) {
+    thread_local std::vector<float> col;
+    col.resize(size_t(ck * block));
+    const int64_t p0 = blk * block, np = std::min(block, pixels - p0);
     im2col_block(x.ptr<const float>(), h, wd, c, p0, np, col.data());
     float* o = out + p0 * k;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(np), k, int(ck), 1.0f, col.data(),
@@ -75,6 +86,7 @@ void conv3x3_bias_relu(const Tensor& x, const Tensor& w, const Tensor& b, bool p
     for (int64_t j = 0; j < np; ++j, o += k)
       for (int ko = 0; ko < k; ++ko) o[ko] = std::max(o[ko] + bp[ko], 0.0f);
   }
+  openblas_set_num_threads(blas_threads);
   if (pool) maxpool_nhwc(full.data(), n, h, wd, k, y.ptr<float>());
 }
 
