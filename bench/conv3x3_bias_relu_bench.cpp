@@ -15,12 +15,12 @@ struct Shape {
 };
 
 constexpr Shape kVgg16[] = {
-    {"conv1_1", 224, 3, 64, false},    {"conv1_2", 224, 64, 64, true},
-    {"conv2_1", 112, 64, 128, false},  {"conv2_2", 112, 128, 128, true},
-    {"conv3_1", 56, 128, 256, false},  {"conv3_2", 56, 256, 256, false},
-    {"conv3_3", 56, 256, 256, true},   {"conv4_1", 28, 256, 512, false},
-    {"conv4_2", 28, 512, 512, false},  {"conv4_3", 28, 512, 512, true},
-    {"conv5_1", 14, 512, 512, false},  {"conv5_2", 14, 512, 512, false},
+    {"conv1_1", 224, 3, 64, false},   {"conv1_2", 224, 64, 64, true},
+    {"conv2_1", 112, 64, 128, false}, {"conv2_2", 112, 128, 128, true},
+    {"conv3_1", 56, 128, 256, false}, {"conv3_2", 56, 256, 256, false},
+    {"conv3_3", 56, 256, 256, true},  {"conv4_1", 28, 256, 512, false},
+    {"conv4_2", 28, 512, 512, false}, {"conv4_3", 28, 512, 512, true},
+    {"conv5_1", 14, 512, 512, false}, {"conv5_2", 14, 512, 512, false},
     {"conv5_3", 14, 512, 512, true},
 };
 
@@ -40,16 +40,20 @@ void BM_conv3x3(benchmark::State& state, Shape s) {
   fill(x.tensor);
   fill(w.tensor);
   fill(b.tensor);
-  for (auto _ : state) fervid::cpu::conv3x3_bias_relu(x.tensor, w.tensor, b.tensor, s.pool, y.tensor);
+  for (auto _ : state)
+    fervid::cpu::conv3x3_bias_relu(x.tensor, w.tensor, b.tensor, s.pool, y.tensor);
   const double flop = 2.0 * 9 * s.c * s.k * s.size * s.size;
-  state.counters["GFLOP/s"] = benchmark::Counter(flop * state.iterations() / 1e9, benchmark::Counter::kIsRate);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(flop * state.iterations() / 1e9, benchmark::Counter::kIsRate);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   for (const Shape& s : kVgg16)
-    benchmark::RegisterBenchmark(s.name, BM_conv3x3, s)->Unit(benchmark::kMillisecond)->UseRealTime();
+    benchmark::RegisterBenchmark(s.name, BM_conv3x3, s)
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
   benchmark::Initialize(&argc, argv);
   benchmark::RunSpecifiedBenchmarks();
   return 0;

@@ -64,8 +64,7 @@ void conv3x3_bias_relu(const Tensor& x, const Tensor& w, const Tensor& b, bool p
   const int64_t pixels = int64_t(n) * h * wd, ck = int64_t(c) * 9;
   const int threads = omp_get_max_threads();
   const int64_t per_thread = (pixels + threads - 1) / threads;
-  const int64_t block =
-      std::min(per_thread, std::max(kMinBlockPixels, kColBlockElems / ck));
+  const int64_t block = std::min(per_thread, std::max(kMinBlockPixels, kColBlockElems / ck));
   const int64_t blocks = (pixels + block - 1) / block;
   // Scratch reused across calls: no allocation per layer once the largest layer has run.
   thread_local std::vector<float> full;
