@@ -1,0 +1,30 @@
+// Hand-written CUDA ops (fervid::cuda), each checked against the CPU reference op of the same
+// name in tests/cuda_ops_test.cpp. Launch wrappers take Tensors in device memory and a stream,
+// check the launch, and return without synchronising. Activations are NHWC.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <span>
+
+#include "fervid/backend.h"
+#include "fervid/tensor.h"
+
+namespace fervid::cuda {
+
+// x [N,H,W,C] -> y [N,H/2,W/2,C]; f32, f16 or bf16 (x and y of the same dtype).
+void maxpool2x2(const Tensor& x, const Tensor& y, cudaStream_t stream);
+// logits [N,C] f32 -> probs [N,C] f32, labels [N] i32 (lowest index among equal maxima).
+void softmax_argmax(const Tensor& logits, const Tensor& probs, const Tensor& labels,
+                    cudaStream_t stream);
+// The vote of DESIGN.md. `segments` is a device array of Segment (first, count, slot).
+// Accumulation is deterministic: one block per segment walks its frames in order.
+void vote_accumulate(const Tensor& probs, const Tensor& labels, const Segment* segments,
+                     int num_segments, const Tensor& counts, const Tensor& sums,
+                     cudaStream_t stream);
+// slots: device array of n slot indices; outputs as the CPU op; clears the slots.
+void vote_finalize(const Tensor& counts, const Tensor& sums, const int* slots, int n, VoteMode mode,
+                   const Tensor& winners, const Tensor& out_counts, const Tensor& out_sums,
+                   cudaStream_t stream);
+
+}  // namespace fervid::cuda
