@@ -18,11 +18,7 @@ namespace {
 const std::string kBin = FERVID_BIN;
 
 fs::path work_dir() {
-  static fs::path dir = [] {
-    fs::path d = fs::temp_directory_path() / ("fervid-cli-" + std::to_string(::getpid()));
-    fs::create_directories(d);
-    return d;
-  }();
+  static const fs::path dir = temp_dir("cli");
   return dir;
 }
 

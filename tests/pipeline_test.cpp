@@ -16,11 +16,7 @@ namespace fervid::test {
 namespace {
 
 fs::path work_dir() {
-  static fs::path dir = [] {
-    fs::path d = fs::temp_directory_path() / ("fervid-pipe-" + std::to_string(::getpid()));
-    fs::create_directories(d);
-    return d;
-  }();
+  static const fs::path dir = temp_dir("pipe");
   return dir;
 }
 

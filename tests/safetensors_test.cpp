@@ -11,11 +11,7 @@
 namespace fervid::test {
 namespace {
 
-std::string temp_path(const std::string& name) {
-  auto dir = std::filesystem::temp_directory_path() / ("fervid-st-" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
-  return (dir / name).string();
-}
+std::string temp_path(const std::string& name) { return (temp_dir("st") / name).string(); }
 
 // Writes an 8-byte length (the header's own unless `length` is given), the header and `data`.
 std::string write_raw(const std::string& name, const std::string& header, size_t data_bytes,

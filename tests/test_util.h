@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <limits>
 #include <optional>
 #include <random>
@@ -20,6 +21,14 @@
 #include "fervid/tensor.h"
 
 namespace fervid::test {
+
+// A per-process scratch folder under the system temp directory, e.g. /tmp/fervid-cli-1234.
+inline std::filesystem::path temp_dir(const std::string& tag) {
+  auto d =
+      std::filesystem::temp_directory_path() / ("fervid-" + tag + "-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(d);
+  return d;
+}
 
 inline uint64_t seed() {
   static const uint64_t s = [] {

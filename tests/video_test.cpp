@@ -18,11 +18,7 @@ namespace {
 const fs::path kData = FERVID_DATA_DIR;
 
 fs::path work_dir() {
-  static fs::path dir = [] {
-    fs::path d = fs::temp_directory_path() / ("fervid-video-" + std::to_string(::getpid()));
-    fs::create_directories(d);
-    return d;
-  }();
+  static const fs::path dir = temp_dir("video");
   return dir;
 }
 

@@ -11,11 +11,7 @@
 namespace fervid::test {
 namespace {
 
-std::string temp_path(const std::string& name) {
-  auto dir = std::filesystem::temp_directory_path() / ("fervid-w-" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
-  return (dir / name).string();
-}
+std::string temp_path(const std::string& name) { return (temp_dir("w") / name).string(); }
 
 ModelSpec tiny_spec(Head head = Head::Gap) {
   ModelSpec s;
