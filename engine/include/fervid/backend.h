@@ -1,6 +1,6 @@
 // Backend: the table of ops the model needs. The CPU backend (kernels/cpu) is the reference; the
 // CUDA backend (kernels/cuda) implements the same ops on the device. Nothing above this interface
-// knows which one runs. Activations are NCHW on the CPU backend; a backend states its layout.
+// knows which one runs. Activations are NHWC on the CPU backend; a backend states its layout.
 #pragma once
 
 #include <cstdint>
@@ -57,7 +57,7 @@ class Backend {
   virtual OwnedTensor prepare_weight(const Tensor& host_f32, WeightRole role) = 0;
 
   // frames -> crop -> bilinear resize (half-pixel centres) -> channel order, scale, mean/std.
-  // out: [N, 3, S, S] or [N, S, S, 3] in the activation layout.
+  // out: [N, S, S, 3] (NHWC) or [N, 3, S, S] (NCHW), in the activation layout.
   virtual void preprocess(std::span<const ImageView> frames, std::span<const CropRect> crops,
                           const Preprocess& pp, const Tensor& out) = 0;
   // 3x3, stride 1, pad 1 convolution + bias + ReLU, then a 2x2 max-pool when `pool`.
