@@ -30,7 +30,7 @@ class Model {
   // The same network from an already preprocessed input batch (input()).
   void forward_preprocessed(int n, const LayerHook& hook = {});
 
-  const Tensor& input() const { return input_; }    // [max_batch, 3, S, S] (activation layout)
+  const Tensor& input() const { return input_; }    // [max_batch, S, S, 3] when NHWC
   const Tensor& logits() const { return logits_; }  // f32 [max_batch, C]
   const Tensor& probs() const { return probs_; }    // f32 [max_batch, C]
   const Tensor& labels() const { return labels_; }  // i32 [max_batch]
