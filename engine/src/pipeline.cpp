@@ -140,6 +140,13 @@ RunStats Classifier::run(const std::vector<InputItem>& inputs,
     be.copy_from_host(counts, zc.data());
     be.copy_from_host(sums, zs.data());
   }
+  // Finalize results for up to `slots` videos at once, planned once per run.
+  Buffer winners_buf = be.allocate(size_t(slots) * 4);
+  Buffer out_counts_buf = be.allocate(size_t(slots) * classes * 4);
+  Buffer out_sums_buf = be.allocate(size_t(slots) * classes * 8);
+  Tensor winners_all = Tensor::view(winners_buf, {slots}, DType::I32);
+  Tensor out_counts_all = Tensor::view(out_counts_buf, {slots, classes}, DType::I32);
+  Tensor out_sums_all = Tensor::view(out_sums_buf, {slots, classes}, DType::F64);
   std::vector<int> free_slots;
   for (int s = slots - 1; s >= 0; --s) free_slots.push_back(s);
 
@@ -181,12 +188,9 @@ RunStats Classifier::run(const std::vector<InputItem>& inputs,
     std::vector<int> slot_list;
     for (int v : videos) slot_list.push_back(open[v].slot);
     const int n = int(videos.size());
-    Buffer out_buf = be.allocate(size_t(n) * (4 + classes * 12));
-    char* base = static_cast<char*>(out_buf.data());
-    Tensor winners(base, {n}, DType::I32, Layout::Plain, out_buf.device());
-    Tensor out_counts(base + n * 4, {n, classes}, DType::I32, Layout::Plain, out_buf.device());
-    Tensor out_sums(base + n * 4 + n * classes * 4, {n, classes}, DType::F64, Layout::Plain,
-                    out_buf.device());
+    // Views of the first n rows of the per-run result buffer (no allocation per video).
+    Tensor winners = winners_all.slice(0, n), out_counts = out_counts_all.slice(0, n),
+           out_sums = out_sums_all.slice(0, n);
     be.vote_finalize(counts, sums, slot_list, options_.vote, winners, out_counts, out_sums);
     std::vector<int32_t> w(n), c(size_t(n) * classes);
     std::vector<double> s(size_t(n) * classes);
