@@ -1,6 +1,7 @@
 // fervid bench: frames/s of the frame stage (preprocessed batch -> VGG16 -> softmax) per batch
-// size, with per-layer times. The timing hook synchronises the backend after every layer, so the
-// per-layer sum is the frame stage as run layer by layer.
+// size, timed back to back; then per-layer times from the backend's timeline (CUDA events on
+// the GPU, a host clock on the CPU), the peak memory the backend held and, on a GPU, the rate of
+// one large cuBLASLt GEMM of the same precision measured in the same run.
 #include <unistd.h>
 
 #include <algorithm>
@@ -8,12 +9,11 @@
 #include <cstdio>
 #include <iomanip>
 #include <iostream>
-#include <map>
 #include <nlohmann/json.hpp>
-#include <thread>
 
 #include "cli.h"
 #include "fervid/backend.h"
+#include "fervid/cuda_backend.h"
 #include "fervid/error.h"
 #include "fervid/model.h"
 #include "fervid/weights.h"
@@ -54,7 +54,7 @@ int run_bench(const BenchOptions& o) {
   const ModelSpec& spec = model.spec();
 
   // A deterministic synthetic frame per batch slot, preprocessed once: the frame stage starts
-  // from a ready input batch.
+  // from a ready input batch. The first forward also plans every layer (cuDNN's search).
   const int S = spec.input_size;
   std::vector<std::vector<uint8_t>> pixels(max_batch, std::vector<uint8_t>(size_t(S) * S * 3));
   std::vector<ImageView> views;
@@ -70,67 +70,89 @@ int run_bench(const BenchOptions& o) {
   using Clock = std::chrono::steady_clock;
   const double gflop = 2.0 * spec.macs_per_frame() / 1e9;
   nlohmann::json report{
-      {"device", backend->name()},
-      {"precision", std::string(dtype_name(backend->compute_dtype()))},
-      {"threads", o.threads > 0 ? o.threads : int(std::thread::hardware_concurrency())},
-      {"model", spec.name},
-      {"gflop_per_frame", gflop},
-      {"results", nlohmann::json::array()}};
+      {"device", backend->name()},         {"device_name", backend->device_name()},
+      {"precision", backend->precision()}, {"model", spec.name},
+      {"gflop_per_frame", gflop},          {"results", nlohmann::json::array()}};
+  auto timeline = backend->make_timeline();
   for (int b : o.batches) {
-    std::vector<std::string> order;
-    std::map<std::string, double> layer_ms;
-    Clock::time_point last;
-    auto hook = [&](const std::string& name) {
-      backend->synchronize();
-      auto now = Clock::now();
-      if (!layer_ms.count(name)) order.push_back(name);
-      layer_ms[name] += std::chrono::duration<double, std::milli>(now - last).count();
-      last = now;
-    };
+    model.forward_preprocessed(b);  // plans this batch size
     for (int i = 0; i < o.warmup; ++i) model.forward_preprocessed(b);
     backend->synchronize();
-    layer_ms.clear();
-    order.clear();
+    // Throughput: back-to-back batches, one synchronise at the end.
     auto t0 = Clock::now();
-    for (int i = 0; i < o.iters; ++i) {
-      last = Clock::now();
-      model.forward_preprocessed(b, hook);
-    }
+    for (int i = 0; i < o.iters; ++i) model.forward_preprocessed(b);
     backend->synchronize();
-    double total_ms =
+    const double total_ms =
         std::chrono::duration<double, std::milli>(Clock::now() - t0).count() / o.iters;
+    // Per layer: device time stamps between the layers (CUDA events on the GPU).
+    std::vector<std::string> order;
+    std::vector<double> layer_ms;
+    for (int i = 0; i < o.iters; ++i) {
+      order.clear();
+      timeline->mark();
+      model.forward_preprocessed(b, [&](const std::string& name) {
+        order.push_back(name);
+        timeline->mark();
+      });
+      std::vector<double> ms = timeline->take_ms();
+      layer_ms.resize(ms.size(), 0.0);
+      for (size_t k = 0; k < ms.size(); ++k) layer_ms[k] += ms[k];
+    }
     nlohmann::json layers = nlohmann::json::array();
-    for (const auto& n : order) layers.push_back({{"layer", n}, {"ms", layer_ms[n] / o.iters}});
+    for (size_t k = 0; k < order.size() && k < layer_ms.size(); ++k)
+      layers.push_back({{"layer", order[k]}, {"ms", layer_ms[k] / o.iters}});
     report["results"].push_back({{"batch", b},
                                  {"ms_per_batch", total_ms},
                                  {"frames_per_s", 1000.0 * b / total_ms},
-                                 {"gflop_per_s", gflop * b * 1000.0 / total_ms},
+                                 {"tflop_per_s", gflop * b / total_ms},
                                  {"layers", layers}});
+  }
+  report["peak_memory_mib"] = double(backend->peak_memory_bytes()) / double(1 << 20);
+  if (backend->device() == Device::Cuda && o.gemm_size > 0) {
+    // The reference rate: one large GEMM in the same precision, in the same run.
+    const double tflops = cuda_gemm_tflops(backend->precision(), o.gemm_size, 20);
+    report["gemm"] = {{"size", o.gemm_size}, {"tflop_per_s", tflops}};
+    for (auto& r : report["results"])
+      r["fraction_of_gemm"] = r["tflop_per_s"].get<double>() / tflops;
   }
   if (o.json) {
     std::cout << report.dump(2) << "\n";
     return kExitOk;
   }
   std::cout << "fervid bench: " << spec.name << " on " << report["device"].get<std::string>()
-            << " (" << report["precision"].get<std::string>() << ", "
-            << report["threads"].get<int>() << " threads), " << std::fixed << std::setprecision(2)
+            << " [" << report["device_name"].get<std::string>() << "], "
+            << report["precision"].get<std::string>() << ", " << std::fixed << std::setprecision(2)
             << gflop << " GFLOP per frame, " << o.iters << " iterations\n";
-  std::cout << std::setw(6) << "batch" << std::setw(14) << "ms/batch" << std::setw(12) << "frames/s"
-            << std::setw(12) << "GFLOP/s"
-            << "\n";
-  for (const auto& r : report["results"])
-    std::cout << std::setw(6) << r["batch"].get<int>() << std::setw(14)
-              << r["ms_per_batch"].get<double>() << std::setw(12) << r["frames_per_s"].get<double>()
-              << std::setw(12) << r["gflop_per_s"].get<double>() << "\n";
+  if (report.contains("gemm"))
+    std::cout << "reference: " << report["precision"].get<std::string>() << " GEMM " << o.gemm_size
+              << "^3 through cuBLASLt: " << std::setprecision(1)
+              << report["gemm"]["tflop_per_s"].get<double>() << " TFLOP/s\n";
+  std::cout << "peak memory held by the backend: " << std::setprecision(1)
+            << report["peak_memory_mib"].get<double>() << " MiB\n";
+  std::cout << std::setprecision(2) << std::setw(6) << "batch" << std::setw(12) << "ms/batch"
+            << std::setw(12) << "frames/s" << std::setw(10) << "TFLOP/s";
+  if (report.contains("gemm")) std::cout << std::setw(12) << "of GEMM";
+  std::cout << "\n";
+  for (const auto& r : report["results"]) {
+    std::cout << std::setw(6) << r["batch"].get<int>() << std::setw(12)
+              << r["ms_per_batch"].get<double>() << std::setw(12) << std::setprecision(1)
+              << r["frames_per_s"].get<double>() << std::setw(10) << std::setprecision(3)
+              << r["tflop_per_s"].get<double>();
+    if (r.contains("fraction_of_gemm"))
+      std::cout << std::setw(11) << std::setprecision(1)
+                << 100.0 * r["fraction_of_gemm"].get<double>() << "%";
+    std::cout << std::setprecision(2) << "\n";
+  }
   std::cout << "\nper layer, ms per batch:\n" << std::setw(10) << "layer";
   for (const auto& r : report["results"])
     std::cout << std::setw(11) << ("b=" + std::to_string(r["batch"].get<int>()));
-  std::cout << "\n";
+  std::cout << "\n" << std::setprecision(3);
   const auto& first = report["results"][0]["layers"];
   for (size_t i = 0; i < first.size(); ++i) {
     std::cout << std::setw(10) << first[i]["layer"].get<std::string>();
     for (const auto& r : report["results"])
-      std::cout << std::setw(11) << r["layers"][i]["ms"].get<double>();
+      std::cout << std::setw(11)
+                << (i < r["layers"].size() ? r["layers"][i]["ms"].get<double>() : 0.0);
     std::cout << "\n";
   }
   return kExitOk;

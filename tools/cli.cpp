@@ -251,6 +251,8 @@ int run(int argc, char** argv) {
   bench->add_option("--iters", bo.iters, "Timed iterations per batch size")->capture_default_str();
   bench->add_option("--warmup", bo.warmup, "Untimed iterations first")->capture_default_str();
   bench->add_option("--threads", bo.threads, "CPU threads (0: all cores)");
+  bench->add_option("--gemm-size", bo.gemm_size, "Reference GEMM size on a GPU (0: none)")
+      ->capture_default_str();
   bench->add_flag("--json", bo.json, "Print one JSON object instead of tables");
 
   try {

@@ -29,6 +29,7 @@ struct BenchOptions {
   int iters = 3;
   int warmup = 1;
   int threads = 0;
+  int gemm_size = 8192;  // the reference GEMM on a GPU; 0 skips it
   bool json = false;
 };
 int run_bench(const BenchOptions& options);

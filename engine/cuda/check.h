@@ -39,10 +39,10 @@ namespace fervid::cuda {
                                        __LINE__);                                                 \
   } while (0)
 
-#define FV_CUBLAS_CHECK(expr)                                                              \
-  do {                                                                                     \
-    cublasStatus_t fv_status_ = (expr);                                                    \
-    if (fv_status_ != CUBLAS_STATUS_SUCCESS)                                               \
-      ::fervid::cuda::throw_call_error("cuBLAS", #expr, cublasGetStatusString(fv_status_), \
-                                       __FILE__, __LINE__);                                \
+#define FV_CUBLAS_CHECK(expr)                                                                \
+  do {                                                                                       \
+    cublasStatus_t fv_status_ = (expr);                                                      \
+    if (fv_status_ != CUBLAS_STATUS_SUCCESS)                                                 \
+      ::fervid::cuda::throw_call_error("cuBLAS", #expr, cublasLtGetStatusString(fv_status_), \
+                                       __FILE__, __LINE__);                                  \
   } while (0)

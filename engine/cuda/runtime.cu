@@ -42,6 +42,7 @@ void Stream::synchronize() const { FV_CUDA_CHECK(cudaStreamSynchronize(stream_))
 Event::Event() { FV_CUDA_CHECK(cudaEventCreate(&event_)); }
 Event::~Event() { log_failure("cudaEventDestroy", cudaEventDestroy(event_)); }
 void Event::record(cudaStream_t stream) const { FV_CUDA_CHECK(cudaEventRecord(event_, stream)); }
+void Event::synchronize() const { FV_CUDA_CHECK(cudaEventSynchronize(event_)); }
 float Event::since(const Event& start) const {
   float ms = 0;
   FV_CUDA_CHECK(cudaEventSynchronize(event_));

@@ -34,6 +34,7 @@ class Event {
   Event& operator=(const Event&) = delete;
   cudaEvent_t get() const { return event_; }
   void record(cudaStream_t stream) const;
+  void synchronize() const;
   // Milliseconds from `start` to this event (both recorded and completed).
   float since(const Event& start) const;
 

@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "cpu/ops.h"
+#include "fervid/cuda_backend.h"
 #include "fervid/cuda_probe.h"
 #include "fervid/error.h"
 
@@ -16,15 +17,20 @@ std::unique_ptr<Backend> make_backend(const BackendOptions& options) {
   const bool gpu = d != "cpu" && cuda_device_available(&why);
   if (d == "cuda") {
     if (!gpu) fail("--device cuda: " + why);
-    fail("--device cuda: this build has no CUDA backend yet (the CPU backend is --device cpu)");
+    return make_cuda_backend(options);
   }
-  if (d == "auto" && gpu)
-    std::cerr << "fervid: notice: a CUDA device is present but this build has no CUDA backend "
-                 "yet; using the CPU backend\n";
-  else if (d == "auto")
-    std::cerr << "fervid: notice: " << why << "; using the CPU backend\n";
-  if (!options.precision.empty() && options.precision != "fp32")
+  const bool gpu_precision =
+      options.precision == "tf32" || options.precision == "fp16" || options.precision == "bf16";
+  if (!options.precision.empty() && options.precision != "fp32" && !gpu_precision)
+    fail("--precision " + options.precision + ": expected fp32, tf32, fp16 or bf16");
+  if (d == "auto" && gpu) return make_cuda_backend(options);
+  if (d == "auto") {
+    std::cerr << "fervid: notice: " << why << "; using the CPU backend";
+    if (gpu_precision) std::cerr << " (fp32; --precision " << options.precision << " is for GPUs)";
+    std::cerr << "\n";
+  } else if (gpu_precision) {
     fail("--precision " + options.precision + ": the CPU backend computes in fp32 only");
+  }
   return cpu::make_cpu_backend(options.threads);
 }
 

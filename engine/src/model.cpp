@@ -13,6 +13,16 @@ std::vector<int64_t> act_shape(Layout layout, int64_t n, int64_t c, int64_t h, i
   return {n, c, h, w};
 }
 
+// Runs one op; a failure names the layer it happened in.
+template <typename Fn>
+void in_layer(const std::string& layer, Fn&& op) {
+  try {
+    op();
+  } catch (const Error& e) {
+    fail(layer + ": " + e.what());
+  }
+}
+
 }  // namespace
 
 Model::Model(const Weights& weights, Backend& backend, int max_batch)
@@ -23,13 +33,16 @@ Model::Model(const Weights& weights, Backend& backend, int max_batch)
       dense_layers_(weights.spec.dense_layers()) {
   if (max_batch < 1) fail("batch size must be at least 1");
   for (size_t i = 0; i < conv_layers_.size(); ++i) {
-    conv_w_.push_back(backend.prepare_weight(weights.conv[i].weight.tensor, WeightRole::Conv));
-    conv_b_.push_back(backend.prepare_weight(weights.conv[i].bias.tensor, WeightRole::ConvBias));
+    conv_w_.push_back(backend.prepare_weight(weights.conv[i].weight.tensor, {WeightRole::Conv}));
+    conv_b_.push_back(backend.prepare_weight(weights.conv[i].bias.tensor, {WeightRole::ConvBias}));
   }
   for (size_t i = 0; i < dense_layers_.size(); ++i) {
-    dense_w_.push_back(backend.prepare_weight(weights.dense[i].weight.tensor, WeightRole::Linear));
-    dense_b_.push_back(
-        backend.prepare_weight(weights.dense[i].bias.tensor, WeightRole::LinearBias));
+    WeightUse use{WeightRole::Linear};
+    use.flatten_channels = i == 0 && spec_.head != Head::Gap ? spec_.feature_channels() : 0;
+    use.logits = i + 1 == dense_layers_.size();
+    dense_w_.push_back(backend.prepare_weight(weights.dense[i].weight.tensor, use));
+    use.role = WeightRole::LinearBias;
+    dense_b_.push_back(backend.prepare_weight(weights.dense[i].bias.tensor, use));
   }
   // Plan the arena once: two activation buffers, each as large as the largest layer output at
   // full resolution (a backend that does not fuse the pool writes that much).
@@ -40,9 +53,17 @@ Model::Model(const Weights& weights, Backend& backend, int max_batch)
     if (l.pool) s /= 2;
   }
   for (const auto& l : dense_layers_) largest = std::max<int64_t>(largest, l.out_features);
-  for (auto& b : arena_) b = backend.allocate(size_t(largest) * max_batch * elem);
   const int64_t S = spec_.input_size, c = spec_.num_classes();
-  input_buf_ = backend.allocate(size_t(3 * S * S) * max_batch * elem);
+  const size_t arena_bytes = size_t(largest) * max_batch * elem,
+               input_bytes = size_t(3 * S * S) * max_batch * elem;
+  try {
+    for (auto& b : arena_) b = backend.allocate(arena_bytes);
+    input_buf_ = backend.allocate(input_bytes);
+  } catch (const Error& e) {
+    fail("batch size " + std::to_string(max_batch) + " needs " +
+         std::to_string((2 * arena_bytes + input_bytes) >> 20) + " MiB for activations on " +
+         backend.name() + " (" + e.what() + "); use a smaller --batch");
+  }
   input_ = Tensor::view(input_buf_, act_shape(backend.activation_layout(), max_batch, 3, S, S),
                         backend.compute_dtype(), backend.activation_layout());
   // logits, probs (f32) and labels (i32) side by side in one buffer
@@ -78,7 +99,9 @@ void Model::forward_preprocessed(int n, const LayerHook& hook) {
     const ConvLayer& l = conv_layers_[i];
     const int out_s = l.pool ? s / 2 : s;
     Tensor y = activation(which, act_shape(layout, n, l.out_channels, out_s, out_s));
-    backend_.conv3x3_bias_relu(x, conv_w_[i].tensor, conv_b_[i].tensor, l.pool, y);
+    in_layer(l.name, [&] {
+      backend_.conv3x3_bias_relu(x, conv_w_[i].tensor, conv_b_[i].tensor, l.pool, y);
+    });
     if (hook) hook(l.name);
     x = y;
     which ^= 1;
@@ -86,7 +109,7 @@ void Model::forward_preprocessed(int n, const LayerHook& hook) {
   }
   if (spec_.head == Head::Gap) {
     Tensor y = activation(which, {n, spec_.feature_channels()});
-    backend_.global_avgpool(x, y);
+    in_layer("gap", [&] { backend_.global_avgpool(x, y); });
     if (hook) hook("gap");
     x = y;
     which ^= 1;
@@ -95,12 +118,15 @@ void Model::forward_preprocessed(int n, const LayerHook& hook) {
     const DenseLayer& l = dense_layers_[i];
     const bool last = i + 1 == dense_layers_.size();
     Tensor y = last ? logits_.slice(0, n) : activation(which, {n, l.out_features});
-    backend_.linear(x, dense_w_[i].tensor, dense_b_[i].tensor, l.relu, y);
-    if (hook) hook("fc" + std::to_string(i + 1));
+    const std::string name = "fc" + std::to_string(i + 1);
+    in_layer(name, [&] { backend_.linear(x, dense_w_[i].tensor, dense_b_[i].tensor, l.relu, y); });
+    if (hook) hook(name);
     x = y;
     which ^= 1;
   }
-  backend_.softmax_argmax(logits_.slice(0, n), probs_.slice(0, n), labels_.slice(0, n));
+  in_layer("softmax", [&] {
+    backend_.softmax_argmax(logits_.slice(0, n), probs_.slice(0, n), labels_.slice(0, n));
+  });
   if (hook) hook("softmax");
 }
 

@@ -1,4 +1,6 @@
+#include "fervid/cuda_backend.h"
 #include "fervid/cuda_probe.h"
+#include "fervid/error.h"
 
 namespace fervid {
 
@@ -8,5 +10,12 @@ bool cuda_device_available(std::string* why) {
 }
 std::string cuda_device_summary() { return "none (built without CUDA)"; }
 bool cuda_built() { return false; }
+
+std::unique_ptr<Backend> make_cuda_backend(const BackendOptions&) {
+  fail("--device cuda: this fervid was built without CUDA (FERVID_CUDA=OFF or no nvcc)");
+}
+double cuda_gemm_tflops(const std::string&, int, int) {
+  fail("this fervid was built without CUDA (FERVID_CUDA=OFF or no nvcc)");
+}
 
 }  // namespace fervid

@@ -103,6 +103,21 @@ Buffer Buffer::host(size_t bytes) {
   return Buffer(p, bytes, Device::Host, [](void* q) { std::free(q); });
 }
 
+Buffer MemoryMeter::track(Buffer buffer) const {
+  const size_t bytes = buffer.bytes();
+  void* data = buffer.data();
+  const Device device = buffer.device();
+  auto owner = std::make_shared<Buffer>(std::move(buffer));
+  const size_t now = state_->current.fetch_add(bytes) + bytes;
+  size_t peak = state_->peak.load();
+  while (now > peak && !state_->peak.compare_exchange_weak(peak, now)) {
+  }
+  return Buffer(data, bytes, device, [owner, state = state_, bytes](void*) mutable {
+    owner.reset();
+    state->current.fetch_sub(bytes);
+  });
+}
+
 Tensor::Tensor(void* data, std::vector<int64_t> shape, DType dtype, Layout layout, Device device)
     : data_(data), shape_(std::move(shape)), dtype_(dtype), layout_(layout), device_(device) {
   for (int64_t d : shape_)

@@ -2,6 +2,7 @@
 #include <cblas.h>
 #include <omp.h>
 
+#include <chrono>
 #include <cstring>
 
 #include "cpu/check.h"
@@ -11,6 +12,22 @@ namespace fervid::cpu {
 
 namespace {
 
+// CPU ops run synchronously, so a host clock between marks is the op's time.
+class HostTimeline final : public Timeline {
+ public:
+  void mark() override { marks_.push_back(std::chrono::steady_clock::now()); }
+  std::vector<double> take_ms() override {
+    std::vector<double> ms;
+    for (size_t i = 1; i < marks_.size(); ++i)
+      ms.push_back(std::chrono::duration<double, std::milli>(marks_[i] - marks_[i - 1]).count());
+    marks_.clear();
+    return ms;
+  }
+
+ private:
+  std::vector<std::chrono::steady_clock::time_point> marks_;
+};
+
 class CpuBackend final : public Backend {
  public:
   explicit CpuBackend(int threads) {
@@ -18,13 +35,18 @@ class CpuBackend final : public Backend {
       omp_set_num_threads(threads);
       openblas_set_num_threads(threads);
     }
+    threads_ = threads > 0 ? threads : omp_get_max_threads();
   }
   std::string name() const override { return "cpu"; }
   Device device() const override { return Device::Host; }
   Layout activation_layout() const override { return Layout::NHWC; }
   DType compute_dtype() const override { return DType::F32; }
+  std::string precision() const override { return "fp32"; }
+  std::string device_name() const override {
+    return "CPU, " + std::to_string(threads_) + " threads";
+  }
 
-  Buffer allocate(size_t bytes) override { return Buffer::host(bytes); }
+  Buffer allocate(size_t bytes) override { return meter_.track(Buffer::host(bytes)); }
   void copy_from_host(const Tensor& dst, const void* src) override {
     std::memcpy(dst.data(), src, dst.bytes());
   }
@@ -32,11 +54,19 @@ class CpuBackend final : public Backend {
     std::memcpy(dst, src.data(), src.bytes());
   }
   void synchronize() override {}
+  size_t peak_memory_bytes() const override { return meter_.peak(); }
+  std::unique_ptr<Timeline> make_timeline() override { return std::make_unique<HostTimeline>(); }
 
-  OwnedTensor prepare_weight(const Tensor& host_f32, WeightRole role) override {
-    if (role == WeightRole::Conv) return conv_weight_ohwi(host_f32);
-    OwnedTensor t = host_tensor(host_f32.shape(), DType::F32);
-    std::memcpy(t.tensor.data(), host_f32.data(), host_f32.bytes());
+  // The CPU linear op flattens rank-4 inputs in CHW order itself, so weights keep their layout.
+  OwnedTensor prepare_weight(const Tensor& host_f32, const WeightUse& use) override {
+    OwnedTensor t;
+    if (use.role == WeightRole::Conv) {
+      t = conv_weight_ohwi(host_f32);
+    } else {
+      t = host_tensor(host_f32.shape(), DType::F32);
+      std::memcpy(t.tensor.data(), host_f32.data(), host_f32.bytes());
+    }
+    t.buffer = meter_.track(std::move(t.buffer));
     return t;
   }
 
@@ -66,6 +96,10 @@ class CpuBackend final : public Backend {
                      const Tensor& out_sums) override {
     cpu::vote_finalize(counts, sums, slots, mode, winners, out_counts, out_sums);
   }
+
+ private:
+  int threads_ = 1;
+  MemoryMeter meter_;
 };
 
 }  // namespace

@@ -5,12 +5,29 @@
 
 #include <cuda_runtime.h>
 
+#include <cstdint>
 #include <span>
 
 #include "fervid/backend.h"
 #include "fervid/tensor.h"
 
 namespace fervid::cuda {
+
+// A frame's crop staged in device memory: `height` rows of `stride` bytes from `offset`, each
+// `width` RGB pixels.
+struct StagedFrame {
+  long long offset = 0;
+  int width = 0;
+  int height = 0;
+  int stride = 0;
+};
+
+// pixels + frames[i] (device arrays, n frames) -> out [n,S,S,3] in f32, f16 or bf16, with the
+// CPU reference's formula (bit-identical in f32).
+void preprocess(const uint8_t* pixels, const StagedFrame* frames, int n, const Preprocess& pp,
+                const Tensor& out, cudaStream_t stream);
+// x [N,H,W,C] -> y [N,C], both of the same dtype (f32, f16, bf16).
+void global_avgpool(const Tensor& x, const Tensor& y, cudaStream_t stream);
 
 // x [N,H,W,C] -> y [N,H/2,W/2,C]; f32, f16 or bf16 (x and y of the same dtype).
 void maxpool2x2(const Tensor& x, const Tensor& y, cudaStream_t stream);

@@ -7,6 +7,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "fervid/model_spec.h"
 #include "fervid/tensor.h"
@@ -38,6 +39,26 @@ struct Segment {
 
 enum class WeightRole { Conv, ConvBias, Linear, LinearBias };
 
+// What a weight is for, so that a backend can convert it once at load.
+struct WeightUse {
+  WeightRole role = WeightRole::Conv;
+  // A Linear layer fed by a flattened rank-4 activation: that activation's channel count (a
+  // backend with NHWC activations may permute the columns from torchvision's CHW order once).
+  int64_t flatten_channels = 0;
+  // The last Linear layer (weight and bias): its output is the f32 logits.
+  bool logits = false;
+};
+
+// Per-layer device times: mark() enqueues a time stamp behind the work queued so far;
+// take_ms() waits for the last mark and returns the times between consecutive marks, then
+// forgets them.
+class Timeline {
+ public:
+  virtual ~Timeline() = default;
+  virtual void mark() = 0;
+  virtual std::vector<double> take_ms() = 0;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -45,16 +66,23 @@ class Backend {
   virtual Device device() const = 0;
   virtual Layout activation_layout() const = 0;
   virtual DType compute_dtype() const = 0;
+  // "fp32", "tf32", "fp16" or "bf16".
+  virtual std::string precision() const = 0;
+  // The device in words, e.g. "NVIDIA H100 80GB HBM3 (sm_90)" or "CPU, 16 threads".
+  virtual std::string device_name() const = 0;
 
   // Memory in this backend's address space, and copies to and from the host.
   virtual Buffer allocate(size_t bytes) = 0;
   virtual void copy_from_host(const Tensor& dst, const void* src) = 0;
   virtual void copy_to_host(void* dst, const Tensor& src) = 0;
   virtual void synchronize() = 0;
+  // The most memory this backend held at once (buffers, weights, library workspaces).
+  virtual size_t peak_memory_bytes() const = 0;
+  virtual std::unique_ptr<Timeline> make_timeline() = 0;
 
   // Converts an f32 host weight (conv OIHW, linear [out,in], bias [n]) once, at load, to this
   // backend's layout and precision.
-  virtual OwnedTensor prepare_weight(const Tensor& host_f32, WeightRole role) = 0;
+  virtual OwnedTensor prepare_weight(const Tensor& host_f32, const WeightUse& use) = 0;
 
   // frames -> crop -> bilinear resize (half-pixel centres) -> channel order, scale, mean/std.
   // out: [N, S, S, 3] (NHWC) or [N, 3, S, S] (NCHW), in the activation layout.

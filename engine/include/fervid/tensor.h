@@ -2,10 +2,12 @@
 // (shape, dtype, layout, device) over a Buffer. Tensors are dense and row-major in their layout.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <initializer_list>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -94,6 +96,21 @@ struct OwnedTensor {
 };
 
 OwnedTensor host_tensor(std::vector<int64_t> shape, DType dtype, Layout layout = Layout::Plain);
+
+// Counts the bytes of the buffers handed to track(), while they live; peak() is the most held
+// at once. Copies share one count.
+class MemoryMeter {
+ public:
+  Buffer track(Buffer buffer) const;
+  size_t current() const { return state_->current.load(); }
+  size_t peak() const { return state_->peak.load(); }
+
+ private:
+  struct State {
+    std::atomic<size_t> current{0}, peak{0};
+  };
+  std::shared_ptr<State> state_ = std::make_shared<State>();
+};
 
 // Scalar conversions used by the weight loader and the tests (round to nearest even).
 float half_to_float(uint16_t h);

@@ -1,0 +1,335 @@
+// The CUDA backend: every op of the Backend table on one stream of device 0. Activations are
+// NHWC in the compute precision (f32 for fp32/tf32, f16, bf16); the logits, probabilities and
+// vote tallies are f32/f64 as on the CPU. Host data enters through pinned staging buffers:
+// frames (two buffers, so the host fills one while the device reads the other) and the small
+// segment and slot tables of the vote. Nothing here synchronises except copies to the host,
+// synchronize(), planning, and FERVID_SYNC_CHECK=1 (a synchronise after every op).
+#include "fervid/cuda_backend.h"
+
+#include <omp.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "check.h"
+#include "cpu/ops.h"
+#include "cuda/library_ops.h"
+#include "cuda/ops.h"
+#include "fervid/cuda_probe.h"
+#include "runtime.h"
+
+namespace fervid {
+
+namespace {
+
+struct Precision {
+  std::string name;
+  DType dtype;
+  bool tf32;
+};
+
+Precision parse_precision(const std::string& p) {
+  if (p.empty() || p == "fp16") return {"fp16", DType::F16, false};
+  if (p == "bf16") return {"bf16", DType::BF16, false};
+  if (p == "fp32") return {"fp32", DType::F32, false};
+  if (p == "tf32") return {"tf32", DType::F32, true};
+  fail("--precision " + p + ": expected fp32, tf32, fp16 or bf16");
+}
+
+// Host f32 values converted to `dtype`, as bytes.
+std::vector<uint8_t> convert(const float* src, size_t n, DType dtype) {
+  std::vector<uint8_t> out(n * dtype_size(dtype));
+  if (dtype == DType::F32) {
+    std::memcpy(out.data(), src, n * 4);
+    return out;
+  }
+  auto* dst = reinterpret_cast<uint16_t*>(out.data());
+  for (size_t i = 0; i < n; ++i)
+    dst[i] = dtype == DType::F16 ? float_to_half(src[i]) : float_to_bf16(src[i]);
+  return out;
+}
+
+// A pinned host buffer paired with the event after the last device read of it: the host waits
+// for that event before it writes the buffer again.
+struct Staging {
+  Buffer host;
+  cuda::Event done;
+  bool pending = false;
+
+  void* reserve(size_t bytes) {
+    if (pending) done.synchronize();
+    pending = false;
+    if (host.bytes() < bytes) {
+      host = Buffer();
+      host = cuda::pinned_buffer(bytes + bytes / 4);
+    }
+    return host.data();
+  }
+  void release(cudaStream_t stream) {
+    done.record(stream);
+    pending = true;
+  }
+};
+
+class CudaTimeline final : public Timeline {
+ public:
+  explicit CudaTimeline(cudaStream_t stream) : stream_(stream) {}
+  void mark() override {
+    if (count_ == events_.size()) events_.push_back(std::make_unique<cuda::Event>());
+    events_[count_++]->record(stream_);
+  }
+  std::vector<double> take_ms() override {
+    std::vector<double> ms;
+    for (size_t i = 1; i < count_; ++i) ms.push_back(events_[i]->since(*events_[i - 1]));
+    count_ = 0;
+    return ms;
+  }
+
+ private:
+  cudaStream_t stream_;
+  std::vector<std::unique_ptr<cuda::Event>> events_;
+  size_t count_ = 0;
+};
+
+class CudaBackend final : public Backend {
+ public:
+  explicit CudaBackend(const Precision& precision)
+      : precision_(precision),
+        conv_(stream_.get(), precision.tf32, meter_),
+        linear_(stream_.get(), precision.tf32, meter_) {
+    cudaDeviceProp p{};
+    FV_CUDA_CHECK(cudaGetDeviceProperties(&p, 0));
+    device_name_ =
+        std::string(p.name) + " (sm_" + std::to_string(p.major) + std::to_string(p.minor) + ")";
+    const char* sync = std::getenv("FERVID_SYNC_CHECK");
+    sync_check_ = sync && std::string(sync) == "1";
+  }
+
+  std::string name() const override { return "cuda"; }
+  Device device() const override { return Device::Cuda; }
+  Layout activation_layout() const override { return Layout::NHWC; }
+  DType compute_dtype() const override { return precision_.dtype; }
+  std::string precision() const override { return precision_.name; }
+  std::string device_name() const override { return device_name_; }
+
+  Buffer allocate(size_t bytes) override { return meter_.track(cuda::device_buffer(bytes)); }
+  void copy_from_host(const Tensor& dst, const void* src) override {
+    FV_CUDA_CHECK(
+        cudaMemcpyAsync(dst.data(), src, dst.bytes(), cudaMemcpyHostToDevice, stream_.get()));
+    stream_.synchronize();
+  }
+  void copy_to_host(void* dst, const Tensor& src) override {
+    FV_CUDA_CHECK(
+        cudaMemcpyAsync(dst, src.data(), src.bytes(), cudaMemcpyDeviceToHost, stream_.get()));
+    stream_.synchronize();
+  }
+  void synchronize() override { stream_.synchronize(); }
+  size_t peak_memory_bytes() const override { return meter_.peak(); }
+  std::unique_ptr<Timeline> make_timeline() override {
+    return std::make_unique<CudaTimeline>(stream_.get());
+  }
+
+  OwnedTensor prepare_weight(const Tensor& host_f32, const WeightUse& use) override {
+    if (host_f32.dtype() != DType::F32)
+      fail("prepare_weight: expected f32, got " + host_f32.describe());
+    OwnedTensor staged;
+    const Tensor* src = &host_f32;
+    if (use.role == WeightRole::Conv) {
+      staged = cpu::conv_weight_ohwi(host_f32);  // OIHW -> KRSC, cuDNN's NHWC filter layout
+      src = &staged.tensor;
+    } else if (use.role == WeightRole::Linear && use.flatten_channels > 0) {
+      staged = flatten_columns_hwc(host_f32, use.flatten_channels);
+      src = &staged.tensor;
+    }
+    const DType dtype =
+        use.role == WeightRole::LinearBias && use.logits ? DType::F32 : precision_.dtype;
+    std::vector<uint8_t> bytes = convert(src->ptr<const float>(), size_t(src->numel()), dtype);
+    OwnedTensor t;
+    t.buffer = allocate(bytes.size());
+    t.tensor = Tensor::view(t.buffer, src->shape(), dtype, src->layout());
+    copy_from_host(t.tensor, bytes.data());
+    return t;
+  }
+
+  void preprocess(std::span<const ImageView> frames, std::span<const CropRect> crops,
+                  const Preprocess& pp, const Tensor& out) override {
+    const int n = int(frames.size());
+    if (int(crops.size()) != n) fail("cuda preprocess: one crop per frame is needed");
+    // The frames' crops, packed tightly after a table of StagedFrame.
+    const size_t table = (size_t(n) * sizeof(cuda::StagedFrame) + 255) / 256 * 256;
+    std::vector<cuda::StagedFrame> staged(n);
+    size_t bytes = table;
+    for (int i = 0; i < n; ++i) {
+      const ImageView& f = frames[i];
+      const CropRect& c = crops[i];
+      if (!f.data || c.width <= 0 || c.height <= 0 || c.x < 0 || c.y < 0 ||
+          c.x + c.width > f.width || c.y + c.height > f.height)
+        fail("preprocess: crop " + std::to_string(c.width) + "x" + std::to_string(c.height) + "+" +
+             std::to_string(c.x) + "+" + std::to_string(c.y) + " lies outside the " +
+             std::to_string(f.width) + "x" + std::to_string(f.height) + " frame");
+      staged[i] = {(long long)bytes, c.width, c.height, c.width * 3};
+      bytes += size_t(c.height) * c.width * 3;
+    }
+    Staging& s = frame_staging_[next_frame_staging_];
+    next_frame_staging_ ^= 1;
+    auto* host = static_cast<uint8_t*>(s.reserve(bytes));
+    std::memcpy(host, staged.data(), n * sizeof(cuda::StagedFrame));
+#pragma omp parallel for schedule(dynamic)
+    for (int i = 0; i < n; ++i) {
+      const ImageView& f = frames[i];
+      const CropRect& c = crops[i];
+      const size_t row = size_t(c.width) * 3;
+      for (int y = 0; y < c.height; ++y)
+        std::memcpy(host + staged[i].offset + y * row,
+                    f.data + int64_t(c.y + y) * f.stride + int64_t(c.x) * 3, row);
+    }
+    if (frame_device_.bytes() < bytes) {
+      stream_.synchronize();  // the previous batch may still read the old buffer
+      frame_device_ = Buffer();
+      frame_device_ = allocate(bytes + bytes / 4);
+    }
+    FV_CUDA_CHECK(
+        cudaMemcpyAsync(frame_device_.data(), host, bytes, cudaMemcpyHostToDevice, stream_.get()));
+    s.release(stream_.get());
+    auto* dev = static_cast<uint8_t*>(frame_device_.data());
+    cuda::preprocess(dev, reinterpret_cast<const cuda::StagedFrame*>(dev), n, pp, out,
+                     stream_.get());
+    after_op("preprocess");
+  }
+
+  void conv3x3_bias_relu(const Tensor& x, const Tensor& w, const Tensor& b, bool pool,
+                         const Tensor& y) override {
+    if (!pool) {
+      conv_.run(x, w, b, y);
+    } else {
+      // cuDNN does not pool: the full-resolution output goes to scratch, then the pool kernel.
+      Tensor full = scratch({x.dim(0), x.dim(1), x.dim(2), w.dim(0)}, x.dtype());
+      conv_.run(x, w, b, full);
+      cuda::maxpool2x2(full, y, stream_.get());
+    }
+    after_op("conv3x3_bias_relu");
+  }
+  void maxpool2x2(const Tensor& x, const Tensor& y) override {
+    cuda::maxpool2x2(x, y, stream_.get());
+    after_op("maxpool2x2");
+  }
+  void global_avgpool(const Tensor& x, const Tensor& y) override {
+    cuda::global_avgpool(x, y, stream_.get());
+    after_op("global_avgpool");
+  }
+  void linear(const Tensor& x, const Tensor& w, const Tensor& b, bool relu,
+              const Tensor& y) override {
+    // A rank-4 input is flattened as stored (HWC); prepare_weight permuted the columns to match.
+    Tensor flat = x.rank() == 4
+                      ? Tensor(x.data(), {x.dim(0), x.numel() / std::max<int64_t>(x.dim(0), 1)},
+                               x.dtype(), Layout::Plain, x.device())
+                      : x;
+    linear_.run(flat, w, b, relu, y);
+    after_op("linear");
+  }
+  void softmax_argmax(const Tensor& logits, const Tensor& probs, const Tensor& labels) override {
+    cuda::softmax_argmax(logits, probs, labels, stream_.get());
+    after_op("softmax_argmax");
+  }
+  void vote_accumulate(const Tensor& probs, const Tensor& labels, std::span<const Segment> segments,
+                       const Tensor& counts, const Tensor& sums) override {
+    if (segments.empty()) return;
+    const void* dev =
+        upload_table(segment_staging_, segment_device_, segments.data(), segments.size_bytes());
+    cuda::vote_accumulate(probs, labels, static_cast<const Segment*>(dev), int(segments.size()),
+                          counts, sums, stream_.get());
+    after_op("vote_accumulate");
+  }
+  void vote_finalize(const Tensor& counts, const Tensor& sums, std::span<const int> slots,
+                     VoteMode mode, const Tensor& winners, const Tensor& out_counts,
+                     const Tensor& out_sums) override {
+    if (slots.empty()) return;
+    const void* dev = upload_table(slot_staging_, slot_device_, slots.data(), slots.size_bytes());
+    cuda::vote_finalize(counts, sums, static_cast<const int*>(dev), int(slots.size()), mode,
+                        winners, out_counts, out_sums, stream_.get());
+    after_op("vote_finalize");
+  }
+
+ private:
+  // fc1 of the flatten head: columns from torchvision's (c, h, w) order to NHWC's (h, w, c).
+  static OwnedTensor flatten_columns_hwc(const Tensor& w, int64_t channels) {
+    const int64_t out = w.dim(0), in = w.dim(1), pixels = in / channels;
+    if (w.rank() != 2 || pixels * channels != in)
+      fail("prepare_weight: " + w.describe() + " is not a flatten of " + std::to_string(channels) +
+           " channels");
+    OwnedTensor t = host_tensor({out, in}, DType::F32);
+    const float* src = w.ptr<const float>();
+    float* dst = t.tensor.ptr<float>();
+    for (int64_t o = 0; o < out; ++o)
+      for (int64_t c = 0; c < channels; ++c)
+        for (int64_t p = 0; p < pixels; ++p)
+          dst[o * in + p * channels + c] = src[o * in + c * pixels + p];
+    return t;
+  }
+
+  Tensor scratch(std::vector<int64_t> shape, DType dtype) {
+    int64_t n = 1;
+    for (int64_t d : shape) n *= d;
+    const size_t bytes = size_t(n) * dtype_size(dtype);
+    if (scratch_.bytes() < bytes) {
+      stream_.synchronize();
+      scratch_ = Buffer();
+      scratch_ = allocate(bytes);
+    }
+    return Tensor::view(scratch_, std::move(shape), dtype, Layout::NHWC);
+  }
+
+  // Copies a small host table to the device through pinned memory, behind the queued work.
+  const void* upload_table(Staging& staging, Buffer& device, const void* src, size_t bytes) {
+    void* host = staging.reserve(bytes);
+    std::memcpy(host, src, bytes);
+    if (device.bytes() < bytes) {
+      stream_.synchronize();
+      device = Buffer();
+      device = allocate(bytes * 2);
+    }
+    FV_CUDA_CHECK(
+        cudaMemcpyAsync(device.data(), host, bytes, cudaMemcpyHostToDevice, stream_.get()));
+    staging.release(stream_.get());
+    return device.data();
+  }
+
+  void after_op(const char* op) {
+    if (!sync_check_) return;
+    cudaError_t rc = cudaStreamSynchronize(stream_.get());
+    if (rc != cudaSuccess)
+      fail(std::string("cuda ") + op + " failed on the device: " + cudaGetErrorName(rc) + " (" +
+           cudaGetErrorString(rc) + ")");
+  }
+
+  Precision precision_;
+  std::string device_name_;
+  bool sync_check_ = false;
+  MemoryMeter meter_;
+  cuda::Stream stream_;
+  cuda::ConvCudnn conv_;
+  cuda::LinearCublasLt linear_;
+  Staging frame_staging_[2], segment_staging_, slot_staging_;
+  int next_frame_staging_ = 0;
+  Buffer frame_device_, segment_device_, slot_device_, scratch_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cuda_backend(const BackendOptions& options) {
+  const Precision precision = parse_precision(options.precision);
+  std::string why;
+  if (!cuda_device_available(&why)) fail("--device cuda: " + why);
+  FV_CUDA_CHECK(cudaSetDevice(0));
+  return std::make_unique<CudaBackend>(precision);
+}
+
+double cuda_gemm_tflops(const std::string& precision, int size, int iters) {
+  const Precision p = parse_precision(precision);
+  cuda::Stream stream;
+  cuda::LinearCublasLt gemm(stream.get(), p.tf32, MemoryMeter());
+  return gemm.gemm_tflops(p.dtype, size, iters);
+}
+
+}  // namespace fervid

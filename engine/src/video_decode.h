@@ -1,0 +1,14 @@
+// Video decoding behind open_frames(): FFmpeg (video_ffmpeg.cpp) or, in a build without FFmpeg
+// (FERVID_VIDEO=OFF, the portable GPU-machine build), a stub that refuses videos by name.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "fervid/video.h"
+
+namespace fervid {
+
+std::unique_ptr<FrameSource> open_video(const std::string& path, const SamplingOptions& sampling);
+
+}  // namespace fervid

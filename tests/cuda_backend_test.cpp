@@ -1,0 +1,382 @@
+// The CUDA backend against the CPU backend, op by op through the Backend interface (so the
+// staging, weight conversion and library plans are tested with the kernels) and then the whole
+// network on real frames in every precision. Inputs of f16/bf16 runs are rounded to that type
+// first and the CPU reference is computed from the rounded values. Device outputs are poisoned
+// (NaN) before each run. Without a device every test skips and says why.
+#include "fervid/cuda_backend.h"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+
+#include "cpu/ops.h"
+#include "fervid/cuda_probe.h"
+#include "fervid/model.h"
+#include "fervid/video.h"
+#include "test_util.h"
+
+namespace fervid::test {
+namespace {
+
+namespace fs = std::filesystem;
+
+#define REQUIRE_CUDA_DEVICE()                              \
+  do {                                                     \
+    std::string why;                                       \
+    if (!cuda_device_available(&why)) GTEST_SKIP() << why; \
+  } while (0)
+
+const char* kPrecisions[] = {"fp32", "tf32", "fp16", "bf16"};
+
+DType dtype_of(const std::string& precision) {
+  return precision == "fp16" ? DType::F16 : precision == "bf16" ? DType::BF16 : DType::F32;
+}
+
+// Per-op bounds (DESIGN.md's relative L2 per precision); the element-wise atol is relative to
+// the reference's RMS so that it means the same at every magnitude.
+Tolerance op_tolerance(const std::string& precision, double rms) {
+  if (precision == "fp32") return {1e-5 * rms, 1e-4, 1e-5};
+  if (precision == "tf32") return {5e-3 * rms, 5e-3, 5e-3};
+  if (precision == "fp16") return {4e-3 * rms, 4e-3, 2e-2};
+  return {3e-2 * rms, 3e-2, 2e-2};  // bf16: 8 mantissa bits
+}
+
+double rms(const std::vector<double>& v) {
+  double s = 0;
+  for (double x : v) s += x * x;
+  return v.empty() ? 0 : std::sqrt(s / double(v.size()));
+}
+
+// Rounds host f32 values to what `dtype` can hold (the reference then sees the same inputs).
+void round_to(const Tensor& t, DType dtype) {
+  float* p = t.ptr<float>();
+  for (int64_t i = 0; i < t.numel(); ++i) {
+    if (dtype == DType::F16) p[i] = half_to_float(float_to_half(p[i]));
+    if (dtype == DType::BF16) p[i] = bf16_to_float(float_to_bf16(p[i]));
+  }
+}
+
+// A device tensor of `dtype` holding the host f32 values (NaN everywhere when `poisoned`).
+OwnedTensor to_device(Backend& be, const Tensor& host, DType dtype, bool poisoned = false) {
+  OwnedTensor t;
+  t.buffer = be.allocate(size_t(host.numel()) * dtype_size(dtype));
+  t.tensor = Tensor::view(t.buffer, host.shape(), dtype, host.layout());
+  std::vector<uint8_t> bytes(t.tensor.bytes());
+  for (int64_t i = 0; i < host.numel(); ++i) {
+    const float v = poisoned ? std::nanf("") : host.ptr<const float>()[i];
+    if (dtype == DType::F32) std::memcpy(bytes.data() + 4 * i, &v, 4);
+    if (dtype == DType::F16) reinterpret_cast<uint16_t*>(bytes.data())[i] = float_to_half(v);
+    if (dtype == DType::BF16) reinterpret_cast<uint16_t*>(bytes.data())[i] = float_to_bf16(v);
+  }
+  be.copy_from_host(t.tensor, bytes.data());
+  return t;
+}
+
+std::vector<float> to_host(Backend& be, const Tensor& dev) {
+  std::vector<uint8_t> bytes(dev.bytes());
+  be.copy_to_host(bytes.data(), dev);
+  std::vector<float> out(size_t(dev.numel()));
+  for (size_t i = 0; i < out.size(); ++i) {
+    if (dev.dtype() == DType::F32) std::memcpy(&out[i], bytes.data() + 4 * i, 4);
+    if (dev.dtype() == DType::F16)
+      out[i] = half_to_float(reinterpret_cast<uint16_t*>(bytes.data())[i]);
+    if (dev.dtype() == DType::BF16)
+      out[i] = bf16_to_float(reinterpret_cast<uint16_t*>(bytes.data())[i]);
+  }
+  return out;
+}
+
+std::vector<double> as_f64(const Tensor& t) {
+  return std::vector<double>(t.ptr<const float>(), t.ptr<const float>() + t.numel());
+}
+
+TEST(CudaBackend, DeviceCudaWithoutDeviceFailsInOneLine) {
+  std::string why;
+  if (cuda_device_available(&why)) GTEST_SKIP() << "a device is present";
+  try {
+    make_cuda_backend({"cuda", "fp16", 0});
+    ADD_FAILURE() << "make_cuda_backend succeeded without a device";
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("--device cuda"), std::string::npos) << msg;
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+  }
+}
+
+TEST(CudaBackend, PreprocessMatchesCpu) {
+  REQUIRE_CUDA_DEVICE();
+  SeedTrace trace;
+  auto cpu_be = cpu::make_cpu_backend(0);
+  // Frames of different sizes and strides in one batch; crops not multiples of anything.
+  struct Case {
+    int w, h, stride;
+    CropRect crop;
+  };
+  const std::vector<Case> cases = {{1280, 720, 1280 * 3 + 64, {280, 0, 720, 720}},
+                                   {37, 23, 37 * 3, {0, 0, 37, 23}},
+                                   {640, 480, 640 * 3, {13, 7, 301, 411}},
+                                   {224, 224, 224 * 3 + 8, {0, 0, 224, 224}},
+                                   {5, 4, 16, {1, 1, 3, 2}}};
+  std::vector<std::vector<uint8_t>> pixels;
+  std::vector<ImageView> views;
+  std::vector<CropRect> crops;
+  for (const Case& c : cases) {
+    pixels.emplace_back(size_t(c.stride) * c.h);
+    for (auto& v : pixels.back()) v = uint8_t(rng()() & 0xff);
+  }
+  for (size_t i = 0; i < cases.size(); ++i) {
+    views.push_back({pixels[i].data(), cases[i].w, cases[i].h, cases[i].stride});
+    crops.push_back(cases[i].crop);
+  }
+  const Preprocess study{},
+      imagenet{false, 1.0f / 255.0f, {0.485f, 0.456f, 0.406f}, {0.229f, 0.224f, 0.225f}},
+      caffe{true, 1.0f, {103.939f, 116.779f, 123.68f}, {1.0f, 1.0f, 1.0f}};
+  for (const Preprocess& pp : {study, imagenet, caffe}) {
+    for (int n : {1, int(views.size())}) {
+      const int S = 224;
+      auto ref = host_tensor({n, S, S, 3}, DType::F32, Layout::NHWC);
+      cpu_be->preprocess(std::span(views).first(n), std::span(crops).first(n), pp, ref.tensor);
+      for (const char* precision : {"fp32", "fp16", "bf16"}) {
+        auto gpu = make_cuda_backend({"cuda", precision, 0});
+        auto out = to_device(*gpu, ref.tensor, gpu->compute_dtype(), true);
+        gpu->preprocess(std::span(views).first(n), std::span(crops).first(n), pp, out.tensor);
+        std::vector<float> got = to_host(*gpu, out.tensor);
+        std::vector<double> want = as_f64(ref.tensor);
+        if (std::string(precision) != "fp32")
+          for (double& v : want)
+            v = dtype_of(precision) == DType::F16 ? half_to_float(float_to_half(float(v)))
+                                                  : bf16_to_float(float_to_bf16(float(v)));
+        // The same f32 formula, the same rounding: equal after rounding to the output type.
+        expect_close(got.data(), want, {0, 0, 0},
+                     std::string("cuda preprocess ") + precision + " n=" + std::to_string(n));
+      }
+    }
+  }
+}
+
+TEST(CudaBackend, ConvBiasReluWithAndWithoutPoolMatchesCpu) {
+  REQUIRE_CUDA_DEVICE();
+  SeedTrace trace;
+  struct Shape {
+    int n, h, w, c, k;
+    bool pool;
+  };
+  const std::vector<Shape> shapes = {{1, 224, 224, 3, 64, false},  {2, 13, 17, 64, 128, true},
+                                     {7, 14, 14, 256, 512, true},  {1, 7, 9, 512, 512, false},
+                                     {3, 28, 28, 128, 256, false}, {1, 15, 11, 3, 64, true}};
+  for (const char* precision : kPrecisions) {
+    auto gpu = make_cuda_backend({"cuda", precision, 0});
+    const DType dt = gpu->compute_dtype();
+    for (const Shape& s : shapes) {
+      auto x = host_tensor({s.n, s.h, s.w, s.c}, DType::F32, Layout::NHWC);
+      auto w = host_tensor({s.k, s.c, 3, 3}, DType::F32);
+      auto b = host_tensor({s.k}, DType::F32);
+      fill_uniform(x.tensor, -1, 1);
+      fill_uniform(w.tensor, -1.0f / std::sqrt(9.0f * s.c), 1.0f / std::sqrt(9.0f * s.c));
+      fill_uniform(b.tensor, -0.2f, 0.2f);
+      round_to(x.tensor, dt);
+      round_to(w.tensor, dt);
+      round_to(b.tensor, dt);
+      const int oh = s.pool ? s.h / 2 : s.h, ow = s.pool ? s.w / 2 : s.w;
+      auto ref = host_tensor({s.n, oh, ow, s.k}, DType::F32, Layout::NHWC);
+      OwnedTensor w_ohwi = cpu::conv_weight_ohwi(w.tensor);
+      cpu::conv3x3_bias_relu(x.tensor, w_ohwi.tensor, b.tensor, s.pool, ref.tensor);
+
+      OwnedTensor gw = gpu->prepare_weight(w.tensor, {WeightRole::Conv});
+      OwnedTensor gb = gpu->prepare_weight(b.tensor, {WeightRole::ConvBias});
+      auto gx = to_device(*gpu, x.tensor, dt);
+      auto gy = to_device(*gpu, ref.tensor, dt, true);
+      gpu->conv3x3_bias_relu(gx.tensor, gw.tensor, gb.tensor, s.pool, gy.tensor);
+      std::vector<float> got = to_host(*gpu, gy.tensor);
+      std::vector<double> want = as_f64(ref.tensor);
+      expect_close(got.data(), want, op_tolerance(precision, rms(want)),
+                   std::string("cuda conv ") + precision + " " + x.tensor.describe() + " -> " +
+                       ref.tensor.describe());
+    }
+  }
+}
+
+TEST(CudaBackend, LinearWithEpiloguesAndFlattenMatchesCpu) {
+  REQUIRE_CUDA_DEVICE();
+  SeedTrace trace;
+  struct Shape {
+    std::vector<int64_t> x;  // [N, in] or [N, H, W, C] (flattened in CHW order)
+    int out;
+    bool relu, logits;
+  };
+  const std::vector<Shape> shapes = {{{1, 512}, 512, true, false},
+                                     {{37, 512}, 256, true, false},
+                                     {{5, 256}, 8, false, true},
+                                     {{3, 3, 5, 16}, 33, true, false},
+                                     {{2, 7, 7, 64}, 7, false, true}};
+  for (const char* precision : kPrecisions) {
+    auto gpu = make_cuda_backend({"cuda", precision, 0});
+    const DType dt = gpu->compute_dtype();
+    for (const Shape& s : shapes) {
+      const bool flat = s.x.size() == 2;
+      auto x = host_tensor(s.x, DType::F32, flat ? Layout::Plain : Layout::NHWC);
+      const int64_t n = s.x[0], in = x.tensor.numel() / n;
+      auto w = host_tensor({s.out, in}, DType::F32);
+      auto b = host_tensor({s.out}, DType::F32);
+      fill_uniform(x.tensor, -1, 1);
+      fill_uniform(w.tensor, -1.0f / std::sqrt(float(in)), 1.0f / std::sqrt(float(in)));
+      fill_uniform(b.tensor, -0.5f, 0.5f);
+      round_to(x.tensor, dt);
+      round_to(w.tensor, dt);
+      if (!s.logits) round_to(b.tensor, dt);
+      auto ref = host_tensor({n, s.out}, DType::F32);
+      cpu::linear(x.tensor, w.tensor, b.tensor, s.relu, ref.tensor);
+
+      WeightUse use{WeightRole::Linear, flat ? 0 : s.x[3], s.logits};
+      OwnedTensor gw = gpu->prepare_weight(w.tensor, use);
+      use.role = WeightRole::LinearBias;
+      OwnedTensor gb = gpu->prepare_weight(b.tensor, use);
+      auto gx = to_device(*gpu, x.tensor, dt);
+      auto gy = to_device(*gpu, ref.tensor, s.logits ? DType::F32 : dt, true);
+      gpu->linear(gx.tensor, gw.tensor, gb.tensor, s.relu, gy.tensor);
+      std::vector<float> got = to_host(*gpu, gy.tensor);
+      std::vector<double> want = as_f64(ref.tensor);
+      expect_close(got.data(), want, op_tolerance(precision, rms(want)),
+                   std::string("cuda linear ") + precision + " " + x.tensor.describe() + " -> " +
+                       std::to_string(s.out) + (s.relu ? " relu" : "") +
+                       (s.logits ? " (f32 logits)" : ""));
+    }
+  }
+}
+
+TEST(CudaBackend, GlobalAvgpoolAndMaxpoolThroughTheBackend) {
+  REQUIRE_CUDA_DEVICE();
+  SeedTrace trace;
+  for (const char* precision : {"fp32", "fp16", "bf16"}) {
+    auto gpu = make_cuda_backend({"cuda", precision, 0});
+    const DType dt = gpu->compute_dtype();
+    for (auto [n, h, w, c] : {std::array<int, 4>{1, 7, 7, 512}, {5, 13, 17, 65}, {2, 1, 1, 3}}) {
+      auto x = host_tensor({n, h, w, c}, DType::F32, Layout::NHWC);
+      fill_uniform(x.tensor, 0, 4);
+      round_to(x.tensor, dt);
+      auto ref = host_tensor({n, c}, DType::F32);
+      cpu::global_avgpool(x.tensor, ref.tensor);
+      auto gx = to_device(*gpu, x.tensor, dt);
+      auto gy = to_device(*gpu, ref.tensor, dt, true);
+      gpu->global_avgpool(gx.tensor, gy.tensor);
+      std::vector<float> got = to_host(*gpu, gy.tensor);
+      std::vector<double> want = as_f64(ref.tensor);
+      expect_close(got.data(), want, op_tolerance(precision, rms(want)),
+                   std::string("cuda gap ") + precision + " " + x.tensor.describe());
+      if (h < 2) continue;
+      auto pref = host_tensor({n, h / 2, w / 2, c}, DType::F32, Layout::NHWC);
+      cpu::maxpool2x2(x.tensor, pref.tensor);
+      auto gp = to_device(*gpu, pref.tensor, dt, true);
+      gpu->maxpool2x2(gx.tensor, gp.tensor);
+      got = to_host(*gpu, gp.tensor);
+      expect_close(got.data(), as_f64(pref.tensor), {0, 0, 0},
+                   std::string("cuda maxpool ") + precision + " " + x.tensor.describe());
+    }
+  }
+}
+
+// Real frames: a folder of images named by FERVID_TEST_FRAMES (tools/gpu-check.sh extracts them
+// for the build without FFmpeg), else sampled from the videos of ../shared/data.
+std::vector<Frame> real_frames(std::string* why) {
+  std::vector<Frame> frames;
+  if (const char* dir = std::getenv("FERVID_TEST_FRAMES")) {
+    std::vector<std::string> files;
+    for (const auto& e : fs::directory_iterator(dir))
+      if (is_image_path(e.path().string())) files.push_back(e.path().string());
+    std::sort(files.begin(), files.end());
+    for (const auto& f : files) frames.push_back(load_image(f));
+  } else {
+    const std::string data = FERVID_DATA_DIR;
+    const std::pair<const char*, int> videos[] = {
+        {"/video/astronaut-720p.mp4", 8},
+        {"/video/vtest.avi", 60},
+        {"/ravdess/modified/01-01-07-02-02-01-01_1.mp4", 20},
+        {"/ravdess/modified/01-01-08-02-01-01-19.mp4", 20}};
+    try {
+      for (auto [path, stride] : videos) {
+        auto src = open_frames({data + path, InputKind::Video, ""}, {stride, 0});
+        Frame f;
+        while (src->next(f)) frames.push_back(f);
+      }
+    } catch (const Error& e) {
+      *why = std::string("no real frames: ") + e.what() + " (set FERVID_TEST_FRAMES)";
+      return {};
+    }
+  }
+  if (frames.empty()) *why = "no real frames found (set FERVID_TEST_FRAMES)";
+  return frames;
+}
+
+CropRect centre_square(const Frame& f) {
+  const int side = std::min(f.width, f.height);
+  return {(f.width - side) / 2, (f.height - side) / 2, side, side};
+}
+
+// Logits of `frames` through `model`, batch by batch.
+std::vector<float> logits_of(Model& model, const std::vector<Frame>& frames) {
+  const int classes = model.spec().num_classes();
+  std::vector<float> out(frames.size() * classes);
+  for (size_t first = 0; first < frames.size(); first += size_t(model.max_batch())) {
+    const size_t n = std::min(frames.size() - first, size_t(model.max_batch()));
+    std::vector<ImageView> views;
+    std::vector<CropRect> crops;
+    for (size_t i = first; i < first + n; ++i) {
+      views.push_back(frames[i].view());
+      crops.push_back(centre_square(frames[i]));
+    }
+    model.forward(views, crops);
+    model.backend().copy_to_host(out.data() + first * classes, model.logits().slice(0, int64_t(n)));
+  }
+  return out;
+}
+
+TEST(CudaBackend, WholeNetworkMatchesCpuOnRealFrames) {
+  REQUIRE_CUDA_DEVICE();
+  SeedTrace trace;
+  std::string why;
+  const std::vector<Frame> frames = real_frames(&why);
+  if (frames.empty()) GTEST_SKIP() << why;
+  const fs::path dir = temp_dir("cuda-whole-network");
+  for (const char* card : {"ravdess-vgg16", "torchvision-vgg16"}) {
+    const ModelSpec spec =
+        ModelSpec::load_card(std::string(FERVID_SOURCE_DIR) + "/weights/" + card + ".json");
+    const std::string path = (dir / (std::string(card) + ".safetensors")).string();
+    make_weights(spec, seed(), StDType::F32, path);
+    const Weights weights = Weights::load(path);
+    auto cpu_be = cpu::make_cpu_backend(0);
+    Model cpu_model(weights, *cpu_be, 16);
+    const std::vector<float> want = logits_of(cpu_model, frames);
+    const int classes = spec.num_classes();
+    for (const char* precision : kPrecisions) {
+      auto gpu = make_cuda_backend({"cuda", precision, 0});
+      Model gpu_model(weights, *gpu, 7);  // 7: batches of several sizes, the last one partial
+      const std::vector<float> got = logits_of(gpu_model, frames);
+      double err2 = 0, ref2 = 0;
+      int agree = 0;
+      for (size_t f = 0; f < frames.size(); ++f) {
+        const float* g = got.data() + f * classes;
+        const float* r = want.data() + f * classes;
+        for (int c = 0; c < classes; ++c) {
+          err2 += double(g[c] - r[c]) * (g[c] - r[c]);
+          ref2 += double(r[c]) * r[c];
+        }
+        agree += std::max_element(g, g + classes) - g == std::max_element(r, r + classes) - r;
+      }
+      const double rel = std::sqrt(err2 / ref2);
+      const double bound = std::string(precision) == "fp32"   ? 1e-5
+                           : std::string(precision) == "tf32" ? 5e-3
+                                                              : 2e-2;
+      const double agreement = double(agree) / double(frames.size());
+      std::printf(
+          "[ network  ] %s %s: %zu frames, relative L2 of logits %.2e (bound %.0e), top-1 "
+          "agreement %.1f%%\n",
+          card, precision, frames.size(), rel, bound, 100 * agreement);
+      EXPECT_LE(rel, bound) << card << " " << precision;
+      EXPECT_GE(agreement, std::string(precision) == "fp32" ? 1.0 : 0.99)
+          << card << " " << precision;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace fervid::test

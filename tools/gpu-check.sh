@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# The whole GPU round in two halves (docs/gpu.md):
+#
+#   tools/gpu-check.sh pack   here: build for sm_90a without FFmpeg (the GPU machine has no
+#                             Debian packages), extract real test frames, and pack binaries,
+#                             the Debian libraries they need and the frames into
+#                             out/gpu-bundle.tar.xz.
+#   tools/gpu-check.sh run    on the GPU machine (device tool, carry out/gpu-bundle.tar.xz):
+#                             report what it finds, run every test binary, the benchmarks of
+#                             both model cards and the PyTorch baseline; write logs and JSON to
+#                             $OUT (or out/gpu-check) and print a short table last.
+#
+# Environment for `run`: FERVID_BATCHES (default "1 64 256"); FERVID_COMPILE, the baseline's
+# torch.compile mode (default max-autotune-no-cudagraphs, minutes per shape, so only for the
+# study's card at the largest batch; "none" skips it).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+bundle=out/gpu-bundle.tar.xz
+
+pack() {
+  set -e
+  local build=build-gpu stage=out/gpu-bundle data=../shared/data
+  cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DFERVID_CUDA=ON \
+    -DFERVID_CUDA_ARCHS=90a -DFERVID_VIDEO=OFF -DFERVID_BENCH=OFF >/dev/null
+  cmake --build "$build" -j "$(nproc)"
+  rm -rf "$stage" && mkdir -p "$stage/bin" "$stage/lib" "$stage/frames"
+  cp "$build/tools/fervid" "$stage/bin/"
+  find "$build/tests" -maxdepth 1 -name '*_test' -type f -executable -exec cp {} "$stage/bin/" \;
+  # The Debian libraries the binaries load (OpenBLAS, gfortran, gomp, stb, ...); glibc and
+  # libstdc++ are newer there, cuDNN and cuBLAS come from the machine's Python packages.
+  for b in "$stage"/bin/*; do ldd "$b"; done | awk '/=> \//{print $3}' | sort -u |
+    grep -Ev '/(libc|libm|libdl|librt|libpthread|libstdc\+\+|libgcc_s|ld-linux[^/]*|libcudnn[^/]*|libcublas[^/]*)\.so' |
+    while read -r lib; do cp -L "$lib" "$stage/lib/"; done
+  # Real frames (DESIGN.md: real data only): the sampling of tests/cuda_backend_test.cpp.
+  extract() {  # video, every n-th frame, name
+    ffmpeg -nostdin -v error -i "$data/$1" -vf "select=not(mod(n\,$2))" -fps_mode passthrough \
+      -q:v 2 "$stage/frames/$3_%03d.jpg"
+  }
+  extract video/astronaut-720p.mp4 8 astronaut
+  extract video/vtest.avi 60 vtest
+  extract ravdess/modified/01-01-07-02-02-01-01_1.mp4 20 ravdess-a
+  extract ravdess/modified/01-01-08-02-01-01-19.mp4 20 ravdess-b
+  git rev-parse HEAD >"$stage/COMMIT"
+  tar -C out -cf - gpu-bundle | xz -T0 -6 >"$bundle"
+  echo "gpu-check: $(du -h "$bundle" | cut -f1) in $bundle ($(ls "$stage/bin" | wc -l) binaries," \
+    "$(ls "$stage/lib" | wc -l) libraries, $(ls "$stage/frames" | wc -l) frames," \
+    "commit $(cut -c1-12 "$stage/COMMIT"))"
+}
+
+run() {
+  local out=${OUT:-$root/out/gpu-check} work=/tmp/fervid-gpu
+  mkdir -p "$out" && rm -rf "$work" && mkdir -p "$work"
+  [ -f "$bundle" ] || { echo "gpu-check: no $bundle; run tools/gpu-check.sh pack first" >&2; exit 2; }
+  xz -dc "$bundle" | tar -C "$work" -xf -
+  local b=$work/gpu-bundle
+  local py=python3 nv
+  nv=$($py -c 'import nvidia, os; print(list(nvidia.__path__)[0])' 2>/dev/null || true)
+  export LD_LIBRARY_PATH="$nv/cu13/lib:$nv/cudnn/lib:$b/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  export FERVID_TEST_FRAMES=$b/frames
+  {
+    echo "== what this machine has"
+    echo "date: $(date -u +%FT%TZ); bundle commit: $(cat "$b/COMMIT")"
+    nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader 2>&1
+    echo "nvcc: $(nvcc --version 2>/dev/null | tail -1)"
+    echo "python: $($py --version 2>&1); nvidia packages: ${nv:-none}"
+    $py -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, "cudnn", torch.backends.cudnn.version())' 2>&1
+    ls "$nv/cudnn/lib" "$nv/cu13/lib" 2>&1 | grep -E 'cudnn\.so|cublasLt\.so' | tr '\n' ' '
+    echo
+    "$b/bin/fervid" --version
+  } 2>&1 | tee "$out/env.txt"
+
+  echo "== tests"
+  local summary=() t log
+  : >"$out/tests.log"
+  for t in "$b"/bin/*_test; do
+    name=$(basename "$t")
+    case $name in
+      video_test | pipeline_test | cli_test)
+        summary+=("$name|not run: needs FFmpeg (CI runs it)")
+        continue
+        ;;
+    esac
+    log=$(cd "$work" && "$t" 2>&1)
+    echo "$log" >>"$out/tests.log"
+    local passed failed skipped
+    passed=$(echo "$log" | sed -n 's/.*\[  PASSED  \] \([0-9]*\) test.*/\1/p' | tail -1)
+    failed=$(echo "$log" | sed -n 's/.*\[  FAILED  \] \([0-9]*\) test.*/\1/p' | tail -1)
+    skipped=$(echo "$log" | sed -n 's/.*\[  SKIPPED \] \([0-9]*\) test.*/\1/p' | head -1)
+    summary+=("$name|${passed:-0} passed, ${failed:-0} failed, ${skipped:-0} skipped")
+    echo "$name: ${passed:-0} passed, ${failed:-0} failed, ${skipped:-0} skipped"
+    echo "$log" | grep -E '^\[ (network|bounds) ' | grep -E 'network|%' | head -40
+  done
+
+  echo "== fervid bench"
+  local batches=${FERVID_BATCHES:-1 64 256} card prec
+  local benches=()
+  for card in ravdess-vgg16 torchvision-vgg16; do
+    for prec in fp16 bf16 tf32 fp32; do
+      local bb=$batches
+      [ "$prec" = fp16 ] || bb=256
+      [ "$card" = ravdess-vgg16 ] || [ "$prec" = fp16 ] || continue
+      # shellcheck disable=SC2086
+      if "$b/bin/fervid" bench --device cuda --spec "$card" --precision "$prec" --batch $bb \
+        --iters 20 --warmup 5 --json >"$work/bench-$card-$prec.json" 2>>"$out/tests.log"; then
+        benches+=("$work/bench-$card-$prec.json")
+        # shellcheck disable=SC2086
+        "$b/bin/fervid" bench --device cuda --spec "$card" --precision "$prec" --batch $bb \
+          --iters 5 --warmup 2 --gemm-size 0 2>&1 | head -40
+      else
+        echo "bench $card $prec failed (tests.log)"
+      fi
+    done
+  done
+  $py -c 'import json,sys; print(json.dumps([json.load(open(f)) for f in sys.argv[1:]], indent=1))' \
+    "${benches[@]}" >"$out/bench.json"
+
+  echo "== PyTorch baseline (same weights, same run)"
+  local mode=${FERVID_COMPILE:-max-autotune-no-cudagraphs}
+  for card in ravdess-vgg16 torchvision-vgg16; do
+    local args=(--fervid "$b/bin/fervid" --spec "$card" --json "$work/torch-$card.json")
+    # shellcheck disable=SC2206
+    args+=(--batch ${batches})
+    if [ "$mode" = none ] || [ "$card" != ravdess-vgg16 ]; then
+      args+=(--no-compile)
+    else
+      args+=(--compile-mode "$mode" --compile-batch "${batches##* }")  # the largest batch only
+    fi
+    $py bench/baselines/torch_gpu.py "${args[@]}" 2>&1 | tail -8 || echo "torch baseline $card failed"
+  done
+  $py -c 'import json,sys,os; print(json.dumps([json.load(open(f)) for f in sys.argv[1:] if os.path.exists(f)], indent=1))' \
+    "$work"/torch-*.json >"$out/torch.json"
+
+  echo
+  echo "== gpu-check summary: $(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 || echo 'no GPU'), commit $(cut -c1-12 "$b/COMMIT")"
+  printf '%-22s %s\n' test result
+  for s in "${summary[@]}"; do printf '%-22s %s\n' "${s%%|*}" "${s#*|}"; done
+  $py - "$out/bench.json" "$out/torch.json" <<'PY'
+import json, sys
+bench = json.load(open(sys.argv[1]))
+try:
+    torch = {t["spec"]: t for t in json.load(open(sys.argv[2]))}
+except Exception:
+    torch = {}
+print(f"{'card':<18} {'prec':<5} {'batch':>5} {'frames/s':>10} {'TFLOP/s':>8} {'of GEMM':>8} {'torch best':>11} {'ratio':>6}")
+for r in bench:
+    for x in r["results"]:
+        t = torch.get(r["model"], {})
+        row = next((y for y in t.get("rows", []) if y["batch"] == x["batch"]), None)
+        best = f"{row['best_fps']:.0f}" if row and r["precision"] == "fp16" else "-"
+        ratio = f"{x['frames_per_s'] / row['best_fps']:.2f}x" if row and r["precision"] == "fp16" else "-"
+        frac = f"{100 * x['fraction_of_gemm']:.0f}%" if "fraction_of_gemm" in x else "-"
+        print(f"{r['model']:<18} {r['precision']:<5} {x['batch']:>5} {x['frames_per_s']:>10.0f} "
+              f"{x['tflop_per_s']:>8.1f} {frac:>8} {best:>11} {ratio:>6}")
+PY
+}
+
+case ${1:-} in
+  pack) pack ;;
+  run) run ;;
+  *)
+    echo "usage: tools/gpu-check.sh pack | run   (docs/gpu.md)" >&2
+    exit 2
+    ;;
+esac
