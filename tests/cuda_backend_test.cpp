@@ -9,7 +9,9 @@
 #include <cmath>
 #include <filesystem>
 
+#include "check.h"
 #include "cpu/ops.h"
+#include "cuda/library_ops.h"
 #include "fervid/cuda_probe.h"
 #include "fervid/model.h"
 #include "fervid/video.h"
@@ -192,6 +194,16 @@ TEST(CudaBackend, ConvBiasReluWithAndWithoutPoolMatchesCpu) {
       expect_close(got.data(), want, op_tolerance(precision, rms(want)),
                    std::string("cuda conv ") + precision + " " + x.tensor.describe() + " -> " +
                        ref.tensor.describe());
+      if (s.pool) continue;
+      // The path for configurations cuDNN's fused call refuses: plain convolution + bias_relu.
+      cuda::ConvCudnn unfused(nullptr, std::string(precision) == "tf32", MemoryMeter(), false);
+      auto gy2 = to_device(*gpu, ref.tensor, dt, true);
+      unfused.run(gx.tensor, gw.tensor, gb.tensor, gy2.tensor);
+      FV_CUDA_CHECK(cudaDeviceSynchronize());
+      got = to_host(*gpu, gy2.tensor);
+      expect_close(got.data(), want, op_tolerance(precision, rms(want)),
+                   std::string("cuda conv unfused (") + unfused.last_algorithm() + ") " +
+                       precision + " " + x.tensor.describe());
     }
   }
 }
@@ -272,6 +284,77 @@ TEST(CudaBackend, GlobalAvgpoolAndMaxpoolThroughTheBackend) {
       expect_close(got.data(), as_f64(pref.tensor), {0, 0, 0},
                    std::string("cuda maxpool ") + precision + " " + x.tensor.describe());
     }
+  }
+}
+
+// A device copy of a host tensor of any dtype, bytes as they are.
+OwnedTensor raw_to_device(Backend& be, const Tensor& host) {
+  OwnedTensor t;
+  t.buffer = be.allocate(host.bytes());
+  t.tensor = Tensor::view(t.buffer, host.shape(), host.dtype(), host.layout());
+  be.copy_from_host(t.tensor, host.data());
+  return t;
+}
+
+TEST(CudaBackend, VoteThroughTheBackendIsIdenticalToCpu) {
+  REQUIRE_CUDA_DEVICE();
+  SeedTrace trace;
+  auto cpu_be = cpu::make_cpu_backend(0);
+  auto gpu = make_cuda_backend({"cuda", "fp16", 0});
+  const int classes = 8, slots = 5, frames = 11;
+  for (VoteMode mode : {VoteMode::Majority, VoteMode::Confidence}) {
+    auto counts = host_tensor({slots, classes}, DType::I32);
+    auto sums = host_tensor({slots, classes}, DType::F64);
+    std::memset(counts.tensor.data(), 0, counts.tensor.bytes());
+    std::memset(sums.tensor.data(), 0, sums.tensor.bytes());
+    auto gcounts = raw_to_device(*gpu, counts.tensor), gsums = raw_to_device(*gpu, sums.tensor);
+    // Four batches; slot 2's video spans all of them, others start and end in between. Labels
+    // and probabilities from small sets, so that counts and sums tie.
+    const std::vector<std::vector<Segment>> batches = {{{0, 4, 2}, {4, 7, 0}},
+                                                       {{0, 11, 2}},
+                                                       {{0, 3, 2}, {3, 1, 4}, {4, 7, 1}},
+                                                       {{0, 2, 2}, {2, 9, 3}}};
+    for (const auto& segs : batches) {
+      auto probs = host_tensor({frames, classes}, DType::F32);
+      auto labels = host_tensor({frames}, DType::I32);
+      for (int64_t i = 0; i < probs.tensor.numel(); ++i)
+        probs.tensor.ptr<float>()[i] = 0.25f * float(rng()() % 3);
+      for (int f = 0; f < frames; ++f) labels.tensor.ptr<int32_t>()[f] = int(rng()() % 3);
+      cpu_be->vote_accumulate(probs.tensor, labels.tensor, segs, counts.tensor, sums.tensor);
+      auto gp = raw_to_device(*gpu, probs.tensor), gl = raw_to_device(*gpu, labels.tensor);
+      gpu->vote_accumulate(gp.tensor, gl.tensor, segs, gcounts.tensor, gsums.tensor);
+    }
+    const std::vector<int> finished = {2, 0, 4};  // in an order that is not the slots'
+    const int n = int(finished.size());
+    auto w = host_tensor({n}, DType::I32), oc = host_tensor({n, classes}, DType::I32);
+    auto os = host_tensor({n, classes}, DType::F64);
+    cpu_be->vote_finalize(counts.tensor, sums.tensor, finished, mode, w.tensor, oc.tensor,
+                          os.tensor);
+    auto gw = host_tensor({n}, DType::I32), goc = host_tensor({n, classes}, DType::I32);
+    auto gos = host_tensor({n, classes}, DType::F64);
+    poison(gw.tensor);
+    poison(goc.tensor);
+    poison(gos.tensor);
+    auto dw = raw_to_device(*gpu, gw.tensor), doc = raw_to_device(*gpu, goc.tensor),
+         dos = raw_to_device(*gpu, gos.tensor);
+    gpu->vote_finalize(gcounts.tensor, gsums.tensor, finished, mode, dw.tensor, doc.tensor,
+                       dos.tensor);
+    gpu->copy_to_host(gw.tensor.data(), dw.tensor);
+    gpu->copy_to_host(goc.tensor.data(), doc.tensor);
+    gpu->copy_to_host(gos.tensor.data(), dos.tensor);
+    for (int i = 0; i < n; ++i)
+      EXPECT_EQ(gw.tensor.ptr<int32_t>()[i], w.tensor.ptr<int32_t>()[i])
+          << "slot " << finished[i] << ", " << vote_name(mode);
+    EXPECT_EQ(0, std::memcmp(goc.tensor.data(), oc.tensor.data(), oc.tensor.bytes()));
+    EXPECT_EQ(0, std::memcmp(gos.tensor.data(), os.tensor.data(), os.tensor.bytes()))
+        << "sums must be bit-identical";
+    // The finished slots are cleared on both; the open ones (1, 3) still hold the same tallies.
+    auto after_c = host_tensor({slots, classes}, DType::I32);
+    auto after_s = host_tensor({slots, classes}, DType::F64);
+    gpu->copy_to_host(after_c.tensor.data(), gcounts.tensor);
+    gpu->copy_to_host(after_s.tensor.data(), gsums.tensor);
+    EXPECT_EQ(0, std::memcmp(after_c.tensor.data(), counts.tensor.data(), counts.tensor.bytes()));
+    EXPECT_EQ(0, std::memcmp(after_s.tensor.data(), sums.tensor.data(), sums.tensor.bytes()));
   }
 }
 

@@ -1,9 +1,12 @@
 // conv3x3_bias_relu (CUDA, cuDNN): y = ReLU(conv(x, w) + b) in one cuDNN call
 // (cudnnConvolutionBiasActivationForward: deprecated in cuDNN 9 but supported, and on the H100
-// it costs what the bare convolution costs; DESIGN.md). NHWC activations, KRSC filters.
+// it costs what the bare convolution costs; DESIGN.md). NHWC activations, KRSC filters. Where the
+// fused call accepts no algorithm for a shape, the plain convolution runs and fervid's bias_relu
+// kernel (kernels/cuda/bias_relu.cu) finishes it.
 // Plan, once per shape: descriptors, then cudnnFindConvolutionForwardAlgorithmEx times every
 // algorithm on the real buffers; the fastest one that the fused call accepts (and, in strict
-// fp32, that does not use TF32) is kept together with its workspace. The 2x2 pool is a separate
+// fp32, that does not use TF32) is kept together with its workspace. Another batch size of a
+// planned layer reuses its algorithm without searching. The 2x2 pool is a separate
 // kernel here (kernels/cuda/maxpool2x2.cu); fervid's own conv fuses it.
 #include <algorithm>
 #include <iostream>
@@ -11,6 +14,7 @@
 #include "../../engine/cuda/check.h"
 #include "../../engine/cuda/runtime.h"
 #include "library_ops.h"
+#include "ops.h"
 
 namespace fervid::cuda {
 
@@ -70,7 +74,8 @@ struct ConvCudnn::Plan {
   cudnnConvolutionDescriptor_t conv = nullptr;
   cudnnActivationDescriptor_t act = nullptr;
   cudnnConvolutionFwdAlgo_t algo{};
-  size_t workspace = 0;
+  cudnnMathType_t math = CUDNN_DEFAULT_MATH;
+  bool fused = true;  // false: plain convolution, then fervid's bias_relu kernel
 
   Plan() {
     FV_CUDNN_CHECK(cudnnCreateTensorDescriptor(&x));
@@ -94,8 +99,8 @@ struct ConvCudnn::Plan {
   Plan& operator=(const Plan&) = delete;
 };
 
-ConvCudnn::ConvCudnn(cudaStream_t stream, bool allow_tf32, MemoryMeter meter)
-    : stream_(stream), allow_tf32_(allow_tf32), meter_(std::move(meter)) {
+ConvCudnn::ConvCudnn(cudaStream_t stream, bool allow_tf32, MemoryMeter meter, bool fused)
+    : stream_(stream), allow_tf32_(allow_tf32), meter_(std::move(meter)), fused_(fused) {
   FV_CUDNN_CHECK(cudnnCreate(&handle_));
   FV_CUDNN_CHECK(cudnnSetStream(handle_, stream_));
 }
@@ -135,6 +140,32 @@ ConvCudnn::Plan& ConvCudnn::plan(const Tensor& x, const Tensor& w, const Tensor&
   FV_CUDNN_CHECK(
       cudnnSetActivationDescriptor(p->act, CUDNN_ACTIVATION_RELU, CUDNN_NOT_PROPAGATE_NAN, 0.0));
 
+  const float one = 1.0f, zero = 0.0f;
+  // A batch of another size of an already planned layer (the last, partial batch of a run) takes
+  // that layer's algorithm without a new search, if the fused call accepts it at this size.
+  for (const auto& [other_key, other] : plans_) {
+    if (std::get<0>(other_key) == n || std::get<1>(other_key) != h ||
+        std::get<2>(other_key) != wd || std::get<3>(other_key) != c ||
+        std::get<4>(other_key) != k || std::get<5>(other_key) != x.dtype())
+      continue;
+    FV_CUDNN_CHECK(cudnnSetConvolutionMathType(p->conv, other->math));
+    size_t bytes = 0;
+    FV_CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(handle_, p->x, p->w, p->conv, p->y,
+                                                           other->algo, &bytes));
+    reserve_workspace(bytes);
+    if (other->fused && cudnnConvolutionBiasActivationForward(
+                            handle_, &one, p->x, x.data(), p->w, w.data(), p->conv, other->algo,
+                            workspace_.data(), workspace_.bytes(), &zero, p->y, y.data(), p->bias,
+                            b.data(), p->act, p->y, y.data()) != CUDNN_STATUS_SUCCESS)
+      break;  // search afresh below
+    p->algo = other->algo;
+    p->math = other->math;
+    p->fused = other->fused;
+    return *(plans_[key] = std::move(p));
+  }
+  FV_CUDNN_CHECK(
+      cudnnSetConvolutionMathType(p->conv, strict_f32 ? CUDNN_FMA_MATH : CUDNN_TENSOR_OP_MATH));
+
   // Time every algorithm on the real buffers (y is overwritten; the fused call below rewrites
   // it). The search workspace is temporary.
   size_t free_bytes = 0, total = 0;
@@ -147,8 +178,9 @@ ConvCudnn::Plan& ConvCudnn::plan(const Tensor& x, const Tensor& w, const Tensor&
       CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &returned, perf, search.data(), search.bytes()));
   search = Buffer();
 
-  const float one = 1.0f, zero = 0.0f;
-  std::string tried;
+  // The fastest algorithm the fused call accepts; if it accepts none, the fastest one for the
+  // plain convolution with the bias and ReLU in a separate kernel.
+  const cudnnConvolutionFwdAlgoPerf_t* unfused = nullptr;
   for (int i = 0; i < returned; ++i) {
     const cudnnConvolutionFwdAlgoPerf_t& r = perf[i];
     if (r.status != CUDNN_STATUS_SUCCESS) continue;
@@ -159,25 +191,35 @@ ConvCudnn::Plan& ConvCudnn::plan(const Tensor& x, const Tensor& w, const Tensor&
                        r.algo == CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD ||
                        r.algo == CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD_NONFUSED))
       continue;
+    if (!unfused) unfused = &r;
+    if (!fused_) break;
     FV_CUDNN_CHECK(cudnnSetConvolutionMathType(p->conv, r.mathType));
     reserve_workspace(r.memory);
-    // The fused call takes fewer algorithms than the plain convolution: try it once here.
+    // The fused call takes fewer configurations than the plain convolution: try it once here.
     cudnnStatus_t s = cudnnConvolutionBiasActivationForward(
         handle_, &one, p->x, x.data(), p->w, w.data(), p->conv, r.algo, workspace_.data(),
         workspace_.bytes(), &zero, p->y, y.data(), p->bias, b.data(), p->act, p->y, y.data());
-    if (s == CUDNN_STATUS_NOT_SUPPORTED) {
-      tried += std::string(tried.empty() ? "" : ", ") + algo_name(r.algo);
-      continue;
-    }
+    if (s == CUDNN_STATUS_NOT_SUPPORTED) continue;
     FV_CUDNN_CHECK(s);
     p->algo = r.algo;
-    p->workspace = r.memory;
+    p->math = r.mathType;
+    p->fused = true;
     last_algorithm_ = std::string(algo_name(r.algo)) +
-                      (r.mathType == CUDNN_FMA_MATH ? " (fma)" : " (tensor ops)");
+                      (r.mathType == CUDNN_FMA_MATH ? " (fma, fused)" : " (tensor ops, fused)");
     return *(plans_[key] = std::move(p));
   }
-  fail("cuDNN has no fused conv+bias+ReLU algorithm for x " + x.describe() + ", w " + w.describe() +
-       (tried.empty() ? "" : " (not supported: " + tried + ")"));
+  if (!unfused)
+    fail("cuDNN has no convolution algorithm for x " + x.describe() + ", w " + w.describe() +
+         (strict_f32 ? " in strict fp32" : ""));
+  FV_CUDNN_CHECK(cudnnSetConvolutionMathType(p->conv, unfused->mathType));
+  reserve_workspace(unfused->memory);
+  p->algo = unfused->algo;
+  p->math = unfused->mathType;
+  p->fused = false;
+  last_algorithm_ = std::string(algo_name(unfused->algo)) +
+                    (unfused->mathType == CUDNN_FMA_MATH ? " (fma" : " (tensor ops") +
+                    ") + bias_relu kernel";
+  return *(plans_[key] = std::move(p));
 }
 
 void ConvCudnn::run(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y) {
@@ -190,9 +232,16 @@ void ConvCudnn::run(const Tensor& x, const Tensor& w, const Tensor& b, const Ten
   if (x.dim(0) == 0) return;
   Plan& p = plan(x, w, b, y);
   const float one = 1.0f, zero = 0.0f;
-  FV_CUDNN_CHECK(cudnnConvolutionBiasActivationForward(
-      handle_, &one, p.x, x.data(), p.w, w.data(), p.conv, p.algo, workspace_.data(),
-      workspace_.bytes(), &zero, p.y, y.data(), p.bias, b.data(), p.act, p.y, y.data()));
+  if (p.fused) {
+    FV_CUDNN_CHECK(cudnnConvolutionBiasActivationForward(
+        handle_, &one, p.x, x.data(), p.w, w.data(), p.conv, p.algo, workspace_.data(),
+        workspace_.bytes(), &zero, p.y, y.data(), p.bias, b.data(), p.act, p.y, y.data()));
+  } else {
+    FV_CUDNN_CHECK(cudnnConvolutionForward(handle_, &one, p.x, x.data(), p.w, w.data(), p.conv,
+                                           p.algo, workspace_.data(), workspace_.bytes(), &zero,
+                                           p.y, y.data()));
+    bias_relu(y, b, stream_);
+  }
 }
 
 }  // namespace fervid::cuda

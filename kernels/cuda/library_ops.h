@@ -18,7 +18,9 @@ namespace fervid::cuda {
 
 class ConvCudnn {
  public:
-  ConvCudnn(cudaStream_t stream, bool allow_tf32, MemoryMeter meter);
+  // fused = false: always the plain convolution followed by fervid's bias_relu kernel (what a
+  // shape gets anyway when cuDNN's fused call accepts none of its algorithms).
+  ConvCudnn(cudaStream_t stream, bool allow_tf32, MemoryMeter meter, bool fused = true);
   ~ConvCudnn();
   ConvCudnn(const ConvCudnn&) = delete;
   ConvCudnn& operator=(const ConvCudnn&) = delete;
@@ -38,6 +40,7 @@ class ConvCudnn {
   cudaStream_t stream_;
   bool allow_tf32_;
   MemoryMeter meter_;
+  bool fused_;
   cudnnHandle_t handle_ = nullptr;
   Buffer workspace_;
   std::map<Key, std::unique_ptr<Plan>> plans_;

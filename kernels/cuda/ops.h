@@ -26,6 +26,8 @@ struct StagedFrame {
 // CPU reference's formula (bit-identical in f32).
 void preprocess(const uint8_t* pixels, const StagedFrame* frames, int n, const Preprocess& pp,
                 const Tensor& out, cudaStream_t stream);
+// y = max(y + b, 0) in place; b [K] runs along y's innermost dimension. f32, f16 or bf16.
+void bias_relu(const Tensor& y, const Tensor& b, cudaStream_t stream);
 // x [N,H,W,C] -> y [N,C], both of the same dtype (f32, f16, bf16).
 void global_avgpool(const Tensor& x, const Tensor& y, cudaStream_t stream);
 
