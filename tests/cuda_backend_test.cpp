@@ -167,7 +167,7 @@ TEST(CudaBackend, ConvBiasReluWithAndWithoutPoolMatchesCpu) {
                                      {7, 14, 14, 256, 512, true},  {1, 7, 9, 512, 512, false},
                                      {3, 28, 28, 128, 256, false}, {1, 15, 11, 3, 64, true}};
   for (const char* precision : kPrecisions) {
-    auto gpu = make_cuda_backend({"cuda", precision, 0});
+    auto gpu = make_cuda_backend({"cuda", precision, 0, "cudnn"});
     const DType dt = gpu->compute_dtype();
     for (const Shape& s : shapes) {
       auto x = host_tensor({s.n, s.h, s.w, s.c}, DType::F32, Layout::NHWC);
@@ -205,6 +205,127 @@ TEST(CudaBackend, ConvBiasReluWithAndWithoutPoolMatchesCpu) {
                    std::string("cuda conv unfused (") + unfused.last_algorithm() + ") " +
                        precision + " " + x.tensor.describe());
     }
+  }
+}
+
+// One conv3x3 case: random x, w, b rounded to what both f16 and bf16 hold exactly, the CPU
+// reference computed once, then every backend in `gpus` against it (outputs poisoned).
+struct ConvCase {
+  int n, h, w, c, k;
+  bool pool;
+};
+
+void expect_conv_matches(const std::vector<Backend*>& gpus, const ConvCase& s,
+                         const std::string& what) {
+  auto x = host_tensor({s.n, s.h, s.w, s.c}, DType::F32, Layout::NHWC);
+  auto w = host_tensor({s.k, s.c, 3, 3}, DType::F32);
+  auto b = host_tensor({s.k}, DType::F32);
+  fill_uniform(x.tensor, -1, 1);
+  fill_uniform(w.tensor, -1.0f / std::sqrt(9.0f * s.c), 1.0f / std::sqrt(9.0f * s.c));
+  fill_uniform(b.tensor, -0.2f, 0.2f);
+  for (const Tensor* t : {&x.tensor, &w.tensor, &b.tensor}) {
+    round_to(*t, DType::BF16);
+    round_to(*t, DType::F16);
+  }
+  const int oh = s.pool ? s.h / 2 : s.h, ow = s.pool ? s.w / 2 : s.w;
+  auto ref = host_tensor({s.n, oh, ow, s.k}, DType::F32, Layout::NHWC);
+  OwnedTensor w_ohwi = cpu::conv_weight_ohwi(w.tensor);
+  cpu::conv3x3_bias_relu(x.tensor, w_ohwi.tensor, b.tensor, s.pool, ref.tensor);
+  const std::vector<double> want = as_f64(ref.tensor);
+  for (Backend* gpu : gpus) {
+    const DType dt = gpu->compute_dtype();
+    OwnedTensor gw = gpu->prepare_weight(w.tensor, {WeightRole::Conv});
+    OwnedTensor gb = gpu->prepare_weight(b.tensor, {WeightRole::ConvBias});
+    auto gx = to_device(*gpu, x.tensor, dt);
+    auto gy = to_device(*gpu, ref.tensor, dt, true);
+    gpu->conv3x3_bias_relu(gx.tensor, gw.tensor, gb.tensor, s.pool, gy.tensor);
+    std::vector<float> got = to_host(*gpu, gy.tensor);
+    expect_close(
+        got.data(), want, op_tolerance(gpu->precision(), rms(want)),
+        what + " " + gpu->precision() + " " + x.tensor.describe() + " -> " + ref.tensor.describe());
+  }
+}
+
+TEST(CudaBackend, ConvImplIsCheckedBeforeAnyDeviceWork) {
+  for (auto [device, precision, impl] :
+       {std::tuple{"cuda", "fp32", "fervid"}, std::tuple{"cuda", "tf32", "fervid"},
+        std::tuple{"cuda", "fp16", "winograd"}, std::tuple{"cpu", "", "fervid"},
+        std::tuple{"auto", "", "cudnn-ish"}}) {
+    try {
+      make_backend({device, precision, 0, impl});
+      ADD_FAILURE() << "accepted --device " << device << " --precision " << precision
+                    << " --conv-impl " << impl;
+    } catch (const Error& e) {
+      const std::string msg = e.what();
+      EXPECT_NE(msg.find("--conv-impl " + std::string(impl)), std::string::npos) << msg;
+      EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+    }
+  }
+}
+
+// fervid's kernel (--conv-impl fervid) on every VGG16 layer shape, with VGG's pools, at batch 1
+// and 7, in fp16 and bf16.
+TEST(CudaBackend, FervidConvMatchesCpuOnEveryVgg16Layer) {
+  REQUIRE_CUDA_DEVICE();
+  SeedTrace trace;
+  auto fp16 = make_cuda_backend({"cuda", "fp16", 0, "fervid"});
+  auto bf16 = make_cuda_backend({"cuda", "bf16", 0, "fervid"});
+  const ModelSpec spec =
+      ModelSpec::load_card(std::string(FERVID_SOURCE_DIR) + "/weights/torchvision-vgg16.json");
+  for (int n : {1, 7}) {
+    int size = spec.input_size;
+    for (const ConvLayer& l : spec.conv_layers()) {
+      expect_conv_matches({fp16.get(), bf16.get()},
+                          {n, size, size, l.in_channels, l.out_channels, l.pool},
+                          "fervid conv " + l.name);
+      if (l.pool) size /= 2;
+    }
+  }
+  for (Backend* be : {fp16.get(), bf16.get()})
+    for (const ConvPlanInfo& p : be->conv_plans()) EXPECT_EQ(p.impl, "fervid");
+}
+
+// Sizes that are multiples of no tile (8x16 pixels, 64 channels, 32-deep chunks), channel
+// counts for the gather path (3, 5, 48) and the vector path (32, 64, 96), with and without pool.
+TEST(CudaBackend, FervidConvMatchesCpuOnOddShapes) {
+  REQUIRE_CUDA_DEVICE();
+  SeedTrace trace;
+  auto fp16 = make_cuda_backend({"cuda", "fp16", 0, "fervid"});
+  auto bf16 = make_cuda_backend({"cuda", "bf16", 0, "fervid"});
+  const std::vector<ConvCase> cases = {
+      {2, 13, 17, 64, 128, false}, {2, 13, 17, 64, 128, true}, {1, 15, 11, 3, 64, true},
+      {3, 9, 31, 32, 40, false},   {3, 9, 31, 32, 40, true},   {1, 1, 1, 64, 64, false},
+      {2, 3, 5, 96, 72, true},     {1, 7, 7, 3, 16, false},    {2, 6, 10, 5, 24, true},
+      {1, 19, 9, 48, 65, false},   {5, 2, 2, 128, 192, true},  {1, 33, 18, 256, 8, true}};
+  for (const ConvCase& c : cases) expect_conv_matches({fp16.get(), bf16.get()}, c, "fervid conv");
+}
+
+// --conv-impl auto times cuDNN (+ pool) and fervid's kernel once per layer shape and keeps the
+// faster; a later batch size of the same shape keeps that choice; f32 always runs on cuDNN.
+TEST(CudaBackend, ConvImplAutoTimesBothAndKeepsTheFaster) {
+  REQUIRE_CUDA_DEVICE();
+  SeedTrace trace;
+  auto fp16 = make_cuda_backend({"cuda", "fp16", 0, "auto"});
+  auto fp32 = make_cuda_backend({"cuda", "fp32", 0, "auto"});
+  expect_conv_matches({fp16.get(), fp32.get()}, {4, 28, 28, 256, 512, true}, "auto conv");
+  expect_conv_matches({fp16.get(), fp32.get()}, {4, 28, 28, 512, 512, false}, "auto conv");
+  expect_conv_matches({fp16.get(), fp32.get()}, {2, 28, 28, 256, 512, true}, "auto conv");
+  const std::vector<ConvPlanInfo> plans = fp16->conv_plans();
+  ASSERT_EQ(plans.size(), 2u);
+  for (const ConvPlanInfo& p : plans) {
+    EXPECT_EQ(p.timed_batch, 4);
+    EXPECT_GT(p.cudnn_ms, 0.0);
+    EXPECT_GT(p.fervid_ms, 0.0);
+    EXPECT_EQ(p.impl, p.fervid_ms < p.cudnn_ms ? "fervid" : "cudnn");
+    std::printf("[ auto     ] 28x28 %lld->%lld%s: cudnn %.3f ms, fervid %.3f ms -> %s\n",
+                (long long)p.in_channels, (long long)p.out_channels, p.pool ? " pool" : "",
+                p.cudnn_ms, p.fervid_ms, p.impl.c_str());
+  }
+  EXPECT_TRUE(plans[0].pool);
+  EXPECT_FALSE(plans[1].pool);
+  for (const ConvPlanInfo& p : fp32->conv_plans()) {
+    EXPECT_EQ(p.impl, "cudnn");
+    EXPECT_EQ(p.timed_batch, 0);
   }
 }
 
@@ -430,8 +551,12 @@ TEST(CudaBackend, WholeNetworkMatchesCpuOnRealFrames) {
     Model cpu_model(weights, *cpu_be, 16);
     const std::vector<float> want = logits_of(cpu_model, frames);
     const int classes = spec.num_classes();
-    for (const char* precision : kPrecisions) {
-      auto gpu = make_cuda_backend({"cuda", precision, 0});
+    // Every precision with the default conv choice, and fp16/bf16 with each implementation.
+    const std::pair<const char*, const char*> configs[] = {
+        {"fp32", "auto"},   {"tf32", "auto"},  {"fp16", "auto"},  {"fp16", "cudnn"},
+        {"fp16", "fervid"}, {"bf16", "cudnn"}, {"bf16", "fervid"}};
+    for (auto [precision, impl] : configs) {
+      auto gpu = make_cuda_backend({"cuda", precision, 0, impl});
       Model gpu_model(weights, *gpu, 7);  // 7: batches of several sizes, the last one partial
       const std::vector<float> got = logits_of(gpu_model, frames);
       double err2 = 0, ref2 = 0;
@@ -451,12 +576,12 @@ TEST(CudaBackend, WholeNetworkMatchesCpuOnRealFrames) {
                                                               : 2e-2;
       const double agreement = double(agree) / double(frames.size());
       std::printf(
-          "[ network  ] %s %s: %zu frames, relative L2 of logits %.2e (bound %.0e), top-1 "
-          "agreement %.1f%%\n",
-          card, precision, frames.size(), rel, bound, 100 * agreement);
-      EXPECT_LE(rel, bound) << card << " " << precision;
+          "[ network  ] %s %s conv %s: %zu frames, relative L2 of logits %.2e (bound %.0e), "
+          "top-1 agreement %.1f%%\n",
+          card, precision, impl, frames.size(), rel, bound, 100 * agreement);
+      EXPECT_LE(rel, bound) << card << " " << precision << " " << impl;
       EXPECT_GE(agreement, std::string(precision) == "fp32" ? 1.0 : 0.99)
-          << card << " " << precision;
+          << card << " " << precision << " " << impl;
     }
   }
 }

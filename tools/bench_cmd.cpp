@@ -40,6 +40,32 @@ Weights bench_weights(const BenchOptions& o) {
   }
 }
 
+void print_conv_layers(const nlohmann::json& report) {
+  const auto& layers = report["conv_layers"];
+  if (layers.empty()) return;
+  std::cout << "\nconv3x3 per layer (--conv-impl " << report["conv_impl"].get<std::string>()
+            << "): cudnn = cuDNN's fused conv+bias+ReLU (+ the pool kernel), fervid = fervid's "
+               "kernel with the pool fused\n"
+            << std::setw(10) << "layer" << std::setw(16) << "shape" << std::setw(6) << "pool"
+            << std::setw(8) << "runs" << std::setw(11) << "cudnn ms" << std::setw(11) << "fervid ms"
+            << std::setw(14) << "cudnn/fervid" << std::setw(8) << "batch\n";
+  std::cout << std::setprecision(3);
+  for (const auto& l : layers) {
+    const std::string shape = std::to_string(l["size"].get<int>()) + "^2 " +
+                              std::to_string(l["in_channels"].get<int>()) + ">" +
+                              std::to_string(l["out_channels"].get<int>());
+    std::cout << std::setw(10) << l["layer"].get<std::string>() << std::setw(16) << shape
+              << std::setw(6) << (l["pool"].get<bool>() ? "yes" : "") << std::setw(8)
+              << l["impl"].get<std::string>();
+    if (l.contains("timed_batch"))
+      std::cout << std::setw(11) << l["cudnn_ms"].get<double>() << std::setw(11)
+                << l["fervid_ms"].get<double>() << std::setw(13)
+                << l["cudnn_ms"].get<double>() / l["fervid_ms"].get<double>() << "x" << std::setw(7)
+                << l["timed_batch"].get<int>();
+    std::cout << "\n";
+  }
+}
+
 }  // namespace
 
 int run_bench(const BenchOptions& o) {
@@ -48,7 +74,7 @@ int run_bench(const BenchOptions& o) {
     if (b < 1) fail("bench: batch sizes must be at least 1");
   if (o.iters < 1) fail("bench: --iters must be at least 1");
   Weights w = bench_weights(o);
-  auto backend = make_backend({o.device, o.precision, o.threads});
+  auto backend = make_backend({o.device, o.precision, o.threads, o.conv_impl});
   const int max_batch = *std::max_element(o.batches.begin(), o.batches.end());
   Model model(w, *backend, max_batch);
   const ModelSpec& spec = model.spec();
@@ -107,6 +133,32 @@ int run_bench(const BenchOptions& o) {
                                  {"tflop_per_s", gflop * b / total_ms},
                                  {"layers", layers}});
   }
+  // Which conv3x3 ran each layer; with --conv-impl auto, both implementations' times.
+  const std::vector<ConvPlanInfo> plans = backend->conv_plans();
+  report["conv_impl"] = o.conv_impl;
+  report["conv_layers"] = nlohmann::json::array();
+  int size = spec.input_size;
+  for (const ConvLayer& l : spec.conv_layers()) {
+    for (const ConvPlanInfo& p : plans) {
+      if (p.height != size || p.width != size || p.in_channels != l.in_channels ||
+          p.out_channels != l.out_channels || p.pool != l.pool)
+        continue;
+      nlohmann::json j{{"layer", l.name},
+                       {"size", size},
+                       {"in_channels", l.in_channels},
+                       {"out_channels", l.out_channels},
+                       {"pool", l.pool},
+                       {"impl", p.impl}};
+      if (p.timed_batch > 0) {
+        j["timed_batch"] = p.timed_batch;
+        j["cudnn_ms"] = p.cudnn_ms;
+        j["fervid_ms"] = p.fervid_ms;
+      }
+      report["conv_layers"].push_back(j);
+      break;
+    }
+    if (l.pool) size /= 2;
+  }
   report["peak_memory_mib"] = double(backend->peak_memory_bytes()) / double(1 << 20);
   if (backend->device() == Device::Cuda && o.gemm_size > 0) {
     // The reference rate: one large GEMM in the same precision, in the same run.
@@ -155,6 +207,7 @@ int run_bench(const BenchOptions& o) {
                 << (i < r["layers"].size() ? r["layers"][i]["ms"].get<double>() : 0.0);
     std::cout << "\n";
   }
+  print_conv_layers(report);
   return kExitOk;
 }
 

@@ -32,10 +32,14 @@ std::pair<ModelSpec, std::string> resolve_spec(const std::string& name_or_path) 
 
 namespace {
 
+constexpr const char* kConvImplHelp =
+    "CUDA conv3x3: cudnn | fervid (fervid's kernel, fp16/bf16, pool fused) | auto (the faster "
+    "per layer, timed once)";
+
 struct ClassifyArgs {
   std::vector<std::string> inputs;
-  std::string weights, spec, device = "auto", precision, crop, vote, format = "table", output,
-                             frames;
+  std::string weights, spec, device = "auto", precision, conv_impl = "auto", crop, vote,
+                             format = "table", output, frames;
   int batch = 8, stride = 1, max_frames = 0, threads = 0;
   bool logits = false, quiet = false;
 };
@@ -62,7 +66,7 @@ int classify(const ClassifyArgs& a) {
   opt.keep_frames = !a.frames.empty();
   opt.keep_logits = a.logits;
 
-  auto backend = make_backend({a.device, a.precision, a.threads});
+  auto backend = make_backend({a.device, a.precision, a.threads, a.conv_impl});
   Model model(weights, *backend, a.batch);
   auto items = expand_inputs(a.inputs);
 
@@ -212,6 +216,7 @@ int run(int argc, char** argv) {
                            "torchvision-vgg16 or a JSON file");
   classify_cmd->add_option("--device", ca.device, "auto | cpu | cuda")->capture_default_str();
   classify_cmd->add_option("--precision", ca.precision, "fp32 | tf32 | fp16 | bf16 (CPU: fp32)");
+  classify_cmd->add_option("--conv-impl", ca.conv_impl, kConvImplHelp)->capture_default_str();
   classify_cmd->add_option("--batch", ca.batch, "Frames per batch")->capture_default_str();
   classify_cmd->add_option("--stride", ca.stride, "Keep every Nth frame")->capture_default_str();
   classify_cmd->add_option("--max-frames", ca.max_frames, "Frames per video at most (0: all)")
@@ -245,6 +250,7 @@ int run(int argc, char** argv) {
   auto* bench = app.add_subcommand("bench", "Time the frame stage (frames/s, per-layer times)");
   bench->add_option("--device", bo.device, "cpu | cuda | auto")->capture_default_str();
   bench->add_option("--precision", bo.precision, "fp32 | tf32 | fp16 | bf16");
+  bench->add_option("--conv-impl", bo.conv_impl, kConvImplHelp)->capture_default_str();
   bench->add_option("--weights", bo.weights, "Weights file (default: random weights for --spec)");
   bench->add_option("--spec", bo.spec, "Model card when no --weights")->capture_default_str();
   bench->add_option("--batch", bo.batches, "Batch sizes")->capture_default_str();

@@ -23,6 +23,7 @@ std::pair<ModelSpec, std::string> resolve_spec(const std::string& name_or_path);
 struct BenchOptions {
   std::string device = "cpu";
   std::string precision;
+  std::string conv_impl = "auto";
   std::string weights;
   std::string spec = "ravdess-vgg16";
   std::vector<int> batches{1, 8};

@@ -97,19 +97,21 @@ run() {
   local benches=()
   for card in ravdess-vgg16 torchvision-vgg16; do
     for prec in fp16 bf16 tf32 fp32; do
-      local bb=$batches
+      local bb=$batches impls=auto
       [ "$prec" = fp16 ] || bb=256
       [ "$card" = ravdess-vgg16 ] || [ "$prec" = fp16 ] || continue
-      # shellcheck disable=SC2086
-      if "$b/bin/fervid" bench --device cuda --spec "$card" --precision "$prec" --batch $bb \
-        --iters 20 --warmup 5 --json >"$work/bench-$card-$prec.json" 2>>"$out/tests.log"; then
-        benches+=("$work/bench-$card-$prec.json")
+      # cuDNN alone against the per-layer choice (fervid's kernel where it is faster).
+      if [ "$prec" = fp16 ] || [ "$prec" = bf16 ]; then impls="auto cudnn fervid"; fi
+      for impl in $impls; do
+        local f="$work/bench-$card-$prec-$impl.json"
         # shellcheck disable=SC2086
-        "$b/bin/fervid" bench --device cuda --spec "$card" --precision "$prec" --batch $bb \
-          --iters 5 --warmup 2 --gemm-size 0 2>&1 | head -40
-      else
-        echo "bench $card $prec failed (tests.log)"
-      fi
+        if "$b/bin/fervid" bench --device cuda --spec "$card" --precision "$prec" --batch $bb \
+          --conv-impl "$impl" --iters 20 --warmup 5 --json >"$f" 2>>"$out/tests.log"; then
+          benches+=("$f")
+        else
+          echo "bench $card $prec --conv-impl $impl failed (tests.log)"
+        fi
+      done
     done
   done
   $py -c 'import json,sys; print(json.dumps([json.load(open(f)) for f in sys.argv[1:]], indent=1))' \
@@ -142,7 +144,7 @@ try:
     torch = {t["spec"]: t for t in json.load(open(sys.argv[2]))}
 except Exception:
     torch = {}
-print(f"{'card':<18} {'prec':<5} {'batch':>5} {'frames/s':>10} {'TFLOP/s':>8} {'of GEMM':>8} {'torch best':>11} {'ratio':>6}")
+print(f"{'card':<18} {'prec':<5} {'conv':<6} {'batch':>5} {'frames/s':>10} {'TFLOP/s':>8} {'of GEMM':>8} {'torch best':>11} {'ratio':>6}")
 for r in bench:
     for x in r["results"]:
         t = torch.get(r["model"], {})
@@ -150,8 +152,20 @@ for r in bench:
         best = f"{row['best_fps']:.0f}" if row and r["precision"] == "fp16" else "-"
         ratio = f"{x['frames_per_s'] / row['best_fps']:.2f}x" if row and r["precision"] == "fp16" else "-"
         frac = f"{100 * x['fraction_of_gemm']:.0f}%" if "fraction_of_gemm" in x else "-"
-        print(f"{r['model']:<18} {r['precision']:<5} {x['batch']:>5} {x['frames_per_s']:>10.0f} "
-              f"{x['tflop_per_s']:>8.1f} {frac:>8} {best:>11} {ratio:>6}")
+        print(f"{r['model']:<18} {r['precision']:<5} {r.get('conv_impl', '-'):<6} {x['batch']:>5} "
+              f"{x['frames_per_s']:>10.0f} {x['tflop_per_s']:>8.1f} {frac:>8} {best:>11} {ratio:>6}")
+# Per conv layer, from the auto runs: cuDNN (+ pool kernel) against fervid's kernel.
+for r in bench:
+    if r.get("conv_impl") != "auto" or r["model"] != "ravdess-vgg16" or r["precision"] not in ("fp16", "bf16"):
+        continue
+    layers = [l for l in r.get("conv_layers", []) if "timed_batch" in l]
+    if not layers:
+        continue
+    print(f"\nconv3x3 {r['precision']} at batch {layers[0]['timed_batch']}: cudnn(+pool) vs fervid, ms")
+    for l in layers:
+        print(f"  {l['layer']:<8} {l['size']:>3}^2 {l['in_channels']:>3}>{l['out_channels']:<3} "
+              f"{'pool' if l['pool'] else '    '} {l['cudnn_ms']:8.3f} {l['fervid_ms']:8.3f} "
+              f"{l['cudnn_ms'] / l['fervid_ms']:6.2f}x -> {l['impl']}")
 PY
 }
 

@@ -94,8 +94,9 @@ class CudaTimeline final : public Timeline {
 
 class CudaBackend final : public Backend {
  public:
-  explicit CudaBackend(const Precision& precision)
+  CudaBackend(const Precision& precision, std::string conv_impl)
       : precision_(precision),
+        conv_impl_(std::move(conv_impl)),
         conv_(stream_.get(), precision.tf32, meter_),
         linear_(stream_.get(), precision.tf32, meter_) {
     cudaDeviceProp p{};
@@ -200,16 +201,13 @@ class CudaBackend final : public Backend {
 
   void conv3x3_bias_relu(const Tensor& x, const Tensor& w, const Tensor& b, bool pool,
                          const Tensor& y) override {
-    if (!pool) {
-      conv_.run(x, w, b, y);
-    } else {
-      // cuDNN does not pool: the full-resolution output goes to scratch, then the pool kernel.
-      Tensor full = scratch({x.dim(0), x.dim(1), x.dim(2), w.dim(0)}, x.dtype());
-      conv_.run(x, w, b, full);
-      cuda::maxpool2x2(full, y, stream_.get());
-    }
+    if (choose_conv(x, w, b, pool, y).impl == "fervid")
+      cuda::conv3x3_igemm_pool(x, w, b, pool, y, stream_.get());
+    else
+      conv_cudnn(x, w, b, pool, y);
     after_op("conv3x3_bias_relu");
   }
+  std::vector<ConvPlanInfo> conv_plans() const override { return conv_plans_; }
   void maxpool2x2(const Tensor& x, const Tensor& y) override {
     cuda::maxpool2x2(x, y, stream_.get());
     after_op("maxpool2x2");
@@ -280,6 +278,56 @@ class CudaBackend final : public Backend {
     return Tensor::view(scratch_, std::move(shape), dtype, Layout::NHWC);
   }
 
+  void conv_cudnn(const Tensor& x, const Tensor& w, const Tensor& b, bool pool, const Tensor& y) {
+    if (!pool) return conv_.run(x, w, b, y);
+    // cuDNN does not pool: the full-resolution output goes to scratch, then the pool kernel.
+    Tensor full = scratch({x.dim(0), x.dim(1), x.dim(2), w.dim(0)}, x.dtype());
+    conv_.run(x, w, b, full);
+    cuda::maxpool2x2(full, y, stream_.get());
+  }
+
+  // The implementation of this layer shape: the one asked for, or with auto the faster of cuDNN
+  // (+ pool kernel) and fervid's kernel, timed on the real buffers the first time the shape runs
+  // (any batch size; later batch sizes keep the choice). f32 always runs on cuDNN.
+  const ConvPlanInfo& choose_conv(const Tensor& x, const Tensor& w, const Tensor& b, bool pool,
+                                  const Tensor& y) {
+    for (const ConvPlanInfo& p : conv_plans_)
+      if (p.height == x.dim(1) && p.width == x.dim(2) && p.in_channels == x.dim(3) &&
+          p.out_channels == w.dim(0) && p.pool == pool)
+        return p;
+    ConvPlanInfo p;
+    p.height = x.dim(1);
+    p.width = x.dim(2);
+    p.in_channels = x.dim(3);
+    p.out_channels = w.dim(0);
+    p.pool = pool;
+    if (precision_.dtype == DType::F32 || conv_impl_ == "cudnn") {
+      p.impl = "cudnn";
+    } else if (conv_impl_ == "fervid") {
+      p.impl = "fervid";
+    } else {
+      auto time_ms = [&](auto&& run) {
+        run();  // plans (cuDNN's search) and warms up
+        cuda::Event start, stop;
+        double best = 0;
+        for (int round = 0; round < 2; ++round) {
+          start.record(stream_.get());
+          for (int i = 0; i < kConvTimingReps; ++i) run();
+          stop.record(stream_.get());
+          const double ms = stop.since(start) / kConvTimingReps;
+          best = round == 0 ? ms : std::min(best, ms);
+        }
+        return best;
+      };
+      p.cudnn_ms = time_ms([&] { conv_cudnn(x, w, b, pool, y); });
+      p.fervid_ms = time_ms([&] { cuda::conv3x3_igemm_pool(x, w, b, pool, y, stream_.get()); });
+      p.timed_batch = x.dim(0);
+      p.impl = p.fervid_ms < p.cudnn_ms ? "fervid" : "cudnn";
+    }
+    conv_plans_.push_back(p);
+    return conv_plans_.back();
+  }
+
   // Copies a small host table to the device through pinned memory, behind the queued work.
   const void* upload_table(Staging& staging, Buffer& device, const void* src, size_t bytes) {
     void* host = staging.reserve(bytes);
@@ -303,7 +351,11 @@ class CudaBackend final : public Backend {
            cudaGetErrorString(rc) + ")");
   }
 
+  static constexpr int kConvTimingReps = 3;
+
   Precision precision_;
+  std::string conv_impl_;
+  std::vector<ConvPlanInfo> conv_plans_;
   std::string device_name_;
   bool sync_check_ = false;
   MemoryMeter meter_;
@@ -319,10 +371,11 @@ class CudaBackend final : public Backend {
 
 std::unique_ptr<Backend> make_cuda_backend(const BackendOptions& options) {
   const Precision precision = parse_precision(options.precision);
+  check_conv_impl(options);
   std::string why;
   if (!cuda_device_available(&why)) fail("--device cuda: " + why);
   FV_CUDA_CHECK(cudaSetDevice(0));
-  return std::make_unique<CudaBackend>(precision);
+  return std::make_unique<CudaBackend>(precision, options.conv_impl);
 }
 
 double cuda_gemm_tflops(const std::string& precision, int size, int iters) {

@@ -26,6 +26,10 @@ struct StagedFrame {
 // CPU reference's formula (bit-identical in f32).
 void preprocess(const uint8_t* pixels, const StagedFrame* frames, int n, const Preprocess& pp,
                 const Tensor& out, cudaStream_t stream);
+// fervid's tensor-core conv: y = [maxpool2x2] ReLU(conv3x3(x, w) + b); x [N,H,W,C],
+// w [K,3,3,C], b [K], y [N,H,W,K] or [N,H/2,W/2,K] with `pool`; f16 or bf16, f32 accumulation.
+void conv3x3_igemm_pool(const Tensor& x, const Tensor& w, const Tensor& b, bool pool,
+                        const Tensor& y, cudaStream_t stream);
 // y = max(y + b, 0) in place; b [K] runs along y's innermost dimension. f32, f16 or bf16.
 void bias_relu(const Tensor& y, const Tensor& b, cudaStream_t stream);
 // x [N,H,W,C] -> y [N,C], both of the same dtype (f32, f16, bf16).

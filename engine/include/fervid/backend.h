@@ -59,6 +59,16 @@ class Timeline {
   virtual std::vector<double> take_ms() = 0;
 };
 
+// How a backend runs one conv3x3 layer shape. The CUDA backend chooses between cuDNN and fervid's
+// own kernel per shape (--conv-impl); with auto it times both once, at the first batch it sees.
+struct ConvPlanInfo {
+  int64_t height = 0, width = 0, in_channels = 0, out_channels = 0;
+  bool pool = false;
+  std::string impl;                    // "cudnn", "fervid" or "cpu"
+  int64_t timed_batch = 0;             // the batch both were timed at; 0: not timed (impl given)
+  double cudnn_ms = 0, fervid_ms = 0;  // per call, cuDNN's including its separate pool kernel
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -79,6 +89,8 @@ class Backend {
   // The most memory this backend held at once (buffers, weights, library workspaces).
   virtual size_t peak_memory_bytes() const = 0;
   virtual std::unique_ptr<Timeline> make_timeline() = 0;
+  // The conv3x3 shapes planned so far, in the order they were first run.
+  virtual std::vector<ConvPlanInfo> conv_plans() const { return {}; }
 
   // Converts an f32 host weight (conv OIHW, linear [out,in], bias [n]) once, at load, to this
   // backend's layout and precision.
@@ -112,9 +124,10 @@ class Backend {
 };
 
 struct BackendOptions {
-  std::string device = "auto";  // auto | cpu | cuda
-  std::string precision;        // "" = the backend's default
-  int threads = 0;              // CPU threads; 0 = all cores
+  std::string device = "auto";     // auto | cpu | cuda
+  std::string precision;           // "" = the backend's default
+  int threads = 0;                 // CPU threads; 0 = all cores
+  std::string conv_impl = "auto";  // CUDA conv3x3: auto | cudnn | fervid
 };
 
 // The backend for `options.device`. "auto" picks CUDA when a device is usable and says so on
