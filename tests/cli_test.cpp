@@ -1,5 +1,6 @@
 // The fervid CLI end to end: exit codes, one-line errors naming the input, result files written
 // completely or not at all, the output formats, make-weights and inspect.
+#include <stb_image.h>
 #include <sys/wait.h>
 
 #include <cstdio>
@@ -8,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "metrics.h"
 #include "test_util.h"
 
 namespace fs = std::filesystem;
@@ -234,6 +236,210 @@ TEST(Cli, MakeWeightsAndInspect) {
   EXPECT_EQ(mismatch.code, 1);
   EXPECT_NE(mismatch.out.find("matches spec: no"), std::string::npos) << mismatch.out;
   EXPECT_EQ(fervid("make-weights --seed 1 --dtype f8 --out " + w).code, 2);
+}
+
+// ---- fervid eval, merge, --shard, --resume ----
+
+// A tiny model with RAVDESS's eight classes (16x16 input: runs take milliseconds).
+const std::string& tiny8_weights() {
+  static std::string w = [] {
+    fs::path card = work_dir() / "tiny8.json";
+    std::ofstream(card) << R"({"name":"tiny8","config":[8,"M",8,"M"],"input_size":16,"head":"gap",
+      "dense":[12],"classes":["neutral","calm","happy","sad","angry","fearful","disgust",
+      "surprised"],"preprocess":"study","vote":"confidence"})";
+    std::string out = (work_dir() / "tiny8.safetensors").string();
+    Result r = fervid("make-weights --seed 5 --spec " + card.string() + " --out " + out);
+    EXPECT_EQ(r.code, 0) << r.err;
+    return out;
+  }();
+  return w;
+}
+
+// The real videos of ../shared/data under RAVDESS names (symbolic links), one corrupt clip and
+// one audio-only file (skipped by eval).
+fs::path ravdess_dir() {
+  static const fs::path dir = [] {
+    const fs::path d = work_dir() / "ravdess";
+    const std::string data = FERVID_DATA_DIR;
+    const std::pair<const char*, const char*> clips[] = {
+        {"/video/astronaut-720p.mp4", "Actor_01/02-01-03-01-01-01-01.mp4"},
+        {"/ravdess/modified/01-01-07-02-02-01-01_1.mp4", "Actor_01/01-01-07-02-02-01-01_1.mp4"},
+        {"/video/vtest.avi", "Actor_02/02-01-05-01-01-01-02.avi"},
+        {"/video/astronaut-720p.mp4", "Actor_02/01-01-01-01-02-01-02.mp4"},
+        {"/ravdess/modified/01-01-08-02-01-01-19.mp4", "Actor_19/01-01-08-02-01-01-19.mp4"},
+        {"/video/vtest.avi", "Actor_21/02-01-04-01-01-02-21.avi"},
+        {"/video/astronaut-720p.mp4", "Actor_22/02-01-06-02-01-01-22.mp4"}};
+    for (auto [src, name] : clips) {
+      fs::create_directories((d / name).parent_path());
+      fs::create_symlink(data + src, d / name);
+    }
+    fs::create_directories(d / "Actor_03");
+    std::ofstream(d / "Actor_03/02-01-02-01-01-01-03.mp4") << "not a video";
+    std::ofstream(d / "Actor_03/03-01-02-01-01-01-03.wav") << "audio only";
+    return d;
+  }();
+  return dir;
+}
+
+std::vector<nlohmann::json> jsonl_rows(const fs::path& p) {
+  std::vector<nlohmann::json> rows;
+  std::istringstream in(slurp(p));
+  for (std::string line; std::getline(in, line);) rows.push_back(nlohmann::json::parse(line));
+  return rows;
+}
+
+TEST(Eval, ScoresARavdessDatasetConsistentlyWithItsRows) {
+  const fs::path out = work_dir() / "eval.jsonl", summary = work_dir() / "eval.json",
+                 png = work_dir() / "eval.png";
+  Result r = fervid("eval " + ravdess_dir().string() + " --device cpu --weights " +
+                    tiny8_weights() + " --max-frames 6 --format jsonl --output " + out.string() +
+                    " --summary " + summary.string() + " --confusion " + png.string());
+  EXPECT_EQ(r.code, 1) << r.err;  // the corrupt clip
+  EXPECT_NE(r.out.find("frame accuracy:"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("video accuracy:"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("confusion matrix"), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find("02-01-02-01-01-01-03.mp4: cannot open video"), std::string::npos) << r.err;
+  const auto rows = jsonl_rows(out);
+  ASSERT_EQ(rows.size(), 8u);
+  int ok = 0, correct = 0;
+  int64_t frames = 0, frames_correct = 0;
+  for (const auto& row : rows) {
+    EXPECT_EQ(row["video"].get<std::string>().find(".wav"), std::string::npos);
+    EXPECT_TRUE(row["truth"].is_string()) << row;
+    if (row["status"] != "ok") continue;
+    ++ok;
+    correct += row["label"] == row["truth"];
+    frames += row["frames"].get<int64_t>();
+    frames_correct += row["counts"][row["truth"].get<std::string>()].get<int64_t>();
+    int64_t sum = 0;
+    for (auto& [k, c] : row["counts"].items()) sum += c.get<int64_t>();
+    EXPECT_EQ(sum, row["frames"].get<int64_t>());
+  }
+  EXPECT_EQ(ok, 7);
+  const auto s = nlohmann::json::parse(slurp(summary));
+  EXPECT_EQ(s["videos"], ok);
+  EXPECT_EQ(s["videos_failed"], 1);
+  EXPECT_EQ(s["frames"], frames);
+  EXPECT_DOUBLE_EQ(s["video_accuracy"].get<double>(), double(correct) / ok);
+  EXPECT_DOUBLE_EQ(s["frame_accuracy"].get<double>(), double(frames_correct) / double(frames));
+  int64_t videos_in_matrix = 0, frames_in_matrix = 0;
+  for (const auto& row : s["confusion"])
+    for (const auto& v : row) videos_in_matrix += v.get<int64_t>();
+  for (const auto& row : s["frame_confusion"])
+    for (const auto& v : row) frames_in_matrix += v.get<int64_t>();
+  EXPECT_EQ(videos_in_matrix, ok);
+  EXPECT_EQ(frames_in_matrix, frames);
+  EXPECT_EQ(s["per_actor"].size(), 5u);  // actors 1, 2, 19, 21, 22 (actor 3's clip failed)
+  const std::vector<std::string> classes = s["classes"];
+  int w = 0, h = 0, ch = 0;
+  unsigned char* px = stbi_load(png.string().c_str(), &w, &h, &ch, 3);
+  ASSERT_NE(px, nullptr) << stbi_failure_reason();
+  stbi_image_free(px);
+  EXPECT_EQ(w, cli::confusion_png_layout(classes).width);
+  EXPECT_EQ(h, cli::confusion_png_layout(classes).height);
+  EXPECT_FALSE(fs::exists(png.string() + ".part"));
+
+  // Filters: actors 21-22 leave two clips.
+  Result f =
+      fervid("eval " + ravdess_dir().string() + " --device cpu --weights " + tiny8_weights() +
+             " --max-frames 2 --actors 21-22 --summary " + summary.string());
+  EXPECT_EQ(f.code, 0) << f.err;
+  EXPECT_EQ(nlohmann::json::parse(slurp(summary))["videos"], 2);
+  EXPECT_NE(f.err.find("6 left out by the filters"), std::string::npos) << f.err;
+}
+
+TEST(Eval, RefusesUnlabelledInputsAndUnknownClassesInOneLine) {
+  const std::string v = clip("c10.mp4", 10);
+  expect_fatal("eval " + v + " --device cpu --weights " + tiny8_weights(), "no RAVDESS name");
+  const fs::path csv = work_dir() / "labels.csv";
+  std::ofstream(csv) << "path,label\n" << v << ",elated\n";
+  expect_fatal(
+      "eval " + v + " --device cpu --weights " + tiny8_weights() + " --labels " + csv.string(),
+      "'elated'");
+  std::ofstream(csv) << "path,label\n" << v << ",happy\n";
+  Result ok = fervid("eval " + v + " --device cpu --weights " + tiny8_weights() + " --labels " +
+                     csv.string() + " --quiet");
+  EXPECT_EQ(ok.code, 0) << ok.err;
+  EXPECT_NE(ok.out.find("(1/1 videos)"), std::string::npos) << ok.out;
+  expect_fatal("classify " + v + " --device cpu --weights " + tiny8_weights() + " --resume",
+               "--resume");
+}
+
+// Labels, counts and frames equal; probabilities to float rounding (the CPU's GEMMs round
+// differently when a batch packs other frames).
+void expect_same_rows(const std::vector<nlohmann::json>& a, const std::vector<nlohmann::json>& b) {
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i]["video"], b[i]["video"]);
+    EXPECT_EQ(a[i]["label"], b[i]["label"]) << a[i]["video"];
+    EXPECT_EQ(a[i]["frames"], b[i]["frames"]);
+    EXPECT_EQ(a[i].value("counts", nlohmann::json()), b[i].value("counts", nlohmann::json()));
+    EXPECT_EQ(a[i]["status"], b[i]["status"]);
+    EXPECT_EQ(a[i]["run"], b[i]["run"]);
+    if (a[i].contains("mean_probs"))
+      for (auto& [k, p] : a[i]["mean_probs"].items())
+        EXPECT_NEAR(p.get<double>(), b[i]["mean_probs"][k].get<double>(), 1e-5);
+  }
+}
+
+TEST(Eval, ShardsMergedEqualOneUnshardedRun) {
+  const std::string common =
+      " --device cpu --weights " + tiny8_weights() + " --max-frames 4 --format jsonl --quiet";
+  const fs::path all = work_dir() / "all.jsonl";
+  fervid("eval " + ravdess_dir().string() + common + " --output " + all.string());
+  std::string shards;
+  for (int k = 1; k <= 3; ++k) {
+    const fs::path s = work_dir() / ("shard" + std::to_string(k) + ".jsonl");
+    Result r = fervid("eval " + ravdess_dir().string() + common + " --shard " + std::to_string(k) +
+                      "/3 --output " + s.string());
+    EXPECT_LE(r.code, 1) << r.err;
+    EXPECT_GE(jsonl_rows(s).size(), 2u);
+    shards += " " + s.string();
+  }
+  const fs::path merged = work_dir() / "merged.jsonl";
+  Result m = fervid("merge" + shards + " --output " + merged.string());
+  ASSERT_EQ(m.code, 0) << m.err;
+  expect_same_rows(jsonl_rows(merged), jsonl_rows(all));
+  // Outputs of other settings do not merge.
+  const fs::path other = work_dir() / "other.jsonl";
+  fervid("eval " + ravdess_dir().string() + common + " --vote majority --shard 1/3 --output " +
+         other.string());
+  expect_fatal("merge " + (work_dir() / "shard2.jsonl").string() + " " + other.string() +
+                   " --output " + (work_dir() / "bad.jsonl").string(),
+               "vote");
+}
+
+TEST(Eval, ResumeAfterAKilledRunEqualsAnUninterruptedRun) {
+  // Enough work that the run is still going when its first row appears: 16 clips of real video.
+  const fs::path dir = work_dir() / "many";
+  fs::create_directories(dir);
+  for (int i = 1; i <= 16; ++i) {
+    char name[64];
+    std::snprintf(name, sizeof(name), "02-01-%02d-01-01-01-%02d.avi", 1 + i % 8, i);
+    fs::create_symlink(std::string(FERVID_DATA_DIR) + "/video/vtest.avi", dir / name);
+  }
+  const std::string common = " --device cpu --weights " + tiny8_weights() +
+                             " --max-frames 40 --batch 4 --format jsonl --quiet --output ";
+  const fs::path full = work_dir() / "full.jsonl", cut = work_dir() / "cut.jsonl";
+  ASSERT_EQ(fervid("eval " + dir.string() + common + full.string()).code, 0);
+  const std::string part = cut.string() + ".part";
+  sh("(" + kBin + " eval " + dir.string() + common + cut.string() + " 2>/dev/null & pid=$!; " +
+     "for i in $(seq 1 4000); do [ -s " + part + " ] && break; sleep 0.005; done; " +
+     "kill -9 $pid; wait $pid; true)");
+  ASSERT_FALSE(fs::exists(cut)) << "the run finished before it could be killed";
+  ASSERT_TRUE(fs::exists(part));
+  const size_t kept = jsonl_rows(part).size();
+  EXPECT_LT(kept, 16u);
+  // Other settings are refused, naming the difference; the same settings finish the job.
+  expect_fatal("eval " + dir.string() + common + cut.string() + " --resume --stride 2", "stride");
+  Result r = fervid("eval " + dir.string() + common + cut.string() + " --resume");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_FALSE(fs::exists(part));
+  expect_same_rows(jsonl_rows(cut), jsonl_rows(full));
+  // Resuming a finished output has nothing left to do and leaves it as it was.
+  const std::string before = slurp(cut);
+  ASSERT_EQ(fervid("eval " + dir.string() + common + cut.string() + " --resume").code, 0);
+  EXPECT_EQ(slurp(cut), before);
 }
 
 }  // namespace

@@ -36,70 +36,39 @@ constexpr const char* kConvImplHelp =
     "CUDA conv3x3: cudnn | fervid (fervid's kernel, fp16/bf16, pool fused) | auto (the faster "
     "per layer, timed once)";
 
-struct ClassifyArgs {
-  std::vector<std::string> inputs;
-  std::string weights, spec, device = "auto", precision, conv_impl = "auto", crop, vote,
-                             format = "table", output, frames;
-  int batch = 8, stride = 1, max_frames = 0, threads = 0;
-  bool logits = false, quiet = false;
-};
-
-Weights load_weights(const std::string& path, const std::string& spec) {
-  if (spec.empty()) return Weights::load(path);
-  auto [s, origin] = resolve_spec(spec);
-  return Weights::load(path, s, origin);
+// The options classify and eval share.
+void add_run_options(CLI::App* cmd, RunArgs& a) {
+  cmd->add_option("inputs", a.inputs, "Videos, image folders, images or folders to walk")
+      ->required();
+  cmd->add_option("--weights", a.weights, "Weights (safetensors)")->required();
+  cmd->add_option("--spec", a.spec,
+                  "Model card overriding the file's metadata: ravdess-vgg16, torchvision-vgg16 or "
+                  "a JSON file");
+  cmd->add_option("--device", a.device, "auto | cpu | cuda")->capture_default_str();
+  cmd->add_option("--precision", a.precision, "fp32 | tf32 | fp16 | bf16 (CPU: fp32)");
+  cmd->add_option("--conv-impl", a.conv_impl, kConvImplHelp)->capture_default_str();
+  cmd->add_option("--batch", a.batch, "Frames per batch")->capture_default_str();
+  cmd->add_option("--stride", a.stride, "Keep every Nth frame")->capture_default_str();
+  cmd->add_option("--max-frames", a.max_frames, "Frames per video at most (0: all)")
+      ->capture_default_str();
+  cmd->add_option("--crop", a.crop, "full | center | box=x,y,w,h (default: the card's)");
+  cmd->add_option("--vote", a.vote, "majority | confidence (default: the card's)");
+  cmd->add_option("--format", a.format, "table | csv | jsonl")->capture_default_str();
+  cmd->add_option("--output", a.output, "Write the per-video rows to FILE");
+  cmd->add_option("--frames", a.frames, "Write one CSV row per frame to FILE");
+  cmd->add_flag("--logits", a.logits, "Add logit_<class> columns to --frames");
+  cmd->add_option("--shard", a.shard,
+                  "K/N: classify only the K-th of N shares of the sorted inputs (join the "
+                  "outputs with `fervid merge`)");
+  cmd->add_flag("--resume", a.resume,
+                "Skip the videos already in --output (JSON Lines) and append the rest");
+  cmd->add_option("--threads", a.threads, "CPU threads (0: all cores)");
+  cmd->add_flag("--quiet", a.quiet, "No progress bar and no summary line on stderr");
 }
 
-int classify(const ClassifyArgs& a) {
-  if (a.batch < 1) fail("--batch must be at least 1");
-  if (a.stride < 1) fail("--stride must be at least 1");
-  if (a.max_frames < 0) fail("--max-frames must be 0 (no cap) or more");
-  if (a.logits && a.frames.empty()) fail("--logits adds columns to --frames FILE; give --frames");
-  const Format format = parse_format(a.format);
-  Weights weights = load_weights(a.weights, a.spec);
-  const ModelSpec& spec = weights.spec;
-  ClassifyOptions opt;
-  opt.batch = a.batch;
-  opt.sampling = {a.stride, a.max_frames};
-  opt.crop = CropSpec::parse(a.crop.empty() ? spec.crop : a.crop);
-  opt.vote = a.vote.empty() ? spec.vote : parse_vote(a.vote);
-  opt.keep_frames = !a.frames.empty();
-  opt.keep_logits = a.logits;
+}  // namespace
 
-  auto backend = make_backend({a.device, a.precision, a.threads, a.conv_impl});
-  Model model(weights, *backend, a.batch);
-  auto items = expand_inputs(a.inputs);
-
-  std::optional<AtomicFile> out_file, frames_file;
-  if (!a.output.empty()) out_file.emplace(a.output);
-  if (!a.frames.empty()) frames_file.emplace(a.frames);
-  std::ostream& out = out_file ? out_file->stream() : std::cout;
-  VideoWriter videos(out, format, spec.classes);
-  std::optional<FrameWriter> frame_rows;
-  if (frames_file) {
-    frame_rows.emplace(frames_file->stream(), spec.classes, a.logits);
-    frame_rows->header();
-  }
-  videos.header();
-  Classifier classifier(model, opt);
-  RunStats stats = classifier.run(items, [&](const VideoResult& r) {
-    videos.row(r);
-    if (frame_rows) frame_rows->rows(r);
-    if (!r.ok()) std::cerr << "fervid: " << r.error << "\n";
-  });
-  if (out_file) out_file->commit();
-  if (frames_file) frames_file->commit();
-  if (!a.quiet) {
-    std::ostringstream s;
-    s << "fervid: " << (stats.videos_ok + stats.videos_failed) << " videos (" << stats.videos_failed
-      << " failed), " << stats.frames << " frames in " << std::fixed << std::setprecision(2)
-      << stats.seconds << " s (" << std::setprecision(1)
-      << (stats.seconds > 0 ? stats.frames / stats.seconds : 0.0) << " frames/s) on "
-      << backend->name() << ", vote " << vote_name(opt.vote) << "\n";
-    std::cerr << s.str();
-  }
-  return stats.videos_failed > 0 ? kExitSomeFailed : kExitOk;
-}
+namespace {
 
 int make_weights_cmd(uint64_t seed, const std::string& out, const std::string& spec_name,
                      const std::string& dtype) {
@@ -206,29 +175,28 @@ int run(int argc, char** argv) {
                                         (cuda_built() ? " (CUDA build)" : " (CPU-only build)"));
   app.require_subcommand(1);
 
-  ClassifyArgs ca;
+  RunArgs ca;
   auto* classify_cmd = app.add_subcommand("classify", "Classify videos, image folders or images");
-  classify_cmd->add_option("inputs", ca.inputs, "Videos, image folders, images or folders to walk")
-      ->required();
-  classify_cmd->add_option("--weights", ca.weights, "Weights (safetensors)")->required();
-  classify_cmd->add_option("--spec", ca.spec,
-                           "Model card overriding the file's metadata: ravdess-vgg16, "
-                           "torchvision-vgg16 or a JSON file");
-  classify_cmd->add_option("--device", ca.device, "auto | cpu | cuda")->capture_default_str();
-  classify_cmd->add_option("--precision", ca.precision, "fp32 | tf32 | fp16 | bf16 (CPU: fp32)");
-  classify_cmd->add_option("--conv-impl", ca.conv_impl, kConvImplHelp)->capture_default_str();
-  classify_cmd->add_option("--batch", ca.batch, "Frames per batch")->capture_default_str();
-  classify_cmd->add_option("--stride", ca.stride, "Keep every Nth frame")->capture_default_str();
-  classify_cmd->add_option("--max-frames", ca.max_frames, "Frames per video at most (0: all)")
-      ->capture_default_str();
-  classify_cmd->add_option("--crop", ca.crop, "full | center | box=x,y,w,h (default: the card's)");
-  classify_cmd->add_option("--vote", ca.vote, "majority | confidence (default: the card's)");
-  classify_cmd->add_option("--format", ca.format, "table | csv | jsonl")->capture_default_str();
-  classify_cmd->add_option("--output", ca.output, "Write the per-video rows to FILE");
-  classify_cmd->add_option("--frames", ca.frames, "Write one CSV row per frame to FILE");
-  classify_cmd->add_flag("--logits", ca.logits, "Add logit_<class> columns to --frames");
-  classify_cmd->add_option("--threads", ca.threads, "CPU threads (0: all cores)");
-  classify_cmd->add_flag("--quiet", ca.quiet, "No summary line on stderr");
+  add_run_options(classify_cmd, ca);
+
+  RunArgs ea;
+  auto* eval_cmd = app.add_subcommand(
+      "eval", "Classify a labelled dataset (RAVDESS names or --labels CSV) and score it");
+  add_run_options(eval_cmd, ea);
+  eval_cmd->add_option("--labels", ea.labels,
+                       "CSV of path,label for datasets without RAVDESS names");
+  eval_cmd->add_option("--actors", ea.actors, "RAVDESS actors, e.g. 21-24 or 1,3,5-7");
+  eval_cmd->add_option("--emotions", ea.emotions, "RAVDESS emotions, names or codes: happy,sad");
+  eval_cmd->add_option("--modality", ea.modality, "video (video-only) | av (audio-video)");
+  eval_cmd->add_option("--channel", ea.channel, "speech | song");
+  eval_cmd->add_option("--summary", ea.summary, "Write the metrics as JSON to FILE");
+  eval_cmd->add_option("--confusion", ea.confusion, "Write the confusion matrix as a PNG to FILE");
+
+  std::string merge_out;
+  std::vector<std::string> merge_in;
+  auto* merge = app.add_subcommand("merge", "Join the JSON Lines outputs of --shard runs");
+  merge->add_option("shards", merge_in, "Shard outputs (JSON Lines)")->required();
+  merge->add_option("--output", merge_out, "The joined output")->required();
 
   uint64_t seed = 0;
   std::string mw_out, mw_spec = "ravdess-vgg16", mw_dtype = "f32";
@@ -268,7 +236,9 @@ int run(int argc, char** argv) {
     return code == 0 ? kExitOk : kExitFatal;
   }
   try {
-    if (*classify_cmd) return classify(ca);
+    if (*classify_cmd) return run_videos(ca, false);
+    if (*eval_cmd) return run_videos(ea, true);
+    if (*merge) return merge_outputs(merge_out, merge_in);
     if (*mw) return make_weights_cmd(seed, mw_out, mw_spec, mw_dtype);
     if (*ins) return inspect(in_path, in_spec);
     if (*bench) return run_bench(bo);

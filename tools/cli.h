@@ -1,8 +1,9 @@
-// The fervid command line: classify, make-weights, inspect, bench.
+// The fervid command line: classify, eval, merge, make-weights, inspect, bench.
 #pragma once
 
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "fervid/model_spec.h"
 
@@ -15,6 +16,19 @@ inline constexpr int kExitSomeFailed = 1;
 inline constexpr int kExitFatal = 2;
 
 int run(int argc, char** argv);
+
+// The options of classify and eval (eval adds the labels, filters, metrics outputs).
+struct RunArgs {
+  std::vector<std::string> inputs;
+  std::string weights, spec, device = "auto", precision, conv_impl = "auto", crop, vote,
+                             format = "table", output, frames, shard;
+  int batch = 8, stride = 1, max_frames = 0, threads = 0;
+  bool logits = false, quiet = false, resume = false;
+  std::string labels, actors, emotions, modality, channel, summary, confusion;  // eval
+};
+int run_videos(const RunArgs& args, bool eval);
+// fervid merge: shard outputs (JSON Lines) -> one output sorted by video path.
+int merge_outputs(const std::string& output, const std::vector<std::string>& inputs);
 
 // A built-in card by name (ravdess-vgg16, torchvision-vgg16) or a JSON card file; returns the
 // spec and where it came from.

@@ -17,7 +17,8 @@ Format parse_format(const std::string& text) {
   fail("--format " + text + ": expected table, csv or jsonl");
 }
 
-AtomicFile::AtomicFile(std::string path) : path_(std::move(path)), tmp_(path_ + ".part") {
+AtomicFile::AtomicFile(std::string path, bool keep_partial)
+    : path_(std::move(path)), tmp_(path_ + ".part"), keep_partial_(keep_partial) {
   out_.open(tmp_, std::ios::trunc);
   if (!out_) fail(path_ + ": cannot write (" + tmp_ + ")");
 }
@@ -25,7 +26,7 @@ AtomicFile::AtomicFile(std::string path) : path_(std::move(path)), tmp_(path_ + 
 AtomicFile::~AtomicFile() {
   if (!committed_) {
     out_.close();
-    std::remove(tmp_.c_str());
+    if (!keep_partial_) std::remove(tmp_.c_str());
   }
 }
 
@@ -63,20 +64,26 @@ std::string fixed(double v, int digits) {
 
 }  // namespace
 
-VideoWriter::VideoWriter(std::ostream& out, Format format, std::vector<std::string> classes)
-    : out_(out), format_(format), classes_(std::move(classes)) {}
+VideoWriter::VideoWriter(std::ostream& out, Format format, std::vector<std::string> classes,
+                         nlohmann::json run, bool truth_column)
+    : out_(out),
+      format_(format),
+      classes_(std::move(classes)),
+      run_(std::move(run)),
+      truth_column_(truth_column) {}
 
 void VideoWriter::header() {
   if (format_ == Format::Table) {
     out_ << std::left << std::setw(40) << "video"
          << " " << std::right << std::setw(7) << "frames"
-         << "  " << std::left << std::setw(10) << "label"
-         << " " << std::right << std::setw(6) << "p"
+         << "  " << std::left << std::setw(10) << "label";
+    if (truth_column_) out_ << " " << std::setw(10) << "truth";
+    out_ << " " << std::right << std::setw(6) << "p"
          << " " << std::setw(11) << "votes"
          << "  "
          << "status\n";
   } else if (format_ == Format::Csv) {
-    out_ << "video,frames,label,vote";
+    out_ << "video,frames,label," << (truth_column_ ? "truth," : "") << "vote";
     for (const auto& c : classes_) out_ << ",count_" << c;
     for (const auto& c : classes_) out_ << ",p_" << c;
     out_ << ",status\n";
@@ -84,7 +91,7 @@ void VideoWriter::header() {
   out_.flush();
 }
 
-void VideoWriter::row(const VideoResult& r) {
+void VideoWriter::row(const VideoResult& r, const std::string& truth) {
   const std::string label = r.ok() ? classes_.at(r.label) : "";
   if (format_ == Format::Table) {
     std::string path = r.path.size() > 40 ? "..." + r.path.substr(r.path.size() - 37) : r.path;
@@ -92,10 +99,13 @@ void VideoWriter::row(const VideoResult& r) {
     std::string votes =
         r.ok() ? std::to_string(r.counts[r.label]) + "/" + std::to_string(r.frames) : "-";
     out_ << std::left << std::setw(40) << path << " " << std::right << std::setw(7) << r.frames
-         << "  " << std::left << std::setw(10) << (r.ok() ? label : "-") << " " << std::right
-         << std::setw(6) << p << " " << std::setw(11) << votes << "  " << status_text(r) << "\n";
+         << "  " << std::left << std::setw(10) << (r.ok() ? label : "-");
+    if (truth_column_) out_ << " " << std::setw(10) << truth;
+    out_ << " " << std::right << std::setw(6) << p << " " << std::setw(11) << votes << "  "
+         << status_text(r) << "\n";
   } else if (format_ == Format::Csv) {
-    out_ << csv_field(r.path) << "," << r.frames << "," << label << "," << vote_name(r.vote);
+    out_ << csv_field(r.path) << "," << r.frames << "," << label << ","
+         << (truth_column_ ? csv_field(truth) + "," : "") << vote_name(r.vote);
     for (size_t j = 0; j < classes_.size(); ++j)
       out_ << "," << (r.ok() ? std::to_string(r.counts[j]) : "");
     for (size_t j = 0; j < classes_.size(); ++j)
@@ -107,6 +117,7 @@ void VideoWriter::row(const VideoResult& r) {
                      {"label", r.ok() ? nlohmann::json(label) : nlohmann::json(nullptr)},
                      {"vote", vote_name(r.vote)},
                      {"status", status_text(r)}};
+    if (truth_column_) j["truth"] = truth;
     if (r.ok()) {
       nlohmann::json counts = nlohmann::json::object(), probs = nlohmann::json::object();
       for (size_t k = 0; k < classes_.size(); ++k) {
@@ -116,6 +127,7 @@ void VideoWriter::row(const VideoResult& r) {
       j["counts"] = counts;
       j["mean_probs"] = probs;
     }
+    if (!run_.is_null()) j["run"] = run_;
     out_ << j.dump() << "\n";
   }
   out_.flush();

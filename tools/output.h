@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <fstream>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -16,10 +17,13 @@ namespace fervid::cli {
 enum class Format { Table, Csv, Jsonl };
 Format parse_format(const std::string& text);
 
-// An output file that appears under its name only after commit(); otherwise it is removed.
+// An output file that appears under its name only after commit(); until then it is written as
+// FILE.part, removed when the run fails unless `keep_partial` (JSON Lines output, which --resume
+// continues).
 class AtomicFile {
  public:
-  explicit AtomicFile(std::string path);
+  explicit AtomicFile(std::string path, bool keep_partial = false);
+  const std::string& partial_path() const { return tmp_; }
   ~AtomicFile();
   std::ostream& stream() { return out_; }
   void commit();
@@ -27,19 +31,25 @@ class AtomicFile {
  private:
   std::string path_, tmp_;
   std::ofstream out_;
+  bool keep_partial_ = false;
   bool committed_ = false;
 };
 
 class VideoWriter {
  public:
-  VideoWriter(std::ostream& out, Format format, std::vector<std::string> classes);
+  // `run`: the settings that produced the rows, a member of every JSON Lines row (--resume and
+  // `fervid merge` compare them). `truth_column`: eval's rows carry the true class.
+  VideoWriter(std::ostream& out, Format format, std::vector<std::string> classes,
+              nlohmann::json run = nullptr, bool truth_column = false);
   void header();
-  void row(const VideoResult& r);
+  void row(const VideoResult& r, const std::string& truth = "");
 
  private:
   std::ostream& out_;
   Format format_;
   std::vector<std::string> classes_;
+  nlohmann::json run_;
+  bool truth_column_;
 };
 
 class FrameWriter {
