@@ -442,5 +442,25 @@ TEST(Eval, ResumeAfterAKilledRunEqualsAnUninterruptedRun) {
   EXPECT_EQ(slurp(cut), before);
 }
 
+TEST(Eval, FaceCropWarnsInTheRowWhenNoFaceIsFound) {
+  const std::string data = FERVID_DATA_DIR;
+  Result r = fervid("classify " + data + "/video/astronaut-720p.mp4 " + data +
+                    "/video/vtest.avi --device cpu --weights " + tiny8_weights() +
+                    " --crop face --max-frames 8 --format jsonl");
+  if (r.err.find("no face detector") != std::string::npos) GTEST_SKIP() << r.err;
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::istringstream in(r.out);
+  std::string a, b;
+  std::getline(in, a);
+  std::getline(in, b);
+  const auto face = nlohmann::json::parse(a), street = nlohmann::json::parse(b);
+  EXPECT_FALSE(face.contains("warning")) << a;
+  EXPECT_LT(face["crop"][2].get<int>(), 400) << a;  // a face, not the whole 720p frame
+  EXPECT_NE(street.value("warning", "").find("no face found"), std::string::npos) << b;
+  EXPECT_EQ(street["crop"], nlohmann::json({96, 0, 576, 576})) << b;
+  EXPECT_NE(r.err.find("warning: " + data + "/video/vtest.avi: no face found"), std::string::npos)
+      << r.err;
+}
+
 }  // namespace
 }  // namespace fervid::test

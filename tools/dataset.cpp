@@ -133,11 +133,7 @@ std::string first_few(const std::vector<std::string>& items, size_t shown = 5) {
   return s;
 }
 
-std::string key_of(const std::string& path) {
-  std::error_code ec;
-  fs::path p = fs::weakly_canonical(fs::absolute(path), ec);
-  return (ec ? fs::path(path) : p).lexically_normal().string();
-}
+std::string key_of(const std::string& path) { return canonical_path(path); }
 
 // path -> class index, from a CSV of path,label rows.
 std::map<std::string, int> read_labels_csv(const std::string& csv,

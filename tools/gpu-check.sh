@@ -22,7 +22,7 @@ pack() {
   set -e
   local build=build-gpu stage=out/gpu-bundle data=../shared/data
   cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DFERVID_CUDA=ON \
-    -DFERVID_CUDA_ARCHS=90a -DFERVID_VIDEO=OFF -DFERVID_BENCH=OFF >/dev/null
+    -DFERVID_CUDA_ARCHS=90a -DFERVID_VIDEO=OFF -DFERVID_FACE=OFF -DFERVID_BENCH=OFF >/dev/null
   cmake --build "$build" -j "$(nproc)"
   rm -rf "$stage" && mkdir -p "$stage/bin" "$stage/lib" "$stage/frames"
   cp "$build/tools/fervid" "$stage/bin/"

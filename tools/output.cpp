@@ -86,7 +86,7 @@ void VideoWriter::header() {
     out_ << "video,frames,label," << (truth_column_ ? "truth," : "") << "vote";
     for (const auto& c : classes_) out_ << ",count_" << c;
     for (const auto& c : classes_) out_ << ",p_" << c;
-    out_ << ",status\n";
+    out_ << ",status,warning\n";
   }
   out_.flush();
 }
@@ -102,7 +102,7 @@ void VideoWriter::row(const VideoResult& r, const std::string& truth) {
          << "  " << std::left << std::setw(10) << (r.ok() ? label : "-");
     if (truth_column_) out_ << " " << std::setw(10) << truth;
     out_ << " " << std::right << std::setw(6) << p << " " << std::setw(11) << votes << "  "
-         << status_text(r) << "\n";
+         << status_text(r) << (r.warning.empty() ? "" : " (" + r.warning + ")") << "\n";
   } else if (format_ == Format::Csv) {
     out_ << csv_field(r.path) << "," << r.frames << "," << label << ","
          << (truth_column_ ? csv_field(truth) + "," : "") << vote_name(r.vote);
@@ -110,7 +110,7 @@ void VideoWriter::row(const VideoResult& r, const std::string& truth) {
       out_ << "," << (r.ok() ? std::to_string(r.counts[j]) : "");
     for (size_t j = 0; j < classes_.size(); ++j)
       out_ << "," << (r.ok() ? fixed(r.mean_probs[j], 6) : "");
-    out_ << "," << csv_field(status_text(r)) << "\n";
+    out_ << "," << csv_field(status_text(r)) << "," << csv_field(r.warning) << "\n";
   } else {
     nlohmann::json j{{"video", r.path},
                      {"frames", r.frames},
@@ -118,6 +118,7 @@ void VideoWriter::row(const VideoResult& r, const std::string& truth) {
                      {"vote", vote_name(r.vote)},
                      {"status", status_text(r)}};
     if (truth_column_) j["truth"] = truth;
+    if (!r.warning.empty()) j["warning"] = r.warning;
     if (r.ok()) {
       nlohmann::json counts = nlohmann::json::object(), probs = nlohmann::json::object();
       for (size_t k = 0; k < classes_.size(); ++k) {
@@ -126,6 +127,7 @@ void VideoWriter::row(const VideoResult& r, const std::string& truth) {
       }
       j["counts"] = counts;
       j["mean_probs"] = probs;
+      j["crop"] = {r.crop.x, r.crop.y, r.crop.width, r.crop.height};
     }
     if (!run_.is_null()) j["run"] = run_;
     out_ << j.dump() << "\n";

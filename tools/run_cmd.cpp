@@ -259,9 +259,11 @@ int run_videos(const RunArgs& a, bool eval) {
     videos.row(r, truth);
     if (frame_rows) frame_rows->rows(r);
     frames_seen += r.frames;
-    if (!r.ok()) {
+    if (!r.ok() || !r.warning.empty()) {
       progress.clear();
-      std::cerr << "fervid: " << r.error << "\n";
+      if (!r.ok()) std::cerr << "fervid: " << r.error << "\n";
+      if (!r.warning.empty())
+        std::cerr << "fervid: warning: " << r.path << ": " << r.warning << "\n";
     }
     if (eval) {
       EvalRow e;

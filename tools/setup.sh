@@ -8,7 +8,7 @@ packages=(
   cmake ninja-build pkg-config g++ clang-format
   libavformat-dev libavcodec-dev libswscale-dev libavutil-dev ffmpeg
   libopenblas-dev libstb-dev nlohmann-json3-dev libcli11-dev
-  libgtest-dev libgmock-dev libbenchmark-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libopencv-objdetect-dev opencv-data
   python3-torch python3-torchvision python3-numpy python3-pil
 )
 

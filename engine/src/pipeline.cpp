@@ -1,8 +1,12 @@
 #include "fervid/pipeline.h"
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <condition_variable>
 #include <deque>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <sstream>
@@ -10,8 +14,62 @@
 #include <variant>
 
 #include "fervid/error.h"
+#include "fervid/face.h"
 
 namespace fervid {
+
+namespace {
+
+// path,x,y,w,h rows -> canonical path -> box.
+std::map<std::string, CropRect> read_boxes(const std::string& csv) {
+  std::ifstream in(csv);
+  if (!in) fail("--crop boxes=" + csv + ": cannot read the file");
+  const std::filesystem::path base = std::filesystem::path(csv).parent_path();
+  std::map<std::string, CropRect> boxes;
+  std::string line;
+  for (int lineno = 1; std::getline(in, line); ++lineno) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    // The path may hold commas: the four numbers are the last four fields.
+    std::vector<std::string> f;
+    size_t end = line.size();
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+    end = line.size();
+    for (int i = 0; i < 4; ++i) {
+      const size_t comma = line.rfind(',', end - 1);
+      if (comma == std::string::npos || end == 0) break;
+      f.insert(f.begin(), line.substr(comma + 1, end - comma - 1));
+      end = comma;
+    }
+    std::string path = line.substr(0, end);
+    if (path.size() >= 2 && path.front() == '"' && path.back() == '"')
+      path = path.substr(1, path.size() - 2);
+    if (lineno == 1 && path == "path") continue;  // header
+    CropRect r;
+    bool ok = f.size() == 4;
+    try {
+      if (ok) {
+        r = {std::stoi(f[0]), std::stoi(f[1]), std::stoi(f[2]), std::stoi(f[3])};
+        ok = r.x >= 0 && r.y >= 0 && r.width > 0 && r.height > 0;
+      }
+    } catch (const std::exception&) {
+      ok = false;
+    }
+    if (!ok)
+      fail("--crop boxes=" + csv + ":" + std::to_string(lineno) +
+           ": expected path,x,y,w,h with x,y >= 0 and w,h > 0");
+    const std::filesystem::path p =
+        std::filesystem::path(path).is_absolute() ? std::filesystem::path(path) : base / path;
+    boxes[canonical_path(p.string())] = r;
+  }
+  return boxes;
+}
+
+std::string box_text(const CropRect& b) {
+  return std::to_string(b.x) + "," + std::to_string(b.y) + "," + std::to_string(b.width) + "," +
+         std::to_string(b.height);
+}
+
+}  // namespace
 
 CropSpec CropSpec::parse(const std::string& text) {
   CropSpec c;
@@ -30,7 +88,17 @@ CropSpec CropSpec::parse(const std::string& text) {
     c.mode = Mode::Box;
     return c;
   }
-  fail("--crop " + text + ": expected full, center or box=x,y,w,h");
+  if (text == "face") {
+    c.mode = Mode::Face;
+    return c;
+  }
+  if (text.rfind("boxes=", 0) == 0) {
+    c.mode = Mode::Boxes;
+    c.boxes_file = text.substr(6);
+    c.boxes = std::make_shared<const std::map<std::string, CropRect>>(read_boxes(c.boxes_file));
+    return c;
+  }
+  fail("--crop " + text + ": expected full, center, box=x,y,w,h, face or boxes=FILE");
 }
 
 CropRect CropSpec::rect_for(int width, int height) const {
@@ -43,12 +111,21 @@ CropRect CropSpec::rect_for(int width, int height) const {
     }
     case Mode::Box:
       if (box.x + box.width > width || box.y + box.height > height)
-        fail("crop box " + std::to_string(box.x) + "," + std::to_string(box.y) + "," +
-             std::to_string(box.width) + "," + std::to_string(box.height) + " lies outside the " +
-             std::to_string(width) + "x" + std::to_string(height) + " frame");
+        fail("crop box " + box_text(box) + " lies outside the " + std::to_string(width) + "x" +
+             std::to_string(height) + " frame");
       return box;
+    case Mode::Face:
+    case Mode::Boxes:
+      fail("internal error: a per-video crop has no rectangle of its own");
   }
   return {0, 0, width, height};
+}
+
+CropRect square_inside(double cx, double cy, double side, int width, int height) {
+  const int s = std::max(1, std::min({int(std::lround(side)), width, height}));
+  const int x = std::clamp(int(std::lround(cx - s / 2.0)), 0, width - s);
+  const int y = std::clamp(int(std::lround(cy - s / 2.0)), 0, height - s);
+  return {x, y, s, s};
 }
 
 namespace {
@@ -57,11 +134,17 @@ struct FrameMsg {
   int video;
   Frame frame;
 };
+// Before the frames of a video whose crop is chosen per video (face, boxes=FILE).
+struct StartMsg {
+  int video;
+  CropRect crop;
+  std::string warning;
+};
 struct EndMsg {
   int video;
   std::string error;
 };
-using Msg = std::variant<FrameMsg, EndMsg>;
+using Msg = std::variant<FrameMsg, StartMsg, EndMsg>;
 
 // A bounded queue between the decode thread and the model; close() ends it from either side.
 class Queue {
@@ -99,12 +182,42 @@ class Queue {
   bool closed_ = false;
 };
 
-void decode_all(const std::vector<InputItem>& inputs, const SamplingOptions& sampling, Queue& q) {
+void decode_all(const std::vector<InputItem>& inputs, const SamplingOptions& sampling,
+                const CropSpec& crop, FaceFinder* faces, Queue& q) {
   for (int v = 0; v < int(inputs.size()); ++v) {
     std::string error;
     try {
       auto source = open_frames(inputs[v], sampling);
       Frame f;
+      std::vector<Frame> head;
+      if (crop.mode == CropSpec::Mode::Face) {
+        // The first frames are held back until their face box is known.
+        while (int(head.size()) < CropSpec::kFaceProbeFrames && source->next(f))
+          head.push_back(std::move(f));
+        if (!head.empty()) {
+          std::vector<ImageView> probe;
+          for (size_t i = 0; i < head.size(); i += CropSpec::kFaceProbeStep)
+            probe.push_back(head[i].view());
+          StartMsg start{v, {}, ""};
+          if (auto box = faces->video_box(probe, crop.margin)) {
+            start.crop = *box;
+          } else {
+            start.crop = square_inside(head[0].width / 2.0, head[0].height / 2.0,
+                                       std::min(head[0].width, head[0].height), head[0].width,
+                                       head[0].height);
+            start.warning =
+                "no face found in " + std::to_string(probe.size()) + " frames; centre crop used";
+          }
+          if (!q.push(std::move(start))) return;
+        }
+      } else if (crop.mode == CropSpec::Mode::Boxes) {
+        auto it = crop.boxes->find(canonical_path(inputs[v].path));
+        if (it == crop.boxes->end())
+          fail(inputs[v].path + ": no crop box for this video in " + crop.boxes_file);
+        if (!q.push(StartMsg{v, it->second, ""})) return;
+      }
+      for (Frame& h : head)
+        if (!q.push(FrameMsg{v, std::move(h)})) return;
       while (source->next(f))
         if (!q.push(FrameMsg{v, std::move(f)})) return;
     } catch (const std::exception& e) {
@@ -158,6 +271,9 @@ RunStats Classifier::run(const std::vector<InputItem>& inputs,
     std::string error;
     CropRect crop{};
     int crop_w = -1, crop_h = -1;
+    bool fixed = false;  // the crop came with the video (face, boxes=FILE)
+    CropRect first_crop{};
+    std::string warning;
     std::vector<FrameResult> rows;
   };
   std::map<int, Open> open;
@@ -204,6 +320,8 @@ RunStats Classifier::run(const std::vector<InputItem>& inputs,
       r.vote = options_.vote;
       r.frames = o.frames;
       r.error = o.error;
+      r.warning = o.warning;
+      r.crop = o.first_crop;
       if (r.ok()) {
         r.label = w[i];
         for (int j = 0; j < classes; ++j) {
@@ -281,7 +399,10 @@ RunStats Classifier::run(const std::vector<InputItem>& inputs,
   };
 
   Queue q(size_t(options_.queue_frames > 0 ? options_.queue_frames : 2 * batch));
-  std::thread decoder([&] { decode_all(inputs, options_.sampling, q); });
+  std::unique_ptr<FaceFinder> faces;
+  if (options_.crop.mode == CropSpec::Mode::Face) faces = std::make_unique<FaceFinder>();
+  std::thread decoder(
+      [&] { decode_all(inputs, options_.sampling, options_.crop, faces.get(), q); });
   try {
     Msg m;
     while (q.pop(m)) {
@@ -290,7 +411,14 @@ RunStats Classifier::run(const std::vector<InputItem>& inputs,
         if (!o.error.empty()) continue;
         if (fm->frame.width != o.crop_w || fm->frame.height != o.crop_h) {
           try {
-            o.crop = options_.crop.rect_for(fm->frame.width, fm->frame.height);
+            if (!o.fixed) {
+              o.crop = options_.crop.rect_for(fm->frame.width, fm->frame.height);
+            } else if (o.crop.x + o.crop.width > fm->frame.width ||
+                       o.crop.y + o.crop.height > fm->frame.height) {
+              fail("crop box " + box_text(o.crop) + " lies outside the " +
+                   std::to_string(fm->frame.width) + "x" + std::to_string(fm->frame.height) +
+                   " frame");
+            }
             o.crop_w = fm->frame.width;
             o.crop_h = fm->frame.height;
           } catch (const Error& e) {
@@ -298,11 +426,17 @@ RunStats Classifier::run(const std::vector<InputItem>& inputs,
             continue;
           }
         }
+        if (o.frames + o.pending == 0) o.first_crop = o.crop;
         ++o.pending;
         crops.push_back(o.crop);
         owner.push_back(fm->video);
         frames.push_back(std::move(fm->frame));
         if (int(frames.size()) == batch) run_batch();
+      } else if (auto* sm = std::get_if<StartMsg>(&m)) {
+        Open& o = open_video(sm->video);
+        o.crop = sm->crop;
+        o.fixed = true;
+        o.warning = sm->warning;
       } else {
         auto& em = std::get<EndMsg>(m);
         Open& o = open_video(em.video);

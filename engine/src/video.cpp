@@ -57,6 +57,12 @@ std::vector<std::string> images_in(const fs::path& dir) {
 
 }  // namespace
 
+std::string canonical_path(const std::string& path) {
+  std::error_code ec;
+  std::filesystem::path p = std::filesystem::weakly_canonical(std::filesystem::absolute(path), ec);
+  return (ec ? std::filesystem::path(path) : p).lexically_normal().string();
+}
+
 bool is_image_path(const std::string& path) {
   static const std::set<std::string> kExt = {".jpg", ".jpeg", ".png", ".bmp"};
   return kExt.count(lower_ext(path)) > 0;

@@ -5,6 +5,8 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -15,12 +17,22 @@
 
 namespace fervid {
 
-// --crop full | center | box=x,y,w,h
+// --crop full | center | box=x,y,w,h | face | boxes=FILE
 struct CropSpec {
-  enum class Mode { Full, Center, Box } mode = Mode::Full;
+  enum class Mode { Full, Center, Box, Face, Boxes } mode = Mode::Full;
   CropRect box;
+  // face: the face found on the first kFaceProbeFrames sampled frames of each video (one in
+  // kFaceProbeStep searched), widened by `margin` of its size on every side; the centre crop,
+  // with a warning in the video's row, when none is found.
+  double margin = 0.25;
+  static constexpr int kFaceProbeFrames = 24, kFaceProbeStep = 4;
+  // boxes=FILE: a CSV of path,x,y,w,h (header optional, paths relative to the CSV's folder),
+  // keyed by canonical_path(); a video it does not list fails with an error row.
+  std::string boxes_file;
+  std::shared_ptr<const std::map<std::string, CropRect>> boxes;
+
   static CropSpec parse(const std::string& text);
-  // The rectangle for a width x height frame; throws when a box lies outside the frame.
+  // The rectangle for a width x height frame (full, center, box); throws when a box lies outside.
   CropRect rect_for(int width, int height) const;
 };
 
@@ -49,6 +61,8 @@ struct VideoResult {
   std::vector<int64_t> counts;     // frames per class label
   std::vector<double> mean_probs;  // mean frame probability per class
   std::string error;               // empty when ok
+  std::string warning;             // e.g. no face found (the centre crop was used)
+  CropRect crop;                   // the crop of its first frame
   std::vector<FrameResult> frame_rows;
   bool ok() const { return error.empty(); }
 };

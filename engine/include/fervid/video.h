@@ -40,6 +40,9 @@ struct InputItem {
 std::vector<InputItem> expand_inputs(const std::vector<std::string>& paths);
 
 bool is_image_path(const std::string& path);
+// The absolute, normalised path with symbolic links of existing parts resolved: how inputs are
+// matched with the rows of a labels or boxes CSV.
+std::string canonical_path(const std::string& path);
 bool is_video_path(const std::string& path);
 
 class FrameSource {

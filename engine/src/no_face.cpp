@@ -1,0 +1,18 @@
+// Builds without OpenCV (FERVID_FACE=OFF): no face detector; --crop face fails with one line.
+#include "fervid/error.h"
+#include "fervid/face.h"
+
+namespace fervid {
+
+struct FaceFinder::Impl {};
+
+FaceFinder::FaceFinder(const std::string&) {
+  fail("--crop face: this build of fervid has no face detector (built with FERVID_FACE=OFF)");
+}
+FaceFinder::~FaceFinder() = default;
+std::vector<CropRect> FaceFinder::detect(const ImageView&) { return {}; }
+std::optional<CropRect> FaceFinder::video_box(std::span<const ImageView>, double, int*) {
+  return std::nullopt;
+}
+
+}  // namespace fervid
