@@ -3,6 +3,7 @@
 // input becomes an error result in its place and the run goes on.
 #include "fervid/pipeline.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -129,6 +130,63 @@ TEST(Pipeline, CropBoxOutsideTheFrameIsAnErrorRow) {
       << results[0].error;
   EXPECT_TRUE(results[1].ok()) << results[1].error;
   EXPECT_EQ(results[1].frames, 3);
+}
+
+// SamplingOptions::keep_yuv: 4:2:0 video frames stay YUV and the backend converts them
+// (preprocess_yuv420), in batches that also hold RGB frames (an image, a non-4:2:0 video).
+// The inputs differ from swscale's RGB by at most 3/255, so the frames' probabilities stay close
+// and, on real video, the votes agree.
+TEST(Pipeline, YuvFramesMixWithRgbFramesInOneBatch) {
+  SeedTrace trace;
+  const std::string weights = (work_dir() / "tiny_yuv.safetensors").string();
+  make_weights(tiny_spec(), seed(), StDType::F32, weights);
+  Weights w = Weights::load(weights);
+  auto backend = cpu::make_cpu_backend(0);
+  const std::string data = FERVID_DATA_DIR;
+  const fs::path rgb_clip = work_dir() / "rgb24.mkv";
+  const std::string cmd =
+      "ffmpeg -nostdin -v error -y -f lavfi -i testsrc=size=40x30:rate=10 "
+      "-frames:v 3 -c:v ffv1 -pix_fmt bgr0 " +
+      rgb_clip.string();
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  const std::vector<InputItem> inputs = {{data + "/video/astronaut-720p.mp4", InputKind::Video, ""},
+                                         {data + "/faces/astronaut.png", InputKind::Image, ""},
+                                         {rgb_clip.string(), InputKind::Video, ""},
+                                         {data + "/video/vtest.avi", InputKind::Video, ""}};
+  std::vector<std::vector<VideoResult>> runs;
+  for (bool yuv : {false, true}) {
+    Model model(w, *backend, 5);
+    ClassifyOptions opt;
+    opt.batch = 5;  // batches mix the videos and the image
+    opt.sampling = {7, 6, yuv};
+    opt.keep_frames = true;
+    opt.crop = CropSpec::parse("center");
+    runs.emplace_back();
+    Classifier(model, opt).run(inputs, [&](const VideoResult& r) { runs.back().push_back(r); });
+  }
+  ASSERT_EQ(runs[0].size(), 4u);
+  ASSERT_EQ(runs[1].size(), 4u);
+  for (size_t v = 0; v < 4; ++v) {
+    const VideoResult &a = runs[0][v], &b = runs[1][v];
+    ASSERT_TRUE(a.ok() && b.ok()) << a.error << b.error;
+    ASSERT_EQ(a.frame_rows.size(), b.frame_rows.size());
+    double worst = 0;
+    for (size_t f = 0; f < a.frame_rows.size(); ++f)
+      for (size_t c = 0; c < a.frame_rows[f].probs.size(); ++c)
+        worst =
+            std::max(worst, double(std::abs(a.frame_rows[f].probs[c] - b.frame_rows[f].probs[c])));
+    // The image and the RGB video take the RGB path in both runs: identical.
+    if (v == 1 || v == 2) {
+      EXPECT_EQ(worst, 0.0) << a.path;
+    } else {
+      EXPECT_GT(worst, 0.0) << a.path << ": the YUV path was not taken";
+      EXPECT_LT(worst, 0.02) << a.path;
+    }
+    // The vote agrees unless its winner was within the inputs' difference of the runner-up.
+    std::vector<double> sorted = a.mean_probs;
+    std::sort(sorted.rbegin(), sorted.rend());
+    if (sorted[0] - sorted[1] > 2 * worst) EXPECT_EQ(a.label, b.label) << a.path;
+  }
 }
 
 }  // namespace

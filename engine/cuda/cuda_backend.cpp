@@ -199,6 +199,83 @@ class CudaBackend final : public Backend {
     after_op("preprocess");
   }
 
+  void preprocess_yuv420(std::span<const YuvView> frames, std::span<const CropRect> crops,
+                         const ColorSpec& cs, const Preprocess& pp, const Tensor& out) override {
+    const int n = int(frames.size());
+    if (int(crops.size()) != n) fail("cuda preprocess_yuv420: one crop per frame is needed");
+    // Each frame's planes around its crop, from an even origin (so chroma rows and columns keep
+    // their parity), packed after a table of DeviceYuv that points into the device copy.
+    struct Region {
+      int ex, ey, w, h, cw, ch;
+      size_t y_off, u_off, v_off;
+    };
+    std::vector<Region> regions(n);
+    const size_t table = (size_t(n) * sizeof(cuda::DeviceYuv) + 255) / 256 * 256;
+    size_t bytes = table;
+    for (int i = 0; i < n; ++i) {
+      const YuvView& f = frames[i];
+      const CropRect& c = crops[i];
+      if (!f.y || !f.u || !f.v || (f.uv_step != 1 && f.uv_step != 2) || c.width <= 0 ||
+          c.height <= 0 || c.x < 0 || c.y < 0 || c.x + c.width > f.width ||
+          c.y + c.height > f.height)
+        fail("preprocess_yuv420: crop " + std::to_string(c.width) + "x" + std::to_string(c.height) +
+             "+" + std::to_string(c.x) + "+" + std::to_string(c.y) + " does not fit the " +
+             std::to_string(f.width) + "x" + std::to_string(f.height) + " frame");
+      Region& r = regions[i];
+      r.ex = c.x & ~1;
+      r.ey = c.y & ~1;
+      r.w = c.x + c.width - r.ex;
+      r.h = c.y + c.height - r.ey;
+      r.cw = (r.w + 1) / 2 * f.uv_step;  // chroma bytes per row
+      r.ch = (r.h + 1) / 2;
+      r.y_off = bytes;
+      bytes += size_t(r.w) * r.h;
+      r.u_off = bytes;
+      bytes += size_t(r.cw) * r.ch;
+      r.v_off = bytes;
+      if (f.uv_step == 1) bytes += size_t(r.cw) * r.ch;
+    }
+    if (frame_device_.bytes() < bytes) {
+      stream_.synchronize();  // the previous batch may still read the old buffer
+      frame_device_ = Buffer();
+      frame_device_ = allocate(bytes + bytes / 4);
+    }
+    auto* dev = static_cast<uint8_t*>(frame_device_.data());
+    Staging& s = frame_staging_[next_frame_staging_];
+    next_frame_staging_ ^= 1;
+    auto* host = static_cast<uint8_t*>(s.reserve(bytes));
+    auto* tbl = reinterpret_cast<cuda::DeviceYuv*>(host);
+    for (int i = 0; i < n; ++i) {
+      const Region& r = regions[i];
+      tbl[i].y = dev + r.y_off;
+      tbl[i].u = dev + r.u_off;
+      tbl[i].v = frames[i].uv_step == 1 ? dev + r.v_off : dev + r.u_off + 1;
+      tbl[i].y_stride = r.w;
+      tbl[i].uv_stride = r.cw;
+      tbl[i].uv_step = frames[i].uv_step;
+      tbl[i].crop = {crops[i].x - r.ex, crops[i].y - r.ey, crops[i].width, crops[i].height};
+    }
+#pragma omp parallel for schedule(dynamic)
+    for (int i = 0; i < n; ++i) {
+      const YuvView& f = frames[i];
+      const Region& r = regions[i];
+      for (int y = 0; y < r.h; ++y)
+        std::memcpy(host + r.y_off + size_t(y) * r.w, f.y + int64_t(r.ey + y) * f.y_stride + r.ex,
+                    size_t(r.w));
+      const int64_t cx = int64_t(r.ex / 2) * f.uv_step;
+      for (int y = 0; y < r.ch; ++y) {
+        const int64_t row = int64_t(r.ey / 2 + y) * f.uv_stride + cx;
+        std::memcpy(host + r.u_off + size_t(y) * r.cw, f.u + row, size_t(r.cw));
+        if (f.uv_step == 1) std::memcpy(host + r.v_off + size_t(y) * r.cw, f.v + row, size_t(r.cw));
+      }
+    }
+    FV_CUDA_CHECK(cudaMemcpyAsync(dev, host, bytes, cudaMemcpyHostToDevice, stream_.get()));
+    s.release(stream_.get());
+    cuda::preprocess_yuv420(reinterpret_cast<const cuda::DeviceYuv*>(dev), n, cs, pp, out,
+                            stream_.get());
+    after_op("preprocess_yuv420");
+  }
+
   void conv3x3_bias_relu(const Tensor& x, const Tensor& w, const Tensor& b, bool pool,
                          const Tensor& y) override {
     if (choose_conv(x, w, b, pool, y).impl == "fervid")

@@ -91,6 +91,37 @@ void Model::forward(std::span<const ImageView> frames, std::span<const CropRect>
   forward_preprocessed(n, hook);
 }
 
+void Model::forward(std::span<const Frame> frames, std::span<const CropRect> crops,
+                    const LayerHook& hook) {
+  const int n = int(frames.size());
+  if (n < 1 || n > max_batch_)
+    fail("batch of " + std::to_string(n) + " frames outside 1.." + std::to_string(max_batch_));
+  if (int(crops.size()) != n) fail("forward: one crop per frame is needed");
+  for (int first = 0; first < n;) {
+    int end = first + 1;
+    const bool yuv = frames[first].is_yuv;
+    const ColorSpec cs = frames[first].color;
+    while (end < n && frames[end].is_yuv == yuv &&
+           (!yuv ||
+            (frames[end].color.bt709 == cs.bt709 && frames[end].color.full_range == cs.full_range)))
+      ++end;
+    const Tensor out = input_.slice(first, end - first);
+    const auto run_crops = crops.subspan(first, end - first);
+    if (yuv) {
+      std::vector<YuvView> views;
+      for (int i = first; i < end; ++i) views.push_back(frames[i].yuv_view());
+      backend_.preprocess_yuv420(views, run_crops, cs, spec_.preprocess, out);
+    } else {
+      std::vector<ImageView> views;
+      for (int i = first; i < end; ++i) views.push_back(frames[i].view());
+      backend_.preprocess(views, run_crops, spec_.preprocess, out);
+    }
+    first = end;
+  }
+  if (hook) hook("preprocess");
+  forward_preprocessed(n, hook);
+}
+
 void Model::forward_preprocessed(int n, const LayerHook& hook) {
   const Layout layout = backend_.activation_layout();
   Tensor x = input_.slice(0, n);

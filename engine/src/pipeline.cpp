@@ -284,7 +284,6 @@ RunStats Classifier::run(const std::vector<InputItem>& inputs,
 
   std::vector<Frame> frames;
   std::vector<int> owner;
-  std::vector<ImageView> views;
   std::vector<CropRect> crops;
   std::vector<float> host_probs, host_logits;
   std::vector<int32_t> host_labels;
@@ -352,9 +351,7 @@ RunStats Classifier::run(const std::vector<InputItem>& inputs,
   auto run_batch = [&] {
     if (frames.empty()) return;
     const int n = int(frames.size());
-    views.clear();
-    for (const Frame& f : frames) views.push_back(f.view());
-    model_.forward(views, crops);
+    model_.forward(std::span<const Frame>(frames), crops);
     std::vector<Segment> segments;
     for (int i = 0; i < n; ++i) {
       if (i > 0 && owner[i] == owner[i - 1]) {
@@ -401,8 +398,10 @@ RunStats Classifier::run(const std::vector<InputItem>& inputs,
   Queue q(size_t(options_.queue_frames > 0 ? options_.queue_frames : 2 * batch));
   std::unique_ptr<FaceFinder> faces;
   if (options_.crop.mode == CropSpec::Mode::Face) faces = std::make_unique<FaceFinder>();
-  std::thread decoder(
-      [&] { decode_all(inputs, options_.sampling, options_.crop, faces.get(), q); });
+  SamplingOptions sampling = options_.sampling;
+  // The face detector reads RGB frames.
+  if (options_.crop.mode == CropSpec::Mode::Face) sampling.keep_yuv = false;
+  std::thread decoder([&] { decode_all(inputs, sampling, options_.crop, faces.get(), q); });
   try {
     Msg m;
     while (q.pop(m)) {

@@ -110,6 +110,8 @@ class VideoSource final : public FrameSource {
   void convert(int64_t index, Frame& out) {
     const int w = frame_->width, h = frame_->height;
     if (w <= 0 || h <= 0) fail(path_ + ": decoded a frame without a size");
+    out.is_yuv = false;
+    if (sampling_.keep_yuv && keep_as_yuv(index, out)) return;
     // SWS_BICUBIC is the ffmpeg CLI's default: frames equal those `ffmpeg -i V f%d.png` writes
     // (tests/video_test.cpp), so a video and its extracted frames classify the same.
     sws_ = sws_getCachedContext(sws_, w, h, AVPixelFormat(frame_->format), w, h, AV_PIX_FMT_RGB24,
@@ -134,6 +136,33 @@ class VideoSource final : public FrameSource {
     int dst_stride[4] = {out.stride, 0, 0, 0};
     int rows = sws_scale(sws_, frame_->data, frame_->linesize, 0, h, dst, dst_stride);
     if (rows != h) fail(path_ + ": colour conversion failed");
+  }
+
+  // 8-bit 4:2:0 frames in BT.601 or BT.709: the planes as they are.
+  bool keep_as_yuv(int64_t index, Frame& out) {
+    const auto fmt = AVPixelFormat(frame_->format);
+    const bool jpeg = fmt == AV_PIX_FMT_YUVJ420P;
+    if (fmt != AV_PIX_FMT_YUV420P && !jpeg) return false;
+    const auto cs = frame_->colorspace;
+    if (cs != AVCOL_SPC_UNSPECIFIED && cs != AVCOL_SPC_BT709 && cs != AVCOL_SPC_BT470BG &&
+        cs != AVCOL_SPC_SMPTE170M)
+      return false;
+    const int w = frame_->width, h = frame_->height, cw = (w + 1) / 2, ch = (h + 1) / 2;
+    out.index = index;
+    out.width = w;
+    out.height = h;
+    out.stride = 0;
+    out.rgb.clear();
+    out.is_yuv = true;
+    out.color = {cs == AVCOL_SPC_BT709, jpeg || frame_->color_range == AVCOL_RANGE_JPEG};
+    out.yuv.resize(size_t(w) * h + 2 * size_t(cw) * ch);
+    uint8_t* dst = out.yuv.data();
+    for (int y = 0; y < h; ++y, dst += w)
+      std::copy_n(frame_->data[0] + int64_t(y) * frame_->linesize[0], w, dst);
+    for (int p = 1; p <= 2; ++p)
+      for (int y = 0; y < ch; ++y, dst += cw)
+        std::copy_n(frame_->data[p] + int64_t(y) * frame_->linesize[p], cw, dst);
+    return true;
   }
 
   std::string path_;

@@ -74,6 +74,11 @@ class CpuBackend final : public Backend {
                   const Preprocess& pp, const Tensor& out) override {
     cpu::preprocess(frames, crops, pp, out);
   }
+  void preprocess_yuv420(std::span<const YuvView> frames, std::span<const CropRect> crops,
+                         const ColorSpec& cs, const Preprocess& pp, const Tensor& out) override {
+    cpu::preprocess_yuv420(frames, crops, cs, pp, out);
+  }
+
   void conv3x3_bias_relu(const Tensor& x, const Tensor& w, const Tensor& b, bool pool,
                          const Tensor& y) override {
     cpu::conv3x3_bias_relu(x, w, b, pool, y);

@@ -27,6 +27,11 @@ void softmax_argmax(const Tensor& logits, const Tensor& probs, const Tensor& lab
 OwnedTensor conv_weight_ohwi(const Tensor& oihw);
 void preprocess(std::span<const ImageView> frames, std::span<const CropRect> crops,
                 const Preprocess& pp, const Tensor& out);
+// The RGB (integers in floats) of pixel (x, y) of a YUV 4:2:0 frame.
+void yuv_pixel_rgb(const YuvView& f, const YuvCoefficients& k, int x, int y, float rgb[3]);
+// YUV 4:2:0 frames -> RGB (ColorSpec, integer RGB as swscale gives) -> the same as preprocess().
+void preprocess_yuv420(std::span<const YuvView> frames, std::span<const CropRect> crops,
+                       const ColorSpec& cs, const Preprocess& pp, const Tensor& out);
 void vote_accumulate(const Tensor& probs, const Tensor& labels, std::span<const Segment> segments,
                      const Tensor& counts, const Tensor& sums);
 void vote_finalize(const Tensor& counts, const Tensor& sums, std::span<const int> slots,

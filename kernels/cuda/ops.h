@@ -26,6 +26,17 @@ struct StagedFrame {
 // CPU reference's formula (bit-identical in f32).
 void preprocess(const uint8_t* pixels, const StagedFrame* frames, int n, const Preprocess& pp,
                 const Tensor& out, cudaStream_t stream);
+// A YUV 4:2:0 frame in device memory and the crop to take from it (kernels/cuda/preprocess_yuv.cu).
+struct DeviceYuv {
+  const uint8_t* y = nullptr;
+  const uint8_t* u = nullptr;
+  const uint8_t* v = nullptr;
+  int y_stride = 0, uv_stride = 0, uv_step = 1;
+  CropRect crop;
+};
+// frames (a device table of n DeviceYuv) -> out [N,S,S,3]: RGB by `cs`, then as preprocess().
+void preprocess_yuv420(const DeviceYuv* frames, int n, const ColorSpec& cs, const Preprocess& pp,
+                       const Tensor& out, cudaStream_t stream);
 // fervid's tensor-core conv: y = [maxpool2x2] ReLU(conv3x3(x, w) + b); x [N,H,W,C],
 // w [K,3,3,C], b [K], y [N,H,W,K] or [N,H/2,W/2,K] with `pool`; f16 or bf16, f32 accumulation.
 void conv3x3_igemm_pool(const Tensor& x, const Tensor& w, const Tensor& b, bool pool,

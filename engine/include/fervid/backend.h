@@ -22,6 +22,30 @@ struct ImageView {
   int stride = 0;
 };
 
+// A host or device frame in 8-bit YUV 4:2:0: planar (u, v planes, uv_step 1) or NV12 (u = the
+// interleaved UV plane, v = u + 1, uv_step 2), as decoders (and NVDEC) give them.
+struct YuvView {
+  const uint8_t* y = nullptr;
+  const uint8_t* u = nullptr;
+  const uint8_t* v = nullptr;
+  int y_stride = 0, uv_stride = 0, uv_step = 1;
+  int width = 0, height = 0;
+};
+
+// How YUV maps to RGB: the stream's matrix (BT.601 unless it says BT.709) and range (limited
+// 16-235 unless full). Chroma is taken from the sample covering the pixel (x/2, y/2), as
+// FFmpeg's swscale does for yuv420p -> rgb24.
+struct ColorSpec {
+  bool bt709 = false;
+  bool full_range = false;
+};
+// The coefficients of a ColorSpec: R = rnd((Y - y_offset) * y_scale + rv * (V - 128)), G with
+// gu, gv, B with bu; each rounded to an integer and clamped to [0, 255].
+struct YuvCoefficients {
+  float y_offset, y_scale, rv, gu, gv, bu;
+};
+YuvCoefficients yuv_coefficients(const ColorSpec& cs);
+
 // A crop rectangle in source pixels; resized to the model's input size.
 struct CropRect {
   int x = 0;
@@ -100,6 +124,10 @@ class Backend {
   // out: [N, S, S, 3] (NHWC) or [N, 3, S, S] (NCHW), in the activation layout.
   virtual void preprocess(std::span<const ImageView> frames, std::span<const CropRect> crops,
                           const Preprocess& pp, const Tensor& out) = 0;
+  // The same from YUV 4:2:0 frames (host pointers): colour conversion (yuv_coefficients), then
+  // the crop, resize and normalisation of preprocess().
+  virtual void preprocess_yuv420(std::span<const YuvView> frames, std::span<const CropRect> crops,
+                                 const ColorSpec& cs, const Preprocess& pp, const Tensor& out) = 0;
   // 3x3, stride 1, pad 1 convolution + bias + ReLU, then a 2x2 max-pool when `pool`.
   virtual void conv3x3_bias_relu(const Tensor& x, const Tensor& w, const Tensor& b, bool pool,
                                  const Tensor& y) = 0;

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "fervid/backend.h"
+#include "fervid/video.h"
 #include "fervid/weights.h"
 
 namespace fervid {
@@ -26,6 +27,10 @@ class Model {
 
   // Runs frames.size() <= max_batch frames; results stay in the backend's memory.
   void forward(std::span<const ImageView> frames, std::span<const CropRect> crops,
+               const LayerHook& hook = {});
+  // The same from decoded frames, RGB or YUV (Frame::is_yuv): each run of frames of one kind is
+  // preprocessed by the backend's op for it.
+  void forward(std::span<const Frame> frames, std::span<const CropRect> crops,
                const LayerHook& hook = {});
   // The same network from an already preprocessed input batch (input()).
   void forward_preprocessed(int n, const LayerHook& hook = {});

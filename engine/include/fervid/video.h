@@ -17,12 +17,27 @@ struct Frame {
   int height = 0;
   int stride = 0;            // bytes per row, >= width * 3
   std::vector<uint8_t> rgb;  // RGB rows of `stride` bytes
+  // A video frame kept in 8-bit YUV 4:2:0 (SamplingOptions::keep_yuv) has no rgb but planes:
+  // Y rows of `width` bytes, then U and V rows of (width + 1) / 2, (height + 1) / 2 rows each.
+  bool is_yuv = false;
+  ColorSpec color;
+  std::vector<uint8_t> yuv;
   ImageView view() const { return {rgb.data(), width, height, stride}; }
+  YuvView yuv_view() const {
+    const int cw = (width + 1) / 2, ch = (height + 1) / 2;
+    const uint8_t* y = yuv.data();
+    const uint8_t* u = y + size_t(width) * height;
+    return {y, u, u + size_t(cw) * ch, width, cw, 1, width, height};
+  }
 };
 
 struct SamplingOptions {
   int stride = 1;      // keep every stride-th frame
   int max_frames = 0;  // 0 = no cap
+  // Video frames decoded as 8-bit 4:2:0 (BT.601/709) stay YUV for a backend that converts them
+  // itself (Backend::preprocess_yuv420): no CPU colour conversion, half the bytes to upload.
+  // Other formats, and images, are RGB as always.
+  bool keep_yuv = false;
 };
 
 enum class InputKind { Video, ImageFolder, Image, Invalid };

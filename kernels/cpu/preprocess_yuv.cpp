@@ -1,0 +1,124 @@
+// preprocess_yuv420 (CPU reference): YUV 4:2:0 frames (planar or NV12) -> RGB -> the crop,
+// bilinear resize and normalisation of preprocess (kernels/cpu/preprocess.cpp).
+// RGB of pixel (x, y): Y = y[y][x], U and V from the chroma sample (x/2, y/2) (what FFmpeg's
+// swscale does for yuv420p -> rgb24; measured on the shared videos: within 3 of its RGB, mean
+// 0.4-1.1); each channel = rint((Y - y_offset) * y_scale + c_u (U - 128) + c_v (V - 128)),
+// clamped to [0, 255], with the coefficients of yuv_coefficients (BT.601 or BT.709, limited or
+// full range). The resize then reads these integer RGB values exactly as it reads RGB frames.
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "cpu/check.h"
+#include "cpu/ops.h"
+
+namespace fervid {
+
+YuvCoefficients yuv_coefficients(const ColorSpec& cs) {
+  const double kr = cs.bt709 ? 0.2126 : 0.299, kb = cs.bt709 ? 0.0722 : 0.114;
+  const double kg = 1.0 - kr - kb;
+  const double c = cs.full_range ? 1.0 : 255.0 / 224.0;
+  YuvCoefficients k;
+  k.y_offset = cs.full_range ? 0.0f : 16.0f;
+  k.y_scale = float(cs.full_range ? 1.0 : 255.0 / 219.0);
+  k.rv = float(2.0 * (1.0 - kr) * c);
+  k.gu = float(-2.0 * kb * (1.0 - kb) / kg * c);
+  k.gv = float(-2.0 * kr * (1.0 - kr) / kg * c);
+  k.bu = float(2.0 * (1.0 - kb) * c);
+  return k;
+}
+
+namespace cpu {
+
+namespace {
+
+struct Tap {
+  int i0, i1;
+  float w0, w1;
+};
+
+// The same taps as preprocess.cpp.
+std::vector<Tap> taps(int in, int out) {
+  std::vector<Tap> t(out);
+  const float scale = float(in) / float(out);
+  for (int o = 0; o < out; ++o) {
+    float s = std::max(scale * (float(o) + 0.5f) - 0.5f, 0.0f);
+    int i0 = std::min(int(s), in - 1);
+    int i1 = i0 + (i0 < in - 1 ? 1 : 0);
+    float l1 = s - float(i0);
+    t[o] = {i0, i1, 1.0f - l1, l1};
+  }
+  return t;
+}
+
+float channel(float y, float a, float ua, float b, float vb) {
+  // Written step by step so that the CUDA kernel (explicit _rn operations) rounds alike.
+  const float t0 = a * ua;
+  const float t1 = b * vb;
+  const float v = (y + t0) + t1;
+  return std::min(std::max(std::nearbyint(v), 0.0f), 255.0f);
+}
+
+}  // namespace
+
+void yuv_pixel_rgb(const YuvView& f, const YuvCoefficients& k, int x, int y, float rgb[3]) {
+  const float Y = float(f.y[int64_t(y) * f.y_stride + x]);
+  const int64_t c = int64_t(y / 2) * f.uv_stride + int64_t(x / 2) * f.uv_step;
+  const float U = float(f.u[c]) - 128.0f, V = float(f.v[c]) - 128.0f;
+  const float yy = (Y - k.y_offset) * k.y_scale;
+  rgb[0] = channel(yy, k.rv, V, 0.0f, 0.0f);
+  rgb[1] = channel(yy, k.gu, U, k.gv, V);
+  rgb[2] = channel(yy, k.bu, U, 0.0f, 0.0f);
+}
+
+void preprocess_yuv420(std::span<const YuvView> frames, std::span<const CropRect> crops,
+                       const ColorSpec& cs, const Preprocess& pp, const Tensor& out) {
+  constexpr const char* op = "preprocess_yuv420";
+  if (out.rank() != 4) fail(std::string(op) + ": out must be rank 4");
+  const int64_t n = int64_t(frames.size()), size = out.dim(2);
+  expect(out, {n, size, size, 3}, DType::F32, op, "out");
+  if (crops.size() != frames.size()) fail(std::string(op) + ": one crop per frame is needed");
+  for (int64_t i = 0; i < n; ++i) {
+    const YuvView& f = frames[i];
+    const CropRect& c = crops[i];
+    if (!f.y || !f.u || !f.v || (f.uv_step != 1 && f.uv_step != 2) || c.width <= 0 ||
+        c.height <= 0 || c.x < 0 || c.y < 0 || c.x + c.width > f.width || c.y + c.height > f.height)
+      fail(std::string(op) + ": crop " + std::to_string(c.width) + "x" + std::to_string(c.height) +
+           "+" + std::to_string(c.x) + "+" + std::to_string(c.y) + " does not fit the " +
+           std::to_string(f.width) + "x" + std::to_string(f.height) + " frame");
+  }
+  const YuvCoefficients k = yuv_coefficients(cs);
+#pragma omp parallel for schedule(dynamic)
+  for (int64_t i = 0; i < n; ++i) {
+    const YuvView& f = frames[i];
+    const CropRect& c = crops[i];
+    const std::vector<Tap> tx = taps(c.width, int(size)), ty = taps(c.height, int(size));
+    float* dst = out.ptr<float>() + i * 3 * size * size;
+    float scale[3], shift[3];
+    for (int oc = 0; oc < 3; ++oc) {
+      scale[oc] = pp.scale / pp.std[oc];
+      shift[oc] = pp.mean[oc] / pp.std[oc];
+    }
+    for (int64_t oy = 0; oy < size; ++oy) {
+      const Tap& y = ty[oy];
+      for (int64_t ox = 0; ox < size; ++ox) {
+        const Tap& x = tx[ox];
+        float p00[3], p01[3], p10[3], p11[3];
+        yuv_pixel_rgb(f, k, c.x + x.i0, c.y + y.i0, p00);
+        yuv_pixel_rgb(f, k, c.x + x.i1, c.y + y.i0, p01);
+        yuv_pixel_rgb(f, k, c.x + x.i0, c.y + y.i1, p10);
+        yuv_pixel_rgb(f, k, c.x + x.i1, c.y + y.i1, p11);
+        for (int oc = 0; oc < 3; ++oc) {
+          const int sc = pp.bgr ? 2 - oc : oc;
+          const float top = p00[sc] * x.w0 + p01[sc] * x.w1;
+          const float bottom = p10[sc] * x.w0 + p11[sc] * x.w1;
+          const float v = top * y.w0 + bottom * y.w1;
+          dst[(oy * size + ox) * 3 + oc] = v * scale[oc] - shift[oc];
+        }
+      }
+    }
+  }
+}
+
+}  // namespace cpu
+}  // namespace fervid
