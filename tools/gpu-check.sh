@@ -5,10 +5,13 @@
 #                             Debian packages), extract real test frames, and pack binaries,
 #                             the Debian libraries they need and the frames into
 #                             out/gpu-bundle.tar.xz.
-#   tools/gpu-check.sh run    on the GPU machine (device tool, carry out/gpu-bundle.tar.xz):
+#   tools/gpu-check.sh run [tests] [bench] [torch]
+#                             on the GPU machine (device tool, carry out/gpu-bundle.tar.xz):
 #                             report what it finds, run every test binary, the benchmarks of
-#                             both model cards and the PyTorch baseline; write logs and JSON to
-#                             $OUT (or out/gpu-check) and print a short table last.
+#                             both model cards and the PyTorch baseline (all three by default;
+#                             name some to split the round over calls of the device's 10-minute
+#                             limit); write logs and JSON to $OUT (or out/gpu-check) and print a
+#                             short table last.
 #
 # Environment for `run`: FERVID_BATCHES (default "1 64 256"); FERVID_COMPILE, the baseline's
 # torch.compile mode (default max-autotune-no-cudagraphs, minutes per shape, so only for the
@@ -49,6 +52,8 @@ pack() {
 }
 
 run() {
+  local phases=${*:-tests bench torch}
+  want() { [[ " $phases " == *" $1 "* ]]; }
   local out=${OUT:-$root/out/gpu-check} work=/tmp/fervid-gpu
   mkdir -p "$out" && rm -rf "$work" && mkdir -p "$work"
   [ -f "$bundle" ] || { echo "gpu-check: no $bundle; run tools/gpu-check.sh pack first" >&2; exit 2; }
@@ -70,76 +75,86 @@ run() {
     "$b/bin/fervid" --version
   } 2>&1 | tee "$out/env.txt"
 
-  echo "== tests"
-  local summary=() t log
-  : >"$out/tests.log"
-  for t in "$b"/bin/*_test; do
-    name=$(basename "$t")
-    case $name in
-      video_test | pipeline_test | cli_test)
-        summary+=("$name|not run: needs FFmpeg (CI runs it)")
-        continue
-        ;;
-    esac
-    log=$(cd "$work" && "$t" 2>&1)
-    echo "$log" >>"$out/tests.log"
-    local passed failed skipped
-    passed=$(echo "$log" | sed -n 's/.*\[  PASSED  \] \([0-9]*\) test.*/\1/p' | tail -1)
-    failed=$(echo "$log" | sed -n 's/.*\[  FAILED  \] \([0-9]*\) test.*/\1/p' | tail -1)
-    skipped=$(echo "$log" | sed -n 's/.*\[  SKIPPED \] \([0-9]*\) test.*/\1/p' | head -1)
-    summary+=("$name|${passed:-0} passed, ${failed:-0} failed, ${skipped:-0} skipped")
-    echo "$name: ${passed:-0} passed, ${failed:-0} failed, ${skipped:-0} skipped"
-    echo "$log" | grep -E '^\[ (network|bounds) ' | grep -E 'network|%' | head -40
-  done
+  local summary=()
+  if want tests; then
+    echo "== tests"
+    local t log
+    : >"$out/tests.log"
+    for t in "$b"/bin/*_test; do
+      name=$(basename "$t")
+      case $name in
+        video_test | pipeline_test | cli_test)
+          summary+=("$name|not run: needs FFmpeg (CI runs it)")
+          continue
+          ;;
+      esac
+      log=$(cd "$work" && "$t" 2>&1)
+      echo "$log" >>"$out/tests.log"
+      local passed failed skipped
+      passed=$(echo "$log" | sed -n 's/.*\[  PASSED  \] \([0-9]*\) test.*/\1/p' | tail -1)
+      failed=$(echo "$log" | sed -n 's/.*\[  FAILED  \] \([0-9]*\) test.*/\1/p' | tail -1)
+      skipped=$(echo "$log" | sed -n 's/.*\[  SKIPPED \] \([0-9]*\) test.*/\1/p' | head -1)
+      summary+=("$name|${passed:-0} passed, ${failed:-0} failed, ${skipped:-0} skipped")
+      echo "$name: ${passed:-0} passed, ${failed:-0} failed, ${skipped:-0} skipped"
+      echo "$log" | grep -E '^\[ (network|bounds) ' | grep -E 'network|%' | head -40
+    done
 
-  echo "== fervid bench"
-  local batches=${FERVID_BATCHES:-1 64 256} card prec
-  local benches=()
-  for card in ravdess-vgg16 torchvision-vgg16; do
-    for prec in fp16 bf16 tf32 fp32; do
-      local bb=$batches impls=auto
-      [ "$prec" = fp16 ] || bb=256
-      [ "$card" = ravdess-vgg16 ] || [ "$prec" = fp16 ] || continue
-      # cuDNN alone against the per-layer choice (fervid's kernel where it is faster).
-      if [ "$prec" = fp16 ] || [ "$prec" = bf16 ]; then impls="auto cudnn fervid"; fi
-      for impl in $impls; do
-        local f="$work/bench-$card-$prec-$impl.json"
-        # shellcheck disable=SC2086
-        if "$b/bin/fervid" bench --device cuda --spec "$card" --precision "$prec" --batch $bb \
-          --conv-impl "$impl" --iters 20 --warmup 5 --json >"$f" 2>>"$out/tests.log"; then
-          benches+=("$f")
-        else
-          echo "bench $card $prec --conv-impl $impl failed (tests.log)"
-        fi
+  fi
+  if want bench; then
+    echo "== fervid bench"
+    local batches=${FERVID_BATCHES:-1 64 256} card prec
+    local benches=()
+    for card in ravdess-vgg16 torchvision-vgg16; do
+      for prec in fp16 bf16 tf32 fp32; do
+        local bb=$batches impls=auto
+        [ "$prec" = fp16 ] || bb=256
+        [ "$card" = ravdess-vgg16 ] || [ "$prec" = fp16 ] || continue
+        # cuDNN alone against the per-layer choice (fervid's kernel where it is faster).
+        if [ "$prec" = fp16 ] || [ "$prec" = bf16 ]; then impls="auto cudnn fervid"; fi
+        for impl in $impls; do
+          local f="$work/bench-$card-$prec-$impl.json"
+          # shellcheck disable=SC2086
+          if "$b/bin/fervid" bench --device cuda --spec "$card" --precision "$prec" --batch $bb \
+            --conv-impl "$impl" --iters 20 --warmup 5 --json >"$f" 2>>"$out/tests.log"; then
+            benches+=("$f")
+          else
+            echo "bench $card $prec --conv-impl $impl failed (tests.log)"
+          fi
+        done
       done
     done
-  done
-  $py -c 'import json,sys; print(json.dumps([json.load(open(f)) for f in sys.argv[1:]], indent=1))' \
-    "${benches[@]}" >"$out/bench.json"
+    $py -c 'import json,sys; print(json.dumps([json.load(open(f)) for f in sys.argv[1:]], indent=1))' \
+      "${benches[@]}" >"$out/bench.json"
 
-  echo "== PyTorch baseline (same weights, same run)"
-  local mode=${FERVID_COMPILE:-max-autotune-no-cudagraphs}
-  for card in ravdess-vgg16 torchvision-vgg16; do
-    local args=(--fervid "$b/bin/fervid" --spec "$card" --json "$work/torch-$card.json")
-    # shellcheck disable=SC2206
-    args+=(--batch ${batches})
-    if [ "$mode" = none ] || [ "$card" != ravdess-vgg16 ]; then
-      args+=(--no-compile)
-    else
-      args+=(--compile-mode "$mode" --compile-batch "${batches##* }")  # the largest batch only
-    fi
-    $py bench/baselines/torch_gpu.py "${args[@]}" 2>&1 | tail -8 || echo "torch baseline $card failed"
-  done
-  $py -c 'import json,sys,os; print(json.dumps([json.load(open(f)) for f in sys.argv[1:] if os.path.exists(f)], indent=1))' \
-    "$work"/torch-*.json >"$out/torch.json"
+  fi
+  if want torch; then
+    echo "== PyTorch baseline (same weights, same run)"
+    local mode=${FERVID_COMPILE:-max-autotune-no-cudagraphs}
+    for card in ravdess-vgg16 torchvision-vgg16; do
+      local args=(--fervid "$b/bin/fervid" --spec "$card" --json "$work/torch-$card.json")
+      # shellcheck disable=SC2206
+      args+=(--batch ${batches})
+      if [ "$mode" = none ] || [ "$card" != ravdess-vgg16 ]; then
+        args+=(--no-compile)
+      else
+        args+=(--compile-mode "$mode" --compile-batch "${batches##* }")  # the largest batch only
+      fi
+      $py bench/baselines/torch_gpu.py "${args[@]}" 2>&1 | tail -8 || echo "torch baseline $card failed"
+    done
+    $py -c 'import json,sys,os; print(json.dumps([json.load(open(f)) for f in sys.argv[1:] if os.path.exists(f)], indent=1))' \
+      "$work"/torch-*.json >"$out/torch.json"
 
+  fi
   echo
   echo "== gpu-check summary: $(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 || echo 'no GPU'), commit $(cut -c1-12 "$b/COMMIT")"
   printf '%-22s %s\n' test result
   for s in "${summary[@]}"; do printf '%-22s %s\n' "${s%%|*}" "${s#*|}"; done
   $py - "$out/bench.json" "$out/torch.json" <<'PY'
 import json, sys
-bench = json.load(open(sys.argv[1]))
+try:
+    bench = json.load(open(sys.argv[1]))
+except Exception:
+    bench = []
 try:
     torch = {t["spec"]: t for t in json.load(open(sys.argv[2]))}
 except Exception:
@@ -171,7 +186,10 @@ PY
 
 case ${1:-} in
   pack) pack ;;
-  run) run ;;
+  run)
+    shift
+    run "$@"
+    ;;
   *)
     echo "usage: tools/gpu-check.sh pack | run   (docs/gpu.md)" >&2
     exit 2
