@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -17,7 +18,8 @@ namespace fs = std::filesystem;
 namespace fervid::test {
 namespace {
 
-const std::string kBin = FERVID_BIN;
+// The binary under test; FERVID_BIN overrides the build's path (the bundle run on the GPU machine).
+const std::string kBin = std::getenv("FERVID_BIN") ? std::getenv("FERVID_BIN") : FERVID_BIN;
 
 fs::path work_dir() {
   static const fs::path dir = temp_dir("cli");
