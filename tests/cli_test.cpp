@@ -464,5 +464,27 @@ TEST(Eval, FaceCropWarnsInTheRowWhenNoFaceIsFound) {
       << r.err;
 }
 
+TEST(Cli, BenchEndToEndReportsTheWholeJob) {
+  const std::string v = clip("c10.mp4", 10);
+  tiny8_weights();  // writes the card
+  Result r = fervid("bench --end-to-end " + v + " " + v + " --repeat 3 --spec " +
+                    (work_dir() / "tiny8.json").string() + " --batch 4 7 --device cpu --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["videos"], 6);
+  ASSERT_EQ(j["results"].size(), 2u);
+  for (const auto& row : j["results"]) {
+    EXPECT_EQ(row["frames"], 60);
+    EXPECT_EQ(row["videos_failed"], 0);
+    EXPECT_GT(row["frames_per_s"].get<double>(), 0.0);
+    for (const char* share : {"decode_busy", "decode_blocked", "model_busy", "model_starved"}) {
+      EXPECT_GE(row[share].get<double>(), 0.0) << share;
+      EXPECT_LE(row[share].get<double>(), 1.0 + 1e-9) << share;
+    }
+  }
+  EXPECT_GT(j["peak_host_rss_mib"].get<double>(), 0.0);
+  expect_fatal("bench " + v, "--end-to-end");
+}
+
 }  // namespace
 }  // namespace fervid::test

@@ -2,6 +2,7 @@
 // size, timed back to back; then per-layer times from the backend's timeline (CUDA events on
 // the GPU, a host clock on the CPU), the peak memory the backend held and, on a GPU, the rate of
 // one large cuBLASLt GEMM of the same precision measured in the same run.
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -16,6 +17,8 @@
 #include "fervid/cuda_backend.h"
 #include "fervid/error.h"
 #include "fervid/model.h"
+#include "fervid/pipeline.h"
+#include "fervid/video.h"
 #include "fervid/weights.h"
 
 namespace fervid::cli {
@@ -68,7 +71,80 @@ void print_conv_layers(const nlohmann::json& report) {
 
 }  // namespace
 
+// The whole job on real inputs, once per batch size: files in, votes out. Frames/s and videos/s
+// of the run, and where the time went (RunStats): a model thread starved of frames means the run
+// is decode-bound, a decode thread blocked on a full queue means it is model-bound.
+int run_end_to_end(const BenchOptions& o) {
+  if (o.inputs.empty()) fail("bench --end-to-end: give the videos to classify");
+  if (o.repeat < 1) fail("bench: --repeat must be at least 1");
+  Weights w = bench_weights(o);
+  auto backend = make_backend({o.device, o.precision, o.threads, o.conv_impl});
+  std::vector<InputItem> items;
+  const std::vector<InputItem> once = expand_inputs(o.inputs);
+  for (int r = 0; r < o.repeat; ++r) items.insert(items.end(), once.begin(), once.end());
+  const int max_batch = *std::max_element(o.batches.begin(), o.batches.end());
+  Model model(w, *backend, max_batch);
+  nlohmann::json report{{"mode", "end-to-end"},
+                        {"device", backend->name()},
+                        {"device_name", backend->device_name()},
+                        {"precision", backend->precision()},
+                        {"model", model.spec().name},
+                        {"videos", items.size()},
+                        {"results", nlohmann::json::array()}};
+  for (int b : o.batches) {
+    ClassifyOptions opt;
+    opt.batch = b;
+    opt.sampling = {o.stride, o.max_frames, backend->device() == Device::Cuda};
+    opt.crop = CropSpec::parse(o.crop.empty() ? model.spec().crop : o.crop);
+    opt.vote = model.spec().vote;
+    int failed = 0;
+    RunStats s =
+        Classifier(model, opt).run(items, [&](const VideoResult& r) { failed += !r.ok(); });
+    report["results"].push_back({{"batch", b},
+                                 {"seconds", s.seconds},
+                                 {"frames", s.frames},
+                                 {"videos_failed", failed},
+                                 {"frames_per_s", s.frames / s.seconds},
+                                 {"videos_per_s", double(items.size()) / s.seconds},
+                                 {"decode_busy", s.decode_s / s.seconds},
+                                 {"decode_blocked", s.decode_blocked_s / s.seconds},
+                                 {"model_busy", s.model_s / s.seconds},
+                                 {"model_starved", s.model_starved_s / s.seconds}});
+  }
+  report["peak_memory_mib"] = double(backend->peak_memory_bytes()) / double(1 << 20);
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  report["peak_host_rss_mib"] = double(ru.ru_maxrss) / 1024.0;
+  if (o.json) {
+    std::cout << report.dump(2) << "\n";
+    return kExitOk;
+  }
+  std::cout << "fervid bench --end-to-end: " << items.size() << " videos, "
+            << report["model"].get<std::string>() << " on " << report["device"].get<std::string>()
+            << " [" << report["device_name"].get<std::string>() << "], "
+            << report["precision"].get<std::string>() << "; CPU decode (FFmpeg)\n"
+            << std::setw(6) << "batch" << std::setw(10) << "frames" << std::setw(10) << "seconds"
+            << std::setw(11) << "frames/s" << std::setw(10) << "videos/s" << std::setw(10)
+            << "starved" << std::setw(10) << "blocked"
+            << "   (starved: waiting for decode; "
+            << "blocked: decode waiting for the model)\n";
+  for (const auto& r : report["results"])
+    std::cout << std::fixed << std::setprecision(2) << std::setw(6) << r["batch"].get<int>()
+              << std::setw(10) << r["frames"].get<int64_t>() << std::setw(10)
+              << r["seconds"].get<double>() << std::setw(11) << std::setprecision(1)
+              << r["frames_per_s"].get<double>() << std::setw(10) << std::setprecision(2)
+              << r["videos_per_s"].get<double>() << std::setw(9) << std::setprecision(0)
+              << 100 * r["model_starved"].get<double>() << "%" << std::setw(9)
+              << 100 * r["decode_blocked"].get<double>() << "%\n";
+  std::cout << std::setprecision(1) << "peak memory: backend "
+            << report["peak_memory_mib"].get<double>() << " MiB, host RSS "
+            << report["peak_host_rss_mib"].get<double>() << " MiB\n";
+  return kExitOk;
+}
+
 int run_bench(const BenchOptions& o) {
+  if (o.end_to_end) return run_end_to_end(o);
+  if (!o.inputs.empty()) fail("bench: inputs are for --end-to-end");
   if (o.batches.empty()) fail("bench: give at least one --batch");
   for (int b : o.batches)
     if (b < 1) fail("bench: batch sizes must be at least 1");

@@ -228,6 +228,16 @@ int run(int argc, char** argv) {
   bench->add_option("--gemm-size", bo.gemm_size, "Reference GEMM size on a GPU (0: none)")
       ->capture_default_str();
   bench->add_flag("--json", bo.json, "Print one JSON object instead of tables");
+  bench->add_flag("--end-to-end", bo.end_to_end,
+                  "Time the whole job on INPUT... (decode to votes) instead of the frame stage");
+  bench->add_option("inputs", bo.inputs, "Videos for --end-to-end");
+  bench->add_option("--repeat", bo.repeat, "--end-to-end: the inputs this many times over")
+      ->capture_default_str();
+  bench->add_option("--stride", bo.stride, "--end-to-end: keep every Nth frame")
+      ->capture_default_str();
+  bench->add_option("--max-frames", bo.max_frames, "--end-to-end: frames per video at most")
+      ->capture_default_str();
+  bench->add_option("--crop", bo.crop, "--end-to-end: the crop (default: the card's)");
 
   try {
     app.parse(argc, argv);

@@ -46,6 +46,12 @@ struct BenchOptions {
   int threads = 0;
   int gemm_size = 8192;  // the reference GEMM on a GPU; 0 skips it
   bool json = false;
+  // --end-to-end INPUT...: the whole job (decode, preprocess, frame stage, vote) on real files.
+  bool end_to_end = false;
+  std::vector<std::string> inputs;
+  int repeat = 1;  // the inputs, this many times over
+  int stride = 1, max_frames = 0;
+  std::string crop;
 };
 int run_bench(const BenchOptions& options);
 

@@ -139,6 +139,14 @@ run() {
     done
     $py -c 'import json,sys; print(json.dumps([json.load(open(f)) for f in sys.argv[1:]], indent=1))' \
       "${benches[@]}" >"$out/bench.json"
+    if [ -d "$b/data/ravdess" ]; then
+      # The whole job on real clips (CPU decode for now; NVDEC is issue 8): the RAVDESS clips and
+      # the face video, repeated to ~200 clips.
+      echo "== fervid bench --end-to-end"
+      "$b/bin/fervid" bench --end-to-end "$b/data/ravdess" "$b/data/video/astronaut-720p.mp4" \
+        --repeat 34 --device cuda --batch 64 256 2>>"$out/tests.log" | tee "$out/end-to-end.txt" ||
+        echo "bench --end-to-end failed (tests.log)"
+    fi
 
   fi
   if want torch; then

@@ -146,13 +146,24 @@ struct EndMsg {
 };
 using Msg = std::variant<FrameMsg, StartMsg, EndMsg>;
 
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
 // A bounded queue between the decode thread and the model; close() ends it from either side.
+// It adds up how long each side waited (push: the queue was full; pop: it was empty).
 class Queue {
  public:
+  double push_wait_s = 0, pop_wait_s = 0;
   explicit Queue(size_t capacity) : capacity_(capacity) {}
   bool push(Msg m) {
     std::unique_lock lock(mu_);
-    not_full_.wait(lock, [&] { return closed_ || items_.size() < capacity_; });
+    if (!closed_ && items_.size() >= capacity_) {
+      const auto t0 = Clock::now();
+      not_full_.wait(lock, [&] { return closed_ || items_.size() < capacity_; });
+      push_wait_s += seconds_since(t0);
+    }
     if (closed_) return false;
     items_.push_back(std::move(m));
     not_empty_.notify_one();
@@ -160,7 +171,11 @@ class Queue {
   }
   bool pop(Msg& m) {
     std::unique_lock lock(mu_);
-    not_empty_.wait(lock, [&] { return closed_ || !items_.empty(); });
+    if (!closed_ && items_.empty()) {
+      const auto t0 = Clock::now();
+      not_empty_.wait(lock, [&] { return closed_ || !items_.empty(); });
+      pop_wait_s += seconds_since(t0);
+    }
     if (items_.empty()) return false;
     m = std::move(items_.front());
     items_.pop_front();
@@ -183,7 +198,15 @@ class Queue {
 };
 
 void decode_all(const std::vector<InputItem>& inputs, const SamplingOptions& sampling,
-                const CropSpec& crop, FaceFinder* faces, Queue& q) {
+                const CropSpec& crop, FaceFinder* faces, Queue& q, double& busy_s) {
+  // Busy = everything but waiting on the queue.
+  const auto t0 = Clock::now();
+  struct Tally {
+    Clock::time_point t0;
+    Queue& q;
+    double& busy;
+    ~Tally() { busy = seconds_since(t0) - q.push_wait_s; }
+  } tally{t0, q, busy_s};
   for (int v = 0; v < int(inputs.size()); ++v) {
     std::string error;
     try {
@@ -401,7 +424,9 @@ RunStats Classifier::run(const std::vector<InputItem>& inputs,
   SamplingOptions sampling = options_.sampling;
   // The face detector reads RGB frames.
   if (options_.crop.mode == CropSpec::Mode::Face) sampling.keep_yuv = false;
-  std::thread decoder([&] { decode_all(inputs, sampling, options_.crop, faces.get(), q); });
+  double decode_busy_s = 0;
+  std::thread decoder(
+      [&] { decode_all(inputs, sampling, options_.crop, faces.get(), q, decode_busy_s); });
   try {
     Msg m;
     while (q.pop(m)) {
@@ -454,6 +479,10 @@ RunStats Classifier::run(const std::vector<InputItem>& inputs,
   }
   decoder.join();
   stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  stats.decode_s = decode_busy_s;
+  stats.decode_blocked_s = q.push_wait_s;
+  stats.model_starved_s = q.pop_wait_s;
+  stats.model_s = stats.seconds - q.pop_wait_s;
   return stats;
 }
 

@@ -72,6 +72,10 @@ struct RunStats {
   int videos_ok = 0;
   int videos_failed = 0;
   double seconds = 0;
+  // Where the time went (wall seconds): the decode thread decoding (and detecting faces) and
+  // blocked on a full queue; the model thread running batches (preprocess, frame stage, vote,
+  // copies back) and starved on an empty queue. Starved ~ decode-bound, blocked ~ model-bound.
+  double decode_s = 0, decode_blocked_s = 0, model_s = 0, model_starved_s = 0;
 };
 
 class Classifier {
