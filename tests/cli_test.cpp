@@ -486,5 +486,29 @@ TEST(Cli, BenchEndToEndReportsTheWholeJob) {
   expect_fatal("bench " + v, "--end-to-end");
 }
 
+// The progress line: on a terminal (a pty from util-linux's `script`), not in a pipe, not with
+// --quiet.
+TEST(Cli, ProgressLineOnlyOnATerminal) {
+  if (std::system("command -v script >/dev/null 2>&1") != 0)
+    GTEST_SKIP() << "no `script` (util-linux) to give the run a terminal";
+  const std::string v = clip("c10.mp4", 10);
+  const std::string args =
+      "classify " + v + " " + v + " --device cpu --weights " + tiny_weights() + " --max-frames 3";
+  auto on_tty = [&](const std::string& extra) {
+    const fs::path log = work_dir() / "tty.txt";
+    const std::string cmd =
+        "script -qec '" + kBin + " " + args + extra + "' " + log.string() + " >/dev/null 2>&1";
+    EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
+    return slurp(log);
+  };
+  const std::string shown = on_tty("");
+  EXPECT_NE(shown.find("2/2 videos, "), std::string::npos) << shown;
+  EXPECT_NE(shown.find(" frames/s"), std::string::npos) << shown;
+  EXPECT_EQ(on_tty(" --quiet").find("2/2 videos"), std::string::npos);
+  Result piped = fervid(args);
+  EXPECT_EQ(piped.code, 0) << piped.err;
+  EXPECT_EQ(piped.err.find("2/2 videos"), std::string::npos) << piped.err;
+}
+
 }  // namespace
 }  // namespace fervid::test
