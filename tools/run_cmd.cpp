@@ -150,6 +150,10 @@ int run_videos(const RunArgs& a, bool eval) {
   const Format format = parse_format(a.format);
   if (a.resume && (a.output.empty() || format != Format::Jsonl))
     fail("--resume continues a JSON Lines output: give --output FILE --format jsonl");
+  if (a.resume && !a.frames.empty())
+    fail(
+        "--resume continues the per-video rows only; run without --frames (or write the frame "
+        "rows in a run of their own)");
   const Shard shard = a.shard.empty() ? Shard{} : Shard::parse(a.shard);
   const RavdessFilter filter = RavdessFilter::parse(a.actors, a.emotions, a.modality, a.channel);
   if (!eval && filter.any())
