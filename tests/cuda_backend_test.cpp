@@ -92,6 +92,15 @@ std::vector<double> as_f64(const Tensor& t) {
   return std::vector<double>(t.ptr<const float>(), t.ptr<const float>() + t.numel());
 }
 
+// f32 reference values as the device stores them in `precision`'s compute type.
+std::vector<double> rounded_like(const std::string& precision, std::vector<double> v) {
+  if (precision == "fp16")
+    for (double& x : v) x = half_to_float(float_to_half(float(x)));
+  if (precision == "bf16")
+    for (double& x : v) x = bf16_to_float(float_to_bf16(float(x)));
+  return v;
+}
+
 TEST(CudaBackend, DeviceCudaWithoutDeviceFailsInOneLine) {
   std::string why;
   if (cuda_device_available(&why)) GTEST_SKIP() << "a device is present";
@@ -143,11 +152,7 @@ TEST(CudaBackend, PreprocessMatchesCpu) {
         auto out = to_device(*gpu, ref.tensor, gpu->compute_dtype(), true);
         gpu->preprocess(std::span(views).first(n), std::span(crops).first(n), pp, out.tensor);
         std::vector<float> got = to_host(*gpu, out.tensor);
-        std::vector<double> want = as_f64(ref.tensor);
-        if (std::string(precision) != "fp32")
-          for (double& v : want)
-            v = dtype_of(precision) == DType::F16 ? half_to_float(float_to_half(float(v)))
-                                                  : bf16_to_float(float_to_bf16(float(v)));
+        const std::vector<double> want = rounded_like(precision, as_f64(ref.tensor));
         // The same f32 formula, the same rounding: equal after rounding to the output type.
         expect_close(got.data(), want, {0, 0, 0},
                      std::string("cuda preprocess ") + precision + " n=" + std::to_string(n));
@@ -197,105 +202,86 @@ TEST(CudaBackend, PreprocessYuv420MatchesCpu) {
       auto out = to_device(*gpu, ref.tensor, gpu->compute_dtype(), true);
       gpu->preprocess_yuv420(views, crops, cs, imagenet, out.tensor);
       std::vector<float> got = to_host(*gpu, out.tensor);
-      std::vector<double> want = as_f64(ref.tensor);
-      if (std::string(precision) != "fp32")
-        for (double& v : want)
-          v = dtype_of(precision) == DType::F16 ? half_to_float(float_to_half(float(v)))
-                                                : bf16_to_float(float_to_bf16(float(v)));
+      const std::vector<double> want = rounded_like(precision, as_f64(ref.tensor));
       expect_close(got.data(), want, {0, 0, 0},
                    std::string("cuda preprocess_yuv420 ") + precision + (cs.bt709 ? " bt709" : ""));
     }
   }
 }
 
-TEST(CudaBackend, ConvBiasReluWithAndWithoutPoolMatchesCpu) {
-  REQUIRE_CUDA_DEVICE();
-  SeedTrace trace;
-  struct Shape {
-    int n, h, w, c, k;
-    bool pool;
-  };
-  const std::vector<Shape> shapes = {{1, 224, 224, 3, 64, false},  {2, 13, 17, 64, 128, true},
-                                     {7, 14, 14, 256, 512, true},  {1, 7, 9, 512, 512, false},
-                                     {3, 28, 28, 128, 256, false}, {1, 15, 11, 3, 64, true}};
-  for (const char* precision : kPrecisions) {
-    auto gpu = make_cuda_backend({"cuda", precision, 0, "cudnn"});
-    const DType dt = gpu->compute_dtype();
-    for (const Shape& s : shapes) {
-      auto x = host_tensor({s.n, s.h, s.w, s.c}, DType::F32, Layout::NHWC);
-      auto w = host_tensor({s.k, s.c, 3, 3}, DType::F32);
-      auto b = host_tensor({s.k}, DType::F32);
-      fill_uniform(x.tensor, -1, 1);
-      fill_uniform(w.tensor, -1.0f / std::sqrt(9.0f * s.c), 1.0f / std::sqrt(9.0f * s.c));
-      fill_uniform(b.tensor, -0.2f, 0.2f);
-      round_to(x.tensor, dt);
-      round_to(w.tensor, dt);
-      round_to(b.tensor, dt);
-      const int oh = s.pool ? s.h / 2 : s.h, ow = s.pool ? s.w / 2 : s.w;
-      auto ref = host_tensor({s.n, oh, ow, s.k}, DType::F32, Layout::NHWC);
-      OwnedTensor w_ohwi = cpu::conv_weight_ohwi(w.tensor);
-      cpu::conv3x3_bias_relu(x.tensor, w_ohwi.tensor, b.tensor, s.pool, ref.tensor);
-
-      OwnedTensor gw = gpu->prepare_weight(w.tensor, {WeightRole::Conv});
-      OwnedTensor gb = gpu->prepare_weight(b.tensor, {WeightRole::ConvBias});
-      auto gx = to_device(*gpu, x.tensor, dt);
-      auto gy = to_device(*gpu, ref.tensor, dt, true);
-      gpu->conv3x3_bias_relu(gx.tensor, gw.tensor, gb.tensor, s.pool, gy.tensor);
-      std::vector<float> got = to_host(*gpu, gy.tensor);
-      std::vector<double> want = as_f64(ref.tensor);
-      expect_close(got.data(), want, op_tolerance(precision, rms(want)),
-                   std::string("cuda conv ") + precision + " " + x.tensor.describe() + " -> " +
-                       ref.tensor.describe());
-      if (s.pool) continue;
-      // The path for configurations cuDNN's fused call refuses: plain convolution + bias_relu.
-      cuda::ConvCudnn unfused(nullptr, std::string(precision) == "tf32", MemoryMeter(), false);
-      auto gy2 = to_device(*gpu, ref.tensor, dt, true);
-      unfused.run(gx.tensor, gw.tensor, gb.tensor, gy2.tensor);
-      FV_CUDA_CHECK(cudaDeviceSynchronize());
-      got = to_host(*gpu, gy2.tensor);
-      expect_close(got.data(), want, op_tolerance(precision, rms(want)),
-                   std::string("cuda conv unfused (") + unfused.last_algorithm() + ") " +
-                       precision + " " + x.tensor.describe());
-    }
-  }
-}
-
-// One conv3x3 case: random x, w, b rounded to what both f16 and bf16 hold exactly, the CPU
-// reference computed once, then every backend in `gpus` against it (outputs poisoned).
+// One conv3x3 case: random x, w, b rounded to what both f16 and bf16 hold exactly (so one CPU
+// reference serves every precision), and that reference.
 struct ConvCase {
   int n, h, w, c, k;
   bool pool;
 };
 
-void expect_conv_matches(const std::vector<Backend*>& gpus, const ConvCase& s,
-                         const std::string& what) {
-  auto x = host_tensor({s.n, s.h, s.w, s.c}, DType::F32, Layout::NHWC);
-  auto w = host_tensor({s.k, s.c, 3, 3}, DType::F32);
-  auto b = host_tensor({s.k}, DType::F32);
-  fill_uniform(x.tensor, -1, 1);
-  fill_uniform(w.tensor, -1.0f / std::sqrt(9.0f * s.c), 1.0f / std::sqrt(9.0f * s.c));
-  fill_uniform(b.tensor, -0.2f, 0.2f);
-  for (const Tensor* t : {&x.tensor, &w.tensor, &b.tensor}) {
+struct ConvData {
+  OwnedTensor x, w, b, ref;
+};
+
+ConvData conv_data(const ConvCase& s) {
+  ConvData d{host_tensor({s.n, s.h, s.w, s.c}, DType::F32, Layout::NHWC),
+             host_tensor({s.k, s.c, 3, 3}, DType::F32),
+             host_tensor({s.k}, DType::F32),
+             {}};
+  fill_uniform(d.x.tensor, -1, 1);
+  fill_uniform(d.w.tensor, -1.0f / std::sqrt(9.0f * s.c), 1.0f / std::sqrt(9.0f * s.c));
+  fill_uniform(d.b.tensor, -0.2f, 0.2f);
+  for (const Tensor* t : {&d.x.tensor, &d.w.tensor, &d.b.tensor}) {
     round_to(*t, DType::BF16);
     round_to(*t, DType::F16);
   }
   const int oh = s.pool ? s.h / 2 : s.h, ow = s.pool ? s.w / 2 : s.w;
-  auto ref = host_tensor({s.n, oh, ow, s.k}, DType::F32, Layout::NHWC);
-  OwnedTensor w_ohwi = cpu::conv_weight_ohwi(w.tensor);
-  cpu::conv3x3_bias_relu(x.tensor, w_ohwi.tensor, b.tensor, s.pool, ref.tensor);
-  const std::vector<double> want = as_f64(ref.tensor);
+  d.ref = host_tensor({s.n, oh, ow, s.k}, DType::F32, Layout::NHWC);
+  OwnedTensor w_ohwi = cpu::conv_weight_ohwi(d.w.tensor);
+  cpu::conv3x3_bias_relu(d.x.tensor, w_ohwi.tensor, d.b.tensor, s.pool, d.ref.tensor);
+  return d;
+}
+
+// Every backend in `gpus` on one case against the CPU reference (outputs poisoned).
+void expect_conv_matches(const std::vector<Backend*>& gpus, const ConvCase& s,
+                         const std::string& what) {
+  const ConvData d = conv_data(s);
+  const std::vector<double> want = as_f64(d.ref.tensor);
   for (Backend* gpu : gpus) {
     const DType dt = gpu->compute_dtype();
-    OwnedTensor gw = gpu->prepare_weight(w.tensor, {WeightRole::Conv});
-    OwnedTensor gb = gpu->prepare_weight(b.tensor, {WeightRole::ConvBias});
-    auto gx = to_device(*gpu, x.tensor, dt);
-    auto gy = to_device(*gpu, ref.tensor, dt, true);
+    OwnedTensor gw = gpu->prepare_weight(d.w.tensor, {WeightRole::Conv});
+    OwnedTensor gb = gpu->prepare_weight(d.b.tensor, {WeightRole::ConvBias});
+    auto gx = to_device(*gpu, d.x.tensor, dt);
+    auto gy = to_device(*gpu, d.ref.tensor, dt, true);
     gpu->conv3x3_bias_relu(gx.tensor, gw.tensor, gb.tensor, s.pool, gy.tensor);
     std::vector<float> got = to_host(*gpu, gy.tensor);
-    expect_close(
-        got.data(), want, op_tolerance(gpu->precision(), rms(want)),
-        what + " " + gpu->precision() + " " + x.tensor.describe() + " -> " + ref.tensor.describe());
+    expect_close(got.data(), want, op_tolerance(gpu->precision(), rms(want)),
+                 what + " " + gpu->precision() + " " + d.x.tensor.describe() + " -> " +
+                     d.ref.tensor.describe());
+    if (s.pool || what != "cudnn conv") continue;
+    // The path for configurations cuDNN's fused call refuses: plain convolution + bias_relu.
+    cuda::ConvCudnn unfused(nullptr, gpu->precision() == "tf32", MemoryMeter(), false);
+    auto gy2 = to_device(*gpu, d.ref.tensor, dt, true);
+    unfused.run(gx.tensor, gw.tensor, gb.tensor, gy2.tensor);
+    FV_CUDA_CHECK(cudaDeviceSynchronize());
+    got = to_host(*gpu, gy2.tensor);
+    expect_close(got.data(), want, op_tolerance(gpu->precision(), rms(want)),
+                 "cudnn conv unfused (" + unfused.last_algorithm() + ") " + gpu->precision() + " " +
+                     d.x.tensor.describe());
   }
+}
+
+// cuDNN's fused conv (--conv-impl cudnn) in every precision, and its unfused fallback.
+TEST(CudaBackend, ConvBiasReluWithAndWithoutPoolMatchesCpu) {
+  REQUIRE_CUDA_DEVICE();
+  SeedTrace trace;
+  const std::vector<ConvCase> cases = {{1, 224, 224, 3, 64, false},  {2, 13, 17, 64, 128, true},
+                                       {7, 14, 14, 256, 512, true},  {1, 7, 9, 512, 512, false},
+                                       {3, 28, 28, 128, 256, false}, {1, 15, 11, 3, 64, true}};
+  std::vector<std::unique_ptr<Backend>> owned;
+  std::vector<Backend*> gpus;
+  for (const char* precision : kPrecisions) {
+    owned.push_back(make_cuda_backend({"cuda", precision, 0, "cudnn"}));
+    gpus.push_back(owned.back().get());
+  }
+  for (const ConvCase& c : cases) expect_conv_matches(gpus, c, "cudnn conv");
 }
 
 TEST(CudaBackend, ConvImplIsCheckedBeforeAnyDeviceWork) {

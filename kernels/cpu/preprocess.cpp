@@ -9,30 +9,11 @@
 
 #include "cpu/check.h"
 #include "cpu/ops.h"
+#include "cpu/resize_taps.h"
 
 namespace fervid::cpu {
 
-namespace {
-
-struct Tap {
-  int i0, i1;
-  float w0, w1;
-};
-
-std::vector<Tap> taps(int in, int out) {
-  std::vector<Tap> t(out);
-  const float scale = float(in) / float(out);
-  for (int o = 0; o < out; ++o) {
-    float s = std::max(scale * (float(o) + 0.5f) - 0.5f, 0.0f);
-    int i0 = std::min(int(s), in - 1);
-    int i1 = i0 + (i0 < in - 1 ? 1 : 0);
-    float l1 = s - float(i0);
-    t[o] = {i0, i1, 1.0f - l1, l1};
-  }
-  return t;
-}
-
-}  // namespace
+namespace {}  // namespace
 
 void preprocess(std::span<const ImageView> frames, std::span<const CropRect> crops,
                 const Preprocess& pp, const Tensor& out) {
@@ -54,7 +35,8 @@ void preprocess(std::span<const ImageView> frames, std::span<const CropRect> cro
   for (int64_t i = 0; i < n; ++i) {
     const ImageView& f = frames[i];
     const CropRect& c = crops[i];
-    const std::vector<Tap> tx = taps(c.width, int(size)), ty = taps(c.height, int(size));
+    const std::vector<Tap> tx = resize_taps(c.width, int(size)),
+                           ty = resize_taps(c.height, int(size));
     float* dst = out.ptr<float>() + i * 3 * size * size;
     for (int oc = 0; oc < 3; ++oc) {
       const int src_c = pp.bgr ? 2 - oc : oc;

@@ -9,6 +9,7 @@
 
 #include "../../engine/cuda/check.h"
 #include "ops.h"
+#include "resize_taps.cuh"
 
 namespace fervid::cuda {
 
@@ -16,55 +17,19 @@ namespace {
 
 constexpr int kThreads = 256;
 
-struct Taps {
-  float scale[3], shift[3];
-  int bgr;
-};
-
-struct Tap {
-  int i0, i1;
-  float w0, w1;
-};
-
-__device__ Tap tap(int o, int in, int out) {
-  const float scale = __fdiv_rn(float(in), float(out));
-  const float s = fmaxf(__fsub_rn(__fmul_rn(scale, __fadd_rn(float(o), 0.5f)), 0.5f), 0.0f);
-  Tap t;
-  t.i0 = min(int(s), in - 1);
-  t.i1 = t.i0 + (t.i0 < in - 1 ? 1 : 0);
-  t.w1 = __fsub_rn(s, float(t.i0));
-  t.w0 = __fsub_rn(1.0f, t.w1);
-  return t;
-}
-
-template <typename T>
-__device__ T to(float v);
-template <>
-__device__ float to<float>(float v) {
-  return v;
-}
-template <>
-__device__ __half to<__half>(float v) {
-  return __float2half_rn(v);
-}
-template <>
-__device__ __nv_bfloat16 to<__nv_bfloat16>(float v) {
-  return __float2bfloat16_rn(v);
-}
-
 __device__ float lerp2(const uint8_t* r, const Tap& x) {
   return __fadd_rn(__fmul_rn(float(r[x.i0 * 3]), x.w0), __fmul_rn(float(r[x.i1 * 3]), x.w1));
 }
 
 template <typename T>
 __global__ void preprocess_nhwc(const uint8_t* __restrict__ pixels,
-                                const StagedFrame* __restrict__ frames, int size, Taps p,
+                                const StagedFrame* __restrict__ frames, int size, Normalise p,
                                 T* __restrict__ out) {
   const int pixel = blockIdx.x * blockDim.x + threadIdx.x;
   if (pixel >= size * size) return;
   const StagedFrame f = frames[blockIdx.y];
   const int oy = pixel / size, ox = pixel % size;
-  const Tap ty = tap(oy, f.height, size), tx = tap(ox, f.width, size);
+  const Tap ty = resize_tap(oy, f.height, size), tx = resize_tap(ox, f.width, size);
   const uint8_t* base = pixels + f.offset;
   const uint8_t* r0 = base + (long long)ty.i0 * f.stride;
   const uint8_t* r1 = base + (long long)ty.i1 * f.stride;
@@ -73,12 +38,12 @@ __global__ void preprocess_nhwc(const uint8_t* __restrict__ pixels,
     const int src_c = p.bgr ? 2 - oc : oc;
     const float top = lerp2(r0 + src_c, tx), bottom = lerp2(r1 + src_c, tx);
     const float v = __fadd_rn(__fmul_rn(top, ty.w0), __fmul_rn(bottom, ty.w1));
-    dst[oc] = to<T>(__fsub_rn(__fmul_rn(v, p.scale[oc]), p.shift[oc]));
+    dst[oc] = rounded_to<T>(__fsub_rn(__fmul_rn(v, p.scale[oc]), p.shift[oc]));
   }
 }
 
 template <typename T>
-void launch(const uint8_t* pixels, const StagedFrame* frames, int n, const Taps& p,
+void launch(const uint8_t* pixels, const StagedFrame* frames, int n, const Normalise& p,
             const Tensor& out, cudaStream_t stream) {
   const int size = int(out.dim(1));
   const dim3 grid((size * size + kThreads - 1) / kThreads, n);
@@ -94,13 +59,7 @@ void preprocess(const uint8_t* pixels, const StagedFrame* frames, int n, const P
     fail("cuda preprocess: out " + out.describe() + " is not [" + std::to_string(n) + ",S,S,3]");
   if (n == 0) return;
   if (n > 65535) fail("cuda preprocess: more than 65535 frames in one call");
-  Taps p{};
-  for (int c = 0; c < 3; ++c) {
-    // The CPU reference computes these two in f32 on the host the same way.
-    p.scale[c] = pp.scale / pp.std[c];
-    p.shift[c] = pp.mean[c] / pp.std[c];
-  }
-  p.bgr = pp.bgr ? 1 : 0;
+  const Normalise p = normalise_of(pp);
   switch (out.dtype()) {
     case DType::F32:
       return launch<float>(pixels, frames, n, p, out, stream);

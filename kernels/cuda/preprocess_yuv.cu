@@ -10,6 +10,7 @@
 
 #include "../../engine/cuda/check.h"
 #include "ops.h"
+#include "resize_taps.cuh"
 
 namespace fervid::cuda {
 
@@ -19,25 +20,8 @@ constexpr int kThreads = 256;
 
 struct Params {
   YuvCoefficients k;
-  float scale[3], shift[3];
-  int bgr;
+  Normalise n;
 };
-
-struct Tap {
-  int i0, i1;
-  float w0, w1;
-};
-
-__device__ Tap tap(int o, int in, int out) {
-  const float scale = __fdiv_rn(float(in), float(out));
-  const float s = fmaxf(__fsub_rn(__fmul_rn(scale, __fadd_rn(float(o), 0.5f)), 0.5f), 0.0f);
-  Tap t;
-  t.i0 = min(int(s), in - 1);
-  t.i1 = t.i0 + (t.i0 < in - 1 ? 1 : 0);
-  t.w1 = __fsub_rn(s, float(t.i0));
-  t.w0 = __fsub_rn(1.0f, t.w1);
-  return t;
-}
 
 __device__ float channel(float y, float a, float ua, float b, float vb) {
   const float v = __fadd_rn(__fadd_rn(y, __fmul_rn(a, ua)), __fmul_rn(b, vb));
@@ -56,28 +40,13 @@ __device__ void pixel_rgb(const DeviceYuv& f, const YuvCoefficients& k, int x, i
 }
 
 template <typename T>
-__device__ T to(float v);
-template <>
-__device__ float to<float>(float v) {
-  return v;
-}
-template <>
-__device__ __half to<__half>(float v) {
-  return __float2half_rn(v);
-}
-template <>
-__device__ __nv_bfloat16 to<__nv_bfloat16>(float v) {
-  return __float2bfloat16_rn(v);
-}
-
-template <typename T>
 __global__ void preprocess_yuv_nhwc(const DeviceYuv* __restrict__ frames, int size, Params p,
                                     T* __restrict__ out) {
   const int pixel = blockIdx.x * blockDim.x + threadIdx.x;
   if (pixel >= size * size) return;
   const DeviceYuv f = frames[blockIdx.y];
   const int oy = pixel / size, ox = pixel % size;
-  const Tap ty = tap(oy, f.crop.height, size), tx = tap(ox, f.crop.width, size);
+  const Tap ty = resize_tap(oy, f.crop.height, size), tx = resize_tap(ox, f.crop.width, size);
   float p00[3], p01[3], p10[3], p11[3];
   pixel_rgb(f, p.k, f.crop.x + tx.i0, f.crop.y + ty.i0, p00);
   pixel_rgb(f, p.k, f.crop.x + tx.i1, f.crop.y + ty.i0, p01);
@@ -85,11 +54,11 @@ __global__ void preprocess_yuv_nhwc(const DeviceYuv* __restrict__ frames, int si
   pixel_rgb(f, p.k, f.crop.x + tx.i1, f.crop.y + ty.i1, p11);
   T* dst = out + ((long long)blockIdx.y * size * size + pixel) * 3;
   for (int oc = 0; oc < 3; ++oc) {
-    const int sc = p.bgr ? 2 - oc : oc;
+    const int sc = p.n.bgr ? 2 - oc : oc;
     const float top = __fadd_rn(__fmul_rn(p00[sc], tx.w0), __fmul_rn(p01[sc], tx.w1));
     const float bottom = __fadd_rn(__fmul_rn(p10[sc], tx.w0), __fmul_rn(p11[sc], tx.w1));
     const float v = __fadd_rn(__fmul_rn(top, ty.w0), __fmul_rn(bottom, ty.w1));
-    dst[oc] = to<T>(__fsub_rn(__fmul_rn(v, p.scale[oc]), p.shift[oc]));
+    dst[oc] = rounded_to<T>(__fsub_rn(__fmul_rn(v, p.n.scale[oc]), p.n.shift[oc]));
   }
 }
 
@@ -111,13 +80,7 @@ void preprocess_yuv420(const DeviceYuv* frames, int n, const ColorSpec& cs, cons
          ",S,S,3]");
   if (n == 0) return;
   if (n > 65535) fail("cuda preprocess_yuv420: more than 65535 frames in one call");
-  Params p{};
-  p.k = yuv_coefficients(cs);
-  for (int c = 0; c < 3; ++c) {
-    p.scale[c] = pp.scale / pp.std[c];
-    p.shift[c] = pp.mean[c] / pp.std[c];
-  }
-  p.bgr = pp.bgr ? 1 : 0;
+  const Params p{yuv_coefficients(cs), normalise_of(pp)};
   switch (out.dtype()) {
     case DType::F32:
       return launch<float>(frames, n, p, out, stream);
