@@ -165,6 +165,14 @@ run() {
     done
     $py -c 'import json,sys,os; print(json.dumps([json.load(open(f)) for f in sys.argv[1:] if os.path.exists(f)], indent=1))' \
       "$work"/torch-*.json >"$out/torch.json"
+    if [ -d "$b/data/ravdess" ]; then
+      # The whole job: the PyTorch user pipeline, decode-only ceilings (CPU, NVDEC per clip) and
+      # fervid --end-to-end on the same ~200 clips (issue 8's comparison).
+      echo "== PyTorch user pipeline against fervid --end-to-end"
+      $py bench/baselines/torch_pipeline.py "$b/data/ravdess" "$b/data/video/astronaut-720p.mp4" \
+        --repeat 34 --batch 256 --fervid "$b/bin/fervid" --json "$out/pipeline.json" 2>&1 | tail -8 ||
+        echo "torch_pipeline failed"
+    fi
 
   fi
   echo
