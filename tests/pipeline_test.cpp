@@ -185,7 +185,9 @@ TEST(Pipeline, YuvFramesMixWithRgbFramesInOneBatch) {
     // The vote agrees unless its winner was within the inputs' difference of the runner-up.
     std::vector<double> sorted = a.mean_probs;
     std::sort(sorted.rbegin(), sorted.rend());
-    if (sorted[0] - sorted[1] > 2 * worst) EXPECT_EQ(a.label, b.label) << a.path;
+    if (sorted[0] - sorted[1] > 2 * worst) {
+      EXPECT_EQ(a.label, b.label) << a.path;
+    }
   }
 }
 

@@ -133,14 +133,11 @@ std::string first_few(const std::vector<std::string>& items, size_t shown = 5) {
   return s;
 }
 
-std::string key_of(const std::string& path) { return canonical_path(path); }
-
 // path -> class index, from a CSV of path,label rows.
 std::map<std::string, int> read_labels_csv(const std::string& csv,
                                            const std::vector<std::string>& classes) {
   std::ifstream in(csv);
   if (!in) fail(csv + ": cannot read the labels file");
-  const fs::path base = fs::path(csv).parent_path();
   std::map<std::string, int> labels;
   std::vector<std::string> unknown;
   std::string line;
@@ -148,20 +145,16 @@ std::map<std::string, int> read_labels_csv(const std::string& csv,
   while (std::getline(in, line)) {
     ++lineno;
     if (trim(line).empty()) continue;
-    const size_t comma = line.rfind(',');
-    if (comma == std::string::npos)
-      fail(csv + ":" + std::to_string(lineno) + ": expected path,label");
-    std::string path = trim(line.substr(0, comma)), label = trim(line.substr(comma + 1));
-    if (path.size() >= 2 && path.front() == '"' && path.back() == '"')
-      path = path.substr(1, path.size() - 2);
-    if (lineno == 1 && path == "path" && label == "label") continue;  // header
+    const std::optional<ListedRow> row = split_listed_row(csv, line, 1);
+    if (!row) fail(csv + ":" + std::to_string(lineno) + ": expected path,label");
+    const std::string& label = row->fields[0];
+    if (lineno == 1 && row->path == "path" && label == "label") continue;  // header
     auto it = std::find(classes.begin(), classes.end(), label);
     if (it == classes.end()) {
       unknown.push_back("'" + label + "' (line " + std::to_string(lineno) + ")");
       continue;
     }
-    const fs::path p = fs::path(path).is_absolute() ? fs::path(path) : base / path;
-    labels[key_of(p.string())] = int(it - classes.begin());
+    labels[row->key] = int(it - classes.begin());
   }
   if (!unknown.empty()) {
     std::string known;
@@ -190,7 +183,7 @@ std::vector<LabelledInput> label_inputs(const std::vector<InputItem>& inputs,
         out.push_back({item, -1, 0});
         continue;
       }
-      auto it = labels.find(key_of(item.path));
+      auto it = labels.find(canonical_path(item.path));
       if (it == labels.end()) {
         missing.push_back(item.path);
         continue;

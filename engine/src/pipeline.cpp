@@ -5,7 +5,6 @@
 #include <cmath>
 #include <condition_variable>
 #include <deque>
-#include <filesystem>
 #include <fstream>
 #include <map>
 #include <mutex>
@@ -24,30 +23,17 @@ namespace {
 std::map<std::string, CropRect> read_boxes(const std::string& csv) {
   std::ifstream in(csv);
   if (!in) fail("--crop boxes=" + csv + ": cannot read the file");
-  const std::filesystem::path base = std::filesystem::path(csv).parent_path();
   std::map<std::string, CropRect> boxes;
   std::string line;
   for (int lineno = 1; std::getline(in, line); ++lineno) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    // The path may hold commas: the four numbers are the last four fields.
-    std::vector<std::string> f;
-    size_t end = line.size();
-    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
-    end = line.size();
-    for (int i = 0; i < 4; ++i) {
-      const size_t comma = line.rfind(',', end - 1);
-      if (comma == std::string::npos || end == 0) break;
-      f.insert(f.begin(), line.substr(comma + 1, end - comma - 1));
-      end = comma;
-    }
-    std::string path = line.substr(0, end);
-    if (path.size() >= 2 && path.front() == '"' && path.back() == '"')
-      path = path.substr(1, path.size() - 2);
-    if (lineno == 1 && path == "path") continue;  // header
+    const std::optional<ListedRow> row = split_listed_row(csv, line, 4);
+    if (row && lineno == 1 && row->path == "path") continue;  // header
     CropRect r;
-    bool ok = f.size() == 4;
+    bool ok = bool(row);
     try {
       if (ok) {
+        const auto& f = row->fields;
         r = {std::stoi(f[0]), std::stoi(f[1]), std::stoi(f[2]), std::stoi(f[3])};
         ok = r.x >= 0 && r.y >= 0 && r.width > 0 && r.height > 0;
       }
@@ -57,9 +43,7 @@ std::map<std::string, CropRect> read_boxes(const std::string& csv) {
     if (!ok)
       fail("--crop boxes=" + csv + ":" + std::to_string(lineno) +
            ": expected path,x,y,w,h with x,y >= 0 and w,h > 0");
-    const std::filesystem::path p =
-        std::filesystem::path(path).is_absolute() ? std::filesystem::path(path) : base / path;
-    boxes[canonical_path(p.string())] = r;
+    boxes[row->key] = r;
   }
   return boxes;
 }

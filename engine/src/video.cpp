@@ -63,6 +63,30 @@ std::string canonical_path(const std::string& path) {
   return (ec ? std::filesystem::path(path) : p).lexically_normal().string();
 }
 
+std::optional<ListedRow> split_listed_row(const std::string& csv, const std::string& line,
+                                          int fields) {
+  auto trim = [](const std::string& t) {
+    const size_t a = t.find_first_not_of(" \t\r\n");
+    return a == std::string::npos ? std::string()
+                                  : t.substr(a, t.find_last_not_of(" \t\r\n") - a + 1);
+  };
+  ListedRow row;
+  size_t end = line.size();
+  for (int i = 0; i < fields; ++i) {
+    const size_t comma = end == 0 ? std::string::npos : line.rfind(',', end - 1);
+    if (comma == std::string::npos) return std::nullopt;
+    row.fields.insert(row.fields.begin(), trim(line.substr(comma + 1, end - comma - 1)));
+    end = comma;
+  }
+  row.path = trim(line.substr(0, end));
+  if (row.path.size() >= 2 && row.path.front() == '"' && row.path.back() == '"')
+    row.path = row.path.substr(1, row.path.size() - 2);
+  const std::filesystem::path p(row.path);
+  row.key =
+      canonical_path((p.is_absolute() ? p : std::filesystem::path(csv).parent_path() / p).string());
+  return row;
+}
+
 bool is_image_path(const std::string& path) {
   static const std::set<std::string> kExt = {".jpg", ".jpeg", ".png", ".bmp"};
   return kExt.count(lower_ext(path)) > 0;

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -58,6 +59,16 @@ bool is_image_path(const std::string& path);
 // The absolute, normalised path with symbolic links of existing parts resolved: how inputs are
 // matched with the rows of a labels or boxes CSV.
 std::string canonical_path(const std::string& path);
+
+// One row of a CSV that lists files (labels, crop boxes): the path first (it may hold commas and
+// be quoted), then `fields` values, trimmed. nullopt when the row has fewer fields. `key` is
+// canonical_path() of the path taken relative to the CSV's folder.
+struct ListedRow {
+  std::string path, key;
+  std::vector<std::string> fields;
+};
+std::optional<ListedRow> split_listed_row(const std::string& csv, const std::string& line,
+                                          int fields);
 bool is_video_path(const std::string& path);
 
 class FrameSource {
