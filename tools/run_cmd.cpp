@@ -37,18 +37,20 @@ Weights load_weights(const std::string& path, const std::string& spec) {
   return Weights::load(path, s, origin);
 }
 
-// FNV-1a (64 bits) of the weights file: which weights produced a row, cheaply.
+// Which weights produced a row, cheaply: FNV-1a (64 bits) over the file's 64-bit words (and its
+// last bytes), read once in 1 MiB blocks.
 std::string file_fingerprint(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) fail(path + ": cannot read");
+  constexpr uint64_t kPrime = 1099511628211ull;
   uint64_t h = 1469598103934665603ull;
-  std::vector<char> buf(1 << 20);
+  std::vector<uint64_t> buf((1 << 20) / 8);
   while (in) {
-    in.read(buf.data(), std::streamsize(buf.size()));
-    for (std::streamsize i = 0; i < in.gcount(); ++i) {
-      h ^= uint8_t(buf[size_t(i)]);
-      h *= 1099511628211ull;
-    }
+    in.read(reinterpret_cast<char*>(buf.data()), std::streamsize(buf.size() * 8));
+    const size_t got = size_t(in.gcount());
+    for (size_t i = 0; i < got / 8; ++i) h = (h ^ buf[i]) * kPrime;
+    const auto* tail = reinterpret_cast<const uint8_t*>(buf.data()) + got / 8 * 8;
+    for (size_t i = 0; i < got % 8; ++i) h = (h ^ tail[i]) * kPrime;
   }
   char hex[17];
   std::snprintf(hex, sizeof(hex), "%016llx", static_cast<unsigned long long>(h));
@@ -194,14 +196,18 @@ int run_videos(const RunArgs& a, bool eval) {
   // the CPU); the CPU backend keeps swscale's RGB, the reference path.
   opt.sampling.keep_yuv = backend->device() == Device::Cuda;
   // What makes rows comparable: --resume and merge refuse rows written with other settings.
-  const nlohmann::json run{{"weights", file_fingerprint(a.weights)},
-                           {"model", spec.name},
-                           {"classes", spec.classes},
-                           {"precision", backend->precision()},
-                           {"vote", vote_name(opt.vote)},
-                           {"crop", crop},
-                           {"stride", a.stride},
-                           {"max_frames", a.max_frames}};
+  // Only JSON Lines rows (and so --resume) and eval's summary carry them: the weights are read
+  // once more for their fingerprint only then.
+  nlohmann::json run;
+  if (format == Format::Jsonl || !a.summary.empty())
+    run = {{"weights", file_fingerprint(a.weights)},
+           {"model", spec.name},
+           {"classes", spec.classes},
+           {"precision", backend->precision()},
+           {"vote", vote_name(opt.vote)},
+           {"crop", crop},
+           {"stride", a.stride},
+           {"max_frames", a.max_frames}};
 
   // --resume: the rows already written (FILE.part of an interrupted run, or FILE).
   std::vector<nlohmann::json> previous;
@@ -235,8 +241,7 @@ int run_videos(const RunArgs& a, bool eval) {
   // eval prints its metrics; its per-video rows go to --output only.
   std::ostringstream discard;
   std::ostream& out = out_file ? out_file->stream() : eval ? discard : std::cout;
-  VideoWriter videos(out, format, spec.classes, format == Format::Jsonl ? run : nlohmann::json(),
-                     eval);
+  VideoWriter videos(out, format, spec.classes, run, eval);
   std::optional<FrameWriter> frame_rows;
   if (frames_file) {
     frame_rows.emplace(frames_file->stream(), spec.classes, a.logits);
