@@ -94,7 +94,7 @@ int run_end_to_end(const BenchOptions& o) {
   for (int b : o.batches) {
     ClassifyOptions opt;
     opt.batch = b;
-    opt.sampling = {o.stride, o.max_frames, backend->device() == Device::Cuda};
+    opt.sampling = {o.stride, o.max_frames};
     opt.crop = CropSpec::parse(o.crop.empty() ? model.spec().crop : o.crop);
     opt.vote = model.spec().vote;
     int failed = 0;

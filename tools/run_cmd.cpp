@@ -192,9 +192,6 @@ int run_videos(const RunArgs& a, bool eval) {
 
   auto backend = make_backend({a.device, a.precision, a.threads, a.conv_impl});
   Model model(weights, *backend, a.batch);
-  // On the GPU, 4:2:0 video goes up as YUV and is converted there (half the bytes, no swscale on
-  // the CPU); the CPU backend keeps swscale's RGB, the reference path.
-  opt.sampling.keep_yuv = backend->device() == Device::Cuda;
   // What makes rows comparable: --resume and merge refuse rows written with other settings.
   // Only JSON Lines rows (and so --resume) and eval's summary carry them: the weights are read
   // once more for their fingerprint only then.

@@ -406,7 +406,10 @@ RunStats Classifier::run(const std::vector<InputItem>& inputs,
   std::unique_ptr<FaceFinder> faces;
   if (options_.crop.mode == CropSpec::Mode::Face) faces = std::make_unique<FaceFinder>();
   SamplingOptions sampling = options_.sampling;
-  // The face detector reads RGB frames.
+  // On the GPU, 4:2:0 video goes up as YUV and is converted there (half the bytes, no swscale on
+  // the CPU); the CPU backend keeps swscale's RGB, the reference path, unless asked. The face
+  // detector reads RGB frames.
+  if (be.device() == Device::Cuda) sampling.keep_yuv = true;
   if (options_.crop.mode == CropSpec::Mode::Face) sampling.keep_yuv = false;
   double decode_busy_s = 0;
   std::thread decoder(

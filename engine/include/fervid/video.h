@@ -37,7 +37,7 @@ struct SamplingOptions {
   int max_frames = 0;  // 0 = no cap
   // Video frames decoded as 8-bit 4:2:0 (BT.601/709) stay YUV for a backend that converts them
   // itself (Backend::preprocess_yuv420): no CPU colour conversion, half the bytes to upload.
-  // Other formats, and images, are RGB as always.
+  // Other formats, and images, are RGB as always. The classifier sets it for the CUDA backend.
   bool keep_yuv = false;
 };
 
