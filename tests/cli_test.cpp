@@ -133,6 +133,17 @@ TEST(Cli, NoGpuMeansCudaFailsAndAutoFallsBack) {
     GTEST_SKIP() << "a CUDA backend is usable here";
   expect_fatal("classify " + v + " --weights " + tiny_weights() + " --device cuda",
                "--device cuda:");
+  // --decoder auto decodes on the CPU and says why; nvdec fails with one line; cpu says nothing.
+  EXPECT_NE(probe.err.find("notice: decoding video on the CPU: the backend runs on the CPU"),
+            std::string::npos)
+      << probe.err;
+  expect_fatal("classify " + v + " --weights " + tiny_weights() + " --device cpu --decoder nvdec",
+               "--decoder nvdec: the backend runs on the CPU");
+  Result cpu = fervid("classify " + v + " --weights " + tiny_weights() +
+                      " --device cpu --decoder cpu --decode-threads 2");
+  ASSERT_EQ(cpu.code, 0) << cpu.err;
+  EXPECT_EQ(cpu.err.find("notice"), std::string::npos) << cpu.err;
+  EXPECT_EQ(cpu.out, probe.out);
 }
 
 TEST(Cli, ClassifiesAndReportsBadVideosInTheirRows) {

@@ -52,12 +52,20 @@ TEST(Pipeline, PackedBatchesVoteLikeFrameByFrame) {
       (work_dir() / "missing.mp4").string(),
       clip("v12.mp4", 12, "smptebars=size=64x36:rate=10"),
       clip("v3.mp4", 3, "rgbtestsrc=size=32x32:rate=10"),
+      std::string(FERVID_DATA_DIR) + "/faces/astronaut.png",
+      clip("v7.mp4", 7, "testsrc=size=48x32:rate=10"),
   };
-  for (VoteMode mode : {VoteMode::Majority, VoteMode::Confidence}) {
+  // Several decode threads interleave the videos' frames in the batches.
+  for (auto [mode, threads] : {std::pair{VoteMode::Majority, 1},
+                               {VoteMode::Confidence, 1},
+                               {VoteMode::Majority, 3},
+                               {VoteMode::Confidence, 3}}) {
+    SCOPED_TRACE(std::to_string(threads) + " decode threads");
     Model model(w, *backend, 4);
     ClassifyOptions opt;
     opt.batch = 4;
     opt.vote = mode;
+    opt.decode_threads = threads;
     opt.keep_frames = true;
     opt.keep_logits = true;
     opt.crop = CropSpec::parse("center");
@@ -67,7 +75,8 @@ TEST(Pipeline, PackedBatchesVoteLikeFrameByFrame) {
     RunStats stats = classifier.run(items, [&](const VideoResult& r) { results.push_back(r); });
     ASSERT_EQ(results.size(), paths.size());
     EXPECT_EQ(stats.videos_failed, 1);
-    EXPECT_EQ(stats.frames, 21);
+    EXPECT_EQ(stats.frames, 29);
+    EXPECT_EQ(stats.decode_threads, threads);
     Model single(w, *backend, 1);
     for (size_t v = 0; v < paths.size(); ++v) {
       const VideoResult& r = results[v];

@@ -4,6 +4,7 @@
 #include "fervid/video.h"
 
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -159,6 +160,203 @@ TEST(Video, BadVideosFailWithTheirPath) {
   fs::path empty_png = work_dir() / "broken.png";
   std::ofstream(empty_png) << "PNG but not really";
   expect_open_error(empty_png, "cannot decode image");
+}
+
+// --- ClipDecoder: clip after clip through long-lived decoders ---
+
+struct Decoded {
+  std::vector<Frame> frames;
+  std::string error;
+};
+
+// Every clip through one ClipDecoder, added one at a time as the pipeline does (or all at once),
+// with the events checked for order: a clip's frames, then its end, clips in the order added.
+std::vector<Decoded> decode_stream(const std::vector<fs::path>& clips, SamplingOptions s,
+                                   bool add_all_first, int* decoders = nullptr) {
+  std::vector<Decoded> out(clips.size());
+  auto decoder = ClipDecoder::create(s, {});
+  int expect = 0;
+  auto pump = [&] {
+    ClipEvent ev;
+    while (decoder->next(ev)) {
+      EXPECT_EQ(ev.clip, expect) << "events out of clip order";
+      if (ev.clip != expect) return;
+      if (ev.end) {
+        out[expect++].error = ev.error;
+      } else {
+        out[expect].frames.push_back(std::move(ev.frame));
+      }
+    }
+  };
+  for (size_t i = 0; i < clips.size(); ++i) {
+    decoder->add(int(i), clips[i].string());
+    if (!add_all_first) pump();
+  }
+  decoder->flush();
+  pump();
+  EXPECT_EQ(expect, int(clips.size())) << "clips without an end";
+  if (decoders) *decoders = decoder->decoders_opened();
+  return out;
+}
+
+// Each clip on its own: open_frames, the one-video path that tests above hold to the ffmpeg CLI.
+Decoded decode_alone(const fs::path& clip, SamplingOptions s) {
+  Decoded d;
+  try {
+    auto src = open_frames({clip.string(), InputKind::Video, ""}, s);
+    Frame f;
+    while (src->next(f)) d.frames.push_back(f);
+  } catch (const Error& e) {
+    d.error = e.what();
+  }
+  return d;
+}
+
+void expect_same_frames(const Decoded& stream, const Decoded& alone, const fs::path& clip) {
+  SCOPED_TRACE(clip.string());
+  EXPECT_EQ(stream.error, alone.error);
+  ASSERT_EQ(stream.frames.size(), alone.frames.size());
+  for (size_t i = 0; i < alone.frames.size(); ++i) {
+    const Frame &a = stream.frames[i], &b = alone.frames[i];
+    ASSERT_EQ(a.index, b.index) << "frame " << i;
+    ASSERT_EQ(a.width, b.width);
+    ASSERT_EQ(a.height, b.height);
+    ASSERT_EQ(a.is_yuv, b.is_yuv);
+    if (a.is_yuv) {
+      ASSERT_TRUE(a.yuv == b.yuv) << "frame " << i << " differs";
+    } else {
+      for (int y = 0; y < a.height; ++y)
+        ASSERT_EQ(0, std::memcmp(a.rgb.data() + size_t(y) * a.stride,
+                                 b.rgb.data() + size_t(y) * b.stride, size_t(a.width) * 3))
+            << "frame " << i << " row " << y << " differs";
+    }
+  }
+}
+
+// H.264 with B-frames and short GOPs (reordering across the clip boundary), real RAVDESS and HD
+// clips, a size change, codecs that cannot continue (MPEG-4 part 2, MS-MPEG4), a file that is no
+// video, and a clip whose middle is overwritten with noise: each clip's frames equal those of
+// the clip decoded alone, byte for byte, and the clips after a bad one are not affected.
+TEST(ClipDecoder, ContinuousStreamEqualsEachClipDecodedAlone) {
+  SeedTrace trace;
+  const fs::path ravdess = kData / "ravdess" / "modified";
+  fs::path bframes = make_clip("bframes.mp4", 37, "-c:v libx264 -bf 3 -g 12");
+  fs::path bframes2 = make_clip("bframes2.mp4", 23, "-c:v libx264 -bf 2 -g 5 -crf 40");
+  fs::path mpeg4 = make_clip("part2.avi", 14, "-c:v mpeg4");
+  fs::path ms = make_clip("ms.avi", 9, "-c:v msmpeg4");
+  fs::path junk = work_dir() / "stream-junk.mp4";
+  {
+    std::ofstream out(junk, std::ios::binary);
+    for (int i = 0; i < 3000; ++i) out.put(char(rng()() & 0xff));
+  }
+  // 60 frames, moov first, then a run of noise over the middle of the media data.
+  fs::path noisy = make_clip("noisy.mp4", 60, "-c:v libx264 -g 8 -movflags +faststart");
+  {
+    std::fstream f(noisy, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(0, std::ios::end);
+    const auto size = int64_t(f.tellp());
+    f.seekp(size / 2);
+    for (int i = 0; i < 400; ++i) f.put(char(rng()() & 0xff));
+  }
+  const std::vector<fs::path> clips = {ravdess / "01-01-07-02-02-01-01_1.mp4",
+                                       bframes,
+                                       bframes2,
+                                       bframes,
+                                       kData / "video" / "astronaut-720p.mp4",
+                                       bframes2,
+                                       mpeg4,
+                                       junk,
+                                       bframes,
+                                       noisy,
+                                       bframes2,
+                                       ms,
+                                       ravdess / "01-01-08-02-01-01-19.mp4",
+                                       bframes};
+  for (const SamplingOptions s : {SamplingOptions{1, 0, false}, SamplingOptions{3, 0, true}}) {
+    std::vector<Decoded> alone;
+    for (const fs::path& c : clips) alone.push_back(decode_alone(c, s));
+    ASSERT_EQ(alone[7].frames.size(), 0u);
+    EXPECT_NE(alone[7].error.find("cannot open video"), std::string::npos) << alone[7].error;
+    for (bool all_first : {false, true}) {
+      SCOPED_TRACE(std::string("stride ") + std::to_string(s.stride) +
+                   (all_first ? ", all clips added first" : ", one clip at a time"));
+      int decoders = 0;
+      std::vector<Decoded> stream = decode_stream(clips, s, all_first, &decoders);
+      ASSERT_EQ(stream.size(), clips.size());
+      // A new decoder for the first clip, each change of size or codec, each clip of a codec
+      // without in-band parameter sets (MPEG-4 part 2, MS-MPEG4), and none for the junk file:
+      // the H.264 clips of one size run on.
+      EXPECT_EQ(decoders, 9);
+      for (size_t i = 0; i < clips.size(); ++i) {
+        if (clips[i] == noisy) {
+          // Noise decodes to whatever the decoder conceals: only its place in the stream and
+          // that the clips after it decode as alone are required.
+          EXPECT_LE(stream[i].frames.size(), 60u);
+          continue;
+        }
+        expect_same_frames(stream[i], alone[i], clips[i]);
+      }
+    }
+  }
+}
+
+TEST(ClipDecoder, MaxFramesStopsEachClipAndTheNextOneContinues) {
+  fs::path a = make_clip("bframes.mp4", 37, "-c:v libx264 -bf 3 -g 12");
+  fs::path b = make_clip("bframes2.mp4", 23, "-c:v libx264 -bf 2 -g 5 -crf 40");
+  const SamplingOptions s{2, 5, false};
+  const std::vector<fs::path> clips = {a, b, a, a, b};
+  int decoders = 0;
+  std::vector<Decoded> stream = decode_stream(clips, s, false, &decoders);
+  EXPECT_EQ(decoders, 1);
+  for (size_t i = 0; i < clips.size(); ++i) {
+    ASSERT_EQ(stream[i].frames.size(), 5u);
+    expect_same_frames(stream[i], decode_alone(clips[i], s), clips[i]);
+  }
+}
+
+TEST(ClipDecoder, AnEmptyFlushAndNoClipsEndCleanly) {
+  auto decoder = ClipDecoder::create({}, {});
+  ClipEvent ev;
+  EXPECT_FALSE(decoder->next(ev));
+  decoder->flush();
+  EXPECT_FALSE(decoder->next(ev));
+  fs::path a = make_clip("bframes.mp4", 37, "-c:v libx264 -bf 3 -g 12");
+  decoder->add(4, (work_dir() / "missing.mp4").string());
+  decoder->add(5, a.string());
+  decoder->flush();
+  ASSERT_TRUE(decoder->next(ev));
+  EXPECT_TRUE(ev.end);
+  EXPECT_EQ(ev.clip, 4);
+  EXPECT_NE(ev.error.find("missing.mp4: cannot open video"), std::string::npos) << ev.error;
+  int frames = 0;
+  while (decoder->next(ev) && !ev.end) ++frames;
+  EXPECT_EQ(frames, 37);
+  EXPECT_TRUE(ev.end);
+  EXPECT_EQ(ev.clip, 5);
+  EXPECT_TRUE(ev.error.empty()) << ev.error;
+  EXPECT_FALSE(decoder->next(ev));
+}
+
+TEST(ClipDecoder, CpuBackendRefusesNvdecAndAutoFallsBackWithAReason) {
+  std::string notice;
+  EXPECT_EQ(choose_decoder("auto", Device::Host, false, &notice), DecoderKind::Cpu);
+  EXPECT_NE(notice.find("decoding video on the CPU"), std::string::npos) << notice;
+  EXPECT_EQ(choose_decoder("cpu", Device::Cuda, false, &notice), DecoderKind::Cpu);
+  try {
+    choose_decoder("nvdec", Device::Host, false, nullptr);
+    ADD_FAILURE() << "nvdec with the CPU backend was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--decoder nvdec"), std::string::npos) << e.what();
+  }
+  try {
+    choose_decoder("gpu", Device::Cuda, false, nullptr);
+    ADD_FAILURE() << "an unknown decoder was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("expected auto, nvdec or cpu"), std::string::npos);
+  }
+  notice.clear();
+  EXPECT_EQ(choose_decoder("auto", Device::Cuda, true, &notice), DecoderKind::Cpu);
+  EXPECT_NE(notice.find("--crop face"), std::string::npos) << notice;
 }
 
 }  // namespace

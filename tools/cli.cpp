@@ -36,6 +36,13 @@ constexpr const char* kConvImplHelp =
     "CUDA conv3x3: cudnn | fervid (fervid's kernel, fp16/bf16, pool fused) | auto (the faster "
     "per layer, timed once)";
 
+constexpr const char* kDecoderHelp =
+    "Video decoding: nvdec (the GPU's decoders, frames stay on the device) | cpu (libavcodec) | "
+    "auto (NVDEC with the CUDA backend when the driver has it)";
+constexpr const char* kDecodeThreadsHelp =
+    "Decode threads, each with a long-lived decoder fed clip after clip (0: 1 on the CPU, 4 with "
+    "NVDEC)";
+
 // The options classify and eval share.
 void add_run_options(CLI::App* cmd, RunArgs& a) {
   cmd->add_option("inputs", a.inputs, "Videos, image folders, images or folders to walk")
@@ -63,6 +70,8 @@ void add_run_options(CLI::App* cmd, RunArgs& a) {
   cmd->add_flag("--resume", a.resume,
                 "Skip the videos already in --output (JSON Lines) and append the rest");
   cmd->add_option("--threads", a.threads, "CPU threads (0: all cores)");
+  cmd->add_option("--decoder", a.decoder, kDecoderHelp)->capture_default_str();
+  cmd->add_option("--decode-threads", a.decode_threads, kDecodeThreadsHelp);
   cmd->add_flag("--quiet", a.quiet, "No progress bar and no summary line on stderr");
 }
 
@@ -225,9 +234,17 @@ int run(int argc, char** argv) {
   bench->add_option("--iters", bo.iters, "Timed iterations per batch size")->capture_default_str();
   bench->add_option("--warmup", bo.warmup, "Untimed iterations first")->capture_default_str();
   bench->add_option("--threads", bo.threads, "CPU threads (0: all cores)");
+  bench->add_option("--decoder", bo.decoder, std::string(kDecoderHelp) + " (--end-to-end)")
+      ->capture_default_str();
+  bench
+      ->add_option("--decode-threads", bo.decode_threads,
+                   "Decode thread counts to run (--end-to-end; 0: the decoder's default)")
+      ->capture_default_str();
   bench->add_option("--gemm-size", bo.gemm_size, "Reference GEMM size on a GPU (0: none)")
       ->capture_default_str();
   bench->add_flag("--json", bo.json, "Print one JSON object instead of tables");
+  bench->add_flag("--decode-only", bo.decode_only,
+                  "--end-to-end: the decode threads alone (their frames dropped)");
   bench->add_flag("--end-to-end", bo.end_to_end,
                   "Time the whole job on INPUT... (decode to votes) instead of the frame stage");
   bench->add_option("inputs", bo.inputs, "Videos for --end-to-end");

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "fervid/model_spec.h"
+#include "fervid/pipeline.h"
 
 namespace fervid::cli {
 
@@ -22,7 +23,8 @@ struct RunArgs {
   std::vector<std::string> inputs;
   std::string weights, spec, device = "auto", precision, conv_impl = "auto", crop, vote,
                              format = "table", output, frames, shard;
-  int batch = 8, stride = 1, max_frames = 0, threads = 0;
+  std::string decoder = "auto";
+  int batch = 8, stride = 1, max_frames = 0, threads = 0, decode_threads = 0;
   bool logits = false, quiet = false, resume = false;
   std::string labels, actors, emotions, modality, channel, summary, confusion;  // eval
 };
@@ -52,7 +54,14 @@ struct BenchOptions {
   int repeat = 1;  // the inputs, this many times over
   int stride = 1, max_frames = 0;
   std::string crop;
+  std::string decoder = "auto";
+  std::vector<int> decode_threads{0};  // one run per count (0: the decoder's default)
+  bool decode_only = false;            // only the decode ceiling
 };
+// The decoder for --decoder with `backend` (choose_decoder), saying on stderr why auto took the
+// CPU when any input is a video.
+DecoderKind decoder_for(const std::string& requested, const Backend& backend, const CropSpec& crop,
+                        const std::vector<InputItem>& inputs, bool quiet);
 int run_bench(const BenchOptions& options);
 
 }  // namespace fervid::cli

@@ -144,6 +144,17 @@ void write_file(const std::string& path, const std::string& text) {
 
 }  // namespace
 
+DecoderKind decoder_for(const std::string& requested, const Backend& backend, const CropSpec& crop,
+                        const std::vector<InputItem>& inputs, bool quiet) {
+  std::string notice;
+  const DecoderKind kind =
+      choose_decoder(requested, backend.device(), crop.mode == CropSpec::Mode::Face, &notice);
+  const bool videos = std::any_of(inputs.begin(), inputs.end(),
+                                  [](const InputItem& i) { return i.kind == InputKind::Video; });
+  if (!notice.empty() && videos && !quiet) std::cerr << "fervid: notice: " << notice << "\n";
+  return kind;
+}
+
 int run_videos(const RunArgs& a, bool eval) {
   if (a.batch < 1) fail("--batch must be at least 1");
   if (a.stride < 1) fail("--stride must be at least 1");
@@ -191,6 +202,12 @@ int run_videos(const RunArgs& a, bool eval) {
   }
 
   auto backend = make_backend({a.device, a.precision, a.threads, a.conv_impl});
+  {
+    std::vector<InputItem> items;
+    for (const auto& j : job) items.push_back(j.item);
+    opt.decoder = decoder_for(a.decoder, *backend, opt.crop, items, a.quiet);
+  }
+  opt.decode_threads = a.decode_threads;
   Model model(weights, *backend, a.batch);
   // What makes rows comparable: --resume and merge refuse rows written with other settings.
   // Only JSON Lines rows (and so --resume) and eval's summary carry them: the weights are read

@@ -17,6 +17,8 @@
 #include "cuda/library_ops.h"
 #include "cuda/ops.h"
 #include "fervid/cuda_probe.h"
+#include "fervid/video.h"
+#include "frame_sink.h"
 #include "runtime.h"
 
 namespace fervid {
@@ -222,6 +224,7 @@ class CudaBackend final : public Backend {
              "+" + std::to_string(c.x) + "+" + std::to_string(c.y) + " does not fit the " +
              std::to_string(f.width) + "x" + std::to_string(f.height) + " frame");
       Region& r = regions[i];
+      if (f.on_device) continue;  // read where it is (an NVDEC frame in the frame sink's pool)
       r.ex = c.x & ~1;
       r.ey = c.y & ~1;
       r.w = c.x + c.width - r.ex;
@@ -247,6 +250,11 @@ class CudaBackend final : public Backend {
     auto* tbl = reinterpret_cast<cuda::DeviceYuv*>(host);
     for (int i = 0; i < n; ++i) {
       const Region& r = regions[i];
+      const YuvView& f = frames[i];
+      if (f.on_device) {
+        tbl[i] = {f.y, f.u, f.v, f.y_stride, f.uv_stride, f.uv_step, crops[i]};
+        continue;
+      }
       tbl[i].y = dev + r.y_off;
       tbl[i].u = dev + r.u_off;
       tbl[i].v = frames[i].uv_step == 1 ? dev + r.v_off : dev + r.u_off + 1;
@@ -259,6 +267,7 @@ class CudaBackend final : public Backend {
     for (int i = 0; i < n; ++i) {
       const YuvView& f = frames[i];
       const Region& r = regions[i];
+      if (f.on_device) continue;
       for (int y = 0; y < r.h; ++y)
         std::memcpy(host + r.y_off + size_t(y) * r.w, f.y + int64_t(r.ey + y) * f.y_stride + r.ex,
                     size_t(r.w));
@@ -285,6 +294,9 @@ class CudaBackend final : public Backend {
     after_op("conv3x3_bias_relu");
   }
   std::vector<ConvPlanInfo> conv_plans() const override { return conv_plans_; }
+  std::shared_ptr<DeviceFrameSink> make_frame_sink(int max_frames) override {
+    return cuda::make_frame_sink(stream_.get(), meter_, max_frames);
+  }
   void maxpool2x2(const Tensor& x, const Tensor& y) override {
     cuda::maxpool2x2(x, y, stream_.get());
     after_op("maxpool2x2");

@@ -1,5 +1,7 @@
 // open_video() of a build without FFmpeg (FERVID_VIDEO=OFF): videos are refused by name;
 // images and image folders still work.
+#include <deque>
+
 #include "fervid/error.h"
 #include "video_decode.h"
 
@@ -7,6 +9,44 @@ namespace fervid {
 
 std::unique_ptr<FrameSource> open_video(const std::string& path, const SamplingOptions&) {
   fail(path + ": this fervid was built without FFmpeg (FERVID_VIDEO=OFF); give image frames");
+}
+
+}  // namespace fervid
+
+namespace fervid {
+
+bool nvdec_in_ffmpeg() { return false; }
+
+namespace {
+
+// Every clip ends with the reason.
+class NoClipDecoder final : public ClipDecoder {
+ public:
+  void add(int clip, const std::string& path) override {
+    ClipEvent ev;
+    ev.end = true;
+    ev.clip = clip;
+    ev.error =
+        path + ": this fervid was built without FFmpeg (FERVID_VIDEO=OFF); give image frames";
+    ready_.push_back(std::move(ev));
+  }
+  void flush() override {}
+  int decoders_opened() const override { return 0; }
+  bool next(ClipEvent& event) override {
+    if (ready_.empty()) return false;
+    event = std::move(ready_.front());
+    ready_.pop_front();
+    return true;
+  }
+
+ private:
+  std::deque<ClipEvent> ready_;
+};
+
+}  // namespace
+
+std::unique_ptr<ClipDecoder> ClipDecoder::create(const SamplingOptions&, const DecodeOptions&) {
+  return std::make_unique<NoClipDecoder>();
 }
 
 }  // namespace fervid

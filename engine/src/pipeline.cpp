@@ -1,10 +1,12 @@
 #include "fervid/pipeline.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
 #include <deque>
+#include <exception>
 #include <fstream>
 #include <map>
 #include <mutex>
@@ -126,7 +128,7 @@ struct StartMsg {
 };
 struct EndMsg {
   int video;
-  std::string error;
+  std::string error, warning;
 };
 using Msg = std::variant<FrameMsg, StartMsg, EndMsg>;
 
@@ -181,63 +183,203 @@ class Queue {
   bool closed_ = false;
 };
 
-void decode_all(const std::vector<InputItem>& inputs, const SamplingOptions& sampling,
-                const CropSpec& crop, FaceFinder* faces, Queue& q, double& busy_s) {
-  // Busy = everything but waiting on the queue.
-  const auto t0 = Clock::now();
-  struct Tally {
-    Clock::time_point t0;
-    Queue& q;
-    double& busy;
-    ~Tally() { busy = seconds_since(t0) - q.push_wait_s; }
-  } tally{t0, q, busy_s};
-  for (int v = 0; v < int(inputs.size()); ++v) {
+// What one decode thread sends for a video: its start when the crop comes with the video (face,
+// boxes=FILE), its frames, its end. With --crop face the first frames are held back until their
+// face box is known.
+class VideoSender {
+ public:
+  VideoSender(const std::vector<InputItem>& inputs, const CropSpec& crop, FaceFinder* faces,
+              Queue& q)
+      : inputs_(inputs), crop_(crop), faces_(faces), q_(q) {}
+
+  // False once the queue is closed (the run stops).
+  bool frame(int v, Frame f) {
+    if (!begin(v)) return false;
+    if (!error_.empty()) return true;
+    if (holding_) {
+      head_.push_back(std::move(f));
+      return int(head_.size()) < CropSpec::kFaceProbeFrames || release_head();
+    }
+    return q_.push(FrameMsg{v, std::move(f)});
+  }
+
+  bool end(int v, std::string error, const std::string& warning) {
+    if (!begin(v)) return false;
+    if (holding_ && !release_head()) return false;
+    if (error.empty()) error = error_;
+    video_ = -1;
+    return q_.push(EndMsg{v, error, warning});
+  }
+
+ private:
+  bool begin(int v) {
+    if (v == video_) return true;
+    video_ = v;
+    error_.clear();
+    head_.clear();
+    holding_ = crop_.mode == CropSpec::Mode::Face;
+    if (crop_.mode != CropSpec::Mode::Boxes) return true;
+    auto it = crop_.boxes->find(canonical_path(inputs_[v].path));
+    if (it == crop_.boxes->end()) {
+      error_ = inputs_[v].path + ": no crop box for this video in " + crop_.boxes_file;
+      return true;
+    }
+    return q_.push(StartMsg{v, it->second, ""});
+  }
+
+  bool release_head() {
+    holding_ = false;
+    if (head_.empty()) return true;
+    std::vector<ImageView> probe;
+    for (size_t i = 0; i < head_.size(); i += CropSpec::kFaceProbeStep)
+      probe.push_back(head_[i].view());
+    StartMsg start{video_, {}, ""};
+    if (auto box = faces_->video_box(probe, crop_.margin)) {
+      start.crop = *box;
+    } else {
+      const Frame& f = head_[0];
+      start.crop = square_inside(f.width / 2.0, f.height / 2.0, std::min(f.width, f.height),
+                                 f.width, f.height);
+      start.warning =
+          "no face found in " + std::to_string(probe.size()) + " frames; centre crop used";
+    }
+    if (!q_.push(std::move(start))) return false;
+    for (Frame& h : head_)
+      if (!q_.push(FrameMsg{video_, std::move(h)})) return false;
+    head_.clear();
+    return true;
+  }
+
+  const std::vector<InputItem>& inputs_;
+  const CropSpec& crop_;
+  FaceFinder* faces_;
+  Queue& q_;
+  int video_ = -1;
+  bool holding_ = false;
+  std::string error_;
+  std::vector<Frame> head_;
+};
+
+// One decode thread: takes the next input by number until none is left. Videos go clip after
+// clip through the thread's long-lived ClipDecoder; images and image folders are read directly.
+void decode_inputs(const std::vector<InputItem>& inputs, std::atomic<int>& next_input,
+                   const SamplingOptions& sampling, const DecodeOptions& decode,
+                   const CropSpec& crop, FaceFinder* faces, Queue& q) {
+  VideoSender send(inputs, crop, faces, q);
+  std::unique_ptr<ClipDecoder> clips = ClipDecoder::create(sampling, decode);
+  auto pump = [&] {
+    ClipEvent ev;
+    while (clips->next(ev)) {
+      const bool open = ev.end ? send.end(ev.clip, std::move(ev.error), ev.warning)
+                               : send.frame(ev.clip, std::move(ev.frame));
+      if (!open) return false;
+    }
+    return true;
+  };
+  for (int v = next_input++; v < int(inputs.size()); v = next_input++) {
+    if (inputs[v].kind == InputKind::Video) {
+      clips->add(v, inputs[v].path);
+      if (!pump()) return;
+      continue;
+    }
+    clips->flush();
+    if (!pump()) return;
     std::string error;
     try {
       auto source = open_frames(inputs[v], sampling);
       Frame f;
-      std::vector<Frame> head;
-      if (crop.mode == CropSpec::Mode::Face) {
-        // The first frames are held back until their face box is known.
-        while (int(head.size()) < CropSpec::kFaceProbeFrames && source->next(f))
-          head.push_back(std::move(f));
-        if (!head.empty()) {
-          std::vector<ImageView> probe;
-          for (size_t i = 0; i < head.size(); i += CropSpec::kFaceProbeStep)
-            probe.push_back(head[i].view());
-          StartMsg start{v, {}, ""};
-          if (auto box = faces->video_box(probe, crop.margin)) {
-            start.crop = *box;
-          } else {
-            start.crop = square_inside(head[0].width / 2.0, head[0].height / 2.0,
-                                       std::min(head[0].width, head[0].height), head[0].width,
-                                       head[0].height);
-            start.warning =
-                "no face found in " + std::to_string(probe.size()) + " frames; centre crop used";
-          }
-          if (!q.push(std::move(start))) return;
-        }
-      } else if (crop.mode == CropSpec::Mode::Boxes) {
-        auto it = crop.boxes->find(canonical_path(inputs[v].path));
-        if (it == crop.boxes->end())
-          fail(inputs[v].path + ": no crop box for this video in " + crop.boxes_file);
-        if (!q.push(StartMsg{v, it->second, ""})) return;
-      }
-      for (Frame& h : head)
-        if (!q.push(FrameMsg{v, std::move(h)})) return;
       while (source->next(f))
-        if (!q.push(FrameMsg{v, std::move(f)})) return;
+        if (!send.frame(v, std::move(f))) return;
     } catch (const std::exception& e) {
       error = e.what();
     }
-    if (!q.push(EndMsg{v, error})) return;
+    if (!send.end(v, error, "")) return;
   }
-  q.close();
+  clips->flush();
+  pump();
 }
+
+// The decode threads of a run and the queue they fill, with the NVDEC frame pool when NVDEC
+// decodes. A thread that fails outside any one video (out of memory, a device error) stops the
+// run: its video would never end; finish() rethrows its error.
+class DecodeStage {
+ public:
+  DecodeStage(const std::vector<InputItem>& inputs, const ClassifyOptions& options, Backend& be,
+              int threads)
+      : queue_(size_t(options.queue_frames > 0 ? options.queue_frames : 2 * options.batch)),
+        thread_s_(threads, 0.0),
+        running_(threads) {
+    DecodeOptions decode;
+    decode.kind = options.decoder;
+    if (decode.kind == DecoderKind::Nvdec) {
+      // Frames in the queue, in the batch and in each decode thread's hands.
+      const int capacity = options.queue_frames > 0 ? options.queue_frames : 2 * options.batch;
+      sink_ = be.make_frame_sink(capacity + options.batch + 2 * threads + 2);
+      if (!sink_) fail("--decoder nvdec: the " + be.name() + " backend cannot read device frames");
+      decode.sink = sink_.get();
+    }
+    if (options.crop.mode == CropSpec::Mode::Face) faces_ = std::make_unique<FaceFinder>();
+    SamplingOptions sampling = options.sampling;
+    // On the GPU, 4:2:0 video goes up as YUV and is converted there (half the bytes, no swscale
+    // on the CPU); the CPU backend keeps swscale's RGB, the reference path, unless asked. The
+    // face detector reads RGB frames.
+    if (be.device() == Device::Cuda) sampling.keep_yuv = true;
+    if (options.crop.mode == CropSpec::Mode::Face) sampling.keep_yuv = false;
+    for (int t = 0; t < threads; ++t)
+      threads_.emplace_back([this, t, &inputs, sampling, decode, &crop = options.crop] {
+        const auto t0 = Clock::now();
+        try {
+          decode_inputs(inputs, next_input_, sampling, decode, crop, faces_.get(), queue_);
+        } catch (...) {
+          std::lock_guard lock(failure_mu_);
+          if (!failure_) failure_ = std::current_exception();
+          queue_.close();
+        }
+        thread_s_[t] = seconds_since(t0);
+        if (--running_ == 0) queue_.close();  // the last one to finish
+      });
+  }
+  ~DecodeStage() { stop(); }
+
+  Queue& queue() { return queue_; }
+  void stop() {
+    queue_.close();
+    for (std::thread& t : threads_)
+      if (t.joinable()) t.join();
+  }
+  // Joins the threads; the decode shares of `stats`, per thread on average.
+  void finish(RunStats& stats) {
+    stop();
+    if (failure_) std::rethrow_exception(failure_);
+    const int threads = int(thread_s_.size());
+    double wall_s = 0;
+    for (double t : thread_s_) wall_s += t;
+    stats.decode_threads = threads;
+    stats.decode_s = (wall_s - queue_.push_wait_s) / threads;
+    stats.decode_blocked_s = queue_.push_wait_s / threads;
+  }
+
+ private:
+  Queue queue_;
+  std::shared_ptr<DeviceFrameSink> sink_;
+  std::unique_ptr<FaceFinder> faces_;
+  std::vector<double> thread_s_;
+  std::atomic<int> next_input_{0}, running_;
+  std::mutex failure_mu_;
+  std::exception_ptr failure_;
+  std::vector<std::thread> threads_;
+};
 
 }  // namespace
 
+int Classifier::decode_threads() const {
+  if (options_.decode_threads > 0) return options_.decode_threads;
+  return options_.decoder == DecoderKind::Nvdec ? kNvdecThreads : 1;
+}
+
 Classifier::Classifier(Model& model, ClassifyOptions options) : model_(model), options_(options) {
+  if (options_.decode_threads < 0 || options_.decode_threads > 64)
+    fail("--decode-threads " + std::to_string(options_.decode_threads) + ": expected 0..64");
   if (options_.batch < 1 || options_.batch > model.max_batch())
     fail("batch size " + std::to_string(options_.batch) + " outside 1.." +
          std::to_string(model.max_batch()));
@@ -248,8 +390,10 @@ RunStats Classifier::run(const std::vector<InputItem>& inputs,
   Backend& be = model_.backend();
   const int classes = model_.spec().num_classes();
   const int batch = options_.batch;
-  // At most `batch` videos have frames in the batch being filled, plus the one still decoding.
-  const int slots = batch + 2;
+  const int threads = decode_threads();
+  // At most `batch` videos have frames in the batch being filled, plus one being sent by each
+  // decode thread.
+  const int slots = batch + threads + 2;
   Buffer counts_buf = be.allocate(size_t(slots) * classes * 4);
   Buffer sums_buf = be.allocate(size_t(slots) * classes * 8);
   Tensor counts = Tensor::view(counts_buf, {slots, classes}, DType::I32);
@@ -402,18 +546,8 @@ RunStats Classifier::run(const std::vector<InputItem>& inputs,
     finalize(done);
   };
 
-  Queue q(size_t(options_.queue_frames > 0 ? options_.queue_frames : 2 * batch));
-  std::unique_ptr<FaceFinder> faces;
-  if (options_.crop.mode == CropSpec::Mode::Face) faces = std::make_unique<FaceFinder>();
-  SamplingOptions sampling = options_.sampling;
-  // On the GPU, 4:2:0 video goes up as YUV and is converted there (half the bytes, no swscale on
-  // the CPU); the CPU backend keeps swscale's RGB, the reference path, unless asked. The face
-  // detector reads RGB frames.
-  if (be.device() == Device::Cuda) sampling.keep_yuv = true;
-  if (options_.crop.mode == CropSpec::Mode::Face) sampling.keep_yuv = false;
-  double decode_busy_s = 0;
-  std::thread decoder(
-      [&] { decode_all(inputs, sampling, options_.crop, faces.get(), q, decode_busy_s); });
+  DecodeStage stage(inputs, options_, be, threads);
+  Queue& q = stage.queue();
   try {
     Msg m;
     while (q.pop(m)) {
@@ -452,6 +586,7 @@ RunStats Classifier::run(const std::vector<InputItem>& inputs,
         auto& em = std::get<EndMsg>(m);
         Open& o = open_video(em.video);
         o.ended = true;
+        if (!em.warning.empty()) o.warning += (o.warning.empty() ? "" : "; ") + em.warning;
         if (o.error.empty()) o.error = em.error;
         if (o.error.empty() && o.frames + o.pending == 0)
           o.error = inputs[em.video].path + ": no frames";
@@ -460,16 +595,29 @@ RunStats Classifier::run(const std::vector<InputItem>& inputs,
     }
     run_batch();
   } catch (...) {
-    q.close();
-    decoder.join();
+    stage.stop();
     throw;
   }
-  decoder.join();
+  stage.finish(stats);
   stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  stats.decode_s = decode_busy_s;
-  stats.decode_blocked_s = q.push_wait_s;
   stats.model_starved_s = q.pop_wait_s;
   stats.model_s = stats.seconds - q.pop_wait_s;
+  return stats;
+}
+
+RunStats Classifier::decode_only(const std::vector<InputItem>& inputs) {
+  const auto t0 = Clock::now();
+  DecodeStage stage(inputs, options_, model_.backend(), decode_threads());
+  RunStats stats;
+  Msg m;
+  while (stage.queue().pop(m)) {
+    if (std::holds_alternative<FrameMsg>(m)) ++stats.frames;
+    if (auto* em = std::get_if<EndMsg>(&m))
+      em->error.empty() ? ++stats.videos_ok : ++stats.videos_failed;
+  }
+  stage.finish(stats);
+  stats.seconds = seconds_since(t0);
+  stats.model_starved_s = stage.queue().pop_wait_s;
   return stats;
 }
 

@@ -1,5 +1,6 @@
 #include "fervid/video.h"
 
+#include <dlfcn.h>
 #include <stb_image.h>
 
 #include <algorithm>
@@ -146,6 +147,31 @@ std::unique_ptr<FrameSource> open_frames(const InputItem& item, const SamplingOp
       break;
   }
   fail(item.path + ": " + (item.error.empty() ? "not a classifiable input" : item.error));
+}
+
+DecoderKind choose_decoder(const std::string& requested, Device device, bool host_frames,
+                           std::string* notice) {
+  if (requested == "cpu") return DecoderKind::Cpu;
+  if (requested != "auto" && requested != "nvdec")
+    fail("--decoder " + requested + ": expected auto, nvdec or cpu");
+  std::string why;
+  if (device != Device::Cuda) {
+    why = "the backend runs on the CPU (NVDEC frames stay on the GPU)";
+  } else if (host_frames) {
+    why = "--crop face reads the frames on the CPU";
+  } else if (!nvdec_in_ffmpeg()) {
+    why = "this fervid's FFmpeg has no NVDEC (CUDA) hwaccel";
+  } else if (void* lib = dlopen("libnvcuvid.so.1", RTLD_NOW | RTLD_LOCAL)) {
+    dlclose(lib);
+  } else {
+    const char* e = dlerror();
+    why = std::string("the driver's libnvcuvid.so.1 does not load") +
+          (e ? std::string(": ") + e : "");
+  }
+  if (why.empty()) return DecoderKind::Nvdec;
+  if (requested == "nvdec") fail("--decoder nvdec: " + why);
+  if (notice) *notice = "decoding video on the CPU: " + why;
+  return DecoderKind::Cpu;
 }
 
 Frame load_image(const std::string& path) {

@@ -10,5 +10,7 @@
 namespace fervid {
 
 std::unique_ptr<FrameSource> open_video(const std::string& path, const SamplingOptions& sampling);
+// Whether the FFmpeg linked in has the NVDEC (CUDA) hwaccel for H.264.
+bool nvdec_in_ffmpeg();
 
 }  // namespace fervid

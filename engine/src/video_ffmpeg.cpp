@@ -1,11 +1,17 @@
-// Video input through FFmpeg: libavformat demuxes, libavcodec decodes (its own threads), swscale
-// converts sampled frames to RGB exactly as the ffmpeg CLI does (SWS_BICUBIC), so frames from a
-// video equal `ffmpeg -i VIDEO frame%d.png` byte for byte.
+// Video input through FFmpeg: libavformat demuxes, libavcodec decodes (its own threads on the CPU,
+// NVDEC through the CUDA hwaccel), swscale converts sampled CPU frames to RGB exactly as the
+// ffmpeg CLI does (SWS_BICUBIC), so frames from a video equal `ffmpeg -i VIDEO frame%d.png` byte
+// for byte. ClipDecoder feeds clip after clip to one long-lived decoder (see video.h); a single
+// video (open_video) is a ClipDecoder given one clip.
 #include <algorithm>
+#include <deque>
+#include <mutex>
 
 extern "C" {
 #include <libavcodec/avcodec.h>
+#include <libavcodec/bsf.h>
 #include <libavformat/avformat.h>
+#include <libavutil/hwcontext.h>
 #include <libavutil/imgutils.h>
 #include <libswscale/swscale.h>
 }
@@ -23,166 +29,522 @@ std::string av_error(int code) {
   return buf;
 }
 
-// Decodes one video stream with libavcodec and converts sampled frames to RGB with swscale.
-class VideoSource final : public FrameSource {
- public:
-  VideoSource(const std::string& path, const SamplingOptions& sampling)
-      : path_(path), sampling_(sampling) {
-    av_log_set_level(AV_LOG_QUIET);
-    int rc = avformat_open_input(&fmt_, path.c_str(), nullptr, nullptr);
-    if (rc < 0) fail(path + ": cannot open video: " + av_error(rc));
-    rc = avformat_find_stream_info(fmt_, nullptr);
-    if (rc < 0) fail(path + ": cannot read stream info: " + av_error(rc));
-    const AVCodec* codec = nullptr;
-    stream_ = av_find_best_stream(fmt_, AVMEDIA_TYPE_VIDEO, -1, -1, &codec, 0);
-    if (stream_ == AVERROR_STREAM_NOT_FOUND) fail(path + ": no video stream");
-    if (stream_ < 0 || !codec) fail(path + ": no decoder for its video stream");
-    dec_ = avcodec_alloc_context3(codec);
-    if (!dec_) fail(path + ": out of memory creating a decoder");
-    rc = avcodec_parameters_to_context(dec_, fmt_->streams[stream_]->codecpar);
-    if (rc < 0) fail(path + ": bad codec parameters: " + av_error(rc));
-    dec_->thread_count = 0;  // as many as libavcodec finds useful
-    rc = avcodec_open2(dec_, codec, nullptr);
-    if (rc < 0) fail(path + ": cannot open the " + codec->name + " decoder: " + av_error(rc));
-    pkt_ = av_packet_alloc();
-    frame_ = av_frame_alloc();
-    if (!pkt_ || !frame_) fail(path + ": out of memory");
+// Whether libavcodec can decode `codec` on NVDEC (a CUDA hwaccel configured by a device context).
+bool nvdec_takes(const AVCodec* codec) {
+  for (int i = 0;; ++i) {
+    const AVCodecHWConfig* c = avcodec_get_hw_config(codec, i);
+    if (!c) return false;
+    if (c->device_type == AV_HWDEVICE_TYPE_CUDA && c->pix_fmt == AV_PIX_FMT_CUDA &&
+        (c->methods & AV_CODEC_HW_CONFIG_METHOD_HW_DEVICE_CTX))
+      return true;
   }
+}
 
-  ~VideoSource() override {
-    sws_freeContext(sws_);
-    av_frame_free(&frame_);
-    av_packet_free(&pkt_);
-    avcodec_free_context(&dec_);
-    avformat_close_input(&fmt_);
-  }
-
-  bool next(Frame& out) override {
-    while (!done_) {
-      if (sampling_.max_frames > 0 && kept_ >= sampling_.max_frames) break;
-      int rc = avcodec_receive_frame(dec_, frame_);
-      if (rc == 0) {
-        int64_t index = decoded_++;
-        bool keep = index % std::max(sampling_.stride, 1) == 0;
-        if (keep) convert(index, out);
-        av_frame_unref(frame_);
-        if (keep) {
-          ++kept_;
-          return true;
-        }
-        continue;
-      }
-      if (rc == AVERROR_EOF) {
-        done_ = true;
-        break;
-      }
-      if (rc == AVERROR_INVALIDDATA) continue;  // a corrupt frame: skip it, as ffmpeg does
-      if (rc != AVERROR(EAGAIN)) fail(path_ + ": decoding failed: " + av_error(rc));
-      feed();
+// The run's one CUDA device context for the decoders: the device's primary context, the one the
+// CUDA runtime (and so the backend) uses, so decoded surfaces are valid device pointers there.
+AVBufferRef* cuda_device_context(std::string* why) {
+  static std::mutex mu;
+  static AVBufferRef* device = nullptr;
+  static std::string error;
+  std::lock_guard lock(mu);
+  if (!device && error.empty()) {
+    AVDictionary* opts = nullptr;
+    av_dict_set(&opts, "primary_ctx", "1", 0);
+    const int rc = av_hwdevice_ctx_create(&device, AV_HWDEVICE_TYPE_CUDA, "0", opts, 0);
+    av_dict_free(&opts);
+    if (rc < 0) {
+      device = nullptr;
+      error = "FFmpeg cannot open the CUDA device for NVDEC: " + av_error(rc);
     }
-    if (kept_ == 0) fail(path_ + ": no frames could be decoded");
-    return false;
+  }
+  if (!device && why) *why = error;
+  return device;
+}
+
+AVPixelFormat prefer_cuda(AVCodecContext*, const AVPixelFormat* formats) {
+  for (const AVPixelFormat* f = formats; *f != AV_PIX_FMT_NONE; ++f)
+    if (*f == AV_PIX_FMT_CUDA) return *f;
+  return formats[0];  // NVDEC refused this stream: libavcodec decodes it in software
+}
+
+// One decoded AVFrame -> a Frame: RGB by swscale, YUV 4:2:0 planes as they are (keep_yuv), or an
+// NV12 surface copied into the backend's device pool.
+class Converter {
+ public:
+  ~Converter() {
+    sws_freeContext(sws_);
+    av_frame_free(&host_);
   }
 
- private:
-  void feed() {
-    if (flushed_) fail(path_ + ": decoder wants input after the end of the stream");
-    for (;;) {
-      int rc = av_read_frame(fmt_, pkt_);
-      if (rc == AVERROR_EOF || (rc < 0 && avio_feof(fmt_->pb))) {
-        flushed_ = true;
-        avcodec_send_packet(dec_, nullptr);
+  // `warning` is set when a device frame had to come to the host.
+  void convert(const std::string& path, const AVFrame* f, int64_t index,
+               const SamplingOptions& sampling, DeviceFrameSink* sink, Frame& out,
+               std::string& warning) {
+    out = Frame();
+    out.index = index;
+    if (f->format == AV_PIX_FMT_CUDA) {
+      const auto* frames = reinterpret_cast<const AVHWFramesContext*>(f->hw_frames_ctx->data);
+      const ColorSpec cs = color_of(f);
+      if (sink && frames->sw_format == AV_PIX_FMT_NV12 && supported_matrix(f)) {
+        out.width = f->width;
+        out.height = f->height;
+        out.is_yuv = true;
+        out.color = cs;
+        const YuvView surface{f->data[0],     f->data[1],     f->data[1] + 1,
+                              f->linesize[0], f->linesize[1], 2,
+                              f->width,       f->height,      true};
+        out.device_hold = sink->copy_nv12(surface, out.device);
         return;
       }
-      if (rc < 0) fail(path_ + ": reading failed: " + av_error(rc));
-      if (pkt_->stream_index != stream_) {
-        av_packet_unref(pkt_);
-        continue;
-      }
-      rc = avcodec_send_packet(dec_, pkt_);
-      av_packet_unref(pkt_);
-      if (rc < 0 && rc != AVERROR_INVALIDDATA && rc != AVERROR(EAGAIN))
-        fail(path_ + ": decoding failed: " + av_error(rc));
-      return;
+      // 10-bit, 4:4:4 or another matrix: the surface comes to the host and is converted there.
+      if (!host_ && !(host_ = av_frame_alloc())) fail(path + ": out of memory");
+      av_frame_unref(host_);
+      const int rc = av_hwframe_transfer_data(host_, f, 0);
+      if (rc < 0) fail(path + ": cannot copy a decoded frame from the GPU: " + av_error(rc));
+      av_frame_copy_props(host_, f);
+      if (warning.empty())
+        warning = std::string("NVDEC gave ") + av_get_pix_fmt_name(frames->sw_format) +
+                  " frames; converted on the CPU";
+      f = host_;
     }
-  }
-
-  void convert(int64_t index, Frame& out) {
-    const int w = frame_->width, h = frame_->height;
-    if (w <= 0 || h <= 0) fail(path_ + ": decoded a frame without a size");
-    out.is_yuv = false;
-    if (sampling_.keep_yuv && keep_as_yuv(index, out)) return;
-    // SWS_BICUBIC is the ffmpeg CLI's default: frames equal those `ffmpeg -i V f%d.png` writes
-    // (tests/video_test.cpp), so a video and its extracted frames classify the same.
-    sws_ = sws_getCachedContext(sws_, w, h, AVPixelFormat(frame_->format), w, h, AV_PIX_FMT_RGB24,
-                                SWS_BICUBIC, nullptr, nullptr, nullptr);
-    if (!sws_) fail(path_ + ": cannot convert pixel format " + std::to_string(frame_->format));
-    // The stream's own matrix and range (BT.709 for HD video), not swscale's BT.601 default.
-    int cs = SWS_CS_DEFAULT;
-    if (frame_->colorspace == AVCOL_SPC_BT709) cs = SWS_CS_ITU709;
-    if (frame_->colorspace == AVCOL_SPC_BT2020_NCL || frame_->colorspace == AVCOL_SPC_BT2020_CL)
-      cs = SWS_CS_BT2020;
-    const bool full = frame_->color_range == AVCOL_RANGE_JPEG;
-    sws_setColorspaceDetails(sws_, sws_getCoefficients(cs), full ? 1 : 0,
-                             sws_getCoefficients(SWS_CS_DEFAULT), 1, 0, 1 << 16, 1 << 16);
-    out.index = index;
+    const int w = f->width, h = f->height;
+    if (w <= 0 || h <= 0) fail(path + ": decoded a frame without a size");
     out.width = w;
     out.height = h;
+    if (sampling.keep_yuv && keep_as_yuv(f, out)) return;
+    // SWS_BICUBIC is the ffmpeg CLI's default: frames equal those `ffmpeg -i V f%d.png` writes
+    // (tests/video_test.cpp), so a video and its extracted frames classify the same.
+    sws_ = sws_getCachedContext(sws_, w, h, AVPixelFormat(f->format), w, h, AV_PIX_FMT_RGB24,
+                                SWS_BICUBIC, nullptr, nullptr, nullptr);
+    if (!sws_) fail(path + ": cannot convert pixel format " + std::to_string(f->format));
+    // The stream's own matrix and range (BT.709 for HD video), not swscale's BT.601 default.
+    int cs = SWS_CS_DEFAULT;
+    if (f->colorspace == AVCOL_SPC_BT709) cs = SWS_CS_ITU709;
+    if (f->colorspace == AVCOL_SPC_BT2020_NCL || f->colorspace == AVCOL_SPC_BT2020_CL)
+      cs = SWS_CS_BT2020;
+    const bool full = f->color_range == AVCOL_RANGE_JPEG;
+    sws_setColorspaceDetails(sws_, sws_getCoefficients(cs), full ? 1 : 0,
+                             sws_getCoefficients(SWS_CS_DEFAULT), 1, 0, 1 << 16, 1 << 16);
     // swscale's SIMD paths write whole vectors past the end of a row: aligned rows and slack.
     constexpr int kRowAlign = 64;
     out.stride = (w * 3 + kRowAlign - 1) / kRowAlign * kRowAlign;
     out.rgb.resize(size_t(out.stride) * h + kRowAlign);
     uint8_t* dst[4] = {out.rgb.data(), nullptr, nullptr, nullptr};
     int dst_stride[4] = {out.stride, 0, 0, 0};
-    int rows = sws_scale(sws_, frame_->data, frame_->linesize, 0, h, dst, dst_stride);
-    if (rows != h) fail(path_ + ": colour conversion failed");
+    int rows = sws_scale(sws_, f->data, f->linesize, 0, h, dst, dst_stride);
+    if (rows != h) fail(path + ": colour conversion failed");
+  }
+
+ private:
+  // The matrices the YUV kernels know: BT.601 (also when unspecified) and BT.709.
+  static bool supported_matrix(const AVFrame* f) {
+    const auto cs = f->colorspace;
+    return cs == AVCOL_SPC_UNSPECIFIED || cs == AVCOL_SPC_BT709 || cs == AVCOL_SPC_BT470BG ||
+           cs == AVCOL_SPC_SMPTE170M;
+  }
+  static ColorSpec color_of(const AVFrame* f) {
+    const bool jpeg = f->format == AV_PIX_FMT_YUVJ420P;
+    return {f->colorspace == AVCOL_SPC_BT709, jpeg || f->color_range == AVCOL_RANGE_JPEG};
   }
 
   // 8-bit 4:2:0 frames in BT.601 or BT.709: the planes as they are.
-  bool keep_as_yuv(int64_t index, Frame& out) {
-    const auto fmt = AVPixelFormat(frame_->format);
-    const bool jpeg = fmt == AV_PIX_FMT_YUVJ420P;
-    if (fmt != AV_PIX_FMT_YUV420P && !jpeg) return false;
-    const auto cs = frame_->colorspace;
-    if (cs != AVCOL_SPC_UNSPECIFIED && cs != AVCOL_SPC_BT709 && cs != AVCOL_SPC_BT470BG &&
-        cs != AVCOL_SPC_SMPTE170M)
+  static bool keep_as_yuv(const AVFrame* f, Frame& out) {
+    const auto fmt = AVPixelFormat(f->format);
+    if ((fmt != AV_PIX_FMT_YUV420P && fmt != AV_PIX_FMT_YUVJ420P) || !supported_matrix(f))
       return false;
-    const int w = frame_->width, h = frame_->height, cw = (w + 1) / 2, ch = (h + 1) / 2;
-    out.index = index;
-    out.width = w;
-    out.height = h;
-    out.stride = 0;
-    out.rgb.clear();
+    const int w = f->width, h = f->height, cw = (w + 1) / 2, ch = (h + 1) / 2;
     out.is_yuv = true;
-    out.color = {cs == AVCOL_SPC_BT709, jpeg || frame_->color_range == AVCOL_RANGE_JPEG};
+    out.color = color_of(f);
     out.yuv.resize(size_t(w) * h + 2 * size_t(cw) * ch);
     uint8_t* dst = out.yuv.data();
     for (int y = 0; y < h; ++y, dst += w)
-      std::copy_n(frame_->data[0] + int64_t(y) * frame_->linesize[0], w, dst);
+      std::copy_n(f->data[0] + int64_t(y) * f->linesize[0], w, dst);
     for (int p = 1; p <= 2; ++p)
       for (int y = 0; y < ch; ++y, dst += cw)
-        std::copy_n(frame_->data[p] + int64_t(y) * frame_->linesize[p], cw, dst);
+        std::copy_n(f->data[p] + int64_t(y) * f->linesize[p], cw, dst);
     return true;
   }
 
-  std::string path_;
-  SamplingOptions sampling_;
-  AVFormatContext* fmt_ = nullptr;
-  AVCodecContext* dec_ = nullptr;
   SwsContext* sws_ = nullptr;
+  AVFrame* host_ = nullptr;
+};
+
+// What a decoder is made for: a clip with another key needs another decoder. Only codecs whose
+// parameter sets can travel in-band (H.264, HEVC as Annex B) continue from clip to clip.
+struct DecoderKey {
+  AVCodecID codec = AV_CODEC_ID_NONE;
+  int width = 0, height = 0, format = -1;
+  bool continuous = false, hw = false;
+  bool operator==(const DecoderKey&) const = default;
+};
+
+class ClipDecoderImpl final : public ClipDecoder {
+ public:
+  ClipDecoderImpl(const SamplingOptions& sampling, const DecodeOptions& options)
+      : sampling_(sampling), options_(options) {
+    av_log_set_level(AV_LOG_QUIET);
+    if (options_.kind == DecoderKind::Nvdec && !options_.sink)
+      fail("internal error: NVDEC decoding needs a device frame sink");
+    pkt_ = av_packet_alloc();
+    frame_ = av_frame_alloc();
+    if (!pkt_ || !frame_) fail("out of memory creating a video decoder");
+  }
+
+  ~ClipDecoderImpl() override {
+    close_input();
+    close_decoder();
+    av_frame_free(&frame_);
+    av_packet_free(&pkt_);
+  }
+
+  void add(int clip, const std::string& path) override {
+    Clip c;
+    c.id = clip;
+    c.path = path;
+    queued_.push_back(std::move(c));
+  }
+  void flush() override { flush_ = true; }
+  int decoders_opened() const override { return decoders_opened_; }
+
+  bool next(ClipEvent& event) override {
+    for (;;) {
+      if (!ready_.empty()) {
+        event = std::move(ready_.front());
+        ready_.pop_front();
+        return true;
+      }
+      if (dec_ && receive()) continue;
+      if (!feed()) return false;
+    }
+  }
+
+ private:
+  struct Clip {
+    int id = 0;
+    std::string path;
+    int64_t seq = 0;  // its number in this decoder's stream, in the high bits of its timestamps
+    int64_t decoded = 0, kept = 0;
+    int64_t packets = 0;  // sent to the decoder
+    std::string error, warning;
+  };
+
+  // Takes one frame from the decoder; false when it needs input.
+  bool receive() {
+    const int rc = avcodec_receive_frame(dec_, frame_);
+    if (rc == 0) {
+      on_frame();
+      av_frame_unref(frame_);
+      return true;
+    }
+    if (rc == AVERROR_EOF) {  // drained: every clip fed to it is complete
+      close_decoder();
+      end_before(input_open() ? inflight_.back().seq : INT64_MAX);
+      return true;
+    }
+    if (rc == AVERROR_INVALIDDATA) return true;  // a corrupt frame: skipped, as ffmpeg does
+    if (rc == AVERROR(EAGAIN) && !draining_) return false;
+    decoder_failed("decoding failed: " + av_error(rc));
+    return true;
+  }
+
+  void on_frame() {
+    // The clip by the timestamp's high bits; a frame without one belongs to the oldest clip.
+    const int64_t seq = frame_->pts != AV_NOPTS_VALUE ? frame_->pts >> kSeqShift
+                                                      : (inflight_.empty() ? -1 : inflight_[0].seq);
+    end_before(seq);
+    if (inflight_.empty() || inflight_[0].seq != seq) return;
+    Clip& c = inflight_[0];
+    if (!c.error.empty()) return;
+    const int64_t index = c.decoded++;
+    if (index % std::max(sampling_.stride, 1) != 0) return;
+    if (sampling_.max_frames > 0 && c.kept >= sampling_.max_frames) return;
+    ClipEvent ev;
+    ev.clip = c.id;
+    try {
+      converter_.convert(c.path, frame_, index, sampling_,
+                         options_.kind == DecoderKind::Nvdec ? options_.sink : nullptr, ev.frame,
+                         c.warning);
+    } catch (const std::exception& e) {
+      c.error = e.what();
+      return;
+    }
+    ++c.kept;
+    ready_.push_back(std::move(ev));
+  }
+
+  // Ends the clips in flight numbered below `seq`, in order.
+  void end_before(int64_t seq) {
+    while (!inflight_.empty() && inflight_[0].seq < seq) {
+      Clip& c = inflight_[0];
+      if (input_open() && inflight_.size() == 1) return;  // the clip being read
+      ClipEvent ev;
+      ev.end = true;
+      ev.clip = c.id;
+      ev.error = c.error;
+      if (ev.error.empty() && c.kept == 0) ev.error = c.path + ": no frames could be decoded";
+      ev.warning = c.warning;
+      ready_.push_back(std::move(ev));
+      inflight_.pop_front();
+    }
+  }
+
+  // A hard decoder error: the clips it was decoding fail, the decoder is dropped, and the clips
+  // after them start on a new one.
+  void decoder_failed(const std::string& why) {
+    for (Clip& c : inflight_)
+      if (c.packets > 0 && c.error.empty()) c.error = c.path + ": " + why;
+    if (input_open() && inflight_.back().packets > 0) close_input();
+    close_decoder();
+    end_before(input_open() ? inflight_.back().seq : INT64_MAX);
+  }
+
+  // Sends the decoder its next input; false when there is none until add() or flush().
+  bool feed() {
+    for (;;) {
+      if (!pending_.empty()) {  // a packet the decoder could not take yet
+        const int rc = avcodec_send_packet(dec_, pending_.front());
+        if (rc == AVERROR(EAGAIN)) return true;  // it has frames to give first
+        av_packet_free(&pending_.front());
+        pending_.pop_front();
+        if (rc < 0 && rc != AVERROR_INVALIDDATA) decoder_failed("decoding failed: " + av_error(rc));
+        return true;
+      }
+      if (!input_open()) {
+        if (queued_.empty()) {
+          if (!flush_) return false;
+          if (dec_ && !draining_) return drain();
+          if (!dec_) {
+            end_before(INT64_MAX);
+            flush_ = false;
+            return !ready_.empty();
+          }
+          return true;  // draining: frames still to come
+        }
+        open_next();
+        continue;
+      }
+      if (!dec_) {
+        open_decoder();
+        continue;
+      }
+      if (!(dec_key_ == key_)) return drain();  // the next clip needs another decoder
+      if (!read_packet()) continue;
+      return true;
+    }
+  }
+
+  bool drain() {
+    avcodec_send_packet(dec_, nullptr);
+    draining_ = true;
+    return true;
+  }
+
+  bool input_open() const { return fmt_ != nullptr; }
+
+  // Opens the next queued clip's demuxer (and bitstream filter). A clip that cannot be opened
+  // joins the clips in flight with its error, to end in its turn.
+  void open_next() {
+    Clip c = std::move(queued_.front());
+    queued_.pop_front();
+    c.seq = next_seq_++;
+    inflight_.push_back(std::move(c));
+    try {
+      open_input(inflight_.back());
+    } catch (const std::exception& e) {
+      close_input();
+      inflight_.back().error = e.what();
+      // It ends after the clips still in the decoder, or now when there are none.
+      if (!dec_) end_before(inflight_.back().seq + 1);
+    }
+  }
+
+  void open_input(Clip& c) {
+    const std::string& path = c.path;
+    int rc = avformat_open_input(&fmt_, path.c_str(), nullptr, nullptr);
+    if (rc < 0) {
+      fmt_ = nullptr;
+      fail(path + ": cannot open video: " + av_error(rc));
+    }
+    rc = avformat_find_stream_info(fmt_, nullptr);
+    if (rc < 0) fail(path + ": cannot read stream info: " + av_error(rc));
+    const AVCodec* codec = nullptr;
+    stream_ = av_find_best_stream(fmt_, AVMEDIA_TYPE_VIDEO, -1, -1, &codec, 0);
+    if (stream_ == AVERROR_STREAM_NOT_FOUND) fail(path + ": no video stream");
+    if (stream_ < 0 || !codec) fail(path + ": no decoder for its video stream");
+    const AVStream* st = fmt_->streams[stream_];
+    const AVCodecParameters* par = st->codecpar;
+    codec_ = codec;
+    key_ = {par->codec_id, par->width, par->height, par->format, false, false};
+    const char* bsf_name = par->codec_id == AV_CODEC_ID_H264   ? "h264_mp4toannexb"
+                           : par->codec_id == AV_CODEC_ID_HEVC ? "hevc_mp4toannexb"
+                                                               : nullptr;
+    if (const AVBitStreamFilter* f = bsf_name ? av_bsf_get_by_name(bsf_name) : nullptr) {
+      if (av_bsf_alloc(f, &bsf_) < 0) fail(path + ": out of memory");
+      avcodec_parameters_copy(bsf_->par_in, par);
+      bsf_->time_base_in = st->time_base;
+      rc = av_bsf_init(bsf_);
+      if (rc < 0) fail(path + ": cannot convert its stream to Annex B: " + av_error(rc));
+      key_.continuous = true;
+    }
+    if (options_.kind == DecoderKind::Nvdec) {
+      key_.hw = nvdec_takes(codec);
+      if (!key_.hw)
+        c.warning = std::string("decoded on the CPU: NVDEC does not take ") + codec->name;
+    }
+    if (!key_.continuous) key_.format = -1 - int(c.seq);  // a decoder of its own
+  }
+
+  void close_input() {
+    av_bsf_free(&bsf_);
+    avformat_close_input(&fmt_);
+    stream_ = -1;
+  }
+
+  void open_decoder() {
+    Clip& c = inflight_.back();
+    try {
+      dec_ = avcodec_alloc_context3(codec_);
+      if (!dec_) fail(c.path + ": out of memory creating a decoder");
+      int rc = avcodec_parameters_to_context(
+          dec_, bsf_ ? bsf_->par_out : fmt_->streams[stream_]->codecpar);
+      if (rc < 0) fail(c.path + ": bad codec parameters: " + av_error(rc));
+      if (key_.hw) {
+        std::string why;
+        AVBufferRef* device = cuda_device_context(&why);
+        if (!device) fail(c.path + ": " + why);
+        dec_->hw_device_ctx = av_buffer_ref(device);
+        dec_->get_format = prefer_cuda;
+        dec_->thread_count = 1;
+      } else {
+        dec_->thread_count = 0;  // as many as libavcodec finds useful
+      }
+      rc = avcodec_open2(dec_, codec_, nullptr);
+      if (rc < 0) fail(c.path + ": cannot open the " + codec_->name + " decoder: " + av_error(rc));
+      dec_key_ = key_;
+      draining_ = false;
+      ++decoders_opened_;
+    } catch (const std::exception& e) {
+      close_decoder();
+      close_input();
+      c.error = e.what();
+      end_before(INT64_MAX);
+    }
+  }
+
+  void close_decoder() {
+    for (AVPacket*& p : pending_) av_packet_free(&p);
+    pending_.clear();
+    avcodec_free_context(&dec_);
+    draining_ = false;
+  }
+
+  // Reads one packet of the current clip and queues it (through the bitstream filter) for the
+  // decoder; false when the clip's input ended instead.
+  bool read_packet() {
+    Clip& c = inflight_.back();
+    if (sampling_.max_frames > 0 && c.kept >= sampling_.max_frames) {
+      close_input();  // enough frames: the rest of the clip is not read
+      return false;
+    }
+    const int rc = av_read_frame(fmt_, pkt_);
+    if (rc == AVERROR_EOF || (rc < 0 && avio_feof(fmt_->pb))) {
+      close_input();
+      return false;
+    }
+    if (rc < 0) {
+      c.error = c.path + ": reading failed: " + av_error(rc);
+      close_input();
+      return false;
+    }
+    if (pkt_->stream_index != stream_) {
+      av_packet_unref(pkt_);
+      return true;
+    }
+    if (bsf_) {
+      if (av_bsf_send_packet(bsf_, pkt_) < 0) {
+        av_packet_unref(pkt_);
+        return true;  // a packet the filter rejects is left out, as a corrupt one would be
+      }
+      while (av_bsf_receive_packet(bsf_, pkt_) == 0) queue_packet(c);
+    } else {
+      queue_packet(c);
+    }
+    return true;
+  }
+
+  // Stamps pkt_ with the clip's number (timestamps are not used otherwise) and queues it.
+  void queue_packet(Clip& c) {
+    pkt_->pts = (c.seq << kSeqShift) + (c.packets++ & ((int64_t(1) << kSeqShift) - 1));
+    pkt_->dts = AV_NOPTS_VALUE;
+    AVPacket* p = av_packet_alloc();
+    if (!p) fail(c.path + ": out of memory");
+    av_packet_move_ref(p, pkt_);
+    pending_.push_back(p);
+  }
+
+  static constexpr int kSeqShift = 32;
+
+  SamplingOptions sampling_;
+  DecodeOptions options_;
+  std::deque<Clip> queued_;    // added, not opened yet
+  std::deque<Clip> inflight_;  // opened and not ended; the last one is being read when fmt_ is set
+  std::deque<ClipEvent> ready_;
+  std::deque<AVPacket*> pending_;
+  int64_t next_seq_ = 0;
+  int decoders_opened_ = 0;
+  bool flush_ = false;
+  // The clip being read.
+  AVFormatContext* fmt_ = nullptr;
+  AVBSFContext* bsf_ = nullptr;
+  const AVCodec* codec_ = nullptr;
+  int stream_ = -1;
+  DecoderKey key_;
+  // The decoder.
+  AVCodecContext* dec_ = nullptr;
+  DecoderKey dec_key_;
+  bool draining_ = false;
   AVPacket* pkt_ = nullptr;
   AVFrame* frame_ = nullptr;
-  int stream_ = -1;
-  int64_t decoded_ = 0;
-  int64_t kept_ = 0;
-  bool flushed_ = false;
-  bool done_ = false;
+  Converter converter_;
+};
+
+// One video: a ClipDecoder given a single clip.
+class VideoSource final : public FrameSource {
+ public:
+  VideoSource(const std::string& path, const SamplingOptions& sampling) : decoder_(sampling, {}) {
+    decoder_.add(0, path);
+    decoder_.flush();
+  }
+  bool next(Frame& out) override {
+    ClipEvent ev;
+    while (decoder_.next(ev)) {
+      if (!ev.end) {
+        out = std::move(ev.frame);
+        return true;
+      }
+      if (!ev.error.empty()) fail(ev.error);
+    }
+    return false;
+  }
+
+ private:
+  ClipDecoderImpl decoder_;
 };
 
 }  // namespace
 
 std::unique_ptr<FrameSource> open_video(const std::string& path, const SamplingOptions& sampling) {
   return std::make_unique<VideoSource>(path, sampling);
+}
+
+std::unique_ptr<ClipDecoder> ClipDecoder::create(const SamplingOptions& sampling,
+                                                 const DecodeOptions& options) {
+  return std::make_unique<ClipDecoderImpl>(sampling, options);
+}
+
+bool nvdec_in_ffmpeg() {
+  const AVCodec* h264 = avcodec_find_decoder(AV_CODEC_ID_H264);
+  return h264 && nvdec_takes(h264);
 }
 
 }  // namespace fervid

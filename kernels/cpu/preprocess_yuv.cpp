@@ -63,6 +63,10 @@ void preprocess_yuv420(std::span<const YuvView> frames, std::span<const CropRect
   for (int64_t i = 0; i < n; ++i) {
     const YuvView& f = frames[i];
     const CropRect& c = crops[i];
+    if (f.on_device)
+      fail(std::string(op) +
+           ": the frame is in device memory (NVDEC); the CPU backend reads "
+           "host frames (use --decoder cpu)");
     if (!f.y || !f.u || !f.v || (f.uv_step != 1 && f.uv_step != 2) || c.width <= 0 ||
         c.height <= 0 || c.x < 0 || c.y < 0 || c.x + c.width > f.width || c.y + c.height > f.height)
       fail(std::string(op) + ": crop " + std::to_string(c.width) + "x" + std::to_string(c.height) +

@@ -14,6 +14,8 @@
 
 namespace fervid {
 
+class DeviceFrameSink;  // fervid/video.h
+
 // A host frame: 8-bit RGB, rows of `stride` bytes.
 struct ImageView {
   const uint8_t* data = nullptr;
@@ -30,6 +32,7 @@ struct YuvView {
   const uint8_t* v = nullptr;
   int y_stride = 0, uv_stride = 0, uv_step = 1;
   int width = 0, height = 0;
+  bool on_device = false;  // the planes are in the CUDA backend's device memory (NVDEC)
 };
 
 // How YUV maps to RGB: the stream's matrix (BT.601 unless it says BT.709) and range (limited
@@ -115,6 +118,12 @@ class Backend {
   virtual std::unique_ptr<Timeline> make_timeline() = 0;
   // The conv3x3 shapes planned so far, in the order they were first run.
   virtual std::vector<ConvPlanInfo> conv_plans() const { return {}; }
+  // Device memory for NVDEC frames (ClipDecoder), at most `max_frames` of them at once; nullptr
+  // when this backend cannot read frames in device memory.
+  virtual std::shared_ptr<DeviceFrameSink> make_frame_sink(int max_frames) {
+    (void)max_frames;
+    return nullptr;
+  }
 
   // Converts an f32 host weight (conv OIHW, linear [out,in], bias [n]) once, at load, to this
   // backend's layout and precision.
@@ -124,7 +133,8 @@ class Backend {
   // out: [N, S, S, 3] (NHWC) or [N, 3, S, S] (NCHW), in the activation layout.
   virtual void preprocess(std::span<const ImageView> frames, std::span<const CropRect> crops,
                           const Preprocess& pp, const Tensor& out) = 0;
-  // The same from YUV 4:2:0 frames (host pointers): colour conversion (yuv_coefficients), then
+  // The same from YUV 4:2:0 frames (host pointers, or device ones when YuvView::on_device, which
+  // only the CUDA backend takes): colour conversion (yuv_coefficients), then
   // the crop, resize and normalisation of preprocess().
   virtual void preprocess_yuv420(std::span<const YuvView> frames, std::span<const CropRect> crops,
                                  const ColorSpec& cs, const Preprocess& pp, const Tensor& out) = 0;
