@@ -169,6 +169,19 @@ struct Decoded {
   std::string error;
 };
 
+// Whether the ffmpeg CLI on PATH has `encoder` (the minimal static one of tools/gpu-check.sh's
+// bundle has no libx264 nor MS-MPEG4).
+bool has_encoder(const std::string& encoder) {
+  const std::string cmd = "ffmpeg -hide_banner -encoders 2>/dev/null | grep -qw " + encoder;
+  return std::system(cmd.c_str()) == 0;
+}
+
+#define REQUIRE_ENCODERS()                                                \
+  do {                                                                    \
+    for (const char* e : {"libx264", "msmpeg4"})                          \
+      if (!has_encoder(e)) GTEST_SKIP() << "the ffmpeg CLI has no " << e; \
+  } while (0)
+
 // Every clip through one ClipDecoder, added one at a time as the pipeline does (or all at once),
 // with the events checked for order: a clip's frames, then its end, clips in the order added.
 std::vector<Decoded> decode_stream(const std::vector<fs::path>& clips, SamplingOptions s,
@@ -239,6 +252,7 @@ void expect_same_frames(const Decoded& stream, const Decoded& alone, const fs::p
 // the clip decoded alone, byte for byte, and the clips after a bad one are not affected.
 TEST(ClipDecoder, ContinuousStreamEqualsEachClipDecodedAlone) {
   SeedTrace trace;
+  REQUIRE_ENCODERS();
   const fs::path ravdess = kData / "ravdess" / "modified";
   fs::path bframes = make_clip("bframes.mp4", 37, "-c:v libx264 -bf 3 -g 12");
   fs::path bframes2 = make_clip("bframes2.mp4", 23, "-c:v libx264 -bf 2 -g 5 -crf 40");
@@ -301,6 +315,7 @@ TEST(ClipDecoder, ContinuousStreamEqualsEachClipDecodedAlone) {
 }
 
 TEST(ClipDecoder, MaxFramesStopsEachClipAndTheNextOneContinues) {
+  REQUIRE_ENCODERS();
   fs::path a = make_clip("bframes.mp4", 37, "-c:v libx264 -bf 3 -g 12");
   fs::path b = make_clip("bframes2.mp4", 23, "-c:v libx264 -bf 2 -g 5 -crf 40");
   const SamplingOptions s{2, 5, false};
@@ -315,6 +330,7 @@ TEST(ClipDecoder, MaxFramesStopsEachClipAndTheNextOneContinues) {
 }
 
 TEST(ClipDecoder, AnEmptyFlushAndNoClipsEndCleanly) {
+  REQUIRE_ENCODERS();
   auto decoder = ClipDecoder::create({}, {});
   ClipEvent ev;
   EXPECT_FALSE(decoder->next(ev));
