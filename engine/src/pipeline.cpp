@@ -278,6 +278,11 @@ void decode_inputs(const std::vector<InputItem>& inputs, std::atomic<int>& next_
   };
   for (int v = next_input++; v < int(inputs.size()); v = next_input++) {
     if (inputs[v].kind == InputKind::Video) {
+      if (crop.mode == CropSpec::Mode::Boxes &&
+          !crop.boxes->count(canonical_path(inputs[v].path))) {
+        if (!send.end(v, "", "")) return;  // its error row, without decoding it
+        continue;
+      }
       clips->add(v, inputs[v].path);
       if (!pump()) return;
       continue;
@@ -304,21 +309,24 @@ void decode_inputs(const std::vector<InputItem>& inputs, std::atomic<int>& next_
 // run: its video would never end; finish() rethrows its error.
 class DecodeStage {
  public:
+  static int queue_frames(const ClassifyOptions& o) {
+    return o.queue_frames > 0 ? o.queue_frames : 2 * o.batch;
+  }
+
   DecodeStage(const std::vector<InputItem>& inputs, const ClassifyOptions& options, Backend& be,
               int threads)
-      : queue_(size_t(options.queue_frames > 0 ? options.queue_frames : 2 * options.batch)),
-        thread_s_(threads, 0.0),
-        running_(threads) {
+      : queue_(size_t(queue_frames(options))), thread_s_(threads, 0.0), running_(threads) {
     DecodeOptions decode;
     decode.kind = options.decoder;
     if (decode.kind == DecoderKind::Nvdec) {
       // Frames in the queue, in the batch and in each decode thread's hands.
-      const int capacity = options.queue_frames > 0 ? options.queue_frames : 2 * options.batch;
-      sink_ = be.make_frame_sink(capacity + options.batch + 2 * threads + 2);
+      sink_ = be.make_frame_sink(queue_frames(options) + options.batch + 2 * threads + 2);
       if (!sink_) fail("--decoder nvdec: the " + be.name() + " backend cannot read device frames");
       decode.sink = sink_.get();
     }
-    if (options.crop.mode == CropSpec::Mode::Face) faces_ = std::make_unique<FaceFinder>();
+    // A detector per thread: one is not meant to be called from several threads at once.
+    if (options.crop.mode == CropSpec::Mode::Face)
+      for (int t = 0; t < threads; ++t) faces_.push_back(std::make_unique<FaceFinder>());
     SamplingOptions sampling = options.sampling;
     // On the GPU, 4:2:0 video goes up as YUV and is converted there (half the bytes, no swscale
     // on the CPU); the CPU backend keeps swscale's RGB, the reference path, unless asked. The
@@ -329,7 +337,8 @@ class DecodeStage {
       threads_.emplace_back([this, t, &inputs, sampling, decode, &crop = options.crop] {
         const auto t0 = Clock::now();
         try {
-          decode_inputs(inputs, next_input_, sampling, decode, crop, faces_.get(), queue_);
+          decode_inputs(inputs, next_input_, sampling, decode, crop,
+                        faces_.empty() ? nullptr : faces_[t].get(), queue_);
         } catch (...) {
           std::lock_guard lock(failure_mu_);
           if (!failure_) failure_ = std::current_exception();
@@ -362,7 +371,7 @@ class DecodeStage {
  private:
   Queue queue_;
   std::shared_ptr<DeviceFrameSink> sink_;
-  std::unique_ptr<FaceFinder> faces_;
+  std::vector<std::unique_ptr<FaceFinder>> faces_;
   std::vector<double> thread_s_;
   std::atomic<int> next_input_{0}, running_;
   std::mutex failure_mu_;
