@@ -389,9 +389,10 @@ void expect_same_rows(const std::vector<nlohmann::json>& a, const std::vector<nl
     EXPECT_EQ(a[i].value("counts", nlohmann::json()), b[i].value("counts", nlohmann::json()));
     EXPECT_EQ(a[i]["status"], b[i]["status"]);
     EXPECT_EQ(a[i]["run"], b[i]["run"]);
-    if (a[i].contains("mean_probs"))
+    if (a[i].contains("mean_probs")) {
       for (auto& [k, p] : a[i]["mean_probs"].items())
         EXPECT_NEAR(p.get<double>(), b[i]["mean_probs"][k].get<double>(), 1e-5);
+    }
   }
 }
 
@@ -492,6 +493,20 @@ TEST(Cli, BenchEndToEndReportsTheWholeJob) {
       EXPECT_GE(row[share].get<double>(), 0.0) << share;
       EXPECT_LE(row[share].get<double>(), 1.0 + 1e-9) << share;
     }
+    // The stage shares: on the CPU every stage runs on the model thread, so waiting, the stages
+    // and the rest of its work add up to the whole run.
+    const auto& st = row["stages"];
+    double sum = 0, most = 0;
+    for (const char* stage : {"decode", "preprocess", "frame_stage", "vote", "host"}) {
+      EXPECT_GE(st[stage].get<double>(), 0.0) << stage;
+      sum += st[stage].get<double>();
+      most = std::max(most, st[stage].get<double>());
+    }
+    EXPECT_NEAR(sum, 1.0, 1e-6) << st;
+    EXPECT_GT(st["preprocess"].get<double>(), 0.0) << st;
+    EXPECT_GT(st["frame_stage"].get<double>(), 0.0) << st;
+    EXPECT_GT(st["vote"].get<double>(), 0.0) << st;
+    EXPECT_EQ(st[st["bottleneck"].get<std::string>()].get<double>(), most) << st;
   }
   EXPECT_GT(j["peak_host_rss_mib"].get<double>(), 0.0);
   expect_fatal("bench " + v, "--end-to-end");

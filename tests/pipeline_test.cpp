@@ -69,6 +69,7 @@ TEST(Pipeline, PackedBatchesVoteLikeFrameByFrame) {
     opt.keep_frames = true;
     opt.keep_logits = true;
     opt.crop = CropSpec::parse("center");
+    opt.stage_times = mode == VoteMode::Confidence;  // timing the stages changes no result
     Classifier classifier(model, opt);
     std::vector<VideoResult> results;
     auto items = expand_inputs(paths);
@@ -77,6 +78,16 @@ TEST(Pipeline, PackedBatchesVoteLikeFrameByFrame) {
     EXPECT_EQ(stats.videos_failed, 1);
     EXPECT_EQ(stats.frames, 29);
     EXPECT_EQ(stats.decode_threads, threads);
+    EXPECT_EQ(stats.staged, opt.stage_times);
+    if (stats.staged) {
+      // Each stage ran in every batch, inside the model thread's busy time.
+      EXPECT_GT(stats.preprocess_s, 0.0);
+      EXPECT_GT(stats.frame_stage_s, 0.0);
+      EXPECT_GT(stats.vote_s, 0.0);
+      EXPECT_LE(stats.preprocess_s + stats.frame_stage_s + stats.vote_s, stats.model_s);
+    } else {
+      EXPECT_EQ(stats.preprocess_s + stats.frame_stage_s + stats.vote_s, 0.0);
+    }
     Model single(w, *backend, 1);
     for (size_t v = 0; v < paths.size(); ++v) {
       const VideoResult& r = results[v];

@@ -74,6 +74,45 @@ void print_conv_layers(const nlohmann::json& report) {
 // The whole job on real inputs, once per batch size: files in, votes out. Frames/s and videos/s
 // of the run, and where the time went (RunStats): a model thread starved of frames means the run
 // is decode-bound, a decode thread blocked on a full queue means it is model-bound.
+// Where the model thread's wall time went, as shares of the run: waiting for decoded frames,
+// the backend's time (device time on CUDA) in upload + preprocess, the frame stage and the vote,
+// and the rest of its busy time (host work the device did not hide). The largest share is the
+// stage that bounds the run.
+nlohmann::json stage_shares(const RunStats& s) {
+  const double device = s.preprocess_s + s.frame_stage_s + s.vote_s;
+  nlohmann::json j{{"decode", s.model_starved_s / s.seconds},
+                   {"preprocess", s.preprocess_s / s.seconds},
+                   {"frame_stage", s.frame_stage_s / s.seconds},
+                   {"vote", s.vote_s / s.seconds},
+                   {"host", std::max(0.0, s.model_s - device) / s.seconds}};
+  std::string worst;
+  for (const auto& [stage, share] : j.items())
+    if (worst.empty() || share.get<double>() > j[worst].get<double>()) worst = stage;
+  j["bottleneck"] = worst;
+  return j;
+}
+
+void print_stage_shares(const nlohmann::json& results) {
+  std::cout << "\nshare of each run's wall time (decode: the model waiting for frames; preprocess "
+               "includes the upload of host frames; host: the model thread's own work)\n"
+            << std::setw(6) << "batch" << std::setw(9) << "threads" << std::setw(9) << "decode"
+            << std::setw(12) << "preprocess" << std::setw(13) << "frame stage" << std::setw(8)
+            << "vote" << std::setw(8) << "host"
+            << "  bottleneck\n";
+  for (const auto& r : results) {
+    const auto& st = r["stages"];
+    std::cout << std::fixed << std::setprecision(0) << std::setw(6) << r["batch"].get<int>()
+              << std::setw(9) << r["decode_threads"].get<int>();
+    const std::pair<const char*, int> columns[] = {
+        {"decode", 9}, {"preprocess", 12}, {"frame_stage", 13}, {"vote", 8}, {"host", 8}};
+    for (const auto& [stage, width] : columns)
+      std::cout << std::setw(width - 1) << 100 * st[stage].get<double>() << "%";
+    std::string worst = st["bottleneck"].get<std::string>();
+    std::replace(worst.begin(), worst.end(), '_', ' ');
+    std::cout << "  " << worst << "\n";
+  }
+}
+
 int run_end_to_end(const BenchOptions& o) {
   if (o.inputs.empty()) fail("bench --end-to-end: give the videos to classify");
   if (o.repeat < 1) fail("bench: --repeat must be at least 1");
@@ -103,6 +142,7 @@ int run_end_to_end(const BenchOptions& o) {
       opt.vote = model.spec().vote;
       opt.decoder = decoder;
       opt.decode_threads = t;
+      opt.stage_times = !o.decode_only;
       int failed = 0;
       Classifier classifier(model, opt);
       // The decode ceiling first: the same decoders and threads, the frames dropped.
@@ -124,6 +164,7 @@ int run_end_to_end(const BenchOptions& o) {
                                    {"decode_blocked", s.decode_blocked_s / s.seconds},
                                    {"model_busy", s.model_s / s.seconds},
                                    {"model_starved", s.model_starved_s / s.seconds}});
+      if (s.staged) report["results"].back()["stages"] = stage_shares(s);
     }
   report["peak_memory_mib"] = double(backend->peak_memory_bytes()) / double(1 << 20);
   rusage ru{};
@@ -156,6 +197,7 @@ int run_end_to_end(const BenchOptions& o) {
               << r["decode_only_frames_per_s"].get<double>() << std::setw(7) << std::setprecision(0)
               << 100 * r["frames_per_s"].get<double>() / r["decode_only_frames_per_s"].get<double>()
               << "%\n";
+  if (!o.decode_only) print_stage_shares(report["results"]);
   std::cout << std::setprecision(1) << "peak memory: backend "
             << report["peak_memory_mib"].get<double>() << " MiB, host RSS "
             << report["peak_host_rss_mib"].get<double>() << " MiB\n";

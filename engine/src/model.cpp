@@ -93,6 +93,12 @@ void Model::forward(std::span<const ImageView> frames, std::span<const CropRect>
 
 void Model::forward(std::span<const Frame> frames, std::span<const CropRect> crops,
                     const LayerHook& hook) {
+  preprocess(frames, crops);
+  if (hook) hook("preprocess");
+  forward_preprocessed(int(frames.size()), hook);
+}
+
+void Model::preprocess(std::span<const Frame> frames, std::span<const CropRect> crops) {
   const int n = int(frames.size());
   if (n < 1 || n > max_batch_)
     fail("batch of " + std::to_string(n) + " frames outside 1.." + std::to_string(max_batch_));
@@ -118,8 +124,6 @@ void Model::forward(std::span<const Frame> frames, std::span<const CropRect> cro
     }
     first = end;
   }
-  if (hook) hook("preprocess");
-  forward_preprocessed(n, hook);
 }
 
 void Model::forward_preprocessed(int n, const LayerHook& hook) {

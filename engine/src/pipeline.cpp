@@ -116,6 +116,9 @@ CropRect square_inside(double cx, double cy, double side, int width, int height)
 
 namespace {
 
+// Stage times are read back (a wait for the device) once per this many batches.
+constexpr int kStageReadBatches = 32;
+
 struct FrameMsg {
   int video;
   Frame frame;
@@ -508,10 +511,31 @@ RunStats Classifier::run(const std::vector<InputItem>& inputs,
     return o;
   };
 
+  // Stage times: four stamps per batch (before preprocess, after it, after the frame stage,
+  // after the vote), read back every kStageReadBatches batches and at the end.
+  std::unique_ptr<Timeline> timeline;
+  if (options_.stage_times) timeline = be.make_timeline();
+  int timed_batches = 0;
+  auto read_stage_times = [&] {
+    if (!timeline || timed_batches == 0) return;
+    const std::vector<double> ms = timeline->take_ms();
+    // Per batch: preprocess, frame stage, vote, then the gap to the next batch (not counted).
+    for (size_t i = 0; i + 2 < ms.size(); i += 4) {
+      stats.preprocess_s += ms[i] / 1e3;
+      stats.frame_stage_s += ms[i + 1] / 1e3;
+      stats.vote_s += ms[i + 2] / 1e3;
+    }
+    timed_batches = 0;
+  };
+
   auto run_batch = [&] {
     if (frames.empty()) return;
     const int n = int(frames.size());
-    model_.forward(std::span<const Frame>(frames), crops);
+    if (timeline) timeline->mark();
+    model_.preprocess(std::span<const Frame>(frames), crops);
+    if (timeline) timeline->mark();
+    model_.forward_preprocessed(n);
+    if (timeline) timeline->mark();
     std::vector<Segment> segments;
     for (int i = 0; i < n; ++i) {
       if (i > 0 && owner[i] == owner[i - 1]) {
@@ -522,6 +546,10 @@ RunStats Classifier::run(const std::vector<InputItem>& inputs,
     }
     be.vote_accumulate(model_.probs().slice(0, n), model_.labels().slice(0, n), segments, counts,
                        sums);
+    if (timeline) {
+      timeline->mark();
+      if (++timed_batches == kStageReadBatches) read_stage_times();
+    }
     if (options_.keep_frames) {
       host_probs.resize(size_t(n) * classes);
       host_labels.resize(n);
@@ -603,11 +631,13 @@ RunStats Classifier::run(const std::vector<InputItem>& inputs,
       }
     }
     run_batch();
+    read_stage_times();
   } catch (...) {
     stage.stop();
     throw;
   }
   stage.finish(stats);
+  stats.staged = bool(timeline);
   stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   stats.model_starved_s = q.pop_wait_s;
   stats.model_s = stats.seconds - q.pop_wait_s;

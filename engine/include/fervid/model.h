@@ -32,7 +32,9 @@ class Model {
   // preprocessed by the backend's op for it.
   void forward(std::span<const Frame> frames, std::span<const CropRect> crops,
                const LayerHook& hook = {});
-  // The same network from an already preprocessed input batch (input()).
+  // forward() in its two halves: the frames preprocessed into input(), then the network (the
+  // frame stage) from input().
+  void preprocess(std::span<const Frame> frames, std::span<const CropRect> crops);
   void forward_preprocessed(int n, const LayerHook& hook = {});
 
   const Tensor& input() const { return input_; }    // [max_batch, S, S, 3] when NHWC

@@ -48,6 +48,9 @@ struct ClassifyOptions {
   // Decode threads, each with its own long-lived decoder; 0 = 1 on the CPU (libavcodec has
   // threads of its own), Classifier::kNvdecThreads with NVDEC.
   int decode_threads = 0;
+  // Time the model thread's device stages (RunStats::preprocess_s ...): a time stamp on the
+  // backend's stream between stages, read every few batches (the benchmark's stage shares).
+  bool stage_times = false;
 };
 
 struct FrameResult {
@@ -82,6 +85,10 @@ struct RunStats {
   // With several decode threads, decode_s and decode_blocked_s are per thread on average.
   double decode_s = 0, decode_blocked_s = 0, model_s = 0, model_starved_s = 0;
   int decode_threads = 1;
+  // With ClassifyOptions::stage_times: the backend's time (device time on CUDA) in each stage of
+  // the batches, summed: upload + preprocess, frame stage (the network), vote.
+  bool staged = false;
+  double preprocess_s = 0, frame_stage_s = 0, vote_s = 0;
 };
 
 class Classifier {
