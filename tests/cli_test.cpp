@@ -123,6 +123,8 @@ TEST(Cli, BadWeightsFailWithOneLine) {
   expect_fatal("classify " + v + " --weights " + tiny_weights() + " --crop diagonal",
                "--crop diagonal");
   expect_fatal("classify " + v + " --weights " + tiny_weights() + " --device tpu", "--device tpu");
+  expect_fatal("classify " + v + " --weights " + tiny_weights() + " --cuda-graphs maybe",
+               "--cuda-graphs maybe: expected on or off");
 }
 
 TEST(Cli, NoGpuMeansCudaFailsAndAutoFallsBack) {
@@ -140,7 +142,7 @@ TEST(Cli, NoGpuMeansCudaFailsAndAutoFallsBack) {
   expect_fatal("classify " + v + " --weights " + tiny_weights() + " --device cpu --decoder nvdec",
                "--decoder nvdec: the backend runs on the CPU");
   Result cpu = fervid("classify " + v + " --weights " + tiny_weights() +
-                      " --device cpu --decoder cpu --decode-threads 2");
+                      " --device cpu --decoder cpu --decode-threads 2 --cuda-graphs off");
   ASSERT_EQ(cpu.code, 0) << cpu.err;
   EXPECT_EQ(cpu.err.find("notice"), std::string::npos) << cpu.err;
   EXPECT_EQ(cpu.out, probe.out);

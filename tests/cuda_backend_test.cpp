@@ -725,5 +725,80 @@ TEST(CudaBackend, WholeNetworkMatchesCpuOnRealFrames) {
   }
 }
 
+// Noise frames of a few sizes, so that each batch's input differs from the last.
+std::vector<Frame> noise_frames(int n) {
+  std::vector<Frame> frames(n);
+  std::uniform_int_distribution<int> byte(0, 255);
+  for (int i = 0; i < n; ++i) {
+    Frame& f = frames[i];
+    f.width = 40 + 8 * (i % 3);
+    f.height = 36;
+    f.stride = f.width * 3;
+    f.rgb.resize(size_t(f.stride) * f.height);
+    for (auto& v : f.rgb) v = uint8_t(byte(rng()));
+  }
+  return frames;
+}
+
+// The frame stage replayed as CUDA graphs computes exactly what the same backend computes op by
+// op (a layer hook runs it that way), batch after batch with new inputs; a larger batch that
+// moves the workspaces makes the graphs of smaller ones be captured again; a model's graphs go
+// with it.
+TEST(CudaBackend, FrameStageGraphsEqualOpByOp) {
+  REQUIRE_CUDA_DEVICE();
+  SeedTrace trace;
+  const fs::path dir = temp_dir("cuda-graphs");
+  const ModelSpec spec = ModelSpec::load_card(std::string(FERVID_SOURCE_DIR) +
+                                              "/weights/ravdess-vgg16.json");
+  const std::string path = (dir / "w.safetensors").string();
+  make_weights(spec, seed(), StDType::F32, path);
+  const Weights weights = Weights::load(path);
+  const int classes = spec.num_classes();
+  for (const char* precision : {"fp16", "fp32"}) {
+    SCOPED_TRACE(precision);
+    auto gpu = make_cuda_backend({"cuda", precision, 0, "auto"});
+    for (int model_round = 0; model_round < 2; ++model_round) {
+      Model model(weights, *gpu, 16);
+      const ReplayStats before = gpu->replay_stats();
+      int step = 0;
+      for (int n : {5, 5, 5, 16, 5, 5, 16, 16, 9, 9, 9}) {
+        SCOPED_TRACE("step " + std::to_string(step++) + ", batch " + std::to_string(n));
+        const std::vector<Frame> frames = noise_frames(n);
+        std::vector<CropRect> crops;
+        for (const Frame& f : frames) crops.push_back(centre_square(f));
+        model.preprocess(frames, crops);
+        std::vector<float> poison(size_t(n) * classes, std::nanf(""));
+        std::vector<float> replayed(poison.size()), op_by_op(poison.size());
+        const Tensor logits = model.logits().slice(0, n);
+        gpu->copy_from_host(logits, poison.data());
+        model.forward_preprocessed(n);
+        gpu->copy_to_host(replayed.data(), logits);
+        gpu->copy_from_host(logits, poison.data());
+        model.forward_preprocessed(n, [](const std::string&) {});
+        gpu->copy_to_host(op_by_op.data(), logits);
+        for (float v : op_by_op) ASSERT_TRUE(std::isfinite(v));
+        EXPECT_EQ(0, std::memcmp(replayed.data(), op_by_op.data(), replayed.size() * 4));
+      }
+      const ReplayStats after = gpu->replay_stats();
+      EXPECT_TRUE(after.enabled) << after.failure;
+      EXPECT_EQ(after.failure, "");
+      // Batches 5, 16 and 9 each have a graph, and most batches were replays of one.
+      EXPECT_EQ(after.graphs, before.graphs + 3);
+      EXPECT_GE(after.replays - before.replays, 6);
+    }
+    // Both models' graphs went with them.
+    EXPECT_EQ(gpu->replay_stats().graphs, 0);
+  }
+  // Switched off, nothing is captured.
+  BackendOptions off{"cuda", "fp16", 0, "auto"};
+  off.cuda_graphs = false;
+  auto plain = make_cuda_backend(off);
+  Model model(weights, *plain, 4);
+  for (int i = 0; i < 3; ++i) model.forward_preprocessed(4);
+  plain->synchronize();
+  EXPECT_FALSE(plain->replay_stats().enabled);
+  EXPECT_EQ(plain->replay_stats().graphs, 0);
+}
+
 }  // namespace
 }  // namespace fervid::test

@@ -297,10 +297,11 @@ TEST(ClipDecoder, ContinuousStreamEqualsEachClipDecodedAlone) {
       int decoders = 0;
       std::vector<Decoded> stream = decode_stream(clips, s, all_first, &decoders);
       ASSERT_EQ(stream.size(), clips.size());
-      // A new decoder for the first clip, each change of size or codec, each clip of a codec
-      // without in-band parameter sets (MPEG-4 part 2, MS-MPEG4), and none for the junk file:
-      // the H.264 clips of one size run on.
-      EXPECT_EQ(decoders, 9);
+      // A decoder for each H.264 format (640x480, 64x48, 1280x720: a clip of a format seen
+      // before goes on in that format's drained decoder) and for each clip of a codec without
+      // in-band parameter sets (MPEG-4 part 2, MS-MPEG4, the second RAVDESS clip's MPEG-4), none
+      // for the junk file. One decoder per clip would be 13.
+      EXPECT_EQ(decoders, 6);
       for (size_t i = 0; i < clips.size(); ++i) {
         if (clips[i] == noisy) {
           // Noise decodes to whatever the decoder conceals: only its place in the stream and
@@ -312,6 +313,28 @@ TEST(ClipDecoder, ContinuousStreamEqualsEachClipDecodedAlone) {
       }
     }
   }
+}
+
+// Five H.264 sizes, then the first and the last again: drained decoders wait for their format,
+// at most three of them, the oldest closed first; every clip's frames are as decoded alone.
+TEST(ClipDecoder, DrainedDecodersWaitForTheirFormatThreeAtMost) {
+  REQUIRE_ENCODERS();
+  std::vector<fs::path> sizes;
+  for (const char* size : {"64x48", "80x48", "96x48", "64x64", "48x48"}) {
+    fs::path p = work_dir() / (std::string("size-") + size + ".mp4");
+    if (!fs::exists(p))
+      run(std::string("ffmpeg -nostdin -v error -y -f lavfi -i testsrc=size=") + size +
+          ":rate=10 -frames:v 11 -pix_fmt yuv420p -c:v libx264 -bf 2 -g 4 " + p.string());
+    sizes.push_back(p);
+  }
+  std::vector<fs::path> clips = sizes;
+  clips.push_back(sizes[0]);  // its decoder was closed when the fifth size parked a fourth
+  clips.push_back(sizes[4]);  // its decoder waits
+  int decoders = 0;
+  const std::vector<Decoded> stream = decode_stream(clips, {}, false, &decoders);
+  EXPECT_EQ(decoders, 6);
+  for (size_t i = 0; i < clips.size(); ++i)
+    expect_same_frames(stream[i], decode_alone(clips[i], {}), clips[i]);
 }
 
 TEST(ClipDecoder, MaxFramesStopsEachClipAndTheNextOneContinues) {

@@ -74,6 +74,22 @@ void print_conv_layers(const nlohmann::json& report) {
 // The whole job on real inputs, once per batch size: files in, votes out. Frames/s and videos/s
 // of the run, and where the time went (RunStats): a model thread starved of frames means the run
 // is decode-bound, a decode thread blocked on a full queue means it is model-bound.
+nlohmann::json graphs_json(const Backend& backend) {
+  const ReplayStats r = backend.replay_stats();
+  nlohmann::json j{{"enabled", r.enabled}, {"graphs", r.graphs}, {"replays", r.replays}};
+  if (!r.failure.empty()) j["failure"] = r.failure;
+  return j;
+}
+
+// "CUDA graphs: on, 3 captured, 120 replays", for the tables' headers.
+std::string graphs_text(const nlohmann::json& j) {
+  if (j.contains("failure"))
+    return "CUDA graphs: off after a failed capture (" + j["failure"].get<std::string>() + ")";
+  if (!j["enabled"].get<bool>()) return "CUDA graphs: off";
+  return "CUDA graphs: on, " + std::to_string(j["graphs"].get<int>()) + " captured, " +
+         std::to_string(j["replays"].get<int64_t>()) + " replays";
+}
+
 // Where the model thread's wall time went, as shares of the run: waiting for decoded frames,
 // the backend's time (device time on CUDA) in upload + preprocess, the frame stage and the vote,
 // and the rest of its busy time (host work the device did not hide). The largest share is the
@@ -117,7 +133,7 @@ int run_end_to_end(const BenchOptions& o) {
   if (o.inputs.empty()) fail("bench --end-to-end: give the videos to classify");
   if (o.repeat < 1) fail("bench: --repeat must be at least 1");
   Weights w = bench_weights(o);
-  auto backend = make_backend({o.device, o.precision, o.threads, o.conv_impl});
+  auto backend = backend_for(o.device, o.precision, o.threads, o.conv_impl, o.cuda_graphs);
   std::vector<InputItem> items;
   const std::vector<InputItem> once = expand_inputs(o.inputs);
   for (int r = 0; r < o.repeat; ++r) items.insert(items.end(), once.begin(), once.end());
@@ -167,6 +183,7 @@ int run_end_to_end(const BenchOptions& o) {
       if (s.staged) report["results"].back()["stages"] = stage_shares(s);
     }
   report["peak_memory_mib"] = double(backend->peak_memory_bytes()) / double(1 << 20);
+  report["cuda_graphs"] = graphs_json(*backend);
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
   report["peak_host_rss_mib"] = double(ru.ru_maxrss) / 1024.0;
@@ -201,6 +218,7 @@ int run_end_to_end(const BenchOptions& o) {
   std::cout << std::setprecision(1) << "peak memory: backend "
             << report["peak_memory_mib"].get<double>() << " MiB, host RSS "
             << report["peak_host_rss_mib"].get<double>() << " MiB\n";
+  if (report["device"] == "cuda") std::cout << graphs_text(report["cuda_graphs"]) << "\n";
   return kExitOk;
 }
 
@@ -212,7 +230,7 @@ int run_bench(const BenchOptions& o) {
     if (b < 1) fail("bench: batch sizes must be at least 1");
   if (o.iters < 1) fail("bench: --iters must be at least 1");
   Weights w = bench_weights(o);
-  auto backend = make_backend({o.device, o.precision, o.threads, o.conv_impl});
+  auto backend = backend_for(o.device, o.precision, o.threads, o.conv_impl, o.cuda_graphs);
   const int max_batch = *std::max_element(o.batches.begin(), o.batches.end());
   Model model(w, *backend, max_batch);
   const ModelSpec& spec = model.spec();
@@ -240,6 +258,7 @@ int run_bench(const BenchOptions& o) {
   auto timeline = backend->make_timeline();
   for (int b : o.batches) {
     model.forward_preprocessed(b);  // plans this batch size
+    model.forward_preprocessed(b);  // captures its graph (CUDA, --cuda-graphs on)
     for (int i = 0; i < o.warmup; ++i) model.forward_preprocessed(b);
     backend->synchronize();
     // Throughput: back-to-back batches, one synchronise at the end.
@@ -298,6 +317,7 @@ int run_bench(const BenchOptions& o) {
     if (l.pool) size /= 2;
   }
   report["peak_memory_mib"] = double(backend->peak_memory_bytes()) / double(1 << 20);
+  report["cuda_graphs"] = graphs_json(*backend);
   if (backend->device() == Device::Cuda && o.gemm_size > 0) {
     // The reference rate: one large GEMM in the same precision, in the same run.
     const double tflops = cuda_gemm_tflops(backend->precision(), o.gemm_size, 20);
@@ -319,6 +339,9 @@ int run_bench(const BenchOptions& o) {
               << report["gemm"]["tflop_per_s"].get<double>() << " TFLOP/s\n";
   std::cout << "peak memory held by the backend: " << std::setprecision(1)
             << report["peak_memory_mib"].get<double>() << " MiB\n";
+  if (report["device"] == "cuda")
+    std::cout << graphs_text(report["cuda_graphs"])
+              << " (ms/batch and frames/s; the per-layer times run op by op)\n";
   std::cout << std::setprecision(2) << std::setw(6) << "batch" << std::setw(12) << "ms/batch"
             << std::setw(12) << "frames/s" << std::setw(10) << "TFLOP/s";
   if (report.contains("gemm")) std::cout << std::setw(12) << "of GEMM";

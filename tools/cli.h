@@ -24,6 +24,7 @@ struct RunArgs {
   std::string weights, spec, device = "auto", precision, conv_impl = "auto", crop, vote,
                              format = "table", output, frames, shard;
   std::string decoder = "auto";
+  std::string cuda_graphs = "on";
   int batch = 8, stride = 1, max_frames = 0, threads = 0, decode_threads = 0;
   bool logits = false, quiet = false, resume = false;
   std::string labels, actors, emotions, modality, channel, summary, confusion;  // eval
@@ -40,6 +41,7 @@ struct BenchOptions {
   std::string device = "cpu";
   std::string precision;
   std::string conv_impl = "auto";
+  std::string cuda_graphs = "on";
   std::string weights;
   std::string spec = "ravdess-vgg16";
   std::vector<int> batches{1, 8};
@@ -63,5 +65,11 @@ struct BenchOptions {
 DecoderKind decoder_for(const std::string& requested, const Backend& backend, const CropSpec& crop,
                         const std::vector<InputItem>& inputs, bool quiet);
 int run_bench(const BenchOptions& options);
+// The backend for the options every command shares.
+std::unique_ptr<Backend> backend_for(const std::string& device, const std::string& precision,
+                                     int threads, const std::string& conv_impl,
+                                     const std::string& cuda_graphs);
+// "" when the frame stage ran as CUDA graphs as asked (or there are none), else a line on why not.
+std::string graphs_notice(const Backend& backend);
 
 }  // namespace fervid::cli

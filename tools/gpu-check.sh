@@ -125,14 +125,19 @@ run() {
         [ "$card" = ravdess-vgg16 ] || [ "$prec" = fp16 ] || continue
         # cuDNN alone against the per-layer choice (fervid's kernel where it is faster).
         if [ "$prec" = fp16 ] || [ "$prec" = bf16 ]; then impls="auto cudnn fervid"; fi
+        # The per-layer choice also without CUDA graphs (the frame stage op by op), fp16 only.
+        [ "$card-$prec" = ravdess-vgg16-fp16 ] && impls="$impls auto:off"
         for impl in $impls; do
-          local f="$work/bench-$card-$prec-$impl.json"
+          local graphs=on
+          [ "$impl" = auto:off ] && impl=auto && graphs=off
+          local f="$work/bench-$card-$prec-$impl-$graphs.json"
           # shellcheck disable=SC2086
           if "$b/bin/fervid" bench --device cuda --spec "$card" --precision "$prec" --batch $bb \
-            --conv-impl "$impl" --iters 20 --warmup 5 --json >"$f" 2>>"$out/tests.log"; then
+            --conv-impl "$impl" --cuda-graphs "$graphs" --iters 20 --warmup 5 --json >"$f" \
+            2>>"$out/tests.log"; then
             benches+=("$f")
           else
-            echo "bench $card $prec --conv-impl $impl failed (tests.log)"
+            echo "bench $card $prec --conv-impl $impl --cuda-graphs $graphs failed (tests.log)"
           fi
         done
       done
@@ -193,7 +198,7 @@ try:
     torch = {t["spec"]: t for t in json.load(open(sys.argv[2]))}
 except Exception:
     torch = {}
-print(f"{'card':<18} {'prec':<5} {'conv':<6} {'batch':>5} {'frames/s':>10} {'TFLOP/s':>8} {'of GEMM':>8} {'torch best':>11} {'ratio':>6}")
+print(f"{'card':<18} {'prec':<5} {'conv':<6} {'graphs':<6} {'batch':>5} {'frames/s':>10} {'TFLOP/s':>8} {'of GEMM':>8} {'torch best':>11} {'ratio':>6}")
 for r in bench:
     for x in r["results"]:
         t = torch.get(r["model"], {})
@@ -201,11 +206,14 @@ for r in bench:
         best = f"{row['best_fps']:.0f}" if row and r["precision"] == "fp16" else "-"
         ratio = f"{x['frames_per_s'] / row['best_fps']:.2f}x" if row and r["precision"] == "fp16" else "-"
         frac = f"{100 * x['fraction_of_gemm']:.0f}%" if "fraction_of_gemm" in x else "-"
-        print(f"{r['model']:<18} {r['precision']:<5} {r.get('conv_impl', '-'):<6} {x['batch']:>5} "
+        g = r.get("cuda_graphs", {})
+        graphs = "failed" if "failure" in g else "on" if g.get("enabled") else "off"
+        print(f"{r['model']:<18} {r['precision']:<5} {r.get('conv_impl', '-'):<6} {graphs:<6} {x['batch']:>5} "
               f"{x['frames_per_s']:>10.0f} {x['tflop_per_s']:>8.1f} {frac:>8} {best:>11} {ratio:>6}")
 # Per conv layer, from the auto runs: cuDNN (+ pool kernel) against fervid's kernel.
 for r in bench:
-    if r.get("conv_impl") != "auto" or r["model"] != "ravdess-vgg16" or r["precision"] not in ("fp16", "bf16"):
+    if r.get("conv_impl") != "auto" or r["model"] != "ravdess-vgg16" or r["precision"] not in ("fp16", "bf16") \
+            or not r.get("cuda_graphs", {}).get("enabled", True):
         continue
     layers = [l for l in r.get("conv_layers", []) if "timed_batch" in l]
     if not layers:

@@ -144,6 +144,23 @@ void write_file(const std::string& path, const std::string& text) {
 
 }  // namespace
 
+std::unique_ptr<Backend> backend_for(const std::string& device, const std::string& precision,
+                                     int threads, const std::string& conv_impl,
+                                     const std::string& cuda_graphs) {
+  if (cuda_graphs != "on" && cuda_graphs != "off")
+    fail("--cuda-graphs " + cuda_graphs + ": expected on or off");
+  BackendOptions o{device, precision, threads, conv_impl};
+  o.cuda_graphs = cuda_graphs == "on";
+  return make_backend(o);
+}
+
+std::string graphs_notice(const Backend& backend) {
+  const ReplayStats r = backend.replay_stats();
+  if (r.failure.empty()) return "";
+  return "CUDA graphs switched off after a failed capture (" + r.failure +
+         "); the frame stage ran op by op";
+}
+
 DecoderKind decoder_for(const std::string& requested, const Backend& backend, const CropSpec& crop,
                         const std::vector<InputItem>& inputs, bool quiet) {
   std::string notice;
@@ -201,7 +218,7 @@ int run_videos(const RunArgs& a, bool eval) {
     job = std::move(mine);
   }
 
-  auto backend = make_backend({a.device, a.precision, a.threads, a.conv_impl});
+  auto backend = backend_for(a.device, a.precision, a.threads, a.conv_impl, a.cuda_graphs);
   {
     std::vector<InputItem> items;
     for (const auto& j : job) items.push_back(j.item);
@@ -316,6 +333,8 @@ int run_videos(const RunArgs& a, bool eval) {
       << (stats.seconds > 0 ? stats.frames / stats.seconds : 0.0) << " frames/s) on "
       << backend->name() << ", vote " << vote_name(opt.vote) << "\n";
     std::cerr << s.str();
+    const std::string graphs = graphs_notice(*backend);
+    if (!graphs.empty()) std::cerr << "fervid: notice: " << graphs << "\n";
   }
   int failed = stats.videos_failed;
   if (eval) {

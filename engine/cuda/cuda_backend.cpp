@@ -10,6 +10,8 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <map>
+#include <tuple>
 #include <vector>
 
 #include "check.h"
@@ -96,9 +98,10 @@ class CudaTimeline final : public Timeline {
 
 class CudaBackend final : public Backend {
  public:
-  CudaBackend(const Precision& precision, std::string conv_impl)
+  CudaBackend(const Precision& precision, std::string conv_impl, bool graphs)
       : precision_(precision),
         conv_impl_(std::move(conv_impl)),
+        graphs_enabled_(graphs),
         conv_(stream_.get(), precision.tf32, meter_),
         linear_(stream_.get(), precision.tf32, meter_) {
     cudaDeviceProp p{};
@@ -107,6 +110,11 @@ class CudaBackend final : public Backend {
         std::string(p.name) + " (sm_" + std::to_string(p.major) + std::to_string(p.minor) + ")";
     const char* sync = std::getenv("FERVID_SYNC_CHECK");
     sync_check_ = sync && std::string(sync) == "1";
+    if (sync_check_) graphs_enabled_ = false;  // a check after every op needs the ops one by one
+  }
+  ~CudaBackend() override {
+    for (auto& [key, g] : graphs_)
+      if (g.exec) cudaGraphExecDestroy(g.exec);
   }
 
   std::string name() const override { return "cuda"; }
@@ -294,6 +302,47 @@ class CudaBackend final : public Backend {
     after_op("conv3x3_bias_relu");
   }
   std::vector<ConvPlanInfo> conv_plans() const override { return conv_plans_; }
+
+  void replay(const void* owner, int64_t key, const std::function<void()>& work) override {
+    if (!graphs_enabled_) return work();
+    Graph& g = graphs_[{owner, key}];
+    const Placement now = placement();
+    if (g.exec && g.placement == now) {
+      FV_CUDA_CHECK(cudaGraphLaunch(g.exec, stream_.get()));
+      ++replays_;
+      return;
+    }
+    if (g.exec) {  // a buffer the graph uses has moved: plan and capture again
+      FV_CUDA_CHECK(cudaGraphExecDestroy(g.exec));
+      g.exec = nullptr;
+      g.planned = false;
+    }
+    if (!g.planned) {  // the first run plans (cuDNN's search, the conv timing) and synchronises
+      work();
+      g.planned = true;
+      return;
+    }
+    capture(g, work);
+    g.placement = placement();
+  }
+  void forget_replays(const void* owner) override {
+    for (auto it = graphs_.begin(); it != graphs_.end();) {
+      if (it->first.first != owner) {
+        ++it;
+        continue;
+      }
+      if (it->second.exec) cudaGraphExecDestroy(it->second.exec);
+      it = graphs_.erase(it);
+    }
+  }
+  ReplayStats replay_stats() const override {
+    ReplayStats s;
+    s.enabled = graphs_enabled_;
+    for (const auto& [key, g] : graphs_) s.graphs += g.exec != nullptr;
+    s.replays = replays_;
+    s.failure = graph_failure_;
+    return s;
+  }
   std::shared_ptr<DeviceFrameSink> make_frame_sink(int max_frames) override {
     return cuda::make_frame_sink(stream_.get(), meter_, max_frames);
   }
@@ -432,6 +481,51 @@ class CudaBackend final : public Backend {
     return device.data();
   }
 
+  // The buffers a captured graph points at besides the model's own: they move when a larger
+  // one is needed, and a graph captured before that would use the freed one.
+  using Placement = std::tuple<const void*, const void*, const void*>;
+  Placement placement() const { return {scratch_.data(), conv_.workspace(), linear_.workspace()}; }
+
+  struct Graph {
+    bool planned = false;
+    cudaGraphExec_t exec = nullptr;
+    Placement placement{};
+  };
+
+  // Captures `work` on the stream (only this thread's calls count: the decode threads go on)
+  // and launches the graph. When capture fails (an op that cannot be captured), graphs are
+  // switched off for the run, the reason kept for replay_stats(), and `work` runs op by op.
+  void capture(Graph& g, const std::function<void()>& work) {
+    FV_CUDA_CHECK(cudaStreamBeginCapture(stream_.get(), cudaStreamCaptureModeThreadLocal));
+    std::string why;
+    try {
+      work();
+    } catch (const Error& e) {
+      why = e.what();
+    }
+    cudaGraph_t graph = nullptr;
+    cudaError_t rc = cudaStreamEndCapture(stream_.get(), &graph);
+    if (why.empty() && rc != cudaSuccess)
+      why = std::string("cudaStreamEndCapture: ") + cudaGetErrorName(rc);
+    if (why.empty()) {
+      rc = cudaGraphInstantiate(&g.exec, graph, 0);
+      if (rc != cudaSuccess) {
+        why = std::string("cudaGraphInstantiate: ") + cudaGetErrorName(rc);
+        g.exec = nullptr;
+      }
+    }
+    if (graph) cudaGraphDestroy(graph);
+    if (!why.empty()) {
+      (void)cudaGetLastError();  // capture errors are not sticky; clear the last one
+      graphs_enabled_ = false;
+      graph_failure_ = why;
+      work();
+      return;
+    }
+    FV_CUDA_CHECK(cudaGraphLaunch(g.exec, stream_.get()));
+    ++replays_;
+  }
+
   void after_op(const char* op) {
     if (!sync_check_) return;
     cudaError_t rc = cudaStreamSynchronize(stream_.get());
@@ -444,6 +538,10 @@ class CudaBackend final : public Backend {
 
   Precision precision_;
   std::string conv_impl_;
+  bool graphs_enabled_ = true;
+  std::map<std::pair<const void*, int64_t>, Graph> graphs_;
+  int64_t replays_ = 0;
+  std::string graph_failure_;
   std::vector<ConvPlanInfo> conv_plans_;
   std::string device_name_;
   bool sync_check_ = false;
@@ -464,7 +562,7 @@ std::unique_ptr<Backend> make_cuda_backend(const BackendOptions& options) {
   std::string why;
   if (!cuda_device_available(&why)) fail("--device cuda: " + why);
   FV_CUDA_CHECK(cudaSetDevice(0));
-  return std::make_unique<CudaBackend>(precision, options.conv_impl);
+  return std::make_unique<CudaBackend>(precision, options.conv_impl, options.cuda_graphs);
 }
 
 double cuda_gemm_tflops(const std::string& precision, int size, int iters) {

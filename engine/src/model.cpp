@@ -126,7 +126,16 @@ void Model::preprocess(std::span<const Frame> frames, std::span<const CropRect> 
   }
 }
 
+Model::~Model() { backend_.forget_replays(this); }
+
 void Model::forward_preprocessed(int n, const LayerHook& hook) {
+  if (n < 1 || n > max_batch_)
+    fail("batch of " + std::to_string(n) + " frames outside 1.." + std::to_string(max_batch_));
+  if (hook) return run_layers(n, hook);
+  backend_.replay(this, n, [&] { run_layers(n, {}); });
+}
+
+void Model::run_layers(int n, const LayerHook& hook) {
   const Layout layout = backend_.activation_layout();
   Tensor x = input_.slice(0, n);
   int which = 0, s = spec_.input_size;

@@ -193,6 +193,7 @@ class ClipDecoderImpl final : public ClipDecoder {
   ~ClipDecoderImpl() override {
     close_input();
     close_decoder();
+    for (auto& [key, dec] : parked_) avcodec_free_context(&dec);
     av_frame_free(&frame_);
     av_packet_free(&pkt_);
   }
@@ -237,7 +238,7 @@ class ClipDecoderImpl final : public ClipDecoder {
       return true;
     }
     if (rc == AVERROR_EOF) {  // drained: every clip fed to it is complete
-      close_decoder();
+      park_decoder();
       end_before(input_open() ? inflight_.back().seq : INT64_MAX);
       return true;
     }
@@ -400,8 +401,30 @@ class ClipDecoderImpl final : public ClipDecoder {
     stream_ = -1;
   }
 
+  // A drained decoder of a format that continues (parameter sets in-band) waits, flushed, for
+  // the next clip of its format; the oldest of more than kParkedDecoders is closed. Others close.
+  void park_decoder() {
+    if (!dec_key_.continuous || !pending_.empty()) return close_decoder();
+    avcodec_flush_buffers(dec_);
+    parked_.emplace_back(dec_key_, dec_);
+    dec_ = nullptr;
+    draining_ = false;
+    if (parked_.size() > kParkedDecoders) {
+      avcodec_free_context(&parked_.front().second);
+      parked_.pop_front();
+    }
+  }
+
   void open_decoder() {
     Clip& c = inflight_.back();
+    for (auto it = parked_.begin(); it != parked_.end(); ++it) {
+      if (!(it->first == key_)) continue;
+      dec_ = it->second;  // a decoder of this format, drained and flushed: it goes on
+      dec_key_ = key_;
+      draining_ = false;
+      parked_.erase(it);
+      return;
+    }
     try {
       dec_ = avcodec_alloc_context3(codec_);
       if (!dec_) fail(c.path + ": out of memory creating a decoder");
@@ -483,6 +506,8 @@ class ClipDecoderImpl final : public ClipDecoder {
   }
 
   static constexpr int kSeqShift = 32;
+  // Drained decoders kept per thread for clips of their format (an NVDEC one holds its surfaces).
+  static constexpr size_t kParkedDecoders = 3;
 
   SamplingOptions sampling_;
   DecodeOptions options_;
@@ -503,6 +528,7 @@ class ClipDecoderImpl final : public ClipDecoder {
   AVCodecContext* dec_ = nullptr;
   DecoderKey dec_key_;
   bool draining_ = false;
+  std::deque<std::pair<DecoderKey, AVCodecContext*>> parked_;
   AVPacket* pkt_ = nullptr;
   AVFrame* frame_ = nullptr;
   Converter converter_;

@@ -30,6 +30,8 @@ class ConvCudnn {
   void run(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y);
   // The algorithm chosen for the last shape planned, e.g. "IMPLICIT_PRECOMP_GEMM (tensor ops)".
   std::string last_algorithm() const { return last_algorithm_; }
+  // The workspace every call uses (it moves when a new plan needs a larger one).
+  const void* workspace() const { return workspace_.data(); }
 
  private:
   struct Plan;
@@ -59,6 +61,7 @@ class LinearCublasLt {
   void run(const Tensor& x, const Tensor& w, const Tensor& b, bool relu, const Tensor& y);
   // C [m,n] = A [m,k] * B [k,n] timed over `iters` launches after a warm-up: TFLOP/s.
   double gemm_tflops(DType dtype, int size, int iters);
+  const void* workspace() const { return workspace_.data(); }
 
  private:
   struct Plan;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -96,6 +97,15 @@ struct ConvPlanInfo {
   double cudnn_ms = 0, fervid_ms = 0;  // per call, cuDNN's including its separate pool kernel
 };
 
+// How the frame stage ran as replayed CUDA graphs (Backend::replay): graphs captured, launches
+// of them, and why capture was given up, if it was.
+struct ReplayStats {
+  bool enabled = false;
+  int graphs = 0;
+  int64_t replays = 0;
+  std::string failure;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -124,6 +134,20 @@ class Backend {
     (void)max_frames;
     return nullptr;
   }
+
+  // Runs `work`, a fixed sequence of this backend's ops that only enqueues (no copies to the
+  // host, no synchronisation), as the same work each time it is called with (owner, key): the
+  // CUDA backend runs it op by op the first time (planning, timing), captures it as a CUDA graph
+  // the second time and replays the graph from then on, while the buffers its ops use stay
+  // where they were. Other backends just run it. forget_replays(owner) drops the owner's graphs
+  // (before the buffers they write are freed).
+  virtual void replay(const void* owner, int64_t key, const std::function<void()>& work) {
+    (void)owner;
+    (void)key;
+    work();
+  }
+  virtual void forget_replays(const void* owner) { (void)owner; }
+  virtual ReplayStats replay_stats() const { return {}; }
 
   // Converts an f32 host weight (conv OIHW, linear [out,in], bias [n]) once, at load, to this
   // backend's layout and precision.
@@ -166,6 +190,7 @@ struct BackendOptions {
   std::string precision;           // "" = the backend's default
   int threads = 0;                 // CPU threads; 0 = all cores
   std::string conv_impl = "auto";  // CUDA conv3x3: auto | cudnn | fervid
+  bool cuda_graphs = true;         // CUDA: the frame stage as replayed graphs (Backend::replay)
 };
 
 // The backend for `options.device`. "auto" picks CUDA when a device is usable and says so on

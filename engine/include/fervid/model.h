@@ -16,6 +16,9 @@ namespace fervid {
 class Model {
  public:
   Model(const Weights& weights, Backend& backend, int max_batch);
+  ~Model();
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
 
   const ModelSpec& spec() const { return spec_; }
   int max_batch() const { return max_batch_; }
@@ -33,7 +36,8 @@ class Model {
   void forward(std::span<const Frame> frames, std::span<const CropRect> crops,
                const LayerHook& hook = {});
   // forward() in its two halves: the frames preprocessed into input(), then the network (the
-  // frame stage) from input().
+  // frame stage) from input(). Without a hook the frame stage of each batch size is replayed
+  // by the backend (Backend::replay: CUDA graphs); with one it runs op by op.
   void preprocess(std::span<const Frame> frames, std::span<const CropRect> crops);
   void forward_preprocessed(int n, const LayerHook& hook = {});
 
@@ -44,6 +48,7 @@ class Model {
 
  private:
   Tensor activation(int which, std::vector<int64_t> shape) const;
+  void run_layers(int n, const LayerHook& hook);
 
   ModelSpec spec_;
   Backend& backend_;

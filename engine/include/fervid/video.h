@@ -121,8 +121,9 @@ struct ClipEvent {
 // clip follow the last packets of the previous one with no drain, flush or re-creation (H.264
 // and HEVC travel as Annex B, their parameter sets in-band), and the frames are attributed to
 // their clip by their timestamps. A clip whose format the decoder cannot continue with (another
-// codec or size, or a codec without in-band parameter sets) drains the decoder and gets a new
-// one. Events come in clip order: a clip's frames, then its end, then the next clip's. A clip
+// codec or size, or a codec without in-band parameter sets) drains the decoder and goes to a
+// decoder of its own format: one drained earlier (a few wait, flushed, for their format's next
+// clip) or a new one. Events come in clip order: a clip's frames, then its end, then the next clip's. A clip
 // that cannot be opened or decoded ends with an error; the clips after it are not affected.
 class ClipDecoder {
  public:
@@ -136,7 +137,8 @@ class ClipDecoder {
   virtual void flush() = 0;
   // The next event; false when none can come before another add() or flush().
   virtual bool next(ClipEvent& event) = 0;
-  // Decoders created so far: 1 for a run of clips that continue one another.
+  // Decoders created so far: 1 for a run of clips that continue one another, 1 per format for
+  // clips of a few formats mixed.
   virtual int decoders_opened() const = 0;
 };
 
