@@ -748,8 +748,8 @@ TEST(CudaBackend, FrameStageGraphsEqualOpByOp) {
   REQUIRE_CUDA_DEVICE();
   SeedTrace trace;
   const fs::path dir = temp_dir("cuda-graphs");
-  const ModelSpec spec = ModelSpec::load_card(std::string(FERVID_SOURCE_DIR) +
-                                              "/weights/ravdess-vgg16.json");
+  const ModelSpec spec =
+      ModelSpec::load_card(std::string(FERVID_SOURCE_DIR) + "/weights/ravdess-vgg16.json");
   const std::string path = (dir / "w.safetensors").string();
   make_weights(spec, seed(), StDType::F32, path);
   const Weights weights = Weights::load(path);

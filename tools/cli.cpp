@@ -56,8 +56,7 @@ void add_run_options(CLI::App* cmd, RunArgs& a) {
   cmd->add_option("--device", a.device, "auto | cpu | cuda")->capture_default_str();
   cmd->add_option("--precision", a.precision, "fp32 | tf32 | fp16 | bf16 (CPU: fp32)");
   cmd->add_option("--conv-impl", a.conv_impl, kConvImplHelp)->capture_default_str();
-  cmd->add_option("--cuda-graphs", a.cuda_graphs, kCudaGraphsHelp)
-      ->capture_default_str();
+  cmd->add_option("--cuda-graphs", a.cuda_graphs, kCudaGraphsHelp)->capture_default_str();
   cmd->add_option("--batch", a.batch, "Frames per batch")->capture_default_str();
   cmd->add_option("--stride", a.stride, "Keep every Nth frame")->capture_default_str();
   cmd->add_option("--max-frames", a.max_frames, "Frames per video at most (0: all)")
@@ -232,8 +231,7 @@ int run(int argc, char** argv) {
   bench->add_option("--device", bo.device, "cpu | cuda | auto")->capture_default_str();
   bench->add_option("--precision", bo.precision, "fp32 | tf32 | fp16 | bf16");
   bench->add_option("--conv-impl", bo.conv_impl, kConvImplHelp)->capture_default_str();
-  bench->add_option("--cuda-graphs", bo.cuda_graphs, kCudaGraphsHelp)
-      ->capture_default_str();
+  bench->add_option("--cuda-graphs", bo.cuda_graphs, kCudaGraphsHelp)->capture_default_str();
   bench->add_option("--weights", bo.weights, "Weights file (default: random weights for --spec)");
   bench->add_option("--spec", bo.spec, "Model card when no --weights")->capture_default_str();
   bench->add_option("--batch", bo.batches, "Batch sizes")->capture_default_str();

@@ -123,8 +123,9 @@ struct ClipEvent {
 // their clip by their timestamps. A clip whose format the decoder cannot continue with (another
 // codec or size, or a codec without in-band parameter sets) drains the decoder and goes to a
 // decoder of its own format: one drained earlier (a few wait, flushed, for their format's next
-// clip) or a new one. Events come in clip order: a clip's frames, then its end, then the next clip's. A clip
-// that cannot be opened or decoded ends with an error; the clips after it are not affected.
+// clip) or a new one. Events come in clip order: a clip's frames, then its end, then the next
+// clip's. A clip that cannot be opened or decoded ends with an error; the clips after it are not
+// affected.
 class ClipDecoder {
  public:
   virtual ~ClipDecoder() = default;
