@@ -23,10 +23,28 @@
 namespace fervid::test {
 
 // A per-process scratch folder under the system temp directory, e.g. /tmp/fervid-cli-1234.
+// The folders temp_dir() made in this process: removed at exit when every test passed, kept
+// (for a look at what failed) otherwise.
+struct TempDirs {
+  std::vector<std::filesystem::path> dirs;
+  ~TempDirs() {
+    const auto* unit = ::testing::UnitTest::GetInstance();
+    if (unit && !unit->Passed()) return;
+    for (const auto& d : dirs) {
+      std::error_code ec;
+      std::filesystem::remove_all(d, ec);
+    }
+  }
+};
+
+// A folder of this process for `tag`: the pid and a random word, so that a folder left by an
+// earlier process with the same pid is never reused.
 inline std::filesystem::path temp_dir(const std::string& tag) {
-  auto d =
-      std::filesystem::temp_directory_path() / ("fervid-" + tag + "-" + std::to_string(::getpid()));
-  std::filesystem::create_directories(d);
+  static TempDirs made;
+  static const std::string unique =
+      std::to_string(::getpid()) + "-" + std::to_string(std::random_device{}() & 0xffffff);
+  auto d = std::filesystem::temp_directory_path() / ("fervid-" + tag + "-" + unique);
+  if (std::filesystem::create_directories(d)) made.dirs.push_back(d);
   return d;
 }
 
