@@ -161,6 +161,51 @@ TEST(CudaBackend, PreprocessMatchesCpu) {
   }
 }
 
+// Batches of host frames preprocessed back to back with no synchronisation between them, RGB and
+// YUV in turn, larger each time (the upload buffers grow on the way), the caller's pixels
+// overwritten as soon as each call returns: every batch's rows equal the CPU reference, so no
+// upload overwrote frames a kernel had not read yet.
+TEST(CudaBackend, BackToBackBatchesKeepTheirOwnUploads) {
+  REQUIRE_CUDA_DEVICE();
+  SeedTrace trace;
+  auto cpu_be = cpu::make_cpu_backend(0);
+  auto gpu = make_cuda_backend({"cuda", "fp32", 0});
+  const int S = 224, per = 3, batches = 8;
+  const Preprocess pp{};
+  auto ref = host_tensor({batches * per, S, S, 3}, DType::F32, Layout::NHWC);
+  auto out = to_device(*gpu, ref.tensor, DType::F32, true);
+  std::vector<uint8_t> pixels;
+  for (int b = 0; b < batches; ++b) {
+    const int w = 64 + 90 * b, h = 48 + 60 * b;
+    const bool yuv = b % 2 == 1;
+    const size_t frame_bytes =
+        yuv ? size_t(w) * h + 2 * size_t((w + 1) / 2) * ((h + 1) / 2) : size_t(w) * h * 3;
+    pixels.assign(frame_bytes * per, 0);
+    for (auto& v : pixels) v = uint8_t(rng()() & 0xff);
+    std::vector<CropRect> crops(per, CropRect{b, b / 2, w - 2 * b, h - b});
+    const Tensor want = ref.tensor.slice(b * per, per), got = out.tensor.slice(b * per, per);
+    if (yuv) {
+      std::vector<YuvView> views;
+      for (int i = 0; i < per; ++i) {
+        const uint8_t* y = pixels.data() + i * frame_bytes;
+        const uint8_t* u = y + size_t(w) * h;
+        const int cw = (w + 1) / 2;
+        views.push_back({y, u, u + size_t(cw) * ((h + 1) / 2), w, cw, 1, w, h});
+      }
+      cpu_be->preprocess_yuv420(views, crops, ColorSpec{}, pp, want);
+      gpu->preprocess_yuv420(views, crops, ColorSpec{}, pp, got);
+    } else {
+      std::vector<ImageView> views;
+      for (int i = 0; i < per; ++i) views.push_back({pixels.data() + i * frame_bytes, w, h, w * 3});
+      cpu_be->preprocess(views, crops, pp, want);
+      gpu->preprocess(views, crops, pp, got);
+    }
+    std::fill(pixels.begin(), pixels.end(), uint8_t(0x5a));  // the caller reuses its frames
+  }
+  std::vector<float> got = to_host(*gpu, out.tensor);
+  expect_close(got.data(), as_f64(ref.tensor), {0, 0, 0}, "back-to-back preprocess");
+}
+
 // YUV 4:2:0 frames (planar and NV12, odd sizes and odd crop origins) through the CUDA
 // backend's staging and kernel against the CPU reference: bit-identical in f32.
 TEST(CudaBackend, PreprocessYuv420MatchesCpu) {

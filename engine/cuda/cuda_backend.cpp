@@ -1,9 +1,11 @@
-// The CUDA backend: every op of the Backend table on one stream of device 0. Activations are
-// NHWC in the compute precision (f32 for fp32/tf32, f16, bf16); the logits, probabilities and
-// vote tallies are f32/f64 as on the CPU. Host data enters through pinned staging buffers:
-// frames (two buffers, so the host fills one while the device reads the other) and the small
-// segment and slot tables of the vote. Nothing here synchronises except copies to the host,
-// synchronize(), planning, and FERVID_SYNC_CHECK=1 (a synchronise after every op).
+// The CUDA backend: every op of the Backend table on one stream of device 0, the frame stage as
+// replayed CUDA graphs. Activations are NHWC in the compute precision (f32 for fp32/tf32, f16,
+// bf16); the logits, probabilities and vote tallies are f32/f64 as on the CPU. Host data enters
+// through pinned staging buffers: frames (two slots, so the host fills one while the device
+// reads the other; uploaded on a stream of their own, so that a batch's upload overlaps the
+// previous batch's frame stage) and the small segment and slot tables of the vote. Nothing here
+// synchronises except copies to the host, synchronize(), planning, and FERVID_SYNC_CHECK=1 (a
+// synchronise after every op).
 #include "fervid/cuda_backend.h"
 
 #include <omp.h>
@@ -182,9 +184,8 @@ class CudaBackend final : public Backend {
       staged[i] = {(long long)bytes, c.width, c.height, c.width * 3};
       bytes += size_t(c.height) * c.width * 3;
     }
-    Staging& s = frame_staging_[next_frame_staging_];
-    next_frame_staging_ ^= 1;
-    auto* host = static_cast<uint8_t*>(s.reserve(bytes));
+    FrameUpload& u = next_upload(bytes);
+    auto* host = static_cast<uint8_t*>(u.host.reserve(bytes));
     std::memcpy(host, staged.data(), n * sizeof(cuda::StagedFrame));
 #pragma omp parallel for schedule(dynamic)
     for (int i = 0; i < n; ++i) {
@@ -195,17 +196,11 @@ class CudaBackend final : public Backend {
         std::memcpy(host + staged[i].offset + y * row,
                     f.data + int64_t(c.y + y) * f.stride + int64_t(c.x) * 3, row);
     }
-    if (frame_device_.bytes() < bytes) {
-      stream_.synchronize();  // the previous batch may still read the old buffer
-      frame_device_ = Buffer();
-      frame_device_ = allocate(bytes + bytes / 4);
-    }
-    FV_CUDA_CHECK(
-        cudaMemcpyAsync(frame_device_.data(), host, bytes, cudaMemcpyHostToDevice, stream_.get()));
-    s.release(stream_.get());
-    auto* dev = static_cast<uint8_t*>(frame_device_.data());
+    upload(u, host, bytes);
+    auto* dev = static_cast<uint8_t*>(u.device.data());
     cuda::preprocess(dev, reinterpret_cast<const cuda::StagedFrame*>(dev), n, pp, out,
                      stream_.get());
+    read_upload(u);
     after_op("preprocess");
   }
 
@@ -246,15 +241,9 @@ class CudaBackend final : public Backend {
       r.v_off = bytes;
       if (f.uv_step == 1) bytes += size_t(r.cw) * r.ch;
     }
-    if (frame_device_.bytes() < bytes) {
-      stream_.synchronize();  // the previous batch may still read the old buffer
-      frame_device_ = Buffer();
-      frame_device_ = allocate(bytes + bytes / 4);
-    }
-    auto* dev = static_cast<uint8_t*>(frame_device_.data());
-    Staging& s = frame_staging_[next_frame_staging_];
-    next_frame_staging_ ^= 1;
-    auto* host = static_cast<uint8_t*>(s.reserve(bytes));
+    FrameUpload& u = next_upload(bytes);
+    auto* dev = static_cast<uint8_t*>(u.device.data());
+    auto* host = static_cast<uint8_t*>(u.host.reserve(bytes));
     auto* tbl = reinterpret_cast<cuda::DeviceYuv*>(host);
     for (int i = 0; i < n; ++i) {
       const Region& r = regions[i];
@@ -286,10 +275,10 @@ class CudaBackend final : public Backend {
         if (f.uv_step == 1) std::memcpy(host + r.v_off + size_t(y) * r.cw, f.v + row, size_t(r.cw));
       }
     }
-    FV_CUDA_CHECK(cudaMemcpyAsync(dev, host, bytes, cudaMemcpyHostToDevice, stream_.get()));
-    s.release(stream_.get());
+    upload(u, host, bytes);
     cuda::preprocess_yuv420(reinterpret_cast<const cuda::DeviceYuv*>(dev), n, cs, pp, out,
                             stream_.get());
+    read_upload(u);
     after_op("preprocess_yuv420");
   }
 
@@ -466,6 +455,42 @@ class CudaBackend final : public Backend {
     return conv_plans_.back();
   }
 
+  // Host frames go up on their own stream, so that a batch's upload overlaps the frame stage of
+  // the batch before it; the preprocess kernel on the main stream waits for it. Two slots, used
+  // in turn: a slot's pinned buffer is rewritten once its last upload is done (Staging), its
+  // device buffer once the last kernel that read it is done (`read`).
+  struct FrameUpload {
+    Staging host;
+    Buffer device;
+    cuda::Event uploaded, read;
+    bool read_pending = false;
+  };
+
+  FrameUpload& next_upload(size_t bytes) {
+    FrameUpload& u = uploads_[next_upload_];
+    next_upload_ ^= 1;
+    if (u.device.bytes() < bytes) {
+      stream_.synchronize();  // earlier batches may still read the old buffer
+      upload_stream_.synchronize();
+      u.read_pending = false;
+      u.device = Buffer();
+      u.device = allocate(bytes + bytes / 4);
+    }
+    return u;
+  }
+  void upload(FrameUpload& u, const void* host, size_t bytes) {
+    if (u.read_pending) FV_CUDA_CHECK(cudaStreamWaitEvent(upload_stream_.get(), u.read.get(), 0));
+    FV_CUDA_CHECK(cudaMemcpyAsync(u.device.data(), host, bytes, cudaMemcpyHostToDevice,
+                                  upload_stream_.get()));
+    u.host.release(upload_stream_.get());
+    u.uploaded.record(upload_stream_.get());
+    FV_CUDA_CHECK(cudaStreamWaitEvent(stream_.get(), u.uploaded.get(), 0));
+  }
+  void read_upload(FrameUpload& u) {
+    u.read.record(stream_.get());
+    u.read_pending = true;
+  }
+
   // Copies a small host table to the device through pinned memory, behind the queued work.
   const void* upload_table(Staging& staging, Buffer& device, const void* src, size_t bytes) {
     void* host = staging.reserve(bytes);
@@ -549,9 +574,11 @@ class CudaBackend final : public Backend {
   cuda::Stream stream_;
   cuda::ConvCudnn conv_;
   cuda::LinearCublasLt linear_;
-  Staging frame_staging_[2], segment_staging_, slot_staging_;
-  int next_frame_staging_ = 0;
-  Buffer frame_device_, segment_device_, slot_device_, scratch_;
+  cuda::Stream upload_stream_;
+  FrameUpload uploads_[2];
+  int next_upload_ = 0;
+  Staging segment_staging_, slot_staging_;
+  Buffer segment_device_, slot_device_, scratch_;
 };
 
 }  // namespace
