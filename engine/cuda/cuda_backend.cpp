@@ -279,6 +279,7 @@ class CudaBackend final : public Backend {
     cuda::preprocess_yuv420(reinterpret_cast<const cuda::DeviceYuv*>(dev), n, cs, pp, out,
                             stream_.get());
     read_upload(u);
+    frames_read_.record(stream_.get());  // the frame sink's buffers read so far (NVDEC frames)
     after_op("preprocess_yuv420");
   }
 
@@ -333,7 +334,7 @@ class CudaBackend final : public Backend {
     return s;
   }
   std::shared_ptr<DeviceFrameSink> make_frame_sink(int max_frames) override {
-    return cuda::make_frame_sink(stream_.get(), meter_, max_frames);
+    return cuda::make_frame_sink(frames_read_.get(), meter_, max_frames);
   }
   void maxpool2x2(const Tensor& x, const Tensor& y) override {
     cuda::maxpool2x2(x, y, stream_.get());
@@ -575,6 +576,7 @@ class CudaBackend final : public Backend {
   cuda::ConvCudnn conv_;
   cuda::LinearCublasLt linear_;
   cuda::Stream upload_stream_;
+  cuda::Event frames_read_;
   FrameUpload uploads_[2];
   int next_upload_ = 0;
   Staging segment_staging_, slot_staging_;

@@ -14,7 +14,7 @@ namespace {
 
 struct Slot {
   Buffer buffer;
-  Event freed;           // recorded on the consumer stream when the frame was dropped
+  Event freed;           // recorded on the pool's stream behind `frames_read` at the drop
   bool pending = false;  // `freed` was recorded and may not have completed
 };
 
@@ -25,7 +25,8 @@ struct Pool {
   std::vector<std::unique_ptr<Slot>> free;
   int out = 0;  // slots held by frames
   int max = 0;
-  cudaStream_t consumer = nullptr;
+  cudaEvent_t frames_read = nullptr;
+  Stream release;
   MemoryMeter meter;
 };
 
@@ -33,11 +34,11 @@ size_t round_up(size_t v, size_t to) { return (v + to - 1) / to * to; }
 
 class CudaFrameSink final : public DeviceFrameSink {
  public:
-  CudaFrameSink(cudaStream_t consumer, MemoryMeter meter, int max_frames)
+  CudaFrameSink(cudaEvent_t frames_read, MemoryMeter meter, int max_frames)
       : pool_(std::make_shared<Pool>()) {
     if (max_frames < 1) fail("internal error: a frame sink needs room for a frame");
     pool_->max = max_frames;
-    pool_->consumer = consumer;
+    pool_->frames_read = frames_read;
     pool_->meter = std::move(meter);
   }
 
@@ -91,7 +92,9 @@ class CudaFrameSink final : public DeviceFrameSink {
   // recorded it waits for the device instead.
   static void give_back(const std::shared_ptr<Pool>& pool, std::unique_ptr<Slot> slot, bool used) {
     if (used) {
-      slot->pending = cudaEventRecord(slot->freed.get(), pool->consumer) == cudaSuccess;
+      const cudaStream_t s = pool->release.get();
+      slot->pending = cudaStreamWaitEvent(s, pool->frames_read, 0) == cudaSuccess &&
+                      cudaEventRecord(slot->freed.get(), s) == cudaSuccess;
       if (!slot->pending) cudaDeviceSynchronize();
     }
     std::lock_guard lock(pool->mu);
@@ -105,9 +108,9 @@ class CudaFrameSink final : public DeviceFrameSink {
 
 }  // namespace
 
-std::shared_ptr<DeviceFrameSink> make_frame_sink(cudaStream_t consumer, MemoryMeter meter,
+std::shared_ptr<DeviceFrameSink> make_frame_sink(cudaEvent_t frames_read, MemoryMeter meter,
                                                  int max_frames) {
-  return std::make_shared<CudaFrameSink>(consumer, std::move(meter), max_frames);
+  return std::make_shared<CudaFrameSink>(frames_read, std::move(meter), max_frames);
 }
 
 }  // namespace fervid::cuda
