@@ -71,23 +71,11 @@ void print_conv_layers(const nlohmann::json& report) {
 
 }  // namespace
 
-// The whole job on real inputs, once per batch size: files in, votes out. Frames/s and videos/s
-// of the run, and where the time went (RunStats): a model thread starved of frames means the run
-// is decode-bound, a decode thread blocked on a full queue means it is model-bound.
 nlohmann::json graphs_json(const Backend& backend) {
   const ReplayStats r = backend.replay_stats();
   nlohmann::json j{{"enabled", r.enabled}, {"graphs", r.graphs}, {"replays", r.replays}};
   if (!r.failure.empty()) j["failure"] = r.failure;
   return j;
-}
-
-// "CUDA graphs: on, 3 captured, 120 replays", for the tables' headers.
-std::string graphs_text(const nlohmann::json& j) {
-  if (j.contains("failure"))
-    return "CUDA graphs: off after a failed capture (" + j["failure"].get<std::string>() + ")";
-  if (!j["enabled"].get<bool>()) return "CUDA graphs: off";
-  return "CUDA graphs: on, " + std::to_string(j["graphs"].get<int>()) + " captured, " +
-         std::to_string(j["replays"].get<int64_t>()) + " replays";
 }
 
 // Where the model thread's wall time went, as shares of the run: waiting for decoded frames,
@@ -129,6 +117,9 @@ void print_stage_shares(const nlohmann::json& results) {
   }
 }
 
+// The whole job on real inputs, once per batch size: files in, votes out. Frames/s and videos/s
+// of the run, and where the time went (RunStats): a model thread starved of frames means the run
+// is decode-bound, a decode thread blocked on a full queue means it is model-bound.
 int run_end_to_end(const BenchOptions& o) {
   if (o.inputs.empty()) fail("bench --end-to-end: give the videos to classify");
   if (o.repeat < 1) fail("bench: --repeat must be at least 1");
@@ -218,7 +209,7 @@ int run_end_to_end(const BenchOptions& o) {
   std::cout << std::setprecision(1) << "peak memory: backend "
             << report["peak_memory_mib"].get<double>() << " MiB, host RSS "
             << report["peak_host_rss_mib"].get<double>() << " MiB\n";
-  if (report["device"] == "cuda") std::cout << graphs_text(report["cuda_graphs"]) << "\n";
+  if (backend->device() == Device::Cuda) std::cout << graphs_text(*backend) << "\n";
   return kExitOk;
 }
 
@@ -339,8 +330,8 @@ int run_bench(const BenchOptions& o) {
               << report["gemm"]["tflop_per_s"].get<double>() << " TFLOP/s\n";
   std::cout << "peak memory held by the backend: " << std::setprecision(1)
             << report["peak_memory_mib"].get<double>() << " MiB\n";
-  if (report["device"] == "cuda")
-    std::cout << graphs_text(report["cuda_graphs"])
+  if (backend->device() == Device::Cuda)
+    std::cout << graphs_text(*backend)
               << " (ms/batch and frames/s; the per-layer times run op by op)\n";
   std::cout << std::setprecision(2) << std::setw(6) << "batch" << std::setw(12) << "ms/batch"
             << std::setw(12) << "frames/s" << std::setw(10) << "TFLOP/s";

@@ -69,7 +69,8 @@ int run_bench(const BenchOptions& options);
 std::unique_ptr<Backend> backend_for(const std::string& device, const std::string& precision,
                                      int threads, const std::string& conv_impl,
                                      const std::string& cuda_graphs);
-// "" when the frame stage ran as CUDA graphs as asked (or there are none), else a line on why not.
-std::string graphs_notice(const Backend& backend);
+// How the frame stage ran: "CUDA graphs: on, 3 captured, 120 replays", "CUDA graphs: off", or
+// "CUDA graphs: off after a failed capture (<why>)".
+std::string graphs_text(const Backend& backend);
 
 }  // namespace fervid::cli

@@ -154,11 +154,12 @@ std::unique_ptr<Backend> backend_for(const std::string& device, const std::strin
   return make_backend(o);
 }
 
-std::string graphs_notice(const Backend& backend) {
+std::string graphs_text(const Backend& backend) {
   const ReplayStats r = backend.replay_stats();
-  if (r.failure.empty()) return "";
-  return "CUDA graphs switched off after a failed capture (" + r.failure +
-         "); the frame stage ran op by op";
+  if (!r.failure.empty()) return "CUDA graphs: off after a failed capture (" + r.failure + ")";
+  if (!r.enabled) return "CUDA graphs: off";
+  return "CUDA graphs: on, " + std::to_string(r.graphs) + " captured, " +
+         std::to_string(r.replays) + " replays";
 }
 
 DecoderKind decoder_for(const std::string& requested, const Backend& backend, const CropSpec& crop,
@@ -333,8 +334,9 @@ int run_videos(const RunArgs& a, bool eval) {
       << (stats.seconds > 0 ? stats.frames / stats.seconds : 0.0) << " frames/s) on "
       << backend->name() << ", vote " << vote_name(opt.vote) << "\n";
     std::cerr << s.str();
-    const std::string graphs = graphs_notice(*backend);
-    if (!graphs.empty()) std::cerr << "fervid: notice: " << graphs << "\n";
+    if (!backend->replay_stats().failure.empty())
+      std::cerr << "fervid: notice: " << graphs_text(*backend)
+                << "; the frame stage ran op by op\n";
   }
   int failed = stats.videos_failed;
   if (eval) {

@@ -84,8 +84,7 @@ Tensor Model::activation(int which, std::vector<int64_t> shape) const {
 void Model::forward(std::span<const ImageView> frames, std::span<const CropRect> crops,
                     const LayerHook& hook) {
   const int n = int(frames.size());
-  if (n < 1 || n > max_batch_)
-    fail("batch of " + std::to_string(n) + " frames outside 1.." + std::to_string(max_batch_));
+  check_batch(n);
   backend_.preprocess(frames, crops, spec_.preprocess, input_.slice(0, n));
   if (hook) hook("preprocess");
   forward_preprocessed(n, hook);
@@ -100,8 +99,7 @@ void Model::forward(std::span<const Frame> frames, std::span<const CropRect> cro
 
 void Model::preprocess(std::span<const Frame> frames, std::span<const CropRect> crops) {
   const int n = int(frames.size());
-  if (n < 1 || n > max_batch_)
-    fail("batch of " + std::to_string(n) + " frames outside 1.." + std::to_string(max_batch_));
+  check_batch(n);
   if (int(crops.size()) != n) fail("forward: one crop per frame is needed");
   for (int first = 0; first < n;) {
     int end = first + 1;
@@ -128,9 +126,13 @@ void Model::preprocess(std::span<const Frame> frames, std::span<const CropRect> 
 
 Model::~Model() { backend_.forget_replays(this); }
 
-void Model::forward_preprocessed(int n, const LayerHook& hook) {
+void Model::check_batch(int n) const {
   if (n < 1 || n > max_batch_)
     fail("batch of " + std::to_string(n) + " frames outside 1.." + std::to_string(max_batch_));
+}
+
+void Model::forward_preprocessed(int n, const LayerHook& hook) {
+  check_batch(n);
   if (hook) return run_layers(n, hook);
   backend_.replay(this, n, [&] { run_layers(n, {}); });
 }

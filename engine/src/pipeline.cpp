@@ -443,7 +443,7 @@ RunStats Classifier::run(const std::vector<InputItem>& inputs,
   std::map<int, VideoResult> ready;
   int next_emit = 0;
   RunStats stats;
-  const auto t0 = std::chrono::steady_clock::now();
+  const auto t0 = Clock::now();
 
   std::vector<Frame> frames;
   std::vector<int> owner;
@@ -638,7 +638,7 @@ RunStats Classifier::run(const std::vector<InputItem>& inputs,
   }
   stage.finish(stats);
   stats.staged = bool(timeline);
-  stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  stats.seconds = seconds_since(t0);
   stats.model_starved_s = q.pop_wait_s;
   stats.model_s = stats.seconds - q.pop_wait_s;
   return stats;

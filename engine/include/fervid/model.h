@@ -49,6 +49,7 @@ class Model {
  private:
   Tensor activation(int which, std::vector<int64_t> shape) const;
   void run_layers(int n, const LayerHook& hook);
+  void check_batch(int n) const;  // 1..max_batch frames, or a one-line error
 
   ModelSpec spec_;
   Backend& backend_;
