@@ -125,6 +125,8 @@ TEST(Cli, BadWeightsFailWithOneLine) {
   expect_fatal("classify " + v + " --weights " + tiny_weights() + " --device tpu", "--device tpu");
   expect_fatal("classify " + v + " --weights " + tiny_weights() + " --cuda-graphs maybe",
                "--cuda-graphs maybe: expected on or off");
+  expect_fatal("classify " + v + " --weights " + tiny_weights() + " --stage-streams 2",
+               "--stage-streams 2: expected on or off");
 }
 
 TEST(Cli, NoGpuMeansCudaFailsAndAutoFallsBack) {
@@ -142,7 +144,8 @@ TEST(Cli, NoGpuMeansCudaFailsAndAutoFallsBack) {
   expect_fatal("classify " + v + " --weights " + tiny_weights() + " --device cpu --decoder nvdec",
                "--decoder nvdec: the backend runs on the CPU");
   Result cpu = fervid("classify " + v + " --weights " + tiny_weights() +
-                      " --device cpu --decoder cpu --decode-threads 2 --cuda-graphs off");
+                      " --device cpu --decoder cpu --decode-threads 2 --cuda-graphs off" +
+                      " --stage-streams off");
   ASSERT_EQ(cpu.code, 0) << cpu.err;
   EXPECT_EQ(cpu.err.find("notice"), std::string::npos) << cpu.err;
   EXPECT_EQ(cpu.out, probe.out);

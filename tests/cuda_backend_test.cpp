@@ -14,6 +14,7 @@
 #include "cuda/library_ops.h"
 #include "fervid/cuda_probe.h"
 #include "fervid/model.h"
+#include "fervid/pipeline.h"
 #include "fervid/video.h"
 #include "test_util.h"
 
@@ -785,6 +786,15 @@ std::vector<Frame> noise_frames(int n) {
   return frames;
 }
 
+// Random weights (this run's seed) for the study's card, ravdess-vgg16, in a new test folder.
+Weights random_study_weights(const std::string& folder) {
+  const ModelSpec spec =
+      ModelSpec::load_card(std::string(FERVID_SOURCE_DIR) + "/weights/ravdess-vgg16.json");
+  const std::string path = (temp_dir(folder) / "w.safetensors").string();
+  make_weights(spec, seed(), StDType::F32, path);
+  return Weights::load(path);
+}
+
 // The frame stage replayed as CUDA graphs computes exactly what the same backend computes op by
 // op (a layer hook runs it that way), batch after batch with new inputs; a larger batch that
 // moves the workspaces makes the graphs of smaller ones be captured again; a model's graphs go
@@ -792,13 +802,8 @@ std::vector<Frame> noise_frames(int n) {
 TEST(CudaBackend, FrameStageGraphsEqualOpByOp) {
   REQUIRE_CUDA_DEVICE();
   SeedTrace trace;
-  const fs::path dir = temp_dir("cuda-graphs");
-  const ModelSpec spec =
-      ModelSpec::load_card(std::string(FERVID_SOURCE_DIR) + "/weights/ravdess-vgg16.json");
-  const std::string path = (dir / "w.safetensors").string();
-  make_weights(spec, seed(), StDType::F32, path);
-  const Weights weights = Weights::load(path);
-  const int classes = spec.num_classes();
+  const Weights weights = random_study_weights("cuda-graphs");
+  const int classes = weights.spec.num_classes();
   for (const char* precision : {"fp16", "fp32"}) {
     SCOPED_TRACE(precision);
     auto gpu = make_cuda_backend({"cuda", precision, 0, "auto"});
@@ -843,6 +848,75 @@ TEST(CudaBackend, FrameStageGraphsEqualOpByOp) {
   plain->synchronize();
   EXPECT_FALSE(plain->replay_stats().enabled);
   EXPECT_EQ(plain->replay_stats().graphs, 0);
+}
+
+// The whole classify job with its stages on three streams (preprocess, frame stage, vote, with
+// fences and two input slots; finished videos read back a batch later) gives the votes of the
+// same job run in order on one stream, on CPU-decoded frames and on NVDEC frames; with per-frame
+// rows, each video's counts and mean probabilities are those of its rows.
+TEST(CudaBackend, ClassifyOnStageStreamsEqualsInOrder) {
+  REQUIRE_CUDA_DEVICE();
+  SeedTrace trace;
+  const Weights weights = random_study_weights("cuda-stage-streams");
+  const std::string data = FERVID_DATA_DIR;
+  std::vector<std::string> paths;
+  for (int r = 0; r < 3; ++r)
+    for (const char* clip :
+         {"/ravdess/modified/01-01-07-02-02-01-01_1.mp4", "/video/astronaut-720p.mp4",
+          "/missing.mp4", "/ravdess/modified/01-01-08-02-01-01-19.mp4"})
+      paths.push_back(data + clip);
+  const std::vector<InputItem> items = expand_inputs(paths);
+  auto gpu = make_cuda_backend({"cuda", "fp16", 0, "auto"});
+  Model model(weights, *gpu, 16);
+  std::vector<DecoderKind> decoders = {DecoderKind::Cpu};
+  std::string notice;
+  if (choose_decoder("auto", Device::Cuda, false, &notice) == DecoderKind::Nvdec)
+    decoders.push_back(DecoderKind::Nvdec);
+  else
+    std::printf("[ streams  ] NVDEC not tried: %s\n", notice.c_str());
+  for (DecoderKind decoder : decoders) {
+    SCOPED_TRACE(decoder == DecoderKind::Nvdec ? "nvdec" : "cpu decode");
+    auto classify = [&](bool streams, bool rows) {
+      ClassifyOptions opt;
+      opt.batch = 16;
+      opt.sampling = {3, 25};
+      opt.crop = CropSpec::parse("center");
+      opt.decoder = decoder;
+      opt.decode_threads = 1;  // the same batches in every run
+      opt.stage_streams = streams;
+      opt.keep_frames = rows;
+      std::vector<VideoResult> results;
+      Classifier(model, opt).run(items, [&](const VideoResult& r) { results.push_back(r); });
+      return results;
+    };
+    const std::vector<VideoResult> in_order = classify(false, false),
+                                   streams = classify(true, false), rows = classify(true, true);
+    ASSERT_EQ(in_order.size(), paths.size());
+    ASSERT_EQ(streams.size(), paths.size());
+    ASSERT_EQ(rows.size(), paths.size());
+    for (size_t v = 0; v < paths.size(); ++v) {
+      SCOPED_TRACE(paths[v]);
+      const VideoResult &a = in_order[v], &b = streams[v], &c = rows[v];
+      EXPECT_EQ(a.ok(), paths[v].find("missing") == std::string::npos) << a.error;
+      EXPECT_EQ(b.error, a.error);
+      EXPECT_EQ(b.frames, a.frames);
+      EXPECT_EQ(b.counts, a.counts);
+      EXPECT_EQ(b.label, a.label);
+      for (size_t k = 0; k < a.mean_probs.size(); ++k)
+        EXPECT_NEAR(b.mean_probs[k], a.mean_probs[k], 1e-6);
+      if (!c.ok()) continue;
+      ASSERT_EQ(int64_t(c.frame_rows.size()), c.frames);
+      std::vector<int64_t> tally(c.counts.size(), 0);
+      std::vector<double> sums(c.counts.size(), 0.0);
+      for (const FrameResult& f : c.frame_rows) {
+        ++tally[f.label];
+        for (size_t k = 0; k < sums.size(); ++k) sums[k] += f.probs[k];
+      }
+      EXPECT_EQ(c.counts, tally);
+      for (size_t k = 0; k < sums.size(); ++k)
+        EXPECT_NEAR(c.mean_probs[k], sums[k] / double(c.frames), 1e-6);
+    }
+  }
 }
 
 }  // namespace

@@ -5,8 +5,10 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 
 #include "cpu/ops.h"
 #include "test_util.h"
@@ -207,6 +209,216 @@ TEST(Pipeline, YuvFramesMixWithRgbFramesInOneBatch) {
     std::sort(sorted.rbegin(), sorted.rend());
     if (sorted[0] - sorted[1] > 2 * worst) {
       EXPECT_EQ(a.label, b.label) << a.path;
+    }
+  }
+}
+
+// The CPU backend's ops on three simulated lanes (Lane): each lane is a queue that runs only when
+// the host needs it (a copy back, a fence waited for, synchronize) and as far as it needs; a
+// lane waits for another only where wait_for() says. With `ahead`, every time the host waits,
+// that lane first runs to its end. Each order is one a device with three streams could take, so
+// a fence the pipeline forgot makes a stage read a buffer before it is written or after the
+// next batch overwrote it, and the votes differ from the in-order run.
+class LaneSim final : public Backend {
+ public:
+  explicit LaneSim(std::optional<Lane> ahead) : cpu_(cpu::make_cpu_backend(0)), ahead_(ahead) {}
+
+  std::string name() const override { return "lane-sim"; }
+  Device device() const override { return cpu_->device(); }
+  Layout activation_layout() const override { return cpu_->activation_layout(); }
+  DType compute_dtype() const override { return cpu_->compute_dtype(); }
+  std::string precision() const override { return cpu_->precision(); }
+  std::string device_name() const override { return "three simulated lanes"; }
+  Buffer allocate(size_t bytes) override { return cpu_->allocate(bytes); }
+  void copy_from_host(const Tensor& dst, const void* src) override {
+    host_waits(lane_, queue_[idx(lane_)].size());
+    cpu_->copy_from_host(dst, src);
+  }
+  void copy_to_host(void* dst, const Tensor& src) override {
+    copy_to_host_async(dst, src);
+    host_waits(lane_, queue_[idx(lane_)].size());
+  }
+  void copy_to_host_async(void* dst, const Tensor& src) override {
+    enqueue([=, this] { cpu_->copy_to_host(dst, src); });
+  }
+  void synchronize() override {
+    for (Lane l : {Lane::Frames, Lane::Network, Lane::Vote}) host_waits(l, queue_[idx(l)].size());
+  }
+  size_t peak_memory_bytes() const override { return cpu_->peak_memory_bytes(); }
+  std::unique_ptr<Timeline> make_timeline() override { return cpu_->make_timeline(); }
+  OwnedTensor prepare_weight(const Tensor& host_f32, const WeightUse& use) override {
+    return cpu_->prepare_weight(host_f32, use);
+  }
+
+  bool has_lanes() const override { return true; }
+  void use_lane(Lane lane) override { lane_ = lane; }
+  std::unique_ptr<Fence> make_fence() override { return std::make_unique<SimFence>(*this); }
+  void wait_for(const Fence& fence) override {
+    const auto& f = dynamic_cast<const SimFence&>(fence);
+    if (f.recorded) queue_[idx(lane_)].push_back({{}, f.lane, f.pos});
+  }
+
+  // The frames are read now (the host's staging copy); the result lands in `out` on the lane.
+  void preprocess(std::span<const ImageView> frames, std::span<const CropRect> crops,
+                  const Preprocess& pp, const Tensor& out) override {
+    auto staged = stage(out);
+    cpu_->preprocess(frames, crops, pp, staged->tensor);
+    land(staged, out);
+  }
+  void preprocess_yuv420(std::span<const YuvView> frames, std::span<const CropRect> crops,
+                         const ColorSpec& cs, const Preprocess& pp, const Tensor& out) override {
+    auto staged = stage(out);
+    cpu_->preprocess_yuv420(frames, crops, cs, pp, staged->tensor);
+    land(staged, out);
+  }
+  void conv3x3_bias_relu(const Tensor& x, const Tensor& w, const Tensor& b, bool pool,
+                         const Tensor& y) override {
+    on_network();
+    enqueue([=, this] { cpu_->conv3x3_bias_relu(x, w, b, pool, y); });
+  }
+  void maxpool2x2(const Tensor& x, const Tensor& y) override {
+    on_network();
+    enqueue([=, this] { cpu_->maxpool2x2(x, y); });
+  }
+  void global_avgpool(const Tensor& x, const Tensor& y) override {
+    on_network();
+    enqueue([=, this] { cpu_->global_avgpool(x, y); });
+  }
+  void linear(const Tensor& x, const Tensor& w, const Tensor& b, bool relu,
+              const Tensor& y) override {
+    on_network();
+    enqueue([=, this] { cpu_->linear(x, w, b, relu, y); });
+  }
+  void softmax_argmax(const Tensor& logits, const Tensor& probs, const Tensor& labels) override {
+    on_network();
+    enqueue([=, this] { cpu_->softmax_argmax(logits, probs, labels); });
+  }
+  void vote_accumulate(const Tensor& probs, const Tensor& labels, std::span<const Segment> segments,
+                       const Tensor& counts, const Tensor& sums) override {
+    enqueue([=, this, segs = std::vector<Segment>(segments.begin(), segments.end())] {
+      cpu_->vote_accumulate(probs, labels, segs, counts, sums);
+    });
+  }
+  void vote_finalize(const Tensor& counts, const Tensor& sums, std::span<const int> slots,
+                     VoteMode mode, const Tensor& winners, const Tensor& out_counts,
+                     const Tensor& out_sums) override {
+    enqueue([=, this, ss = std::vector<int>(slots.begin(), slots.end())] {
+      cpu_->vote_finalize(counts, sums, ss, mode, winners, out_counts, out_sums);
+    });
+  }
+
+  int64_t host_waits_seen = 0, cross_lane_waits_run = 0;
+
+ private:
+  struct Entry {
+    std::function<void()> op;  // empty: wait until lane `lane` has run `pos` entries
+    Lane lane = Lane::Network;
+    size_t pos = 0;
+  };
+  struct SimFence final : Fence {
+    explicit SimFence(LaneSim& sim) : sim(sim) {}
+    void record() override {
+      lane = sim.lane_;
+      pos = sim.queue_[idx(lane)].size();
+      recorded = true;
+    }
+    void wait() override {
+      if (recorded) sim.host_waits(lane, pos);
+    }
+    LaneSim& sim;
+    Lane lane = Lane::Network;
+    size_t pos = 0;
+    bool recorded = false;
+  };
+
+  static int idx(Lane l) { return int(l); }
+  void on_network() const { ASSERT_EQ(lane_, Lane::Network) << "a frame-stage op off its lane"; }
+  void enqueue(std::function<void()> op) { queue_[idx(lane_)].push_back({std::move(op)}); }
+  std::shared_ptr<OwnedTensor> stage(const Tensor& out) {
+    return std::make_shared<OwnedTensor>(host_tensor(out.shape(), out.dtype(), out.layout()));
+  }
+  void land(const std::shared_ptr<OwnedTensor>& staged, const Tensor& out) {
+    enqueue([staged, out] { std::memcpy(out.data(), staged->tensor.data(), out.bytes()); });
+  }
+  void host_waits(Lane lane, size_t pos) {
+    ++host_waits_seen;
+    if (ahead_) run(*ahead_, queue_[idx(*ahead_)].size());
+    run(lane, pos);
+  }
+  // Runs `lane` until it has run `pos` entries, running other lanes where it waits for them.
+  void run(Lane lane, size_t pos) {
+    auto& q = queue_[idx(lane)];
+    size_t& done = done_[idx(lane)];
+    while (done < pos) {
+      Entry e = q[done];
+      if (e.op) {
+        e.op();
+      } else if (done_[idx(e.lane)] < e.pos) {
+        ++cross_lane_waits_run;
+        run(e.lane, e.pos);
+      }
+      ++done;
+    }
+  }
+
+  std::unique_ptr<Backend> cpu_;
+  std::optional<Lane> ahead_;
+  Lane lane_ = Lane::Network;
+  std::vector<Entry> queue_[3];
+  size_t done_[3] = {0, 0, 0};
+};
+
+// The pipeline's lane protocol (fences between preprocess, frame stage and vote, two input
+// slots, finished videos read back one batch later) on the simulated lanes, in every order the
+// simulator can take: the same votes as the in-order run on the CPU backend. Videos span several
+// batches and share them; a run of missing files finishes more videos between two batches than
+// the result rows hold.
+TEST(Pipeline, StagesOnLanesVoteLikeInOrder) {
+  SeedTrace trace;
+  const std::string weights = (work_dir() / "tiny_lanes.safetensors").string();
+  make_weights(tiny_spec(), seed(), StDType::F32, weights);
+  Weights w = Weights::load(weights);
+  std::vector<std::string> paths = {clip("l17.mp4", 17, "testsrc=size=48x32:rate=10"),
+                                    clip("l2.mp4", 2, "mandelbrot=size=40x40:rate=10"),
+                                    clip("l9.mp4", 9, "smptebars=size=64x36:rate=10")};
+  for (int i = 0; i < 9; ++i) paths.push_back((work_dir() / ("gone" + std::to_string(i))).string());
+  paths.push_back(clip("l23.mp4", 23, "rgbtestsrc=size=32x32:rate=10"));
+  paths.push_back(clip("l3.mp4", 3, "testsrc=size=48x32:rate=10"));
+  const auto items = expand_inputs(paths);
+  auto classify = [&](Backend& be) {
+    Model model(w, be, 4);
+    ClassifyOptions opt;
+    opt.batch = 4;  // 7 vote slots and result rows: 4 + 1 decode thread + 2
+    opt.decode_threads = 1;
+    opt.crop = CropSpec::parse("center");
+    std::vector<VideoResult> results;
+    RunStats stats =
+        Classifier(model, opt).run(items, [&](const VideoResult& r) { results.push_back(r); });
+    EXPECT_EQ(stats.frames, 17 + 2 + 9 + 23 + 3);
+    EXPECT_EQ(stats.videos_failed, 9);
+    return results;
+  };
+  auto cpu_backend = cpu::make_cpu_backend(0);
+  const std::vector<VideoResult> want = classify(*cpu_backend);
+  ASSERT_EQ(want.size(), paths.size());
+  for (std::optional<Lane> ahead : {std::optional<Lane>(), std::optional(Lane::Frames),
+                                    std::optional(Lane::Network), std::optional(Lane::Vote)}) {
+    SCOPED_TRACE(!ahead ? "each lane as late as it can"
+                        : "lane " + std::to_string(int(*ahead)) + " first");
+    LaneSim sim(ahead);
+    const std::vector<VideoResult> got = classify(sim);
+    EXPECT_GT(sim.cross_lane_waits_run, 0);  // the lanes did wait for each other
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t v = 0; v < want.size(); ++v) {
+      SCOPED_TRACE(want[v].path);
+      EXPECT_EQ(got[v].path, want[v].path);
+      EXPECT_EQ(got[v].error, want[v].error);
+      EXPECT_EQ(got[v].frames, want[v].frames);
+      EXPECT_EQ(got[v].label, want[v].label);
+      EXPECT_EQ(got[v].counts, want[v].counts);
+      ASSERT_EQ(got[v].mean_probs.size(), want[v].mean_probs.size());
+      for (size_t c = 0; c < want[v].mean_probs.size(); ++c)
+        EXPECT_NEAR(got[v].mean_probs[c], want[v].mean_probs[c], 1e-9);
     }
   }
 }

@@ -41,6 +41,9 @@ constexpr const char* kDecoderHelp =
     "auto (NVDEC with the CUDA backend when the driver has it)";
 constexpr const char* kCudaGraphsHelp =
     "CUDA: run the frame stage of each batch size as a captured CUDA graph (on) or op by op (off)";
+constexpr const char* kStageStreamsHelp =
+    "CUDA: preprocess, frame stage and vote of the batches on streams of their own, overlapping "
+    "(on), or in order on one stream (off)";
 constexpr const char* kDecodeThreadsHelp =
     "Decode threads, each with a long-lived decoder fed clip after clip (0: 1 on the CPU, 4 with "
     "NVDEC)";
@@ -57,6 +60,7 @@ void add_run_options(CLI::App* cmd, RunArgs& a) {
   cmd->add_option("--precision", a.precision, "fp32 | tf32 | fp16 | bf16 (CPU: fp32)");
   cmd->add_option("--conv-impl", a.conv_impl, kConvImplHelp)->capture_default_str();
   cmd->add_option("--cuda-graphs", a.cuda_graphs, kCudaGraphsHelp)->capture_default_str();
+  cmd->add_option("--stage-streams", a.stage_streams, kStageStreamsHelp)->capture_default_str();
   cmd->add_option("--batch", a.batch, "Frames per batch")->capture_default_str();
   cmd->add_option("--stride", a.stride, "Keep every Nth frame")->capture_default_str();
   cmd->add_option("--max-frames", a.max_frames, "Frames per video at most (0: all)")
@@ -232,6 +236,10 @@ int run(int argc, char** argv) {
   bench->add_option("--precision", bo.precision, "fp32 | tf32 | fp16 | bf16");
   bench->add_option("--conv-impl", bo.conv_impl, kConvImplHelp)->capture_default_str();
   bench->add_option("--cuda-graphs", bo.cuda_graphs, kCudaGraphsHelp)->capture_default_str();
+  bench
+      ->add_option("--stage-streams", bo.stage_streams,
+                   kStageStreamsHelp + std::string(" (--end-to-end)"))
+      ->capture_default_str();
   bench->add_option("--weights", bo.weights, "Weights file (default: random weights for --spec)");
   bench->add_option("--spec", bo.spec, "Model card when no --weights")->capture_default_str();
   bench->add_option("--batch", bo.batches, "Batch sizes")->capture_default_str();

@@ -24,7 +24,7 @@ struct RunArgs {
   std::string weights, spec, device = "auto", precision, conv_impl = "auto", crop, vote,
                              format = "table", output, frames, shard;
   std::string decoder = "auto";
-  std::string cuda_graphs = "on";
+  std::string cuda_graphs = "on", stage_streams = "on";
   int batch = 8, stride = 1, max_frames = 0, threads = 0, decode_threads = 0;
   bool logits = false, quiet = false, resume = false;
   std::string labels, actors, emotions, modality, channel, summary, confusion;  // eval
@@ -41,7 +41,7 @@ struct BenchOptions {
   std::string device = "cpu";
   std::string precision;
   std::string conv_impl = "auto";
-  std::string cuda_graphs = "on";
+  std::string cuda_graphs = "on", stage_streams = "on";
   std::string weights;
   std::string spec = "ravdess-vgg16";
   std::vector<int> batches{1, 8};
@@ -65,6 +65,8 @@ struct BenchOptions {
 DecoderKind decoder_for(const std::string& requested, const Backend& backend, const CropSpec& crop,
                         const std::vector<InputItem>& inputs, bool quiet);
 int run_bench(const BenchOptions& options);
+// "on" -> true, "off" -> false, anything else a one-line error naming `option`.
+bool on_off(const std::string& option, const std::string& value);
 // The backend for the options every command shares.
 std::unique_ptr<Backend> backend_for(const std::string& device, const std::string& precision,
                                      int threads, const std::string& conv_impl,

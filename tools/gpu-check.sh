@@ -146,10 +146,12 @@ run() {
       "${benches[@]}" >"$out/bench.json"
     if [ -d "$b/data/ravdess" ]; then
       # The whole job on real clips, the RAVDESS clips and the face video repeated to ~200 clips:
-      # CPU decode, then NVDEC with 1 to 7 decode threads (the H100 has 7 NVDEC engines); each
+      # CPU decode, then NVDEC with 1 to 7 decode threads (the H100 has 7 NVDEC engines), then
+      # NVDEC with the stages in order on one stream (--stage-streams off, for comparison); each
       # row also has the decode-only ceiling of its decoder and threads.
       echo "== fervid bench --end-to-end"
-      for dec in "cpu --decode-threads 0" "nvdec --decode-threads 1 2 4 7"; do
+      for dec in "cpu --decode-threads 0" "nvdec --decode-threads 1 2 4 7" \
+        "nvdec --decode-threads 4 --stage-streams off"; do
         # shellcheck disable=SC2086
         "$b/bin/fervid" bench --end-to-end "$b/data/ravdess" "$b/data/video/astronaut-720p.mp4" \
           --repeat 34 --device cuda --batch 256 --decoder $dec 2>>"$out/tests.log" |

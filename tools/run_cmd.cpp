@@ -144,13 +144,16 @@ void write_file(const std::string& path, const std::string& text) {
 
 }  // namespace
 
+bool on_off(const std::string& option, const std::string& value) {
+  if (value != "on" && value != "off") fail(option + " " + value + ": expected on or off");
+  return value == "on";
+}
+
 std::unique_ptr<Backend> backend_for(const std::string& device, const std::string& precision,
                                      int threads, const std::string& conv_impl,
                                      const std::string& cuda_graphs) {
-  if (cuda_graphs != "on" && cuda_graphs != "off")
-    fail("--cuda-graphs " + cuda_graphs + ": expected on or off");
   BackendOptions o{device, precision, threads, conv_impl};
-  o.cuda_graphs = cuda_graphs == "on";
+  o.cuda_graphs = on_off("--cuda-graphs", cuda_graphs);
   return make_backend(o);
 }
 
@@ -200,6 +203,7 @@ int run_videos(const RunArgs& a, bool eval) {
   opt.vote = a.vote.empty() ? spec.vote : parse_vote(a.vote);
   opt.keep_frames = !a.frames.empty();
   opt.keep_logits = a.logits;
+  opt.stage_streams = on_off("--stage-streams", a.stage_streams);
 
   // The inputs, labelled for eval, then this shard's share.
   std::vector<LabelledInput> job;

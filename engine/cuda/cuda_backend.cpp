@@ -1,11 +1,12 @@
-// The CUDA backend: every op of the Backend table on one stream of device 0, the frame stage as
-// replayed CUDA graphs. Activations are NHWC in the compute precision (f32 for fp32/tf32, f16,
-// bf16); the logits, probabilities and vote tallies are f32/f64 as on the CPU. Host data enters
-// through pinned staging buffers: frames (two slots, so the host fills one while the device
-// reads the other; uploaded on a stream of their own, so that a batch's upload overlaps the
-// previous batch's frame stage) and the small segment and slot tables of the vote. Nothing here
-// synchronises except copies to the host, synchronize(), planning, and FERVID_SYNC_CHECK=1 (a
-// synchronise after every op).
+// The CUDA backend: every op of the Backend table on device 0, on the stream of its lane (Frames,
+// Network, Vote: three streams, ordered by fences), the frame stage as replayed CUDA graphs.
+// Activations are NHWC in the compute precision (f32 for fp32/tf32, f16, bf16); the logits,
+// probabilities and vote tallies are f32/f64 as on the CPU. Host data enters through pinned staging
+// buffers: frames (two slots, so the host fills one while the device reads the other; uploaded on a
+// stream of their own, so that a batch's upload overlaps the previous batch's frame stage) and the
+// small segment and slot tables of the vote. Nothing here synchronises except copies to the host
+// (but copy_to_host_async), synchronize(), planning, and FERVID_SYNC_CHECK=1 (a synchronise after
+// every op).
 #include "fervid/cuda_backend.h"
 
 #include <omp.h>
@@ -78,12 +79,13 @@ struct Staging {
   }
 };
 
+// `lane` points at the backend's current lane stream: marks go where the work goes.
 class CudaTimeline final : public Timeline {
  public:
-  explicit CudaTimeline(cudaStream_t stream) : stream_(stream) {}
+  explicit CudaTimeline(const cudaStream_t* lane) : lane_(lane) {}
   void mark() override {
     if (count_ == events_.size()) events_.push_back(std::make_unique<cuda::Event>());
-    events_[count_++]->record(stream_);
+    events_[count_++]->record(*lane_);
   }
   std::vector<double> take_ms() override {
     std::vector<double> ms;
@@ -93,9 +95,21 @@ class CudaTimeline final : public Timeline {
   }
 
  private:
-  cudaStream_t stream_;
+  const cudaStream_t* lane_;
   std::vector<std::unique_ptr<cuda::Event>> events_;
   size_t count_ = 0;
+};
+
+class CudaFence final : public Fence {
+ public:
+  explicit CudaFence(const cudaStream_t* lane) : lane_(lane) {}
+  void record() override { event_.record(*lane_); }
+  void wait() override { event_.synchronize(); }
+  cudaEvent_t get() const { return event_.get(); }
+
+ private:
+  const cudaStream_t* lane_;
+  cuda::Event event_;
 };
 
 class CudaBackend final : public Backend {
@@ -113,6 +127,7 @@ class CudaBackend final : public Backend {
     const char* sync = std::getenv("FERVID_SYNC_CHECK");
     sync_check_ = sync && std::string(sync) == "1";
     if (sync_check_) graphs_enabled_ = false;  // a check after every op needs the ops one by one
+    lane_stream_ = stream_.get();
   }
   ~CudaBackend() override {
     for (auto& [key, g] : graphs_)
@@ -129,18 +144,39 @@ class CudaBackend final : public Backend {
   Buffer allocate(size_t bytes) override { return meter_.track(cuda::device_buffer(bytes)); }
   void copy_from_host(const Tensor& dst, const void* src) override {
     FV_CUDA_CHECK(
-        cudaMemcpyAsync(dst.data(), src, dst.bytes(), cudaMemcpyHostToDevice, stream_.get()));
-    stream_.synchronize();
+        cudaMemcpyAsync(dst.data(), src, dst.bytes(), cudaMemcpyHostToDevice, lane_stream_));
+    FV_CUDA_CHECK(cudaStreamSynchronize(lane_stream_));
   }
   void copy_to_host(void* dst, const Tensor& src) override {
-    FV_CUDA_CHECK(
-        cudaMemcpyAsync(dst, src.data(), src.bytes(), cudaMemcpyDeviceToHost, stream_.get()));
-    stream_.synchronize();
+    copy_to_host_async(dst, src);
+    FV_CUDA_CHECK(cudaStreamSynchronize(lane_stream_));
   }
-  void synchronize() override { stream_.synchronize(); }
+  Buffer allocate_host(size_t bytes) override { return cuda::pinned_buffer(bytes); }
+  void copy_to_host_async(void* dst, const Tensor& src) override {
+    FV_CUDA_CHECK(
+        cudaMemcpyAsync(dst, src.data(), src.bytes(), cudaMemcpyDeviceToHost, lane_stream_));
+  }
+  void synchronize() override {
+    for (const cuda::Stream* s : {&frames_stream_, &stream_, &vote_stream_}) s->synchronize();
+  }
+  bool has_lanes() const override { return true; }
+  void use_lane(Lane lane) override {
+    lane_ = lane;
+    lane_stream_ = lane == Lane::Frames    ? frames_stream_.get()
+                   : lane == Lane::Network ? stream_.get()
+                                           : vote_stream_.get();
+  }
+  std::unique_ptr<Fence> make_fence() override {
+    return std::make_unique<CudaFence>(&lane_stream_);
+  }
+  void wait_for(const Fence& fence) override {
+    const auto* f = dynamic_cast<const CudaFence*>(&fence);
+    if (!f) fail("internal error: a fence of another backend");
+    FV_CUDA_CHECK(cudaStreamWaitEvent(lane_stream_, f->get(), 0));
+  }
   size_t peak_memory_bytes() const override { return meter_.peak(); }
   std::unique_ptr<Timeline> make_timeline() override {
-    return std::make_unique<CudaTimeline>(stream_.get());
+    return std::make_unique<CudaTimeline>(&lane_stream_);
   }
 
   OwnedTensor prepare_weight(const Tensor& host_f32, const WeightUse& use) override {
@@ -199,7 +235,7 @@ class CudaBackend final : public Backend {
     upload(u, host, bytes);
     auto* dev = static_cast<uint8_t*>(u.device.data());
     cuda::preprocess(dev, reinterpret_cast<const cuda::StagedFrame*>(dev), n, pp, out,
-                     stream_.get());
+                     lane_stream_);
     read_upload(u);
     after_op("preprocess");
   }
@@ -277,14 +313,15 @@ class CudaBackend final : public Backend {
     }
     upload(u, host, bytes);
     cuda::preprocess_yuv420(reinterpret_cast<const cuda::DeviceYuv*>(dev), n, cs, pp, out,
-                            stream_.get());
+                            lane_stream_);
     read_upload(u);
-    frames_read_.record(stream_.get());  // the frame sink's buffers read so far (NVDEC frames)
+    frames_read_.record(lane_stream_);  // the frame sink's buffers read so far (NVDEC frames)
     after_op("preprocess_yuv420");
   }
 
   void conv3x3_bias_relu(const Tensor& x, const Tensor& w, const Tensor& b, bool pool,
                          const Tensor& y) override {
+    on_network("conv3x3_bias_relu");
     if (choose_conv(x, w, b, pool, y).impl == "fervid")
       cuda::conv3x3_igemm_pool(x, w, b, pool, y, stream_.get());
     else
@@ -294,6 +331,7 @@ class CudaBackend final : public Backend {
   std::vector<ConvPlanInfo> conv_plans() const override { return conv_plans_; }
 
   void replay(const void* owner, int64_t key, const std::function<void()>& work) override {
+    on_network("the frame stage");
     if (!graphs_enabled_) return work();
     Graph& g = graphs_[{owner, key}];
     const Placement now = placement();
@@ -337,15 +375,18 @@ class CudaBackend final : public Backend {
     return cuda::make_frame_sink(frames_read_.get(), meter_, max_frames);
   }
   void maxpool2x2(const Tensor& x, const Tensor& y) override {
+    on_network("maxpool2x2");
     cuda::maxpool2x2(x, y, stream_.get());
     after_op("maxpool2x2");
   }
   void global_avgpool(const Tensor& x, const Tensor& y) override {
+    on_network("global_avgpool");
     cuda::global_avgpool(x, y, stream_.get());
     after_op("global_avgpool");
   }
   void linear(const Tensor& x, const Tensor& w, const Tensor& b, bool relu,
               const Tensor& y) override {
+    on_network("linear");
     // A rank-4 input is flattened as stored (HWC); prepare_weight permuted the columns to match.
     Tensor flat = x.rank() == 4
                       ? Tensor(x.data(), {x.dim(0), x.numel() / std::max<int64_t>(x.dim(0), 1)},
@@ -355,6 +396,7 @@ class CudaBackend final : public Backend {
     after_op("linear");
   }
   void softmax_argmax(const Tensor& logits, const Tensor& probs, const Tensor& labels) override {
+    on_network("softmax_argmax");
     cuda::softmax_argmax(logits, probs, labels, stream_.get());
     after_op("softmax_argmax");
   }
@@ -364,7 +406,7 @@ class CudaBackend final : public Backend {
     const void* dev =
         upload_table(segment_staging_, segment_device_, segments.data(), segments.size_bytes());
     cuda::vote_accumulate(probs, labels, static_cast<const Segment*>(dev), int(segments.size()),
-                          counts, sums, stream_.get());
+                          counts, sums, lane_stream_);
     after_op("vote_accumulate");
   }
   void vote_finalize(const Tensor& counts, const Tensor& sums, std::span<const int> slots,
@@ -373,7 +415,7 @@ class CudaBackend final : public Backend {
     if (slots.empty()) return;
     const void* dev = upload_table(slot_staging_, slot_device_, slots.data(), slots.size_bytes());
     cuda::vote_finalize(counts, sums, static_cast<const int*>(dev), int(slots.size()), mode,
-                        winners, out_counts, out_sums, stream_.get());
+                        winners, out_counts, out_sums, lane_stream_);
     after_op("vote_finalize");
   }
 
@@ -471,7 +513,7 @@ class CudaBackend final : public Backend {
     FrameUpload& u = uploads_[next_upload_];
     next_upload_ ^= 1;
     if (u.device.bytes() < bytes) {
-      stream_.synchronize();  // earlier batches may still read the old buffer
+      synchronize();  // earlier batches may still read the old buffer
       upload_stream_.synchronize();
       u.read_pending = false;
       u.device = Buffer();
@@ -485,10 +527,10 @@ class CudaBackend final : public Backend {
                                   upload_stream_.get()));
     u.host.release(upload_stream_.get());
     u.uploaded.record(upload_stream_.get());
-    FV_CUDA_CHECK(cudaStreamWaitEvent(stream_.get(), u.uploaded.get(), 0));
+    FV_CUDA_CHECK(cudaStreamWaitEvent(lane_stream_, u.uploaded.get(), 0));
   }
   void read_upload(FrameUpload& u) {
-    u.read.record(stream_.get());
+    u.read.record(lane_stream_);
     u.read_pending = true;
   }
 
@@ -497,13 +539,13 @@ class CudaBackend final : public Backend {
     void* host = staging.reserve(bytes);
     std::memcpy(host, src, bytes);
     if (device.bytes() < bytes) {
-      stream_.synchronize();
+      synchronize();
       device = Buffer();
       device = allocate(bytes * 2);
     }
     FV_CUDA_CHECK(
-        cudaMemcpyAsync(device.data(), host, bytes, cudaMemcpyHostToDevice, stream_.get()));
-    staging.release(stream_.get());
+        cudaMemcpyAsync(device.data(), host, bytes, cudaMemcpyHostToDevice, lane_stream_));
+    staging.release(lane_stream_);
     return device.data();
   }
 
@@ -552,9 +594,15 @@ class CudaBackend final : public Backend {
     ++replays_;
   }
 
+  // The frame-stage ops run on the network lane: cuDNN and cuBLASLt are bound to its stream.
+  void on_network(const char* op) const {
+    if (lane_ != Lane::Network)
+      fail(std::string("internal error: ") + op + " off the network lane");
+  }
+
   void after_op(const char* op) {
     if (!sync_check_) return;
-    cudaError_t rc = cudaStreamSynchronize(stream_.get());
+    cudaError_t rc = cudaStreamSynchronize(lane_stream_);
     if (rc != cudaSuccess)
       fail(std::string("cuda ") + op + " failed on the device: " + cudaGetErrorName(rc) + " (" +
            cudaGetErrorString(rc) + ")");
@@ -575,7 +623,9 @@ class CudaBackend final : public Backend {
   cuda::Stream stream_;
   cuda::ConvCudnn conv_;
   cuda::LinearCublasLt linear_;
-  cuda::Stream upload_stream_;
+  cuda::Stream upload_stream_, frames_stream_, vote_stream_;
+  Lane lane_ = Lane::Network;
+  cudaStream_t lane_stream_ = nullptr;  // the stream of lane_
   cuda::Event frames_read_;
   FrameUpload uploads_[2];
   int next_upload_ = 0;

@@ -58,14 +58,12 @@ Model::Model(const Weights& weights, Backend& backend, int max_batch)
                input_bytes = size_t(3 * S * S) * max_batch * elem;
   try {
     for (auto& b : arena_) b = backend.allocate(arena_bytes);
-    input_buf_ = backend.allocate(input_bytes);
+    input(0);
   } catch (const Error& e) {
     fail("batch size " + std::to_string(max_batch) + " needs " +
          std::to_string((2 * arena_bytes + input_bytes) >> 20) + " MiB for activations on " +
          backend.name() + " (" + e.what() + "); use a smaller --batch");
   }
-  input_ = Tensor::view(input_buf_, act_shape(backend.activation_layout(), max_batch, 3, S, S),
-                        backend.compute_dtype(), backend.activation_layout());
   // logits, probs (f32) and labels (i32) side by side in one buffer
   head_buf_ = backend.allocate(size_t(max_batch) * (2 * c * 4 + 4) + 64);
   char* base = static_cast<char*>(head_buf_.data());
@@ -74,6 +72,19 @@ Model::Model(const Weights& weights, Backend& backend, int max_batch)
                   head_buf_.device());
   labels_ = Tensor(base + 2 * max_batch * c * 4, {max_batch}, DType::I32, Layout::Plain,
                    head_buf_.device());
+}
+
+const Tensor& Model::input(int slot) {
+  if (slot < 0 || slot >= kInputSlots) fail("input slot " + std::to_string(slot) + " outside 0..1");
+  if (!input_buf_[slot].data()) {
+    const int64_t S = spec_.input_size;
+    input_buf_[slot] =
+        backend_.allocate(size_t(3 * S * S) * max_batch_ * dtype_size(backend_.compute_dtype()));
+    input_[slot] =
+        Tensor::view(input_buf_[slot], act_shape(backend_.activation_layout(), max_batch_, 3, S, S),
+                     backend_.compute_dtype(), backend_.activation_layout());
+  }
+  return input_[slot];
 }
 
 Tensor Model::activation(int which, std::vector<int64_t> shape) const {
@@ -85,7 +96,7 @@ void Model::forward(std::span<const ImageView> frames, std::span<const CropRect>
                     const LayerHook& hook) {
   const int n = int(frames.size());
   check_batch(n);
-  backend_.preprocess(frames, crops, spec_.preprocess, input_.slice(0, n));
+  backend_.preprocess(frames, crops, spec_.preprocess, input(0).slice(0, n));
   if (hook) hook("preprocess");
   forward_preprocessed(n, hook);
 }
@@ -97,10 +108,11 @@ void Model::forward(std::span<const Frame> frames, std::span<const CropRect> cro
   forward_preprocessed(int(frames.size()), hook);
 }
 
-void Model::preprocess(std::span<const Frame> frames, std::span<const CropRect> crops) {
+void Model::preprocess(std::span<const Frame> frames, std::span<const CropRect> crops, int slot) {
   const int n = int(frames.size());
   check_batch(n);
   if (int(crops.size()) != n) fail("forward: one crop per frame is needed");
+  const Tensor& in = input(slot);
   for (int first = 0; first < n;) {
     int end = first + 1;
     const bool yuv = frames[first].is_yuv;
@@ -109,7 +121,7 @@ void Model::preprocess(std::span<const Frame> frames, std::span<const CropRect> 
            (!yuv ||
             (frames[end].color.bt709 == cs.bt709 && frames[end].color.full_range == cs.full_range)))
       ++end;
-    const Tensor out = input_.slice(first, end - first);
+    const Tensor out = in.slice(first, end - first);
     const auto run_crops = crops.subspan(first, end - first);
     if (yuv) {
       std::vector<YuvView> views;
@@ -131,15 +143,16 @@ void Model::check_batch(int n) const {
     fail("batch of " + std::to_string(n) + " frames outside 1.." + std::to_string(max_batch_));
 }
 
-void Model::forward_preprocessed(int n, const LayerHook& hook) {
+void Model::forward_preprocessed(int n, const LayerHook& hook, int slot) {
   check_batch(n);
-  if (hook) return run_layers(n, hook);
-  backend_.replay(this, n, [&] { run_layers(n, {}); });
+  input(slot);  // checks the slot, allocates it when new
+  if (hook) return run_layers(n, hook, slot);
+  backend_.replay(this, int64_t(slot) << 32 | n, [&] { run_layers(n, {}, slot); });
 }
 
-void Model::run_layers(int n, const LayerHook& hook) {
+void Model::run_layers(int n, const LayerHook& hook, int slot) {
   const Layout layout = backend_.activation_layout();
-  Tensor x = input_.slice(0, n);
+  Tensor x = input_[slot].slice(0, n);
   int which = 0, s = spec_.input_size;
   for (size_t i = 0; i < conv_layers_.size(); ++i) {
     const ConvLayer& l = conv_layers_[i];

@@ -416,13 +416,19 @@ RunStats Classifier::run(const std::vector<InputItem>& inputs,
     be.copy_from_host(counts, zc.data());
     be.copy_from_host(sums, zs.data());
   }
-  // Finalize results for up to `slots` videos at once, planned once per run.
+  // The results of finished videos, `slots` rows on the device and in host memory the device
+  // copies into, planned once per run; rows are handed out in turn until the finished videos
+  // whose results are still on their way are collected (collect()).
   Buffer winners_buf = be.allocate(size_t(slots) * 4);
   Buffer out_counts_buf = be.allocate(size_t(slots) * classes * 4);
   Buffer out_sums_buf = be.allocate(size_t(slots) * classes * 8);
   Tensor winners_all = Tensor::view(winners_buf, {slots}, DType::I32);
   Tensor out_counts_all = Tensor::view(out_counts_buf, {slots, classes}, DType::I32);
   Tensor out_sums_all = Tensor::view(out_sums_buf, {slots, classes}, DType::F64);
+  Buffer host_winners = be.allocate_host(size_t(slots) * 4);
+  Buffer host_counts = be.allocate_host(size_t(slots) * classes * 4);
+  Buffer host_sums = be.allocate_host(size_t(slots) * classes * 8);
+  int rows_used = 0;
   std::vector<int> free_slots;
   for (int s = slots - 1; s >= 0; --s) free_slots.push_back(s);
 
@@ -440,6 +446,13 @@ RunStats Classifier::run(const std::vector<InputItem>& inputs,
     std::vector<FrameResult> rows;
   };
   std::map<int, Open> open;
+  // Videos whose vote was finalized on the device, their results copied back behind `landed`.
+  struct Finishing {
+    std::vector<std::pair<int, Open>> videos;
+    int row = 0;  // their first result row
+    std::unique_ptr<Fence> landed;
+  };
+  std::deque<Finishing> finishing;
   std::map<int, VideoResult> ready;
   int next_emit = 0;
   RunStats stats;
@@ -461,44 +474,71 @@ RunStats Classifier::run(const std::vector<InputItem>& inputs,
     }
   };
 
+  // Waits for the results of every finishing video and hands them on in input order.
+  auto collect = [&] {
+    for (Finishing& f : finishing) {
+      f.landed->wait();
+      const auto* w = static_cast<const int32_t*>(host_winners.data()) + f.row;
+      const auto* c = static_cast<const int32_t*>(host_counts.data()) + size_t(f.row) * classes;
+      const auto* s = static_cast<const double*>(host_sums.data()) + size_t(f.row) * classes;
+      for (size_t i = 0; i < f.videos.size(); ++i) {
+        auto& [video, o] = f.videos[i];
+        VideoResult r;
+        r.path = inputs[video].path;
+        r.vote = options_.vote;
+        r.frames = o.frames;
+        r.error = o.error;
+        r.warning = o.warning;
+        r.crop = o.first_crop;
+        if (r.ok()) {
+          r.label = w[i];
+          for (int j = 0; j < classes; ++j) {
+            r.counts.push_back(c[i * classes + j]);
+            r.mean_probs.push_back(s[i * classes + j] / double(o.frames));
+          }
+          r.frame_rows = std::move(o.rows);
+        } else {
+          r.frames = 0;
+        }
+        ready[video] = std::move(r);
+      }
+    }
+    finishing.clear();
+    rows_used = 0;
+    emit_ready();
+  };
+
+  // Finalizes the videos' votes on the vote lane (which clears their slots there, so the slots
+  // are free for the next videos at once) and copies the results back behind a fence; collect()
+  // reads them once the device got there, normally after the next batch has been queued, so that
+  // the host never waits for the batch it just queued.
   auto finalize = [&](const std::vector<int>& videos) {
     if (videos.empty()) return;
+    const int n = int(videos.size());
+    if (rows_used + n > slots) collect();
     std::vector<int> slot_list;
     for (int v : videos) slot_list.push_back(open[v].slot);
-    const int n = int(videos.size());
-    // Views of the first n rows of the per-run result buffer (no allocation per video).
-    Tensor winners = winners_all.slice(0, n), out_counts = out_counts_all.slice(0, n),
-           out_sums = out_sums_all.slice(0, n);
+    Tensor winners = winners_all.slice(rows_used, n),
+           out_counts = out_counts_all.slice(rows_used, n),
+           out_sums = out_sums_all.slice(rows_used, n);
     be.vote_finalize(counts, sums, slot_list, options_.vote, winners, out_counts, out_sums);
-    std::vector<int32_t> w(n), c(size_t(n) * classes);
-    std::vector<double> s(size_t(n) * classes);
-    be.copy_to_host(w.data(), winners);
-    be.copy_to_host(c.data(), out_counts);
-    be.copy_to_host(s.data(), out_sums);
-    for (int i = 0; i < n; ++i) {
-      Open& o = open[videos[i]];
-      VideoResult r;
-      r.path = inputs[videos[i]].path;
-      r.vote = options_.vote;
-      r.frames = o.frames;
-      r.error = o.error;
-      r.warning = o.warning;
-      r.crop = o.first_crop;
-      if (r.ok()) {
-        r.label = w[i];
-        for (int j = 0; j < classes; ++j) {
-          r.counts.push_back(c[size_t(i) * classes + j]);
-          r.mean_probs.push_back(s[size_t(i) * classes + j] / double(o.frames));
-        }
-        r.frame_rows = std::move(o.rows);
-      } else {
-        r.frames = 0;
-      }
-      free_slots.push_back(o.slot);
-      ready[videos[i]] = std::move(r);
-      open.erase(videos[i]);
+    be.copy_to_host_async(static_cast<int32_t*>(host_winners.data()) + rows_used, winners);
+    be.copy_to_host_async(static_cast<int32_t*>(host_counts.data()) + size_t(rows_used) * classes,
+                          out_counts);
+    be.copy_to_host_async(static_cast<double*>(host_sums.data()) + size_t(rows_used) * classes,
+                          out_sums);
+    Finishing f;
+    f.row = rows_used;
+    f.landed = be.make_fence();
+    f.landed->record();
+    rows_used += n;
+    for (int v : videos) {
+      auto it = open.find(v);
+      free_slots.push_back(it->second.slot);
+      f.videos.emplace_back(v, std::move(it->second));
+      open.erase(it);
     }
-    emit_ready();
+    finishing.push_back(std::move(f));
   };
 
   auto open_video = [&](int v) -> Open& {
@@ -511,31 +551,67 @@ RunStats Classifier::run(const std::vector<InputItem>& inputs,
     return o;
   };
 
-  // Stage times: four stamps per batch (before preprocess, after it, after the frame stage,
-  // after the vote), read back every kStageReadBatches batches and at the end.
+  // Stage times: a stamp before and after each stage of a batch (on the stage's lane), read
+  // back every kStageReadBatches batches and at the end.
   std::unique_ptr<Timeline> timeline;
   if (options_.stage_times) timeline = be.make_timeline();
   int timed_batches = 0;
+  auto mark = [&] {
+    if (timeline) timeline->mark();
+  };
   auto read_stage_times = [&] {
     if (!timeline || timed_batches == 0) return;
     const std::vector<double> ms = timeline->take_ms();
-    // Per batch: preprocess, frame stage, vote, then the gap to the next batch (not counted).
-    for (size_t i = 0; i + 2 < ms.size(); i += 4) {
+    // Per batch: preprocess, frame stage, vote, each followed by a gap (not counted).
+    for (size_t i = 0; i + 4 < ms.size(); i += 6) {
       stats.preprocess_s += ms[i] / 1e3;
-      stats.frame_stage_s += ms[i + 1] / 1e3;
-      stats.vote_s += ms[i + 2] / 1e3;
+      stats.frame_stage_s += ms[i + 2] / 1e3;
+      stats.vote_s += ms[i + 4] / 1e3;
     }
     timed_batches = 0;
   };
 
+  // The stages on lanes of their own (a backend with lanes, and stage_streams): batch k is
+  // preprocessed into input slot k % 2 once the frame stage that last read that slot is done;
+  // its frame stage waits for that preprocess and for the last vote (which read the
+  // probabilities the frame stage overwrites); its vote waits for its frame stage. Finalizing
+  // and the copies back stay on the vote lane. Without lanes every stage runs in order.
+  const bool lanes = options_.stage_streams && be.has_lanes();
+  struct LaneGuard {
+    Backend& be;
+    ~LaneGuard() { be.use_lane(Lane::Network); }
+  } lane_guard{be};
+  std::unique_ptr<Fence> preprocessed = be.make_fence(), voted = be.make_fence();
+  std::unique_ptr<Fence> slot_read[Model::kInputSlots] = {be.make_fence(), be.make_fence()};
+  int64_t batches = 0;
+  auto use_lane = [&](Lane l) {
+    if (lanes) be.use_lane(l);
+  };
+  auto wait_for = [&](const Fence& f) {
+    if (lanes) be.wait_for(f);
+  };
+  use_lane(Lane::Vote);
+
   auto run_batch = [&] {
     if (frames.empty()) return;
     const int n = int(frames.size());
-    if (timeline) timeline->mark();
-    model_.preprocess(std::span<const Frame>(frames), crops);
-    if (timeline) timeline->mark();
-    model_.forward_preprocessed(n);
-    if (timeline) timeline->mark();
+    const int slot = lanes ? int(batches % Model::kInputSlots) : 0;
+    ++batches;
+    use_lane(Lane::Frames);
+    wait_for(*slot_read[slot]);
+    mark();
+    model_.preprocess(std::span<const Frame>(frames), crops, slot);
+    mark();
+    preprocessed->record();
+    use_lane(Lane::Network);
+    wait_for(*preprocessed);
+    wait_for(*voted);
+    mark();
+    model_.forward_preprocessed(n, {}, slot);
+    mark();
+    slot_read[slot]->record();
+    use_lane(Lane::Vote);
+    wait_for(*slot_read[slot]);
     std::vector<Segment> segments;
     for (int i = 0; i < n; ++i) {
       if (i > 0 && owner[i] == owner[i - 1]) {
@@ -544,12 +620,12 @@ RunStats Classifier::run(const std::vector<InputItem>& inputs,
         segments.push_back({i, 1, open[owner[i]].slot});
       }
     }
+    mark();
     be.vote_accumulate(model_.probs().slice(0, n), model_.labels().slice(0, n), segments, counts,
                        sums);
-    if (timeline) {
-      timeline->mark();
-      if (++timed_batches == kStageReadBatches) read_stage_times();
-    }
+    mark();
+    voted->record();
+    if (timeline && ++timed_batches == kStageReadBatches) read_stage_times();
     if (options_.keep_frames) {
       host_probs.resize(size_t(n) * classes);
       host_labels.resize(n);
@@ -580,6 +656,7 @@ RunStats Classifier::run(const std::vector<InputItem>& inputs,
     frames.clear();
     owner.clear();
     crops.clear();
+    collect();  // the videos finished before this batch, while its work runs on the device
     finalize(done);
   };
 
@@ -631,6 +708,7 @@ RunStats Classifier::run(const std::vector<InputItem>& inputs,
       }
     }
     run_batch();
+    collect();
     read_stage_times();
   } catch (...) {
     stage.stop();

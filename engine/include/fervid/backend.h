@@ -77,14 +77,32 @@ struct WeightUse {
   bool logits = false;
 };
 
-// Per-layer device times: mark() enqueues a time stamp behind the work queued so far;
-// take_ms() waits for the last mark and returns the times between consecutive marks, then
-// forgets them.
+// Per-layer device times: mark() enqueues a time stamp behind the work queued so far on the
+// current lane; take_ms() waits for every mark and returns the times between consecutive marks,
+// then forgets them.
 class Timeline {
  public:
   virtual ~Timeline() = default;
   virtual void mark() = 0;
   virtual std::vector<double> take_ms() = 0;
+};
+
+// The three streams of work of a classify run (docs/pipeline.md): the frames' upload and
+// preprocess, the network (the frame stage), the vote. On the CUDA backend each is a stream of
+// its own, so that the next batch's preprocess and the last batch's vote overlap a frame stage;
+// work on one lane starts after work on another only where a Fence says so. Network is the lane
+// of every op until use_lane() says otherwise, and the frame-stage ops run on it only. The CPU
+// backend runs every op as it is called and ignores lanes.
+enum class Lane { Frames, Network, Vote };
+
+// A point in a lane's work: record() marks the work queued so far on the current lane; wait()
+// blocks the host until that work is done; Backend::wait_for() makes the current lane's later
+// work wait for it. A fence never recorded is done.
+class Fence {
+ public:
+  virtual ~Fence() = default;
+  virtual void record() {}
+  virtual void wait() {}
 };
 
 // How a backend runs one conv3x3 layer shape. The CUDA backend chooses between cuDNN and fervid's
@@ -122,7 +140,19 @@ class Backend {
   virtual Buffer allocate(size_t bytes) = 0;
   virtual void copy_from_host(const Tensor& dst, const void* src) = 0;
   virtual void copy_to_host(void* dst, const Tensor& src) = 0;
+  // Host memory the device copies into without the host waiting (pinned on CUDA), and a copy
+  // into it that lands behind the current lane's queued work: record a Fence after it and wait
+  // for that before reading `dst`. Backends without a device copy at once.
+  virtual Buffer allocate_host(size_t bytes) { return Buffer::host(bytes); }
+  virtual void copy_to_host_async(void* dst, const Tensor& src) { copy_to_host(dst, src); }
+  // Waits for every lane's work.
   virtual void synchronize() = 0;
+  // Lanes and fences (above); ops and copies go to the current lane. has_lanes(): the lanes are
+  // queues of their own, so that fences matter.
+  virtual bool has_lanes() const { return false; }
+  virtual void use_lane(Lane lane) { (void)lane; }
+  virtual std::unique_ptr<Fence> make_fence() { return std::make_unique<Fence>(); }
+  virtual void wait_for(const Fence& fence) { (void)fence; }
   // The most memory this backend held at once (buffers, weights, library workspaces).
   virtual size_t peak_memory_bytes() const = 0;
   virtual std::unique_ptr<Timeline> make_timeline() = 0;

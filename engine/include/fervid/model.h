@@ -35,21 +35,24 @@ class Model {
   // preprocessed by the backend's op for it.
   void forward(std::span<const Frame> frames, std::span<const CropRect> crops,
                const LayerHook& hook = {});
-  // forward() in its two halves: the frames preprocessed into input(), then the network (the
-  // frame stage) from input(). Without a hook the frame stage of each batch size is replayed
-  // by the backend (Backend::replay: CUDA graphs); with one it runs op by op.
-  void preprocess(std::span<const Frame> frames, std::span<const CropRect> crops);
-  void forward_preprocessed(int n, const LayerHook& hook = {});
+  // forward() in its two halves: the frames preprocessed into input(slot), then the network (the
+  // frame stage) from input(slot). Without a hook the frame stage of each (batch size, slot) is
+  // replayed by the backend (Backend::replay: CUDA graphs); with one it runs op by op. Two input
+  // slots let the next batch's preprocess overlap this batch's frame stage (Lane); forward()
+  // uses slot 0, and slot 1 is allocated when first used.
+  static constexpr int kInputSlots = 2;
+  void preprocess(std::span<const Frame> frames, std::span<const CropRect> crops, int slot = 0);
+  void forward_preprocessed(int n, const LayerHook& hook = {}, int slot = 0);
 
-  const Tensor& input() const { return input_; }    // [max_batch, S, S, 3] when NHWC
+  const Tensor& input(int slot = 0);                // [max_batch, S, S, 3] when NHWC
   const Tensor& logits() const { return logits_; }  // f32 [max_batch, C]
   const Tensor& probs() const { return probs_; }    // f32 [max_batch, C]
   const Tensor& labels() const { return labels_; }  // i32 [max_batch]
 
  private:
   Tensor activation(int which, std::vector<int64_t> shape) const;
-  void run_layers(int n, const LayerHook& hook);
   void check_batch(int n) const;  // 1..max_batch frames, or a one-line error
+  void run_layers(int n, const LayerHook& hook, int slot);
 
   ModelSpec spec_;
   Backend& backend_;
@@ -58,8 +61,8 @@ class Model {
   std::vector<DenseLayer> dense_layers_;
   std::vector<OwnedTensor> conv_w_, conv_b_, dense_w_, dense_b_;
   Buffer arena_[2];
-  Buffer input_buf_, head_buf_;
-  Tensor input_, logits_, probs_, labels_;
+  Buffer input_buf_[kInputSlots], head_buf_;
+  Tensor input_[kInputSlots], logits_, probs_, labels_;
 };
 
 }  // namespace fervid

@@ -51,6 +51,10 @@ struct ClassifyOptions {
   // Time the model thread's device stages (RunStats::preprocess_s ...): a time stamp on the
   // backend's stream between stages, read every few batches (the benchmark's stage shares).
   bool stage_times = false;
+  // On a backend with lanes (CUDA): preprocess, frame stage and vote on lanes of their own, so that
+  // a batch's preprocess and vote overlap its neighbours' frame stages; off runs them in order
+  // on one stream (for comparison).
+  bool stage_streams = true;
 };
 
 struct FrameResult {
