@@ -10,6 +10,7 @@
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <sstream>
 #include <thread>
 #include <variant>
@@ -186,14 +187,27 @@ class Queue {
   bool closed_ = false;
 };
 
+// With --crop boxes=FILE: each input's box, looked up once per run (nullopt: FILE has none).
+using InputBoxes = std::vector<std::optional<CropRect>>;
+
+InputBoxes boxes_of(const std::vector<InputItem>& inputs, const CropSpec& crop) {
+  InputBoxes boxes(inputs.size());
+  if (crop.mode != CropSpec::Mode::Boxes) return boxes;
+  for (size_t v = 0; v < inputs.size(); ++v) {
+    auto it = crop.boxes->find(canonical_path(inputs[v].path));
+    if (it != crop.boxes->end()) boxes[v] = it->second;
+  }
+  return boxes;
+}
+
 // What one decode thread sends for a video: its start when the crop comes with the video (face,
 // boxes=FILE), its frames, its end. With --crop face the first frames are held back until their
 // face box is known.
 class VideoSender {
  public:
-  VideoSender(const std::vector<InputItem>& inputs, const CropSpec& crop, FaceFinder* faces,
-              Queue& q)
-      : inputs_(inputs), crop_(crop), faces_(faces), q_(q) {}
+  VideoSender(const std::vector<InputItem>& inputs, const CropSpec& crop, const InputBoxes& boxes,
+              FaceFinder* faces, Queue& q)
+      : inputs_(inputs), crop_(crop), boxes_(boxes), faces_(faces), q_(q) {}
 
   // False once the queue is closed (the run stops).
   bool frame(int v, Frame f) {
@@ -222,12 +236,11 @@ class VideoSender {
     head_.clear();
     holding_ = crop_.mode == CropSpec::Mode::Face;
     if (crop_.mode != CropSpec::Mode::Boxes) return true;
-    auto it = crop_.boxes->find(canonical_path(inputs_[v].path));
-    if (it == crop_.boxes->end()) {
+    if (!boxes_[v]) {
       error_ = inputs_[v].path + ": no crop box for this video in " + crop_.boxes_file;
       return true;
     }
-    return q_.push(StartMsg{v, it->second, ""});
+    return q_.push(StartMsg{v, *boxes_[v], ""});
   }
 
   bool release_head() {
@@ -255,6 +268,7 @@ class VideoSender {
 
   const std::vector<InputItem>& inputs_;
   const CropSpec& crop_;
+  const InputBoxes& boxes_;
   FaceFinder* faces_;
   Queue& q_;
   int video_ = -1;
@@ -267,8 +281,8 @@ class VideoSender {
 // clip through the thread's long-lived ClipDecoder; images and image folders are read directly.
 void decode_inputs(const std::vector<InputItem>& inputs, std::atomic<int>& next_input,
                    const SamplingOptions& sampling, const DecodeOptions& decode,
-                   const CropSpec& crop, FaceFinder* faces, Queue& q) {
-  VideoSender send(inputs, crop, faces, q);
+                   const CropSpec& crop, const InputBoxes& boxes, FaceFinder* faces, Queue& q) {
+  VideoSender send(inputs, crop, boxes, faces, q);
   std::unique_ptr<ClipDecoder> clips = ClipDecoder::create(sampling, decode);
   auto pump = [&] {
     ClipEvent ev;
@@ -281,8 +295,7 @@ void decode_inputs(const std::vector<InputItem>& inputs, std::atomic<int>& next_
   };
   for (int v = next_input++; v < int(inputs.size()); v = next_input++) {
     if (inputs[v].kind == InputKind::Video) {
-      if (crop.mode == CropSpec::Mode::Boxes &&
-          !crop.boxes->count(canonical_path(inputs[v].path))) {
+      if (crop.mode == CropSpec::Mode::Boxes && !boxes[v]) {
         if (!send.end(v, "", "")) return;  // its error row, without decoding it
         continue;
       }
@@ -318,7 +331,10 @@ class DecodeStage {
 
   DecodeStage(const std::vector<InputItem>& inputs, const ClassifyOptions& options, Backend& be,
               int threads)
-      : queue_(size_t(queue_frames(options))), thread_s_(threads, 0.0), running_(threads) {
+      : queue_(size_t(queue_frames(options))),
+        boxes_(boxes_of(inputs, options.crop)),
+        thread_s_(threads, 0.0),
+        running_(threads) {
     DecodeOptions decode;
     decode.kind = options.decoder;
     if (decode.kind == DecoderKind::Nvdec) {
@@ -340,7 +356,7 @@ class DecodeStage {
       threads_.emplace_back([this, t, &inputs, sampling, decode, &crop = options.crop] {
         const auto t0 = Clock::now();
         try {
-          decode_inputs(inputs, next_input_, sampling, decode, crop,
+          decode_inputs(inputs, next_input_, sampling, decode, crop, boxes_,
                         faces_.empty() ? nullptr : faces_[t].get(), queue_);
         } catch (...) {
           std::lock_guard lock(failure_mu_);
@@ -373,6 +389,7 @@ class DecodeStage {
 
  private:
   Queue queue_;
+  const InputBoxes boxes_;
   std::shared_ptr<DeviceFrameSink> sink_;
   std::vector<std::unique_ptr<FaceFinder>> faces_;
   std::vector<double> thread_s_;
