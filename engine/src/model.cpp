@@ -58,7 +58,7 @@ Model::Model(const Weights& weights, Backend& backend, int max_batch)
                input_bytes = size_t(3 * S * S) * max_batch * elem;
   try {
     for (auto& b : arena_) b = backend.allocate(arena_bytes);
-    input(0);
+    allocate_input(0);
   } catch (const Error& e) {
     fail("batch size " + std::to_string(max_batch) + " needs " +
          std::to_string((2 * arena_bytes + input_bytes) >> 20) + " MiB for activations on " +
@@ -77,14 +77,23 @@ Model::Model(const Weights& weights, Backend& backend, int max_batch)
 const Tensor& Model::input(int slot) {
   if (slot < 0 || slot >= kInputSlots) fail("input slot " + std::to_string(slot) + " outside 0..1");
   if (!input_buf_[slot].data()) {
-    const int64_t S = spec_.input_size;
-    input_buf_[slot] =
-        backend_.allocate(size_t(3 * S * S) * max_batch_ * dtype_size(backend_.compute_dtype()));
-    input_[slot] =
-        Tensor::view(input_buf_[slot], act_shape(backend_.activation_layout(), max_batch_, 3, S, S),
-                     backend_.compute_dtype(), backend_.activation_layout());
+    try {
+      allocate_input(slot);
+    } catch (const Error& e) {
+      fail("batch size " + std::to_string(max_batch_) + " needs a second input buffer on " +
+           backend_.name() + " (" + e.what() + "); use a smaller --batch");
+    }
   }
   return input_[slot];
+}
+
+void Model::allocate_input(int slot) {
+  const int64_t S = spec_.input_size;
+  input_buf_[slot] =
+      backend_.allocate(size_t(3 * S * S) * max_batch_ * dtype_size(backend_.compute_dtype()));
+  input_[slot] =
+      Tensor::view(input_buf_[slot], act_shape(backend_.activation_layout(), max_batch_, 3, S, S),
+                   backend_.compute_dtype(), backend_.activation_layout());
 }
 
 Tensor Model::activation(int which, std::vector<int64_t> shape) const {

@@ -53,6 +53,7 @@ class Model {
   Tensor activation(int which, std::vector<int64_t> shape) const;
   void check_batch(int n) const;  // 1..max_batch frames, or a one-line error
   void run_layers(int n, const LayerHook& hook, int slot);
+  void allocate_input(int slot);
 
   ModelSpec spec_;
   Backend& backend_;
