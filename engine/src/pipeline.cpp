@@ -599,7 +599,8 @@ RunStats Classifier::run(const std::vector<InputItem>& inputs,
     ~LaneGuard() { be.use_lane(Lane::Network); }
   } lane_guard{be};
   std::unique_ptr<Fence> preprocessed = be.make_fence(), voted = be.make_fence();
-  std::unique_ptr<Fence> slot_read[Model::kInputSlots] = {be.make_fence(), be.make_fence()};
+  std::unique_ptr<Fence> slot_read[Model::kInputSlots];
+  for (auto& f : slot_read) f = be.make_fence();
   int64_t batches = 0;
   auto use_lane = [&](Lane l) {
     if (lanes) be.use_lane(l);

@@ -48,8 +48,9 @@ struct ClassifyOptions {
   // Decode threads, each with its own long-lived decoder; 0 = 1 on the CPU (libavcodec has
   // threads of its own), Classifier::kNvdecThreads with NVDEC.
   int decode_threads = 0;
-  // Time the model thread's device stages (RunStats::preprocess_s ...): a time stamp on the
-  // backend's stream between stages, read every few batches (the benchmark's stage shares).
+  // Time the model thread's device stages (RunStats::preprocess_s ...): a time stamp before and
+  // after each stage of a batch, on the stage's lane, read every few batches (the benchmark's
+  // stage shares).
   bool stage_times = false;
   // On a backend with lanes (CUDA): preprocess, frame stage and vote on lanes of their own, so that
   // a batch's preprocess and vote overlap its neighbours' frame stages; off runs them in order
