@@ -605,6 +605,9 @@ RunStats Classifier::run(const std::vector<InputItem>& inputs,
   auto use_lane = [&](Lane l) {
     if (lanes) be.use_lane(l);
   };
+  auto record = [&](Fence& f) {
+    if (lanes) f.record();
+  };
   auto wait_for = [&](const Fence& f) {
     if (lanes) be.wait_for(f);
   };
@@ -620,14 +623,14 @@ RunStats Classifier::run(const std::vector<InputItem>& inputs,
     mark();
     model_.preprocess(std::span<const Frame>(frames), crops, slot);
     mark();
-    preprocessed->record();
+    record(*preprocessed);
     use_lane(Lane::Network);
     wait_for(*preprocessed);
     wait_for(*voted);
     mark();
     model_.forward_preprocessed(n, {}, slot);
     mark();
-    slot_read[slot]->record();
+    record(*slot_read[slot]);
     use_lane(Lane::Vote);
     wait_for(*slot_read[slot]);
     std::vector<Segment> segments;
@@ -642,7 +645,7 @@ RunStats Classifier::run(const std::vector<InputItem>& inputs,
     be.vote_accumulate(model_.probs().slice(0, n), model_.labels().slice(0, n), segments, counts,
                        sums);
     mark();
-    voted->record();
+    record(*voted);
     if (timeline && ++timed_batches == kStageReadBatches) read_stage_times();
     if (options_.keep_frames) {
       host_probs.resize(size_t(n) * classes);
