@@ -2,6 +2,7 @@
 #include <algorithm>
 
 #include "cpu/ops.h"
+#include "fervid/weight_layout.h"
 #include "test_util.h"
 
 namespace fervid::test {
@@ -63,7 +64,7 @@ TEST_P(Conv3x3Test, MatchesFloat64Reference) {
   const int oh = p.pool ? p.h / 2 : p.h, ow = p.pool ? p.w / 2 : p.w;
   auto y = host_tensor({p.n, oh, ow, p.k}, DType::F32);
   poison(y.tensor);
-  auto w_ohwi = cpu::conv_weight_ohwi(w.tensor);
+  auto w_ohwi = conv_weight_ohwi(w.tensor);
   cpu::conv3x3_bias_relu(x.tensor, w_ohwi.tensor, b.tensor, p.pool, y.tensor);
   expect_close(y.tensor.ptr<float>(), reference(x.tensor, w.tensor, b.tensor, p.pool), kFp32,
                "conv3x3_bias_relu");

@@ -1,16 +1,17 @@
 // --crop face: OpenCV's cascade finds the face on the real photos and the face video of
 // ../shared/data, finds none on street footage (vtest.avi, where the pipeline falls back to the
 // centre crop with a warning in the row), and boxes=FILE crops each video by its own box.
-#include "fervid/face.h"
+#include "face.h"
 
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "fervid/pipeline.h"
-#include "fervid/video.h"
+#include "backends/cpu/cpu_backend.h"
+#include "classifier.h"
 #include "fervid/weights.h"
 #include "test_util.h"
+#include "video.h"
 
 namespace fs = std::filesystem;
 
@@ -105,7 +106,7 @@ TEST(Face, ClassifierCropsPerVideoAndFallsBackVisibly) {
   const std::string wpath = (dir / "w.safetensors").string();
   make_weights(spec, seed(), StDType::F32, wpath);
   Weights weights = Weights::load(wpath);
-  auto backend = make_backend({"cpu", "", 0});
+  auto backend = cpu::make_cpu_backend(0);
   Model model(weights, *backend, 4);
   const std::vector<InputItem> inputs = {
       {kData + "/video/astronaut-720p.mp4", InputKind::Video, ""},

@@ -1,8 +1,6 @@
 // The classifier pipeline on the CPU backend: videos packed into shared batches and spanning
 // several batches give the same per-video votes as frame-by-frame runs voted by hand; a bad
 // input becomes an error result in its place and the run goes on.
-#include "fervid/pipeline.h"
-
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -10,6 +8,8 @@
 #include <fstream>
 #include <optional>
 
+#include "backends/cpu/cpu_backend.h"
+#include "classifier.h"
 #include "cpu/ops.h"
 #include "test_util.h"
 
@@ -219,15 +219,15 @@ TEST(Pipeline, YuvFramesMixWithRgbFramesInOneBatch) {
 // that lane first runs to its end. Each order is one a device with three streams could take, so
 // a fence the pipeline forgot makes a stage read a buffer before it is written or after the
 // next batch overwrote it, and the votes differ from the in-order run.
-class LaneSim final : public Backend {
+class LaneSim final : public Backend, Lanes {
  public:
   explicit LaneSim(std::optional<Lane> ahead) : cpu_(cpu::make_cpu_backend(0)), ahead_(ahead) {}
 
   std::string name() const override { return "lane-sim"; }
-  Device device() const override { return cpu_->device(); }
   Layout activation_layout() const override { return cpu_->activation_layout(); }
   DType compute_dtype() const override { return cpu_->compute_dtype(); }
-  std::string precision() const override { return cpu_->precision(); }
+  Precision precision() const override { return cpu_->precision(); }
+  bool prefers_yuv_frames() const override { return false; }
   std::string device_name() const override { return "three simulated lanes"; }
   Buffer allocate(size_t bytes) override { return cpu_->allocate(bytes); }
   void copy_from_host(const Tensor& dst, const void* src) override {
@@ -238,6 +238,7 @@ class LaneSim final : public Backend {
     copy_to_host_async(dst, src);
     host_waits(lane_, queue_[idx(lane_)].size());
   }
+  Buffer allocate_host(size_t bytes) override { return Buffer::host(bytes); }
   void copy_to_host_async(void* dst, const Tensor& src) override {
     enqueue([=, this] { cpu_->copy_to_host(dst, src); });
   }
@@ -245,12 +246,12 @@ class LaneSim final : public Backend {
     for (Lane l : {Lane::Frames, Lane::Network, Lane::Vote}) host_waits(l, queue_[idx(l)].size());
   }
   size_t peak_memory_bytes() const override { return cpu_->peak_memory_bytes(); }
-  std::unique_ptr<Timeline> make_timeline() override { return cpu_->make_timeline(); }
+  Timelines* timelines() override { return cpu_->timelines(); }
   OwnedTensor prepare_weight(const Tensor& host_f32, const WeightUse& use) override {
     return cpu_->prepare_weight(host_f32, use);
   }
 
-  bool has_lanes() const override { return true; }
+  Lanes* lanes() override { return this; }
   void use_lane(Lane lane) override { lane_ = lane; }
   std::unique_ptr<Fence> make_fence() override { return std::make_unique<SimFence>(*this); }
   void wait_for(const Fence& fence) override {

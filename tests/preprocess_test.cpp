@@ -7,7 +7,7 @@
 #include <fstream>
 
 #include "cpu/ops.h"
-#include "fervid/pipeline.h"
+#include "fervid/crop.h"
 #include "test_util.h"
 
 namespace fervid::test {

@@ -1,7 +1,7 @@
 // Inputs: decode of clips made at test time with the ffmpeg CLI (frame counts, stride,
 // max-frames, colours), of the real videos in ../shared/data/video/, image folders, single
 // images, the folder walk, and the errors for unreadable or frameless inputs.
-#include "fervid/video.h"
+#include "video.h"
 
 #include <cstdlib>
 #include <cstring>
@@ -378,23 +378,23 @@ TEST(ClipDecoder, AnEmptyFlushAndNoClipsEndCleanly) {
 
 TEST(ClipDecoder, CpuBackendRefusesNvdecAndAutoFallsBackWithAReason) {
   std::string notice;
-  EXPECT_EQ(choose_decoder("auto", Device::Host, false, &notice), DecoderKind::Cpu);
+  EXPECT_EQ(choose_decoder(DecoderChoice::Auto, false, false, &notice), DecoderKind::Cpu);
   EXPECT_NE(notice.find("decoding video on the CPU"), std::string::npos) << notice;
-  EXPECT_EQ(choose_decoder("cpu", Device::Cuda, false, &notice), DecoderKind::Cpu);
+  EXPECT_EQ(choose_decoder(DecoderChoice::Cpu, true, false, &notice), DecoderKind::Cpu);
   try {
-    choose_decoder("nvdec", Device::Host, false, nullptr);
+    choose_decoder(DecoderChoice::Nvdec, false, false, nullptr);
     ADD_FAILURE() << "nvdec with the CPU backend was accepted";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("--decoder nvdec"), std::string::npos) << e.what();
   }
   try {
-    choose_decoder("gpu", Device::Cuda, false, nullptr);
+    parse_decoder("gpu");
     ADD_FAILURE() << "an unknown decoder was accepted";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("expected auto, nvdec or cpu"), std::string::npos);
   }
   notice.clear();
-  EXPECT_EQ(choose_decoder("auto", Device::Cuda, true, &notice), DecoderKind::Cpu);
+  EXPECT_EQ(choose_decoder(DecoderChoice::Auto, true, true, &notice), DecoderKind::Cpu);
   EXPECT_NE(notice.find("--crop face"), std::string::npos) << notice;
 }
 

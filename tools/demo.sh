@@ -8,7 +8,7 @@ tools/setup.sh
 build=${BUILD_DIR:-build}
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$build" -j "$(nproc)" --target fervid
-fervid="$build/tools/fervid"
+fervid="$build/bin/fervid"
 
 demo=out/demo
 mkdir -p "$demo"

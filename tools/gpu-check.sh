@@ -36,7 +36,7 @@ pack() {
     -DFERVID_DATA_DIR=/tmp/fervid-gpu/gpu-bundle/data >/dev/null
   cmake --build "$build" -j "$(nproc)"
   rm -rf "$stage" && mkdir -p "$stage/bin" "$stage/lib" "$stage/frames" "$stage/data"
-  cp "$build/tools/fervid" "$stage/bin/"
+  cp "$build/bin/fervid" "$stage/bin/"
   if [ -x out/ffmpeg-static/bin/ffmpeg ] && grep -q 'FERVID_VIDEO:BOOL=ON' "$build/CMakeCache.txt"; then
     cp out/ffmpeg-static/bin/ffmpeg "$stage/bin/"
     cp -rL "$data/video" "$data/faces" "$data/ravdess" "$stage/data/"
@@ -47,7 +47,7 @@ pack() {
   for b in "$stage"/bin/*; do ldd "$b"; done | awk '/=> \//{print $3}' | sort -u |
     grep -Ev '/(libc|libm|libdl|librt|libpthread|libstdc\+\+|libgcc_s|ld-linux[^/]*|libcudnn[^/]*|libcublas[^/]*)\.so' |
     while read -r lib; do cp -L "$lib" "$stage/lib/"; done
-  # Real frames (DESIGN.md: real data only): the sampling of tests/cuda_backend_test.cpp.
+  # Real frames (DESIGN.md: real data only): the sampling of tests/cuda/cuda_backend_test.cpp.
   extract() {  # video, every n-th frame, name
     ffmpeg -nostdin -v error -i "$data/$1" -vf "select=not(mod(n\,$2))" -fps_mode passthrough \
       -q:v 2 "$stage/frames/$3_%03d.jpg"

@@ -24,7 +24,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 gencode=()
 for a in $archs; do gencode+=("--generate-code=arch=compute_$a,code=sm_$a"); done
-"$nvcc" -I engine/include -I engine/cuda -I kernels -O3 -DNDEBUG -std=c++20 "${gencode[@]}" \
+"$nvcc" -I engine/core/include -I kernels -O3 -DNDEBUG -std=c++20 "${gencode[@]}" \
   -Xptxas -v -x cu -c "$src" -o "$work/k.o" 2>"$work/ptxas.txt"
 
 echo "# $src, nvcc $("$nvcc" --version | sed -n 's/.*release \([0-9.]*\).*/\1/p'), archs: $archs"

@@ -5,7 +5,7 @@ Times Debian PyTorch's VGG16 forward (eval, no_grad, fp32, NCHW; the model of th
 torchvision's flatten head or the study's gap head) at the same batch sizes and thread count,
 runs `fervid bench --json` with the same settings, and prints frames/s of both and the ratio.
 
-  /usr/bin/python3 bench/baselines/torch_cpu.py --fervid build/tools/fervid --batch 1 8
+  /usr/bin/python3 bench/baselines/torch_cpu.py --fervid build/bin/fervid --batch 1 8
 """
 import argparse
 import json
@@ -42,7 +42,7 @@ def torch_fps(model, batch, iters, warmup):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--fervid", default="build/tools/fervid")
+    ap.add_argument("--fervid", default="build/bin/fervid")
     ap.add_argument("--spec", default="ravdess-vgg16", choices=["ravdess-vgg16", "torchvision-vgg16"])
     ap.add_argument("--batch", type=int, nargs="+", default=[1, 8])
     ap.add_argument("--threads", type=int, default=os.cpu_count())

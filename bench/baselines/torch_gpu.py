@@ -13,7 +13,7 @@ Then it runs `fervid bench --device cuda --json` with the same weights, batch si
 precision and prints frames/s of every mode, the best PyTorch mode and fervid's ratio to it.
 Timing: CUDA events around --iters back-to-back batches after --warmup ones.
 
-  python3 bench/baselines/torch_gpu.py --fervid build/tools/fervid --spec ravdess-vgg16 --batch 1 64 256
+  python3 bench/baselines/torch_gpu.py --fervid build/bin/fervid --spec ravdess-vgg16 --batch 1 64 256
 """
 import argparse
 import copy
@@ -108,7 +108,7 @@ def modes(model, batch, args):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--fervid", default="build/tools/fervid")
+    ap.add_argument("--fervid", default="build/bin/fervid")
     ap.add_argument("--spec", default="ravdess-vgg16", choices=["ravdess-vgg16", "torchvision-vgg16"])
     ap.add_argument("--weights", help="safetensors file (default: fervid make-weights --seed 1)")
     ap.add_argument("--batch", type=int, nargs="+", default=[1, 64, 256])

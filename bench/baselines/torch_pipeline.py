@@ -16,7 +16,7 @@ Frames/s and videos/s of each, one JSON object with --json. Untrained weights: t
 measure speed only.
 
   python3 bench/baselines/torch_pipeline.py ../shared/data/ravdess ../shared/data/video/astronaut-720p.mp4 \\
-      --repeat 34 --batch 256 --fervid build/tools/fervid
+      --repeat 34 --batch 256 --fervid build/bin/fervid
 """
 import argparse
 import json

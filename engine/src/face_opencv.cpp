@@ -1,12 +1,12 @@
-// FaceFinder through OpenCV's cascade classifier (engine/include/fervid/face.h).
+// FaceFinder through OpenCV's cascade classifier (engine/src/face.h).
 #include <algorithm>
 #include <cstdlib>
 #include <opencv2/core.hpp>
 #include <opencv2/imgproc.hpp>
 #include <opencv2/objdetect.hpp>
 
+#include "face.h"
 #include "fervid/error.h"
-#include "fervid/face.h"
 
 namespace fervid {
 

@@ -1,4 +1,4 @@
-#include "fervid/model.h"
+#include "model.h"
 
 #include <algorithm>
 
@@ -31,7 +31,6 @@ Model::Model(const Weights& weights, Backend& backend, int max_batch)
       max_batch_(max_batch),
       conv_layers_(weights.spec.conv_layers()),
       dense_layers_(weights.spec.dense_layers()) {
-  if (max_batch < 1) fail("batch size must be at least 1");
   for (size_t i = 0; i < conv_layers_.size(); ++i) {
     conv_w_.push_back(backend.prepare_weight(weights.conv[i].weight.tensor, {WeightRole::Conv}));
     conv_b_.push_back(backend.prepare_weight(weights.conv[i].bias.tensor, {WeightRole::ConvBias}));
@@ -145,7 +144,9 @@ void Model::preprocess(std::span<const Frame> frames, std::span<const CropRect> 
   }
 }
 
-Model::~Model() { backend_.forget_replays(this); }
+Model::~Model() {
+  if (GraphReplay* graphs = backend_.graph_replay()) graphs->forget_replays(this);
+}
 
 void Model::check_batch(int n) const {
   if (n < 1 || n > max_batch_)
@@ -155,8 +156,9 @@ void Model::check_batch(int n) const {
 void Model::forward_preprocessed(int n, const LayerHook& hook, int slot) {
   check_batch(n);
   input(slot);  // checks the slot, allocates it when new
-  if (hook) return run_layers(n, hook, slot);
-  backend_.replay(this, int64_t(slot) << 32 | n, [&] { run_layers(n, {}, slot); });
+  GraphReplay* graphs = backend_.graph_replay();
+  if (hook || !graphs) return run_layers(n, hook, slot);
+  graphs->replay(this, int64_t(slot) << 32 | n, [&] { run_layers(n, {}, slot); });
 }
 
 void Model::run_layers(int n, const LayerHook& hook, int slot) {

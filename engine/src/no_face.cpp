@@ -1,6 +1,6 @@
 // Builds without OpenCV (FERVID_FACE=OFF): no face detector; --crop face fails with one line.
+#include "face.h"
 #include "fervid/error.h"
-#include "fervid/face.h"
 
 namespace fervid {
 

@@ -1,4 +1,4 @@
-#include "fervid/video.h"
+#include "video.h"
 
 #include <dlfcn.h>
 #include <stb_image.h>
@@ -46,6 +46,43 @@ class ImageListSource final : public FrameSource {
   int64_t kept_ = 0;
 };
 
+// Frames in memory (InputKind::Frames), each copied when it is taken.
+class FrameListSource final : public FrameSource {
+ public:
+  FrameListSource(std::string name, std::shared_ptr<const FrameList> list,
+                  const SamplingOptions& sampling)
+      : name_(std::move(name)), list_(std::move(list)), sampling_(sampling) {}
+
+  bool next(Frame& out) override {
+    if (sampling_.max_frames > 0 && kept_ >= sampling_.max_frames) return false;
+    if (pos_ >= list_->frames.size()) return false;
+    const ImageView& v = list_->frames[pos_];
+    if (!v.data || v.width < 1 || v.height < 1 || v.stride < v.width * 3)
+      fail(name_ + ": frame " + std::to_string(pos_) + ": not an 8-bit RGB image (" +
+           std::to_string(v.width) + "x" + std::to_string(v.height) + ", stride " +
+           std::to_string(v.stride) + ")");
+    out = Frame();
+    out.index = int64_t(pos_);
+    out.width = v.width;
+    out.height = v.height;
+    out.stride = v.width * 3;
+    out.rgb.resize(size_t(v.width) * v.height * 3);
+    for (int y = 0; y < v.height; ++y)
+      std::copy_n(v.data + int64_t(y) * v.stride, size_t(v.width) * 3,
+                  out.rgb.data() + size_t(y) * out.stride);
+    pos_ += size_t(std::max(sampling_.stride, 1));
+    ++kept_;
+    return true;
+  }
+
+ private:
+  std::string name_;
+  std::shared_ptr<const FrameList> list_;
+  SamplingOptions sampling_;
+  size_t pos_ = 0;
+  int64_t kept_ = 0;
+};
+
 std::vector<std::string> images_in(const fs::path& dir) {
   std::vector<std::string> files;
   std::error_code ec;
@@ -86,6 +123,12 @@ std::optional<ListedRow> split_listed_row(const std::string& csv, const std::str
   row.key =
       canonical_path((p.is_absolute() ? p : std::filesystem::path(csv).parent_path() / p).string());
   return row;
+}
+
+InputItem frames_input(std::string name, FrameList frames) {
+  InputItem item{std::move(name), InputKind::Frames, ""};
+  item.frames = std::make_shared<const FrameList>(std::move(frames));
+  return item;
 }
 
 bool is_image_path(const std::string& path) {
@@ -143,19 +186,20 @@ std::unique_ptr<FrameSource> open_frames(const InputItem& item, const SamplingOp
       return std::make_unique<ImageListSource>(images_in(item.path), sampling);
     case InputKind::Image:
       return std::make_unique<ImageListSource>(std::vector<std::string>{item.path}, sampling);
+    case InputKind::Frames:
+      if (item.frames) return std::make_unique<FrameListSource>(item.path, item.frames, sampling);
+      break;
     case InputKind::Invalid:
       break;
   }
   fail(item.path + ": " + (item.error.empty() ? "not a classifiable input" : item.error));
 }
 
-DecoderKind choose_decoder(const std::string& requested, Device device, bool host_frames,
+DecoderKind choose_decoder(DecoderChoice requested, bool device_frames, bool host_frames,
                            std::string* notice) {
-  if (requested == "cpu") return DecoderKind::Cpu;
-  if (requested != "auto" && requested != "nvdec")
-    fail("--decoder " + requested + ": expected auto, nvdec or cpu");
+  if (requested == DecoderChoice::Cpu) return DecoderKind::Cpu;
   std::string why;
-  if (device != Device::Cuda) {
+  if (!device_frames) {
     why = "the backend runs on the CPU (NVDEC frames stay on the GPU)";
   } else if (host_frames) {
     why = "--crop face reads the frames on the CPU";
@@ -169,7 +213,7 @@ DecoderKind choose_decoder(const std::string& requested, Device device, bool hos
           (e ? std::string(": ") + e : "");
   }
   if (why.empty()) return DecoderKind::Nvdec;
-  if (requested == "nvdec") fail("--decoder nvdec: " + why);
+  if (requested == DecoderChoice::Nvdec) fail("--decoder nvdec: " + why);
   if (notice) *notice = "decoding video on the CPU: " + why;
   return DecoderKind::Cpu;
 }

@@ -5,7 +5,7 @@
 #include <memory>
 #include <string>
 
-#include "fervid/video.h"
+#include "video.h"
 
 namespace fervid {
 

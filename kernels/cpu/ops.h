@@ -5,7 +5,8 @@
 
 #include <span>
 
-#include "fervid/backend.h"
+#include "fervid/frame.h"
+#include "fervid/model_spec.h"
 #include "fervid/tensor.h"
 
 namespace fervid::cpu {
@@ -23,8 +24,6 @@ void linear(const Tensor& x, const Tensor& w, const Tensor& b, bool relu, const 
 // logits [N,C] -> probs [N,C] f32, labels [N] i32
 void softmax_argmax(const Tensor& logits, const Tensor& probs, const Tensor& labels);
 // frames -> out [N,S,S,3] f32
-// OIHW [K,C,3,3] -> [K,3,3,C], the layout conv3x3_bias_relu takes.
-OwnedTensor conv_weight_ohwi(const Tensor& oihw);
 void preprocess(std::span<const ImageView> frames, std::span<const CropRect> crops,
                 const Preprocess& pp, const Tensor& out);
 // The RGB (integers in floats) of pixel (x, y) of a YUV 4:2:0 frame.
@@ -40,7 +39,5 @@ void vote_finalize(const Tensor& counts, const Tensor& sums, std::span<const int
 // The winner of one video by `mode` (DESIGN.md): majority = most frequent label, ties -> higher
 // summed probability -> lower index; confidence = highest summed probability, ties -> lower index.
 int vote_winner(const int32_t* counts, const double* sums, int classes, VoteMode mode);
-
-std::unique_ptr<Backend> make_cpu_backend(int threads);
 
 }  // namespace fervid::cpu

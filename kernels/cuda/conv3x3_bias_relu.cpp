@@ -11,10 +11,10 @@
 #include <algorithm>
 #include <iostream>
 
-#include "../../engine/cuda/check.h"
-#include "../../engine/cuda/runtime.h"
-#include "library_ops.h"
-#include "ops.h"
+#include "cuda/check.h"
+#include "cuda/library_ops.h"
+#include "cuda/ops.h"
+#include "cuda/runtime.h"
 
 namespace fervid::cuda {
 

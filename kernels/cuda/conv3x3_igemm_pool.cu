@@ -23,8 +23,8 @@
 
 #include <cstdint>
 
-#include "../../engine/cuda/check.h"
-#include "ops.h"
+#include "cuda/check.h"
+#include "cuda/ops.h"
 
 namespace fervid::cuda {
 

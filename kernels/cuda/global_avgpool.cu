@@ -5,8 +5,8 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
-#include "../../engine/cuda/check.h"
-#include "ops.h"
+#include "cuda/check.h"
+#include "cuda/ops.h"
 
 namespace fervid::cuda {
 

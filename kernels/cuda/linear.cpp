@@ -8,9 +8,9 @@
 #include <random>
 #include <vector>
 
-#include "../../engine/cuda/check.h"
-#include "../../engine/cuda/runtime.h"
-#include "library_ops.h"
+#include "cuda/check.h"
+#include "cuda/library_ops.h"
+#include "cuda/runtime.h"
 
 namespace fervid::cuda {
 

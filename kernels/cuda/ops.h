@@ -1,5 +1,5 @@
 // Hand-written CUDA ops (fervid::cuda), each checked against the CPU reference op of the same
-// name in tests/cuda_ops_test.cpp. Launch wrappers take Tensors in device memory and a stream,
+// name in tests/cuda/<op>_test.cpp. Launch wrappers take Tensors in device memory and a stream,
 // check the launch, and return without synchronising. Activations are NHWC.
 #pragma once
 
@@ -8,7 +8,8 @@
 #include <cstdint>
 #include <span>
 
-#include "fervid/backend.h"
+#include "fervid/frame.h"
+#include "fervid/model_spec.h"
 #include "fervid/tensor.h"
 
 namespace fervid::cuda {

@@ -8,9 +8,9 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
-#include "../../engine/cuda/check.h"
-#include "ops.h"
-#include "resize_taps.cuh"
+#include "cuda/check.h"
+#include "cuda/ops.h"
+#include "cuda/resize_taps.cuh"
 
 namespace fervid::cuda {
 

@@ -1,8 +1,8 @@
 // softmax_argmax (CUDA): one warp per frame. Lanes stride over the classes; the maximum (and its
 // lowest index) and the sum of exp(l - max) are reduced with shuffles. f32 in and out, labels i32.
 // Trivial cost next to the network: C reads and C + 1 writes per frame.
-#include "../../engine/cuda/check.h"
-#include "ops.h"
+#include "cuda/check.h"
+#include "cuda/ops.h"
 
 namespace fervid::cuda {
 

@@ -4,8 +4,8 @@
 // additions in the same order as the CPU reference, so the sums are bit-identical.
 // vote_finalize: one thread per finished video picks the winner with the CPU's comparisons,
 // copies the slot out and clears it. Both are tiny: C reads per frame, C writes per video.
-#include "../../engine/cuda/check.h"
-#include "ops.h"
+#include "cuda/check.h"
+#include "cuda/ops.h"
 
 namespace fervid::cuda {
 

@@ -1,0 +1,218 @@
+// fervid bench: the options of the benchmarks in bench/ (frame_stage.h), run, and their reports
+// printed as tables (or as JSON with --json).
+#include <algorithm>
+#include <iomanip>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "cli.h"
+#include "fervid/fervid.h"
+#include "frame_stage.h"
+
+namespace fervid::cli {
+
+namespace {
+
+// How the frame stage ran: "CUDA graphs: on, 3 captured, 120 replays", "CUDA graphs: off", or
+// "CUDA graphs: off after a failed capture (<why>)".
+std::string graphs_text(const nlohmann::json& g) {
+  if (g.contains("failure"))
+    return "CUDA graphs: off after a failed capture (" + g["failure"].get<std::string>() + ")";
+  if (!g["enabled"].get<bool>()) return "CUDA graphs: off";
+  return "CUDA graphs: on, " + std::to_string(g["graphs"].get<int>()) + " captured, " +
+         std::to_string(g["replays"].get<int64_t>()) + " replays";
+}
+
+void print_conv_layers(const nlohmann::json& report) {
+  const auto& layers = report["conv_layers"];
+  if (layers.empty()) return;
+  std::cout << "\nconv3x3 per layer (--conv-impl " << report["conv_impl"].get<std::string>()
+            << "): cudnn = cuDNN's fused conv+bias+ReLU (+ the pool kernel), fervid = fervid's "
+               "kernel with the pool fused\n"
+            << std::setw(10) << "layer" << std::setw(16) << "shape" << std::setw(6) << "pool"
+            << std::setw(8) << "runs" << std::setw(11) << "cudnn ms" << std::setw(11) << "fervid ms"
+            << std::setw(14) << "cudnn/fervid" << std::setw(8) << "batch\n";
+  std::cout << std::setprecision(3);
+  for (const auto& l : layers) {
+    const std::string shape = std::to_string(l["size"].get<int>()) + "^2 " +
+                              std::to_string(l["in_channels"].get<int>()) + ">" +
+                              std::to_string(l["out_channels"].get<int>());
+    std::cout << std::setw(10) << l["layer"].get<std::string>() << std::setw(16) << shape
+              << std::setw(6) << (l["pool"].get<bool>() ? "yes" : "") << std::setw(8)
+              << l["impl"].get<std::string>();
+    if (l.contains("timed_batch"))
+      std::cout << std::setw(11) << l["cudnn_ms"].get<double>() << std::setw(11)
+                << l["fervid_ms"].get<double>() << std::setw(13)
+                << l["cudnn_ms"].get<double>() / l["fervid_ms"].get<double>() << "x" << std::setw(7)
+                << l["timed_batch"].get<int>();
+    std::cout << "\n";
+  }
+}
+
+void print_stage_shares(const nlohmann::json& results) {
+  std::cout << "\nshare of each run's wall time (decode: the model waiting for frames; preprocess "
+               "includes the upload of host frames; host: the model thread's own work; stages "
+               "on streams of their own overlap, so shares may add to more than 100%)\n"
+            << std::setw(6) << "batch" << std::setw(9) << "threads" << std::setw(9) << "decode"
+            << std::setw(12) << "preprocess" << std::setw(13) << "frame stage" << std::setw(8)
+            << "vote" << std::setw(8) << "host"
+            << "  bottleneck\n";
+  for (const auto& r : results) {
+    const auto& st = r["stages"];
+    std::cout << std::fixed << std::setprecision(0) << std::setw(6) << r["batch"].get<int>()
+              << std::setw(9) << r["decode_threads"].get<int>();
+    const std::pair<const char*, int> columns[] = {
+        {"decode", 9}, {"preprocess", 12}, {"frame_stage", 13}, {"vote", 8}, {"host", 8}};
+    for (const auto& [stage, width] : columns)
+      std::cout << std::setw(width - 1) << 100 * st[stage].get<double>() << "%";
+    std::string worst = st["bottleneck"].get<std::string>();
+    std::replace(worst.begin(), worst.end(), '_', ' ');
+    std::cout << "  " << worst << "\n";
+  }
+}
+
+void print_end_to_end(const bench::Report& r, const BenchOptions& o) {
+  const nlohmann::json& report = r.json;
+  std::cout << "fervid bench --end-to-end: " << report["videos"].get<size_t>() << " videos, "
+            << report["model"].get<std::string>() << " on " << report["device"].get<std::string>()
+            << " [" << report["device_name"].get<std::string>() << "], "
+            << report["precision"].get<std::string>() << "; decoder "
+            << report["decoder"].get<std::string>() << " (FFmpeg)\n"
+            << std::setw(6) << "batch" << std::setw(9) << "threads" << std::setw(10) << "frames"
+            << std::setw(10) << "seconds" << std::setw(11) << "frames/s" << std::setw(10)
+            << "videos/s" << std::setw(10) << "starved" << std::setw(10) << "blocked"
+            << std::setw(13) << "decode-only" << std::setw(8) << "of it"
+            << "\n  (starved: the model waiting for decode; blocked: decode waiting for the model; "
+               "decode-only: frames/s of the decode threads alone, this run's ceiling)\n";
+  for (const auto& r : report["results"])
+    std::cout << std::fixed << std::setprecision(2) << std::setw(6) << r["batch"].get<int>()
+              << std::setw(9) << r["decode_threads"].get<int>() << std::setw(10)
+              << r["frames"].get<int64_t>() << std::setw(10) << r["seconds"].get<double>()
+              << std::setw(11) << std::setprecision(1) << r["frames_per_s"].get<double>()
+              << std::setw(10) << std::setprecision(2) << r["videos_per_s"].get<double>()
+              << std::setw(9) << std::setprecision(0) << 100 * r["model_starved"].get<double>()
+              << "%" << std::setw(9) << 100 * r["decode_blocked"].get<double>() << "%"
+              << std::setw(13) << std::setprecision(1)
+              << r["decode_only_frames_per_s"].get<double>() << std::setw(7) << std::setprecision(0)
+              << 100 * r["frames_per_s"].get<double>() / r["decode_only_frames_per_s"].get<double>()
+              << "%\n";
+  if (!o.decode_only) print_stage_shares(report["results"]);
+  std::cout << std::setprecision(1) << "peak memory: backend "
+            << report["peak_memory_mib"].get<double>() << " MiB, host RSS "
+            << report["peak_host_rss_mib"].get<double>() << " MiB\n";
+  if (r.graph_replay)
+    std::cout << graphs_text(report["cuda_graphs"]) << "; stage streams " << o.stage_streams
+              << "\n";
+}
+
+void print_frame_stage(const bench::Report& r, const BenchOptions& o) {
+  const nlohmann::json& report = r.json;
+  std::cout << "fervid bench: " << report["model"].get<std::string>() << " on "
+            << report["device"].get<std::string>() << " ["
+            << report["device_name"].get<std::string>() << "], "
+            << report["precision"].get<std::string>() << ", " << std::fixed << std::setprecision(2)
+            << report["gflop_per_frame"].get<double>() << " GFLOP per frame, " << o.iters
+            << " iterations\n";
+  if (report.contains("gemm"))
+    std::cout << "reference: " << report["precision"].get<std::string>() << " GEMM " << o.gemm_size
+              << "^3 through cuBLASLt: " << std::setprecision(1)
+              << report["gemm"]["tflop_per_s"].get<double>() << " TFLOP/s\n";
+  std::cout << "peak memory held by the backend: " << std::setprecision(1)
+            << report["peak_memory_mib"].get<double>() << " MiB\n";
+  if (r.graph_replay)
+    std::cout << graphs_text(report["cuda_graphs"])
+              << " (ms/batch and frames/s; the per-layer times run op by op)\n";
+  std::cout << std::setprecision(2) << std::setw(6) << "batch" << std::setw(12) << "ms/batch"
+            << std::setw(12) << "frames/s" << std::setw(10) << "TFLOP/s";
+  if (report.contains("gemm")) std::cout << std::setw(12) << "of GEMM";
+  std::cout << "\n";
+  for (const auto& r : report["results"]) {
+    std::cout << std::setw(6) << r["batch"].get<int>() << std::setw(12)
+              << r["ms_per_batch"].get<double>() << std::setw(12) << std::setprecision(1)
+              << r["frames_per_s"].get<double>() << std::setw(10) << std::setprecision(3)
+              << r["tflop_per_s"].get<double>();
+    if (r.contains("fraction_of_gemm"))
+      std::cout << std::setw(11) << std::setprecision(1)
+                << 100.0 * r["fraction_of_gemm"].get<double>() << "%";
+    std::cout << std::setprecision(2) << "\n";
+  }
+  std::cout << "\nper layer, ms per batch:\n" << std::setw(10) << "layer";
+  for (const auto& r : report["results"])
+    std::cout << std::setw(11) << ("b=" + std::to_string(r["batch"].get<int>()));
+  std::cout << "\n" << std::setprecision(3);
+  const auto& first = report["results"][0]["layers"];
+  for (size_t i = 0; i < first.size(); ++i) {
+    std::cout << std::setw(10) << first[i]["layer"].get<std::string>();
+    for (const auto& r : report["results"])
+      std::cout << std::setw(11)
+                << (i < r["layers"].size() ? r["layers"][i]["ms"].get<double>() : 0.0);
+    std::cout << "\n";
+  }
+  print_conv_layers(report);
+}
+
+Weights bench_weights(const BenchOptions& o) {
+  return o.weights.empty() ? bench::random_weights(o.spec) : load_weights(o.weights);
+}
+
+EngineOptions bench_engine(const BenchOptions& o) {
+  EngineOptions e = engine_options(o.device, o.precision, o.threads, o.conv_impl, o.cuda_graphs);
+  e.max_batch = *std::max_element(o.batches.begin(), o.batches.end());
+  return e;
+}
+
+int run_end_to_end(const BenchOptions& o) {
+  if (o.inputs.empty()) fail("bench --end-to-end: give the videos to classify");
+  if (o.repeat < 1) fail("bench: --repeat must be at least 1");
+  const EngineOptions eo = bench_engine(o);
+  bench::EndToEndOptions e;
+  e.batches = o.batches;
+  e.decode_threads = o.decode_threads;
+  e.decode_only = o.decode_only;
+  e.run.decoder = parse_decoder(o.decoder);
+  e.run.stage_streams = parse_on_off("--stage-streams", o.stage_streams);
+  Engine engine(bench_weights(o), eo);
+  std::vector<InputItem> items;
+  const std::vector<InputItem> once = expand_inputs(o.inputs);
+  for (int r = 0; r < o.repeat; ++r) items.insert(items.end(), once.begin(), once.end());
+  const ClassifyOptions defaults = engine.default_options();
+  e.run.sampling = {o.stride, o.max_frames};
+  e.run.crop = o.crop.empty() ? defaults.crop : CropSpec::parse(o.crop);
+  e.run.vote = defaults.vote;
+  const bench::Report r = bench::end_to_end(engine, items, e);
+  if (!r.notice.empty() && !o.json) std::cerr << "fervid: notice: " << r.notice << "\n";
+  if (o.json) {
+    std::cout << r.json.dump(2) << "\n";
+    return kExitOk;
+  }
+  print_end_to_end(r, o);
+  return kExitOk;
+}
+
+}  // namespace
+
+int run_bench(const BenchOptions& o) {
+  if (o.batches.empty()) fail("bench: give at least one --batch");
+  for (int b : o.batches)
+    if (b < 1) fail("bench: batch sizes must be at least 1");
+  if (o.end_to_end) return run_end_to_end(o);
+  if (!o.inputs.empty()) fail("bench: inputs are for --end-to-end");
+  if (o.iters < 1) fail("bench: --iters must be at least 1");
+  const EngineOptions eo = bench_engine(o);
+  bench::FrameStageOptions f;
+  f.batches = o.batches;
+  f.iters = o.iters;
+  f.warmup = o.warmup;
+  f.gemm_size = o.gemm_size;
+  f.conv_impl = eo.backend.conv_impl;
+  Engine engine(bench_weights(o), eo);
+  const bench::Report r = bench::frame_stage(engine, f);
+  if (o.json) {
+    std::cout << r.json.dump(2) << "\n";
+    return kExitOk;
+  }
+  print_frame_stage(r, o);
+  return kExitOk;
+}
+
+}  // namespace fervid::cli

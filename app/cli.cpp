@@ -1,0 +1,277 @@
+#include "cli.h"
+
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <iomanip>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <sstream>
+
+#include "fervid/fervid.h"
+#include "output.h"
+#include "rows.h"
+
+namespace fervid::cli {
+
+namespace {
+
+constexpr const char* kConvImplHelp =
+    "CUDA conv3x3: cudnn | fervid (fervid's kernel, fp16/bf16, pool fused) | auto (the faster "
+    "per layer, timed once)";
+
+constexpr const char* kDecoderHelp =
+    "Video decoding: nvdec (the GPU's decoders, frames stay on the device) | cpu (libavcodec) | "
+    "auto (NVDEC with the CUDA backend when the driver has it)";
+constexpr const char* kCudaGraphsHelp =
+    "CUDA: run the frame stage of each batch size as a captured CUDA graph (on) or op by op (off)";
+constexpr const char* kStageStreamsHelp =
+    "CUDA: preprocess, frame stage and vote of the batches on streams of their own, overlapping "
+    "(on), or in order on one stream (off)";
+constexpr const char* kDecodeThreadsHelp =
+    "Decode threads, each with a long-lived decoder fed clip after clip (0: 1 on the CPU, 4 with "
+    "NVDEC)";
+
+// The options classify and eval share.
+void add_run_options(CLI::App* cmd, RunArgs& a) {
+  cmd->add_option("inputs", a.inputs, "Videos, image folders, images or folders to walk")
+      ->required();
+  cmd->add_option("--weights", a.weights, "Weights (safetensors)")->required();
+  cmd->add_option("--spec", a.spec,
+                  "Model card overriding the file's metadata: ravdess-vgg16, torchvision-vgg16 or "
+                  "a JSON file");
+  cmd->add_option("--device", a.device, "auto | cpu | cuda")->capture_default_str();
+  cmd->add_option("--precision", a.precision, "fp32 | tf32 | fp16 | bf16 (CPU: fp32)");
+  cmd->add_option("--conv-impl", a.conv_impl, kConvImplHelp)->capture_default_str();
+  cmd->add_option("--cuda-graphs", a.cuda_graphs, kCudaGraphsHelp)->capture_default_str();
+  cmd->add_option("--stage-streams", a.stage_streams, kStageStreamsHelp)->capture_default_str();
+  cmd->add_option("--batch", a.batch, "Frames per batch")->capture_default_str();
+  cmd->add_option("--stride", a.stride, "Keep every Nth frame")->capture_default_str();
+  cmd->add_option("--max-frames", a.max_frames, "Frames per video at most (0: all)")
+      ->capture_default_str();
+  cmd->add_option("--crop", a.crop, "full | center | box=x,y,w,h (default: the card's)");
+  cmd->add_option("--vote", a.vote, "majority | confidence (default: the card's)");
+  cmd->add_option("--format", a.format, "table | csv | jsonl")->capture_default_str();
+  cmd->add_option("--output", a.output, "Write the per-video rows to FILE");
+  cmd->add_option("--frames", a.frames, "Write one CSV row per frame to FILE");
+  cmd->add_flag("--logits", a.logits, "Add logit_<class> columns to --frames");
+  cmd->add_option("--shard", a.shard,
+                  "K/N: classify only the K-th of N shares of the sorted inputs (join the "
+                  "outputs with `fervid merge`)");
+  cmd->add_flag("--resume", a.resume,
+                "Skip the videos already in --output (JSON Lines) and append the rest");
+  cmd->add_option("--threads", a.threads, "CPU threads (0: all cores)");
+  cmd->add_option("--decoder", a.decoder, kDecoderHelp)->capture_default_str();
+  cmd->add_option("--decode-threads", a.decode_threads, kDecodeThreadsHelp);
+  cmd->add_flag("--quiet", a.quiet, "No progress bar and no summary line on stderr");
+}
+
+}  // namespace
+
+namespace {
+
+int make_weights_cmd(uint64_t seed, const std::string& out, const std::string& spec_name,
+                     const std::string& dtype) {
+  StDType dt;
+  if (dtype == "f32") {
+    dt = StDType::F32;
+  } else if (dtype == "f16") {
+    dt = StDType::F16;
+  } else if (dtype == "bf16") {
+    dt = StDType::BF16;
+  } else {
+    fail("--dtype " + dtype + ": expected f32, f16 or bf16");
+  }
+  auto [spec, origin] = resolve_card(spec_name);
+  make_weights(spec, seed, dt, out);
+  std::cout << "wrote " << out << ": " << spec.name << ", " << spec.parameter_count()
+            << " parameters, " << dtype << ", seed " << seed << ", untrained\n";
+  return kExitOk;
+}
+
+std::string join_config(const std::vector<int>& config) {
+  std::string s;
+  for (size_t i = 0; i < config.size(); ++i)
+    s += (i ? "," : "") +
+         (config[i] == ModelSpec::kPool ? std::string("M") : std::to_string(config[i]));
+  return s;
+}
+
+void print_spec(const ModelSpec& s, const std::string& origin) {
+  std::cout << "spec: " << s.name << " (" << origin << ")\n"
+            << "  config: " << join_config(s.config) << "\n"
+            << "  input: " << s.input_size << "x" << s.input_size << ", head " << head_name(s.head)
+            << ", dense";
+  for (const auto& l : s.dense_layers())
+    std::cout << " " << l.in_features << "->" << l.out_features;
+  std::cout << "\n  classes (" << s.num_classes() << "):";
+  for (const auto& c : s.classes) std::cout << " " << c;
+  const auto& p = s.preprocess;
+  std::cout << "\n  preprocess: " << (p.bgr ? "bgr" : "rgb") << ", scale " << p.scale << ", mean ["
+            << p.mean[0] << ", " << p.mean[1] << ", " << p.mean[2] << "], std [" << p.std[0] << ", "
+            << p.std[1] << ", " << p.std[2] << "]\n"
+            << "  vote: " << vote_name(s.vote) << ", crop: " << s.crop << "\n"
+            << "  parameters: " << s.parameter_count() << ", " << std::fixed << std::setprecision(2)
+            << s.macs_per_frame() / 1e9 << " GMAC per frame\n"
+            << std::defaultfloat;
+}
+
+int inspect(const std::string& path, const std::string& spec_name) {
+  SafetensorsFile file = SafetensorsFile::open(path);
+  std::cout << "file: " << path << " (" << file.file_size() << " bytes)\n";
+  std::optional<ModelSpec> spec;
+  std::string origin;
+  if (!spec_name.empty()) {
+    auto r = resolve_card(spec_name);
+    spec = r.first;
+    origin = r.second;
+  } else if ((spec = spec_from_metadata(file))) {
+    origin = "from the file's metadata";
+  }
+  if (spec) {
+    print_spec(*spec, origin);
+  } else {
+    std::cout << "spec: none in the metadata (give --spec to check against a card)\n";
+  }
+  std::cout << "metadata:";
+  size_t shown = 0;
+  for (const auto& [k, v] : file.metadata())
+    if (k != kSpecMetadataKey) {
+      std::cout << "\n  " << k << ": " << v;
+      ++shown;
+    }
+  std::cout << (shown ? "\n" : " none\n");
+  int64_t params = 0;
+  std::cout << "tensors (" << file.tensors().size() << "):\n";
+  for (const auto& t : file.tensors()) {
+    std::ostringstream shape;
+    shape << "[";
+    for (size_t i = 0; i < t.shape.size(); ++i) shape << (i ? "," : "") << t.shape[i];
+    shape << "]";
+    std::cout << "  " << std::left << std::setw(24) << t.name << " " << std::setw(5) << t.dtype_text
+              << " " << shape.str() << "\n";
+    params += t.numel();
+  }
+  std::cout << std::right << "parameters in file: " << params << "\n";
+  if (!spec) {
+    std::cout << "matches spec: unknown (no spec)\n";
+    return kExitSomeFailed;
+  }
+  auto problems = check_against_spec(file, *spec);
+  if (problems.empty()) {
+    std::cout << "matches spec: yes\n";
+    return kExitOk;
+  }
+  std::cout << "matches spec: no\n";
+  for (const auto& p : problems) std::cout << "  " << p << "\n";
+  return kExitSomeFailed;
+}
+
+}  // namespace
+
+int run(int argc, char** argv) {
+  CLI::App app{"fervid: facial emotion recognition in video, VGG16 per frame + a per-video vote"};
+  const BuildInfo build = build_info();
+  app.set_version_flag("--version", "fervid " + build.version +
+                                        (build.cuda ? " (CUDA build)" : " (CPU-only build)"));
+  app.require_subcommand(1);
+
+  RunArgs ca;
+  auto* classify_cmd = app.add_subcommand("classify", "Classify videos, image folders or images");
+  add_run_options(classify_cmd, ca);
+
+  RunArgs ea;
+  auto* eval_cmd = app.add_subcommand(
+      "eval", "Classify a labelled dataset (RAVDESS names or --labels CSV) and score it");
+  add_run_options(eval_cmd, ea);
+  eval_cmd->add_option("--labels", ea.labels,
+                       "CSV of path,label for datasets without RAVDESS names");
+  eval_cmd->add_option("--actors", ea.actors, "RAVDESS actors, e.g. 21-24 or 1,3,5-7");
+  eval_cmd->add_option("--emotions", ea.emotions, "RAVDESS emotions, names or codes: happy,sad");
+  eval_cmd->add_option("--modality", ea.modality, "video (video-only) | av (audio-video)");
+  eval_cmd->add_option("--channel", ea.channel, "speech | song");
+  eval_cmd->add_option("--summary", ea.summary, "Write the metrics as JSON to FILE");
+  eval_cmd->add_option("--confusion", ea.confusion, "Write the confusion matrix as a PNG to FILE");
+
+  std::string merge_out;
+  std::vector<std::string> merge_in;
+  auto* merge = app.add_subcommand("merge", "Join the JSON Lines outputs of --shard runs");
+  merge->add_option("shards", merge_in, "Shard outputs (JSON Lines)")->required();
+  merge->add_option("--output", merge_out, "The joined output")->required();
+
+  uint64_t seed = 0;
+  std::string mw_out, mw_spec = "ravdess-vgg16", mw_dtype = "f32";
+  auto* mw =
+      app.add_subcommand("make-weights", "Write deterministic He-initialised (untrained) weights");
+  mw->add_option("--seed", seed, "Random seed")->required();
+  mw->add_option("--out", mw_out, "Output safetensors file")->required();
+  mw->add_option("--spec", mw_spec, "ravdess-vgg16, torchvision-vgg16 or a JSON card")
+      ->capture_default_str();
+  mw->add_option("--dtype", mw_dtype, "f32 | f16 | bf16")->capture_default_str();
+
+  std::string in_path, in_spec;
+  auto* ins =
+      app.add_subcommand("inspect", "Show a weights file's spec, tensors and whether they match");
+  ins->add_option("file", in_path, "Weights (safetensors)")->required();
+  ins->add_option("--spec", in_spec, "Check against this card instead of the file's metadata");
+
+  BenchOptions bo;
+  auto* bench = app.add_subcommand("bench", "Time the frame stage (frames/s, per-layer times)");
+  bench->add_option("--device", bo.device, "cpu | cuda | auto")->capture_default_str();
+  bench->add_option("--precision", bo.precision, "fp32 | tf32 | fp16 | bf16");
+  bench->add_option("--conv-impl", bo.conv_impl, kConvImplHelp)->capture_default_str();
+  bench->add_option("--cuda-graphs", bo.cuda_graphs, kCudaGraphsHelp)->capture_default_str();
+  bench
+      ->add_option("--stage-streams", bo.stage_streams,
+                   kStageStreamsHelp + std::string(" (--end-to-end)"))
+      ->capture_default_str();
+  bench->add_option("--weights", bo.weights, "Weights file (default: random weights for --spec)");
+  bench->add_option("--spec", bo.spec, "Model card when no --weights")->capture_default_str();
+  bench->add_option("--batch", bo.batches, "Batch sizes")->capture_default_str();
+  bench->add_option("--iters", bo.iters, "Timed iterations per batch size")->capture_default_str();
+  bench->add_option("--warmup", bo.warmup, "Untimed iterations first")->capture_default_str();
+  bench->add_option("--threads", bo.threads, "CPU threads (0: all cores)");
+  bench->add_option("--decoder", bo.decoder, std::string(kDecoderHelp) + " (--end-to-end)")
+      ->capture_default_str();
+  bench
+      ->add_option("--decode-threads", bo.decode_threads,
+                   "Decode thread counts to run (--end-to-end; 0: the decoder's default)")
+      ->capture_default_str();
+  bench->add_option("--gemm-size", bo.gemm_size, "Reference GEMM size on a GPU (0: none)")
+      ->capture_default_str();
+  bench->add_flag("--json", bo.json, "Print one JSON object instead of tables");
+  bench->add_flag("--decode-only", bo.decode_only,
+                  "--end-to-end: the decode threads alone (their frames dropped)");
+  bench->add_flag("--end-to-end", bo.end_to_end,
+                  "Time the whole job on INPUT... (decode to votes) instead of the frame stage");
+  bench->add_option("inputs", bo.inputs, "Videos for --end-to-end");
+  bench->add_option("--repeat", bo.repeat, "--end-to-end: the inputs this many times over")
+      ->capture_default_str();
+  bench->add_option("--stride", bo.stride, "--end-to-end: keep every Nth frame")
+      ->capture_default_str();
+  bench->add_option("--max-frames", bo.max_frames, "--end-to-end: frames per video at most")
+      ->capture_default_str();
+  bench->add_option("--crop", bo.crop, "--end-to-end: the crop (default: the card's)");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int code = app.exit(e);
+    return code == 0 ? kExitOk : kExitFatal;
+  }
+  try {
+    if (*classify_cmd) return run_videos(ca, false);
+    if (*eval_cmd) return run_videos(ea, true);
+    if (*merge) return merge_outputs(merge_out, merge_in);
+    if (*mw) return make_weights_cmd(seed, mw_out, mw_spec, mw_dtype);
+    if (*ins) return inspect(in_path, in_spec);
+    if (*bench) return run_bench(bo);
+  } catch (const std::exception& e) {
+    std::cerr << "fervid: error: " << e.what() << "\n";
+    return kExitFatal;
+  }
+  return kExitFatal;
+}
+
+}  // namespace fervid::cli

@@ -1,0 +1,62 @@
+// The fervid command line: classify, eval, merge, make-weights, inspect, bench.
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "fervid/fervid.h"
+
+namespace fervid::cli {
+
+// Exit codes: 0 success, 1 the run finished but some inputs failed (or a file does not match its
+// spec), 2 usage errors and fatal errors (nothing usable was produced).
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitSomeFailed = 1;
+inline constexpr int kExitFatal = 2;
+
+int run(int argc, char** argv);
+
+// The options of classify and eval (eval adds the labels, filters, metrics outputs).
+struct RunArgs {
+  std::vector<std::string> inputs;
+  std::string weights, spec, device = "auto", precision, conv_impl = "auto", crop, vote,
+                             format = "table", output, frames, shard;
+  std::string decoder = "auto";
+  std::string cuda_graphs = "on", stage_streams = "on";
+  int batch = 8, stride = 1, max_frames = 0, threads = 0, decode_threads = 0;
+  bool logits = false, quiet = false, resume = false;
+  std::string labels, actors, emotions, modality, channel, summary, confusion;  // eval
+};
+int run_videos(const RunArgs& args, bool eval);
+
+// The engine options every command shares, parsed from their flags (one-line errors).
+EngineOptions engine_options(const std::string& device, const std::string& precision, int threads,
+                             const std::string& conv_impl, const std::string& cuda_graphs);
+
+struct BenchOptions {
+  std::string device = "cpu";
+  std::string precision;
+  std::string conv_impl = "auto";
+  std::string cuda_graphs = "on", stage_streams = "on";
+  std::string weights;
+  std::string spec = "ravdess-vgg16";
+  std::vector<int> batches{1, 8};
+  int iters = 3;
+  int warmup = 1;
+  int threads = 0;
+  int gemm_size = 8192;  // the reference GEMM on a GPU; 0 skips it
+  bool json = false;
+  // --end-to-end INPUT...: the whole job (decode, preprocess, frame stage, vote) on real files.
+  bool end_to_end = false;
+  std::vector<std::string> inputs;
+  int repeat = 1;  // the inputs, this many times over
+  int stride = 1, max_frames = 0;
+  std::string crop;
+  std::string decoder = "auto";
+  std::vector<int> decode_threads{0};  // one run per count (0: the decoder's default)
+  bool decode_only = false;            // only the decode ceiling
+};
+int run_bench(const BenchOptions& options);
+
+}  // namespace fervid::cli

@@ -1,0 +1,59 @@
+// Frame value types shared by every layer: a host RGB frame, a YUV 4:2:0 frame (host or device),
+// how YUV maps to RGB, a crop rectangle, and a run of a batch's frames that belong to one video.
+// Views only: none of them owns the pixels it points at.
+#pragma once
+
+#include <cstdint>
+
+namespace fervid {
+
+// A host frame: 8-bit RGB, rows of `stride` bytes.
+struct ImageView {
+  const uint8_t* data = nullptr;
+  int width = 0;
+  int height = 0;
+  int stride = 0;
+};
+
+// A host or device frame in 8-bit YUV 4:2:0: planar (u, v planes, uv_step 1) or NV12 (u = the
+// interleaved UV plane, v = u + 1, uv_step 2), as decoders (and NVDEC) give them.
+struct YuvView {
+  const uint8_t* y = nullptr;
+  const uint8_t* u = nullptr;
+  const uint8_t* v = nullptr;
+  int y_stride = 0, uv_stride = 0, uv_step = 1;
+  int width = 0, height = 0;
+  bool on_device = false;  // the planes are in the CUDA backend's device memory (NVDEC)
+};
+
+// How YUV maps to RGB: the stream's matrix (BT.601 unless it says BT.709) and range (limited
+// 16-235 unless full). Chroma is taken from the sample covering the pixel (x/2, y/2), as
+// FFmpeg's swscale does for yuv420p -> rgb24.
+struct ColorSpec {
+  bool bt709 = false;
+  bool full_range = false;
+};
+// The coefficients of a ColorSpec: R = rnd((Y - y_offset) * y_scale + rv * (V - 128)), G with
+// gu, gv, B with bu; each rounded to an integer and clamped to [0, 255]. One function for the
+// CPU reference and the CUDA kernel, so that both convert with the same f32 values.
+struct YuvCoefficients {
+  float y_offset, y_scale, rv, gu, gv, bu;
+};
+YuvCoefficients yuv_coefficients(const ColorSpec& cs);
+
+// A crop rectangle in source pixels; resized to the model's input size.
+struct CropRect {
+  int x = 0;
+  int y = 0;
+  int width = 0;
+  int height = 0;
+};
+
+// Frames [first, first + count) of a batch belong to the video accumulating in vote slot `slot`.
+struct Segment {
+  int first = 0;
+  int count = 0;
+  int slot = 0;
+};
+
+}  // namespace fervid

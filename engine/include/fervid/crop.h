@@ -1,0 +1,40 @@
+// The crop a run takes from each frame before the resize: --crop full | center | box=x,y,w,h |
+// face | boxes=FILE, parsed once into a CropSpec.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "fervid/frame.h"
+
+namespace fervid {
+
+// --crop full | center | box=x,y,w,h | face | boxes=FILE
+struct CropSpec {
+  enum class Mode { Full, Center, Box, Face, Boxes } mode = Mode::Full;
+  CropRect box;
+  // face: the face found on the first kFaceProbeFrames sampled frames of each video (one in
+  // kFaceProbeStep searched), widened by `margin` of its size on every side; the centre crop,
+  // with a warning in the video's row, when none is found.
+  double margin = 0.25;
+  static constexpr int kFaceProbeFrames = 24, kFaceProbeStep = 4;
+  // boxes=FILE: a CSV of path,x,y,w,h (header optional, paths relative to the CSV's folder),
+  // keyed by canonical_path(); a video it does not list fails with an error row.
+  std::string boxes_file;
+  std::shared_ptr<const std::map<std::string, CropRect>> boxes;
+
+  static CropSpec parse(const std::string& text);
+  // The rectangle for a width x height frame (full, center, box); throws when a box lies outside.
+  CropRect rect_for(int width, int height) const;
+};
+
+// Fails with one line ("crop box x,y,w,h lies outside the WxH frame") unless `box` lies inside a
+// width x height frame.
+void check_crop_inside(const CropRect& box, int width, int height);
+
+// The square crop of side `side` centred on (cx, cy), moved (and if need be shrunk) to lie inside
+// a width x height frame.
+CropRect square_inside(double cx, double cy, double side, int width, int height);
+
+}  // namespace fervid

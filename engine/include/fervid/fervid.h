@@ -1,0 +1,119 @@
+// fervid's public C++ API: what a program — the fervid CLI, the Python module, a user's own C++ —
+// uses to classify facial emotion in videos. Load weights into an Engine once (with the device,
+// precision and batch it should use), then classify inputs: video files, image folders, images,
+// or frames already in memory. Each input becomes one VideoResult (label, votes, mean
+// probabilities, per-frame rows on request, or the reason it failed), handed over in input order
+// as soon as it is final, with the run's progress.
+//
+//   fervid::EngineOptions eo;
+//   eo.backend.device = fervid::parse_device("auto");
+//   fervid::Engine engine(fervid::load_weights("model.safetensors"), eo);
+//   fervid::ClassifyOptions co = engine.default_options();
+//   engine.classify(fervid::expand_inputs({"clips/"}), co,
+//                   [](const fervid::VideoResult& r, const fervid::Progress&) { ... });
+//
+// Errors (bad weights, bad options, no device) throw fervid::Error with a one-line message; a bad
+// input is a result with its error, and the run goes on.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "fervid/crop.h"
+#include "fervid/error.h"
+#include "fervid/frame.h"
+#include "fervid/inputs.h"
+#include "fervid/model_spec.h"
+#include "fervid/options.h"
+#include "fervid/run.h"
+#include "fervid/weights.h"
+
+namespace fervid {
+
+class Backend;  // engine/backends/backend.h
+class Model;    // engine/src/model.h
+
+// This build: its version and whether it has the CUDA backend.
+struct BuildInfo {
+  std::string version;
+  bool cuda = false;
+};
+BuildInfo build_info();
+
+// A built-in model card by name (ravdess-vgg16, torchvision-vgg16) or a JSON card file: the spec
+// and where it came from ("built-in card ravdess-vgg16" or the file's path).
+std::pair<ModelSpec, std::string> resolve_card(const std::string& name_or_path);
+// A weights file (safetensors) checked against `card` (resolve_card) or, when empty, against the
+// card in the file's metadata.
+Weights load_weights(const std::string& path, const std::string& card = "");
+
+// Where the engine's notices go, a line each without a prefix (which backend or decoder it fell
+// back to, and why). Unset: "fervid: notice: <line>" on stderr.
+using NoticeSink = std::function<void(const std::string& line)>;
+
+struct EngineOptions {
+  BackendOptions backend;
+  int max_batch = 8;  // the largest ClassifyOptions::batch of the engine's runs (>= 1)
+  NoticeSink notify;
+};
+
+// How far a classify() call is, with each result it hands over.
+struct Progress {
+  size_t videos_done = 0, videos_total = 0;
+  int64_t frames = 0;  // frames classified so far
+  double seconds = 0;  // since the call began
+};
+
+// Per-frame results of frames classified one by one (Engine::classify_frames), row-major.
+struct FrameScores {
+  int frames = 0, classes = 0;
+  std::vector<int32_t> labels;  // [frames]
+  std::vector<float> probs;     // [frames, classes]
+  std::vector<float> logits;    // [frames, classes]
+};
+
+class Engine {
+ public:
+  // Prepares `weights` for the backend the options choose (the weights are not needed after).
+  Engine(Weights weights, const EngineOptions& options);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  const ModelSpec& spec() const;
+  std::string backend_name() const;  // "cpu" or "cuda"
+  std::string device_name() const;   // e.g. "CPU, 2 threads" or "NVIDIA H100 80GB HBM3 (sm_90)"
+  Precision precision() const;       // as the backend computes (never Default)
+  int max_batch() const;
+
+  // The options of a run by default: the card's crop and vote, batch max_batch().
+  ClassifyOptions default_options() const;
+
+  using OnVideo = std::function<void(const VideoResult&, const Progress&)>;
+  // Classifies `inputs`; each one's result goes to `on_video` in input order, as soon as it and
+  // those before it are final. `notify` (else the engine's) gets the run's notices: the decoder
+  // taken when auto could not take NVDEC, CUDA graphs given up. Throws only when the run cannot
+  // go on (a device error); a bad input is a result.
+  RunStats classify(const std::vector<InputItem>& inputs, const ClassifyOptions& options,
+                    const OnVideo& on_video, const NoticeSink& notify = {});
+  // The decode stage of such a run alone (threads, decoders), its frames dropped: the decode
+  // ceiling of `options` on `inputs`.
+  RunStats decode_only(const std::vector<InputItem>& inputs, const ClassifyOptions& options);
+  // Frames in memory, each on its own (no vote), cropped by `crop` (full, center or box).
+  FrameScores classify_frames(std::span<const ImageView> frames, const CropSpec& crop);
+
+  // The engine's parts, for the benchmarks (bench/) and tests: the model and its backend.
+  Model& model();
+  Backend& backend();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace fervid

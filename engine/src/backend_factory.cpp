@@ -1,0 +1,39 @@
+#include "backend_factory.h"
+
+#include "backends/cpu/cpu_backend.h"
+#include "backends/cuda/cuda_backend.h"
+#include "backends/cuda/cuda_probe.h"
+#include "fervid/error.h"
+
+namespace fervid {
+
+std::unique_ptr<Backend> make_backend(const BackendOptions& options, const Notify& notify) {
+  const std::string precision = precision_name(options.precision);
+  const std::string impl = conv_impl_name(options.conv_impl);
+  if (options.conv_impl == ConvImpl::Fervid &&
+      (options.precision == Precision::Fp32 || options.precision == Precision::Tf32))
+    fail("--conv-impl fervid: fervid's conv3x3 computes in fp16 or bf16, not " + precision +
+         " (use --conv-impl cudnn or --precision fp16|bf16)");
+  std::string why;
+  const bool gpu = options.device != DeviceChoice::Cpu && cuda_device_available(&why);
+  if (options.device == DeviceChoice::Cuda) {
+    if (!gpu) fail("--device cuda: " + why);
+    return make_cuda_backend(options);
+  }
+  const bool gpu_precision =
+      options.precision != Precision::Default && options.precision != Precision::Fp32;
+  if (options.device == DeviceChoice::Auto && gpu) return make_cuda_backend(options);
+  if (options.device == DeviceChoice::Auto) {
+    std::string notice = why + "; using the CPU backend";
+    if (gpu_precision) notice += " (fp32; --precision " + precision + " is for GPUs)";
+    if (options.conv_impl != ConvImpl::Auto) notice += " (--conv-impl " + impl + " is for GPUs)";
+    if (notify) notify(notice);
+  } else if (gpu_precision) {
+    fail("--precision " + precision + ": the CPU backend computes in fp32 only");
+  } else if (options.conv_impl != ConvImpl::Auto) {
+    fail("--conv-impl " + impl + ": the CPU backend has one conv3x3 (choose with --device cuda)");
+  }
+  return cpu::make_cpu_backend(options.threads);
+}
+
+}  // namespace fervid

@@ -1,0 +1,44 @@
+// Classifier: decode (producer threads) -> batches packing frames of several videos -> model ->
+// per-frame softmax/argmax -> per-video vote. A video longer than a batch accumulates its votes
+// across batches; a video that fails to decode becomes an error result and the run goes on.
+// The parts, each testable alone: DecodeStage (decode_stage.h), Batch (batch.h), VideoBook
+// (video_book.h), VoteTable (vote_table.h), StageLanes (stage_lanes.h).
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "fervid/inputs.h"
+#include "fervid/run.h"
+#include "model.h"
+#include "video.h"
+
+namespace fervid {
+
+class Classifier {
+ public:
+  // NVDEC decode threads unless told: the H100 has 7 NVDEC engines; 4 is not measured yet.
+  static constexpr int kNvdecThreads = 4;
+  // Checks the options against the model (batch 1..max_batch, decode threads 0..64) and chooses
+  // the decoder (choose_decoder), each failing with one line.
+  Classifier(Model& model, ClassifyOptions options);
+  int decode_threads() const;
+  DecoderKind decoder() const { return decoder_; }
+  // Why auto decodes on the CPU ("" when it takes NVDEC or the CPU was asked for).
+  const std::string& decoder_notice() const { return decoder_notice_; }
+  // Results arrive in input order, one call per input.
+  RunStats run(const std::vector<InputItem>& inputs,
+               const std::function<void(const VideoResult&)>& on_video);
+  // The decode stage alone, as run() drives it (threads, decoders, NVDEC frame pool), its
+  // frames dropped: the decode ceiling of the run.
+  RunStats decode_only(const std::vector<InputItem>& inputs);
+
+ private:
+  Model& model_;
+  ClassifyOptions options_;
+  DecoderKind decoder_ = DecoderKind::Cpu;
+  std::string decoder_notice_;
+};
+
+}  // namespace fervid

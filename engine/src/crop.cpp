@@ -1,0 +1,113 @@
+#include "fervid/crop.h"
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <optional>
+#include <sstream>
+
+#include "fervid/error.h"
+#include "fervid/inputs.h"
+
+namespace fervid {
+
+namespace {
+
+// path,x,y,w,h rows -> canonical path -> box.
+std::map<std::string, CropRect> read_boxes(const std::string& csv) {
+  std::ifstream in(csv);
+  if (!in) fail("--crop boxes=" + csv + ": cannot read the file");
+  std::map<std::string, CropRect> boxes;
+  std::string line;
+  for (int lineno = 1; std::getline(in, line); ++lineno) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    const std::optional<ListedRow> row = split_listed_row(csv, line, 4);
+    if (row && lineno == 1 && row->path == "path") continue;  // header
+    CropRect r;
+    bool ok = bool(row);
+    try {
+      if (ok) {
+        const auto& f = row->fields;
+        r = {std::stoi(f[0]), std::stoi(f[1]), std::stoi(f[2]), std::stoi(f[3])};
+        ok = r.x >= 0 && r.y >= 0 && r.width > 0 && r.height > 0;
+      }
+    } catch (const std::exception&) {
+      ok = false;
+    }
+    if (!ok)
+      fail("--crop boxes=" + csv + ":" + std::to_string(lineno) +
+           ": expected path,x,y,w,h with x,y >= 0 and w,h > 0");
+    boxes[row->key] = r;
+  }
+  return boxes;
+}
+
+std::string box_text(const CropRect& b) {
+  return std::to_string(b.x) + "," + std::to_string(b.y) + "," + std::to_string(b.width) + "," +
+         std::to_string(b.height);
+}
+
+}  // namespace
+
+CropSpec CropSpec::parse(const std::string& text) {
+  CropSpec c;
+  if (text == "full") return c;
+  if (text == "center") {
+    c.mode = Mode::Center;
+    return c;
+  }
+  if (text.rfind("box=", 0) == 0) {
+    std::istringstream in(text.substr(4));
+    char c1 = 0, c2 = 0, c3 = 0;
+    in >> c.box.x >> c1 >> c.box.y >> c2 >> c.box.width >> c3 >> c.box.height;
+    if (in.fail() || !in.eof() || c1 != ',' || c2 != ',' || c3 != ',' || c.box.x < 0 ||
+        c.box.y < 0 || c.box.width <= 0 || c.box.height <= 0)
+      fail("--crop " + text + ": expected box=x,y,w,h with x,y >= 0 and w,h > 0");
+    c.mode = Mode::Box;
+    return c;
+  }
+  if (text == "face") {
+    c.mode = Mode::Face;
+    return c;
+  }
+  if (text.rfind("boxes=", 0) == 0) {
+    c.mode = Mode::Boxes;
+    c.boxes_file = text.substr(6);
+    c.boxes = std::make_shared<const std::map<std::string, CropRect>>(read_boxes(c.boxes_file));
+    return c;
+  }
+  fail("--crop " + text + ": expected full, center, box=x,y,w,h, face or boxes=FILE");
+}
+
+CropRect CropSpec::rect_for(int width, int height) const {
+  switch (mode) {
+    case Mode::Full:
+      return {0, 0, width, height};
+    case Mode::Center: {
+      int side = std::min(width, height);
+      return {(width - side) / 2, (height - side) / 2, side, side};
+    }
+    case Mode::Box:
+      check_crop_inside(box, width, height);
+      return box;
+    case Mode::Face:
+    case Mode::Boxes:
+      fail("internal error: a per-video crop has no rectangle of its own");
+  }
+  return {0, 0, width, height};
+}
+
+void check_crop_inside(const CropRect& box, int width, int height) {
+  if (box.x + box.width > width || box.y + box.height > height)
+    fail("crop box " + box_text(box) + " lies outside the " + std::to_string(width) + "x" +
+         std::to_string(height) + " frame");
+}
+
+CropRect square_inside(double cx, double cy, double side, int width, int height) {
+  const int s = std::max(1, std::min({int(std::lround(side)), width, height}));
+  const int x = std::clamp(int(std::lround(cx - s / 2.0)), 0, width - s);
+  const int y = std::clamp(int(std::lround(cy - s / 2.0)), 0, height - s);
+  return {x, y, s, s};
+}
+
+}  // namespace fervid

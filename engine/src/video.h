@@ -1,0 +1,108 @@
+// Frames from the inputs (fervid/inputs.h): decoded video frames (FFmpeg, on the CPU or NVDEC),
+// images and image folders read with stb_image; the long-lived clip-after-clip decoder.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "backends/backend.h"
+#include "fervid/inputs.h"
+#include "fervid/run.h"
+
+namespace fervid {
+
+struct Frame {
+  int64_t index = 0;  // position in the source, before sampling
+  int width = 0;
+  int height = 0;
+  int stride = 0;            // bytes per row, >= width * 3
+  std::vector<uint8_t> rgb;  // RGB rows of `stride` bytes
+  // A video frame kept in 8-bit YUV 4:2:0 (SamplingOptions::keep_yuv) has no rgb but planes:
+  // Y rows of `width` bytes, then U and V rows of (width + 1) / 2, (height + 1) / 2 rows each.
+  bool is_yuv = false;
+  ColorSpec color;
+  std::vector<uint8_t> yuv;
+  // A frame NVDEC decoded stays in device memory (NV12): `device` holds its planes, `device_hold`
+  // keeps them (a buffer of the backend's DeviceFrameSink) until the frame is dropped.
+  YuvView device;
+  std::shared_ptr<const void> device_hold;
+  bool on_device() const { return device_hold != nullptr; }
+  ImageView view() const { return {rgb.data(), width, height, stride}; }
+  YuvView yuv_view() const {
+    if (on_device()) return device;
+    const int cw = (width + 1) / 2, ch = (height + 1) / 2;
+    const uint8_t* y = yuv.data();
+    const uint8_t* u = y + size_t(width) * height;
+    return {y, u, u + size_t(cw) * ch, width, cw, 1, width, height};
+  }
+};
+
+// Where videos are decoded (--decoder): libavcodec on the CPU, or NVDEC through FFmpeg's CUDA
+// hwaccel with the frames left on the device.
+enum class DecoderKind { Cpu, Nvdec };
+
+class FrameSource {
+ public:
+  virtual ~FrameSource() = default;
+  // The next sampled frame; false at the end. Throws fervid::Error "<path>: <reason>".
+  virtual bool next(Frame& frame) = 0;
+};
+
+std::unique_ptr<FrameSource> open_frames(const InputItem& item, const SamplingOptions& sampling);
+
+struct DecodeOptions {
+  DecoderKind kind = DecoderKind::Cpu;
+  DeviceFrameSink* sink = nullptr;  // required for Nvdec
+};
+
+// What a ClipDecoder gives back: a sampled frame of a clip, or the end of a clip (after its last
+// frame), with the reason it failed or a remark (e.g. decoded on the CPU, not NVDEC).
+struct ClipEvent {
+  bool end = false;
+  int clip = 0;  // the id given to add()
+  Frame frame;
+  std::string error, warning;
+};
+
+// Decodes video files clip after clip through one long-lived decoder: the packets of the next
+// clip follow the last packets of the previous one with no drain, flush or re-creation (H.264
+// and HEVC travel as Annex B, their parameter sets in-band), and the frames are attributed to
+// their clip by their timestamps. A clip whose format the decoder cannot continue with (another
+// codec or size, or a codec without in-band parameter sets) drains the decoder and goes to a
+// decoder of its own format: one drained earlier (a few wait, flushed, for their format's next
+// clip) or a new one. Events come in clip order: a clip's frames, then its end, then the next
+// clip's. A clip that cannot be opened or decoded ends with an error; the clips after it are not
+// affected.
+class ClipDecoder {
+ public:
+  virtual ~ClipDecoder() = default;
+  static std::unique_ptr<ClipDecoder> create(const SamplingOptions& sampling,
+                                             const DecodeOptions& options);
+  // Queues a clip.
+  virtual void add(int clip, const std::string& path) = 0;
+  // No clip follows for now: the decoder drains, so that next() returns every queued clip's
+  // frames and end.
+  virtual void flush() = 0;
+  // The next event; false when none can come before another add() or flush().
+  virtual bool next(ClipEvent& event) = 0;
+  // Decoders created so far: 1 for a run of clips that continue one another, 1 per format for
+  // clips of a few formats mixed.
+  virtual int decoders_opened() const = 0;
+};
+
+// The decoder for --decoder `requested` with a backend that reads frames in device memory or
+// not (`device_frames`: the backend has FrameSinks): auto takes NVDEC when it does, this build's
+// FFmpeg has the NVDEC hwaccel, the driver's libnvcuvid loads, and the frames need not come to
+// the host (`host_frames`: the face detector reads them there); else the CPU, with `notice`
+// saying why. nvdec without them fails with one line.
+DecoderKind choose_decoder(DecoderChoice requested, bool device_frames, bool host_frames,
+                           std::string* notice);
+
+// Decodes one image file (jpg, png, bmp) to RGB.
+Frame load_image(const std::string& path);
+
+}  // namespace fervid

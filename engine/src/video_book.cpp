@@ -1,0 +1,102 @@
+#include "video_book.h"
+
+#include "fervid/error.h"
+
+namespace fervid {
+
+VideoBook::VideoBook(const std::vector<InputItem>& inputs, const CropSpec& crop, VoteTable& votes)
+    : inputs_(inputs), crop_(crop), votes_(votes) {}
+
+VideoBook::Video& VideoBook::open(int video) {
+  auto it = open_.find(video);
+  if (it != open_.end()) return it->second;
+  Video& v = open_[video];
+  v.slot = votes_.take_slot();
+  return v;
+}
+
+int VideoBook::slot(int video) { return open(video).slot; }
+
+std::optional<CropRect> VideoBook::admit(int video, const Frame& frame) {
+  Video& v = open(video);
+  if (!v.error.empty()) return std::nullopt;
+  if (frame.width != v.crop_w || frame.height != v.crop_h) {
+    try {
+      if (v.fixed)
+        check_crop_inside(v.crop, frame.width, frame.height);
+      else
+        v.crop = crop_.rect_for(frame.width, frame.height);
+      v.crop_w = frame.width;
+      v.crop_h = frame.height;
+    } catch (const Error& e) {
+      v.error = inputs_[video].path + ": " + e.what();
+      return std::nullopt;
+    }
+  }
+  if (v.frames + v.pending == 0) v.first_crop = v.crop;
+  ++v.pending;
+  return v.crop;
+}
+
+void VideoBook::start(int video, const CropRect& crop, const std::string& warning) {
+  Video& v = open(video);
+  v.crop = crop;
+  v.fixed = true;
+  v.warning = warning;
+}
+
+bool VideoBook::end(int video, const std::string& error, const std::string& warning) {
+  Video& v = open(video);
+  v.ended = true;
+  if (!warning.empty()) v.warning += (v.warning.empty() ? "" : "; ") + warning;
+  if (v.error.empty()) v.error = error;
+  if (v.error.empty() && v.frames + v.pending == 0) v.error = inputs_[video].path + ": no frames";
+  return v.pending == 0;
+}
+
+std::vector<int> VideoBook::ran(std::span<const int> videos, std::vector<FrameResult> rows) {
+  for (size_t i = 0; i < rows.size(); ++i) open_.at(videos[i]).rows.push_back(std::move(rows[i]));
+  std::vector<int> done;
+  for (int video : videos) {
+    Video& v = open_.at(video);
+    ++v.frames;
+    if (--v.pending == 0 && v.ended) done.push_back(video);
+  }
+  return done;
+}
+
+std::vector<Finished> VideoBook::close(std::span<const int> videos) {
+  std::vector<Finished> closing;
+  for (int video : videos) {
+    auto it = open_.find(video);
+    if (it == open_.end()) fail("internal error: closing a video that is not open");
+    closing.push_back({video, it->second.slot});
+    closed_.insert(open_.extract(it));
+  }
+  return closing;
+}
+
+VideoResult VideoBook::result(const VoteOutcome& vote, VoteMode mode) {
+  auto it = closed_.find(vote.video);
+  if (it == closed_.end()) fail("internal error: a vote for a video that is not closed");
+  Video& v = it->second;
+  VideoResult r;
+  r.path = inputs_[vote.video].path;
+  r.vote = mode;
+  r.frames = v.frames;
+  r.error = v.error;
+  r.warning = v.warning;
+  r.crop = v.first_crop;
+  if (r.ok()) {
+    r.label = vote.winner;
+    r.counts = vote.counts;
+    for (double s : vote.sums) r.mean_probs.push_back(s / double(v.frames));
+    r.frame_rows = std::move(v.rows);
+  } else {
+    r.frames = 0;
+  }
+  closed_.erase(it);
+  return r;
+}
+
+}  // namespace fervid

@@ -1,0 +1,179 @@
+// conv3x3_bias_relu on the CUDA backend (cuDNN's fused call, its unfused fallback,
+// fervid's kernel, the per-layer choice) against the CPU reference on fresh random inputs, outputs
+// poisoned first. Without a device every test skips and says why.
+#include <cstdio>
+
+#include "backend_factory.h"
+#include "backends/cpu/cpu_backend.h"
+#include "cpu/ops.h"
+#include "cuda/library_ops.h"
+#include "cuda_test_util.h"
+#include "fervid/weight_layout.h"
+
+namespace fervid::test {
+namespace {
+
+// One conv3x3 case: random x, w, b rounded to what both f16 and bf16 hold exactly (so one CPU
+// reference serves every precision), and that reference.
+struct ConvCase {
+  int n, h, w, c, k;
+  bool pool;
+};
+
+struct ConvData {
+  OwnedTensor x, w, b, ref;
+};
+
+ConvData conv_data(const ConvCase& s) {
+  ConvData d{host_tensor({s.n, s.h, s.w, s.c}, DType::F32, Layout::NHWC),
+             host_tensor({s.k, s.c, 3, 3}, DType::F32),
+             host_tensor({s.k}, DType::F32),
+             {}};
+  fill_uniform(d.x.tensor, -1, 1);
+  fill_uniform(d.w.tensor, -1.0f / std::sqrt(9.0f * s.c), 1.0f / std::sqrt(9.0f * s.c));
+  fill_uniform(d.b.tensor, -0.2f, 0.2f);
+  for (const Tensor* t : {&d.x.tensor, &d.w.tensor, &d.b.tensor}) {
+    round_to(*t, DType::BF16);
+    round_to(*t, DType::F16);
+  }
+  const int oh = s.pool ? s.h / 2 : s.h, ow = s.pool ? s.w / 2 : s.w;
+  d.ref = host_tensor({s.n, oh, ow, s.k}, DType::F32, Layout::NHWC);
+  OwnedTensor w_ohwi = conv_weight_ohwi(d.w.tensor);
+  cpu::conv3x3_bias_relu(d.x.tensor, w_ohwi.tensor, d.b.tensor, s.pool, d.ref.tensor);
+  return d;
+}
+
+// Every backend in `gpus` on one case against the CPU reference (outputs poisoned).
+void expect_conv_matches(const std::vector<Backend*>& gpus, const ConvCase& s,
+                         const std::string& what) {
+  const ConvData d = conv_data(s);
+  const std::vector<double> want = as_f64(d.ref.tensor);
+  for (Backend* gpu : gpus) {
+    const DType dt = gpu->compute_dtype();
+    OwnedTensor gw = gpu->prepare_weight(d.w.tensor, {WeightRole::Conv});
+    OwnedTensor gb = gpu->prepare_weight(d.b.tensor, {WeightRole::ConvBias});
+    auto gx = to_device(*gpu, d.x.tensor, dt);
+    auto gy = to_device(*gpu, d.ref.tensor, dt, true);
+    gpu->conv3x3_bias_relu(gx.tensor, gw.tensor, gb.tensor, s.pool, gy.tensor);
+    std::vector<float> got = to_host(*gpu, gy.tensor);
+    expect_close(got.data(), want, op_tolerance(precision_name(gpu->precision()), rms(want)),
+                 what + " " + precision_name(gpu->precision()) + " " + d.x.tensor.describe() +
+                     " -> " + d.ref.tensor.describe());
+    if (s.pool || what != "cudnn conv") continue;
+    // The path for configurations cuDNN's fused call refuses: plain convolution + bias_relu.
+    cuda::ConvCudnn unfused(nullptr, gpu->precision() == Precision::Tf32, MemoryMeter(), false);
+    auto gy2 = to_device(*gpu, d.ref.tensor, dt, true);
+    unfused.run(gx.tensor, gw.tensor, gb.tensor, gy2.tensor);
+    FV_CUDA_CHECK(cudaDeviceSynchronize());
+    got = to_host(*gpu, gy2.tensor);
+    expect_close(got.data(), want, op_tolerance(precision_name(gpu->precision()), rms(want)),
+                 "cudnn conv unfused (" + unfused.last_algorithm() + ") " +
+                     precision_name(gpu->precision()) + " " + d.x.tensor.describe());
+  }
+}
+
+// cuDNN's fused conv (--conv-impl cudnn) in every precision, and its unfused fallback.
+TEST(CudaBackend, ConvBiasReluWithAndWithoutPoolMatchesCpu) {
+  REQUIRE_CUDA_DEVICE();
+  SeedTrace trace;
+  const std::vector<ConvCase> cases = {{1, 224, 224, 3, 64, false},  {2, 13, 17, 64, 128, true},
+                                       {7, 14, 14, 256, 512, true},  {1, 7, 9, 512, 512, false},
+                                       {3, 28, 28, 128, 256, false}, {1, 15, 11, 3, 64, true}};
+  std::vector<std::unique_ptr<Backend>> owned;
+  std::vector<Backend*> gpus;
+  for (const char* precision : kPrecisions) {
+    owned.push_back(make_cuda_backend(gpu_options(precision, "cudnn")));
+    gpus.push_back(owned.back().get());
+  }
+  for (const ConvCase& c : cases) expect_conv_matches(gpus, c, "cudnn conv");
+}
+
+TEST(CudaBackend, ConvImplIsCheckedBeforeAnyDeviceWork) {
+  for (auto [device, precision, impl] :
+       {std::tuple{"cuda", "fp32", "fervid"}, std::tuple{"cuda", "tf32", "fervid"},
+        std::tuple{"cuda", "fp16", "winograd"}, std::tuple{"cpu", "", "fervid"},
+        std::tuple{"auto", "", "cudnn-ish"}}) {
+    try {
+      BackendOptions o;
+      o.device = parse_device(device);
+      o.precision = parse_precision(precision);
+      o.conv_impl = parse_conv_impl(impl);
+      make_backend(o, {});
+      ADD_FAILURE() << "accepted --device " << device << " --precision " << precision
+                    << " --conv-impl " << impl;
+    } catch (const Error& e) {
+      const std::string msg = e.what();
+      EXPECT_NE(msg.find("--conv-impl " + std::string(impl)), std::string::npos) << msg;
+      EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+    }
+  }
+}
+
+// fervid's kernel (--conv-impl fervid) on every VGG16 layer shape, with VGG's pools, at batch 1
+// and 7, in fp16 and bf16.
+TEST(CudaBackend, FervidConvMatchesCpuOnEveryVgg16Layer) {
+  REQUIRE_CUDA_DEVICE();
+  SeedTrace trace;
+  auto fp16 = make_cuda_backend(gpu_options("fp16", "fervid"));
+  auto bf16 = make_cuda_backend(gpu_options("bf16", "fervid"));
+  const ModelSpec spec =
+      ModelSpec::load_card(std::string(FERVID_SOURCE_DIR) + "/weights/torchvision-vgg16.json");
+  for (int n : {1, 7}) {
+    int size = spec.input_size;
+    for (const ConvLayer& l : spec.conv_layers()) {
+      expect_conv_matches({fp16.get(), bf16.get()},
+                          {n, size, size, l.in_channels, l.out_channels, l.pool},
+                          "fervid conv " + l.name);
+      if (l.pool) size /= 2;
+    }
+  }
+  for (Backend* be : {fp16.get(), bf16.get()})
+    for (const ConvPlanInfo& p : be->conv_plan_log()->conv_plans()) EXPECT_EQ(p.impl, "fervid");
+}
+
+// Sizes that are multiples of no tile (8x16 pixels, 64 channels, 32-deep chunks), channel
+// counts for the gather path (3, 5, 48) and the vector path (32, 64, 96), with and without pool.
+TEST(CudaBackend, FervidConvMatchesCpuOnOddShapes) {
+  REQUIRE_CUDA_DEVICE();
+  SeedTrace trace;
+  auto fp16 = make_cuda_backend(gpu_options("fp16", "fervid"));
+  auto bf16 = make_cuda_backend(gpu_options("bf16", "fervid"));
+  const std::vector<ConvCase> cases = {
+      {2, 13, 17, 64, 128, false}, {2, 13, 17, 64, 128, true}, {1, 15, 11, 3, 64, true},
+      {3, 9, 31, 32, 40, false},   {3, 9, 31, 32, 40, true},   {1, 1, 1, 64, 64, false},
+      {2, 3, 5, 96, 72, true},     {1, 7, 7, 3, 16, false},    {2, 6, 10, 5, 24, true},
+      {1, 19, 9, 48, 65, false},   {5, 2, 2, 128, 192, true},  {1, 33, 18, 256, 8, true}};
+  for (const ConvCase& c : cases) expect_conv_matches({fp16.get(), bf16.get()}, c, "fervid conv");
+}
+
+// --conv-impl auto times cuDNN (+ pool) and fervid's kernel once per layer shape and keeps the
+// faster; a later batch size of the same shape keeps that choice; f32 always runs on cuDNN.
+TEST(CudaBackend, ConvImplAutoTimesBothAndKeepsTheFaster) {
+  REQUIRE_CUDA_DEVICE();
+  SeedTrace trace;
+  auto fp16 = make_cuda_backend(gpu_options("fp16", "auto"));
+  auto fp32 = make_cuda_backend(gpu_options("fp32", "auto"));
+  expect_conv_matches({fp16.get(), fp32.get()}, {4, 28, 28, 256, 512, true}, "auto conv");
+  expect_conv_matches({fp16.get(), fp32.get()}, {4, 28, 28, 512, 512, false}, "auto conv");
+  expect_conv_matches({fp16.get(), fp32.get()}, {2, 28, 28, 256, 512, true}, "auto conv");
+  const std::vector<ConvPlanInfo> plans = fp16->conv_plan_log()->conv_plans();
+  ASSERT_EQ(plans.size(), 2u);
+  for (const ConvPlanInfo& p : plans) {
+    EXPECT_EQ(p.timed_batch, 4);
+    EXPECT_GT(p.cudnn_ms, 0.0);
+    EXPECT_GT(p.fervid_ms, 0.0);
+    EXPECT_EQ(p.impl, p.fervid_ms < p.cudnn_ms ? "fervid" : "cudnn");
+    std::printf("[ auto     ] 28x28 %lld->%lld%s: cudnn %.3f ms, fervid %.3f ms -> %s\n",
+                (long long)p.in_channels, (long long)p.out_channels, p.pool ? " pool" : "",
+                p.cudnn_ms, p.fervid_ms, p.impl.c_str());
+  }
+  EXPECT_TRUE(plans[0].pool);
+  EXPECT_FALSE(plans[1].pool);
+  for (const ConvPlanInfo& p : fp32->conv_plan_log()->conv_plans()) {
+    EXPECT_EQ(p.impl, "cudnn");
+    EXPECT_EQ(p.timed_batch, 0);
+  }
+}
+
+}  // namespace
+}  // namespace fervid::test

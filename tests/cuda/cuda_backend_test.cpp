@@ -1,0 +1,287 @@
+// The CUDA backend as a whole against the CPU backend: the whole network on real frames in every
+// precision and conv choice, the frame stage replayed as CUDA graphs, the classify job on three
+// streams. Without a device every test skips and says why (but the first, which needs none).
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+
+#include "backends/cpu/cpu_backend.h"
+#include "classifier.h"
+#include "cpu/ops.h"
+#include "cuda_test_util.h"
+#include "model.h"
+#include "video.h"
+
+namespace fervid::test {
+namespace {
+
+namespace fs = std::filesystem;
+
+TEST(CudaBackend, DeviceCudaWithoutDeviceFailsInOneLine) {
+  std::string why;
+  if (cuda_device_available(&why)) GTEST_SKIP() << "a device is present";
+  try {
+    make_cuda_backend(gpu_options("fp16"));
+    ADD_FAILURE() << "make_cuda_backend succeeded without a device";
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("--device cuda"), std::string::npos) << msg;
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+  }
+}
+
+// Real frames: a folder of images named by FERVID_TEST_FRAMES (tools/gpu-check.sh extracts them
+// for the build without FFmpeg), else sampled from the videos of ../shared/data.
+std::vector<Frame> real_frames(std::string* why) {
+  std::vector<Frame> frames;
+  if (const char* dir = std::getenv("FERVID_TEST_FRAMES")) {
+    std::vector<std::string> files;
+    for (const auto& e : fs::directory_iterator(dir))
+      if (is_image_path(e.path().string())) files.push_back(e.path().string());
+    std::sort(files.begin(), files.end());
+    for (const auto& f : files) frames.push_back(load_image(f));
+  } else {
+    const std::string data = FERVID_DATA_DIR;
+    const std::pair<const char*, int> videos[] = {
+        {"/video/astronaut-720p.mp4", 8},
+        {"/video/vtest.avi", 60},
+        {"/ravdess/modified/01-01-07-02-02-01-01_1.mp4", 20},
+        {"/ravdess/modified/01-01-08-02-01-01-19.mp4", 20}};
+    try {
+      for (auto [path, stride] : videos) {
+        auto src = open_frames({data + path, InputKind::Video, ""}, {stride, 0});
+        Frame f;
+        while (src->next(f)) frames.push_back(f);
+      }
+    } catch (const Error& e) {
+      *why = std::string("no real frames: ") + e.what() + " (set FERVID_TEST_FRAMES)";
+      return {};
+    }
+  }
+  if (frames.empty()) *why = "no real frames found (set FERVID_TEST_FRAMES)";
+  return frames;
+}
+
+CropRect centre_square(const Frame& f) {
+  const int side = std::min(f.width, f.height);
+  return {(f.width - side) / 2, (f.height - side) / 2, side, side};
+}
+
+// Logits of `frames` through `model`, batch by batch.
+std::vector<float> logits_of(Model& model, const std::vector<Frame>& frames) {
+  const int classes = model.spec().num_classes();
+  std::vector<float> out(frames.size() * classes);
+  for (size_t first = 0; first < frames.size(); first += size_t(model.max_batch())) {
+    const size_t n = std::min(frames.size() - first, size_t(model.max_batch()));
+    std::vector<ImageView> views;
+    std::vector<CropRect> crops;
+    for (size_t i = first; i < first + n; ++i) {
+      views.push_back(frames[i].view());
+      crops.push_back(centre_square(frames[i]));
+    }
+    model.forward(views, crops);
+    model.backend().copy_to_host(out.data() + first * classes, model.logits().slice(0, int64_t(n)));
+  }
+  return out;
+}
+
+TEST(CudaBackend, WholeNetworkMatchesCpuOnRealFrames) {
+  REQUIRE_CUDA_DEVICE();
+  SeedTrace trace;
+  std::string why;
+  const std::vector<Frame> frames = real_frames(&why);
+  if (frames.empty()) GTEST_SKIP() << why;
+  const fs::path dir = temp_dir("cuda-whole-network");
+  for (const char* card : {"ravdess-vgg16", "torchvision-vgg16"}) {
+    const ModelSpec spec =
+        ModelSpec::load_card(std::string(FERVID_SOURCE_DIR) + "/weights/" + card + ".json");
+    const std::string path = (dir / (std::string(card) + ".safetensors")).string();
+    make_weights(spec, seed(), StDType::F32, path);
+    const Weights weights = Weights::load(path);
+    auto cpu_be = cpu::make_cpu_backend(0);
+    Model cpu_model(weights, *cpu_be, 16);
+    const std::vector<float> want = logits_of(cpu_model, frames);
+    const int classes = spec.num_classes();
+    // Every precision with the default conv choice, and fp16/bf16 with each implementation.
+    const std::pair<const char*, const char*> configs[] = {
+        {"fp32", "auto"},   {"tf32", "auto"},  {"fp16", "auto"},  {"fp16", "cudnn"},
+        {"fp16", "fervid"}, {"bf16", "cudnn"}, {"bf16", "fervid"}};
+    for (auto [precision, impl] : configs) {
+      auto gpu = make_cuda_backend(gpu_options(precision, impl));
+      Model gpu_model(weights, *gpu, 7);  // 7: batches of several sizes, the last one partial
+      const std::vector<float> got = logits_of(gpu_model, frames);
+      double err2 = 0, ref2 = 0;
+      int agree = 0;
+      for (size_t f = 0; f < frames.size(); ++f) {
+        const float* g = got.data() + f * classes;
+        const float* r = want.data() + f * classes;
+        for (int c = 0; c < classes; ++c) {
+          err2 += double(g[c] - r[c]) * (g[c] - r[c]);
+          ref2 += double(r[c]) * r[c];
+        }
+        agree += std::max_element(g, g + classes) - g == std::max_element(r, r + classes) - r;
+      }
+      const double rel = std::sqrt(err2 / ref2);
+      const double bound = std::string(precision) == "fp32"   ? 1e-5
+                           : std::string(precision) == "tf32" ? 5e-3
+                                                              : 2e-2;
+      const double agreement = double(agree) / double(frames.size());
+      std::printf(
+          "[ network  ] %s %s conv %s: %zu frames, relative L2 of logits %.2e (bound %.0e), "
+          "top-1 agreement %.1f%%\n",
+          card, precision, impl, frames.size(), rel, bound, 100 * agreement);
+      EXPECT_LE(rel, bound) << card << " " << precision << " " << impl;
+      EXPECT_GE(agreement, std::string(precision) == "fp32" ? 1.0 : 0.99)
+          << card << " " << precision << " " << impl;
+    }
+  }
+}
+
+// Noise frames of a few sizes, so that each batch's input differs from the last.
+std::vector<Frame> noise_frames(int n) {
+  std::vector<Frame> frames(n);
+  std::uniform_int_distribution<int> byte(0, 255);
+  for (int i = 0; i < n; ++i) {
+    Frame& f = frames[i];
+    f.width = 40 + 8 * (i % 3);
+    f.height = 36;
+    f.stride = f.width * 3;
+    f.rgb.resize(size_t(f.stride) * f.height);
+    for (auto& v : f.rgb) v = uint8_t(byte(rng()));
+  }
+  return frames;
+}
+
+// Random weights (this run's seed) for the study's card, ravdess-vgg16, in a new test folder.
+Weights random_study_weights(const std::string& folder) {
+  const ModelSpec spec =
+      ModelSpec::load_card(std::string(FERVID_SOURCE_DIR) + "/weights/ravdess-vgg16.json");
+  const std::string path = (temp_dir(folder) / "w.safetensors").string();
+  make_weights(spec, seed(), StDType::F32, path);
+  return Weights::load(path);
+}
+
+// The frame stage replayed as CUDA graphs computes exactly what the same backend computes op by
+// op (a layer hook runs it that way), batch after batch with new inputs; a larger batch that
+// moves the workspaces makes the graphs of smaller ones be captured again; a model's graphs go
+// with it.
+TEST(CudaBackend, FrameStageGraphsEqualOpByOp) {
+  REQUIRE_CUDA_DEVICE();
+  SeedTrace trace;
+  const Weights weights = random_study_weights("cuda-graphs");
+  const int classes = weights.spec.num_classes();
+  for (const char* precision : {"fp16", "fp32"}) {
+    SCOPED_TRACE(precision);
+    auto gpu = make_cuda_backend(gpu_options(precision));
+    for (int model_round = 0; model_round < 2; ++model_round) {
+      Model model(weights, *gpu, 16);
+      const ReplayStats before = gpu->graph_replay()->replay_stats();
+      int step = 0;
+      for (int n : {5, 5, 5, 16, 5, 5, 16, 16, 9, 9, 9}) {
+        SCOPED_TRACE("step " + std::to_string(step++) + ", batch " + std::to_string(n));
+        const std::vector<Frame> frames = noise_frames(n);
+        std::vector<CropRect> crops;
+        for (const Frame& f : frames) crops.push_back(centre_square(f));
+        model.preprocess(frames, crops);
+        std::vector<float> poison(size_t(n) * classes, std::nanf(""));
+        std::vector<float> replayed(poison.size()), op_by_op(poison.size());
+        const Tensor logits = model.logits().slice(0, n);
+        gpu->copy_from_host(logits, poison.data());
+        model.forward_preprocessed(n);
+        gpu->copy_to_host(replayed.data(), logits);
+        gpu->copy_from_host(logits, poison.data());
+        model.forward_preprocessed(n, [](const std::string&) {});
+        gpu->copy_to_host(op_by_op.data(), logits);
+        for (float v : op_by_op) ASSERT_TRUE(std::isfinite(v));
+        EXPECT_EQ(0, std::memcmp(replayed.data(), op_by_op.data(), replayed.size() * 4));
+      }
+      const ReplayStats after = gpu->graph_replay()->replay_stats();
+      EXPECT_TRUE(after.enabled) << after.failure;
+      EXPECT_EQ(after.failure, "");
+      // Batches 5, 16 and 9 each have a graph, and most batches were replays of one.
+      EXPECT_EQ(after.graphs, before.graphs + 3);
+      EXPECT_GE(after.replays - before.replays, 6);
+    }
+    // Both models' graphs went with them.
+    EXPECT_EQ(gpu->graph_replay()->replay_stats().graphs, 0);
+  }
+  // Switched off, nothing is captured.
+  auto plain = make_cuda_backend(gpu_options("fp16", "auto", false));
+  Model model(weights, *plain, 4);
+  for (int i = 0; i < 3; ++i) model.forward_preprocessed(4);
+  plain->synchronize();
+  EXPECT_FALSE(plain->graph_replay()->replay_stats().enabled);
+  EXPECT_EQ(plain->graph_replay()->replay_stats().graphs, 0);
+}
+
+// The whole classify job with its stages on three streams (preprocess, frame stage, vote, with
+// fences and two input slots; finished videos read back a batch later) gives the votes of the
+// same job run in order on one stream, on CPU-decoded frames and on NVDEC frames; with per-frame
+// rows, each video's counts and mean probabilities are those of its rows.
+TEST(CudaBackend, ClassifyOnStageStreamsEqualsInOrder) {
+  REQUIRE_CUDA_DEVICE();
+  SeedTrace trace;
+  const Weights weights = random_study_weights("cuda-stage-streams");
+  const std::string data = FERVID_DATA_DIR;
+  std::vector<std::string> paths;
+  for (int r = 0; r < 3; ++r)
+    for (const char* clip :
+         {"/ravdess/modified/01-01-07-02-02-01-01_1.mp4", "/video/astronaut-720p.mp4",
+          "/missing.mp4", "/ravdess/modified/01-01-08-02-01-01-19.mp4"})
+      paths.push_back(data + clip);
+  const std::vector<InputItem> items = expand_inputs(paths);
+  auto gpu = make_cuda_backend(gpu_options("fp16", "auto"));
+  Model model(weights, *gpu, 16);
+  std::vector<DecoderKind> decoders = {DecoderKind::Cpu};
+  std::string notice;
+  if (choose_decoder(DecoderChoice::Auto, true, false, &notice) == DecoderKind::Nvdec)
+    decoders.push_back(DecoderKind::Nvdec);
+  else
+    std::printf("[ streams  ] NVDEC not tried: %s\n", notice.c_str());
+  for (DecoderKind decoder : decoders) {
+    SCOPED_TRACE(decoder == DecoderKind::Nvdec ? "nvdec" : "cpu decode");
+    auto classify = [&](bool streams, bool rows) {
+      ClassifyOptions opt;
+      opt.batch = 16;
+      opt.sampling = {3, 25};
+      opt.crop = CropSpec::parse("center");
+      opt.decoder = decoder == DecoderKind::Nvdec ? DecoderChoice::Nvdec : DecoderChoice::Cpu;
+      opt.decode_threads = 1;  // the same batches in every run
+      opt.stage_streams = streams;
+      opt.keep_frames = rows;
+      std::vector<VideoResult> results;
+      Classifier(model, opt).run(items, [&](const VideoResult& r) { results.push_back(r); });
+      return results;
+    };
+    const std::vector<VideoResult> in_order = classify(false, false),
+                                   streams = classify(true, false), rows = classify(true, true);
+    ASSERT_EQ(in_order.size(), paths.size());
+    ASSERT_EQ(streams.size(), paths.size());
+    ASSERT_EQ(rows.size(), paths.size());
+    for (size_t v = 0; v < paths.size(); ++v) {
+      SCOPED_TRACE(paths[v]);
+      const VideoResult &a = in_order[v], &b = streams[v], &c = rows[v];
+      EXPECT_EQ(a.ok(), paths[v].find("missing") == std::string::npos) << a.error;
+      EXPECT_EQ(b.error, a.error);
+      EXPECT_EQ(b.frames, a.frames);
+      EXPECT_EQ(b.counts, a.counts);
+      EXPECT_EQ(b.label, a.label);
+      for (size_t k = 0; k < a.mean_probs.size(); ++k)
+        EXPECT_NEAR(b.mean_probs[k], a.mean_probs[k], 1e-6);
+      if (!c.ok()) continue;
+      ASSERT_EQ(int64_t(c.frame_rows.size()), c.frames);
+      std::vector<int64_t> tally(c.counts.size(), 0);
+      std::vector<double> sums(c.counts.size(), 0.0);
+      for (const FrameResult& f : c.frame_rows) {
+        ++tally[f.label];
+        for (size_t k = 0; k < sums.size(); ++k) sums[k] += f.probs[k];
+      }
+      EXPECT_EQ(c.counts, tally);
+      for (size_t k = 0; k < sums.size(); ++k)
+        EXPECT_NEAR(c.mean_probs[k], sums[k] / double(c.frames), 1e-6);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace fervid::test
