@@ -173,6 +173,39 @@ std::vector<nlohmann::json> previous_rows(const RunArgs& a, const nlohmann::json
   return previous;
 }
 
+// The inputs still to classify after --resume, with their labels.
+struct Todo {
+  std::vector<InputItem> items;
+  std::vector<const LabelledInput*> labels;
+};
+
+Todo todo_of(const std::vector<LabelledInput>& job, const std::vector<nlohmann::json>& previous) {
+  std::set<std::string> done;
+  for (const auto& row : previous) done.insert(row["video"].get<std::string>());
+  Todo todo;
+  for (const LabelledInput& j : job)
+    if (!done.count(j.item.path)) {
+      todo.items.push_back(j.item);
+      todo.labels.push_back(&j);
+    }
+  return todo;
+}
+
+// eval's rows of the videos --resume found done.
+std::vector<EvalRow> previous_eval_rows(const std::vector<LabelledInput>& job,
+                                        const std::vector<nlohmann::json>& previous,
+                                        const std::vector<std::string>& classes) {
+  std::map<std::string, const LabelledInput*> label_of;
+  for (const LabelledInput& j : job) label_of[j.item.path] = &j;
+  std::vector<EvalRow> rows;
+  for (const auto& row : previous) {
+    auto it = label_of.find(row["video"].get<std::string>());
+    if (it != label_of.end())
+      rows.push_back(eval_row(row, classes, it->second->truth, it->second->actor));
+  }
+  return rows;
+}
+
 void print_summary(const RunStats& stats, const Engine& engine, VoteMode vote) {
   std::ostringstream s;
   s << "fervid: " << (stats.videos_ok + stats.videos_failed) << " videos (" << stats.videos_failed
@@ -240,15 +273,7 @@ int run_videos(const RunArgs& a, bool eval) {
   const nlohmann::json run = run_identity(a, s, engine, opt, crop);
   const std::vector<nlohmann::json> previous = previous_rows(a, run);
 
-  std::set<std::string> done;
-  for (const auto& row : previous) done.insert(row["video"].get<std::string>());
-  std::vector<InputItem> todo;
-  std::vector<const LabelledInput*> todo_labels;
-  for (const LabelledInput& j : job)
-    if (!done.count(j.item.path)) {
-      todo.push_back(j.item);
-      todo_labels.push_back(&j);
-    }
+  const Todo todo = todo_of(job, previous);
 
   std::optional<AtomicFile> out_file, frames_file;
   if (!a.output.empty()) out_file.emplace(a.output, s.format == Format::Jsonl);
@@ -265,14 +290,7 @@ int run_videos(const RunArgs& a, bool eval) {
   for (const auto& row : previous) out << row.dump() << "\n";
   out.flush();
 
-  std::map<std::string, const LabelledInput*> label_of;
-  for (const LabelledInput& j : job) label_of[j.item.path] = &j;
-  std::vector<EvalRow> eval_rows;
-  for (const auto& row : previous) {
-    auto it = label_of.find(row["video"].get<std::string>());
-    if (it != label_of.end())
-      eval_rows.push_back(eval_row(row, spec.classes, it->second->truth, it->second->actor));
-  }
+  std::vector<EvalRow> eval_rows = previous_eval_rows(job, previous, spec.classes);
 
   if (!notice.empty() && !a.quiet) std::cerr << "fervid: " << notice << "\n";
   ProgressLine progress(!a.quiet && isatty(STDERR_FILENO));
@@ -280,9 +298,9 @@ int run_videos(const RunArgs& a, bool eval) {
     if (!a.quiet) std::cerr << "fervid: notice: " << line << "\n";
   };
   const RunStats stats = engine.classify(
-      todo, opt,
+      todo.items, opt,
       [&](const VideoResult& r, const Progress& p) {
-        const LabelledInput& l = *todo_labels[p.videos_done - 1];
+        const LabelledInput& l = *todo.labels[p.videos_done - 1];
         videos.row(r, l.truth >= 0 ? spec.classes[size_t(l.truth)] : "");
         if (frame_rows) frame_rows->rows(r);
         if (!r.ok() || !r.warning.empty()) {

@@ -67,9 +67,54 @@ void add_run_options(CLI::App* cmd, RunArgs& a) {
   cmd->add_flag("--quiet", a.quiet, "No progress bar and no summary line on stderr");
 }
 
-}  // namespace
+// eval's own: the labels, the RAVDESS filters, the metrics files.
+void add_eval_options(CLI::App* cmd, RunArgs& a) {
+  cmd->add_option("--labels", a.labels, "CSV of path,label for datasets without RAVDESS names");
+  cmd->add_option("--actors", a.actors, "RAVDESS actors, e.g. 21-24 or 1,3,5-7");
+  cmd->add_option("--emotions", a.emotions, "RAVDESS emotions, names or codes: happy,sad");
+  cmd->add_option("--modality", a.modality, "video (video-only) | av (audio-video)");
+  cmd->add_option("--channel", a.channel, "speech | song");
+  cmd->add_option("--summary", a.summary, "Write the metrics as JSON to FILE");
+  cmd->add_option("--confusion", a.confusion, "Write the confusion matrix as a PNG to FILE");
+}
 
-namespace {
+void add_bench_options(CLI::App* bench, BenchOptions& bo) {
+  bench->add_option("--device", bo.device, "cpu | cuda | auto")->capture_default_str();
+  bench->add_option("--precision", bo.precision, "fp32 | tf32 | fp16 | bf16");
+  bench->add_option("--conv-impl", bo.conv_impl, kConvImplHelp)->capture_default_str();
+  bench->add_option("--cuda-graphs", bo.cuda_graphs, kCudaGraphsHelp)->capture_default_str();
+  bench
+      ->add_option("--stage-streams", bo.stage_streams,
+                   kStageStreamsHelp + std::string(" (--end-to-end)"))
+      ->capture_default_str();
+  bench->add_option("--weights", bo.weights, "Weights file (default: random weights for --spec)");
+  bench->add_option("--spec", bo.spec, "Model card when no --weights")->capture_default_str();
+  bench->add_option("--batch", bo.batches, "Batch sizes")->capture_default_str();
+  bench->add_option("--iters", bo.iters, "Timed iterations per batch size")->capture_default_str();
+  bench->add_option("--warmup", bo.warmup, "Untimed iterations first")->capture_default_str();
+  bench->add_option("--threads", bo.threads, "CPU threads (0: all cores)");
+  bench->add_option("--decoder", bo.decoder, std::string(kDecoderHelp) + " (--end-to-end)")
+      ->capture_default_str();
+  bench
+      ->add_option("--decode-threads", bo.decode_threads,
+                   "Decode thread counts to run (--end-to-end; 0: the decoder's default)")
+      ->capture_default_str();
+  bench->add_option("--gemm-size", bo.gemm_size, "Reference GEMM size on a GPU (0: none)")
+      ->capture_default_str();
+  bench->add_flag("--json", bo.json, "Print one JSON object instead of tables");
+  bench->add_flag("--decode-only", bo.decode_only,
+                  "--end-to-end: the decode threads alone (their frames dropped)");
+  bench->add_flag("--end-to-end", bo.end_to_end,
+                  "Time the whole job on INPUT... (decode to votes) instead of the frame stage");
+  bench->add_option("inputs", bo.inputs, "Videos for --end-to-end");
+  bench->add_option("--repeat", bo.repeat, "--end-to-end: the inputs this many times over")
+      ->capture_default_str();
+  bench->add_option("--stride", bo.stride, "--end-to-end: keep every Nth frame")
+      ->capture_default_str();
+  bench->add_option("--max-frames", bo.max_frames, "--end-to-end: frames per video at most")
+      ->capture_default_str();
+  bench->add_option("--crop", bo.crop, "--end-to-end: the crop (default: the card's)");
+}
 
 int make_weights_cmd(uint64_t seed, const std::string& out, const std::string& spec_name,
                      const std::string& dtype) {
@@ -185,14 +230,7 @@ int run(int argc, char** argv) {
   auto* eval_cmd = app.add_subcommand(
       "eval", "Classify a labelled dataset (RAVDESS names or --labels CSV) and score it");
   add_run_options(eval_cmd, ea);
-  eval_cmd->add_option("--labels", ea.labels,
-                       "CSV of path,label for datasets without RAVDESS names");
-  eval_cmd->add_option("--actors", ea.actors, "RAVDESS actors, e.g. 21-24 or 1,3,5-7");
-  eval_cmd->add_option("--emotions", ea.emotions, "RAVDESS emotions, names or codes: happy,sad");
-  eval_cmd->add_option("--modality", ea.modality, "video (video-only) | av (audio-video)");
-  eval_cmd->add_option("--channel", ea.channel, "speech | song");
-  eval_cmd->add_option("--summary", ea.summary, "Write the metrics as JSON to FILE");
-  eval_cmd->add_option("--confusion", ea.confusion, "Write the confusion matrix as a PNG to FILE");
+  add_eval_options(eval_cmd, ea);
 
   std::string merge_out;
   std::vector<std::string> merge_in;
@@ -218,41 +256,7 @@ int run(int argc, char** argv) {
 
   BenchOptions bo;
   auto* bench = app.add_subcommand("bench", "Time the frame stage (frames/s, per-layer times)");
-  bench->add_option("--device", bo.device, "cpu | cuda | auto")->capture_default_str();
-  bench->add_option("--precision", bo.precision, "fp32 | tf32 | fp16 | bf16");
-  bench->add_option("--conv-impl", bo.conv_impl, kConvImplHelp)->capture_default_str();
-  bench->add_option("--cuda-graphs", bo.cuda_graphs, kCudaGraphsHelp)->capture_default_str();
-  bench
-      ->add_option("--stage-streams", bo.stage_streams,
-                   kStageStreamsHelp + std::string(" (--end-to-end)"))
-      ->capture_default_str();
-  bench->add_option("--weights", bo.weights, "Weights file (default: random weights for --spec)");
-  bench->add_option("--spec", bo.spec, "Model card when no --weights")->capture_default_str();
-  bench->add_option("--batch", bo.batches, "Batch sizes")->capture_default_str();
-  bench->add_option("--iters", bo.iters, "Timed iterations per batch size")->capture_default_str();
-  bench->add_option("--warmup", bo.warmup, "Untimed iterations first")->capture_default_str();
-  bench->add_option("--threads", bo.threads, "CPU threads (0: all cores)");
-  bench->add_option("--decoder", bo.decoder, std::string(kDecoderHelp) + " (--end-to-end)")
-      ->capture_default_str();
-  bench
-      ->add_option("--decode-threads", bo.decode_threads,
-                   "Decode thread counts to run (--end-to-end; 0: the decoder's default)")
-      ->capture_default_str();
-  bench->add_option("--gemm-size", bo.gemm_size, "Reference GEMM size on a GPU (0: none)")
-      ->capture_default_str();
-  bench->add_flag("--json", bo.json, "Print one JSON object instead of tables");
-  bench->add_flag("--decode-only", bo.decode_only,
-                  "--end-to-end: the decode threads alone (their frames dropped)");
-  bench->add_flag("--end-to-end", bo.end_to_end,
-                  "Time the whole job on INPUT... (decode to votes) instead of the frame stage");
-  bench->add_option("inputs", bo.inputs, "Videos for --end-to-end");
-  bench->add_option("--repeat", bo.repeat, "--end-to-end: the inputs this many times over")
-      ->capture_default_str();
-  bench->add_option("--stride", bo.stride, "--end-to-end: keep every Nth frame")
-      ->capture_default_str();
-  bench->add_option("--max-frames", bo.max_frames, "--end-to-end: frames per video at most")
-      ->capture_default_str();
-  bench->add_option("--crop", bo.crop, "--end-to-end: the crop (default: the card's)");
+  add_bench_options(bench, bo);
 
   try {
     app.parse(argc, argv);

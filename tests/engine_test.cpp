@@ -1,0 +1,160 @@
+// The public API (fervid/fervid.h) as a program uses it: an Engine made once, runs over paths and
+// over frames in memory, results in input order with the progress, notices through the sink, and
+// in-memory frames classified one by one giving what the same frames give as a video's rows.
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+
+#include "backends/cuda/cuda_probe.h"
+#include "fervid/fervid.h"
+#include "test_util.h"
+
+namespace fervid::test {
+namespace {
+
+namespace fs = std::filesystem;
+
+ModelSpec tiny_spec() {
+  ModelSpec s;
+  s.name = "tiny";
+  s.config = {6, ModelSpec::kPool, 8, ModelSpec::kPool};
+  s.input_size = 16;
+  s.head = Head::Gap;
+  s.dense = {10};
+  s.classes = {"a", "b", "c"};
+  s.vote = VoteMode::Majority;
+  s.crop = "center";
+  return s;
+}
+
+std::string tiny_weights() {
+  const std::string path = (temp_dir("engine") / "tiny.safetensors").string();
+  if (!fs::exists(path)) make_weights(tiny_spec(), seed(), StDType::F32, path);
+  return path;
+}
+
+// `n` random RGB frames of w x h in one buffer; the views point into it.
+struct Frames {
+  std::shared_ptr<std::vector<uint8_t>> pixels;
+  std::vector<ImageView> views;
+};
+Frames random_frames(int n, int w, int h) {
+  Frames f;
+  f.pixels = std::make_shared<std::vector<uint8_t>>(size_t(n) * w * h * 3);
+  for (auto& v : *f.pixels) v = uint8_t(rng()() & 0xff);
+  for (int i = 0; i < n; ++i)
+    f.views.push_back({f.pixels->data() + size_t(i) * w * h * 3, w, h, w * 3});
+  return f;
+}
+
+EngineOptions cpu_options(int batch) {
+  EngineOptions o;
+  o.backend.device = DeviceChoice::Cpu;
+  o.max_batch = batch;
+  o.notify = [](const std::string& line) { ADD_FAILURE() << "unexpected notice: " << line; };
+  return o;
+}
+
+TEST(Engine, FramesInMemoryAsAVideoAndOneByOneAgree) {
+  SeedTrace trace;
+  Engine engine(load_weights(tiny_weights()), cpu_options(4));
+  EXPECT_EQ(engine.backend_name(), "cpu");
+  EXPECT_EQ(engine.precision(), Precision::Fp32);
+  ClassifyOptions opt = engine.default_options();
+  EXPECT_EQ(opt.vote, VoteMode::Majority);  // the card's
+  EXPECT_EQ(opt.crop.mode, CropSpec::Mode::Center);
+  EXPECT_EQ(opt.batch, 4);
+  opt.keep_frames = true;
+  opt.keep_logits = true;
+  const Frames frames = random_frames(9, 40, 30);
+  const std::vector<InputItem> inputs = {
+      frames_input("clip", {frames.views, frames.pixels}),
+      {std::string(FERVID_DATA_DIR) + "/faces/astronaut.png", InputKind::Image},
+      {"/no/such.mp4", InputKind::Invalid, "no such file or directory"}};
+  std::vector<VideoResult> results;
+  std::vector<Progress> progress;
+  const RunStats stats = engine.classify(inputs, opt, [&](const VideoResult& r, const Progress& p) {
+    results.push_back(r);
+    progress.push_back(p);
+  });
+  ASSERT_EQ(results.size(), 3u);
+  EXPECT_EQ(stats.frames, 10);
+  EXPECT_EQ(stats.videos_failed, 1);
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(progress[i].videos_done, i + 1);
+    EXPECT_EQ(progress[i].videos_total, 3u);
+  }
+  EXPECT_EQ(progress[2].frames, 10);
+  const VideoResult& clip = results[0];
+  ASSERT_TRUE(clip.ok()) << clip.error;
+  EXPECT_EQ(clip.path, "clip");
+  EXPECT_EQ(clip.frames, 9);
+  EXPECT_FALSE(results[2].ok());
+
+  const FrameScores one_by_one = engine.classify_frames(frames.views, opt.crop);
+  ASSERT_EQ(one_by_one.frames, 9);
+  ASSERT_EQ(one_by_one.classes, 3);
+  ASSERT_EQ(clip.frame_rows.size(), 9u);
+  // The same frames in other batches (the video's last frame shares one with the image): equal
+  // to float rounding (the GEMM's blocking follows the batch size), the same label unless the
+  // top two are closer than that.
+  std::vector<int64_t> counts(3, 0);
+  for (int f = 0; f < 9; ++f) {
+    const FrameResult& row = clip.frame_rows[f];
+    EXPECT_EQ(row.frame_index, f);
+    ++counts[row.label];
+    std::vector<float> p(row.probs);
+    std::sort(p.rbegin(), p.rend());
+    if (p[0] - p[1] > 1e-5) EXPECT_EQ(row.label, one_by_one.labels[f]) << "frame " << f;
+    for (int c = 0; c < 3; ++c) {
+      EXPECT_NEAR(row.probs[c], one_by_one.probs[f * 3 + c], 1e-6) << "frame " << f;
+      EXPECT_NEAR(row.logits[c], one_by_one.logits[f * 3 + c], 1e-5 * (1 + std::abs(row.logits[c])))
+          << "frame " << f;
+    }
+  }
+  EXPECT_EQ(clip.counts, counts);
+}
+
+TEST(Engine, BadFramesAndBadOptionsFailInOneLine) {
+  SeedTrace trace;
+  EngineOptions zero = cpu_options(0);
+  EXPECT_THROW(Engine(load_weights(tiny_weights()), zero), Error);
+  Engine engine(load_weights(tiny_weights()), cpu_options(2));
+  const ImageView empty{};
+  try {
+    engine.classify_frames({&empty, 1}, CropSpec::parse("full"));
+    ADD_FAILURE() << "an empty frame was classified";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()), "frame 0: not an 8-bit RGB image (0x0, stride 0)");
+  }
+  // A frame list with a bad frame is an error row, and the run goes on.
+  Frames ok = random_frames(2, 8, 8);
+  std::vector<ImageView> views = ok.views;
+  views.insert(views.begin() + 1, empty);
+  ClassifyOptions opt = engine.default_options();
+  opt.batch = 3;
+  EXPECT_THROW(engine.classify({}, opt, [](const VideoResult&, const Progress&) {}), Error);
+  opt.batch = 2;
+  std::vector<VideoResult> rows;
+  engine.classify(
+      {frames_input("bad", {views, ok.pixels}), frames_input("good", {ok.views, ok.pixels})}, opt,
+      [&](const VideoResult& r, const Progress&) { rows.push_back(r); });
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0].error, "bad: frame 1: not an 8-bit RGB image (0x0, stride 0)");
+  EXPECT_TRUE(rows[1].ok()) << rows[1].error;
+}
+
+TEST(Engine, AutoTellsTheSinkWhyItTookTheCpu) {
+  EngineOptions o;
+  o.max_batch = 1;
+  std::vector<std::string> notices;
+  o.notify = [&](const std::string& line) { notices.push_back(line); };
+  if (cuda_device_available(nullptr)) GTEST_SKIP() << "a GPU is present: auto takes it";
+  Engine engine(load_weights(tiny_weights()), o);
+  EXPECT_EQ(engine.backend_name(), "cpu");
+  ASSERT_EQ(notices.size(), 1u);
+  EXPECT_NE(notices[0].find("using the CPU backend"), std::string::npos) << notices[0];
+}
+
+}  // namespace
+}  // namespace fervid::test

@@ -1,0 +1,118 @@
+// A test backend: the CPU backend's ops, with Lanes that run nothing but write down, in order,
+// every lane switch, fence record and wait ("use Vote", "record f2", "wait f2", "host waits f2")
+// and every op with the lane it was queued on ("vote_accumulate@Vote"). The CPU ops run at once,
+// so results are the CPU backend's; the log shows the protocol the caller followed.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backends/backend.h"
+#include "backends/cpu/cpu_backend.h"
+
+namespace fervid::test {
+
+class RecordingBackend final : public Backend, Lanes {
+ public:
+  RecordingBackend() : cpu_(cpu::make_cpu_backend(1)) {}
+  std::vector<std::string> log;
+
+  std::string name() const override { return "recording"; }
+  std::string device_name() const override { return "CPU ops, recorded lanes"; }
+  Layout activation_layout() const override { return cpu_->activation_layout(); }
+  DType compute_dtype() const override { return cpu_->compute_dtype(); }
+  Precision precision() const override { return cpu_->precision(); }
+  bool prefers_yuv_frames() const override { return false; }
+  Buffer allocate(size_t bytes) override { return cpu_->allocate(bytes); }
+  void copy_from_host(const Tensor& dst, const void* src) override {
+    cpu_->copy_from_host(dst, src);
+  }
+  void copy_to_host(void* dst, const Tensor& src) override {
+    op("copy_to_host");
+    cpu_->copy_to_host(dst, src);
+  }
+  Buffer allocate_host(size_t bytes) override { return Buffer::host(bytes); }
+  void copy_to_host_async(void* dst, const Tensor& src) override {
+    op("copy_to_host_async");
+    cpu_->copy_to_host(dst, src);
+  }
+  void synchronize() override {}
+  size_t peak_memory_bytes() const override { return cpu_->peak_memory_bytes(); }
+  OwnedTensor prepare_weight(const Tensor& w, const WeightUse& use) override {
+    return cpu_->prepare_weight(w, use);
+  }
+  void preprocess(std::span<const ImageView> f, std::span<const CropRect> c, const Preprocess& pp,
+                  const Tensor& out) override {
+    op("preprocess");
+    cpu_->preprocess(f, c, pp, out);
+  }
+  void preprocess_yuv420(std::span<const YuvView> f, std::span<const CropRect> c,
+                         const ColorSpec& cs, const Preprocess& pp, const Tensor& out) override {
+    op("preprocess_yuv420");
+    cpu_->preprocess_yuv420(f, c, cs, pp, out);
+  }
+  void conv3x3_bias_relu(const Tensor& x, const Tensor& w, const Tensor& b, bool pool,
+                         const Tensor& y) override {
+    op("conv3x3_bias_relu");
+    cpu_->conv3x3_bias_relu(x, w, b, pool, y);
+  }
+  void maxpool2x2(const Tensor& x, const Tensor& y) override {
+    op("maxpool2x2");
+    cpu_->maxpool2x2(x, y);
+  }
+  void global_avgpool(const Tensor& x, const Tensor& y) override {
+    op("global_avgpool");
+    cpu_->global_avgpool(x, y);
+  }
+  void linear(const Tensor& x, const Tensor& w, const Tensor& b, bool relu,
+              const Tensor& y) override {
+    op("linear");
+    cpu_->linear(x, w, b, relu, y);
+  }
+  void softmax_argmax(const Tensor& l, const Tensor& p, const Tensor& labels) override {
+    op("softmax_argmax");
+    cpu_->softmax_argmax(l, p, labels);
+  }
+  void vote_accumulate(const Tensor& probs, const Tensor& labels, std::span<const Segment> s,
+                       const Tensor& counts, const Tensor& sums) override {
+    op("vote_accumulate");
+    cpu_->vote_accumulate(probs, labels, s, counts, sums);
+  }
+  void vote_finalize(const Tensor& counts, const Tensor& sums, std::span<const int> slots,
+                     VoteMode mode, const Tensor& w, const Tensor& oc, const Tensor& os) override {
+    op("vote_finalize");
+    cpu_->vote_finalize(counts, sums, slots, mode, w, oc, os);
+  }
+
+  Lanes* lanes() override { return this; }
+  void use_lane(Lane lane) override {
+    lane_ = lane;
+    log.push_back(std::string("use ") + lane_name(lane));
+  }
+  std::unique_ptr<Fence> make_fence() override {
+    return std::make_unique<LoggedFence>(*this, ++fences_);
+  }
+  void wait_for(const Fence& fence) override {
+    log.push_back("wait f" + std::to_string(dynamic_cast<const LoggedFence&>(fence).id));
+  }
+
+ private:
+  struct LoggedFence final : Fence {
+    LoggedFence(RecordingBackend& be, int id) : be(be), id(id) {}
+    void record() override { be.log.push_back("record f" + std::to_string(id)); }
+    void wait() override { be.log.push_back("host waits f" + std::to_string(id)); }
+    RecordingBackend& be;
+    int id;
+  };
+  static const char* lane_name(Lane l) {
+    return l == Lane::Frames ? "Frames" : l == Lane::Network ? "Network" : "Vote";
+  }
+  void op(const char* name) { log.push_back(std::string(name) + "@" + lane_name(lane_)); }
+
+  std::unique_ptr<Backend> cpu_;
+  Lane lane_ = Lane::Network;
+  int fences_ = 0;
+};
+
+}  // namespace fervid::test
