@@ -3,6 +3,7 @@
 
 #include <benchmark/benchmark.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <random>
 
@@ -20,6 +21,17 @@ inline void fill(const Tensor& t, float lo = -1, float hi = 1) {
 inline void count_bytes(benchmark::State& state, double bytes) {
   state.counters["GB/s"] =
       benchmark::Counter(bytes * double(state.iterations()) / 1e9, benchmark::Counter::kIsRate);
+}
+
+// Registers `run` once per shape (named by its `name`), in milliseconds of wall time, and runs
+// the benchmarks the command line selects.
+template <typename Shape, size_t N, typename Run>
+int run_shapes(int argc, char** argv, const Shape (&shapes)[N], Run run) {
+  for (const Shape& s : shapes)
+    benchmark::RegisterBenchmark(s.name, run, s)->Unit(benchmark::kMillisecond)->UseRealTime();
+  benchmark::Initialize(&argc, argv);
+  benchmark::RunSpecifiedBenchmarks();
+  return 0;
 }
 
 }  // namespace fervid::bench

@@ -1,9 +1,6 @@
 // conv3x3_bias_relu on the CPU backend at VGG16's layer shapes (batch 1): time per call and
 // GFLOP/s. Run: build/bench/conv3x3_bias_relu_bench [--benchmark_filter=conv1_2]
-#include <benchmark/benchmark.h>
-
-#include <random>
-
+#include "bench_util.h"
 #include "cpu/ops.h"
 
 namespace {
@@ -24,12 +21,6 @@ constexpr Shape kVgg16[] = {
     {"conv5_3", 14, 512, 512, true},
 };
 
-void fill(const fervid::Tensor& t) {
-  std::mt19937 rng(1);
-  std::uniform_real_distribution<float> d(-1, 1);
-  for (int64_t i = 0; i < t.numel(); ++i) t.ptr<float>()[i] = d(rng);
-}
-
 void BM_conv3x3(benchmark::State& state, Shape s) {
   using fervid::DType;
   auto x = fervid::host_tensor({1, s.size, s.size, s.c}, DType::F32);
@@ -37,9 +28,9 @@ void BM_conv3x3(benchmark::State& state, Shape s) {
   auto b = fervid::host_tensor({s.k}, DType::F32);
   const int o = s.pool ? s.size / 2 : s.size;
   auto y = fervid::host_tensor({1, o, o, s.k}, DType::F32);
-  fill(x.tensor);
-  fill(w.tensor);
-  fill(b.tensor);
+  fervid::bench::fill(x.tensor);
+  fervid::bench::fill(w.tensor);
+  fervid::bench::fill(b.tensor);
   for (auto _ : state)
     fervid::cpu::conv3x3_bias_relu(x.tensor, w.tensor, b.tensor, s.pool, y.tensor);
   const double flop = 2.0 * 9 * s.c * s.k * s.size * s.size;
@@ -50,11 +41,5 @@ void BM_conv3x3(benchmark::State& state, Shape s) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  for (const Shape& s : kVgg16)
-    benchmark::RegisterBenchmark(s.name, BM_conv3x3, s)
-        ->Unit(benchmark::kMillisecond)
-        ->UseRealTime();
-  benchmark::Initialize(&argc, argv);
-  benchmark::RunSpecifiedBenchmarks();
-  return 0;
+  return fervid::bench::run_shapes(argc, argv, kVgg16, BM_conv3x3);
 }

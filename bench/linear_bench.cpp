@@ -32,12 +32,4 @@ void BM_linear(benchmark::State& state, Shape s) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  for (const Shape& s : kDense)
-    benchmark::RegisterBenchmark(s.name, BM_linear, s)
-        ->Unit(benchmark::kMillisecond)
-        ->UseRealTime();
-  benchmark::Initialize(&argc, argv);
-  benchmark::RunSpecifiedBenchmarks();
-  return 0;
-}
+int main(int argc, char** argv) { return fervid::bench::run_shapes(argc, argv, kDense, BM_linear); }

@@ -27,11 +27,5 @@ void BM_maxpool2x2(benchmark::State& state, Shape s) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  for (const Shape& s : kPools)
-    benchmark::RegisterBenchmark(s.name, BM_maxpool2x2, s)
-        ->Unit(benchmark::kMillisecond)
-        ->UseRealTime();
-  benchmark::Initialize(&argc, argv);
-  benchmark::RunSpecifiedBenchmarks();
-  return 0;
+  return fervid::bench::run_shapes(argc, argv, kPools, BM_maxpool2x2);
 }

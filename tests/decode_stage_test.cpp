@@ -99,6 +99,11 @@ TEST(DecodeStage, BoxesComeBeforeTheFramesAndAVideoWithoutOneIsNotDecoded) {
   const fs::path dir = temp_dir("decode-stage");
   const std::string listed = std::string(FERVID_DATA_DIR) + "/video/astronaut-720p.mp4";
   const std::string unlisted = std::string(FERVID_DATA_DIR) + "/video/vtest.avi";
+  try {
+    open_frames({listed, InputKind::Video}, {});
+  } catch (const Error& e) {
+    GTEST_SKIP() << e.what();  // a build without FFmpeg (the GPU bundle's, without video)
+  }
   const fs::path csv = dir / "boxes.csv";
   std::ofstream(csv) << listed << ",100,50,400,400\n";
   ClassifyOptions opt;

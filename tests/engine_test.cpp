@@ -14,14 +14,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-ModelSpec tiny_spec() {
-  ModelSpec s;
-  s.name = "tiny";
-  s.config = {6, ModelSpec::kPool, 8, ModelSpec::kPool};
-  s.input_size = 16;
-  s.head = Head::Gap;
-  s.dense = {10};
-  s.classes = {"a", "b", "c"};
+ModelSpec engine_spec() {
+  ModelSpec s = tiny_spec({"a", "b", "c"});
   s.vote = VoteMode::Majority;
   s.crop = "center";
   return s;
@@ -29,7 +23,7 @@ ModelSpec tiny_spec() {
 
 std::string tiny_weights() {
   const std::string path = (temp_dir("engine") / "tiny.safetensors").string();
-  if (!fs::exists(path)) make_weights(tiny_spec(), seed(), StDType::F32, path);
+  if (!fs::exists(path)) make_weights(engine_spec(), seed(), StDType::F32, path);
   return path;
 }
 
@@ -105,7 +99,9 @@ TEST(Engine, FramesInMemoryAsAVideoAndOneByOneAgree) {
     ++counts[row.label];
     std::vector<float> p(row.probs);
     std::sort(p.rbegin(), p.rend());
-    if (p[0] - p[1] > 1e-5) EXPECT_EQ(row.label, one_by_one.labels[f]) << "frame " << f;
+    if (p[0] - p[1] > 1e-5) {
+      EXPECT_EQ(row.label, one_by_one.labels[f]) << "frame " << f;
+    }
     for (int c = 0; c < 3; ++c) {
       EXPECT_NEAR(row.probs[c], one_by_one.probs[f * 3 + c], 1e-6) << "frame " << f;
       EXPECT_NEAR(row.logits[c], one_by_one.logits[f * 3 + c], 1e-5 * (1 + std::abs(row.logits[c])))

@@ -31,17 +31,6 @@ std::string clip(const std::string& name, int frames, const std::string& src) {
   return p.string();
 }
 
-ModelSpec tiny_spec() {
-  ModelSpec s;
-  s.name = "tiny";
-  s.config = {6, ModelSpec::kPool, 8, ModelSpec::kPool};
-  s.input_size = 16;
-  s.head = Head::Gap;
-  s.dense = {10};
-  s.classes = {"a", "b", "c", "d"};
-  return s;
-}
-
 TEST(Pipeline, PackedBatchesVoteLikeFrameByFrame) {
   SeedTrace trace;
   const std::string weights = (work_dir() / "tiny.safetensors").string();

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "fervid/error.h"
+#include "fervid/model_spec.h"
 #include "fervid/tensor.h"
 
 namespace fervid::test {
@@ -60,6 +61,19 @@ inline uint64_t seed() {
 struct SeedTrace {
   testing::ScopedTrace trace{__FILE__, __LINE__, "FERVID_SEED=" + std::to_string(seed())};
 };
+
+// A VGG of two conv layers on 16x16 inputs, a GAP head and `classes`: the whole pipeline in
+// milliseconds.
+inline ModelSpec tiny_spec(std::vector<std::string> classes = {"a", "b", "c", "d"}) {
+  ModelSpec s;
+  s.name = "tiny";
+  s.config = {6, ModelSpec::kPool, 8, ModelSpec::kPool};
+  s.input_size = 16;
+  s.head = Head::Gap;
+  s.dense = {10};
+  s.classes = std::move(classes);
+  return s;
+}
 
 inline std::mt19937_64& rng() {
   static std::mt19937_64 r(seed());

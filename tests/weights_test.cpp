@@ -13,7 +13,7 @@ namespace {
 
 std::string temp_path(const std::string& name) { return (temp_dir("w") / name).string(); }
 
-ModelSpec tiny_spec(Head head = Head::Gap) {
+ModelSpec small_spec(Head head = Head::Gap) {
   ModelSpec s;
   s.name = "tiny";
   s.config = {4, ModelSpec::kPool, 8, 8, ModelSpec::kPool};
@@ -71,7 +71,7 @@ TEST(ModelSpec, RejectsBadCards) {
 }
 
 TEST(Weights, MakeWeightsIsDeterministicAndLoads) {
-  const ModelSpec s = tiny_spec();
+  const ModelSpec s = small_spec();
   const std::string a = temp_path("a.safetensors"), b = temp_path("b.safetensors");
   make_weights(s, 7, StDType::F32, a);
   make_weights(s, 7, StDType::F32, b);
@@ -92,7 +92,7 @@ TEST(Weights, MakeWeightsIsDeterministicAndLoads) {
 }
 
 TEST(Weights, HalfAndBfloatLoadAsTheirF32Values) {
-  const ModelSpec s = tiny_spec(Head::Flatten);
+  const ModelSpec s = small_spec(Head::Flatten);
   const std::string f32 = temp_path("f32.safetensors"), f16 = temp_path("f16.safetensors"),
                     bf16 = temp_path("bf16.safetensors");
   make_weights(s, 3, StDType::F32, f32);
@@ -121,7 +121,7 @@ void expect_load_error(const std::string& path, const std::string& reason,
 }
 
 TEST(Weights, RejectsFilesThatDoNotFitTheSpec) {
-  const ModelSpec s = tiny_spec();
+  const ModelSpec s = small_spec();
   const std::string good = temp_path("good.safetensors");
   make_weights(s, 1, StDType::F32, good);
   SafetensorsFile f = SafetensorsFile::open(good);

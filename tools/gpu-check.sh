@@ -5,13 +5,15 @@
 #                             Debian packages), extract real test frames, and pack binaries,
 #                             the Debian libraries they need and the frames into
 #                             out/gpu-bundle.tar.xz.
-#   tools/gpu-check.sh run [tests] [bench] [torch]
+#   tools/gpu-check.sh run [tests] [bench] [torch] [sanitize]
 #                             on the GPU machine (device tool, carry out/gpu-bundle.tar.xz):
 #                             report what it finds, run every test binary, the benchmarks of
-#                             both model cards and the PyTorch baseline (all three by default;
+#                             both model cards and the PyTorch baseline (these three by default;
 #                             name some to split the round over calls of the device's 10-minute
-#                             limit); write logs and JSON to $OUT (or out/gpu-check) and print a
-#                             short table last.
+#                             limit), and with `sanitize` the CUDA test programs under
+#                             compute-sanitizer (memcheck; racecheck and synccheck on the
+#                             hand-written kernels); write logs and JSON to $OUT (or
+#                             out/gpu-check) and print a short table last.
 #
 # Environment for `run`: FERVID_BATCHES (default "1 64 256"); FERVID_COMPILE, the baseline's
 # torch.compile mode (default max-autotune-no-cudagraphs, minutes per shape, so only for the
@@ -160,6 +162,34 @@ run() {
     fi
 
   fi
+  if want sanitize; then
+    # The CUDA tests under compute-sanitizer: memcheck on every program (the whole-network test
+    # left out: seven configurations of two VGG16s under memcheck would not fit a call), racecheck
+    # and synccheck on the programs of fervid's own kernels. A finding fails the program (exit 99).
+    echo "== compute-sanitizer"
+    local cs t name tool log
+    cs=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+    : >"$out/sanitize.log"
+    for t in "$b"/bin/cuda_*_test; do
+      name=$(basename "$t")
+      for tool in memcheck racecheck synccheck; do
+        case $tool-$name in
+          memcheck-*) ;;
+          *-cuda_conv3x3_bias_relu_test | *-cuda_vote_test | *-cuda_maxpool2x2_test | *-cuda_preprocess_test | \
+            *-cuda_softmax_argmax_test | *-cuda_global_avgpool_test) ;;
+          *) continue ;;
+        esac
+        log=$(cd "$work" && "$cs" --tool "$tool" --error-exitcode 99 "$t" \
+          --gtest_filter='-CudaBackend.WholeNetworkMatchesCpuOnRealFrames' 2>&1)
+        local rc=$?
+        echo "$log" >>"$out/sanitize.log"
+        local errors
+        errors=$(echo "$log" | sed -n 's/.*ERROR SUMMARY: \([0-9]*\) error.*/\1/p' | tail -1)
+        summary+=("$name|$tool: exit $rc, ${errors:-?} errors")
+        echo "$name $tool: exit $rc, ${errors:-?} errors"
+      done
+    done
+  fi
   if want torch; then
     echo "== PyTorch baseline (same weights, same run)"
     local mode=${FERVID_COMPILE:-max-autotune-no-cudagraphs}
@@ -188,8 +218,8 @@ run() {
   fi
   echo
   echo "== gpu-check summary: $(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 || echo 'no GPU'), commit $(cut -c1-12 "$b/COMMIT")"
-  printf '%-22s %s\n' test result
-  for s in "${summary[@]}"; do printf '%-22s %s\n' "${s%%|*}" "${s#*|}"; done
+  printf '%-28s %s\n' test result
+  for s in "${summary[@]}"; do printf '%-28s %s\n' "${s%%|*}" "${s#*|}"; done
   $py - "$out/bench.json" "$out/torch.json" <<'PY'
 import json, sys
 try:
