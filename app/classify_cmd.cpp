@@ -94,8 +94,6 @@ struct Settings {
 };
 
 Settings settings_of(const RunArgs& a, bool eval) {
-  if (a.stride < 1) fail("--stride must be at least 1");
-  if (a.max_frames < 0) fail("--max-frames must be 0 (no cap) or more");
   if (a.logits && a.frames.empty()) fail("--logits adds columns to --frames FILE; give --frames");
   Settings s;
   s.format = parse_format(a.format);
@@ -260,6 +258,7 @@ int run_videos(const RunArgs& a, bool eval) {
   ClassifyOptions opt;
   opt.batch = a.batch;
   opt.sampling = {a.stride, a.max_frames};
+  opt.sampling.fps = a.fps;
   opt.crop = CropSpec::parse(crop);
   opt.vote = s.vote.value_or(spec.vote);
   opt.keep_frames = !a.frames.empty();
@@ -267,6 +266,7 @@ int run_videos(const RunArgs& a, bool eval) {
   opt.stage_streams = s.stage_streams;
   opt.decoder = s.decoder;
   opt.decode_threads = a.decode_threads;
+  check_classify_options(opt, a.batch);
   std::string notice;
   const std::vector<LabelledInput> job = job_of(a, eval, s, spec, &notice);
   Engine engine(std::move(weights), s.engine);

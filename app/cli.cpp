@@ -50,6 +50,9 @@ void add_run_options(CLI::App* cmd, RunArgs& a) {
   cmd->add_option("--stride", a.stride, "Keep every Nth frame")->capture_default_str();
   cmd->add_option("--max-frames", a.max_frames, "Frames per video at most (0: all)")
       ->capture_default_str();
+  cmd->add_option("--fps", a.fps,
+                  "Frame rate of image folders, for the per-frame time_s (videos have their own)")
+      ->capture_default_str();
   cmd->add_option("--crop", a.crop, "full | center | box=x,y,w,h (default: the card's)");
   cmd->add_option("--vote", a.vote, "majority | confidence (default: the card's)");
   cmd->add_option("--format", a.format, "table | csv | jsonl")->capture_default_str();

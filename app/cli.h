@@ -25,6 +25,7 @@ struct RunArgs {
   std::string decoder = "auto";
   std::string cuda_graphs = "on", stage_streams = "on";
   int batch = 8, stride = 1, max_frames = 0, threads = 0, decode_threads = 0;
+  double fps = 1.0;  // the frame rate of image folders (per-frame time_s)
   bool logits = false, quiet = false, resume = false;
   std::string labels, actors, emotions, modality, channel, summary, confusion;  // eval
 };

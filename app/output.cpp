@@ -145,7 +145,7 @@ FrameWriter::FrameWriter(std::ostream& out, std::vector<std::string> classes, bo
     : out_(out), classes_(std::move(classes)), logits_(logits) {}
 
 void FrameWriter::header() {
-  out_ << "video,frame,label";
+  out_ << "video,frame,time_s,label";
   for (const auto& c : classes_) out_ << ",p_" << c;
   if (logits_)
     for (const auto& c : classes_) out_ << ",logit_" << c;
@@ -155,7 +155,8 @@ void FrameWriter::header() {
 void FrameWriter::rows(const VideoResult& r) {
   char buf[32];
   for (const FrameResult& f : r.frame_rows) {
-    out_ << csv_field(r.path) << "," << f.frame_index << "," << classes_.at(f.label);
+    std::snprintf(buf, sizeof(buf), ",%.6f,", f.time_s);
+    out_ << csv_field(r.path) << "," << f.frame_index << buf << classes_.at(f.label);
     for (float p : f.probs) {
       std::snprintf(buf, sizeof(buf), ",%.9g", p);
       out_ << buf;

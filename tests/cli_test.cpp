@@ -202,8 +202,9 @@ TEST(Cli, ClassifiesAndReportsBadVideosInTheirRows) {
   std::string fcsv = slurp(frames);
   EXPECT_EQ(lines(fcsv), 1 + 17);
   EXPECT_EQ(
-      fcsv.rfind("video,frame,label,p_neutral,p_happy,p_sad,logit_neutral,logit_happy,logit_sad\n",
-                 0),
+      fcsv.rfind(
+          "video,frame,time_s,label,p_neutral,p_happy,p_sad,logit_neutral,logit_happy,logit_sad\n",
+          0),
       0u);
 }
 

@@ -232,6 +232,7 @@ void expect_same_frames(const Decoded& stream, const Decoded& alone, const fs::p
   for (size_t i = 0; i < alone.frames.size(); ++i) {
     const Frame &a = stream.frames[i], &b = alone.frames[i];
     ASSERT_EQ(a.index, b.index) << "frame " << i;
+    ASSERT_EQ(a.time_s, b.time_s) << "frame " << i;
     ASSERT_EQ(a.width, b.width);
     ASSERT_EQ(a.height, b.height);
     ASSERT_EQ(a.is_yuv, b.is_yuv);
@@ -310,6 +311,48 @@ TEST(ClipDecoder, ContinuousStreamEqualsEachClipDecodedAlone) {
           continue;
         }
         expect_same_frames(stream[i], alone[i], clips[i]);
+      }
+    }
+  }
+}
+
+// ffprobe's pts_time of every frame of `clip`, in presentation order.
+std::vector<double> ffprobe_times(const fs::path& clip) {
+  const std::string cmd =
+      "ffprobe -v error -select_streams v:0 -show_entries frame=pts_time -of "
+      "csv=p=0 " +
+      clip.string();
+  std::vector<double> times;
+  if (FILE* p = popen(cmd.c_str(), "r")) {
+    char line[128];
+    while (std::fgets(line, sizeof(line), p))
+      if (line[0] != '\n') times.push_back(std::atof(line));  // a blank line follows side data
+    pclose(p);
+  }
+  return times;
+}
+
+// Every frame carries its presentation time, ffprobe's pts_time to the microsecond: an MP4 with
+// an edit list (the shared 720p clip), a RAVDESS clip at 29.97 fps, an AVI (time stamps from the
+// packets' dts) and, where the ffmpeg CLI can make one, H.264 with B-frames (frames leave the
+// decoder in another order than their packets came); the same through a continuous stream of
+// clips and with a stride.
+TEST(Video, FramesCarryTheStreamsPresentationTimes) {
+  std::vector<fs::path> clips = {kData / "video" / "astronaut-720p.mp4",
+                                 kData / "ravdess" / "modified" / "01-01-08-02-01-01-19.mp4",
+                                 kData / "video" / "vtest.avi"};
+  if (has_encoder("libx264"))
+    clips.push_back(make_clip("times-bframes.mp4", 31, "-c:v libx264 -bf 3 -g 9"));
+  for (const SamplingOptions s : {SamplingOptions{1, 90}, SamplingOptions{4, 0}}) {
+    const std::vector<Decoded> stream = decode_stream(clips, s, false);
+    for (size_t c = 0; c < clips.size(); ++c) {
+      SCOPED_TRACE(clips[c].string() + ", stride " + std::to_string(s.stride));
+      const std::vector<double> want = ffprobe_times(clips[c]);
+      ASSERT_FALSE(want.empty());
+      ASSERT_FALSE(stream[c].frames.empty()) << stream[c].error;
+      for (const Frame& f : stream[c].frames) {
+        ASSERT_LT(size_t(f.index), want.size());
+        EXPECT_NEAR(f.time_s, want[size_t(f.index)], 1e-6) << "frame " << f.index;
       }
     }
   }

@@ -4,11 +4,12 @@
 The layers, bottom up; a file may include files of its own layer and of the layers below:
 
   engine/core -> kernels/{cpu,cuda} -> engine/backends -> engine/backends/{cpu,cuda}
-    -> engine (include/, src/) -> bench -> app (and python/)
+    -> engine (include/, src/) -> bench -> app -> python
 
 Siblings (kernels/cpu and kernels/cuda; the two backends) do not include each other. The app and
 the Python module are clients of the public API: from the engine they include engine/include/ and
-engine/core/include/ only. tests/ and tools/ may include anything.
+engine/core/include/ only (the module also uses the app's scoring: app/dataset.h, app/metrics.h).
+tests/ and tools/ may include anything.
 """
 import pathlib
 import re
@@ -26,7 +27,7 @@ LAYERS = [
     ("engine", 4, "engine"),
     ("bench", 5, "bench"),
     ("app", 6, "app"),
-    ("python", 6, "python"),
+    ("python", 7, "python"),
 ]
 PUBLIC = ("engine/include/", "engine/core/include/")
 CLIENTS = ("app", "python")

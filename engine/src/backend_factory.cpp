@@ -12,12 +12,12 @@ std::unique_ptr<Backend> make_backend(const BackendOptions& options, const Notif
   const std::string impl = conv_impl_name(options.conv_impl);
   if (options.conv_impl == ConvImpl::Fervid &&
       (options.precision == Precision::Fp32 || options.precision == Precision::Tf32))
-    fail("--conv-impl fervid: fervid's conv3x3 computes in fp16 or bf16, not " + precision +
-         " (use --conv-impl cudnn or --precision fp16|bf16)");
+    fail_option("--conv-impl fervid: fervid's conv3x3 computes in fp16 or bf16, not " + precision +
+                " (use --conv-impl cudnn or --precision fp16|bf16)");
   std::string why;
   const bool gpu = options.device != DeviceChoice::Cpu && cuda_device_available(&why);
   if (options.device == DeviceChoice::Cuda) {
-    if (!gpu) fail("--device cuda: " + why);
+    if (!gpu) fail_device("--device cuda: " + why);
     return make_cuda_backend(options);
   }
   const bool gpu_precision =
@@ -29,9 +29,10 @@ std::unique_ptr<Backend> make_backend(const BackendOptions& options, const Notif
     if (options.conv_impl != ConvImpl::Auto) notice += " (--conv-impl " + impl + " is for GPUs)";
     if (notify) notify(notice);
   } else if (gpu_precision) {
-    fail("--precision " + precision + ": the CPU backend computes in fp32 only");
+    fail_option("--precision " + precision + ": the CPU backend computes in fp32 only");
   } else if (options.conv_impl != ConvImpl::Auto) {
-    fail("--conv-impl " + impl + ": the CPU backend has one conv3x3 (choose with --device cuda)");
+    fail_option("--conv-impl " + impl +
+                ": the CPU backend has one conv3x3 (choose with --device cuda)");
   }
   return cpu::make_cpu_backend(options.threads);
 }

@@ -162,6 +162,7 @@ class Run {
     for (int i = 0; i < n; ++i) {
       FrameResult& fr = rows[i];
       fr.frame_index = batch_.frames()[i].index;
+      fr.time_s = batch_.frames()[i].time_s;
       fr.label = host_labels_[i];
       fr.probs.assign(host_probs_.begin() + i * classes, host_probs_.begin() + (i + 1) * classes);
       if (options_.keep_logits)
@@ -202,24 +203,24 @@ int Classifier::decode_threads() const {
 }
 
 Classifier::Classifier(Model& model, ClassifyOptions options) : model_(model), options_(options) {
-  if (options_.decode_threads < 0 || options_.decode_threads > 64)
-    fail("--decode-threads " + std::to_string(options_.decode_threads) + ": expected 0..64");
-  if (options_.batch < 1 || options_.batch > model.max_batch())
-    fail("batch size " + std::to_string(options_.batch) + " outside 1.." +
-         std::to_string(model.max_batch()));
+  check_classify_options(options_, model.max_batch());
   decoder_ = choose_decoder(options_.decoder, model.backend().frame_sinks() != nullptr,
                             options_.crop.mode == CropSpec::Mode::Face, &decoder_notice_);
 }
 
 RunStats Classifier::run(const std::vector<InputItem>& inputs,
-                         const std::function<void(const VideoResult&)>& on_video) {
+                         const std::function<void(const VideoResult&)>& on_video,
+                         std::stop_token stop) {
   const auto t0 = Clock::now();
   Run run(model_, options_, inputs, decode_threads(), on_video);
   DecodeStage stage(inputs, options_, decoder_, model_.backend(), decode_threads());
   RunStats stats;
   try {
     Msg m;
-    while (stage.queue().pop(m)) run.take(m);
+    while (stage.queue().pop(m)) {
+      if (stop.stop_requested()) throw Cancelled("the run was stopped");
+      run.take(m);
+    }
     stats = run.end();
   } catch (...) {
     stage.stop();

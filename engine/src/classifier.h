@@ -6,6 +6,7 @@
 #pragma once
 
 #include <functional>
+#include <stop_token>
 #include <string>
 #include <vector>
 
@@ -20,16 +21,17 @@ class Classifier {
  public:
   // NVDEC decode threads unless told: the H100 has 7 NVDEC engines; 4 is not measured yet.
   static constexpr int kNvdecThreads = 4;
-  // Checks the options against the model (batch 1..max_batch, decode threads 0..64) and chooses
-  // the decoder (choose_decoder), each failing with one line.
+  // Checks the options against the model (check_classify_options) and chooses the decoder
+  // (choose_decoder), each failing with one line.
   Classifier(Model& model, ClassifyOptions options);
   int decode_threads() const;
   DecoderKind decoder() const { return decoder_; }
   // Why auto decodes on the CPU ("" when it takes NVDEC or the CPU was asked for).
   const std::string& decoder_notice() const { return decoder_notice_; }
-  // Results arrive in input order, one call per input.
+  // Results arrive in input order, one call per input. When `stop` is requested the run ends
+  // at its next decoded frame and throws Cancelled.
   RunStats run(const std::vector<InputItem>& inputs,
-               const std::function<void(const VideoResult&)>& on_video);
+               const std::function<void(const VideoResult&)>& on_video, std::stop_token stop = {});
   // The decode stage alone, as run() drives it (threads, decoders, NVDEC frame pool), its
   // frames dropped: the decode ceiling of the run.
   RunStats decode_only(const std::vector<InputItem>& inputs);

@@ -16,7 +16,7 @@ namespace {
 // path,x,y,w,h rows -> canonical path -> box.
 std::map<std::string, CropRect> read_boxes(const std::string& csv) {
   std::ifstream in(csv);
-  if (!in) fail("--crop boxes=" + csv + ": cannot read the file");
+  if (!in) fail_option("--crop boxes=" + csv + ": cannot read the file");
   std::map<std::string, CropRect> boxes;
   std::string line;
   for (int lineno = 1; std::getline(in, line); ++lineno) {
@@ -35,8 +35,8 @@ std::map<std::string, CropRect> read_boxes(const std::string& csv) {
       ok = false;
     }
     if (!ok)
-      fail("--crop boxes=" + csv + ":" + std::to_string(lineno) +
-           ": expected path,x,y,w,h with x,y >= 0 and w,h > 0");
+      fail_option("--crop boxes=" + csv + ":" + std::to_string(lineno) +
+                  ": expected path,x,y,w,h with x,y >= 0 and w,h > 0");
     boxes[row->key] = r;
   }
   return boxes;
@@ -62,7 +62,7 @@ CropSpec CropSpec::parse(const std::string& text) {
     in >> c.box.x >> c1 >> c.box.y >> c2 >> c.box.width >> c3 >> c.box.height;
     if (in.fail() || !in.eof() || c1 != ',' || c2 != ',' || c3 != ',' || c.box.x < 0 ||
         c.box.y < 0 || c.box.width <= 0 || c.box.height <= 0)
-      fail("--crop " + text + ": expected box=x,y,w,h with x,y >= 0 and w,h > 0");
+      fail_option("--crop " + text + ": expected box=x,y,w,h with x,y >= 0 and w,h > 0");
     c.mode = Mode::Box;
     return c;
   }
@@ -76,7 +76,7 @@ CropSpec CropSpec::parse(const std::string& text) {
     c.boxes = std::make_shared<const std::map<std::string, CropRect>>(read_boxes(c.boxes_file));
     return c;
   }
-  fail("--crop " + text + ": expected full, center, box=x,y,w,h, face or boxes=FILE");
+  fail_option("--crop " + text + ": expected full, center, box=x,y,w,h, face or boxes=FILE");
 }
 
 CropRect CropSpec::rect_for(int width, int height) const {

@@ -159,7 +159,8 @@ DecodeStage::DecodeStage(const std::vector<InputItem>& inputs, const ClassifyOpt
   decode.kind = decoder;
   if (decode.kind == DecoderKind::Nvdec) {
     FrameSinks* sinks = be.frame_sinks();
-    if (!sinks) fail("--decoder nvdec: the " + be.name() + " backend cannot read device frames");
+    if (!sinks)
+      fail_option("--decoder nvdec: the " + be.name() + " backend cannot read device frames");
     // Frames in the queue, in the batch and in each decode thread's hands.
     sink_ = sinks->make_frame_sink(queue_frames(options) + options.batch + 2 * threads + 2);
     decode.sink = sink_.get();

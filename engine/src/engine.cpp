@@ -27,9 +27,15 @@ std::pair<ModelSpec, std::string> resolve_card(const std::string& name_or_path) 
 }
 
 Weights load_weights(const std::string& path, const std::string& card) {
-  if (card.empty()) return Weights::load(path);
-  auto [spec, origin] = resolve_card(card);
-  return Weights::load(path, spec, origin);
+  try {
+    if (card.empty()) return Weights::load(path);
+    auto [spec, origin] = resolve_card(card);
+    return Weights::load(path, spec, origin);
+  } catch (const WeightsError&) {
+    throw;
+  } catch (const Error& e) {
+    throw WeightsError(e.what());
+  }
 }
 
 namespace {
@@ -51,7 +57,7 @@ struct Engine::Impl {
 };
 
 Engine::Engine(Weights weights, const EngineOptions& options) : impl_(std::make_unique<Impl>()) {
-  if (options.max_batch < 1) fail("--batch must be at least 1");
+  if (options.max_batch < 1) fail_option("--batch must be at least 1");
   impl_->spec = weights.spec;
   impl_->notify = options.notify ? options.notify : NoticeSink(print_notice);
   impl_->backend = make_backend(options.backend, impl_->notify);
@@ -77,7 +83,7 @@ ClassifyOptions Engine::default_options() const {
 }
 
 RunStats Engine::classify(const std::vector<InputItem>& inputs, const ClassifyOptions& options,
-                          const OnVideo& on_video, const NoticeSink& notify) {
+                          const OnVideo& on_video, const NoticeSink& notify, std::stop_token stop) {
   const NoticeSink& tell = notify ? notify : impl_->notify;
   Classifier classifier(*impl_->model, options);
   const bool videos = std::any_of(inputs.begin(), inputs.end(),
@@ -86,12 +92,15 @@ RunStats Engine::classify(const std::vector<InputItem>& inputs, const ClassifyOp
   Progress progress;
   progress.videos_total = inputs.size();
   const auto t0 = Clock::now();
-  RunStats stats = classifier.run(inputs, [&](const VideoResult& r) {
-    ++progress.videos_done;
-    progress.frames += r.frames;
-    progress.seconds = seconds_since(t0);
-    on_video(r, progress);
-  });
+  RunStats stats = classifier.run(
+      inputs,
+      [&](const VideoResult& r) {
+        ++progress.videos_done;
+        progress.frames += r.frames;
+        progress.seconds = seconds_since(t0);
+        on_video(r, progress);
+      },
+      stop);
   const std::string failure = graphs_failure(*impl_->backend);
   if (!failure.empty())
     tell("CUDA graphs: off after a failed capture (" + failure + "); the frame stage ran op by op");
@@ -114,9 +123,9 @@ FrameScores Engine::classify_frames(std::span<const ImageView> frames, const Cro
   std::vector<CropRect> crops;
   for (const ImageView& f : frames) {
     if (!f.data || f.width < 1 || f.height < 1 || f.stride < f.width * 3)
-      fail("frame " + std::to_string(crops.size()) + ": not an 8-bit RGB image (" +
-           std::to_string(f.width) + "x" + std::to_string(f.height) + ", stride " +
-           std::to_string(f.stride) + ")");
+      fail_input("frame " + std::to_string(crops.size()) + ": not an 8-bit RGB image (" +
+                 std::to_string(f.width) + "x" + std::to_string(f.height) + ", stride " +
+                 std::to_string(f.stride) + ")");
     crops.push_back(crop.rect_for(f.width, f.height));
   }
   for (int first = 0; first < s.frames; first += model.max_batch()) {

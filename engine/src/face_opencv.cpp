@@ -40,8 +40,8 @@ FaceFinder::FaceFinder(const std::string& cascade) : impl_(std::make_unique<Impl
     loaded = false;
   }
   if (!loaded || impl_->cascade.empty())
-    fail("--crop face: cannot load the face cascade " + path +
-         " (Debian's opencv-data; or set FERVID_FACE_CASCADE)");
+    fail_option("--crop face: cannot load the face cascade " + path +
+                " (Debian's opencv-data; or set FERVID_FACE_CASCADE)");
 }
 
 FaceFinder::~FaceFinder() = default;

@@ -19,7 +19,7 @@ void in_layer(const std::string& layer, Fn&& op) {
   try {
     op();
   } catch (const Error& e) {
-    fail(layer + ": " + e.what());
+    fail_within(layer + ": ", e);
   }
 }
 
@@ -59,9 +59,9 @@ Model::Model(const Weights& weights, Backend& backend, int max_batch)
     for (auto& b : arena_) b = backend.allocate(arena_bytes);
     allocate_input(0);
   } catch (const Error& e) {
-    fail("batch size " + std::to_string(max_batch) + " needs " +
-         std::to_string((2 * arena_bytes + input_bytes) >> 20) + " MiB for activations on " +
-         backend.name() + " (" + e.what() + "); use a smaller --batch");
+    fail_device("batch size " + std::to_string(max_batch) + " needs " +
+                std::to_string((2 * arena_bytes + input_bytes) >> 20) + " MiB for activations on " +
+                backend.name() + " (" + e.what() + "); use a smaller --batch");
   }
   // logits, probs (f32) and labels (i32) side by side in one buffer
   head_buf_ = backend.allocate(size_t(max_batch) * (2 * c * 4 + 4) + 64);
@@ -79,8 +79,8 @@ const Tensor& Model::input(int slot) {
     try {
       allocate_input(slot);
     } catch (const Error& e) {
-      fail("batch size " + std::to_string(max_batch_) + " needs a second input buffer on " +
-           backend_.name() + " (" + e.what() + "); use a smaller --batch");
+      fail_device("batch size " + std::to_string(max_batch_) + " needs a second input buffer on " +
+                  backend_.name() + " (" + e.what() + "); use a smaller --batch");
     }
   }
   return input_[slot];

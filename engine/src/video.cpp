@@ -34,6 +34,7 @@ class ImageListSource final : public FrameSource {
     if (pos_ >= files_.size()) return false;
     out = load_image(files_[pos_]);
     out.index = int64_t(pos_);
+    out.time_s = double(pos_) / sampling_.fps;
     pos_ += size_t(std::max(sampling_.stride, 1));
     ++kept_;
     return true;
@@ -63,6 +64,7 @@ class FrameListSource final : public FrameSource {
            std::to_string(v.stride) + ")");
     out = Frame();
     out.index = int64_t(pos_);
+    out.time_s = double(pos_) / sampling_.fps;
     out.width = v.width;
     out.height = v.height;
     out.stride = v.width * 3;
@@ -213,7 +215,7 @@ DecoderKind choose_decoder(DecoderChoice requested, bool device_frames, bool hos
           (e ? std::string(": ") + e : "");
   }
   if (why.empty()) return DecoderKind::Nvdec;
-  if (requested == DecoderChoice::Nvdec) fail("--decoder nvdec: " + why);
+  if (requested == DecoderChoice::Nvdec) fail_option("--decoder nvdec: " + why);
   if (notice) *notice = "decoding video on the CPU: " + why;
   return DecoderKind::Cpu;
 }

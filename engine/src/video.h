@@ -17,6 +17,7 @@ namespace fervid {
 
 struct Frame {
   int64_t index = 0;  // position in the source, before sampling
+  double time_s = 0;  // presentation time: the stream's, or index / SamplingOptions::fps
   int width = 0;
   int height = 0;
   int stride = 0;            // bytes per row, >= width * 3

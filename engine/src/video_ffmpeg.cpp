@@ -227,6 +227,11 @@ class ClipDecoderImpl final : public ClipDecoder {
     int64_t decoded = 0, kept = 0;
     int64_t packets = 0;  // sent to the decoder
     std::string error, warning;
+    // Each packet's own time stamp (its pts, else its dts) by packet number: the decoder only
+    // sees the stamps that carry the clip's number, and a frame's says which packet it came from.
+    std::vector<int64_t> pts;
+    double time_base = 0;  // seconds per time stamp unit
+    double fps = 0;        // the stream's average frame rate, for frames without a time stamp
   };
 
   // Takes one frame from the decoder; false when it needs input.
@@ -269,8 +274,19 @@ class ClipDecoderImpl final : public ClipDecoder {
       c.error = e.what();
       return;
     }
+    ev.frame.time_s = time_of(c, index);
     ++c.kept;
     ready_.push_back(std::move(ev));
+  }
+
+  // The presentation time of frame_ (the `index`-th frame of clip c): its packet's own time
+  // stamp, else its place at the stream's frame rate.
+  double time_of(const Clip& c, int64_t index) const {
+    const int64_t packet =
+        frame_->pts != AV_NOPTS_VALUE ? frame_->pts & ((int64_t(1) << kSeqShift) - 1) : -1;
+    if (packet >= 0 && packet < int64_t(c.pts.size()) && c.pts[size_t(packet)] != AV_NOPTS_VALUE)
+      return double(c.pts[size_t(packet)]) * c.time_base;
+    return c.fps > 0 ? double(index) / c.fps : double(index) / sampling_.fps;
   }
 
   // Ends the clips in flight numbered below `seq`, in order.
@@ -374,6 +390,9 @@ class ClipDecoderImpl final : public ClipDecoder {
     if (stream_ < 0 || !codec) fail(path + ": no decoder for its video stream");
     const AVStream* st = fmt_->streams[stream_];
     const AVCodecParameters* par = st->codecpar;
+    c.time_base = av_q2d(st->time_base);
+    c.fps =
+        st->avg_frame_rate.num > 0 && st->avg_frame_rate.den > 0 ? av_q2d(st->avg_frame_rate) : 0.0;
     codec_ = codec;
     key_ = {par->codec_id, par->width, par->height, par->format, false, false};
     const char* bsf_name = par->codec_id == AV_CODEC_ID_H264   ? "h264_mp4toannexb"
@@ -495,8 +514,10 @@ class ClipDecoderImpl final : public ClipDecoder {
     return true;
   }
 
-  // Stamps pkt_ with the clip's number (timestamps are not used otherwise) and queues it.
+  // Stamps pkt_ with the clip's number and the packet's (its own stamp kept in c.pts) and queues
+  // it.
   void queue_packet(Clip& c) {
+    c.pts.push_back(pkt_->pts != AV_NOPTS_VALUE ? pkt_->pts : pkt_->dts);
     pkt_->pts = (c.seq << kSeqShift) + (c.packets++ & ((int64_t(1) << kSeqShift) - 1));
     pkt_->dts = AV_NOPTS_VALUE;
     AVPacket* p = av_packet_alloc();

@@ -15,8 +15,8 @@ namespace fervid::cuda {
 
 [[noreturn]] inline void throw_call_error(const char* lib, const char* expr,
                                           const std::string& status, const char* file, int line) {
-  fail(std::string(lib) + " call " + expr + " failed: " + status + " at " + file + ":" +
-       std::to_string(line));
+  fail_device(std::string(lib) + " call " + expr + " failed: " + status + " at " + file + ":" +
+              std::to_string(line));
 }
 
 }  // namespace fervid::cuda

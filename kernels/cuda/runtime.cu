@@ -21,8 +21,8 @@ Buffer device_buffer(size_t bytes) {
     cudaGetLastError();
     size_t free_bytes = 0, total = 0;
     cudaMemGetInfo(&free_bytes, &total);
-    fail("out of device memory: " + std::to_string(bytes >> 20) + " MiB requested, " +
-         std::to_string(free_bytes >> 20) + " MiB free of " + std::to_string(total >> 20));
+    fail_device("out of device memory: " + std::to_string(bytes >> 20) + " MiB requested, " +
+                std::to_string(free_bytes >> 20) + " MiB free of " + std::to_string(total >> 20));
   }
   FV_CUDA_CHECK(rc);
   return Buffer(p, bytes, Device::Cuda, [](void* q) { log_failure("cudaFree", cudaFree(q)); });

@@ -14,7 +14,7 @@ std::string cuda_device_summary() { return "none (built without CUDA)"; }
 bool cuda_built() { return false; }
 
 std::unique_ptr<Backend> make_cuda_backend(const BackendOptions&) {
-  fail("--device cuda: this fervid was built without CUDA (FERVID_CUDA=OFF or no nvcc)");
+  fail_device("--device cuda: this fervid was built without CUDA (FERVID_CUDA=OFF or no nvcc)");
 }
 
 }  // namespace fervid

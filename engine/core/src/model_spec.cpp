@@ -19,7 +19,7 @@ const char* vote_name(VoteMode vote) {
 VoteMode parse_vote(const std::string& text) {
   if (text == "majority") return VoteMode::Majority;
   if (text == "confidence") return VoteMode::Confidence;
-  fail("unknown vote '" + text + "' (expected majority or confidence)");
+  fail_option("unknown vote '" + text + "' (expected majority or confidence)");
 }
 
 namespace {

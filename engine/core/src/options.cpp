@@ -8,7 +8,7 @@ DeviceChoice parse_device(const std::string& text) {
   if (text == "auto") return DeviceChoice::Auto;
   if (text == "cpu") return DeviceChoice::Cpu;
   if (text == "cuda") return DeviceChoice::Cuda;
-  fail("--device " + text + ": expected auto, cpu or cuda");
+  fail_option("--device " + text + ": expected auto, cpu or cuda");
 }
 
 Precision parse_precision(const std::string& text) {
@@ -17,25 +17,25 @@ Precision parse_precision(const std::string& text) {
   if (text == "tf32") return Precision::Tf32;
   if (text == "fp16") return Precision::Fp16;
   if (text == "bf16") return Precision::Bf16;
-  fail("--precision " + text + ": expected fp32, tf32, fp16 or bf16");
+  fail_option("--precision " + text + ": expected fp32, tf32, fp16 or bf16");
 }
 
 ConvImpl parse_conv_impl(const std::string& text) {
   if (text == "auto") return ConvImpl::Auto;
   if (text == "cudnn") return ConvImpl::Cudnn;
   if (text == "fervid") return ConvImpl::Fervid;
-  fail("--conv-impl " + text + ": expected auto, cudnn or fervid");
+  fail_option("--conv-impl " + text + ": expected auto, cudnn or fervid");
 }
 
 DecoderChoice parse_decoder(const std::string& text) {
   if (text == "auto") return DecoderChoice::Auto;
   if (text == "nvdec") return DecoderChoice::Nvdec;
   if (text == "cpu") return DecoderChoice::Cpu;
-  fail("--decoder " + text + ": expected auto, nvdec or cpu");
+  fail_option("--decoder " + text + ": expected auto, nvdec or cpu");
 }
 
 bool parse_on_off(const std::string& option, const std::string& value) {
-  if (value != "on" && value != "off") fail(option + " " + value + ": expected on or off");
+  if (value != "on" && value != "off") fail_option(option + " " + value + ": expected on or off");
   return value == "on";
 }
 

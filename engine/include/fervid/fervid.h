@@ -20,6 +20,7 @@
 #include <functional>
 #include <memory>
 #include <span>
+#include <stop_token>
 #include <string>
 #include <utility>
 #include <vector>
@@ -98,9 +99,11 @@ class Engine {
   // Classifies `inputs`; each one's result goes to `on_video` in input order, as soon as it and
   // those before it are final. `notify` (else the engine's) gets the run's notices: the decoder
   // taken when auto could not take NVDEC, CUDA graphs given up. Throws only when the run cannot
-  // go on (a device error); a bad input is a result.
+  // go on (a device error), or Cancelled soon after `stop` is requested (from another thread, or
+  // from `on_video`); a bad input is a result. One run at a time per engine.
   RunStats classify(const std::vector<InputItem>& inputs, const ClassifyOptions& options,
-                    const OnVideo& on_video, const NoticeSink& notify = {});
+                    const OnVideo& on_video, const NoticeSink& notify = {},
+                    std::stop_token stop = {});
   // The decode stage of such a run alone (threads, decoders), its frames dropped: the decode
   // ceiling of `options` on `inputs`.
   RunStats decode_only(const std::vector<InputItem>& inputs, const ClassifyOptions& options);

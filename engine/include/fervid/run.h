@@ -20,6 +20,9 @@ struct SamplingOptions {
   // Other formats, and images, are RGB as always. The classifier sets it for a backend that
   // prefers YUV frames (the CUDA backend).
   bool keep_yuv = false;
+  // The frame rate of inputs without time stamps (image folders, frames in memory): frame i is
+  // at i / fps seconds. Videos carry their own (the stream's presentation times).
+  double fps = 1.0;
 };
 
 struct ClassifyOptions {
@@ -46,8 +49,14 @@ struct ClassifyOptions {
   bool stage_streams = true;
 };
 
+// Fails with one line (OptionError) on an option a run cannot take: batch outside 1..max_batch,
+// stride < 1, max_frames < 0, fps <= 0, decode threads outside 0..64. The Classifier checks its
+// options with it; a program may call it before it makes an Engine, to fail early.
+void check_classify_options(const ClassifyOptions& options, int max_batch);
+
 struct FrameResult {
-  int64_t frame_index = 0;
+  int64_t frame_index = 0;  // its position in the source, before sampling
+  double time_s = 0;        // its presentation time (SamplingOptions::fps for images)
   int label = 0;
   std::vector<float> probs;
   std::vector<float> logits;  // only with keep_logits

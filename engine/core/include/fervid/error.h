@@ -1,5 +1,7 @@
 // fervid::Error: the one exception type of the engine. Its message is one line that names the
-// input (file, layer, tensor) and the reason, ready to print to the user as it is.
+// input (file, layer, tensor) and the reason, ready to print to the user as it is. Its kinds tell
+// a program what went wrong without reading the message (the Python module raises a matching
+// exception for each); the CLI treats them all alike.
 #pragma once
 
 #include <stdexcept>
@@ -12,6 +14,41 @@ class Error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// An option or its text that cannot be used: a flag, a combination of them, a crop, a batch size.
+class OptionError : public Error {
+  using Error::Error;
+};
+// A weights file or model card that cannot be used (format, spec, tensors, values).
+class WeightsError : public Error {
+  using Error::Error;
+};
+// An input handed over in memory that cannot be classified (a frame that is not 8-bit RGB).
+// A bad file is not an exception: it is its own error row, and the run goes on.
+class InputError : public Error {
+  using Error::Error;
+};
+// The GPU: none usable, out of its memory, a failed CUDA, cuDNN or cuBLAS call.
+class DeviceError : public Error {
+  using Error::Error;
+};
+// A run its caller stopped (Engine::classify's stop token).
+class Cancelled : public Error {
+  using Error::Error;
+};
+
 [[noreturn]] inline void fail(const std::string& message) { throw Error(message); }
+// The error of the same kind as `e`, its message behind `prefix` (e.g. the layer it came from).
+[[noreturn]] inline void fail_within(const std::string& prefix, const Error& e) {
+  const std::string m = prefix + e.what();
+  if (dynamic_cast<const DeviceError*>(&e)) throw DeviceError(m);
+  if (dynamic_cast<const InputError*>(&e)) throw InputError(m);
+  if (dynamic_cast<const OptionError*>(&e)) throw OptionError(m);
+  if (dynamic_cast<const WeightsError*>(&e)) throw WeightsError(m);
+  if (dynamic_cast<const Cancelled*>(&e)) throw Cancelled(m);
+  throw Error(m);
+}
+[[noreturn]] inline void fail_option(const std::string& message) { throw OptionError(message); }
+[[noreturn]] inline void fail_input(const std::string& message) { throw InputError(message); }
+[[noreturn]] inline void fail_device(const std::string& message) { throw DeviceError(message); }
 
 }  // namespace fervid

@@ -1,0 +1,272 @@
+"""fervid: facial emotion recognition in video, from Python.
+
+A fine-tuned VGG16 classifies every sampled frame and a vote per video gives the video's label,
+in fervid's C++ engine (CPU, or CUDA when a GPU is there)::
+
+    import fervid
+
+    with fervid.Engine("model.safetensors") as engine:
+        results = engine.classify("clips/", stride=2, frames=True)
+        videos = results.to_pandas()          # one row a video
+        frames = results.frames_to_pandas()   # one row a frame: video, frame, time_s, label, p_...
+
+Load the weights once into an Engine and reuse it; iter_classify() yields each video's result as
+soon as it is final; classify_frames() takes frames already in memory (numpy RGB arrays);
+score() computes `fervid eval`'s metrics. Errors raise fervid.Error subclasses with the CLI's
+one-line messages; a bad input file is a result with its error, and the run goes on.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import warnings
+from typing import Callable, Iterable, Iterator, Optional, Union
+
+import numpy as np
+
+from ._errors import DeviceError, Error, InputError, Notice, OptionError, WeightsError
+from . import _fervid
+from .results import FrameRows, FrameScores, Progress, Results, VideoResult
+
+__all__ = ["Engine", "VideoResult", "FrameRows", "Results", "FrameScores", "Progress", "score",
+           "Error", "WeightsError", "InputError", "OptionError", "DeviceError", "Notice",
+           "__version__", "cuda_built"]
+
+__version__, _cuda = _fervid.build_info()
+
+PathLike = Union[str, "os.PathLike[str]"]
+Inputs = Union[PathLike, Iterable[PathLike]]
+
+
+def cuda_built() -> bool:
+    """Whether this build of fervid has the CUDA backend."""
+    return _cuda
+
+
+def _notice(line: str) -> None:
+    warnings.warn(line, Notice, stacklevel=3)
+
+
+def _paths(inputs: Inputs) -> list:
+    """Paths as strings, glob patterns expanded (a pattern that matches nothing stays as it is,
+    so that its result says so)."""
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
+    out = []
+    for p in inputs:
+        p = os.fspath(p)
+        if glob.has_magic(p):
+            matches = sorted(glob.glob(p, recursive=True))
+            out.extend(matches if matches else [p])
+        else:
+            out.append(p)
+    return out
+
+
+def _frames(frames) -> list:
+    """A list of [H, W, 3] uint8 arrays from one frame, an [N, H, W, 3] array or a list."""
+    if isinstance(frames, np.ndarray):
+        arrays = [frames] if frames.ndim == 3 else list(frames) if frames.ndim == 4 else None
+        if arrays is None or frames.dtype != np.uint8:
+            raise InputError(f"frames: expected uint8 RGB of shape [H, W, 3] or [N, H, W, 3], "
+                             f"got {frames.dtype} {list(frames.shape)}")
+    else:
+        arrays = list(frames)
+    if not arrays:
+        raise InputError("frames: none given")
+    out = []
+    for i, a in enumerate(arrays):
+        if not isinstance(a, np.ndarray) or a.dtype != np.uint8 or a.ndim != 3 or a.shape[2] != 3:
+            what = f"{a.dtype} {list(a.shape)}" if isinstance(a, np.ndarray) else type(a).__name__
+            raise InputError(f"frame {i}: expected a uint8 RGB array of shape [H, W, 3], got {what}")
+        if a.strides[2] != 1 or a.strides[1] != 3 or a.strides[0] < 3 * a.shape[1]:
+            a = np.ascontiguousarray(a)  # packed pixels, rows top-down
+        out.append(a)
+    return out
+
+
+class Engine:
+    """The engine: weights loaded once onto a backend, then as many runs as you like.
+
+    weights: a safetensors file (tools/export_weights.py makes one from PyTorch, Keras or ONNX);
+    card: a built-in card (ravdess-vgg16, torchvision-vgg16) or a JSON card file that overrides
+    the one in the file's metadata; device: auto | cpu | cuda; precision: fp32 | tf32 | fp16 |
+    bf16 (None: the backend's default); batch: the most frames per batch; threads: CPU threads
+    (0: all cores); conv_impl: auto | cudnn | fervid (CUDA); cuda_graphs: replay the frame stage
+    as CUDA graphs. Notices (the CPU when there is no GPU, and why) are warnings of category
+    fervid.Notice.
+    """
+
+    def __init__(self, weights: PathLike, *, card: Optional[str] = None, device: str = "auto",
+                 precision: Optional[str] = None, batch: int = 8, threads: int = 0,
+                 conv_impl: str = "auto", cuda_graphs: bool = True):
+        self._engine = _fervid.Engine(os.fspath(weights), card or "", device, precision or "",
+                                      threads, conv_impl, cuda_graphs, batch, _notice)
+        self._info = self._engine.info()
+
+    # -- what it is
+    @property
+    def model(self) -> str:
+        return self._info["model"]
+
+    @property
+    def classes(self) -> tuple:
+        return tuple(self._info["classes"])
+
+    @property
+    def device(self) -> str:
+        """The backend: 'cpu' or 'cuda'."""
+        return self._info["backend"]
+
+    @property
+    def device_name(self) -> str:
+        return self._info["device_name"]
+
+    @property
+    def precision(self) -> str:
+        return self._info["precision"]
+
+    @property
+    def batch(self) -> int:
+        return self._info["batch"]
+
+    @property
+    def card(self) -> dict:
+        """The model card's essentials: model, classes, input_size, head, crop and vote."""
+        return {k: self._info[k] for k in ("model", "classes", "input_size", "head", "crop", "vote")}
+
+    def __repr__(self) -> str:
+        return (f"<fervid.Engine model={self.model} device={self.device} ({self.device_name}) "
+                f"precision={self.precision} batch={self.batch}>")
+
+    # -- runs
+    def iter_classify(self, inputs: Inputs, *, stride: int = 1, max_frames: int = 0,
+                      crop: Optional[str] = None, vote: Optional[str] = None,
+                      frames: bool = False, logits: bool = False, fps: float = 1.0,
+                      batch: Optional[int] = None, decoder: str = "auto",
+                      decode_threads: int = 0, stage_streams: bool = True,
+                      progress: Optional[Callable[[Progress], None]] = None
+                      ) -> Iterator[VideoResult]:
+        """Yields each input's VideoResult as soon as it is final, in input order.
+
+        inputs: video files, image folders (one video), images, folders to walk, glob patterns.
+        stride: keep every Nth frame; max_frames: at most this many per video (0: all); crop:
+        full | center | box=x,y,w,h | face | boxes=FILE (None: the card's); vote: majority |
+        confidence (None: the card's); frames: keep each video's per-frame rows (FrameRows),
+        logits too with logits=True; fps: the frame rate of image folders (their time_s);
+        progress: called with a Progress after each result. Memory stays bounded: results wait
+        in a short queue until taken. Stop early by leaving the loop (or close()).
+        """
+        options = {"batch": batch or self.batch, "stride": stride, "max_frames": max_frames,
+                   "fps": fps, "crop": crop, "vote": vote, "frames": frames, "logits": logits,
+                   "decoder": decoder, "decode_threads": decode_threads,
+                   "stage_streams": stage_streams}
+        yield from self._stream(_paths(inputs), options, progress)
+
+    def classify(self, inputs: Inputs, **options) -> Results:
+        """Every input's VideoResult, in input order (iter_classify's options)."""
+        return Results(self.iter_classify(inputs, **options), self.classes)
+
+    def classify_frames(self, frames, *, as_video: bool = False, name: str = "frames",
+                        crop: str = "full", fps: float = 1.0, vote: Optional[str] = None,
+                        logits: bool = False) -> Union[FrameScores, VideoResult]:
+        """Frames already in memory: a uint8 RGB array [N, H, W, 3] (or [H, W, 3]), or a list of
+        [H, W, 3] arrays of any sizes (e.g. decoded by OpenCV, converted BGR -> RGB, or PyAV).
+
+        Each frame on its own (as_video=False): FrameScores (labels, probs, logits arrays). As
+        one video (as_video=True): its VideoResult, voted like a video file's, with its frame rows
+        (time_s = index / fps). crop: full | center | box=x,y,w,h.
+        """
+        arrays = _frames(frames)
+        if not as_video:
+            d = self._engine.classify_frames(arrays, crop)
+            return FrameScores(d["labels"], d["probs"], d["logits"], self.classes)
+        options = {"batch": self.batch, "stride": 1, "max_frames": 0, "fps": fps, "crop": crop,
+                   "vote": vote, "frames": True, "logits": logits, "decoder": "cpu",
+                   "decode_threads": 1, "stage_streams": True}
+        return list(self._stream([(name, arrays)], options, None))[0]
+
+    def _stream(self, inputs: list, options: dict, progress) -> Iterator[VideoResult]:
+        stream = self._engine.run(inputs, options, 16)
+        classes = self.classes
+        index = 0
+        try:
+            while True:
+                try:
+                    item = stream.__next__()
+                except StopIteration:
+                    return
+                if item[0] == "notice":
+                    _notice(item[1])
+                    continue
+                result = VideoResult._from_engine(index, item[1], classes)
+                index += 1
+                if progress is not None:
+                    progress(Progress(*item[2]))
+                yield result
+        finally:
+            stream.close()
+
+    # -- lifetime
+    def close(self) -> None:
+        """Frees the engine (its weights and device memory); it cannot be used after."""
+        self._engine.close()
+
+    def __enter__(self) -> "Engine":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def score(results: Iterable[VideoResult], labels=None, *, classes: Optional[Iterable[str]] = None,
+          confusion_png: Optional[PathLike] = None, title: Optional[str] = None) -> dict:
+    """`fervid eval`'s metrics (docs/metrics.md) of results against their true labels.
+
+    labels: None (RAVDESS file names, as `fervid eval`), a labels CSV path (path,label rows), or a
+    dict {path: class}. Returns the --summary dict: frame and video accuracy, per-class
+    precision/recall/F1, macro-F1, per-actor accuracy, 'confusion' [true][predicted] and
+    'frame_confusion'. confusion_png: also draw the confusion matrix as a PNG heat map.
+    """
+    if classes is None:
+        classes = getattr(results, "classes", None) or None
+    results = list(results)
+    if not classes:
+        classes = _classes_of(results)
+    classes = list(classes)
+    paths = [r.path for r in results]
+    if isinstance(labels, dict):
+        truth = {}
+        for path, label in labels.items():
+            if label not in classes:
+                raise OptionError(f"{path}: label '{label}' is not a class of the model "
+                                  f"({', '.join(classes)})")
+            truth[os.fspath(path)] = (classes.index(label), 0)
+        missing = [p for p in paths if p not in truth]
+        if missing:
+            raise OptionError(f"labels do not label {len(missing)} of the results: "
+                              f"{', '.join(missing[:5])}")
+    else:
+        labelled = _fervid.label_paths(paths, classes, os.fspath(labels) if labels else "")
+        truth = {p: (t, a) for p, t, a in labelled}
+    rows = []
+    for r in results:
+        if r.path not in truth:  # an audio-only RAVDESS clip, as eval leaves out
+            continue
+        t, actor = truth[r.path]
+        counts = [r.votes.get(c, 0) for c in classes] if r.ok else []
+        rows.append((r.path, t, r.label_index if r.ok else -1, actor, counts, r.error or ""))
+    summary = _fervid.score(rows, classes, os.fspath(confusion_png) if confusion_png else "",
+                            title or "")
+    return json.loads(summary)
+
+
+def _classes_of(results: list) -> list:
+    for r in results:
+        if r.frame_rows is not None:
+            return list(r.frame_rows.classes)
+        if r.votes:
+            return list(r.votes)
+    raise OptionError("score: give classes= (no result says which classes the model has)")

@@ -1,0 +1,220 @@
+"""What fervid hands back: a VideoResult per input (with its FrameRows on request), the Results of a
+run, the Progress of a run, and the FrameScores of frames classified one by one."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Optional, Sequence
+
+import numpy as np
+
+
+def _pandas():
+    try:
+        import pandas
+    except ImportError as e:  # pragma: no cover - pandas is optional
+        raise ImportError("to_pandas() needs pandas (pip install pandas); "
+                          "to_dicts() and to_json() do without") from e
+    return pandas
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far a run is: videos done of all, frames classified, seconds since it began."""
+
+    videos_done: int
+    videos_total: int
+    frames: int
+    seconds: float
+
+    @property
+    def frames_per_s(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class FrameRows:
+    """The frames of one video that were classified, in order, as numpy arrays.
+
+    frame: int64 [F], the frame's index in its source (before sampling); time_s: float64 [F], its
+    presentation time (the stream's time stamps; index / fps for images and frames in memory);
+    label: int32 [F], the class index; probs: float32 [F, C]; logits: float32 [F, C] or None.
+    """
+
+    frame: np.ndarray
+    time_s: np.ndarray
+    label: np.ndarray
+    probs: np.ndarray
+    logits: Optional[np.ndarray]
+    classes: tuple
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    @property
+    def label_names(self) -> list:
+        return [self.classes[i] for i in self.label]
+
+    def to_dicts(self, video: Optional[str] = None) -> list:
+        """One dict a frame: video, frame, time_s, label, p_<class>... (and logit_<class>...)."""
+        rows = []
+        for i in range(len(self)):
+            row = {"video": video, "frame": int(self.frame[i]), "time_s": float(self.time_s[i]),
+                   "label": self.classes[self.label[i]]}
+            row.update({f"p_{c}": float(p) for c, p in zip(self.classes, self.probs[i])})
+            if self.logits is not None:
+                row.update({f"logit_{c}": float(v) for c, v in zip(self.classes, self.logits[i])})
+            rows.append(row)
+        return rows
+
+    def to_pandas(self, video: Optional[str] = None):
+        """A DataFrame, one row a frame: video, frame, time_s, label, p_<class>..."""
+        pd = _pandas()
+        columns = {"video": [video] * len(self), "frame": self.frame, "time_s": self.time_s,
+                   "label": pd.Categorical(self.label_names, categories=list(self.classes))}
+        for k, c in enumerate(self.classes):
+            columns[f"p_{c}"] = self.probs[:, k]
+        if self.logits is not None:
+            for k, c in enumerate(self.classes):
+                columns[f"logit_{c}"] = self.logits[:, k]
+        return pd.DataFrame(columns)
+
+
+def _status(path: str, error: str) -> str:
+    """'ok', or 'error: <reason>' without the video's own path in front (as the CLI writes it)."""
+    if not error:
+        return "ok"
+    reason = error[len(path) + 2:] if error.startswith(path + ": ") else error
+    return "error: " + reason
+
+
+@dataclass(frozen=True)
+class VideoResult:
+    """The result of one input: its label by the vote, the frames' votes and mean probabilities,
+    or the reason it failed (status 'error: ...'), and its frames on request."""
+
+    index: int
+    path: str
+    frames: int
+    label: Optional[str]
+    label_index: Optional[int]
+    vote: str
+    votes: dict
+    mean_probs: dict
+    status: str
+    error: Optional[str]
+    warning: Optional[str]
+    crop: Optional[tuple]
+    frame_rows: Optional[FrameRows] = field(default=None, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @staticmethod
+    def _from_engine(index: int, d: dict, classes: Sequence[str]) -> "VideoResult":
+        ok = not d["error"]
+        rows = d["rows"]
+        frame_rows = None
+        if rows is not None:
+            frame_rows = FrameRows(rows["frame"], rows["time_s"], rows["label"], rows["probs"],
+                                   rows["logits"], tuple(classes))
+        return VideoResult(
+            index=index,
+            path=d["path"],
+            frames=d["frames"],
+            label=classes[d["label"]] if ok else None,
+            label_index=d["label"] if ok else None,
+            vote=d["vote"],
+            votes=dict(zip(classes, d["counts"])) if ok else {},
+            mean_probs=dict(zip(classes, d["mean_probs"])) if ok else {},
+            status=_status(d["path"], d["error"]),
+            error=d["error"] or None,
+            warning=d["warning"] or None,
+            crop=tuple(d["crop"]) if ok else None,
+            frame_rows=frame_rows)
+
+    def to_dict(self) -> dict:
+        """A JSON-ready dict (the frame rows, when kept, as a list of dicts under 'frame_rows')."""
+        d = {"index": self.index, "video": self.path, "frames": self.frames, "label": self.label,
+             "vote": self.vote, "votes": self.votes, "mean_probs": self.mean_probs,
+             "status": self.status, "warning": self.warning,
+             "crop": list(self.crop) if self.crop else None}
+        if self.frame_rows is not None:
+            d["frame_rows"] = self.frame_rows.to_dicts(self.path)
+        return d
+
+
+class Results(list):
+    """The VideoResults of a run, in input order, with conversions to tables and JSON."""
+
+    def __init__(self, results: Iterable[VideoResult] = (), classes: Sequence[str] = ()):
+        super().__init__(results)
+        self.classes = tuple(classes)
+
+    def to_dicts(self) -> list:
+        return [r.to_dict() for r in self]
+
+    def to_json(self, lines: bool = True) -> str:
+        """JSON Lines (one video a line), or one JSON array with lines=False."""
+        if lines:
+            return "".join(json.dumps(d) + "\n" for d in self.to_dicts())
+        return json.dumps(self.to_dicts())
+
+    def to_pandas(self):
+        """A DataFrame, one row a video: video, frames, label, vote, count_<class>...,
+        p_<class>..., status, warning (the columns of the CLI's CSV)."""
+        pd = _pandas()
+        records = []
+        for r in self:
+            row: dict[str, Any] = {"video": r.path, "frames": r.frames, "label": r.label,
+                                   "vote": r.vote}
+            for c in self.classes:
+                row[f"count_{c}"] = r.votes.get(c)
+            for c in self.classes:
+                row[f"p_{c}"] = r.mean_probs.get(c)
+            row["status"] = r.status
+            row["warning"] = r.warning
+            records.append(row)
+        columns = (["video", "frames", "label", "vote"] + [f"count_{c}" for c in self.classes] +
+                   [f"p_{c}" for c in self.classes] + ["status", "warning"])
+        return pd.DataFrame.from_records(records, columns=columns)
+
+    def frames_to_pandas(self):
+        """A DataFrame, one row a frame of every video whose frames were kept (frames=True):
+        video, frame, time_s, label, p_<class>... (and logit_<class>...)."""
+        pd = _pandas()
+        parts = [r.frame_rows.to_pandas(r.path) for r in self if r.frame_rows is not None]
+        if not parts:
+            raise ValueError("no frame rows: classify with frames=True")
+        return pd.concat(parts, ignore_index=True)
+
+
+@dataclass(frozen=True)
+class FrameScores:
+    """Frames classified one by one: labels int32 [N], probs float32 [N, C], logits float32
+    [N, C], in the order the frames were given."""
+
+    labels: np.ndarray
+    probs: np.ndarray
+    logits: np.ndarray
+    classes: tuple
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def label_names(self) -> list:
+        return [self.classes[i] for i in self.labels]
+
+    def to_pandas(self):
+        """A DataFrame, one row a frame: frame, label, p_<class>..., logit_<class>..."""
+        pd = _pandas()
+        columns = {"frame": np.arange(len(self)),
+                   "label": pd.Categorical(self.label_names, categories=list(self.classes))}
+        for k, c in enumerate(self.classes):
+            columns[f"p_{c}"] = self.probs[:, k]
+        for k, c in enumerate(self.classes):
+            columns[f"logit_{c}"] = self.logits[:, k]
+        return pd.DataFrame(columns)

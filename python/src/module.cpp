@@ -1,0 +1,470 @@
+// fervid's Python extension (_fervid): the public C++ API (fervid/fervid.h) and eval's scoring
+// (app/dataset.h, app/metrics.h) as a few objects the package python/fervid wraps. Heavy calls
+// release the GIL; a classify run goes on a thread of its own and hands its results over through
+// a bounded queue (Stream), so that Python iterates over them as they become final, Ctrl-C stops
+// the run, and memory stays bounded however many videos there are.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <stop_token>
+#include <thread>
+
+#include "dataset.h"
+#include "fervid/fervid.h"
+#include "metrics.h"
+
+namespace py = pybind11;
+
+namespace fervid::python {
+
+namespace {
+
+// ---- Errors: each kind of fervid::Error raises its class of fervid._errors -----------------
+
+void translate_errors(std::exception_ptr p) {
+  if (!p) return;
+  auto raise = [](const char* name, const std::exception& e) {
+    py::object cls = py::module_::import("fervid._errors").attr(name);
+    PyErr_SetString(cls.ptr(), e.what());
+  };
+  try {
+    std::rethrow_exception(p);
+  } catch (const Cancelled&) {
+    PyErr_SetString(PyExc_KeyboardInterrupt, "the run was stopped");
+  } catch (const WeightsError& e) {
+    raise("WeightsError", e);
+  } catch (const InputError& e) {
+    raise("InputError", e);
+  } catch (const OptionError& e) {
+    raise("OptionError", e);
+  } catch (const DeviceError& e) {
+    raise("DeviceError", e);
+  } catch (const Error& e) {
+    raise("Error", e);
+  }
+}
+
+// ---- Frames from numpy ----------------------------------------------------------------------
+
+// An 8-bit RGB image [H, W, 3] whose pixels and channels are packed (rows may be strided).
+ImageView view_of(const py::array& a, const std::string& what) {
+  if (a.dtype().kind() != 'u' || a.itemsize() != 1 || a.ndim() != 3 || a.shape(2) != 3 ||
+      a.strides(2) != 1 || a.strides(1) != 3 || a.shape(0) < 1 || a.shape(1) < 1) {
+    std::string shape;
+    for (py::ssize_t i = 0; i < a.ndim(); ++i)
+      shape += (i ? ", " : "") + std::to_string(a.shape(i));
+    fail_input(what + ": expected an 8-bit RGB image of shape [H, W, 3] with packed pixels, got " +
+               std::string(py::str(a.dtype())) + " [" + shape + "]");
+  }
+  return {static_cast<const uint8_t*>(a.data()), int(a.shape(1)), int(a.shape(0)),
+          int(a.strides(0))};
+}
+
+// Keeps Python objects alive from C++ (a frame list may outlive the call that made it); let go
+// with the GIL held.
+std::shared_ptr<const void> hold(py::object o) {
+  return std::shared_ptr<const void>(new py::object(std::move(o)), [](const void* p) {
+    py::gil_scoped_acquire gil;
+    delete static_cast<const py::object*>(p);
+  });
+}
+
+// The views of numpy arrays the caller keeps alive (`arrays` itself, with hold()).
+std::vector<ImageView> views_of(const py::list& arrays) {
+  std::vector<ImageView> views;
+  for (size_t i = 0; i < arrays.size(); ++i) {
+    const std::string what = "frame " + std::to_string(i);
+    if (!py::isinstance<py::array>(arrays[i])) fail_input(what + ": expected a numpy array");
+    views.push_back(view_of(arrays[i].cast<py::array>(), what));
+  }
+  return views;
+}
+
+// ---- Results to Python ----------------------------------------------------------------------
+
+template <typename T>
+py::array_t<T> array_2d(const std::vector<FrameResult>& rows, std::vector<T> FrameResult::*field,
+                        size_t classes) {
+  py::array_t<T> a({rows.size(), classes});
+  auto m = a.template mutable_unchecked<2>();
+  for (size_t f = 0; f < rows.size(); ++f)
+    for (size_t c = 0; c < classes; ++c) m(f, c) = (rows[f].*field)[c];
+  return a;
+}
+
+py::dict frame_rows(const std::vector<FrameResult>& rows, size_t classes, bool logits) {
+  const size_t n = rows.size();
+  py::array_t<int64_t> frame(n);
+  py::array_t<double> time(n);
+  py::array_t<int32_t> label(n);
+  for (size_t f = 0; f < n; ++f) {
+    frame.mutable_at(f) = rows[f].frame_index;
+    time.mutable_at(f) = rows[f].time_s;
+    label.mutable_at(f) = rows[f].label;
+  }
+  py::dict d;
+  d["frame"] = frame;
+  d["time_s"] = time;
+  d["label"] = label;
+  d["probs"] = array_2d(rows, &FrameResult::probs, classes);
+  d["logits"] = logits ? py::object(array_2d(rows, &FrameResult::logits, classes)) : py::none();
+  return d;
+}
+
+py::dict video_dict(const VideoResult& r, size_t classes, bool rows, bool logits) {
+  py::dict d;
+  d["path"] = r.path;
+  d["frames"] = r.frames;
+  d["label"] = r.label;
+  d["vote"] = vote_name(r.vote);
+  d["counts"] = r.counts;
+  d["mean_probs"] = r.mean_probs;
+  d["error"] = r.error;
+  d["warning"] = r.warning;
+  d["crop"] = py::make_tuple(r.crop.x, r.crop.y, r.crop.width, r.crop.height);
+  d["rows"] = rows && r.ok() ? py::object(frame_rows(r.frame_rows, classes, logits)) : py::none();
+  return d;
+}
+
+// ---- The engine -----------------------------------------------------------------------------
+
+// The C++ engine and whether a run is using it; shared with the streams of its runs.
+struct Holder {
+  std::unique_ptr<Engine> engine;
+  std::mutex mu;
+  bool running = false;
+};
+
+Engine& engine_of(Holder& h) {
+  if (!h.engine) fail_option("the engine is closed");
+  return *h.engine;
+}
+
+// One classify run on a thread of its own: results (and the run's notices) go through a queue
+// of at most `capacity` items, taken by next() on the Python thread.
+class Stream {
+ public:
+  struct Item {
+    bool notice = false;
+    std::string text;  // a notice
+    VideoResult result;
+    Progress progress;
+  };
+
+  Stream(std::shared_ptr<Holder> holder, std::vector<InputItem> inputs, ClassifyOptions options,
+         size_t capacity)
+      : holder_(std::move(holder)),
+        inputs_(std::move(inputs)),
+        options_(std::move(options)),
+        capacity_(capacity) {
+    {
+      std::lock_guard lock(holder_->mu);
+      Engine& engine = engine_of(*holder_);
+      if (holder_->running) fail_option("the engine is already classifying (one run at a time)");
+      check_classify_options(options_, engine.max_batch());
+      holder_->running = true;
+    }
+    classes_ = holder_->engine->spec().classes.size();
+    worker_ = std::thread([this] { work(); });
+  }
+  ~Stream() { close(); }
+
+  size_t total() const { return inputs_.size(); }
+  const std::vector<InputItem>& inputs() const { return inputs_; }
+
+  // The next item: ("notice", text) or ("video", result dict, progress tuple); StopIteration at
+  // the end; the run's error; KeyboardInterrupt (and the run stopped) on Ctrl-C.
+  py::object next() {
+    using namespace std::chrono_literals;
+    for (;;) {
+      std::optional<Item> item;
+      bool finished = false;
+      {
+        py::gil_scoped_release nogil;
+        std::unique_lock lock(mu_);
+        has_item_.wait_for(lock, 100ms, [&] { return !items_.empty() || done_; });
+        if (!items_.empty()) {
+          item = std::move(items_.front());
+          items_.pop_front();
+          has_room_.notify_one();
+        } else {
+          finished = done_;
+        }
+      }
+      if (item) return to_python(*item);
+      if (finished) {
+        close();
+        if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
+        throw py::stop_iteration();
+      }
+      if (PyErr_CheckSignals() != 0) {
+        close();
+        throw py::error_already_set();
+      }
+    }
+  }
+
+  // Stops the run if it is still going and waits for its thread.
+  void close() {
+    stop_.request_stop();
+    has_room_.notify_all();
+    if (worker_.joinable()) {
+      py::gil_scoped_release nogil;
+      worker_.join();
+    }
+  }
+
+ private:
+  void work() {
+    try {
+      holder_->engine->classify(
+          inputs_, options_,
+          [this](const VideoResult& r, const Progress& p) {
+            push({false, "", r, p});
+          },
+          [this](const std::string& line) {
+            push({true, line, {}, {}});
+          },
+          stop_.get_token());
+    } catch (const Cancelled&) {
+    } catch (...) {
+      error_ = std::current_exception();
+    }
+    {
+      std::lock_guard lock(holder_->mu);
+      holder_->running = false;
+    }
+    std::lock_guard lock(mu_);
+    done_ = true;
+    has_item_.notify_all();
+  }
+
+  // On the run's thread: waits while the queue is full, unless the run is being stopped.
+  void push(Item item) {
+    std::unique_lock lock(mu_);
+    has_room_.wait(lock, [&] { return items_.size() < capacity_ || stop_.stop_requested(); });
+    if (stop_.stop_requested()) return;
+    items_.push_back(std::move(item));
+    has_item_.notify_one();
+  }
+
+  py::object to_python(const Item& item) const {
+    if (item.notice) return py::make_tuple("notice", item.text);
+    const Progress& p = item.progress;
+    return py::make_tuple(
+        "video", video_dict(item.result, classes_, options_.keep_frames, options_.keep_logits),
+        py::make_tuple(p.videos_done, p.videos_total, p.frames, p.seconds));
+  }
+
+  std::shared_ptr<Holder> holder_;
+  std::vector<InputItem> inputs_;
+  ClassifyOptions options_;
+  size_t capacity_, classes_ = 0;
+  std::mutex mu_;
+  std::condition_variable has_item_, has_room_;
+  std::deque<Item> items_;
+  bool done_ = false;
+  std::exception_ptr error_;
+  std::stop_source stop_;
+  std::thread worker_;
+};
+
+// The engine as Python sees it: made with the GIL released, its notices handed to `notify`.
+class PyEngine {
+ public:
+  PyEngine(const std::string& weights, const std::string& card, const std::string& device,
+           const std::string& precision, int threads, const std::string& conv_impl,
+           bool cuda_graphs, int batch, py::object notify)
+      : holder_(std::make_shared<Holder>()) {
+    EngineOptions o;
+    o.backend.device = parse_device(device);
+    o.backend.precision = parse_precision(precision);
+    o.backend.threads = threads;
+    o.backend.conv_impl = parse_conv_impl(conv_impl);
+    o.backend.cuda_graphs = cuda_graphs;
+    o.max_batch = batch;
+    std::vector<std::string> notices;
+    o.notify = [&](const std::string& line) { notices.push_back(line); };
+    {
+      py::gil_scoped_release nogil;
+      holder_->engine = std::make_unique<Engine>(load_weights(weights, card), o);
+    }
+    for (const std::string& line : notices)
+      if (!notify.is_none()) notify(line);
+  }
+
+  Engine& engine() const { return engine_of(*holder_); }
+
+  py::dict info() const {
+    const Engine& e = engine();
+    const ModelSpec& s = e.spec();
+    py::dict d;
+    d["model"] = s.name;
+    d["classes"] = s.classes;
+    d["input_size"] = s.input_size;
+    d["head"] = head_name(s.head);
+    d["crop"] = s.crop;
+    d["vote"] = vote_name(s.vote);
+    d["backend"] = e.backend_name();
+    d["device_name"] = e.device_name();
+    d["precision"] = precision_name(e.precision());
+    d["batch"] = e.max_batch();
+    return d;
+  }
+
+  // Inputs: path strings (expanded: a folder becomes its videos and image folders) and
+  // (name, [arrays], fps) tuples of frames in memory.
+  std::unique_ptr<Stream> run(const py::list& inputs, const py::dict& o, size_t capacity) {
+    std::vector<InputItem> items;
+    for (const py::handle& in : inputs) {
+      if (py::isinstance<py::str>(in)) {
+        for (InputItem& item : expand_inputs({in.cast<std::string>()})) items.push_back(item);
+        continue;
+      }
+      const py::tuple t = in.cast<py::tuple>();
+      const py::list arrays = t[1].cast<py::list>();
+      items.push_back(frames_input(t[0].cast<std::string>(), {views_of(arrays), hold(arrays)}));
+    }
+    return std::make_unique<Stream>(holder_, std::move(items), options(o), capacity);
+  }
+
+  py::dict classify_frames(const py::list& arrays, const std::string& crop) {
+    const std::vector<ImageView> views = views_of(arrays);
+    const CropSpec c = CropSpec::parse(crop);
+    FrameScores s;
+    {
+      std::lock_guard lock(holder_->mu);
+      if (holder_->running) fail_option("the engine is already classifying (one run at a time)");
+      Engine& e = engine();
+      py::gil_scoped_release nogil;
+      s = e.classify_frames(views, c);
+    }
+    const size_t n = size_t(s.frames), k = size_t(s.classes);
+    py::array_t<int32_t> labels(n);
+    std::copy(s.labels.begin(), s.labels.end(), labels.mutable_data());
+    py::array_t<float> probs({n, k}), logits({n, k});
+    std::copy(s.probs.begin(), s.probs.end(), probs.mutable_data());
+    std::copy(s.logits.begin(), s.logits.end(), logits.mutable_data());
+    py::dict d;
+    d["labels"] = labels;
+    d["probs"] = probs;
+    d["logits"] = logits;
+    return d;
+  }
+
+  void close() {
+    std::unique_ptr<Engine> engine;
+    {
+      std::lock_guard lock(holder_->mu);
+      if (holder_->running) fail_option("close the engine's running classify first");
+      engine = std::move(holder_->engine);
+    }
+    py::gil_scoped_release nogil;
+    engine.reset();
+  }
+
+ private:
+  ClassifyOptions options(const py::dict& o) const {
+    ClassifyOptions c = engine().default_options();
+    c.batch = o["batch"].cast<int>();
+    c.sampling.stride = o["stride"].cast<int>();
+    c.sampling.max_frames = o["max_frames"].cast<int>();
+    c.sampling.fps = o["fps"].cast<double>();
+    if (!o["crop"].is_none()) c.crop = CropSpec::parse(o["crop"].cast<std::string>());
+    if (!o["vote"].is_none()) c.vote = parse_vote(o["vote"].cast<std::string>());
+    c.keep_frames = o["frames"].cast<bool>();
+    c.keep_logits = o["logits"].cast<bool>();
+    if (c.keep_logits) c.keep_frames = true;
+    c.decoder = parse_decoder(o["decoder"].cast<std::string>());
+    c.decode_threads = o["decode_threads"].cast<int>();
+    c.stage_streams = o["stage_streams"].cast<bool>();
+    return c;
+  }
+
+  std::shared_ptr<Holder> holder_;
+};
+
+// ---- eval's scoring -------------------------------------------------------------------------
+
+// (path, truth, actor) of each path by RAVDESS names or a labels CSV, as `fervid eval` labels
+// them (audio-only clips are left out).
+py::list label_paths(const std::vector<std::string>& paths, const std::vector<std::string>& classes,
+                     const std::string& labels_csv) {
+  std::vector<InputItem> items;
+  for (const std::string& p : paths) items.push_back({p, InputKind::Video});
+  py::list out;
+  for (const cli::LabelledInput& l : cli::label_inputs(items, classes, labels_csv, {}, nullptr))
+    out.append(py::make_tuple(l.item.path, l.truth, l.actor));
+  return out;
+}
+
+// The metrics of `fervid eval` (docs/metrics.md) as its --summary JSON text, from rows of
+// (path, truth, predicted or -1, actor, counts, error); the confusion heat map on request.
+std::string score(const py::list& rows, const std::vector<std::string>& classes,
+                  const std::string& confusion_png, const std::string& title) {
+  std::vector<cli::EvalRow> eval;
+  for (const py::handle& h : rows) {
+    const py::tuple t = h.cast<py::tuple>();
+    cli::EvalRow r;
+    r.path = t[0].cast<std::string>();
+    r.truth = t[1].cast<int>();
+    r.predicted = t[2].cast<int>();
+    r.actor = t[3].cast<int>();
+    r.counts = t[4].cast<std::vector<int64_t>>();
+    r.error = t[5].cast<std::string>();
+    eval.push_back(std::move(r));
+  }
+  const cli::EvalMetrics m = cli::compute_metrics(eval, classes);
+  if (!confusion_png.empty()) {
+    char fallback[96];
+    std::snprintf(fallback, sizeof(fallback), "video accuracy %.1f %%, %d videos",
+                  100 * m.video_accuracy, m.videos);
+    cli::write_confusion_png(m, confusion_png, title.empty() ? fallback : title);
+  }
+  return cli::metrics_json(m).dump();
+}
+
+}  // namespace
+
+}  // namespace fervid::python
+
+PYBIND11_MODULE(_fervid, m) {
+  using namespace fervid;
+  using namespace fervid::python;
+  m.doc() = "fervid's C++ engine; use the fervid package, not this module.";
+  py::register_exception_translator(translate_errors);
+
+  py::class_<Stream>(m, "Stream")
+      .def("__next__", &Stream::next)
+      .def("close", &Stream::close)
+      .def_property_readonly("total", &Stream::total)
+      .def_property_readonly("paths", [](const Stream& s) {
+        std::vector<std::string> paths;
+        for (const InputItem& i : s.inputs()) paths.push_back(i.path);
+        return paths;
+      });
+
+  py::class_<PyEngine>(m, "Engine")
+      .def(py::init<const std::string&, const std::string&, const std::string&, const std::string&,
+                    int, const std::string&, bool, int, py::object>(),
+           py::arg("weights"), py::arg("card"), py::arg("device"), py::arg("precision"),
+           py::arg("threads"), py::arg("conv_impl"), py::arg("cuda_graphs"), py::arg("batch"),
+           py::arg("notify"))
+      .def("info", &PyEngine::info)
+      .def("run", &PyEngine::run, py::arg("inputs"), py::arg("options"), py::arg("capacity"))
+      .def("classify_frames", &PyEngine::classify_frames, py::arg("frames"), py::arg("crop"))
+      .def("close", &PyEngine::close);
+
+  m.def("label_paths", &label_paths, py::arg("paths"), py::arg("classes"), py::arg("labels_csv"));
+  m.def("score", &score, py::arg("rows"), py::arg("classes"), py::arg("confusion_png"),
+        py::arg("title"));
+  m.def("build_info", [] {
+    const BuildInfo b = build_info();
+    return py::make_tuple(b.version, b.cuda);
+  });
+}
