@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
@@ -15,6 +16,7 @@
 #include "cli.h"
 #include "dataset.h"
 #include "fervid/fervid.h"
+#include "fervid/output_file.h"
 #include "metrics.h"
 #include "output.h"
 #include "rows.h"
@@ -25,21 +27,24 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// The run's progress on stderr: on a terminal a line rewritten in place after every video;
+// elsewhere (a Slurm or nohup log) a line every kLogSeconds (FERVID_PROGRESS_SECONDS to change).
 class ProgressLine {
  public:
-  explicit ProgressLine(bool enabled) : enabled_(enabled) {}
+  static constexpr double kLogSeconds = 30;
+  explicit ProgressLine(bool enabled) : enabled_(enabled), terminal_(isatty(STDERR_FILENO) == 1) {
+    if (const char* s = std::getenv("FERVID_PROGRESS_SECONDS")) every_s_ = std::atof(s);
+    next_s_ = every_s_;
+  }
   void update(const Progress& p) {
     if (!enabled_) return;
-    std::ostringstream line;
-    line << "\r\033[K" << p.videos_done << "/" << p.videos_total << " videos, " << std::fixed
-         << std::setprecision(1) << (p.seconds > 0 ? double(p.frames) / p.seconds : 0.0)
-         << " frames/s";
-    if (p.videos_done > 0 && p.videos_done < p.videos_total) {
-      const int eta =
-          int(p.seconds / double(p.videos_done) * double(p.videos_total - p.videos_done));
-      line << ", ETA " << eta / 60 << "m" << std::setw(2) << std::setfill('0') << eta % 60 << "s";
+    if (!terminal_) {
+      if (p.seconds < next_s_) return;
+      next_s_ = p.seconds + every_s_;
+      std::cerr << "fervid: progress: " << text(p) << "\n" << std::flush;
+      return;
     }
-    std::cerr << line.str() << std::flush;
+    std::cerr << "\r\033[K" << text(p) << std::flush;
     shown_ = true;
   }
   void clear() {
@@ -48,27 +53,23 @@ class ProgressLine {
   }
 
  private:
-  bool enabled_, shown_ = false;
+  static std::string text(const Progress& p) {
+    std::ostringstream line;
+    line << p.videos_done << "/" << p.videos_total << " videos, " << std::fixed
+         << std::setprecision(1) << (p.seconds > 0 ? double(p.frames) / p.seconds : 0.0)
+         << " frames/s";
+    if (p.videos_done > 0 && p.videos_done < p.videos_total) {
+      const int eta =
+          int(p.seconds / double(p.videos_done) * double(p.videos_total - p.videos_done));
+      line << ", ETA " << eta / 60 << "m" << std::setw(2) << std::setfill('0') << eta % 60 << "s";
+    }
+    return line.str();
+  }
+  bool enabled_, terminal_, shown_ = false;
+  double every_s_ = kLogSeconds, next_s_ = 0;
 };
 
-EvalRow eval_row(const nlohmann::json& row, const std::vector<std::string>& classes, int truth,
-                 int actor) {
-  EvalRow r;
-  r.path = row["video"].get<std::string>();
-  r.truth = truth;
-  r.actor = actor;
-  if (row["label"].is_string()) {
-    auto it = std::find(classes.begin(), classes.end(), row["label"].get<std::string>());
-    r.predicted = it == classes.end() ? -1 : int(it - classes.begin());
-    for (const auto& c : classes)
-      r.counts.push_back(row.contains("counts") ? row["counts"].value(c, int64_t(0)) : 0);
-  } else {
-    r.error = row.value("status", "error");
-  }
-  return r;
-}
-
-EvalRow eval_row(const VideoResult& r, const LabelledInput& l) {
+EvalRow eval_row_of(const VideoResult& r, const LabelledInput& l) {
   EvalRow e;
   e.path = r.path;
   e.truth = l.truth;
@@ -83,7 +84,6 @@ EvalRow eval_row(const VideoResult& r, const LabelledInput& l) {
 
 // The options of a run, typed: everything that does not need the weights, checked up front.
 struct Settings {
-  Format format = Format::Table;
   Shard shard;
   RavdessFilter filter;
   EngineOptions engine;
@@ -94,21 +94,17 @@ struct Settings {
 };
 
 Settings settings_of(const RunArgs& a, bool eval) {
-  if (a.logits && a.frames.empty()) fail("--logits adds columns to --frames FILE; give --frames");
+  if (a.logits && a.frames.empty())
+    fail_option("--logits adds columns to --frames FILE; give --frames");
   Settings s;
-  s.format = parse_format(a.format);
-  if (a.resume && (a.output.empty() || s.format != Format::Jsonl))
-    fail("--resume continues a JSON Lines output: give --output FILE --format jsonl");
-  if (a.resume && !a.frames.empty())
-    fail(
-        "--resume continues the per-video rows only; run without --frames (or write the frame "
-        "rows in a run of their own)");
   s.shard = a.shard.empty() ? Shard{} : Shard::parse(a.shard);
   s.filter = RavdessFilter::parse(a.actors, a.emotions, a.modality, a.channel);
   if (!eval && s.filter.any())
-    fail("--actors, --emotions, --modality and --channel select a dataset for `fervid eval`");
+    fail_option(
+        "--actors, --emotions, --modality and --channel select a dataset for `fervid eval`");
   s.engine = engine_options(a.device, a.precision, a.threads, a.conv_impl, a.cuda_graphs);
   s.engine.max_batch = a.batch;
+  if (a.quiet) s.engine.notify = [](const std::string&) {};
   s.crop = a.crop;
   if (!a.vote.empty()) s.vote = parse_vote(a.vote);
   s.decoder = parse_decoder(a.decoder);
@@ -116,16 +112,58 @@ Settings settings_of(const RunArgs& a, bool eval) {
   return s;
 }
 
+// Where a run writes, decided before any work (fervid/output_file.h, output.h's formats).
+struct Outputs {
+  std::optional<OutputTarget> rows, frames, summary, confusion;
+  Format format = Format::Table, frames_format = Format::Csv;
+  bool rows_written = true;     // eval writes rows only when asked (--output or --format)
+  bool text_to_stderr = false;  // eval's metrics text, when stdout carries rows or the summary
+};
+
+Outputs outputs_of(const RunArgs& a, bool eval, const std::vector<InputItem>& inputs) {
+  Outputs o;
+  std::vector<OutputTarget> all;
+  if (!a.output.empty()) all.push_back(*(o.rows = OutputTarget::at(a.output, "--output")));
+  o.rows_written = !eval || o.rows || !a.format.empty();
+  o.format = rows_format(a.format, o.rows);
+  if (o.rows_written && !o.rows) all.push_back(OutputTarget::at("-", "the rows"));
+  if (!a.frames.empty()) {
+    all.push_back(*(o.frames = OutputTarget::at(a.frames, "--frames")));
+    o.frames_format = frames_format(*o.frames);
+  }
+  if (!a.summary.empty()) all.push_back(*(o.summary = OutputTarget::at(a.summary, "--summary")));
+  if (!a.confusion.empty())
+    all.push_back(*(o.confusion = OutputTarget::at(a.confusion, "--confusion")));
+  for (const OutputTarget& t : all) o.text_to_stderr = o.text_to_stderr || t.is_stdout();
+  if (a.resume &&
+      !(o.rows && o.rows->kind() == OutputTarget::Kind::File && o.format == Format::Jsonl))
+    fail_option("--resume continues a JSON Lines output: give --output FILE.jsonl");
+  if (a.resume && o.frames)
+    fail_option(
+        "--resume continues the per-video rows only; run without --frames (or write the frame "
+        "rows in a run of their own)");
+  // Everything the run reads: an output naming one of them is refused.
+  std::vector<std::string> read = {a.weights};
+  if (!a.labels.empty()) read.push_back(a.labels);
+  if (a.crop.rfind("boxes=", 0) == 0) read.push_back(a.crop.substr(6));
+  for (const InputItem& i : inputs)
+    if (i.kind == InputKind::Video || i.kind == InputKind::Image) read.push_back(i.path);
+  check_distinct(all, read);
+  return o;
+}
+
 // The inputs, labelled for eval, then this shard's share.
 std::vector<LabelledInput> job_of(const RunArgs& a, bool eval, const Settings& s,
-                                  const ModelSpec& spec, std::string* notice) {
+                                  const std::vector<InputItem>& inputs, const ModelSpec& spec,
+                                  std::string* notice) {
   std::vector<LabelledInput> job;
   if (eval) {
-    job = label_inputs(expand_inputs(a.inputs), spec.classes, a.labels, s.filter, notice);
+    job = label_inputs(inputs, spec.classes, a.labels, s.filter, notice);
     if (job.empty())
-      fail("eval: no inputs left to evaluate" + (notice->empty() ? "" : " (" + *notice + ")"));
+      fail_option("eval: no inputs left to evaluate" +
+                  (notice->empty() ? "" : " (" + *notice + ")"));
   } else {
-    for (InputItem& item : expand_inputs(a.inputs)) job.push_back({std::move(item), -1, 0});
+    for (const InputItem& item : inputs) job.push_back({item, -1, 0});
   }
   std::vector<std::string> paths;
   for (const auto& j : job) paths.push_back(j.item.path);
@@ -137,9 +175,9 @@ std::vector<LabelledInput> job_of(const RunArgs& a, bool eval, const Settings& s
 // What makes rows comparable: --resume and merge refuse rows written with other settings. Only
 // JSON Lines rows (and so --resume) and eval's summary carry them: the weights are read once more
 // for their fingerprint only then.
-nlohmann::json run_identity(const RunArgs& a, const Settings& s, const Engine& engine,
+nlohmann::json run_identity(const RunArgs& a, const Outputs& o, const Engine& engine,
                             const ClassifyOptions& opt, const std::string& crop) {
-  if (s.format != Format::Jsonl && a.summary.empty()) return nullptr;
+  if (!(o.rows_written && o.format == Format::Jsonl) && !o.summary) return nullptr;
   const ModelSpec& spec = engine.spec();
   return {{"weights", file_fingerprint(a.weights)},
           {"model", spec.name},
@@ -153,17 +191,18 @@ nlohmann::json run_identity(const RunArgs& a, const Settings& s, const Engine& e
 
 // --resume: the rows already written (FILE.part of an interrupted run, or FILE), each checked
 // against this run's settings.
-std::vector<nlohmann::json> previous_rows(const RunArgs& a, const nlohmann::json& run) {
+std::vector<nlohmann::json> previous_rows(const RunArgs& a, const Outputs& o,
+                                          const nlohmann::json& run) {
   std::vector<nlohmann::json> previous;
   if (!a.resume) return previous;
-  const std::string part = a.output + ".part";
-  const std::string from = fs::exists(part) ? part : fs::exists(a.output) ? a.output : "";
+  const std::string part = o.rows->partial(), file = o.rows->file();
+  const std::string from = fs::exists(part) ? part : fs::exists(file) ? file : "";
   if (!from.empty()) previous = read_rows(from);
   for (const auto& row : previous) {
     const std::string why = run_mismatch(row["run"], run);
     if (!why.empty())
-      fail("--resume: " + from + " was written with other settings (" + why +
-           "); use another --output or the same settings");
+      fail_option("--resume: " + from + " was written with other settings (" + why +
+                  "); use another --output or the same settings");
   }
   if (!a.quiet)
     std::cerr << "fervid: resuming " << (from.empty() ? a.output : from) << ": " << previous.size()
@@ -214,27 +253,27 @@ void print_summary(const RunStats& stats, const Engine& engine, VoteMode vote) {
   std::cerr << s.str();
 }
 
-// eval's outputs: the metrics on stdout, the JSON summary and the confusion heat map on request.
-int score(const RunArgs& a, const ModelSpec& spec, const std::vector<EvalRow>& rows,
-          const nlohmann::json& run) {
-  const EvalMetrics m = compute_metrics(rows, spec.classes);
-  std::cout << metrics_text(m);
-  if (!a.summary.empty()) {
-    nlohmann::json summary = metrics_json(m);
-    summary["run"] = run;
-    summary["labels"] = a.labels.empty() ? "RAVDESS file names" : a.labels;
-    if (!a.shard.empty()) summary["shard"] = a.shard;
-    write_file(a.summary, summary.dump(2) + "\n");
-  }
-  if (!a.confusion.empty()) {
-    const std::string part = a.confusion + ".part";
-    std::ostringstream title;
-    title << spec.name << ": video accuracy " << std::fixed << std::setprecision(1)
-          << 100 * m.video_accuracy << " %, " << m.videos << " videos";
-    write_confusion_png(m, part, title.str());
-    fs::rename(part, a.confusion);
-  }
-  return m.videos_failed;
+// Weights `fervid make-weights` wrote (metadata untrained: true): their labels mean nothing.
+// Said once, after the run (a fatal error before it stays the one line on stderr).
+void warn_untrained(const std::string& weights) {
+  std::cerr << "fervid: warning: " << weights
+            << " holds untrained weights (fervid make-weights): its labels mean nothing\n";
+}
+
+ClassifyOptions run_options(const RunArgs& a, const Settings& s, const ModelSpec& spec,
+                            const std::string& crop) {
+  ClassifyOptions opt;
+  opt.batch = a.batch;
+  opt.sampling = {a.stride, a.max_frames};
+  opt.sampling.fps = a.fps;
+  opt.crop = CropSpec::parse(crop);
+  opt.vote = s.vote.value_or(spec.vote);
+  opt.keep_frames = !a.frames.empty();
+  opt.keep_logits = a.logits;
+  opt.stage_streams = s.stage_streams;
+  opt.decoder = s.decoder;
+  opt.decode_threads = a.decode_threads;
+  return opt;
 }
 
 }  // namespace
@@ -252,48 +291,44 @@ EngineOptions engine_options(const std::string& device, const std::string& preci
 
 int run_videos(const RunArgs& a, bool eval) {
   const Settings s = settings_of(a, eval);
+  const std::vector<InputItem> inputs = expand_inputs(a.inputs);
+  const Outputs o = outputs_of(a, eval, inputs);
   Weights weights = load_weights(a.weights, a.spec);
+  const bool untrained =
+      weights.metadata.count("untrained") && weights.metadata.at("untrained") == "true";
   const ModelSpec spec = weights.spec;
   const std::string crop = s.crop.empty() ? spec.crop : s.crop;
-  ClassifyOptions opt;
-  opt.batch = a.batch;
-  opt.sampling = {a.stride, a.max_frames};
-  opt.sampling.fps = a.fps;
-  opt.crop = CropSpec::parse(crop);
-  opt.vote = s.vote.value_or(spec.vote);
-  opt.keep_frames = !a.frames.empty();
-  opt.keep_logits = a.logits;
-  opt.stage_streams = s.stage_streams;
-  opt.decoder = s.decoder;
-  opt.decode_threads = a.decode_threads;
+  const ClassifyOptions opt = run_options(a, s, spec, crop);
   check_classify_options(opt, a.batch);
   std::string notice;
-  const std::vector<LabelledInput> job = job_of(a, eval, s, spec, &notice);
+  const std::vector<LabelledInput> job = job_of(a, eval, s, inputs, spec, &notice);
   Engine engine(std::move(weights), s.engine);
-  const nlohmann::json run = run_identity(a, s, engine, opt, crop);
-  const std::vector<nlohmann::json> previous = previous_rows(a, run);
-
+  const nlohmann::json run = run_identity(a, o, engine, opt, crop);
+  const std::vector<nlohmann::json> previous = previous_rows(a, o, run);
   const Todo todo = todo_of(job, previous);
+  const std::string shard =
+      a.shard.empty() ? "" : std::to_string(s.shard.index) + "/" + std::to_string(s.shard.count);
 
-  std::optional<AtomicFile> out_file, frames_file;
-  if (!a.output.empty()) out_file.emplace(a.output, s.format == Format::Jsonl);
-  if (!a.frames.empty()) frames_file.emplace(a.frames);
-  // eval prints its metrics; its per-video rows go to --output only.
+  std::optional<OutputFile> rows_file, frames_file;
+  if (o.rows_written)
+    rows_file.emplace(o.rows ? *o.rows : OutputTarget::at("-", "the rows"),
+                      o.format == Format::Jsonl);
+  if (o.frames) frames_file.emplace(*o.frames);
   std::ostringstream discard;
-  std::ostream& out = out_file ? out_file->stream() : eval ? discard : std::cout;
-  VideoWriter videos(out, s.format, spec.classes, run, eval);
+  std::ostream& out = rows_file ? rows_file->stream() : discard;
+  VideoWriter videos(out, o.format, spec.classes, run, eval, shard,
+                     rows_file && rows_file->target().is_terminal());
   std::optional<FrameWriter> frame_rows;
   if (frames_file) {
-    frame_rows.emplace(frames_file->stream(), spec.classes, a.logits);
+    frame_rows.emplace(frames_file->stream(), o.frames_format, spec.classes, a.logits, eval);
     frame_rows->header();
   }
   for (const auto& row : previous) out << row.dump() << "\n";
   out.flush();
-
   std::vector<EvalRow> eval_rows = previous_eval_rows(job, previous, spec.classes);
 
   if (!notice.empty() && !a.quiet) std::cerr << "fervid: " << notice << "\n";
-  ProgressLine progress(!a.quiet && isatty(STDERR_FILENO));
+  ProgressLine progress(!a.quiet);
   const NoticeSink run_notice = [&](const std::string& line) {
     if (!a.quiet) std::cerr << "fervid: notice: " << line << "\n";
   };
@@ -301,25 +336,33 @@ int run_videos(const RunArgs& a, bool eval) {
       todo.items, opt,
       [&](const VideoResult& r, const Progress& p) {
         const LabelledInput& l = *todo.labels[p.videos_done - 1];
-        videos.row(r, l.truth >= 0 ? spec.classes[size_t(l.truth)] : "");
-        if (frame_rows) frame_rows->rows(r);
+        const RowLabel label{l.truth >= 0 ? spec.classes[size_t(l.truth)] : "", l.actor};
+        videos.row(r, label);
+        if (frame_rows) frame_rows->rows(r, label);
         if (!r.ok() || !r.warning.empty()) {
           progress.clear();
           if (!r.ok()) std::cerr << "fervid: " << r.error << "\n";
           if (!r.warning.empty())
             std::cerr << "fervid: warning: " << r.path << ": " << r.warning << "\n";
         }
-        if (eval) eval_rows.push_back(eval_row(r, l));
+        if (eval) eval_rows.push_back(eval_row_of(r, l));
         progress.update(p);
       },
       run_notice);
   progress.clear();
   videos.end();
-  if (out_file) out_file->commit();
+  if (rows_file) rows_file->commit();
   if (frames_file) frames_file->commit();
+  if (untrained) warn_untrained(a.weights);
   if (!a.quiet) print_summary(stats, engine, opt.vote);
-  const int failed = eval ? score(a, spec, eval_rows, run) : stats.videos_failed;
-  return failed > 0 ? kExitSomeFailed : kExitOk;
+  if (!eval) return stats.videos_failed > 0 ? kExitSomeFailed : kExitOk;
+  const EvalMetrics m = compute_metrics(eval_rows, spec.classes);
+  nlohmann::json extra{{"run", run},
+                       {"labels", a.labels.empty() ? "RAVDESS file names" : a.labels}};
+  if (!shard.empty()) extra["shard"] = shard;
+  report_metrics(m, o.text_to_stderr ? std::cerr : std::cout, o.summary, extra, o.confusion,
+                 spec.name);
+  return m.videos_failed > 0 ? kExitSomeFailed : kExitOk;
 }
 
 }  // namespace fervid::cli

@@ -53,11 +53,15 @@ void add_run_options(CLI::App* cmd, RunArgs& a) {
   cmd->add_option("--fps", a.fps,
                   "Frame rate of image folders, for the per-frame time_s (videos have their own)")
       ->capture_default_str();
-  cmd->add_option("--crop", a.crop, "full | center | box=x,y,w,h (default: the card's)");
+  cmd->add_option("--crop", a.crop,
+                  "full | center | box=x,y,w,h | face | boxes=FILE (default: the card's)");
   cmd->add_option("--vote", a.vote, "majority | confidence (default: the card's)");
-  cmd->add_option("--format", a.format, "table | csv | jsonl")->capture_default_str();
-  cmd->add_option("--output", a.output, "Write the per-video rows to FILE");
-  cmd->add_option("--frames", a.frames, "Write one CSV row per frame to FILE");
+  cmd->add_option("--format", a.format,
+                  "table | csv | jsonl (default: by --output's name, .csv or .jsonl; else the "
+                  "table, for terminals)");
+  cmd->add_option("--output", a.output,
+                  "Write the per-video rows to FILE (.csv or .jsonl; - for standard output)");
+  cmd->add_option("--frames", a.frames, "Write one row per frame to FILE (.csv or .jsonl)");
   cmd->add_flag("--logits", a.logits, "Add logit_<class> columns to --frames");
   cmd->add_option("--shard", a.shard,
                   "K/N: classify only the K-th of N shares of the sorted inputs (join the "
@@ -67,7 +71,7 @@ void add_run_options(CLI::App* cmd, RunArgs& a) {
   cmd->add_option("--threads", a.threads, "CPU threads (0: all cores)");
   cmd->add_option("--decoder", a.decoder, kDecoderHelp)->capture_default_str();
   cmd->add_option("--decode-threads", a.decode_threads, kDecodeThreadsHelp);
-  cmd->add_flag("--quiet", a.quiet, "No progress bar and no summary line on stderr");
+  cmd->add_flag("--quiet", a.quiet, "No progress, notices or summary line on stderr");
 }
 
 // eval's own: the labels, the RAVDESS filters, the metrics files.
@@ -235,11 +239,15 @@ int run(int argc, char** argv) {
   add_run_options(eval_cmd, ea);
   add_eval_options(eval_cmd, ea);
 
-  std::string merge_out;
-  std::vector<std::string> merge_in;
-  auto* merge = app.add_subcommand("merge", "Join the JSON Lines outputs of --shard runs");
-  merge->add_option("shards", merge_in, "Shard outputs (JSON Lines)")->required();
-  merge->add_option("--output", merge_out, "The joined output")->required();
+  MergeArgs ma;
+  auto* merge = app.add_subcommand(
+      "merge", "Join the JSON Lines outputs of --shard runs (and score eval's, as eval does)");
+  merge->add_option("shards", ma.inputs, "Shard outputs (JSON Lines)")->required();
+  merge->add_option("--output", ma.output, "The joined output (- for standard output)")->required();
+  merge->add_option("--summary", ma.summary, "Write the metrics of eval rows as JSON to FILE");
+  merge->add_option("--confusion", ma.confusion,
+                    "Write the confusion matrix of eval rows as a PNG to FILE");
+  merge->add_flag("--quiet", ma.quiet, "No summary line on stderr");
 
   uint64_t seed = 0;
   std::string mw_out, mw_spec = "ravdess-vgg16", mw_dtype = "f32";
@@ -270,7 +278,7 @@ int run(int argc, char** argv) {
   try {
     if (*classify_cmd) return run_videos(ca, false);
     if (*eval_cmd) return run_videos(ea, true);
-    if (*merge) return merge_outputs(merge_out, merge_in);
+    if (*merge) return merge_outputs(ma);
     if (*mw) return make_weights_cmd(seed, mw_out, mw_spec, mw_dtype);
     if (*ins) return inspect(in_path, in_spec);
     if (*bench) return run_bench(bo);

@@ -20,8 +20,8 @@ int run(int argc, char** argv);
 // The options of classify and eval (eval adds the labels, filters, metrics outputs).
 struct RunArgs {
   std::vector<std::string> inputs;
-  std::string weights, spec, device = "auto", precision, conv_impl = "auto", crop, vote,
-                             format = "table", output, frames, shard;
+  std::string weights, spec, device = "auto", precision, conv_impl = "auto", crop, vote, format,
+                             output, frames, shard;
   std::string decoder = "auto";
   std::string cuda_graphs = "on", stage_streams = "on";
   int batch = 8, stride = 1, max_frames = 0, threads = 0, decode_threads = 0;

@@ -1,6 +1,7 @@
 #include "dataset.h"
 
 #include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -91,9 +92,14 @@ RavdessFilter RavdessFilter::parse(const std::string& actors, const std::string&
       auto it = std::find(kRavdessEmotions.begin(), kRavdessEmotions.end(), e);
       if (it != kRavdessEmotions.end()) {
         f.emotions.push_back(int(it - kRavdessEmotions.begin()) + 1);
-      } else {
+      } else if (!e.empty() && std::isdigit(static_cast<unsigned char>(e[0]))) {
         std::vector<int> codes = parse_ranges(e, 1, 8, "--emotions (names or codes 1-8)");
         f.emotions.insert(f.emotions.end(), codes.begin(), codes.end());
+      } else {
+        std::string names;
+        for (const auto& n : kRavdessEmotions) names += (names.empty() ? "" : ", ") + n;
+        fail_option("--emotions " + emotions + ": '" + e + "' is not a RAVDESS emotion (" + names +
+                    ", or their codes 1-8)");
       }
     }
   }
@@ -102,14 +108,14 @@ RavdessFilter RavdessFilter::parse(const std::string& actors, const std::string&
   } else if (modality == "video") {
     f.modality = 2;
   } else if (!modality.empty()) {
-    fail("--modality " + modality + ": expected video (video-only) or av (audio-video)");
+    fail_option("--modality " + modality + ": expected video (video-only) or av (audio-video)");
   }
   if (channel == "speech") {
     f.channel = 1;
   } else if (channel == "song") {
     f.channel = 2;
   } else if (!channel.empty()) {
-    fail("--channel " + channel + ": expected speech or song");
+    fail_option("--channel " + channel + ": expected speech or song");
   }
   return f;
 }

@@ -66,6 +66,16 @@ EvalMetrics compute_metrics(const std::vector<EvalRow>& rows,
     }
   }
   m.macro_f1 = present ? f1_sum / present : 0.0;
+  int truths = 0;
+  double recall_sum = 0, weighted = 0;
+  for (int c = 0; c < n; ++c) {
+    if (m.per_class[c].support == 0) continue;
+    ++truths;
+    recall_sum += m.per_class[c].recall;
+    weighted += m.per_class[c].f1 * double(m.per_class[c].support);
+  }
+  m.uar = truths ? recall_sum / truths : 0.0;
+  m.weighted_f1 = m.videos ? weighted / double(m.videos) : 0.0;
   for (const auto& [id, a] : actors) m.per_actor.push_back(a);
   return m;
 }
@@ -86,8 +96,9 @@ std::string metrics_text(const EvalMetrics& m) {
   if (m.videos_failed) s << ", " << m.videos_failed << " failed (not counted)";
   s << "\nframe accuracy: " << pct(m.frame_accuracy) << " (" << m.frames_correct << "/" << m.frames
     << " frames)\nvideo accuracy: " << pct(m.video_accuracy) << " (" << m.videos_correct << "/"
-    << m.videos << " videos)\nmacro-F1: " << std::fixed << std::setprecision(4) << m.macro_f1
-    << "\n\n";
+    << m.videos << " videos)\nunweighted average recall (UAR): " << pct(m.uar)
+    << "\nmacro-F1: " << std::fixed << std::setprecision(4) << m.macro_f1
+    << "\nweighted F1: " << m.weighted_f1 << "\n\n";
   size_t w = 9;
   for (const auto& c : m.classes) w = std::max(w, c.size() + 1);
   s << std::left << std::setw(int(w)) << "class" << std::right << std::setw(10) << "precision"
@@ -141,6 +152,8 @@ nlohmann::json metrics_json(const EvalMetrics& m) {
           {"frame_accuracy", m.frame_accuracy},
           {"video_accuracy", m.video_accuracy},
           {"macro_f1", m.macro_f1},
+          {"uar", m.uar},
+          {"weighted_f1", m.weighted_f1},
           {"per_class", per_class},
           {"confusion", m.confusion},
           {"frame_confusion", m.frame_confusion},
@@ -211,7 +224,8 @@ PngLayout confusion_png_layout(const std::vector<std::string>& classes) {
   return l;
 }
 
-void write_confusion_png(const EvalMetrics& m, const std::string& path, const std::string& title) {
+void write_confusion_png(const EvalMetrics& m, const OutputTarget& target,
+                         const std::string& title) {
   const PngLayout l = confusion_png_layout(m.classes);
   const int n = int(m.classes.size());
   Canvas c(l.width, l.height);
@@ -245,8 +259,31 @@ void write_confusion_png(const EvalMetrics& m, const std::string& path, const st
                 f > 0.5 ? white : black);
     }
   }
-  if (!stbi_write_png(path.c_str(), c.w, c.h, 3, c.rgb.data(), c.w * 3))
-    fail(path + ": cannot write the PNG");
+  std::string png;
+  auto append = [](void* to, void* data, int size) {
+    static_cast<std::string*>(to)->append(static_cast<const char*>(data), size_t(size));
+  };
+  if (!stbi_write_png_to_func(append, &png, c.w, c.h, 3, c.rgb.data(), c.w * 3))
+    fail(target.path() + ": cannot encode the PNG");
+  write_output(target, png);
+}
+
+void report_metrics(const EvalMetrics& m, std::ostream& text,
+                    const std::optional<OutputTarget>& summary, const nlohmann::json& extra,
+                    const std::optional<OutputTarget>& confusion, const std::string& model) {
+  text << metrics_text(m);
+  text.flush();
+  if (summary) {
+    nlohmann::json j = metrics_json(m);
+    for (const auto& [key, value] : extra.items()) j[key] = value;
+    write_output(*summary, j.dump(2) + "\n");
+  }
+  if (confusion) {
+    std::ostringstream title;
+    title << model << ": video accuracy " << std::fixed << std::setprecision(1)
+          << 100 * m.video_accuracy << " %, " << m.videos << " videos";
+    write_confusion_png(m, *confusion, title.str());
+  }
 }
 
 }  // namespace fervid::cli

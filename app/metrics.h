@@ -5,8 +5,12 @@
 
 #include <cstdint>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <ostream>
 #include <string>
 #include <vector>
+
+#include "fervid/output_file.h"
 
 namespace fervid::cli {
 
@@ -30,6 +34,9 @@ struct EvalMetrics {
   int64_t frames = 0, frames_correct = 0;
   int videos_correct = 0;
   double frame_accuracy = 0, video_accuracy = 0, macro_f1 = 0;
+  // Unweighted average recall (balanced accuracy): the mean recall over the classes that occur
+  // as a truth. Weighted F1: the per-class F1 weighted by each class's support.
+  double uar = 0, weighted_f1 = 0;
   std::vector<ClassMetrics> per_class;
   std::vector<std::vector<int64_t>> confusion;        // [true][predicted] videos
   std::vector<std::vector<int64_t>> frame_confusion;  // [true][predicted] frames
@@ -50,6 +57,14 @@ struct PngLayout {
   int cell, left, top, right, bottom, width, height;
 };
 PngLayout confusion_png_layout(const std::vector<std::string>& classes);
-void write_confusion_png(const EvalMetrics& m, const std::string& path, const std::string& title);
+void write_confusion_png(const EvalMetrics& m, const OutputTarget& target,
+                         const std::string& title);
+
+// The outputs of eval and merge: the metrics as text on `text`, the summary (metrics_json with
+// `extra`'s members) and the confusion heat map where asked. The PNG's title: `model`, the video
+// accuracy and the count.
+void report_metrics(const EvalMetrics& m, std::ostream& text,
+                    const std::optional<OutputTarget>& summary, const nlohmann::json& extra,
+                    const std::optional<OutputTarget>& confusion, const std::string& model);
 
 }  // namespace fervid::cli

@@ -1,9 +1,7 @@
 #include "output.h"
 
 #include <cstdio>
-#include <filesystem>
 #include <iomanip>
-#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "fervid/error.h"
@@ -14,30 +12,44 @@ Format parse_format(const std::string& text) {
   if (text == "table") return Format::Table;
   if (text == "csv") return Format::Csv;
   if (text == "jsonl") return Format::Jsonl;
-  fail("--format " + text + ": expected table, csv or jsonl");
+  fail_option("--format " + text + ": expected table, csv or jsonl");
 }
 
-AtomicFile::AtomicFile(std::string path, bool keep_partial)
-    : path_(std::move(path)), tmp_(path_ + ".part"), keep_partial_(keep_partial) {
-  out_.open(tmp_, std::ios::trunc);
-  if (!out_) fail(path_ + ": cannot write (" + tmp_ + ")");
+namespace {
+
+// The format an extension names, if any.
+std::optional<Format> format_of(const std::string& extension) {
+  if (extension == ".csv") return Format::Csv;
+  if (extension == ".jsonl" || extension == ".ndjson") return Format::Jsonl;
+  return std::nullopt;
 }
 
-AtomicFile::~AtomicFile() {
-  if (!committed_) {
-    out_.close();
-    if (!keep_partial_) std::remove(tmp_.c_str());
-  }
+const char* format_text(Format f) {
+  return f == Format::Csv ? "csv" : f == Format::Jsonl ? "jsonl" : "table";
 }
 
-void AtomicFile::commit() {
-  out_.flush();
-  if (!out_) fail(path_ + ": writing failed (disk full?)");
-  out_.close();
-  std::error_code ec;
-  std::filesystem::rename(tmp_, path_, ec);
-  if (ec) fail(path_ + ": cannot rename the finished file into place: " + ec.message());
-  committed_ = true;
+}  // namespace
+
+Format rows_format(const std::string& format_flag, const std::optional<OutputTarget>& output) {
+  const std::optional<Format> asked =
+      format_flag.empty() ? std::nullopt : std::optional(parse_format(format_flag));
+  if (!output || output->kind() == OutputTarget::Kind::Stdout) return asked.value_or(Format::Table);
+  const std::string named = "--output " + output->path() + ": ";
+  const std::optional<Format> by_name = format_of(output->extension());
+  if (asked && by_name && *asked != *by_name)
+    fail_option(named + "its name says " + format_text(*by_name) + ", --format says " +
+                format_text(*asked));
+  const std::optional<Format> f = asked ? asked : by_name;
+  if (output->kind() == OutputTarget::Kind::Stream) return f.value_or(Format::Table);
+  if (!f)
+    fail_option(named + "name it .csv or .jsonl (or give --format csv|jsonl) to say its format");
+  if (*f == Format::Table)
+    fail_option(named + "the table is for terminals; write files as csv or jsonl");
+  return *f;
+}
+
+Format frames_format(const OutputTarget& frames) {
+  return format_of(frames.extension()).value_or(Format::Csv);
 }
 
 std::string status_text(const VideoResult& r) {
@@ -62,15 +74,20 @@ std::string fixed(double v, int digits) {
   return s.str();
 }
 
+// Seconds and frame rates as a person reads them (6 decimals; ffprobe prints times so).
+std::string seconds(double v) { return fixed(v, 6); }
+
 }  // namespace
 
 VideoWriter::VideoWriter(std::ostream& out, Format format, std::vector<std::string> classes,
-                         nlohmann::json run, bool truth_column)
+                         nlohmann::json run, bool eval, std::string shard, bool shorten)
     : out_(out),
       format_(format),
       classes_(std::move(classes)),
       run_(std::move(run)),
-      truth_column_(truth_column) {}
+      eval_(eval),
+      shard_(std::move(shard)),
+      shorten_(shorten) {}
 
 void VideoWriter::end() {
   if (!header_written_) header();
@@ -82,48 +99,59 @@ void VideoWriter::header() {
     out_ << std::left << std::setw(40) << "video"
          << " " << std::right << std::setw(7) << "frames"
          << "  " << std::left << std::setw(10) << "label";
-    if (truth_column_) out_ << " " << std::setw(10) << "truth";
+    if (eval_) out_ << " " << std::setw(10) << "truth";
     out_ << " " << std::right << std::setw(6) << "p"
          << " " << std::setw(11) << "votes"
          << "  "
          << "status\n";
   } else if (format_ == Format::Csv) {
-    out_ << "video,frames,label," << (truth_column_ ? "truth," : "") << "vote";
+    out_ << "video,frames,frames_decoded,fps,duration_s,label," << (eval_ ? "truth,actor," : "")
+         << "vote";
     for (const auto& c : classes_) out_ << ",count_" << c;
     for (const auto& c : classes_) out_ << ",p_" << c;
-    out_ << ",status,warning\n";
+    out_ << ",status,warning" << (shard_.empty() ? "" : ",shard") << "\n";
   }
   out_.flush();
 }
 
-void VideoWriter::row(const VideoResult& r, const std::string& truth) {
+void VideoWriter::row(const VideoResult& r, const RowLabel& l) {
   if (!header_written_) header();
   const std::string label = r.ok() ? classes_.at(r.label) : "";
   if (format_ == Format::Table) {
-    std::string path = r.path.size() > 40 ? "..." + r.path.substr(r.path.size() - 37) : r.path;
+    std::string path =
+        shorten_ && r.path.size() > 40 ? "..." + r.path.substr(r.path.size() - 37) : r.path;
     std::string p = r.ok() ? fixed(r.mean_probs[r.label], 3) : "-";
     std::string votes =
         r.ok() ? std::to_string(r.counts[r.label]) + "/" + std::to_string(r.frames) : "-";
     out_ << std::left << std::setw(40) << path << " " << std::right << std::setw(7) << r.frames
          << "  " << std::left << std::setw(10) << (r.ok() ? label : "-");
-    if (truth_column_) out_ << " " << std::setw(10) << truth;
+    if (eval_) out_ << " " << std::setw(10) << l.truth;
     out_ << " " << std::right << std::setw(6) << p << " " << std::setw(11) << votes << "  "
          << status_text(r) << (r.warning.empty() ? "" : " (" + r.warning + ")") << "\n";
   } else if (format_ == Format::Csv) {
-    out_ << csv_field(r.path) << "," << r.frames << "," << label << ","
-         << (truth_column_ ? csv_field(truth) + "," : "") << vote_name(r.vote);
+    out_ << csv_field(r.path) << "," << r.frames << "," << r.frames_decoded << "," << seconds(r.fps)
+         << "," << seconds(r.duration_s) << "," << label << ",";
+    if (eval_) out_ << csv_field(l.truth) << "," << (l.actor ? std::to_string(l.actor) : "") << ",";
+    out_ << vote_name(r.vote);
     for (size_t j = 0; j < classes_.size(); ++j)
       out_ << "," << (r.ok() ? std::to_string(r.counts[j]) : "");
     for (size_t j = 0; j < classes_.size(); ++j)
       out_ << "," << (r.ok() ? fixed(r.mean_probs[j], 6) : "");
-    out_ << "," << csv_field(status_text(r)) << "," << csv_field(r.warning) << "\n";
+    out_ << "," << csv_field(status_text(r)) << "," << csv_field(r.warning)
+         << (shard_.empty() ? "" : "," + shard_) << "\n";
   } else {
     nlohmann::json j{{"video", r.path},
                      {"frames", r.frames},
+                     {"frames_decoded", r.frames_decoded},
+                     {"fps", r.fps},
+                     {"duration_s", r.duration_s},
                      {"label", r.ok() ? nlohmann::json(label) : nlohmann::json(nullptr)},
                      {"vote", vote_name(r.vote)},
                      {"status", status_text(r)}};
-    if (truth_column_) j["truth"] = truth;
+    if (eval_) {
+      j["truth"] = l.truth;
+      if (l.actor) j["actor"] = l.actor;
+    }
     if (!r.warning.empty()) j["warning"] = r.warning;
     if (r.ok()) {
       nlohmann::json counts = nlohmann::json::object(), probs = nlohmann::json::object();
@@ -135,34 +163,55 @@ void VideoWriter::row(const VideoResult& r, const std::string& truth) {
       j["mean_probs"] = probs;
       j["crop"] = {r.crop.x, r.crop.y, r.crop.width, r.crop.height};
     }
+    if (!shard_.empty()) j["shard"] = shard_;
     if (!run_.is_null()) j["run"] = run_;
     out_ << j.dump() << "\n";
   }
   out_.flush();
 }
 
-FrameWriter::FrameWriter(std::ostream& out, std::vector<std::string> classes, bool logits)
-    : out_(out), classes_(std::move(classes)), logits_(logits) {}
+FrameWriter::FrameWriter(std::ostream& out, Format format, std::vector<std::string> classes,
+                         bool logits, bool eval)
+    : out_(out), format_(format), classes_(std::move(classes)), logits_(logits), eval_(eval) {}
 
 void FrameWriter::header() {
-  out_ << "video,frame,time_s,label";
+  if (format_ != Format::Csv) return;
+  out_ << "video,frame,time_s,crop_x,crop_y,crop_w,crop_h," << (eval_ ? "truth," : "") << "label";
   for (const auto& c : classes_) out_ << ",p_" << c;
   if (logits_)
     for (const auto& c : classes_) out_ << ",logit_" << c;
   out_ << "\n";
 }
 
-void FrameWriter::rows(const VideoResult& r) {
+void FrameWriter::rows(const VideoResult& r, const RowLabel& l) {
   char buf[32];
   for (const FrameResult& f : r.frame_rows) {
-    std::snprintf(buf, sizeof(buf), ",%.6f,", f.time_s);
-    out_ << csv_field(r.path) << "," << f.frame_index << buf << classes_.at(f.label);
+    if (format_ == Format::Jsonl) {
+      nlohmann::json j{{"video", r.path},
+                       {"frame", f.frame_index},
+                       {"time_s", f.time_s},
+                       {"crop", {f.crop.x, f.crop.y, f.crop.width, f.crop.height}}};
+      if (eval_) j["truth"] = l.truth;
+      j["label"] = classes_.at(f.label);
+      nlohmann::json probs = nlohmann::json::object(), logits = nlohmann::json::object();
+      for (size_t k = 0; k < classes_.size(); ++k) {
+        probs[classes_[k]] = f.probs[k];
+        if (logits_) logits[classes_[k]] = f.logits[k];
+      }
+      j["probs"] = probs;
+      if (logits_) j["logits"] = logits;
+      out_ << j.dump() << "\n";
+      continue;
+    }
+    out_ << csv_field(r.path) << "," << f.frame_index << "," << seconds(f.time_s) << "," << f.crop.x
+         << "," << f.crop.y << "," << f.crop.width << "," << f.crop.height << ","
+         << (eval_ ? csv_field(l.truth) + "," : "") << classes_.at(f.label);
     for (float p : f.probs) {
       std::snprintf(buf, sizeof(buf), ",%.9g", p);
       out_ << buf;
     }
-    for (float l : f.logits) {
-      std::snprintf(buf, sizeof(buf), ",%.9g", l);
+    for (float v : f.logits) {
+      std::snprintf(buf, sizeof(buf), ",%.9g", v);
       out_ << buf;
     }
     out_ << "\n";

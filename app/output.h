@@ -1,71 +1,76 @@
-// Result writers for the CLI: per-video rows as a table, CSV or JSON Lines, per-frame CSV rows.
-// Files are written under a temporary name and renamed only when the run completes.
+// Result writers for the CLI: per-video rows as a table, CSV or JSON Lines, per-frame rows as CSV
+// or JSON Lines, the format taken from the file's name. Where the bytes go (a file written under
+// a temporary name and renamed when complete, a symlink's target, a pipe, standard output) is
+// fervid/output_file.h's.
 #pragma once
 
-#include <cstdio>
-#include <fstream>
-#include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <vector>
 
 #include "fervid/fervid.h"
+#include "fervid/output_file.h"
 
 namespace fervid::cli {
 
 enum class Format { Table, Csv, Jsonl };
-Format parse_format(const std::string& text);
+Format parse_format(const std::string& text);  // table | csv | jsonl
 
-// An output file that appears under its name only after commit(); until then it is written as
-// FILE.part, removed when the run fails unless `keep_partial` (JSON Lines output, which --resume
-// continues).
-class AtomicFile {
- public:
-  explicit AtomicFile(std::string path, bool keep_partial = false);
-  const std::string& partial_path() const { return tmp_; }
-  ~AtomicFile();
-  std::ostream& stream() { return out_; }
-  void commit();
+// The format of the per-video rows: --format when given, else the output's extension (.csv;
+// .jsonl or .ndjson), else the table. The table is for terminals and standard output: a regular
+// file gets csv or jsonl, by name or by --format. --format and the extension disagreeing is an
+// error, and so is a file whose extension says nothing without --format.
+Format rows_format(const std::string& format_flag, const std::optional<OutputTarget>& output);
+// The format of --frames: its extension's (.csv; .jsonl or .ndjson), else CSV.
+Format frames_format(const OutputTarget& frames);
 
- private:
-  std::string path_, tmp_;
-  std::ofstream out_;
-  bool keep_partial_ = false;
-  bool committed_ = false;
+// What a row says besides the result: the true class and the RAVDESS actor under eval (empty
+// and 0 otherwise).
+struct RowLabel {
+  std::string truth;
+  int actor = 0;
 };
 
 class VideoWriter {
  public:
   // `run`: the settings that produced the rows, a member of every JSON Lines row (--resume and
-  // `fervid merge` compare them). `truth_column`: eval's rows carry the true class.
+  // `fervid merge` compare them); `shard`: "K/N" of a --shard run, in every JSON Lines row.
+  // `eval`: rows carry the true class and the actor. `shorten`: the table may cut long paths
+  // (a terminal only).
   VideoWriter(std::ostream& out, Format format, std::vector<std::string> classes,
-              nlohmann::json run = nullptr, bool truth_column = false);
+              nlohmann::json run = nullptr, bool eval = false, std::string shard = "",
+              bool shorten = false);
   // The header (table and CSV) comes with the first row, or with end() when there is none, so
   // that a run that fails before its first result writes nothing.
-  void row(const VideoResult& r, const std::string& truth = "");
+  void row(const VideoResult& r, const RowLabel& label = {});
   void end();
+
+ private:
+  void header();
+  std::ostream& out_;
+  Format format_;
+  std::vector<std::string> classes_;
+  nlohmann::json run_;
+  bool eval_;
+  std::string shard_;
+  bool shorten_;
+  bool header_written_ = false;
+};
+
+class FrameWriter {
+ public:
+  FrameWriter(std::ostream& out, Format format, std::vector<std::string> classes, bool logits,
+              bool eval);
+  void header();
+  void rows(const VideoResult& r, const RowLabel& label = {});
 
  private:
   std::ostream& out_;
   Format format_;
   std::vector<std::string> classes_;
-  nlohmann::json run_;
-  bool truth_column_;
-  bool header_written_ = false;
-  void header();
-};
-
-class FrameWriter {
- public:
-  FrameWriter(std::ostream& out, std::vector<std::string> classes, bool logits);
-  void header();
-  void rows(const VideoResult& r);
-
- private:
-  std::ostream& out_;
-  std::vector<std::string> classes_;
-  bool logits_;
+  bool logits_, eval_;
 };
 
 // "error: <reason>" with the video's own path removed from the front of the reason.

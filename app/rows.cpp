@@ -5,10 +5,14 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <optional>
+#include <set>
 #include <sstream>
 
 #include "cli.h"
+#include "dataset.h"
 #include "fervid/error.h"
+#include "fervid/output_file.h"
 #include "output.h"
 
 namespace fervid::cli {
@@ -59,21 +63,69 @@ std::string run_mismatch(const nlohmann::json& had, const nlohmann::json& now) {
   return "";
 }
 
-void write_file(const std::string& path, const std::string& text) {
-  AtomicFile f(path);
-  f.stream() << text;
-  f.commit();
+EvalRow eval_row(const nlohmann::json& row, const std::vector<std::string>& classes, int truth,
+                 int actor) {
+  EvalRow r;
+  r.path = row["video"].get<std::string>();
+  auto index_of = [&](const std::string& name) {
+    auto it = std::find(classes.begin(), classes.end(), name);
+    return it == classes.end() ? -1 : int(it - classes.begin());
+  };
+  r.truth = truth >= 0 ? truth : row.contains("truth") ? index_of(row["truth"]) : -1;
+  r.actor = actor ? actor : row.value("actor", 0);
+  if (row["label"].is_string()) {
+    r.predicted = index_of(row["label"].get<std::string>());
+    for (const auto& c : classes)
+      r.counts.push_back(row.contains("counts") ? row["counts"].value(c, int64_t(0)) : 0);
+  } else {
+    r.error = row.value("status", "error");
+  }
+  return r;
 }
 
-int merge_outputs(const std::string& output, const std::vector<std::string>& inputs) {
-  if (inputs.empty()) fail("merge: give the shard outputs to join");
+namespace {
+
+// Every shard of one K/N split, or no shards at all; fails naming what is missing or mixed.
+void check_shards(const std::vector<nlohmann::json>& rows, const std::vector<std::string>& from) {
+  std::set<int> seen;
+  int count = 0;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const bool has = rows[i].contains("shard");
+    if (i > 0 && has != rows[0].contains("shard"))
+      fail_option("merge: " + from[i] + " mixes rows of --shard runs with rows of a run without");
+    if (!has) continue;
+    const Shard s = Shard::parse(rows[i]["shard"].get<std::string>());
+    if (count && s.count != count)
+      fail_option("merge: " + from[i] + " holds shard " + std::to_string(s.index) + "/" +
+                  std::to_string(s.count) + ", others are of " + std::to_string(count) + " shards");
+    count = s.count;
+    seen.insert(s.index);
+  }
+  for (int k = 1; k <= count; ++k)
+    if (!seen.count(k))
+      fail_option("merge: shard " + std::to_string(k) + "/" + std::to_string(count) +
+                  " is missing (give the output of --shard " + std::to_string(k) + "/" +
+                  std::to_string(count) + ")");
+}
+
+}  // namespace
+
+int merge_outputs(const MergeArgs& a) {
+  if (a.inputs.empty()) fail_option("merge: give the shard outputs to join");
+  std::vector<OutputTarget> targets{OutputTarget::at(a.output, "--output")};
+  std::optional<OutputTarget> summary, confusion;
+  if (!a.summary.empty()) targets.push_back(*(summary = OutputTarget::at(a.summary, "--summary")));
+  if (!a.confusion.empty())
+    targets.push_back(*(confusion = OutputTarget::at(a.confusion, "--confusion")));
+  check_distinct(targets, a.inputs);
   std::vector<nlohmann::json> rows;
+  std::vector<std::string> row_from;
   nlohmann::json run;
   std::string run_from;
   std::map<std::string, std::string> seen;  // video -> the file it came from
-  for (const std::string& path : inputs) {
+  for (const std::string& path : a.inputs) {
     if (path.size() > 5 && path.compare(path.size() - 5, 5, ".part") == 0)
-      fail(path + ": an unfinished output (finish it with --resume first)");
+      fail_option(path + ": an unfinished output (finish it with --resume first)");
     for (nlohmann::json& row : read_rows(path)) {
       if (run.is_null()) {
         run = row["run"];
@@ -81,22 +133,39 @@ int merge_outputs(const std::string& output, const std::vector<std::string>& inp
       }
       const std::string why = run_mismatch(run, row["run"]);
       if (!why.empty())
-        fail(path + " was written with other settings than " + run_from + " (" + why + ")");
+        fail_option(path + " was written with other settings than " + run_from + " (" + why + ")");
       const std::string video = row["video"].get<std::string>();
       auto [it, fresh] = seen.emplace(video, path);
-      if (!fresh) fail(video + " is in both " + it->second + " and " + path);
+      if (!fresh) fail_option(video + " is in both " + it->second + " and " + path);
       rows.push_back(std::move(row));
+      row_from.push_back(path);
     }
   }
+  check_shards(rows, row_from);
+  const bool scored = !rows.empty() && rows[0].contains("truth");
+  if ((summary || confusion) && !scored)
+    fail_option(
+        "merge: --summary and --confusion score eval rows; these rows carry no truth "
+        "(write them with fervid eval)");
   std::stable_sort(rows.begin(), rows.end(), [](const nlohmann::json& x, const nlohmann::json& y) {
     return x["video"].get<std::string>() < y["video"].get<std::string>();
   });
   std::ostringstream text;
   for (const auto& row : rows) text << row.dump() << "\n";
-  write_file(output, text.str());
-  std::cerr << "fervid: merged " << rows.size() << " videos from " << inputs.size()
-            << " files into " << output << "\n";
-  return kExitOk;
+  write_output(targets[0], text.str());
+  if (!a.quiet)
+    std::cerr << "fervid: merged " << rows.size() << " videos from " << a.inputs.size()
+              << " files into " << a.output << "\n";
+  if (!scored) return kExitOk;
+  const std::vector<std::string> classes = run["classes"].get<std::vector<std::string>>();
+  std::vector<EvalRow> eval;
+  for (const auto& row : rows) eval.push_back(eval_row(row, classes));
+  const EvalMetrics m = compute_metrics(eval, classes);
+  nlohmann::json extra{{"run", run}, {"labels", "the rows' truth"}, {"merged", a.inputs}};
+  const bool rows_on_stdout = targets[0].kind() == OutputTarget::Kind::Stdout;
+  report_metrics(m, rows_on_stdout ? std::cerr : std::cout, summary, extra, confusion,
+                 run.value("model", std::string("merged rows")));
+  return kExitOk;  // failed videos are in the rows (and the metrics); the merge itself is done
 }
 
 }  // namespace fervid::cli

@@ -1,10 +1,12 @@
 // The JSON Lines rows of classify and eval (--format jsonl): read back for --resume and merge,
-// compared by the settings that produced them, joined across shards.
+// compared by the settings that produced them, joined across shards and scored.
 #pragma once
 
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
+
+#include "metrics.h"
 
 namespace fervid::cli {
 
@@ -18,10 +20,19 @@ std::vector<nlohmann::json> read_rows(const std::string& path);
 // "" when equal, else the first setting that differs, as "KEY OLD, this run has NEW".
 std::string run_mismatch(const nlohmann::json& had, const nlohmann::json& now);
 
-// Writes `text` to `path` through PATH.part, renamed when complete.
-void write_file(const std::string& path, const std::string& text);
+// An eval row (JSON Lines) as EvalRow: the truth from its "truth" (or `truth` when given), the
+// prediction and counts when its status is ok.
+EvalRow eval_row(const nlohmann::json& row, const std::vector<std::string>& classes, int truth = -1,
+                 int actor = 0);
 
-// fervid merge: shard outputs (JSON Lines) -> one output sorted by video path.
-int merge_outputs(const std::string& output, const std::vector<std::string>& inputs);
+struct MergeArgs {
+  std::vector<std::string> inputs;
+  std::string output, summary, confusion;
+  bool quiet = false;
+};
+// fervid merge: shard outputs (JSON Lines) -> one output sorted by video path. Shards must be
+// complete (every K of K/N, one N) and of one run; eval rows (with their truth) are scored as
+// eval scores, the metrics on stdout (stderr when the rows go there) and --summary, --confusion.
+int merge_outputs(const MergeArgs& args);
 
 }  // namespace fervid::cli

@@ -10,71 +10,13 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "cli_util.h"
 #include "metrics.h"
-#include "test_util.h"
 
 namespace fs = std::filesystem;
 
 namespace fervid::test {
 namespace {
-
-// The binary under test; FERVID_BIN overrides the build's path (the bundle run on the GPU machine).
-const std::string kBin = std::getenv("FERVID_BIN") ? std::getenv("FERVID_BIN") : FERVID_BIN;
-
-fs::path work_dir() {
-  static const fs::path dir = temp_dir("cli");
-  return dir;
-}
-
-struct Result {
-  int code;
-  std::string out, err;
-};
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-Result fervid(const std::string& args) {
-  const fs::path err = work_dir() / "stderr.txt";
-  std::string cmd = kBin + " " + args + " 2>" + err.string();
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-  int status = pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out, slurp(err)};
-}
-
-int lines(const std::string& s) { return int(std::count(s.begin(), s.end(), '\n')); }
-
-void sh(const std::string& cmd) { ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd; }
-
-// A tiny model (16x16 input) so that end-to-end runs take milliseconds.
-const std::string& tiny_weights() {
-  static std::string w = [] {
-    fs::path card = work_dir() / "tiny.json";
-    std::ofstream(card) << R"({"name":"tiny","config":[8,"M",8,"M"],"input_size":16,"head":"gap",
-      "dense":[12],"classes":["neutral","happy","sad"],"preprocess":"study","vote":"majority"})";
-    std::string out = (work_dir() / "tiny.safetensors").string();
-    Result r = fervid("make-weights --seed 3 --spec " + card.string() + " --out " + out);
-    EXPECT_EQ(r.code, 0) << r.err;
-    return out;
-  }();
-  return w;
-}
-
-std::string clip(const std::string& name, int frames) {
-  fs::path p = work_dir() / name;
-  if (!fs::exists(p))
-    sh("ffmpeg -nostdin -v error -y -f lavfi -i testsrc=size=64x48:rate=10 -frames:v " +
-       std::to_string(frames) + " -pix_fmt yuv420p " + p.string());
-  return p.string();
-}
 
 TEST(Cli, HelpAndVersion) {
   Result r = fervid("--help");
@@ -90,13 +32,6 @@ TEST(Cli, HelpAndVersion) {
   EXPECT_EQ(v.out.rfind("fervid ", 0), 0u) << v.out;
   EXPECT_EQ(fervid("").code, 2);
   EXPECT_EQ(fervid("classify x.mp4").code, 2);  // --weights is required
-}
-
-void expect_fatal(const std::string& args, const std::string& reason) {
-  Result r = fervid(args);
-  EXPECT_EQ(r.code, 2) << args << "\n" << r.err;
-  EXPECT_EQ(lines(r.err), 1) << r.err;
-  EXPECT_NE(r.err.find(reason), std::string::npos) << r.err;
 }
 
 TEST(Cli, BadWeightsFailWithOneLine) {
@@ -137,10 +72,15 @@ TEST(Cli, NoGpuMeansCudaFailsAndAutoFallsBack) {
     GTEST_SKIP() << "a CUDA backend is usable here";
   expect_fatal("classify " + v + " --weights " + tiny_weights() + " --device cuda",
                "--device cuda:");
-  // --decoder auto decodes on the CPU and says why; nvdec fails with one line; cpu says nothing.
-  EXPECT_NE(probe.err.find("notice: decoding video on the CPU: the backend runs on the CPU"),
-            std::string::npos)
-      << probe.err;
+  // --decoder auto decodes on the CPU without GPU words (the backend notice said why); nvdec
+  // fails with one line; --device cpu says nothing of GPUs; --quiet silences every notice.
+  EXPECT_EQ(probe.err.find("decoding video"), std::string::npos) << probe.err;
+  Result quiet =
+      fervid("classify " + v + " --weights " + tiny_weights() + " --device auto --quiet");
+  EXPECT_EQ(quiet.err.find("notice"), std::string::npos) << quiet.err;
+  Result cpu_run = fervid("classify " + v + " --weights " + tiny_weights() + " --device cpu");
+  for (const char* gpu_word : {"GPU", "CUDA", "NVDEC", "notice"})
+    EXPECT_EQ(cpu_run.err.find(gpu_word), std::string::npos) << cpu_run.err;
   expect_fatal("classify " + v + " --weights " + tiny_weights() + " --device cpu --decoder nvdec",
                "--decoder nvdec: the backend runs on the CPU");
   Result cpu = fervid("classify " + v + " --weights " + tiny_weights() +
@@ -177,7 +117,9 @@ TEST(Cli, ClassifiesAndReportsBadVideosInTheirRows) {
   std::string csv = slurp(out);
   const int expected_rows = fs::exists(zero) ? 5 : 4;
   EXPECT_EQ(lines(csv), 1 + expected_rows) << csv;
-  EXPECT_EQ(csv.rfind("video,frames,label,vote,count_neutral,count_happy,count_sad,p_neutral", 0),
+  EXPECT_EQ(csv.rfind("video,frames,frames_decoded,fps,duration_s,label,vote,count_neutral,"
+                      "count_happy,count_sad,p_neutral",
+                      0),
             0u);
   std::istringstream rows(csv);
   std::string line;
@@ -187,7 +129,7 @@ TEST(Cli, ClassifiesAndReportsBadVideosInTheirRows) {
   EXPECT_NE(line.find(",majority,"), std::string::npos) << line;
   EXPECT_NE(line.find(",ok"), std::string::npos) << line;
   std::getline(rows, line);
-  EXPECT_EQ(line.rfind(junk.string() + ",0,,", 0), 0u) << line;
+  EXPECT_EQ(line.rfind(junk.string() + ",0,0,", 0), 0u) << line;
   EXPECT_NE(line.find("error: cannot open video"), std::string::npos) << line;
   std::getline(rows, line);
   EXPECT_NE(line.find(",ok"), std::string::npos) << line;
@@ -202,9 +144,9 @@ TEST(Cli, ClassifiesAndReportsBadVideosInTheirRows) {
   std::string fcsv = slurp(frames);
   EXPECT_EQ(lines(fcsv), 1 + 17);
   EXPECT_EQ(
-      fcsv.rfind(
-          "video,frame,time_s,label,p_neutral,p_happy,p_sad,logit_neutral,logit_happy,logit_sad\n",
-          0),
+      fcsv.rfind("video,frame,time_s,crop_x,crop_y,crop_w,crop_h,label,p_neutral,p_happy,p_sad,"
+                 "logit_neutral,logit_happy,logit_sad\n",
+                 0),
       0u);
 }
 
@@ -416,10 +358,34 @@ TEST(Eval, ShardsMergedEqualOneUnshardedRun) {
     EXPECT_GE(jsonl_rows(s).size(), 2u);
     shards += " " + s.string();
   }
-  const fs::path merged = work_dir() / "merged.jsonl";
-  Result m = fervid("merge" + shards + " --output " + merged.string());
+  const fs::path merged = work_dir() / "merged.jsonl", summary = work_dir() / "merged.json",
+                 png = work_dir() / "merged.png", all_summary = work_dir() / "all.json";
+  Result m = fervid("merge" + shards + " --output " + merged.string() + " --summary " +
+                    summary.string() + " --confusion " + png.string());
   ASSERT_EQ(m.code, 0) << m.err;
   expect_same_rows(jsonl_rows(merged), jsonl_rows(all));
+  // Each shard's rows say which they are; the merge scores the rows as eval scores them.
+  for (const auto& row : jsonl_rows(merged)) EXPECT_EQ(row["shard"].get<std::string>().size(), 3u);
+  EXPECT_NE(m.out.find("video accuracy:"), std::string::npos) << m.out;
+  fervid("eval " + ravdess_dir().string() + common + " --summary " + all_summary.string());
+  const auto got = nlohmann::json::parse(slurp(summary)),
+             want = nlohmann::json::parse(slurp(all_summary));
+  for (const char* key : {"videos", "videos_failed", "frames", "frame_accuracy", "video_accuracy",
+                          "macro_f1", "uar", "weighted_f1", "confusion", "per_actor"})
+    EXPECT_EQ(got[key], want[key]) << key;
+  EXPECT_EQ(slurp(png).substr(1, 3), "PNG");
+  // An incomplete set of shards names the one missing.
+  expect_fatal("merge " + (work_dir() / "shard1.jsonl").string() + " " +
+                   (work_dir() / "shard3.jsonl").string() + " --output " +
+                   (work_dir() / "two.jsonl").string(),
+               "merge: shard 2/3 is missing");
+  EXPECT_FALSE(fs::exists(work_dir() / "two.jsonl"));
+  // Rows without a truth (classify's) merge but do not score.
+  const fs::path plain = work_dir() / "plain.jsonl";
+  fervid("classify " + ravdess_dir().string() + common + " --output " + plain.string());
+  expect_fatal("merge " + plain.string() + " --output " + (work_dir() / "p.jsonl").string() +
+                   " --summary " + (work_dir() / "p.json").string(),
+               "carry no truth");
   // Outputs of other settings do not merge.
   const fs::path other = work_dir() / "other.jsonl";
   fervid("eval " + ravdess_dir().string() + common + " --vote majority --shard 1/3 --output " +
@@ -518,9 +484,10 @@ TEST(Cli, BenchEndToEndReportsTheWholeJob) {
   expect_fatal("bench " + v, "--end-to-end");
 }
 
-// The progress line: on a terminal (a pty from util-linux's `script`), not in a pipe, not with
-// --quiet.
-TEST(Cli, ProgressLineOnlyOnATerminal) {
+// The progress line: redrawn on a terminal (a pty from util-linux's `script`), a line every 30 s
+// elsewhere (FERVID_PROGRESS_SECONDS to change), none with --quiet.
+
+TEST(Cli, ProgressRedrawnOnATerminalAndLoggedElsewhere) {
   if (std::system("command -v script >/dev/null 2>&1") != 0)
     GTEST_SKIP() << "no `script` (util-linux) to give the run a terminal";
   const std::string v = clip("c10.mp4", 10);
@@ -537,9 +504,16 @@ TEST(Cli, ProgressLineOnlyOnATerminal) {
   EXPECT_NE(shown.find("2/2 videos, "), std::string::npos) << shown;
   EXPECT_NE(shown.find(" frames/s"), std::string::npos) << shown;
   EXPECT_EQ(on_tty(" --quiet").find("2/2 videos"), std::string::npos);
+  // In a pipe (a Slurm or nohup log): a line every 30 s, none in a run this short...
   Result piped = fervid(args);
   EXPECT_EQ(piped.code, 0) << piped.err;
-  EXPECT_EQ(piped.err.find("2/2 videos"), std::string::npos) << piped.err;
+  EXPECT_EQ(piped.err.find("videos, "), std::string::npos) << piped.err;
+  // ... and one a video when the interval is shorter than a video, not with --quiet.
+  Result logged = fervid(args, "FERVID_PROGRESS_SECONDS=0");
+  EXPECT_NE(logged.err.find("fervid: progress: 1/2 videos, "), std::string::npos) << logged.err;
+  EXPECT_EQ(logged.err.find("\r"), std::string::npos);  // lines, not a line redrawn
+  logged = fervid(args + " --quiet", "FERVID_PROGRESS_SECONDS=0");
+  EXPECT_EQ(logged.err.find("progress"), std::string::npos) << logged.err;
 }
 
 }  // namespace

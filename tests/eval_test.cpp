@@ -185,6 +185,9 @@ TEST(Metrics, SmallCaseComputedByHand) {
   EXPECT_NEAR(m.per_class[2].f1, 2.0 / 3.0, 1e-12);
   EXPECT_EQ(m.per_class[2].support, 2);
   EXPECT_NEAR(m.macro_f1, (0.5 + 2.0 / 3.0 + 2.0 / 3.0) / 3.0, 1e-12);
+  // UAR: the recalls 1/2, 1, 1/2 averaged; weighted F1: (1/2 * 2 + 2/3 * 1 + 2/3 * 2) / 5.
+  EXPECT_NEAR(m.uar, 2.0 / 3.0, 1e-12);
+  EXPECT_NEAR(m.weighted_f1, 0.6, 1e-12);
   ASSERT_EQ(m.per_actor.size(), 2u);
   EXPECT_EQ(m.per_actor[0].actor, 1);
   EXPECT_EQ(m.per_actor[0].correct, 1);
@@ -195,6 +198,8 @@ TEST(Metrics, SmallCaseComputedByHand) {
   EXPECT_EQ(j["per_class"][1]["class"], "b");
   const std::string text = cli::metrics_text(m);
   EXPECT_NE(text.find("video accuracy: 60.00 % (3/5 videos)"), std::string::npos) << text;
+  EXPECT_NE(text.find("unweighted average recall (UAR): 66.67 %"), std::string::npos) << text;
+  EXPECT_NEAR(j["uar"].get<double>(), 2.0 / 3.0, 1e-12);
   EXPECT_NE(text.find("1 failed"), std::string::npos) << text;
 }
 
@@ -214,7 +219,7 @@ TEST(Metrics, ConfusionPngDecodesWithItsLayoutsSizeAndShades) {
       classes);
   const fs::path png = temp_dir("png") / "cm.png";
   fs::create_directories(png.parent_path());
-  cli::write_confusion_png(m, png.string(), "test");
+  cli::write_confusion_png(m, OutputTarget::at(png.string(), "--confusion"), "test");
   int w = 0, h = 0, ch = 0;
   unsigned char* px = stbi_load(png.string().c_str(), &w, &h, &ch, 3);
   ASSERT_NE(px, nullptr) << stbi_failure_reason();

@@ -102,7 +102,7 @@ class Run {
       book_.start(sm->video, sm->crop, sm->warning);
     } else {
       const auto& em = std::get<EndMsg>(m);
-      if (book_.end(em.video, em.error, em.warning)) finish({em.video});
+      if (book_.end(em.video, em.error, em.warning, em.stats)) finish({em.video});
     }
   }
 
@@ -163,6 +163,7 @@ class Run {
       FrameResult& fr = rows[i];
       fr.frame_index = batch_.frames()[i].index;
       fr.time_s = batch_.frames()[i].time_s;
+      fr.crop = batch_.crops()[i];
       fr.label = host_labels_[i];
       fr.probs.assign(host_probs_.begin() + i * classes, host_probs_.begin() + (i + 1) * classes);
       if (options_.keep_logits)

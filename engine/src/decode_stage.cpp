@@ -39,12 +39,12 @@ class VideoSender {
     return q_.push(FrameMsg{v, std::move(f)});
   }
 
-  bool end(int v, std::string error, const std::string& warning) {
+  bool end(int v, std::string error, const std::string& warning, const SourceStats& stats) {
     if (!begin(v)) return false;
     if (holding_ && !release_head()) return false;
     if (error.empty()) error = error_;
     video_ = -1;
-    return q_.push(EndMsg{v, error, warning});
+    return q_.push(EndMsg{v, error, warning, stats});
   }
 
  private:
@@ -106,7 +106,7 @@ void decode_inputs(const std::vector<InputItem>& inputs, std::atomic<int>& next_
   auto pump = [&] {
     ClipEvent ev;
     while (clips->next(ev)) {
-      const bool open = ev.end ? send.end(ev.clip, std::move(ev.error), ev.warning)
+      const bool open = ev.end ? send.end(ev.clip, std::move(ev.error), ev.warning, ev.stats)
                                : send.frame(ev.clip, std::move(ev.frame));
       if (!open) return false;
     }
@@ -115,7 +115,7 @@ void decode_inputs(const std::vector<InputItem>& inputs, std::atomic<int>& next_
   for (int v = next_input++; v < int(inputs.size()); v = next_input++) {
     if (inputs[v].kind == InputKind::Video) {
       if (crop.mode == CropSpec::Mode::Boxes && !boxes[v]) {
-        if (!send.end(v, "", "")) return;  // its error row, without decoding it
+        if (!send.end(v, "", "", {})) return;  // its error row, without decoding it
         continue;
       }
       clips->add(v, inputs[v].path);
@@ -125,15 +125,17 @@ void decode_inputs(const std::vector<InputItem>& inputs, std::atomic<int>& next_
     clips->flush();
     if (!pump()) return;
     std::string error;
+    SourceStats stats;
     try {
       auto source = open_frames(inputs[v], sampling);
       Frame f;
       while (source->next(f))
         if (!send.frame(v, std::move(f))) return;
+      stats = source->stats();
     } catch (const std::exception& e) {
       error = e.what();
     }
-    if (!send.end(v, error, "")) return;
+    if (!send.end(v, error, "", stats)) return;
   }
   clips->flush();
   pump();

@@ -36,6 +36,7 @@ struct StartMsg {
 struct EndMsg {
   int video;
   std::string error, warning;
+  SourceStats stats;
 };
 using Msg = std::variant<FrameMsg, StartMsg, EndMsg>;
 

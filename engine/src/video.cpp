@@ -29,6 +29,10 @@ class ImageListSource final : public FrameSource {
   ImageListSource(std::vector<std::string> files, const SamplingOptions& sampling)
       : files_(std::move(files)), sampling_(sampling) {}
 
+  SourceStats stats() const override {
+    return {kept_, sampling_.fps, double(files_.size()) / sampling_.fps};
+  }
+
   bool next(Frame& out) override {
     if (sampling_.max_frames > 0 && kept_ >= sampling_.max_frames) return false;
     if (pos_ >= files_.size()) return false;
@@ -53,6 +57,10 @@ class FrameListSource final : public FrameSource {
   FrameListSource(std::string name, std::shared_ptr<const FrameList> list,
                   const SamplingOptions& sampling)
       : name_(std::move(name)), list_(std::move(list)), sampling_(sampling) {}
+
+  SourceStats stats() const override {
+    return {kept_, sampling_.fps, double(list_->frames.size()) / sampling_.fps};
+  }
 
   bool next(Frame& out) override {
     if (sampling_.max_frames > 0 && kept_ >= sampling_.max_frames) return false;
@@ -202,6 +210,8 @@ DecoderKind choose_decoder(DecoderChoice requested, bool device_frames, bool hos
   if (requested == DecoderChoice::Cpu) return DecoderKind::Cpu;
   std::string why;
   if (!device_frames) {
+    // A backend on the CPU: decoding there is no fallback, so auto says nothing.
+    if (requested == DecoderChoice::Auto) return DecoderKind::Cpu;
     why = "the backend runs on the CPU (NVDEC frames stay on the GPU)";
   } else if (host_frames) {
     why = "--crop face reads the frames on the CPU";

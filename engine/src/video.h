@@ -46,11 +46,19 @@ struct Frame {
 // hwaccel with the frames left on the device.
 enum class DecoderKind { Cpu, Nvdec };
 
+// What a source said about itself, once its frames were taken: frames decoded (a video's, before
+// the stride), its frame rate and its duration (the stream's; frames / fps for images).
+struct SourceStats {
+  int64_t decoded = 0;
+  double fps = 0, duration_s = 0;
+};
+
 class FrameSource {
  public:
   virtual ~FrameSource() = default;
   // The next sampled frame; false at the end. Throws fervid::Error "<path>: <reason>".
   virtual bool next(Frame& frame) = 0;
+  virtual SourceStats stats() const = 0;
 };
 
 std::unique_ptr<FrameSource> open_frames(const InputItem& item, const SamplingOptions& sampling);
@@ -67,6 +75,7 @@ struct ClipEvent {
   int clip = 0;  // the id given to add()
   Frame frame;
   std::string error, warning;
+  SourceStats stats;  // with the end
 };
 
 // Decodes video files clip after clip through one long-lived decoder: the packets of the next

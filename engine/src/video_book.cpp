@@ -45,9 +45,11 @@ void VideoBook::start(int video, const CropRect& crop, const std::string& warnin
   v.warning = warning;
 }
 
-bool VideoBook::end(int video, const std::string& error, const std::string& warning) {
+bool VideoBook::end(int video, const std::string& error, const std::string& warning,
+                    const SourceStats& stats) {
   Video& v = open(video);
   v.ended = true;
+  v.stats = stats;
   if (!warning.empty()) v.warning += (v.warning.empty() ? "" : "; ") + warning;
   if (v.error.empty()) v.error = error;
   if (v.error.empty() && v.frames + v.pending == 0) v.error = inputs_[video].path + ": no frames";
@@ -87,6 +89,9 @@ VideoResult VideoBook::result(const VoteOutcome& vote, VoteMode mode) {
   r.error = v.error;
   r.warning = v.warning;
   r.crop = v.first_crop;
+  r.frames_decoded = v.stats.decoded;
+  r.fps = v.stats.fps;
+  r.duration_s = v.stats.duration_s;
   if (r.ok()) {
     r.label = vote.winner;
     r.counts = vote.counts;

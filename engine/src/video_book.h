@@ -32,7 +32,8 @@ class VideoBook {
   void start(int video, const CropRect& crop, const std::string& warning);
   // The video's end, with the decoder's error and warning; true when the video is complete
   // (no frame of it waits in the batch).
-  bool end(int video, const std::string& error, const std::string& warning);
+  bool end(int video, const std::string& error, const std::string& warning,
+           const SourceStats& stats = {});
   // A batch ran with these frames' videos; `rows`, when kept, the frames' rows in the same
   // order. Returns the videos complete now.
   std::vector<int> ran(std::span<const int> videos, std::vector<FrameResult> rows);
@@ -52,6 +53,7 @@ class VideoBook {
     int crop_w = -1, crop_h = -1;  // the frame size `crop` was checked for
     bool fixed = false;            // the crop came with the video (face, boxes=FILE)
     CropRect first_crop{};
+    SourceStats stats;
     std::vector<FrameResult> rows;
   };
   Video& open(int video);

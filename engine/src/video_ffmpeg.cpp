@@ -230,8 +230,9 @@ class ClipDecoderImpl final : public ClipDecoder {
     // Each packet's own time stamp (its pts, else its dts) by packet number: the decoder only
     // sees the stamps that carry the clip's number, and a frame's says which packet it came from.
     std::vector<int64_t> pts;
-    double time_base = 0;  // seconds per time stamp unit
-    double fps = 0;        // the stream's average frame rate, for frames without a time stamp
+    double time_base = 0;   // seconds per time stamp unit
+    double fps = 0;         // the stream's average frame rate
+    double duration_s = 0;  // the stream's duration, or the file's
   };
 
   // Takes one frame from the decoder; false when it needs input.
@@ -300,6 +301,7 @@ class ClipDecoderImpl final : public ClipDecoder {
       ev.error = c.error;
       if (ev.error.empty() && c.kept == 0) ev.error = c.path + ": no frames could be decoded";
       ev.warning = c.warning;
+      ev.stats = {c.decoded, c.fps, c.duration_s};
       ready_.push_back(std::move(ev));
       inflight_.pop_front();
     }
@@ -393,6 +395,9 @@ class ClipDecoderImpl final : public ClipDecoder {
     c.time_base = av_q2d(st->time_base);
     c.fps =
         st->avg_frame_rate.num > 0 && st->avg_frame_rate.den > 0 ? av_q2d(st->avg_frame_rate) : 0.0;
+    c.duration_s = st->duration != AV_NOPTS_VALUE     ? double(st->duration) * c.time_base
+                   : fmt_->duration != AV_NOPTS_VALUE ? double(fmt_->duration) / AV_TIME_BASE
+                                                      : 0.0;
     codec_ = codec;
     key_ = {par->codec_id, par->width, par->height, par->format, false, false};
     const char* bsf_name = par->codec_id == AV_CODEC_ID_H264   ? "h264_mp4toannexb"
@@ -569,13 +574,16 @@ class VideoSource final : public FrameSource {
         out = std::move(ev.frame);
         return true;
       }
+      stats_ = ev.stats;
       if (!ev.error.empty()) fail(ev.error);
     }
     return false;
   }
+  SourceStats stats() const override { return stats_; }
 
  private:
   ClipDecoderImpl decoder_;
+  SourceStats stats_;
 };
 
 }  // namespace

@@ -16,6 +16,7 @@
 
 #include "dataset.h"
 #include "fervid/fervid.h"
+#include "fervid/output_file.h"
 #include "metrics.h"
 
 namespace py = pybind11;
@@ -424,7 +425,8 @@ std::string score(const py::list& rows, const std::vector<std::string>& classes,
     char fallback[96];
     std::snprintf(fallback, sizeof(fallback), "video accuracy %.1f %%, %d videos",
                   100 * m.video_accuracy, m.videos);
-    cli::write_confusion_png(m, confusion_png, title.empty() ? fallback : title);
+    cli::write_confusion_png(m, OutputTarget::at(confusion_png, "confusion_png"),
+                             title.empty() ? fallback : title);
   }
   return cli::metrics_json(m).dump();
 }

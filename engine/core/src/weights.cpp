@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "fervid/error.h"
+#include "fervid/output_file.h"
 
 namespace fervid {
 
@@ -136,6 +137,7 @@ Weights Weights::load(const std::string& path, const std::optional<ModelSpec>& s
 }
 
 void make_weights(const ModelSpec& spec, uint64_t seed, StDType dtype, const std::string& out) {
+  OutputTarget::at(out, "--out");  // refused before any work: a folder, a missing folder
   if (!is_float(dtype)) fail(out + ": make-weights writes F32, F16 or BF16 only");
   std::vector<StTensorOut> tensors;
   uint64_t index = 0;

@@ -57,6 +57,7 @@ void check_classify_options(const ClassifyOptions& options, int max_batch);
 struct FrameResult {
   int64_t frame_index = 0;  // its position in the source, before sampling
   double time_s = 0;        // its presentation time (SamplingOptions::fps for images)
+  CropRect crop;            // the crop taken from it
   int label = 0;
   std::vector<float> probs;
   std::vector<float> logits;  // only with keep_logits
@@ -64,7 +65,11 @@ struct FrameResult {
 
 struct VideoResult {
   std::string path;
-  int64_t frames = 0;
+  int64_t frames = 0;  // frames used (sampled and classified)
+  // The source: frames decoded (a video's, before the stride; the images read), its frame rate
+  // and duration (the stream's; images: --fps and their count / fps).
+  int64_t frames_decoded = 0;
+  double fps = 0, duration_s = 0;
   int label = -1;
   VoteMode vote = VoteMode::Confidence;
   std::vector<int64_t> counts;     // frames per class label
