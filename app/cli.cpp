@@ -162,7 +162,8 @@ void print_spec(const ModelSpec& s, const std::string& origin) {
   const auto& p = s.preprocess;
   std::cout << "\n  preprocess: " << (p.bgr ? "bgr" : "rgb") << ", scale " << p.scale << ", mean ["
             << p.mean[0] << ", " << p.mean[1] << ", " << p.mean[2] << "], std [" << p.std[0] << ", "
-            << p.std[1] << ", " << p.std[2] << "]\n"
+            << p.std[1] << ", " << p.std[2] << "]"
+            << (p.resize ? ", resize " + std::to_string(p.resize) + " + centre crop" : "") << "\n"
             << "  vote: " << vote_name(s.vote) << ", crop: " << s.crop << "\n"
             << "  parameters: " << s.parameter_count() << ", " << std::fixed << std::setprecision(2)
             << s.macs_per_frame() / 1e9 << " GMAC per frame\n"

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 import torchvision
+import torchvision.transforms.functional as TF
 from PIL import Image
 
 BOUND = 1e-4
@@ -102,14 +103,18 @@ def frames(data, work):
     return d, sorted(os.path.join(d, f) for f in os.listdir(d))
 
 
-def inputs(paths, preprocess):
-    """NCHW float32 batch as fervid computes it: bilinear (half-pixel) to 224, then the card's
+def inputs(paths, preprocess, resize=0):
+    """NCHW float32 batch as fervid computes it: bilinear (half-pixel) to 224 — or, with `resize`,
+    torchvision's Resize(resize, antialias=False) + CenterCrop(224) — then the card's
     normalisation."""
     xs = []
     for p in paths:
         rgb = np.asarray(Image.open(p).convert("RGB"))
         x = torch.from_numpy(rgb.copy()).permute(2, 0, 1).unsqueeze(0).to(torch.float32)
-        x = F.interpolate(x, size=(224, 224), mode="bilinear", align_corners=False)
+        if resize:
+            x = TF.center_crop(TF.resize(x, resize, antialias=False), 224)
+        else:
+            x = F.interpolate(x, size=(224, 224), mode="bilinear", align_corners=False)
         if preprocess == "torchvision":
             x = x / 255.0
             x = (x - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / \
@@ -120,19 +125,34 @@ def inputs(paths, preprocess):
     return torch.cat(xs)
 
 
+def antialiased(paths, preprocess, resize):
+    """inputs() with torchvision's antialiased Resize, as PIL-based training pipelines resize."""
+    xs = []
+    for p in paths:
+        rgb = np.asarray(Image.open(p).convert("RGB"))
+        x = torch.from_numpy(rgb.copy()).permute(2, 0, 1).unsqueeze(0).to(torch.float32)
+        x = TF.center_crop(TF.resize(x, resize, antialias=True), 224) / 255.0
+        if preprocess == "torchvision":
+            x = (x - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / \
+                torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+        xs.append(x)
+    return torch.cat(xs)
+
+
 def export(src, out, *extra):
     r = subprocess.run([sys.executable, EXPORT, src, out, *extra], capture_output=True, text=True)
     print("   ", (r.stdout + r.stderr).strip())
     return r
 
 
-def fervid_outputs(fervid, weights, frame_dir, work, column):
+def fervid_outputs(fervid, weights, frame_dir, work, column, classes=CLASSES):
+    """fervid's logits (or probabilities) of the frames, columns in the model's output order."""
     rows = os.path.join(work, "fervid-frames.csv")
     subprocess.run([fervid, "classify", frame_dir, "--weights", weights, "--device", "cpu", "--batch", "4",
                     "--frames", rows, "--logits", "--quiet", "--format", "csv",
                     "--output", os.path.join(work, "fervid-videos.csv")], check=True)
     with open(rows) as f:
-        return np.array([[float(r[column + c]) for c in CLASSES] for r in csv.DictReader(f)])
+        return np.array([[float(r[column + c]) for c in classes] for r in csv.DictReader(f)])
 
 
 def compare(name, ref, got):
@@ -175,19 +195,31 @@ def torch_cases(seed, work):
         torch.nn.Linear(512, 512), torch.nn.ReLU(True), torch.nn.Dropout(),
         torch.nn.Linear(512, 256), torch.nn.ReLU(True), torch.nn.Dropout(), torch.nn.Linear(256, 8))
     randomise_torch(study, gen)
+    # (name, source, model, preprocess, exporter options, resize, classes in output order)
     cases = []
     p = os.path.join(work, "vgg16_state.pth")
     torch.save(tv.state_dict(), p)
-    cases.append(("torch state_dict vgg16", p, tv.eval(), "torchvision", []))
+    cases.append(("torch state_dict vgg16", p, tv.eval(), "torchvision", ["--classes", "ravdess"],
+                  0, CLASSES))
     p = os.path.join(work, "vgg16_bn_model.pt")
-    torch.save(bn.eval(), p)
-    cases.append(("torch model vgg16_bn", p, bn, "torchvision", []))
+    torch.save(bn.eval(), p)  # a whole pickled model: loaded as a pickle (torch >= 2.6 refuses it)
+    cases.append(("torch model vgg16_bn", p, bn, "torchvision", ["--classes", "ravdess"], 0,
+                  CLASSES))
+    # A checkpoint with torchvision's ImageFolder classes: alphabetical, taken from the file.
     p = os.path.join(work, "study_ckpt.pth")
-    torch.save({"epoch": 3, "model_state_dict": study.state_dict()}, p)
-    cases.append(("torch checkpoint study", p, study.eval(), "study", ["--preprocess", "study"]))
+    by_name = sorted(CLASSES)
+    torch.save({"epoch": 3, "model_state_dict": study.state_dict(),
+                "class_to_idx": {c: i for i, c in enumerate(by_name)}}, p)
+    cases.append(("torch checkpoint study", p, study.eval(), "study", ["--preprocess", "study"], 0,
+                  by_name))
+    # torchvision's Resize(256) + CenterCrop(224) in the card.
+    p2 = os.path.join(work, "study_resize.pth")
+    torch.save({"state_dict": study.state_dict(), "classes": CLASSES}, p2)
+    cases.append(("torch resize 256 study", p2, study.eval(), "torchvision",
+                  ["--preprocess", "torchvision", "--resize", "256"], 256, CLASSES))
     p = os.path.join(work, "vgg16_bn.onnx")
     torch.onnx.export(bn, torch.zeros(1, 3, 224, 224), p, opset_version=13, do_constant_folding=True)
-    cases.append(("onnx vgg16_bn", p, bn, "torchvision", []))
+    cases.append(("onnx vgg16_bn", p, bn, "torchvision", ["--classes", "ravdess"], 0, CLASSES))
     return cases
 
 
@@ -221,6 +253,28 @@ def bad_inputs(work):
     r = export(os.path.join(work, "vgg16_state.pth"), os.path.join(work, "x.safetensors"), "--classes", "a,b")
     ok = r.returncode == 2 and "8 outputs" in r.stderr
     print(f"  refuse mismatched --classes: {'ok' if ok else 'FAIL'}")
+    failures += not ok
+    # No class names in the source and no --classes: refused, saying how to name them.
+    r = export(os.path.join(work, "vgg16_state.pth"), os.path.join(work, "x.safetensors"))
+    ok = r.returncode == 2 and "does not name its 8 classes: give --classes" in r.stderr \
+        and "--classes ravdess" in r.stderr and not os.path.exists(os.path.join(work, "x.safetensors"))
+    print(f"  refuse a source without class names: {'ok' if ok else 'FAIL'}")
+    failures += not ok
+    # Outputs by fervid's rules: a folder and a missing folder refused, a symlink written through.
+    src = os.path.join(work, "vgg16_state.pth")
+    for out, reason in ((work, "a folder, not a file"),
+                        (os.path.join(work, "nope", "x.safetensors"), "does not exist"),
+                        (src, "that is the source")):
+        r = export(src, out, "--classes", "ravdess")
+        ok = r.returncode == 2 and reason in r.stderr
+        print(f"  refuse the output {os.path.basename(out)}: {'ok' if ok else 'FAIL'}")
+        failures += not ok
+    link = os.path.join(work, "link.safetensors")
+    os.symlink("target.safetensors", link)
+    r = export(src, link, "--classes", "ravdess")
+    ok = r.returncode == 0 and os.path.islink(link) and \
+        os.path.getsize(os.path.join(work, "target.safetensors")) > 1000
+    print(f"  write through a symlink: {'ok' if ok else 'FAIL'}")
     return failures + (not ok)
 
 
@@ -238,14 +292,26 @@ def main():
     frame_dir, paths = frames(args.data, args.work)
     print(f"seed {args.seed}; {len(paths)} real frames")
     failures = 0
-    for name, src, model, pre, extra in torch_cases(args.seed, args.work):
+    for name, src, model, pre, extra, resize, classes in torch_cases(args.seed, args.work):
         out = os.path.join(args.work, name.replace(" ", "_") + ".safetensors")
-        if export(src, out, *extra).returncode != 0:
+        r = export(src, out, *extra)
+        if r.returncode != 0:
             failures += 1
             continue
+        if f"classes (8, output order): {','.join(classes)}" not in r.stdout:
+            print(f"  {name}: the wrote line does not name the classes in order: FAIL")
+            failures += 1
         with torch.no_grad():
-            ref = model(inputs(paths, pre)).to(torch.float64).numpy()
-        failures += compare(name, ref, fervid_outputs(args.fervid, out, frame_dir, args.work, "logit_"))
+            ref = model(inputs(paths, pre, resize)).to(torch.float64).numpy()
+        failures += compare(name, ref, fervid_outputs(args.fervid, out, frame_dir, args.work,
+                                                      "logit_", classes))
+        if resize:
+            # What a model trained on PIL's (antialiased) resize would see instead.
+            with torch.no_grad():
+                aa = model(antialiased(paths, pre, resize)).to(torch.float64).numpy()
+            rel = np.linalg.norm(aa - ref, axis=1) / np.linalg.norm(ref, axis=1)
+            print(f"  {name}: fervid's bilinear against an antialiased Resize({resize}): logits "
+                  f"differ by {rel.min():.1e}..{rel.max():.1e} relative L2 (measured, not bounded)")
     failures += bad_inputs(args.work)
 
     keras_py = args.keras_python
@@ -262,7 +328,7 @@ def main():
         for fname in ("study.keras", "study.h5", "top.h5"):
             src = os.path.join(kdir, fname)
             out = os.path.join(kdir, fname.replace(".", "_") + ".safetensors")
-            if export(src, out).returncode != 0:
+            if export(src, out, "--classes", "ravdess").returncode != 0:
                 failures += 1
                 continue
             subprocess.run([keras_py, "-c", KERAS_PREDICT, src, os.path.join(kdir, "x.npy"),

@@ -44,10 +44,19 @@ TEST(Preprocess, MatchesFloat64ResizeAndNormalise) {
   caffe.bgr = true;
   caffe.scale = 1;
   caffe.mean = {103.939f, 116.779f, 123.68f};
+  // torchvision's Resize(R) + CenterCrop(S): the shorter side to R, the centred window kept.
+  auto resized = [](Preprocess p, int r) {
+    p.resize = r;
+    return p;
+  };
   const Case cases[] = {{37, 23, 16, CropSpec::parse("full"), Preprocess{}},
                         {64, 48, 80, CropSpec::parse("center"), torchvision},
                         {50, 41, 7, CropSpec::parse("box=3,5,20,30"), caffe},
-                        {1, 1, 4, CropSpec::parse("full"), Preprocess{}}};
+                        {1, 1, 4, CropSpec::parse("full"), Preprocess{}},
+                        {64, 48, 16, CropSpec::parse("full"), resized(torchvision, 20)},
+                        {53, 40, 16, CropSpec::parse("full"), resized(Preprocess{}, 19)},
+                        {30, 50, 16, CropSpec::parse("full"), resized(caffe, 18)},
+                        {64, 48, 16, CropSpec::parse("box=4,2,40,44"), resized(Preprocess{}, 16)}};
   for (const Case& c : cases) {
     std::vector<uint8_t> img(size_t(c.w) * c.h * 3);
     for (auto& v : img) v = uint8_t(rng()() & 0xff);
@@ -59,12 +68,28 @@ TEST(Preprocess, MatchesFloat64ResizeAndNormalise) {
     cpu::preprocess(frames, crops, c.pp, out.tensor);
     std::vector<double> ref;
     const CropRect r = crops[0];
+    // The resized size and the window's offsets, as torchvision computes them: the longer side
+    // truncated, the offsets rounded half to even (Python's round).
+    int rw = c.size, rh = c.size, left = 0, top = 0;
+    if (c.pp.resize) {
+      const bool wide = r.width >= r.height;
+      const int longer =
+          int(double(c.pp.resize) * (wide ? r.width : r.height) / (wide ? r.height : r.width));
+      rw = wide ? longer : c.pp.resize;
+      rh = wide ? c.pp.resize : longer;
+      auto round_even = [](double v) {
+        const double f = std::floor(v);
+        return v - f != 0.5 ? int(std::lround(v)) : int(f) % 2 == 0 ? int(f) : int(f) + 1;
+      };
+      left = round_even((rw - c.size) / 2.0);
+      top = round_even((rh - c.size) / 2.0);
+    }
     for (int i = 0; i < n; ++i)
       for (int oy = 0; oy < c.size; ++oy)
         for (int ox = 0; ox < c.size; ++ox)
           for (int oc = 0; oc < 3; ++oc) {
-            double sy = (oy + 0.5) * double(r.height) / c.size - 0.5;
-            double sx = (ox + 0.5) * double(r.width) / c.size - 0.5;
+            double sy = (oy + top + 0.5) * double(r.height) / rh - 0.5;
+            double sx = (ox + left + 0.5) * double(r.width) / rw - 0.5;
             double v = sample(img, c.w * 3, r, c.pp.bgr ? 2 - oc : oc, sy, sx);
             ref.push_back((v * c.pp.scale - c.pp.mean[oc]) / c.pp.std[oc]);
           }
@@ -183,20 +208,23 @@ TEST(PreprocessYuv, MatchesTheTextbookConversionThroughTheRgbPath) {
               rgb[(y * 37 + x) * 3 + k] = uint8_t(std::clamp(std::nearbyint(ch3[k]), 0.0, 255.0));
           }
         const std::vector<CropRect> crops = {{0, 0, 37, 23}, {3, 5, 21, 17}};
-        for (const CropRect& crop : crops) {
-          auto a = host_tensor({1, 16, 16, 3}, DType::F32, Layout::NHWC);
-          auto b = host_tensor({1, 16, 16, 3}, DType::F32, Layout::NHWC);
-          poison(a.tensor);
-          poison(b.tensor);
-          const ImageView iv{rgb.data(), 37, 23, 37 * 3};
-          const YuvView yv = f.view(as_nv12);
-          cpu::preprocess({&iv, 1}, {&crop, 1}, kStudy, a.tensor);
-          cpu::preprocess_yuv420({&yv, 1}, {&crop, 1}, {bt709, full}, kStudy, b.tensor);
-          auto [worst, mean] = difference(a.tensor, b.tensor);
-          // A channel at x.5 may round either way: at most 1 in one tap of four.
-          EXPECT_LE(worst, 1.0) << "bt709 " << bt709 << " full " << full << " nv12 " << as_nv12;
-          EXPECT_LT(mean, 0.01) << "bt709 " << bt709 << " full " << full;
-        }
+        for (const CropRect& crop : crops)
+          for (int resize : {0, 18}) {  // straight to 16x16, or Resize(18) + CenterCrop(16)
+            Preprocess pp = kStudy;
+            pp.resize = resize;
+            auto a = host_tensor({1, 16, 16, 3}, DType::F32, Layout::NHWC);
+            auto b = host_tensor({1, 16, 16, 3}, DType::F32, Layout::NHWC);
+            poison(a.tensor);
+            poison(b.tensor);
+            const ImageView iv{rgb.data(), 37, 23, 37 * 3};
+            const YuvView yv = f.view(as_nv12);
+            cpu::preprocess({&iv, 1}, {&crop, 1}, pp, a.tensor);
+            cpu::preprocess_yuv420({&yv, 1}, {&crop, 1}, {bt709, full}, pp, b.tensor);
+            auto [worst, mean] = difference(a.tensor, b.tensor);
+            // A channel at x.5 may round either way: at most 1 in one tap of four.
+            EXPECT_LE(worst, 1.0) << "bt709 " << bt709 << " full " << full << " nv12 " << as_nv12;
+            EXPECT_LT(mean, 0.01) << "bt709 " << bt709 << " full " << full;
+          }
       }
     }
   }

@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """Export a fine-tuned VGG from PyTorch, Keras or ONNX to the safetensors file fervid loads.
 
-    tools/export_weights.py SOURCE OUT.safetensors [--classes a,b,...] [--preprocess P]
-                            [--dtype f32|f16|bf16] [--name NAME] [--vote V] [--crop C]
+    tools/export_weights.py SOURCE OUT.safetensors [--classes a,b,...|ravdess] [--preprocess P]
+                            [--resize N] [--dtype f32|f16|bf16] [--name NAME] [--vote V] [--crop C]
 
 SOURCE by extension (or --format):
   .pt .pth .bin .ckpt   PyTorch: a state_dict, a checkpoint dict holding one ("state_dict",
@@ -17,7 +17,16 @@ pool or a flatten (of the 7x7 map at 224x224 input), then dense layers (ReLU bet
 layout is read from the tensors and the graph, never assumed; a layer that does not fit is named
 in a one-line error, and nothing is written. Keras kernels are transposed (HWIO -> OIHW, Dense
 [in,out] -> [out,in]) and after a Flatten the first Dense layer's rows are permuted from Keras's
-HWC order to torchvision's CHW order. The output is written to OUT.part and renamed when done.
+HWC order to torchvision's CHW order.
+
+The classes, in the order of the model's outputs, come from the source when it names them (a
+PyTorch checkpoint's "classes", "class_to_idx" as torchvision's ImageFolder makes it, or
+"idx_to_class") or from --classes; `--classes ravdess` takes RAVDESS's order. A source that does
+not name them and no --classes is refused: guessing an order mislabels every video.
+
+The output follows fervid's rules for outputs (fervid/output_file.h): a new or regular file is
+written to OUT.part and renamed when done; a symlink is written through to its target; a pipe or
+a device is streamed to; a folder, a missing folder, or the source itself is refused first.
 Readers: torch (python3-torch), h5py (python3-h5py), onnx (python3-onnx); weights/README.md.
 """
 import argparse
@@ -34,6 +43,7 @@ import numpy as np
 EXPORTER = "fervid tools/export_weights.py 1"
 PRESETS = ("study", "torchvision", "caffe")
 RAVDESS = ["neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"]
+CLASS_KEYS = ("classes", "class_to_idx", "idx_to_class")
 
 
 class ExportError(Exception):
@@ -51,6 +61,7 @@ class Model:
         self.flatten_hwc = False  # the first dense layer's columns are in HWC order (Keras)
         self.final_activation = None
         self.input_size = 224
+        self.classes = None  # the names the source gives its outputs, in order, if any
 
     def add_conv(self, w, b, where):
         w = np.asarray(w, np.float32)
@@ -135,20 +146,55 @@ class Model:
 
 # ---------------------------------------------------------------- PyTorch
 
-def load_torch(path):
+def torch_load(path):
+    """A state_dict or checkpoint loads with weights_only (no code runs, torch >= 2.6's default);
+    a whole pickled model needs its classes, so it is loaded as a pickle: a file you trust."""
+    import pickle
     import torch
     try:
-        obj = torch.load(path, map_location="cpu")
-    except Exception as e:  # pickles of unknown classes, corrupt files
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        pass  # a whole model: its classes are not tensors
+    except Exception as e:  # corrupt files
         raise ExportError(f"cannot load as a PyTorch checkpoint: {e}".splitlines()[0])
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # pickles of unknown classes
+        raise ExportError(f"cannot load as a PyTorch checkpoint: {e}".splitlines()[0])
+
+
+def class_names(obj):
+    """The class names a checkpoint carries, in output order, or None."""
+    if not isinstance(obj, dict):
+        return None
+    if isinstance(obj.get("classes"), (list, tuple)):
+        return [str(c) for c in obj["classes"]]
+    for key, by_name in (("class_to_idx", True), ("idx_to_class", False)):
+        mapping = obj.get(key)
+        if isinstance(mapping, dict) and mapping:
+            pairs = [(int(v), str(k)) if by_name else (int(k), str(v)) for k, v in mapping.items()]
+            pairs.sort()
+            if [i for i, _ in pairs] != list(range(len(pairs))):
+                raise ExportError(f"its {key} does not number the classes 0..{len(pairs) - 1}")
+            return [name for _, name in pairs]
+    return None
+
+
+def load_torch(path):
+    import torch
+    obj = torch_load(path)
     if isinstance(obj, torch.nn.Module):
         return torch_module(obj)
     if isinstance(obj, dict):
         for key in ("state_dict", "model_state_dict", "model"):
             if key in obj and isinstance(obj[key], (dict, torch.nn.Module)):
                 inner = obj[key]
-                return torch_module(inner) if isinstance(inner, torch.nn.Module) else torch_state(inner)
-        return torch_state(obj)
+                m = torch_module(inner) if isinstance(inner, torch.nn.Module) else torch_state(inner)
+                m.classes = class_names(obj)
+                return m
+        m = torch_state({k: v for k, v in obj.items() if k not in CLASS_KEYS})
+        m.classes = class_names(obj)
+        return m
     raise ExportError(f"a {type(obj).__name__}, not a state_dict or a model")
 
 
@@ -457,7 +503,34 @@ def to_bytes(a, dtype):
     return rounded.tobytes(), "BF16"
 
 
-def write_safetensors(path, tensors, metadata, dtype):
+def output_target(path, source):
+    """Where the output goes, by fervid's rules (fervid/output_file.h): ("file", the file to
+    write, its symlinks followed) or ("stream", path); refused in one line otherwise."""
+    import stat
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        st = None
+    if st is not None:
+        if stat.S_ISDIR(st.st_mode):
+            raise ExportError(f"{path}: a folder, not a file")
+        if stat.S_ISFIFO(st.st_mode) or stat.S_ISCHR(st.st_mode):
+            return "stream", path
+        if not stat.S_ISREG(st.st_mode):
+            raise ExportError(f"{path}: not a regular file, a pipe or a character device")
+        if os.path.samefile(path, source):
+            raise ExportError(f"{path}: that is the source; name another file")
+    real = os.path.realpath(path)  # a symlink: its target (created if it does not exist)
+    folder = os.path.dirname(real) or "."
+    if not os.path.isdir(folder):
+        raise ExportError(f"{path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ExportError(f"{path}: cannot write in the folder {folder}")
+    return "file", real
+
+
+def write_safetensors(target, tensors, metadata, dtype):
+    kind, path = target
     header, blobs, offset = {"__metadata__": metadata}, [], 0
     for name, a in tensors.items():
         data, tag = to_bytes(np.ascontiguousarray(a), dtype)
@@ -466,16 +539,17 @@ def write_safetensors(path, tensors, metadata, dtype):
         offset += len(data)
     text = json.dumps(header).encode()
     text += b" " * ((8 - len(text) % 8) % 8)
-    part = path + ".part"
+    part = path + ".part" if kind == "file" else path
     try:
         with open(part, "wb") as f:
             f.write(struct.pack("<Q", len(text)))
             f.write(text)
             for b in blobs:
                 f.write(b)
-        os.replace(part, path)
+        if kind == "file":
+            os.replace(part, path)
     except BaseException:
-        if os.path.exists(part):
+        if kind == "file" and os.path.exists(part):
             os.remove(part)
         raise
 
@@ -496,10 +570,15 @@ def main(argv=None):
     ap.add_argument("source")
     ap.add_argument("output", help="the .safetensors file to write")
     ap.add_argument("--format", choices=("auto", "torch", "keras", "onnx"), default="auto")
-    ap.add_argument("--classes", help="class names, comma-separated, in the output's order "
-                    "(default: RAVDESS's eight when the model has 8 outputs)")
+    ap.add_argument("--classes", help="class names, comma-separated, in the order of the model's "
+                    "outputs, or 'ravdess' for RAVDESS's eight (neutral,calm,...); needed when "
+                    "the source does not name them")
     ap.add_argument("--preprocess", choices=PRESETS,
                     help="default: study (value/255) for Keras, torchvision otherwise")
+    ap.add_argument("--resize", type=int, default=0,
+                    help="torchvision's Resize(N) + CenterCrop(input size): the crop's shorter "
+                         "side resized to N, the centred square kept (0: resized to the input "
+                         "size directly)")
     ap.add_argument("--dtype", choices=("f32", "f16", "bf16"), default="f32")
     ap.add_argument("--name", help="the model card's name (default: from the source file)")
     ap.add_argument("--vote", choices=("majority", "confidence"), default="confidence")
@@ -509,27 +588,48 @@ def main(argv=None):
     try:
         if not os.path.exists(args.source):
             raise ExportError("no such file")
+        target = output_target(args.output, args.source)
+        if args.resize and args.resize < args.input_size:
+            raise ExportError(f"--resize {args.resize}: at least the input size ({args.input_size})")
         fmt = detect_format(args.source) if args.format == "auto" else args.format
         model = {"torch": load_torch, "keras": load_keras, "onnx": load_onnx}[fmt](args.source)
         model.input_size = args.input_size
         model.finish()
         outputs = model.dense[-1][0].shape[0]
-        if args.classes:
-            classes = [c.strip() for c in args.classes.split(",")]
-        elif outputs == len(RAVDESS):
+        named = getattr(model, "classes", None)
+        if args.classes and args.classes.strip().lower() == "ravdess":
             classes = RAVDESS
+        elif args.classes:
+            classes = [c.strip() for c in args.classes.split(",")]
+        elif named:
+            classes = named
         else:
-            raise ExportError(f"the model has {outputs} outputs: name them with --classes")
+            raise ExportError(
+                f"it does not name its {outputs} classes: give --classes in the order of the "
+                f"model's outputs (torchvision's ImageFolder sorts them by name: "
+                f"{','.join(sorted(RAVDESS))}), or --classes ravdess for RAVDESS's order "
+                f"({','.join(RAVDESS)})")
+        if named and classes != named:
+            raise ExportError(f"--classes {','.join(classes)} differs from the classes the source "
+                              f"names ({','.join(named)})")
         if len(classes) != outputs or len(set(classes)) != len(classes) or not all(classes):
             raise ExportError(f"--classes names {len(classes)} distinct classes, the model has "
                               f"{outputs} outputs")
         preprocess = args.preprocess or ("study" if fmt == "keras" else "torchvision")
+        card_preprocess = preprocess
+        if args.resize:
+            presets = {"study": ([0, 0, 0], [1, 1, 1], 1 / 255, "rgb"),
+                       "torchvision": ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225], 1 / 255, "rgb"),
+                       "caffe": ([103.939, 116.779, 123.68], [1, 1, 1], 1.0, "bgr")}
+            mean, std, scale, order = presets[preprocess]
+            card_preprocess = {"channel_order": order, "scale": scale, "mean": mean, "std": std,
+                               "resize": args.resize}
         card = {
             "name": args.name or os.path.splitext(os.path.basename(args.source))[0],
             "description": f"exported from {model.framework} ({os.path.basename(args.source)}) by {EXPORTER}",
             "config": model.config(), "input_size": model.input_size, "head": model.head,
             "dense": [int(w.shape[0]) for w, _ in model.dense[:-1]], "classes": classes,
-            "preprocess": preprocess, "crop": args.crop, "vote": args.vote}
+            "preprocess": card_preprocess, "crop": args.crop, "vote": args.vote}
         metadata = {
             "fervid.model_card": json.dumps(card),
             "source_framework": getattr(model, "source_version", model.framework),
@@ -538,14 +638,17 @@ def main(argv=None):
             "exporter": EXPORTER,
             "exported_at": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
-        write_safetensors(args.output, model.tensors(), metadata, args.dtype)
+        write_safetensors(target, model.tensors(), metadata, args.dtype)
     except ExportError as e:
         print(f"export_weights: error: {args.source}: {e}", file=sys.stderr)
         return 2
     params = sum(int(a.size) for a in model.tensors().values())
+    resize = f", resize {args.resize} + centre {model.input_size}" if args.resize else ""
     print(f"wrote {args.output}: {card['name']}, {model.framework}, config "
           f"{','.join(str(c) for c in card['config'])}, head {model.head}, dense "
-          f"{card['dense'] + [outputs]}, {params} parameters, {args.dtype}, preprocess {preprocess}")
+          f"{card['dense'] + [outputs]}, {params} parameters, {args.dtype}\n"
+          f"  classes ({outputs}, output order): {','.join(classes)}\n"
+          f"  preprocess {preprocess}{resize}, crop {args.crop}, vote {args.vote}")
     return 0
 
 

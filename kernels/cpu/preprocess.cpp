@@ -1,6 +1,7 @@
 // preprocess (CPU reference): RGB u8 frames -> crop -> bilinear resize to S x S with half-pixel
-// centres (torch.nn.functional.interpolate, mode="bilinear", align_corners=False, no antialias)
-// -> channel order, value * scale, (v - mean) / std.
+// centres (torch.nn.functional.interpolate, mode="bilinear", align_corners=False, no antialias),
+// or, with Preprocess::resize, to the shorter side `resize` and the centred S x S window of that
+// (resize_window) -> channel order, value * scale, (v - mean) / std.
 // Layout: each frame packed RGB rows of `stride` bytes -> out [N,S,S,3] f32 (NHWC).
 // Source coordinate of output pixel o: s = (o + 0.5) * (in / S) - 0.5, clamped below at 0;
 // i0 = floor(s), i1 = min(i0 + 1, in - 1), weight of i1 = s - i0.
@@ -12,8 +13,6 @@
 #include "cpu/resize_taps.h"
 
 namespace fervid::cpu {
-
-namespace {}  // namespace
 
 void preprocess(std::span<const ImageView> frames, std::span<const CropRect> crops,
                 const Preprocess& pp, const Tensor& out) {
@@ -35,8 +34,9 @@ void preprocess(std::span<const ImageView> frames, std::span<const CropRect> cro
   for (int64_t i = 0; i < n; ++i) {
     const ImageView& f = frames[i];
     const CropRect& c = crops[i];
-    const std::vector<Tap> tx = resize_taps(c.width, int(size)),
-                           ty = resize_taps(c.height, int(size));
+    const ResizeWindow w = resize_window(c.width, c.height, int(size), pp.resize);
+    const std::vector<Tap> tx = window_taps(c.width, w.width, w.left, int(size)),
+                           ty = window_taps(c.height, w.height, w.top, int(size));
     float* dst = out.ptr<float>() + i * 3 * size * size;
     for (int oc = 0; oc < 3; ++oc) {
       const int src_c = pp.bgr ? 2 - oc : oc;

@@ -62,8 +62,9 @@ void preprocess_yuv420(std::span<const YuvView> frames, std::span<const CropRect
   for (int64_t i = 0; i < n; ++i) {
     const YuvView& f = frames[i];
     const CropRect& c = crops[i];
-    const std::vector<Tap> tx = resize_taps(c.width, int(size)),
-                           ty = resize_taps(c.height, int(size));
+    const ResizeWindow w = resize_window(c.width, c.height, int(size), pp.resize);
+    const std::vector<Tap> tx = window_taps(c.width, w.width, w.left, int(size)),
+                           ty = window_taps(c.height, w.height, w.top, int(size));
     float* dst = out.ptr<float>() + i * 3 * size * size;
     float scale[3], shift[3];
     for (int oc = 0; oc < 3; ++oc) {

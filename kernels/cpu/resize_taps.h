@@ -27,4 +27,11 @@ inline std::vector<Tap> resize_taps(int in, int out) {
   return t;
 }
 
+// The taps of `size` outputs starting at `first` of a resize from `in` to `out` pixels (a window
+// of the resized image, ResizeWindow).
+inline std::vector<Tap> window_taps(int in, int out, int first, int size) {
+  const std::vector<Tap> all = resize_taps(in, out);
+  return std::vector<Tap>(all.begin() + first, all.begin() + first + size);
+}
+
 }  // namespace fervid::cpu

@@ -21,6 +21,7 @@ struct StagedFrame {
   int width = 0;
   int height = 0;
   int stride = 0;
+  ResizeWindow window;  // the crop resized to window.width x .height, the S x S at (left, top)
 };
 
 // pixels + frames[i] (device arrays, n frames) -> out [n,S,S,3] in f32, f16 or bf16, with the
@@ -34,6 +35,7 @@ struct DeviceYuv {
   const uint8_t* v = nullptr;
   int y_stride = 0, uv_stride = 0, uv_step = 1;
   CropRect crop;
+  ResizeWindow window;  // as StagedFrame's
 };
 // frames (a device table of n DeviceYuv) -> out [N,S,S,3]: RGB by `cs`, then as preprocess().
 void preprocess_yuv420(const DeviceYuv* frames, int n, const ColorSpec& cs, const Preprocess& pp,

@@ -1,4 +1,5 @@
-// preprocess (CUDA): staged u8 RGB crops -> bilinear resize to S x S with half-pixel centres ->
+// preprocess (CUDA): staged u8 RGB crops -> bilinear resize to S x S with half-pixel centres (or
+// to the window's size, keeping its S x S window: Preprocess::resize) ->
 // channel order, value * scale, (v - mean) / std -> out [N,S,S,3] (NHWC) in f32, f16 or bf16.
 // The same formula as the CPU reference (kernels/cpu/preprocess.cpp), each step rounded as
 // there (explicit _rn intrinsics, so nvcc contracts nothing into an FMA): the f32 result equals
@@ -29,7 +30,8 @@ __global__ void preprocess_nhwc(const uint8_t* __restrict__ pixels,
   if (pixel >= size * size) return;
   const StagedFrame f = frames[blockIdx.y];
   const int oy = pixel / size, ox = pixel % size;
-  const Tap ty = resize_tap(oy, f.height, size), tx = resize_tap(ox, f.width, size);
+  const Tap ty = resize_tap(oy + f.window.top, f.height, f.window.height),
+            tx = resize_tap(ox + f.window.left, f.width, f.window.width);
   const uint8_t* base = pixels + f.offset;
   const uint8_t* r0 = base + (long long)ty.i0 * f.stride;
   const uint8_t* r1 = base + (long long)ty.i1 * f.stride;

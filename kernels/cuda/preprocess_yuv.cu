@@ -46,7 +46,8 @@ __global__ void preprocess_yuv_nhwc(const DeviceYuv* __restrict__ frames, int si
   if (pixel >= size * size) return;
   const DeviceYuv f = frames[blockIdx.y];
   const int oy = pixel / size, ox = pixel % size;
-  const Tap ty = resize_tap(oy, f.crop.height, size), tx = resize_tap(ox, f.crop.width, size);
+  const Tap ty = resize_tap(oy + f.window.top, f.crop.height, f.window.height),
+            tx = resize_tap(ox + f.window.left, f.crop.width, f.window.width);
   float p00[3], p01[3], p10[3], p11[3];
   pixel_rgb(f, p.k, f.crop.x + tx.i0, f.crop.y + ty.i0, p00);
   pixel_rgb(f, p.k, f.crop.x + tx.i1, f.crop.y + ty.i0, p01);

@@ -33,10 +33,12 @@ TEST(CudaBackend, PreprocessMatchesCpu) {
     views.push_back({pixels[i].data(), cases[i].w, cases[i].h, cases[i].stride});
     crops.push_back(cases[i].crop);
   }
+  // The last: torchvision's Resize(256) + CenterCrop(224) (Preprocess::resize).
   const Preprocess study{},
-      imagenet{false, 1.0f / 255.0f, {0.485f, 0.456f, 0.406f}, {0.229f, 0.224f, 0.225f}},
-      caffe{true, 1.0f, {103.939f, 116.779f, 123.68f}, {1.0f, 1.0f, 1.0f}};
-  for (const Preprocess& pp : {study, imagenet, caffe}) {
+      imagenet{false, 1.0f / 255.0f, {0.485f, 0.456f, 0.406f}, {0.229f, 0.224f, 0.225f}, 0},
+      caffe{true, 1.0f, {103.939f, 116.779f, 123.68f}, {1.0f, 1.0f, 1.0f}, 0},
+      resized{false, 1.0f / 255.0f, {0.485f, 0.456f, 0.406f}, {0.229f, 0.224f, 0.225f}, 256};
+  for (const Preprocess& pp : {study, imagenet, caffe, resized}) {
     for (int n : {1, int(views.size())}) {
       const int S = 224;
       auto ref = host_tensor({n, S, S, 3}, DType::F32, Layout::NHWC);
@@ -130,56 +132,59 @@ TEST(CudaBackend, PreprocessYuv420MatchesCpu) {
         {y, u, c.nv12 ? u + 1 : u + size_t(uvs) * ch, ys, uvs, c.nv12 ? 2 : 1, c.w, c.h});
     crops.push_back(c.crop);
   }
-  const Preprocess imagenet{
-      false, 1.0f / 255.0f, {0.485f, 0.456f, 0.406f}, {0.229f, 0.224f, 0.225f}};
-  for (const ColorSpec cs : {ColorSpec{false, false}, ColorSpec{true, true}}) {
-    const int n = int(views.size()), S = 224;
-    auto ref = host_tensor({n, S, S, 3}, DType::F32, Layout::NHWC);
-    cpu_be->preprocess_yuv420(views, crops, cs, imagenet, ref.tensor);
-    for (const char* precision : {"fp32", "fp16", "bf16"}) {
-      auto gpu = make_cuda_backend(gpu_options(precision));
-      auto out = to_device(*gpu, ref.tensor, gpu->compute_dtype(), true);
-      gpu->preprocess_yuv420(views, crops, cs, imagenet, out.tensor);
-      std::vector<float> got = to_host(*gpu, out.tensor);
-      const std::vector<double> want = rounded_like(precision, as_f64(ref.tensor));
-      expect_close(got.data(), want, {0, 0, 0},
-                   std::string("cuda preprocess_yuv420 ") + precision + (cs.bt709 ? " bt709" : ""));
-      // The NV12 frames again as NVDEC leaves them: in device memory, copied by the backend's
-      // frame sink into its pool and read there (YuvView::on_device), mixed with host frames.
-      std::vector<Buffer> surfaces;
-      std::vector<YuvView> on_device(views.size());
-      for (size_t i = 0; i < cases.size(); ++i) {
-        if (!cases[i].nv12) continue;
-        const std::vector<uint8_t>& host = planes[i];
-        surfaces.push_back(gpu->allocate(host.size()));
-        gpu->copy_from_host(Tensor::view(surfaces.back(), {int64_t(host.size())}, DType::U8),
-                            host.data());
-        const auto* base = static_cast<const uint8_t*>(surfaces.back().data());
-        on_device[i] = views[i];
-        on_device[i].y = base;
-        on_device[i].u = base + (views[i].u - host.data());
-        on_device[i].v = on_device[i].u + 1;
-        on_device[i].on_device = true;
-      }
-      // A pool of exactly the NV12 frames: the second round reuses every buffer.
-      auto sink = gpu->frame_sinks()->make_frame_sink(3);
-      ASSERT_TRUE(sink);
-      for (int round = 0; round < 2; ++round) {
-        std::vector<std::shared_ptr<const void>> held;
-        std::vector<YuvView> mixed = views;
+  // Straight to 224x224, and torchvision's Resize(256) + CenterCrop(224) (Preprocess::resize).
+  for (int resize : {0, 256})
+    for (const ColorSpec cs : {ColorSpec{false, false}, ColorSpec{true, true}}) {
+      const Preprocess imagenet{
+          false, 1.0f / 255.0f, {0.485f, 0.456f, 0.406f}, {0.229f, 0.224f, 0.225f}, resize};
+      const int n = int(views.size()), S = 224;
+      auto ref = host_tensor({n, S, S, 3}, DType::F32, Layout::NHWC);
+      cpu_be->preprocess_yuv420(views, crops, cs, imagenet, ref.tensor);
+      for (const char* precision : {"fp32", "fp16", "bf16"}) {
+        auto gpu = make_cuda_backend(gpu_options(precision));
+        auto out = to_device(*gpu, ref.tensor, gpu->compute_dtype(), true);
+        gpu->preprocess_yuv420(views, crops, cs, imagenet, out.tensor);
+        std::vector<float> got = to_host(*gpu, out.tensor);
+        const std::vector<double> want = rounded_like(precision, as_f64(ref.tensor));
+        expect_close(
+            got.data(), want, {0, 0, 0},
+            std::string("cuda preprocess_yuv420 ") + precision + (cs.bt709 ? " bt709" : ""));
+        // The NV12 frames again as NVDEC leaves them: in device memory, copied by the backend's
+        // frame sink into its pool and read there (YuvView::on_device), mixed with host frames.
+        std::vector<Buffer> surfaces;
+        std::vector<YuvView> on_device(views.size());
         for (size_t i = 0; i < cases.size(); ++i) {
           if (!cases[i].nv12) continue;
-          held.push_back(sink->copy_nv12(on_device[i], mixed[i]));
-          EXPECT_TRUE(mixed[i].on_device);
+          const std::vector<uint8_t>& host = planes[i];
+          surfaces.push_back(gpu->allocate(host.size()));
+          gpu->copy_from_host(Tensor::view(surfaces.back(), {int64_t(host.size())}, DType::U8),
+                              host.data());
+          const auto* base = static_cast<const uint8_t*>(surfaces.back().data());
+          on_device[i] = views[i];
+          on_device[i].y = base;
+          on_device[i].u = base + (views[i].u - host.data());
+          on_device[i].v = on_device[i].u + 1;
+          on_device[i].on_device = true;
         }
-        out = to_device(*gpu, ref.tensor, gpu->compute_dtype(), true);
-        gpu->preprocess_yuv420(mixed, crops, cs, imagenet, out.tensor);
-        got = to_host(*gpu, out.tensor);
-        expect_close(got.data(), want, {0, 0, 0},
-                     std::string("cuda preprocess_yuv420 from device NV12 ") + precision);
+        // A pool of exactly the NV12 frames: the second round reuses every buffer.
+        auto sink = gpu->frame_sinks()->make_frame_sink(3);
+        ASSERT_TRUE(sink);
+        for (int round = 0; round < 2; ++round) {
+          std::vector<std::shared_ptr<const void>> held;
+          std::vector<YuvView> mixed = views;
+          for (size_t i = 0; i < cases.size(); ++i) {
+            if (!cases[i].nv12) continue;
+            held.push_back(sink->copy_nv12(on_device[i], mixed[i]));
+            EXPECT_TRUE(mixed[i].on_device);
+          }
+          out = to_device(*gpu, ref.tensor, gpu->compute_dtype(), true);
+          gpu->preprocess_yuv420(mixed, crops, cs, imagenet, out.tensor);
+          got = to_host(*gpu, out.tensor);
+          expect_close(got.data(), want, {0, 0, 0},
+                       std::string("cuda preprocess_yuv420 from device NV12 ") + precision);
+        }
       }
     }
-  }
 }
 
 }  // namespace

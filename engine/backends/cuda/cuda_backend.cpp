@@ -233,7 +233,8 @@ class CudaBackend final : public Backend,
         fail("preprocess: crop " + std::to_string(c.width) + "x" + std::to_string(c.height) + "+" +
              std::to_string(c.x) + "+" + std::to_string(c.y) + " lies outside the " +
              std::to_string(f.width) + "x" + std::to_string(f.height) + " frame");
-      staged[i] = {(long long)bytes, c.width, c.height, c.width * 3};
+      staged[i] = {(long long)bytes, c.width, c.height, c.width * 3,
+                   resize_window(c.width, c.height, int(out.dim(1)), pp.resize)};
       bytes += size_t(c.height) * c.width * 3;
     }
     FrameUpload& u = next_upload(bytes);
@@ -301,7 +302,14 @@ class CudaBackend final : public Backend,
       const Region& r = regions[i];
       const YuvView& f = frames[i];
       if (f.on_device) {
-        tbl[i] = {f.y, f.u, f.v, f.y_stride, f.uv_stride, f.uv_step, crops[i]};
+        tbl[i] = {f.y,
+                  f.u,
+                  f.v,
+                  f.y_stride,
+                  f.uv_stride,
+                  f.uv_step,
+                  crops[i],
+                  resize_window(crops[i].width, crops[i].height, int(out.dim(1)), pp.resize)};
         continue;
       }
       tbl[i].y = dev + r.y_off;
@@ -311,6 +319,7 @@ class CudaBackend final : public Backend,
       tbl[i].uv_stride = r.cw;
       tbl[i].uv_step = frames[i].uv_step;
       tbl[i].crop = {crops[i].x - r.ex, crops[i].y - r.ey, crops[i].width, crops[i].height};
+      tbl[i].window = resize_window(crops[i].width, crops[i].height, int(out.dim(1)), pp.resize);
     }
 #pragma omp parallel for schedule(dynamic)
     for (int i = 0; i < n; ++i) {

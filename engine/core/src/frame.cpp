@@ -1,5 +1,7 @@
 #include "fervid/frame.h"
 
+#include <cmath>
+
 namespace fervid {
 
 YuvCoefficients yuv_coefficients(const ColorSpec& cs) {
@@ -14,6 +16,20 @@ YuvCoefficients yuv_coefficients(const ColorSpec& cs) {
   k.gv = float(-2.0 * kr * (1.0 - kr) / kg * c);
   k.bu = float(2.0 * (1.0 - kb) * c);
   return k;
+}
+
+ResizeWindow resize_window(int crop_width, int crop_height, int size, int resize) {
+  if (resize <= 0) return {size, size, 0, 0};
+  const bool wide = crop_width >= crop_height;
+  const int shorter = wide ? crop_height : crop_width, longer = wide ? crop_width : crop_height;
+  const int scaled = int(double(resize) * double(longer) / double(shorter));
+  ResizeWindow w;
+  w.width = wide ? scaled : resize;
+  w.height = wide ? resize : scaled;
+  // std::nearbyint rounds half to even in the default rounding mode, as Python's round().
+  w.left = int(std::nearbyint((w.width - size) / 2.0));
+  w.top = int(std::nearbyint((w.height - size) / 2.0));
+  return w;
 }
 
 }  // namespace fervid

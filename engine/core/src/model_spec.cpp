@@ -86,6 +86,8 @@ void ModelSpec::validate(const std::string& origin) const {
   }
   for (int d : dense)
     if (d <= 0) bad("dense widths must be positive");
+  if (preprocess.resize != 0 && preprocess.resize < input_size)
+    bad("preprocess.resize must be 0 or at least input_size (" + std::to_string(input_size) + ")");
   if (!(std::isfinite(preprocess.scale) && preprocess.scale != 0))
     bad("preprocess.scale must be finite and non-zero");
   for (int c = 0; c < 3; ++c)
@@ -187,17 +189,18 @@ double ModelSpec::macs_per_frame() const {
 json ModelSpec::to_json() const {
   json cfg = json::array();
   for (int c : config) cfg.push_back(c == kPool ? json("M") : json(c));
+  json pp{{"channel_order", preprocess.bgr ? "bgr" : "rgb"},
+          {"scale", preprocess.scale},
+          {"mean", preprocess.mean},
+          {"std", preprocess.std}};
+  if (preprocess.resize) pp["resize"] = preprocess.resize;
   return json{{"name", name},
               {"config", cfg},
               {"input_size", input_size},
               {"head", head_name(head)},
               {"dense", dense},
               {"classes", classes},
-              {"preprocess",
-               {{"channel_order", preprocess.bgr ? "bgr" : "rgb"},
-                {"scale", preprocess.scale},
-                {"mean", preprocess.mean},
-                {"std", preprocess.std}}},
+              {"preprocess", pp},
               {"crop", crop},
               {"vote", vote_name(vote)}};
 }
@@ -239,6 +242,7 @@ ModelSpec ModelSpec::from_json(const json& j, const std::string& origin) {
       s.preprocess.scale = p.value("scale", 1.0f / 255.0f);
       if (p.contains("mean")) s.preprocess.mean = triple(p, "mean", origin);
       if (p.contains("std")) s.preprocess.std = triple(p, "std", origin);
+      if (p.contains("resize")) s.preprocess.resize = field<int>(p, "resize", origin);
     } else {
       fail(origin + ": preprocess must be a preset name or an object");
     }

@@ -49,6 +49,17 @@ struct CropRect {
   int height = 0;
 };
 
+// How a crop becomes the model's size x size input: resized (bilinear, half-pixel centres) to
+// width x height, of which the size x size window at (left, top) is kept. Without a resize step
+// that is size x size at (0, 0). With `resize` (Preprocess::resize) it is torchvision's
+// Resize(resize) + CenterCrop(size): the shorter side becomes `resize`, the longer
+// int(resize * longer / shorter), the window is centred (offsets rounded half to even, as
+// Python's round).
+struct ResizeWindow {
+  int width = 0, height = 0, left = 0, top = 0;
+};
+ResizeWindow resize_window(int crop_width, int crop_height, int size, int resize);
+
 // Frames [first, first + count) of a batch belong to the video accumulating in vote slot `slot`.
 struct Segment {
   int first = 0;

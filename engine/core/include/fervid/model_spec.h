@@ -25,6 +25,10 @@ struct Preprocess {
   float scale = 1.0f / 255.0f;
   std::array<float, 3> mean{0.0f, 0.0f, 0.0f};
   std::array<float, 3> std{1.0f, 1.0f, 1.0f};
+  // torchvision's Resize(resize) + CenterCrop(input_size): the crop is resized so that its
+  // shorter side is `resize` (resize_window, fervid/frame.h), and the centred input_size square
+  // of that is the input. 0: the crop is resized to input_size x input_size directly.
+  int resize = 0;
 };
 
 // Derived per conv layer: the torchvision tensor names and whether a 2x2 max-pool follows.
