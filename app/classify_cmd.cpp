@@ -204,9 +204,8 @@ std::vector<nlohmann::json> previous_rows(const RunArgs& a, const Outputs& o,
       fail_option("--resume: " + from + " was written with other settings (" + why +
                   "); use another --output or the same settings");
   }
-  if (!a.quiet)
-    std::cerr << "fervid: resuming " << (from.empty() ? a.output : from) << ": " << previous.size()
-              << " videos already done\n";
+  if (!a.quiet && !from.empty())
+    std::cerr << "fervid: resuming " << from << ": " << previous.size() << " videos already done\n";
   return previous;
 }
 

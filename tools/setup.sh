@@ -12,6 +12,7 @@ packages=(
   python3-torch python3-torchvision python3-numpy python3-pil
   python3-h5py python3-onnx python3-venv libopencv-objdetect-dev opencv-data
   pybind11-dev python3-dev python3-pytest python3-pandas python3-matplotlib python3-av
+  munge slurmctld slurmd slurm-client
 )
 
 missing=()

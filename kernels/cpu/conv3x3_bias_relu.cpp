@@ -2,13 +2,17 @@
 // optionally followed by a 2x2 max-pool.
 // Layout: x [N,H,W,C] (NHWC), w [K,3,3,C] (prepared from torchvision's OIHW at load), b [K],
 // y [N,H,W,K] or pooled [N,H/2,W/2,K]; f32.
-// Method: im2col over a block of output pixels of the whole batch (col [P, 9*C], nine contiguous
+// Method: im2col over a block of output pixels of one image (col [P, 9*C], nine contiguous
 // copies of C channels per pixel) and one SGEMM out[P, K] = col * w^T, so the arithmetic
 // (2*9*C*K FLOPs per pixel) runs in OpenBLAS with a tall M. Blocks keep col near the cache and
 // are spread over the OpenMP threads, each running im2col and a single-threaded SGEMM: the copy
 // runs in parallel too, and no thread waits on another inside a layer.
+// Batch invariance: the blocks are cut from each image at offsets that depend on the layer's
+// shape only (never on the batch size, the image's place in the batch or the thread count), so
+// every pixel is computed by the same SGEMM call shape at the same row: OpenBLAS's result for a
+// row depends on M and on the row's place in its tile, and a frame's output must not depend on
+// the frames batched with it (tests/batch_invariance_test.cpp).
 #include <cblas.h>
-#include <omp.h>
 
 #include <algorithm>
 #include <cstring>
@@ -26,13 +30,21 @@ constexpr int64_t kColBlockElems = int64_t(1) << 20;
 // A block is never shorter than this many pixels, so SGEMM keeps a useful M.
 constexpr int64_t kMinBlockPixels = 128;
 
-void im2col_block(const float* x, int h, int w, int c, int64_t p0, int64_t np, float* col) {
-  const int64_t hw = int64_t(h) * w;
+// Output pixels per block of one image: as many as fill kColBlockElems of col (at least
+// kMinBlockPixels, at most the image), evened out over the image's blocks.
+int64_t block_pixels(int64_t hw, int64_t ck) {
+  const int64_t target = std::min(hw, std::max(kMinBlockPixels, kColBlockElems / ck));
+  const int64_t blocks = (hw + target - 1) / target;
+  return (hw + blocks - 1) / blocks;
+}
+
+// im2col of output pixels [p0, p0 + np) of image `n`.
+void im2col_block(const float* x, int h, int w, int c, int64_t n, int64_t p0, int64_t np,
+                  float* col) {
   const size_t row_bytes = size_t(c) * sizeof(float);
   for (int64_t j = 0; j < np; ++j) {
     const int64_t p = p0 + j;
-    const int64_t n = p / hw;
-    const int oy = int((p % hw) / w), ox = int(p % w);
+    const int oy = int(p / w), ox = int(p % w);
     float* dst = col + j * 9 * c;
     for (int ky = 0; ky < 3; ++ky) {
       const int iy = oy + ky - 1;
@@ -61,11 +73,9 @@ void conv3x3_bias_relu(const Tensor& x, const Tensor& w, const Tensor& b, bool p
   expect(b, {k}, DType::F32, op, "b");
   expect(y, pool ? std::vector<int64_t>{n, h / 2, wd / 2, k} : std::vector<int64_t>{n, h, wd, k},
          DType::F32, op, "y");
-  const int64_t pixels = int64_t(n) * h * wd, ck = int64_t(c) * 9;
-  const int threads = omp_get_max_threads();
-  const int64_t per_thread = (pixels + threads - 1) / threads;
-  const int64_t block = std::min(per_thread, std::max(kMinBlockPixels, kColBlockElems / ck));
-  const int64_t blocks = (pixels + block - 1) / block;
+  const int64_t hw = int64_t(h) * wd, pixels = n * hw, ck = int64_t(c) * 9;
+  const int64_t block = block_pixels(hw, ck);
+  const int64_t per_image = (hw + block - 1) / block, blocks = n * per_image;
   // Scratch reused across calls: no allocation per layer once the largest layer has run.
   thread_local std::vector<float> full;
   if (pool) full.resize(size_t(pixels * k));
@@ -77,9 +87,10 @@ void conv3x3_bias_relu(const Tensor& x, const Tensor& w, const Tensor& b, bool p
   for (int64_t blk = 0; blk < blocks; ++blk) {
     thread_local std::vector<float> col;
     col.resize(size_t(ck * block));
-    const int64_t p0 = blk * block, np = std::min(block, pixels - p0);
-    im2col_block(x.ptr<const float>(), h, wd, c, p0, np, col.data());
-    float* o = out + p0 * k;
+    const int64_t image = blk / per_image, p0 = (blk % per_image) * block;
+    const int64_t np = std::min(block, hw - p0);
+    im2col_block(x.ptr<const float>(), h, wd, c, image, p0, np, col.data());
+    float* o = out + (image * hw + p0) * k;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(np), k, int(ck), 1.0f, col.data(),
                 int(ck), w.ptr<const float>(), int(ck), 0.0f, o, k);
     for (int64_t j = 0; j < np; ++j, o += k)

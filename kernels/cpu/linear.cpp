@@ -1,7 +1,12 @@
 // linear (CPU reference): y[N,out] = x[N,in] * w[out,in]^T + b, then ReLU when asked.
 // A rank-4 x [N,H,W,C] is first transposed to [N,C,H,W] so that it flattens in torchvision's
 // order (CHW); that copy is small (25088 floats per frame for VGG16).
-// Arithmetic in one SGEMM (2*in FLOPs per output); at batch 1 it is bound by reading w.
+// Arithmetic: one SGEMV per frame (2*in FLOPs per output), bound by reading w. Not one SGEMM for
+// the batch: OpenBLAS's result for a row depends on the batch size and the row's place in it,
+// and a frame's output must not depend on the frames batched with it
+// (tests/batch_invariance_test.cpp). Measured with `fervid bench --spec
+// weights/torchvision-vgg16.json --batch 8 --threads 2`: the three dense layers take 74-98 ms a
+// batch this way against 49-55 ms as one SGEMM, beside ~1,150 ms of convolutions.
 #include <cblas.h>
 
 #include <algorithm>
@@ -32,9 +37,10 @@ void linear(const Tensor& x, const Tensor& w, const Tensor& b, bool relu, const 
           chw[(i * c + ch) * h * w + p] = xp[(i * h * w + p) * c + ch];
     xp = chw.data();
   }
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(n), int(out), int(in), 1.0f, xp, int(in),
-              w.ptr<const float>(), int(in), 0.0f, y.ptr<float>(), int(out));
   float* yp = y.ptr<float>();
+  for (int64_t i = 0; i < n; ++i)
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, int(out), int(in), 1.0f, w.ptr<const float>(), int(in),
+                xp + i * in, 1, 0.0f, yp + i * out, 1);
   const float* bp = b.ptr<const float>();
   for (int64_t i = 0; i < n; ++i)
     for (int64_t j = 0; j < out; ++j) {
