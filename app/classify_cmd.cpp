@@ -293,8 +293,7 @@ int run_videos(const RunArgs& a, bool eval) {
   const std::vector<InputItem> inputs = expand_inputs(a.inputs);
   const Outputs o = outputs_of(a, eval, inputs);
   Weights weights = load_weights(a.weights, a.spec);
-  const bool untrained =
-      weights.metadata.count("untrained") && weights.metadata.at("untrained") == "true";
+  const bool untrained = weights.untrained();
   const ModelSpec spec = weights.spec;
   const std::string crop = s.crop.empty() ? spec.crop : s.crop;
   const ClassifyOptions opt = run_options(a, s, spec, crop);

@@ -26,12 +26,14 @@ from typing import Callable, Iterable, Iterator, Optional, Union
 
 import numpy as np
 
-from ._errors import DeviceError, Error, InputError, Notice, OptionError, WeightsError
+from ._errors import (DeviceError, Error, InputError, Notice, OptionError, UntrainedWeights,
+                      WeightsError)
 from . import _fervid
 from .results import FrameRows, FrameScores, Progress, Results, VideoResult
 
 __all__ = ["Engine", "VideoResult", "FrameRows", "Results", "FrameScores", "Progress", "score",
            "Error", "WeightsError", "InputError", "OptionError", "DeviceError", "Notice",
+           "UntrainedWeights",
            "__version__", "cuda_built"]
 
 __version__, _cuda = _fervid.build_info()
@@ -105,6 +107,9 @@ class Engine:
         self._engine = _fervid.Engine(os.fspath(weights), card or "", device, precision or "",
                                       threads, conv_impl, cuda_graphs, batch, _notice)
         self._info = self._engine.info()
+        if self._info["untrained"]:
+            warnings.warn(f"{os.fspath(weights)} holds untrained weights (fervid make-weights): "
+                          "its labels mean nothing", UntrainedWeights, stacklevel=2)
 
     # -- what it is
     @property
@@ -114,6 +119,11 @@ class Engine:
     @property
     def classes(self) -> tuple:
         return tuple(self._info["classes"])
+
+    @property
+    def untrained(self) -> bool:
+        """Whether the weights are untrained ones from `fervid make-weights`."""
+        return self._info["untrained"]
 
     @property
     def device(self) -> str:

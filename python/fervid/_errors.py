@@ -26,3 +26,7 @@ class DeviceError(Error):
 
 class Notice(UserWarning):
     """What fervid chose for you and why (e.g. the CPU backend when there is no GPU)."""
+
+
+class UntrainedWeights(UserWarning):
+    """The weights are untrained ones (fervid make-weights): their labels mean nothing."""

@@ -293,7 +293,9 @@ class PyEngine {
     o.notify = [&](const std::string& line) { notices.push_back(line); };
     {
       py::gil_scoped_release nogil;
-      holder_->engine = std::make_unique<Engine>(load_weights(weights, card), o);
+      Weights w = load_weights(weights, card);
+      untrained_ = w.untrained();
+      holder_->engine = std::make_unique<Engine>(std::move(w), o);
     }
     for (const std::string& line : notices)
       if (!notify.is_none()) notify(line);
@@ -315,6 +317,7 @@ class PyEngine {
     d["device_name"] = e.device_name();
     d["precision"] = precision_name(e.precision());
     d["batch"] = e.max_batch();
+    d["untrained"] = untrained_;
     return d;
   }
 
@@ -388,6 +391,7 @@ class PyEngine {
   }
 
   std::shared_ptr<Holder> holder_;
+  bool untrained_ = false;
 };
 
 // ---- eval's scoring -------------------------------------------------------------------------

@@ -74,3 +74,9 @@ def dataset(data, tmp_path_factory) -> pathlib.Path:
         (d / name).parent.mkdir(parents=True, exist_ok=True)
         os.symlink(src, d / name)
     return d
+
+
+def pytest_configure(config):
+    # Every test runs on make-weights' untrained weights: their warning is expected (one test
+    # checks it), not news.
+    config.addinivalue_line("filterwarnings", "ignore:.*holds untrained weights:UserWarning")

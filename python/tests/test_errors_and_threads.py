@@ -1,6 +1,7 @@
 """Errors as exceptions with the CLI's messages, bad files as error results, two engines running at
 once in two Python threads, and Ctrl-C stopping a long run cleanly."""
 
+import json
 import os
 import signal
 import subprocess
@@ -8,6 +9,7 @@ import sys
 import textwrap
 import threading
 import time
+import warnings
 
 import pytest
 
@@ -68,6 +70,29 @@ def test_no_gpu_means_device_error_or_a_notice(tiny_weights):
             assert str(e).startswith("--device cuda: no CUDA device")
     with pytest.warns(fervid.Notice, match="using the CPU backend"):
         fervid.Engine(tiny_weights, device="auto").close()
+
+
+def test_untrained_weights_warn_once(tiny_weights, tmp_path):
+    with pytest.warns(fervid.UntrainedWeights, match="holds untrained weights") as caught:
+        engine = fervid.Engine(tiny_weights, device="cpu")
+    assert engine.untrained
+    assert len([w for w in caught if w.category is fervid.UntrainedWeights]) == 1
+    engine.close()
+    # The same file without make-weights' mark (the header rewritten to its old length, padded
+    # with spaces) loads without the warning.
+    raw = tiny_weights.read_bytes()
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8:8 + n])
+    del header["__metadata__"]["untrained"]
+    plain = tmp_path / "trained.safetensors"
+    text = json.dumps(header, separators=(",", ":")).encode()
+    assert len(text) <= n
+    plain.write_bytes(raw[:8] + text.ljust(n) + raw[8 + n:])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", fervid.UntrainedWeights)
+        engine = fervid.Engine(plain, device="cpu")
+    assert not engine.untrained
+    engine.close()
 
 
 def test_two_threads_with_their_own_engines_run_at_the_same_time(tiny_weights, data, tmp_path):

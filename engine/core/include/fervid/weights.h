@@ -29,6 +29,12 @@ struct Weights {
   std::vector<LayerWeights> dense;  // one per dense layer
   std::string stored_dtype;         // the file's dtype, e.g. "F16"
 
+  // Weights `fervid make-weights` wrote (metadata `untrained: true`): their labels mean nothing.
+  bool untrained() const {
+    auto it = metadata.find("untrained");
+    return it != metadata.end() && it->second == "true";
+  }
+
   // `spec` (from a card named by the user, described by `origin`) overrides the spec in the
   // file's metadata; without either, loading fails.
   static Weights load(const std::string& path, const std::optional<ModelSpec>& spec = {},
