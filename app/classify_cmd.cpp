@@ -190,23 +190,37 @@ nlohmann::json run_identity(const RunArgs& a, const Outputs& o, const Engine& en
 }
 
 // --resume: the rows already written (FILE.part of an interrupted run, or FILE), each checked
-// against this run's settings.
-std::vector<nlohmann::json> previous_rows(const RunArgs& a, const Outputs& o,
-                                          const nlohmann::json& run) {
-  std::vector<nlohmann::json> previous;
-  if (!a.resume) return previous;
+// against this run's settings, and the file they came from.
+struct Previous {
+  std::vector<nlohmann::json> rows;
+  std::string from;
+  int failed = 0;  // error rows among them
+};
+
+Previous previous_rows(const RunArgs& a, const Outputs& o, const nlohmann::json& run) {
+  Previous p;
+  if (!a.resume) return p;
   const std::string part = o.rows->partial(), file = o.rows->file();
-  const std::string from = fs::exists(part) ? part : fs::exists(file) ? file : "";
-  if (!from.empty()) previous = read_rows(from);
-  for (const auto& row : previous) {
+  p.from = fs::exists(part) ? part : fs::exists(file) ? file : "";
+  if (!p.from.empty()) p.rows = read_rows(p.from);
+  for (const auto& row : p.rows) {
     const std::string why = run_mismatch(row["run"], run);
     if (!why.empty())
-      fail_option("--resume: " + from + " was written with other settings (" + why +
+      fail_option("--resume: " + p.from + " was written with other settings (" + why +
                   "); use another --output or the same settings");
+    p.failed += !row["label"].is_string();
   }
-  if (!a.quiet && !from.empty())
-    std::cerr << "fervid: resuming " << from << ": " << previous.size() << " videos already done\n";
-  return previous;
+  if (!a.quiet && !p.from.empty())
+    std::cerr << "fervid: resuming " << p.from << ": " << p.rows.size() << " videos already done\n";
+  return p;
+}
+
+// Continuing a finished FILE: its rows become FILE.part (a copy renamed into place, so that FILE
+// stays whole until the run completes), which the run then appends to.
+void reopen_finished(const OutputTarget& rows) {
+  const std::string tmp = rows.partial() + ".tmp";
+  fs::copy_file(rows.file(), tmp, fs::copy_options::overwrite_existing);
+  fs::rename(tmp, rows.partial());
 }
 
 // The inputs still to classify after --resume, with their labels.
@@ -217,7 +231,7 @@ struct Todo {
 
 Todo todo_of(const std::vector<LabelledInput>& job, const std::vector<nlohmann::json>& previous) {
   std::set<std::string> done;
-  for (const auto& row : previous) done.insert(row["video"].get<std::string>());
+  for (const auto& row : previous) done.insert(row_video(row));
   Todo todo;
   for (const LabelledInput& j : job)
     if (!done.count(j.item.path)) {
@@ -235,7 +249,7 @@ std::vector<EvalRow> previous_eval_rows(const std::vector<LabelledInput>& job,
   for (const LabelledInput& j : job) label_of[j.item.path] = &j;
   std::vector<EvalRow> rows;
   for (const auto& row : previous) {
-    auto it = label_of.find(row["video"].get<std::string>());
+    auto it = label_of.find(row_video(row));
     if (it != label_of.end())
       rows.push_back(eval_row(row, classes, it->second->truth, it->second->actor));
   }
@@ -290,7 +304,8 @@ EngineOptions engine_options(const std::string& device, const std::string& preci
 
 int run_videos(const RunArgs& a, bool eval) {
   const Settings s = settings_of(a, eval);
-  const std::vector<InputItem> inputs = expand_inputs(a.inputs);
+  WalkNotes walked;
+  const std::vector<InputItem> inputs = expand_inputs(a.inputs, &walked);
   const Outputs o = outputs_of(a, eval, inputs);
   Weights weights = load_weights(a.weights, a.spec);
   const bool untrained = weights.untrained();
@@ -302,15 +317,16 @@ int run_videos(const RunArgs& a, bool eval) {
   const std::vector<LabelledInput> job = job_of(a, eval, s, inputs, spec, &notice);
   Engine engine(std::move(weights), s.engine);
   const nlohmann::json run = run_identity(a, o, engine, opt, crop);
-  const std::vector<nlohmann::json> previous = previous_rows(a, o, run);
-  const Todo todo = todo_of(job, previous);
+  const Previous previous = previous_rows(a, o, run);
+  const Todo todo = todo_of(job, previous.rows);
   const std::string shard =
       a.shard.empty() ? "" : std::to_string(s.shard.index) + "/" + std::to_string(s.shard.count);
 
   std::optional<OutputFile> rows_file, frames_file;
+  if (!previous.from.empty() && previous.from == o.rows->file()) reopen_finished(*o.rows);
   if (o.rows_written)
     rows_file.emplace(o.rows ? *o.rows : OutputTarget::at("-", "the rows"),
-                      o.format == Format::Jsonl);
+                      o.format == Format::Jsonl, a.resume);
   if (o.frames) frames_file.emplace(*o.frames);
   std::ostringstream discard;
   std::ostream& out = rows_file ? rows_file->stream() : discard;
@@ -321,11 +337,11 @@ int run_videos(const RunArgs& a, bool eval) {
     frame_rows.emplace(frames_file->stream(), o.frames_format, spec.classes, a.logits, eval);
     frame_rows->header();
   }
-  for (const auto& row : previous) out << row.dump() << "\n";
-  out.flush();
-  std::vector<EvalRow> eval_rows = previous_eval_rows(job, previous, spec.classes);
+  std::vector<EvalRow> eval_rows = previous_eval_rows(job, previous.rows, spec.classes);
 
   if (!notice.empty() && !a.quiet) std::cerr << "fervid: " << notice << "\n";
+  if (!a.quiet)
+    for (const std::string& line : walked.lines()) std::cerr << "fervid: notice: " << line << "\n";
   ProgressLine progress(!a.quiet);
   const NoticeSink run_notice = [&](const std::string& line) {
     if (!a.quiet) std::cerr << "fervid: notice: " << line << "\n";
@@ -353,7 +369,7 @@ int run_videos(const RunArgs& a, bool eval) {
   if (frames_file) frames_file->commit();
   if (untrained) warn_untrained(a.weights);
   if (!a.quiet) print_summary(stats, engine, opt.vote);
-  if (!eval) return stats.videos_failed > 0 ? kExitSomeFailed : kExitOk;
+  if (!eval) return stats.videos_failed + previous.failed > 0 ? kExitSomeFailed : kExitOk;
   const EvalMetrics m = compute_metrics(eval_rows, spec.classes);
   nlohmann::json extra{{"run", run},
                        {"labels", a.labels.empty() ? "RAVDESS file names" : a.labels}};

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <iomanip>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -221,6 +222,12 @@ int inspect(const std::string& path, const std::string& spec_name) {
   return kExitSomeFailed;
 }
 
+// "classify " when a subcommand was given, "" otherwise.
+std::string subcommand_of(const CLI::App& app) {
+  for (const CLI::App* sub : app.get_subcommands()) return sub->get_name() + " ";
+  return "";
+}
+
 }  // namespace
 
 int run(int argc, char** argv) {
@@ -254,7 +261,11 @@ int run(int argc, char** argv) {
   std::string mw_out, mw_spec = "ravdess-vgg16", mw_dtype = "f32";
   auto* mw =
       app.add_subcommand("make-weights", "Write deterministic He-initialised (untrained) weights");
-  mw->add_option("--seed", seed, "Random seed")->required();
+  mw->add_option("--seed", seed, "Random seed")->required()->check([](const std::string& s) {
+    return !s.empty() && s.find_first_not_of("0123456789") == std::string::npos
+               ? std::string()
+               : "'" + s + "': expected a whole number 0 or more";
+  });
   mw->add_option("--out", mw_out, "Output safetensors file")->required();
   mw->add_option("--spec", mw_spec, "ravdess-vgg16, torchvision-vgg16 or a JSON card")
       ->capture_default_str();
@@ -273,8 +284,14 @@ int run(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    int code = app.exit(e);
-    return code == 0 ? kExitOk : kExitFatal;
+    if (e.get_exit_code() == 0)
+      return app.exit(e) == 0 ? kExitOk : kExitFatal;  // --help, --version
+    // One line like every other error: CLI11's message, then where the options are listed.
+    std::string what = e.what();
+    std::replace(what.begin(), what.end(), '\n', ' ');
+    std::cerr << "fervid: error: " << what << " (fervid " << subcommand_of(app)
+              << "--help lists the options)\n";
+    return kExitFatal;
   }
   try {
     if (*classify_cmd) return run_videos(ca, false);

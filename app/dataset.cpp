@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "fervid/error.h"
+#include "fervid/input_file.h"
 #include "output.h"
 
 namespace fervid::cli {
@@ -142,13 +143,13 @@ std::string first_few(const std::vector<std::string>& items, size_t shown = 5) {
 // path -> class index, from a CSV of path,label rows.
 std::map<std::string, int> read_labels_csv(const std::string& csv,
                                            const std::vector<std::string>& classes) {
-  std::ifstream in(csv);
-  if (!in) fail(csv + ": cannot read the labels file");
+  const std::string text = read_text_file(csv, "labels file", kMaxListBytes);
   std::map<std::string, int> labels;
+  std::map<std::string, int> line_of;
   std::vector<std::string> unknown;
-  std::string line;
   int lineno = 0;
-  while (std::getline(in, line)) {
+  for (std::string_view text_line : text_lines(text)) {
+    const std::string line(text_line);
     ++lineno;
     if (trim(line).empty()) continue;
     const std::optional<ListedRow> row = split_listed_row(csv, line, 1);
@@ -160,7 +161,13 @@ std::map<std::string, int> read_labels_csv(const std::string& csv,
       unknown.push_back("'" + label + "' (line " + std::to_string(lineno) + ")");
       continue;
     }
-    labels[row->key] = int(it - classes.begin());
+    const int label_index = int(it - classes.begin());
+    auto [had, fresh] = labels.emplace(row->key, label_index);
+    if (!fresh && had->second != label_index)
+      fail(csv + ":" + std::to_string(lineno) + ": " + row->path + " is labelled " + label +
+           " here and " + classes[size_t(had->second)] + " on line " +
+           std::to_string(line_of[row->key]));
+    line_of.emplace(row->key, lineno);
   }
   if (!unknown.empty()) {
     std::string known;

@@ -276,7 +276,7 @@ void report_metrics(const EvalMetrics& m, std::ostream& text,
   if (summary) {
     nlohmann::json j = metrics_json(m);
     for (const auto& [key, value] : extra.items()) j[key] = value;
-    write_output(*summary, j.dump(2) + "\n");
+    write_output(*summary, j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
   }
   if (confusion) {
     std::ostringstream title;

@@ -60,10 +60,73 @@ std::string status_text(const VideoResult& r) {
 }
 
 std::string csv_field(const std::string& s) {
-  if (s.find_first_of(",\"\n") == std::string::npos) return s;
+  if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
   std::string q = "\"";
   for (char c : s) q += c == '"' ? std::string("\"\"") : std::string(1, c);
   return q + "\"";
+}
+
+namespace {
+
+bool is_utf8(const std::string& s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    int more = c < 0x80 ? 0 : (c >> 5) == 0x6 ? 1 : (c >> 4) == 0xe ? 2 : (c >> 3) == 0x1e ? 3 : -1;
+    if (more < 0 || i + size_t(more) >= s.size()) return false;
+    const uint32_t lead = more == 0 ? c : c & (0x3f >> more);
+    uint32_t cp = lead;
+    for (int k = 1; k <= more; ++k) {
+      const auto b = static_cast<unsigned char>(s[i + size_t(k)]);
+      if ((b >> 6) != 0x2) return false;
+      cp = (cp << 6) | (b & 0x3f);
+    }
+    static constexpr uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[more] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
+    i += size_t(more) + 1;
+  }
+  return true;
+}
+
+}  // namespace
+
+void set_video(nlohmann::json& row, const std::string& path) {
+  row["video"] = path;
+  if (is_utf8(path)) return;
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string hex;
+  for (unsigned char c : path) hex += {kHex[c >> 4], kHex[c & 15]};
+  row["video_path_hex"] = hex;
+}
+
+std::optional<std::string> row_video_checked(const nlohmann::json& row) {
+  const auto video = row.find("video");
+  if (video == row.end() || !video->is_string()) return std::nullopt;
+  const auto hex = row.find("video_path_hex");
+  if (hex == row.end()) return video->get<std::string>();
+  if (!hex->is_string()) return std::nullopt;
+  const std::string& h = hex->get_ref<const std::string&>();
+  auto digit = [](char c) {
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+  };
+  std::string path;
+  for (size_t i = 0; i < h.size(); i += 2) {
+    const int hi = digit(h[i]), lo = i + 1 < h.size() ? digit(h[i + 1]) : -1;
+    if (hi < 0 || lo < 0) return std::nullopt;
+    path += char(hi * 16 + lo);
+  }
+  if (path.empty() || path.find('\0') != std::string::npos) return std::nullopt;
+  return path;
+}
+
+std::string row_video(const nlohmann::json& row) {
+  std::optional<std::string> v = row_video_checked(row);
+  if (!v) fail("a row's video path is damaged");
+  return *v;
+}
+
+std::string json_line(const nlohmann::json& j) {
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 namespace {
@@ -140,7 +203,7 @@ void VideoWriter::row(const VideoResult& r, const RowLabel& l) {
     out_ << "," << csv_field(status_text(r)) << "," << csv_field(r.warning)
          << (shard_.empty() ? "" : "," + shard_) << "\n";
   } else {
-    nlohmann::json j{{"video", r.path},
+    nlohmann::json j{{"video", nullptr},
                      {"frames", r.frames},
                      {"frames_decoded", r.frames_decoded},
                      {"fps", r.fps},
@@ -148,6 +211,7 @@ void VideoWriter::row(const VideoResult& r, const RowLabel& l) {
                      {"label", r.ok() ? nlohmann::json(label) : nlohmann::json(nullptr)},
                      {"vote", vote_name(r.vote)},
                      {"status", status_text(r)}};
+    set_video(j, r.path);
     if (eval_) {
       j["truth"] = l.truth;
       if (l.actor) j["actor"] = l.actor;
@@ -165,7 +229,7 @@ void VideoWriter::row(const VideoResult& r, const RowLabel& l) {
     }
     if (!shard_.empty()) j["shard"] = shard_;
     if (!run_.is_null()) j["run"] = run_;
-    out_ << j.dump() << "\n";
+    out_ << json_line(j) << "\n";
   }
   out_.flush();
 }
@@ -187,10 +251,11 @@ void FrameWriter::rows(const VideoResult& r, const RowLabel& l) {
   char buf[32];
   for (const FrameResult& f : r.frame_rows) {
     if (format_ == Format::Jsonl) {
-      nlohmann::json j{{"video", r.path},
+      nlohmann::json j{{"video", nullptr},
                        {"frame", f.frame_index},
                        {"time_s", f.time_s},
                        {"crop", {f.crop.x, f.crop.y, f.crop.width, f.crop.height}}};
+      set_video(j, r.path);
       if (eval_) j["truth"] = l.truth;
       j["label"] = classes_.at(f.label);
       nlohmann::json probs = nlohmann::json::object(), logits = nlohmann::json::object();
@@ -200,7 +265,7 @@ void FrameWriter::rows(const VideoResult& r, const RowLabel& l) {
       }
       j["probs"] = probs;
       if (logits_) j["logits"] = logits;
-      out_ << j.dump() << "\n";
+      out_ << json_line(j) << "\n";
       continue;
     }
     out_ << csv_field(r.path) << "," << f.frame_index << "," << seconds(f.time_s) << "," << f.crop.x

@@ -73,6 +73,15 @@ class FrameWriter {
   bool logits_, eval_;
 };
 
+// A row's video path in JSON: "video" holds it as UTF-8, any byte that is not UTF-8 shown as
+// U+FFFD; such a path also gets "video_path_hex", its exact bytes, which row_video() reads back
+// (so --resume and merge know the file again). File systems allow any bytes but '/' and NUL.
+void set_video(nlohmann::json& row, const std::string& path);
+std::string row_video(const nlohmann::json& row);
+std::optional<std::string> row_video_checked(const nlohmann::json& row);  // nullopt: damaged
+// One JSON Lines line (without its newline); any text that is not UTF-8 shown as U+FFFD.
+std::string json_line(const nlohmann::json& j);
+
 // "error: <reason>" with the video's own path removed from the front of the reason.
 std::string status_text(const VideoResult& r);
 std::string csv_field(const std::string& s);

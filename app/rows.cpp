@@ -12,6 +12,7 @@
 #include "cli.h"
 #include "dataset.h"
 #include "fervid/error.h"
+#include "fervid/input_file.h"
 #include "fervid/output_file.h"
 #include "output.h"
 
@@ -19,7 +20,7 @@ namespace fervid::cli {
 
 std::string file_fingerprint(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) fail(path + ": cannot read");
+  if (!in) fail(path + ": cannot read: " + unreadable_reason(path));
   constexpr uint64_t kPrime = 1099511628211ull;
   uint64_t h = 1469598103934665603ull;
   std::vector<uint64_t> buf((1 << 20) / 8);
@@ -35,19 +36,50 @@ std::string file_fingerprint(const std::string& path) {
   return hex;
 }
 
+namespace {
+
+// What is wrong with `row` as one of fervid's per-video JSON Lines rows, or "" (the fields that
+// --resume and merge read, with their types).
+std::string row_problem(const nlohmann::json& row) {
+  if (!row.is_object()) return "not a JSON object";
+  if (!row_video_checked(row)) return "no video path";
+  const auto run = row.find("run");
+  if (run == row.end() || !run->is_object()) return "no run settings";
+  const auto classes = run->find("classes");
+  if (classes == run->end() || !classes->is_array() || classes->empty()) return "no classes";
+  for (const auto& c : *classes)
+    if (!c.is_string()) return "a class that is not a name";
+  if (run->contains("model") && !(*run)["model"].is_string()) return "a model that is not a name";
+  const auto label = row.find("label");
+  if (label == row.end() || !(label->is_string() || label->is_null())) return "no label";
+  for (const char* key : {"status", "truth", "shard", "warning"})
+    if (row.contains(key) && !row[key].is_string()) return std::string(key) + " is not text";
+  if (row.contains("actor") && !row["actor"].is_number_integer()) return "actor is not a number";
+  if (row.contains("counts")) {
+    if (!row["counts"].is_object()) return "counts are not an object";
+    for (const auto& [name, n] : row["counts"].items())
+      if (!n.is_number_integer()) return "a count that is not a whole number";
+  }
+  return "";
+}
+
+}  // namespace
+
 std::vector<nlohmann::json> read_rows(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) fail(path + ": cannot read");
-  std::vector<std::string> lines;
-  for (std::string line; std::getline(in, line);)
-    if (!line.empty()) lines.push_back(line);
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail(path + ": cannot read: " + unreadable_reason(path));
   std::vector<nlohmann::json> rows;
-  for (size_t i = 0; i < lines.size(); ++i) {
-    nlohmann::json row = nlohmann::json::parse(lines[i], nullptr, false);
-    if (row.is_discarded() && i + 1 == lines.size()) break;  // cut short
-    if (row.is_discarded() || !row.is_object() || !row.contains("video") || !row.contains("run"))
-      fail(path + ":" + std::to_string(i + 1) +
-           ": not a row of fervid's JSON Lines output (--format jsonl)");
+  std::string line;
+  for (int lineno = 1; std::getline(in, line); ++lineno) {
+    // A last line without its newline was cut short by a kill: it does not count (an
+    // interrupted run's OutputFile drops it before appending).
+    if (in.eof()) break;
+    if (line.empty()) continue;
+    nlohmann::json row = nlohmann::json::parse(line, nullptr, false);
+    const std::string why = row.is_discarded() ? "not JSON" : row_problem(row);
+    if (!why.empty())
+      fail(path + ":" + std::to_string(lineno) +
+           ": not a row of fervid's JSON Lines output (--format jsonl): " + why);
     rows.push_back(std::move(row));
   }
   return rows;
@@ -66,7 +98,7 @@ std::string run_mismatch(const nlohmann::json& had, const nlohmann::json& now) {
 EvalRow eval_row(const nlohmann::json& row, const std::vector<std::string>& classes, int truth,
                  int actor) {
   EvalRow r;
-  r.path = row["video"].get<std::string>();
+  r.path = row_video(row);
   auto index_of = [&](const std::string& name) {
     auto it = std::find(classes.begin(), classes.end(), name);
     return it == classes.end() ? -1 : int(it - classes.begin());
@@ -134,7 +166,7 @@ int merge_outputs(const MergeArgs& a) {
       const std::string why = run_mismatch(run, row["run"]);
       if (!why.empty())
         fail_option(path + " was written with other settings than " + run_from + " (" + why + ")");
-      const std::string video = row["video"].get<std::string>();
+      const std::string video = row_video(row);
       auto [it, fresh] = seen.emplace(video, path);
       if (!fresh) fail_option(video + " is in both " + it->second + " and " + path);
       rows.push_back(std::move(row));
@@ -148,10 +180,10 @@ int merge_outputs(const MergeArgs& a) {
         "merge: --summary and --confusion score eval rows; these rows carry no truth "
         "(write them with fervid eval)");
   std::stable_sort(rows.begin(), rows.end(), [](const nlohmann::json& x, const nlohmann::json& y) {
-    return x["video"].get<std::string>() < y["video"].get<std::string>();
+    return row_video(x) < row_video(y);
   });
   std::ostringstream text;
-  for (const auto& row : rows) text << row.dump() << "\n";
+  for (const auto& row : rows) text << json_line(row) << "\n";
   write_output(targets[0], text.str());
   if (!a.quiet)
     std::cerr << "fervid: merged " << rows.size() << " videos from " << a.inputs.size()

@@ -3,10 +3,15 @@
 // images, the folder walk, and the errors for unreadable or frameless inputs.
 #include "video.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 #include "fervid/error.h"
 #include "test_util.h"
@@ -83,6 +88,26 @@ TEST(Video, ColoursMatchFfmpegsOwnRgbConversion) {
   if (fs::exists(kData)) expect_same_as_ffmpeg_cli(kData / "video/astronaut-720p.mp4", "astronaut");
 }
 
+// A phone's portrait clip carries its rotation in the stream's display matrix: fervid's frames
+// are upright, equal to those `ffmpeg -i V f.png` (which autorotates) writes, size included.
+TEST(Video, RotatedClipsAreTurnedUprightAsTheFfmpegCliDoes) {
+  const fs::path base = make_clip("upright.mp4", 3);
+  for (int degrees : {90, 180, 270}) {
+    const fs::path rotated = work_dir() / ("rotated" + std::to_string(degrees) + ".mp4");
+    run("ffmpeg -nostdin -v error -y -i " + base.string() +
+        " -c copy -metadata:s:v:0 rotate=" + std::to_string(degrees) + " " + rotated.string());
+    SCOPED_TRACE(rotated.string());
+    expect_same_as_ffmpeg_cli(rotated, "rotated" + std::to_string(degrees));
+    const Frame f = decode(rotated).at(0);
+    EXPECT_EQ(f.width, degrees == 180 ? 64 : 48);
+    EXPECT_EQ(f.height, degrees == 180 ? 48 : 64);
+    // Kept as YUV (the GPU's path), a rotated clip still comes as upright RGB.
+    const Frame y = decode(rotated, {1, 0, true}).at(0);
+    EXPECT_FALSE(y.is_yuv);
+    EXPECT_EQ(y.width, f.width);
+  }
+}
+
 TEST(Video, DecodesTheRealVideos) {
   if (!fs::exists(kData)) GTEST_SKIP() << "no shared data at " << kData;
   auto astro = decode(kData / "video/astronaut-720p.mp4");
@@ -115,6 +140,67 @@ TEST(Video, ImageFoldersAndSingleImages) {
   }
 }
 
+// One unreadable image does not fail its folder: it is skipped and the warning says so; a folder
+// none of whose images can be read fails with the first one's reason.
+TEST(Video, ImageFolderSkipsAnUnreadableImageAndSaysSo) {
+  const fs::path dir = work_dir() / "one-bad-png";
+  fs::create_directories(dir);
+  run("ffmpeg -nostdin -v error -y -f lavfi -i testsrc=size=32x24 -frames:v 3 " +
+      (dir / "f%02d.png").string());
+  std::ofstream(dir / "f02.png") << "PNG but not really";
+  auto src = open_frames({dir.string(), InputKind::ImageFolder, ""}, {});
+  std::vector<int64_t> indices;
+  Frame f;
+  while (src->next(f)) indices.push_back(f.index);
+  EXPECT_EQ(indices, (std::vector<int64_t>{0, 2}));
+  EXPECT_NE(src->warning().find("1 of 3 images could not be read"), std::string::npos)
+      << src->warning();
+  EXPECT_NE(src->warning().find("f02.png"), std::string::npos) << src->warning();
+  const fs::path bad = work_dir() / "all-bad-png";
+  fs::create_directories(bad);
+  std::ofstream(bad / "a.png") << "no";
+  std::ofstream(bad / "b.png") << "no";
+  auto none = open_frames({bad.string(), InputKind::ImageFolder, ""}, {});
+  EXPECT_THROW(none->next(f), Error);
+}
+
+// A walk leaves nothing out without a word: GIFs and audio files are inputs (their rows say
+// what they are), dangling links and pipes are error rows, other files are listed as skipped,
+// and images beside other inputs are said to be read as one video.
+TEST(Video, FolderWalksDropNothingSilently) {
+  const fs::path root = work_dir() / "walk";
+  fs::remove_all(root);
+  fs::create_directories(root / "sub");
+  run("ffmpeg -nostdin -v error -y -f lavfi -i testsrc=size=32x24:rate=5 -frames:v 3 " +
+      (root / "sub" / "anim.gif").string());
+  run("ffmpeg -nostdin -v error -y -f lavfi -i sine=duration=0.2 " +
+      (root / "sub" / "voice.m4a").string());
+  fs::create_symlink(root / "gone.mp4", root / "sub" / "dangling.mp4");
+  run("mkfifo " + (root / "sub" / "pipe.mp4").string());
+  std::ofstream(root / "sub" / "notes.txt") << "not a video";
+  run("ffmpeg -nostdin -v error -y -f lavfi -i testsrc=size=32x24 -frames:v 2 " +
+      (root / "%02d.png").string());
+  WalkNotes notes;
+  const auto items = expand_inputs({root.string()}, &notes);
+  std::map<std::string, const InputItem*> by_name;
+  for (const InputItem& i : items) by_name[fs::path(i.path).filename().string()] = &i;
+  ASSERT_EQ(items.size(), 5u);
+  EXPECT_EQ(by_name.at("anim.gif")->kind, InputKind::Video);
+  EXPECT_EQ(by_name.at("voice.m4a")->kind, InputKind::Video);
+  EXPECT_EQ(by_name.at("dangling.mp4")->error, "a dangling symbolic link (its target is missing)");
+  EXPECT_EQ(by_name.at("pipe.mp4")->error, "not a regular file (a named pipe)");
+  EXPECT_EQ(by_name.at("walk")->kind, InputKind::ImageFolder);
+  EXPECT_EQ(notes.skipped, (std::vector<std::string>{(root / "sub" / "notes.txt").string()}));
+  EXPECT_EQ(notes.image_folders_beside_other_inputs, (std::vector<std::string>{root.string()}));
+  ASSERT_EQ(notes.lines().size(), 2u);
+  EXPECT_NE(notes.lines()[0].find("skipped 1 files"), std::string::npos) << notes.lines()[0];
+  // Named directly, a pipe or a device is refused, not opened (it could block for ever).
+  const auto direct = expand_inputs({(root / "sub" / "pipe.mp4").string(), "/dev/zero"});
+  EXPECT_EQ(direct[0].error, "not a regular file (a named pipe)");
+  EXPECT_EQ(direct[1].error, "not a regular file (a device)");
+  EXPECT_EQ(decode(root / "sub" / "anim.gif").size(), 3u);
+}
+
 TEST(Video, WalksFoldersAndReportsEmptyOrMissingOnes) {
   fs::path root = work_dir() / "tree";
   fs::create_directories(root / "imgs");
@@ -136,6 +222,14 @@ TEST(Video, WalksFoldersAndReportsEmptyOrMissingOnes) {
   EXPECT_EQ(items[3].error, "no such file or directory");
 }
 
+// A file no FFmpeg demuxer takes for its format (random bytes sometimes are one).
+fs::path write_junk(const std::string& name) {
+  const fs::path p = work_dir() / name;
+  std::ofstream out(p, std::ios::binary);
+  for (int i = 0; i < 100; ++i) out << "this is not a video, just text\n";
+  return p;
+}
+
 void expect_open_error(const fs::path& p, const std::string& reason) {
   try {
     decode(p);
@@ -148,12 +242,7 @@ void expect_open_error(const fs::path& p, const std::string& reason) {
 
 TEST(Video, BadVideosFailWithTheirPath) {
   SeedTrace trace;
-  fs::path junk = work_dir() / "junk.mp4";
-  {
-    std::ofstream out(junk, std::ios::binary);
-    for (int i = 0; i < 5000; ++i) out.put(char(rng()() & 0xff));
-  }
-  expect_open_error(junk, "cannot open video");
+  expect_open_error(write_junk("junk.mp4"), "cannot open video");
   fs::path audio = work_dir() / "audio.m4a";
   run("ffmpeg -nostdin -v error -y -f lavfi -i sine=duration=0.5 " + audio.string());
   expect_open_error(audio, "no video stream");
@@ -250,7 +339,8 @@ void expect_same_frames(const Decoded& stream, const Decoded& alone, const fs::p
 // H.264 with B-frames and short GOPs (reordering across the clip boundary), real RAVDESS and HD
 // clips, a size change, codecs that cannot continue (MPEG-4 part 2, MS-MPEG4), a file that is no
 // video, and a clip whose middle is overwritten with noise: each clip's frames equal those of
-// the clip decoded alone, byte for byte, and the clips after a bad one are not affected.
+// the clip decoded alone, byte for byte (the noisy one too: its errors are concealed from its
+// own frames, never from the clip before), and the clips after a bad one are not affected.
 TEST(ClipDecoder, ContinuousStreamEqualsEachClipDecodedAlone) {
   SeedTrace trace;
   REQUIRE_ENCODERS();
@@ -259,11 +349,7 @@ TEST(ClipDecoder, ContinuousStreamEqualsEachClipDecodedAlone) {
   fs::path bframes2 = make_clip("bframes2.mp4", 23, "-c:v libx264 -bf 2 -g 5 -crf 40");
   fs::path mpeg4 = make_clip("part2.avi", 14, "-c:v mpeg4");
   fs::path ms = make_clip("ms.avi", 9, "-c:v msmpeg4");
-  fs::path junk = work_dir() / "stream-junk.mp4";
-  {
-    std::ofstream out(junk, std::ios::binary);
-    for (int i = 0; i < 3000; ++i) out.put(char(rng()() & 0xff));
-  }
+  fs::path junk = write_junk("stream-junk.mp4");
   // 60 frames, moov first, then a run of noise over the middle of the media data.
   fs::path noisy = make_clip("noisy.mp4", 60, "-c:v libx264 -g 8 -movflags +faststart");
   {
@@ -303,17 +389,66 @@ TEST(ClipDecoder, ContinuousStreamEqualsEachClipDecodedAlone) {
       // in-band parameter sets (MPEG-4 part 2, MS-MPEG4, the second RAVDESS clip's MPEG-4), none
       // for the junk file. One decoder per clip would be 13.
       EXPECT_EQ(decoders, 6);
-      for (size_t i = 0; i < clips.size(); ++i) {
-        if (clips[i] == noisy) {
-          // Noise decodes to whatever the decoder conceals: only its place in the stream and
-          // that the clips after it decode as alone are required.
-          EXPECT_LE(stream[i].frames.size(), 60u);
-          continue;
-        }
-        expect_same_frames(stream[i], alone[i], clips[i]);
-      }
+      for (size_t i = 0; i < clips.size(); ++i) expect_same_frames(stream[i], alone[i], clips[i]);
     }
   }
+}
+
+// The damage that made a clip's frames depend on the clip before it: bytes of its first
+// keyframe overwritten, so that the decoder conceals them, from the previous clip's last frame
+// when it was not flushed. Decoded after another clip it must equal the clip decoded alone.
+TEST(ClipDecoder, ADamagedClipDependsOnItselfNotOnTheClipBefore) {
+  REQUIRE_ENCODERS();
+  const fs::path before = make_clip("before.mp4", 20, "-c:v libx264 -vf hflip");
+  const fs::path damaged = work_dir() / "damaged-idr.mp4";
+  fs::copy_file(make_clip("idr.mp4", 20, "-c:v libx264 -g 100"), damaged,
+                fs::copy_options::overwrite_existing);
+  {
+    std::fstream f(damaged, std::ios::in | std::ios::out | std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    const size_t mdat = bytes.find("mdat");
+    ASSERT_NE(mdat, std::string::npos);
+    for (int k = 0; k < 40; ++k) {  // a fixed pattern: the test does not depend on a seed
+      f.seekp(std::streamoff(mdat + 8 + 300 + (k * 37) % 600));
+      f.put(char(0xff));
+    }
+  }
+  const Decoded alone = decode_alone(damaged, {});
+  ASSERT_FALSE(alone.frames.empty()) << alone.error;
+  for (bool all_first : {false, true}) {
+    const std::vector<Decoded> stream = decode_stream({before, damaged}, {}, all_first);
+    expect_same_frames(stream[1], alone, damaged);
+  }
+}
+
+// One read that makes no progress for FERVID_STALL_SECONDS (a pipe nobody writes to, a hung
+// network share) ends its clip with an error row instead of hanging the run.
+TEST(ClipDecoder, AReadThatStallsEndsTheClipWithAnError) {
+  const fs::path pipe = work_dir() / "stalled.mp4";
+  fs::remove(pipe);
+  run("mkfifo " + pipe.string());
+  // A writer end that never writes (O_RDWR opens a pipe without waiting for a reader).
+  const int writer = ::open(pipe.c_str(), O_RDWR | O_NONBLOCK);
+  ASSERT_GE(writer, 0);
+  setenv("FERVID_STALL_SECONDS", "1", 1);
+  auto decoder = ClipDecoder::create({}, {});
+  unsetenv("FERVID_STALL_SECONDS");
+  decoder->add(0, pipe.string());
+  decoder->flush();
+  const auto t0 = std::chrono::steady_clock::now();
+  ClipEvent ev;
+  bool ended = false;
+  while (decoder->next(ev))
+    if (ev.end) {
+      ended = true;
+      break;
+    }
+  const double waited =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  ::close(writer);
+  ASSERT_TRUE(ended);
+  EXPECT_NE(ev.error.find("no data for 1 s"), std::string::npos) << ev.error;
+  EXPECT_LT(waited, 10.0);
 }
 
 // ffprobe's pts_time of every frame of `clip`, in presentation order.

@@ -3,6 +3,7 @@
 #include "fervid/weights.h"
 
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "fervid/error.h"
@@ -55,19 +56,120 @@ TEST(ModelSpec, Vgg16CardsHaveTorchvisionNamesAndSizes) {
   EXPECT_FLOAT_EQ(study.preprocess.scale, 1.0f / 255.0f);
 }
 
-TEST(ModelSpec, RejectsBadCards) {
-  auto bad = [](const char* text) {
-    EXPECT_THROW(ModelSpec::from_json(nlohmann::json::parse(text), "card"), Error) << text;
+// A good card with `change` merged over it fails, naming the card and `reason`.
+void expect_bad_card(const char* change, const std::string& reason) {
+  nlohmann::json card = nlohmann::json::parse(
+      R"({"config":[4,"M"], "input_size":8, "head":"gap", "dense":[], "classes":["a","b"]})");
+  card.merge_patch(nlohmann::json::parse(change));
+  try {
+    ModelSpec::from_json(card, "card.json");
+    ADD_FAILURE() << change << ": accepted";
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    EXPECT_EQ(m.rfind("card.json: ", 0), 0u) << m;
+    EXPECT_NE(m.find(reason), std::string::npos) << change << ": " << m;
+    EXPECT_EQ(m.find("card.json: card.json"), std::string::npos) << m;
+  }
+}
+
+TEST(ModelSpec, RejectsBadCardsNamingTheCardAndTheReason) {
+  ModelSpec::from_json(nlohmann::json::parse(R"({"config":[4,"M"], "input_size":8.0,
+      "head":"gap", "dense":[], "classes":["a","b"]})"),
+                       "card.json");  // 8.0 is 8
+  expect_bad_card(R"({"config":[]})", "config is empty");
+  expect_bad_card(R"({"head":"avg"})", "head must be gap or flatten");
+  expect_bad_card(R"({"classes":["a"]})", "at least 2 classes");
+  expect_bad_card(R"({"classes":["a","a"]})", "appears twice");
+  expect_bad_card(R"({"input_size":7})", "not divisible");
+  expect_bad_card(R"({"dense":[0]})", "'dense' must be a whole number in 1..");
+  expect_bad_card(R"({"vote":"mean"})", "unknown vote 'mean'");
+  expect_bad_card(R"({"preprocess":"imagenet"})", "unknown preprocessing preset");
+  expect_bad_card(R"({"config":["M", 4]})", "starts with a pool");
+}
+
+TEST(ModelSpec, NumbersAreWholeAndInRangeNeverTruncated) {
+  expect_bad_card(R"({"input_size":32.7})", "'input_size' must be a whole number in 1..8192");
+  expect_bad_card(R"({"input_size":"32"})", "'input_size' must be a whole number");
+  expect_bad_card(R"({"config":[4294967304,"M"]})", "'config' must be a whole number");
+  expect_bad_card(R"({"config":[-4,"M"]})", "'config' must be a whole number");
+  expect_bad_card(R"({"dense":[4294967304]})", "'dense' must be a whole number");
+  expect_bad_card(R"({"preprocess":{"resize":1e10}})", "'preprocess.resize' must be a whole");
+  expect_bad_card(R"({"preprocess":{"scale":1e300}})", "'scale' must be a finite float32");
+  expect_bad_card(R"({"preprocess":{"std":[1e-45,1,1]}})", "1/std overflows");
+  expect_bad_card(R"({"preprocess":{"mean":[1,2]}})", "a list of 3 numbers");
+}
+
+TEST(ModelSpec, AMissingInputSizeIsAnErrorNot224) {
+  nlohmann::json card =
+      nlohmann::json::parse(R"({"config":[4,"M"], "head":"gap", "dense":[], "classes":["a","b"]})");
+  EXPECT_THROW(
+      {
+        try {
+          ModelSpec::from_json(card, "card.json");
+        } catch (const Error& e) {
+          EXPECT_NE(std::string(e.what()).find("has no 'input_size'"), std::string::npos);
+          throw;
+        }
+      },
+      Error);
+}
+
+TEST(ModelSpec, FieldsOfTheWrongTypeNameTheField) {
+  expect_bad_card(R"({"vote":7})", "'vote' must be a string, not 7");
+  expect_bad_card(R"({"name":["x"]})", "'name' must be a string");
+  expect_bad_card(R"({"crop":{}})", "'crop' must be a string");
+  expect_bad_card(R"({"preprocess":{"channel_order":1}})", "'channel_order' must be a string");
+  expect_bad_card(R"({"classes":"ab"})", "'classes' must be a list");
+  expect_bad_card(R"({"config":{"a":1}})", "'config' must be a list");
+}
+
+TEST(ModelSpec, SizesThatOverflowOrExhaustMemoryAreRefused) {
+  // A flatten head over a 4096x4096 map of 512 channels: 8.6e9 inputs to the first dense layer.
+  expect_bad_card(R"({"config":[512,"M"], "input_size":8192, "head":"flatten", "dense":[4096]})",
+                  "would hold");
+  expect_bad_card(R"({"dense":[1048576, 1048576]})", "would hold");
+  expect_bad_card(R"({"config":[65536, 65536, "M"]})", "would hold");
+  std::string many = R"({"config":[)";
+  for (int i = 0; i < 300; ++i) many += "4,";
+  many += R"("M"]})";
+  expect_bad_card(many.c_str(), "at most 256 entries");
+}
+
+TEST(ModelSpec, ClassNamesWithControlCharactersAndCropsInTheCardAreChecked) {
+  expect_bad_card(R"({"classes":["a","b\r"]})", "control character");
+  expect_bad_card(R"({"classes":["a","b\nc"]})", "control character");
+  expect_bad_card(R"({"classes":["a","b,c"]})", "a comma");
+  expect_bad_card(R"({"crop":"box=1,2,3"})", "crop 'box=1,2,3' must be");
+  expect_bad_card(R"({"crop":"box=2147483647,0,1,1x"})", "must be full, center or box");
+  expect_bad_card(R"({"crop":"box=0,0,99999999999,1"})", "must be full, center or box");
+}
+
+TEST(ModelSpec, CardFilesThatCannotBeReadSayWhy) {
+  const std::string dir = temp_path("card-folder");
+  std::filesystem::create_directories(dir);
+  auto reason = [](const std::string& path) {
+    try {
+      ModelSpec::load_card(path);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
   };
-  bad(R"({"config":[], "head":"gap", "dense":[], "classes":["a","b"]})");
-  bad(R"({"config":[4,"M"], "head":"avg", "dense":[], "classes":["a","b"]})");
-  bad(R"({"config":[4,"M"], "head":"gap", "dense":[], "classes":["a"]})");
-  bad(R"({"config":[4,"M"], "head":"gap", "dense":[], "classes":["a","a"]})");
-  bad(R"({"config":[4,"M"], "input_size": 7, "head":"gap", "dense":[], "classes":["a","b"]})");
-  bad(R"({"config":[4,"M"], "head":"gap", "dense":[0], "classes":["a","b"]})");
-  bad(R"({"config":[4,"M"], "head":"gap", "dense":[], "classes":["a","b"], "vote":"mean"})");
-  bad(R"({"config":[4,"M"], "head":"gap", "dense":[], "classes":["a","b"], "preprocess":"imagenet"})");
-  bad(R"({"config":["M", 4], "head":"gap", "dense":[], "classes":["a","b"]})");
+  EXPECT_EQ(reason(dir), dir + ": cannot read the model card: is a folder");
+  const std::string a = temp_path("loop-a"), b = temp_path("loop-b");
+  std::filesystem::create_symlink(b, a);
+  std::filesystem::create_symlink(a, b);
+  EXPECT_EQ(reason(a), a + ": cannot read the model card: too many levels of symbolic links");
+  EXPECT_EQ(reason(temp_path("none.json")),
+            temp_path("none.json") + ": cannot read the model card: no such file or directory");
+  const std::string big = temp_path("big.json");
+  std::ofstream(big) << std::string(2 << 20, ' ');
+  EXPECT_NE(reason(big).find("larger than 1048576 bytes"), std::string::npos) << reason(big);
+  const std::string bom = temp_path("bom.json");
+  std::ofstream(bom) << "\xEF\xBB\xBF"
+                     << R"({"config":[4,"M"], "input_size":8, "head":"gap", "dense":[],
+                           "classes":["a","b"]})";
+  EXPECT_EQ(ModelSpec::load_card(bom).input_size, 8);
 }
 
 TEST(Weights, MakeWeightsIsDeterministicAndLoads) {

@@ -7,7 +7,14 @@
 
 namespace fervid {
 
+// The most CPU threads a run may ask for: far above any machine's cores, far below what makes
+// libgomp overflow its stack (100,000) or run out of memory.
+constexpr int kMaxThreads = 1024;
+
 std::unique_ptr<Backend> make_backend(const BackendOptions& options, const Notify& notify) {
+  if (options.threads < 0 || options.threads > kMaxThreads)
+    fail_option("--threads " + std::to_string(options.threads) + ": expected 0 (all cores) to " +
+                std::to_string(kMaxThreads));
   const std::string precision = precision_name(options.precision);
   const std::string impl = conv_impl_name(options.conv_impl);
   if (options.conv_impl == ConvImpl::Fervid &&

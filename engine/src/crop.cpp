@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "fervid/error.h"
+#include "fervid/input_file.h"
 #include "fervid/inputs.h"
 
 namespace fervid {
@@ -15,29 +16,29 @@ namespace {
 
 // path,x,y,w,h rows -> canonical path -> box.
 std::map<std::string, CropRect> read_boxes(const std::string& csv) {
-  std::ifstream in(csv);
-  if (!in) fail_option("--crop boxes=" + csv + ": cannot read the file");
+  std::string text;
+  try {
+    text = read_text_file(csv, "boxes CSV", kMaxListBytes);
+  } catch (const Error& e) {
+    fail_option("--crop boxes=" + std::string(e.what()));
+  }
   std::map<std::string, CropRect> boxes;
-  std::string line;
-  for (int lineno = 1; std::getline(in, line); ++lineno) {
+  int lineno = 0;
+  for (std::string_view text_line : text_lines(text)) {
+    const std::string line(text_line);
+    ++lineno;
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     const std::optional<ListedRow> row = split_listed_row(csv, line, 4);
     if (row && lineno == 1 && row->path == "path") continue;  // header
-    CropRect r;
-    bool ok = bool(row);
-    try {
-      if (ok) {
-        const auto& f = row->fields;
-        r = {std::stoi(f[0]), std::stoi(f[1]), std::stoi(f[2]), std::stoi(f[3])};
-        ok = r.x >= 0 && r.y >= 0 && r.width > 0 && r.height > 0;
-      }
-    } catch (const std::exception&) {
-      ok = false;
+    std::optional<CropRect> box;
+    if (row) {
+      const auto& f = row->fields;
+      box = parse_box(f[0] + "," + f[1] + "," + f[2] + "," + f[3]);
     }
-    if (!ok)
+    if (!box)
       fail_option("--crop boxes=" + csv + ":" + std::to_string(lineno) +
                   ": expected path,x,y,w,h with x,y >= 0 and w,h > 0");
-    boxes[row->key] = r;
+    boxes[row->key] = *box;
   }
   return boxes;
 }
@@ -57,12 +58,9 @@ CropSpec CropSpec::parse(const std::string& text) {
     return c;
   }
   if (text.rfind("box=", 0) == 0) {
-    std::istringstream in(text.substr(4));
-    char c1 = 0, c2 = 0, c3 = 0;
-    in >> c.box.x >> c1 >> c.box.y >> c2 >> c.box.width >> c3 >> c.box.height;
-    if (in.fail() || !in.eof() || c1 != ',' || c2 != ',' || c3 != ',' || c.box.x < 0 ||
-        c.box.y < 0 || c.box.width <= 0 || c.box.height <= 0)
-      fail_option("--crop " + text + ": expected box=x,y,w,h with x,y >= 0 and w,h > 0");
+    const std::optional<CropRect> box = parse_box(std::string_view(text).substr(4));
+    if (!box) fail_option("--crop " + text + ": expected box=x,y,w,h with x,y >= 0 and w,h > 0");
+    c.box = *box;
     c.mode = Mode::Box;
     return c;
   }
@@ -98,7 +96,7 @@ CropRect CropSpec::rect_for(int width, int height) const {
 }
 
 void check_crop_inside(const CropRect& box, int width, int height) {
-  if (box.x + box.width > width || box.y + box.height > height)
+  if (!crop_fits(box, width, height))
     fail("crop box " + box_text(box) + " lies outside the " + std::to_string(width) + "x" +
          std::to_string(height) + " frame");
 }

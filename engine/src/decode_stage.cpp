@@ -124,7 +124,7 @@ void decode_inputs(const std::vector<InputItem>& inputs, std::atomic<int>& next_
     }
     clips->flush();
     if (!pump()) return;
-    std::string error;
+    std::string error, warning;
     SourceStats stats;
     try {
       auto source = open_frames(inputs[v], sampling);
@@ -132,10 +132,11 @@ void decode_inputs(const std::vector<InputItem>& inputs, std::atomic<int>& next_
       while (source->next(f))
         if (!send.frame(v, std::move(f))) return;
       stats = source->stats();
+      warning = source->warning();
     } catch (const std::exception& e) {
       error = e.what();
     }
-    if (!send.end(v, error, "", stats)) return;
+    if (!send.end(v, error, warning, stats)) return;
   }
   clips->flush();
   pump();

@@ -1,5 +1,6 @@
 // fervid::Engine (fervid/fervid.h): a backend, a model prepared on it, and classify runs.
 #include <algorithm>
+#include <cmath>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -136,6 +137,10 @@ FrameScores Engine::classify_frames(std::span<const ImageView> frames, const Cro
     be.copy_to_host(s.probs.data() + row, model.probs().slice(0, n));
     be.copy_to_host(s.logits.data() + row, model.logits().slice(0, n));
   }
+  for (size_t i = 0; i < s.labels.size(); ++i)
+    if (!std::all_of(s.probs.begin() + i * s.classes, s.probs.begin() + (i + 1) * s.classes,
+                     [](float p) { return std::isfinite(p); }))
+      s.labels[i] = -1;
   return s;
 }
 

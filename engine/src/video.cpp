@@ -33,15 +33,31 @@ class ImageListSource final : public FrameSource {
     return {kept_, sampling_.fps, double(files_.size()) / sampling_.fps};
   }
 
+  // An image that cannot be read is skipped (the row's warning counts it); a folder none of
+  // whose images can be read fails with the first one's reason.
   bool next(Frame& out) override {
-    if (sampling_.max_frames > 0 && kept_ >= sampling_.max_frames) return false;
-    if (pos_ >= files_.size()) return false;
-    out = load_image(files_[pos_]);
-    out.index = int64_t(pos_);
-    out.time_s = double(pos_) / sampling_.fps;
-    pos_ += size_t(std::max(sampling_.stride, 1));
-    ++kept_;
-    return true;
+    while (!(sampling_.max_frames > 0 && kept_ >= sampling_.max_frames) && pos_ < files_.size()) {
+      const size_t at = pos_;
+      pos_ += size_t(std::max(sampling_.stride, 1));
+      try {
+        out = load_image(files_[at]);
+      } catch (const Error& e) {
+        if (unreadable_++ == 0) first_unreadable_ = e.what();
+        continue;
+      }
+      out.index = int64_t(at);
+      out.time_s = double(at) / sampling_.fps;
+      ++kept_;
+      return true;
+    }
+    if (kept_ == 0 && unreadable_ > 0) fail(first_unreadable_);
+    return false;
+  }
+
+  std::string warning() const override {
+    if (unreadable_ == 0) return "";
+    return std::to_string(unreadable_) + " of " + std::to_string(files_.size()) +
+           " images could not be read and were skipped (first: " + first_unreadable_ + ")";
   }
 
  private:
@@ -49,6 +65,8 @@ class ImageListSource final : public FrameSource {
   SamplingOptions sampling_;
   size_t pos_ = 0;
   int64_t kept_ = 0;
+  int64_t unreadable_ = 0;
+  std::string first_unreadable_;
 };
 
 // Frames in memory (InputKind::Frames), each copied when it is taken.
@@ -127,8 +145,11 @@ std::optional<ListedRow> split_listed_row(const std::string& csv, const std::str
     end = comma;
   }
   row.path = trim(line.substr(0, end));
-  if (row.path.size() >= 2 && row.path.front() == '"' && row.path.back() == '"')
+  if (row.path.size() >= 2 && row.path.front() == '"' && row.path.back() == '"') {
     row.path = row.path.substr(1, row.path.size() - 2);
+    for (size_t q = row.path.find("\"\""); q != std::string::npos; q = row.path.find("\"\"", q + 1))
+      row.path.erase(q, 1);  // CSV's doubled quote
+  }
   const std::filesystem::path p(row.path);
   row.key =
       canonical_path((p.is_absolute() ? p : std::filesystem::path(csv).parent_path() / p).string());
@@ -147,18 +168,101 @@ bool is_image_path(const std::string& path) {
 }
 
 bool is_video_path(const std::string& path) {
-  static const std::set<std::string> kExt = {".mp4", ".avi",  ".mov", ".mkv", ".webm", ".m4v",
-                                             ".mpg", ".mpeg", ".flv", ".wmv", ".ts",   ".3gp"};
+  static const std::set<std::string> kExt = {
+      ".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".ts",
+      ".3gp", ".3g2", ".gif", ".mts", ".m2ts", ".ogv", ".vob", ".mxf", ".asf", ".f4v", ".y4m",
+      // Audio: classified like any file (their rows say there is no video stream), so that a
+      // walk never drops a media file without a word.
+      ".wav", ".mp3", ".m4a", ".aac", ".flac", ".ogg", ".opus", ".wma"};
   return kExt.count(lower_ext(path)) > 0;
 }
 
-std::vector<InputItem> expand_inputs(const std::vector<std::string>& paths) {
+std::vector<std::string> WalkNotes::lines() const {
+  auto few = [](const std::vector<std::string>& v) {
+    std::string s;
+    for (size_t i = 0; i < v.size() && i < 3; ++i) s += (i ? ", " : "") + v[i];
+    return v.size() > 3 ? s + ", ..." : s;
+  };
+  std::vector<std::string> out;
+  if (!skipped.empty())
+    out.push_back("skipped " + std::to_string(skipped.size()) +
+                  " files that are no video, audio or image by their extension (" + few(skipped) +
+                  "); name a file directly to classify it anyway");
+  for (const std::string& d : image_folders_beside_other_inputs)
+    out.push_back("the images directly in " + d +
+                  " are classified together as one video (an image folder), beside the other "
+                  "inputs there; move them to a folder of their own if they are not one video");
+  return out;
+}
+
+namespace {
+
+// Why a path that exists cannot be an input by itself: pipes, sockets and devices would block
+// or never end ("" for regular files and folders).
+std::string not_a_file(fs::file_status st) {
+  switch (st.type()) {
+    case fs::file_type::fifo:
+      return "not a regular file (a named pipe)";
+    case fs::file_type::socket:
+      return "not a regular file (a socket)";
+    case fs::file_type::character:
+    case fs::file_type::block:
+      return "not a regular file (a device)";
+    default:
+      return "";
+  }
+}
+
+// Walks folder `p`: its videos and image folders into `found`, what it left out into `notes`.
+void walk(const std::string& p, std::vector<InputItem>& found, WalkNotes& notes) {
+  std::error_code ec;
+  for (auto it =
+           fs::recursive_directory_iterator(p, fs::directory_options::skip_permission_denied, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    const std::string q = it->path().string();
+    std::error_code e2;
+    const bool media = is_video_path(q) || is_image_path(q);
+    if (it->is_directory(e2)) {
+      if (!images_in(q).empty()) found.push_back({q, InputKind::ImageFolder, ""});
+    } else if (it->is_symlink(e2) && !fs::exists(it->path(), e2)) {
+      if (media) {
+        found.push_back(
+            {q, InputKind::Invalid, "a dangling symbolic link (its target is missing)"});
+      } else {
+        notes.skipped.push_back(q);
+      }
+    } else if (!it->is_regular_file(e2)) {
+      if (media) found.push_back({q, InputKind::Invalid, not_a_file(it->status(e2))});
+    } else if (is_video_path(q)) {
+      found.push_back({q, InputKind::Video, ""});
+    } else if (!is_image_path(q)) {
+      notes.skipped.push_back(q);
+    }
+  }
+  if (!images_in(p).empty()) {
+    if (!found.empty()) notes.image_folders_beside_other_inputs.push_back(p);
+    found.push_back({p, InputKind::ImageFolder, ""});
+  }
+}
+
+}  // namespace
+
+std::vector<InputItem> expand_inputs(const std::vector<std::string>& paths, WalkNotes* notes) {
+  WalkNotes discarded;
+  WalkNotes& n = notes ? *notes : discarded;
   std::vector<InputItem> items;
   for (const std::string& p : paths) {
     std::error_code ec;
-    fs::file_status st = fs::status(p, ec);
+    const fs::file_status st = fs::status(p, ec);
     if (ec || !fs::exists(st)) {
-      items.push_back({p, InputKind::Invalid, "no such file or directory"});
+      const bool dangling = fs::is_symlink(fs::symlink_status(p, ec));
+      items.push_back({p, InputKind::Invalid,
+                       dangling ? "a dangling symbolic link (its target is missing)"
+                                : "no such file or directory"});
+      continue;
+    }
+    if (const std::string why = not_a_file(st); !why.empty()) {
+      items.push_back({p, InputKind::Invalid, why});
       continue;
     }
     if (!fs::is_directory(st)) {
@@ -166,17 +270,7 @@ std::vector<InputItem> expand_inputs(const std::vector<std::string>& paths) {
       continue;
     }
     std::vector<InputItem> found;
-    if (!images_in(p).empty()) found.push_back({p, InputKind::ImageFolder, ""});
-    for (auto it =
-             fs::recursive_directory_iterator(p, fs::directory_options::skip_permission_denied, ec);
-         !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-      const std::string q = it->path().string();
-      if (it->is_directory(ec)) {
-        if (!images_in(q).empty()) found.push_back({q, InputKind::ImageFolder, ""});
-      } else if (it->is_regular_file(ec) && is_video_path(q)) {
-        found.push_back({q, InputKind::Video, ""});
-      }
-    }
+    walk(p, found, n);
     if (found.empty()) {
       items.push_back({p, InputKind::Invalid, "directory holds no images or videos"});
       continue;

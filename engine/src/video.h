@@ -59,6 +59,9 @@ class FrameSource {
   // The next sampled frame; false at the end. Throws fervid::Error "<path>: <reason>".
   virtual bool next(Frame& frame) = 0;
   virtual SourceStats stats() const = 0;
+  // A remark for the input's row once its frames were taken (e.g. images that could not be
+  // read and were skipped).
+  virtual std::string warning() const { return ""; }
 };
 
 std::unique_ptr<FrameSource> open_frames(const InputItem& item, const SamplingOptions& sampling);
@@ -78,15 +81,19 @@ struct ClipEvent {
   SourceStats stats;  // with the end
 };
 
-// Decodes video files clip after clip through one long-lived decoder: the packets of the next
-// clip follow the last packets of the previous one with no drain, flush or re-creation (H.264
-// and HEVC travel as Annex B, their parameter sets in-band), and the frames are attributed to
-// their clip by their timestamps. A clip whose format the decoder cannot continue with (another
-// codec or size, or a codec without in-band parameter sets) drains the decoder and goes to a
-// decoder of its own format: one drained earlier (a few wait, flushed, for their format's next
-// clip) or a new one. Events come in clip order: a clip's frames, then its end, then the next
-// clip's. A clip that cannot be opened or decoded ends with an error; the clips after it are not
-// affected.
+// Decodes video files clip after clip through long-lived decoders: at the end of a clip the
+// decoder is drained and flushed, so no frame of one clip is a reference (or an error
+// concealment source) for the next and a clip's frames depend on the clip alone; then the next
+// clip of the same format goes on with the same decoder (H.264 and HEVC travel as Annex B, their
+// parameter sets in-band), without opening another. A clip of another format (codec, size, or a
+// codec without in-band parameter sets) goes to a decoder of its own format: one drained earlier
+// (a few wait for their format's next clip) or a new one. Frames are attributed to their clip by
+// their timestamps. Events come in clip order: a clip's frames, then its end, then the next
+// clip's. A packet or frame the decoder refuses is skipped and counted in the clip's warning (as
+// the ffmpeg CLI goes on); a clip that cannot be opened or gives no frame ends with an error; the
+// clips after it are not affected. Frames are turned upright by the stream's rotation (its
+// display matrix), as the ffmpeg CLI does. One read that takes FERVID_STALL_SECONDS (default
+// 60) ends the clip with an error.
 class ClipDecoder {
  public:
   virtual ~ClipDecoder() = default;
@@ -94,6 +101,9 @@ class ClipDecoder {
                                              const DecodeOptions& options);
   // Queues a clip.
   virtual void add(int clip, const std::string& path) = 0;
+  // Queues a clip whose file is `bytes` in memory, named `name` (the fuzz target's way in).
+  virtual void add_bytes(int clip, const std::string& name,
+                         std::shared_ptr<const std::string> bytes) = 0;
   // No clip follows for now: the decoder drains, so that next() returns every queued clip's
   // frames and end.
   virtual void flush() = 0;

@@ -1,5 +1,8 @@
 #include "video_book.h"
 
+#include <algorithm>
+#include <cmath>
+
 #include "fervid/error.h"
 
 namespace fervid {
@@ -93,9 +96,16 @@ VideoResult VideoBook::result(const VoteOutcome& vote, VoteMode mode) {
   r.fps = v.stats.fps;
   r.duration_s = v.stats.duration_s;
   if (r.ok()) {
+    for (double s : vote.sums) r.mean_probs.push_back(s / double(v.frames));
+    if (!std::all_of(r.mean_probs.begin(), r.mean_probs.end(),
+                     [](double p) { return std::isfinite(p); })) {
+      r.error = r.path + ": " + kNotFinite;
+      r.mean_probs.clear();
+    }
+  }
+  if (r.ok()) {
     r.label = vote.winner;
     r.counts = vote.counts;
-    for (double s : vote.sums) r.mean_probs.push_back(s / double(v.frames));
     r.frame_rows = std::move(v.rows);
   } else {
     r.frames = 0;

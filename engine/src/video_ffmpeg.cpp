@@ -3,7 +3,17 @@
 // ffmpeg CLI does (SWS_BICUBIC), so frames from a video equal `ffmpeg -i VIDEO frame%d.png` byte
 // for byte. ClipDecoder feeds clip after clip to one long-lived decoder (see video.h); a single
 // video (open_video) is a ClipDecoder given one clip.
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <deque>
 #include <mutex>
 
@@ -11,12 +21,14 @@ extern "C" {
 #include <libavcodec/avcodec.h>
 #include <libavcodec/bsf.h>
 #include <libavformat/avformat.h>
+#include <libavutil/display.h>
 #include <libavutil/hwcontext.h>
 #include <libavutil/imgutils.h>
 #include <libswscale/swscale.h>
 }
 
 #include "fervid/error.h"
+#include "run_clock.h"
 #include "video_decode.h"
 
 namespace fervid {
@@ -76,16 +88,18 @@ class Converter {
     av_frame_free(&host_);
   }
 
-  // `warning` is set when a device frame had to come to the host.
+  // `warning` is set when a device frame had to come to the host. `rotation`: degrees clockwise
+  // (0, 90, 180, 270) that make the frame upright, as the stream's display matrix says; a
+  // rotated frame is always converted to RGB on the host and turned there.
   void convert(const std::string& path, const AVFrame* f, int64_t index,
-               const SamplingOptions& sampling, DeviceFrameSink* sink, Frame& out,
+               const SamplingOptions& sampling, DeviceFrameSink* sink, int rotation, Frame& out,
                std::string& warning) {
     out = Frame();
     out.index = index;
     if (f->format == AV_PIX_FMT_CUDA) {
       const auto* frames = reinterpret_cast<const AVHWFramesContext*>(f->hw_frames_ctx->data);
       const ColorSpec cs = color_of(f);
-      if (sink && frames->sw_format == AV_PIX_FMT_NV12 && supported_matrix(f)) {
+      if (sink && rotation == 0 && frames->sw_format == AV_PIX_FMT_NV12 && supported_matrix(f)) {
         out.width = f->width;
         out.height = f->height;
         out.is_yuv = true;
@@ -102,7 +116,7 @@ class Converter {
       const int rc = av_hwframe_transfer_data(host_, f, 0);
       if (rc < 0) fail(path + ": cannot copy a decoded frame from the GPU: " + av_error(rc));
       av_frame_copy_props(host_, f);
-      if (warning.empty())
+      if (warning.empty() && rotation == 0)
         warning = std::string("NVDEC gave ") + av_get_pix_fmt_name(frames->sw_format) +
                   " frames; converted on the CPU";
       f = host_;
@@ -111,7 +125,7 @@ class Converter {
     if (w <= 0 || h <= 0) fail(path + ": decoded a frame without a size");
     out.width = w;
     out.height = h;
-    if (sampling.keep_yuv && keep_as_yuv(f, out)) return;
+    if (sampling.keep_yuv && rotation == 0 && keep_as_yuv(f, out)) return;
     // SWS_BICUBIC is the ffmpeg CLI's default: frames equal those `ffmpeg -i V f%d.png` writes
     // (tests/video_test.cpp), so a video and its extracted frames classify the same.
     sws_ = sws_getCachedContext(sws_, w, h, AVPixelFormat(f->format), w, h, AV_PIX_FMT_RGB24,
@@ -133,9 +147,31 @@ class Converter {
     int dst_stride[4] = {out.stride, 0, 0, 0};
     int rows = sws_scale(sws_, f->data, f->linesize, 0, h, dst, dst_stride);
     if (rows != h) fail(path + ": colour conversion failed");
+    if (rotation != 0) rotate(out, rotation);
   }
 
  private:
+  // Turns an RGB frame `degrees` clockwise (90, 180, 270), as the ffmpeg CLI's autorotation
+  // does (transpose=clock, hflip+vflip, transpose=cclock).
+  static void rotate(Frame& f, int degrees) {
+    const int w = f.width, h = f.height;
+    const int ow = degrees == 180 ? w : h, oh = degrees == 180 ? h : w;
+    const int stride = (ow * 3 + 63) / 64 * 64;
+    std::vector<uint8_t> rgb(size_t(stride) * oh + 64);
+    for (int y = 0; y < oh; ++y)
+      for (int x = 0; x < ow; ++x) {
+        // The source pixel (sx, sy) that lands at (x, y).
+        const int sx = degrees == 90 ? y : degrees == 180 ? w - 1 - x : w - 1 - y;
+        const int sy = degrees == 90 ? h - 1 - x : degrees == 180 ? h - 1 - y : x;
+        std::copy_n(f.rgb.data() + size_t(sy) * f.stride + size_t(sx) * 3, 3,
+                    rgb.data() + size_t(y) * stride + size_t(x) * 3);
+      }
+    f.rgb = std::move(rgb);
+    f.width = ow;
+    f.height = oh;
+    f.stride = stride;
+  }
+
   // The matrices the YUV kernels know: BT.601 (also when unspecified) and BT.709.
   static bool supported_matrix(const AVFrame* f) {
     const auto cs = f->colorspace;
@@ -167,6 +203,108 @@ class Converter {
 
   SwsContext* sws_ = nullptr;
   AVFrame* host_ = nullptr;
+};
+
+// The bytes of a clip as FFmpeg's demuxers read them (a custom AVIOContext): a file, opened
+// non-blocking and waited on with poll(), so that a read that gets no data for `stall_s` ends
+// the clip (a pipe nobody writes to, a stalled device) instead of hanging the run; or bytes in
+// memory (ClipDecoder::add_bytes: the fuzz target's).
+class ClipIo {
+ public:
+  ClipIo(const std::string& path, double stall_s) : stall_s_(stall_s) {
+    fd_ = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd_ < 0) fail(path + ": cannot open video: " + system_words(errno));
+    struct stat st {};
+    const bool known = ::fstat(fd_, &st) == 0;
+    regular_ = known && S_ISREG(st.st_mode);
+    size_ = regular_ ? int64_t(st.st_size) : -1;
+    try {
+      if (known && S_ISDIR(st.st_mode)) fail(path + ": cannot open video: it is a folder");
+      make_context(path);
+    } catch (...) {
+      ::close(fd_);
+      throw;
+    }
+  }
+  ClipIo(const std::string& name, std::shared_ptr<const std::string> bytes)
+      : bytes_(std::move(bytes)), regular_(true), size_(int64_t(bytes_->size())) {
+    make_context(name);
+  }
+  ~ClipIo() {
+    if (ctx_) av_freep(&ctx_->buffer);
+    avio_context_free(&ctx_);
+    if (fd_ >= 0) ::close(fd_);
+  }
+  ClipIo(const ClipIo&) = delete;
+  ClipIo& operator=(const ClipIo&) = delete;
+
+  AVIOContext* context() const { return ctx_; }
+  bool stalled() const { return stalled_; }
+
+ private:
+  static std::string system_words(int err) { return av_error(AVERROR(err)); }
+
+  void make_context(const std::string& path) {
+    constexpr int kBuffer = 1 << 16;
+    auto* buffer = static_cast<uint8_t*>(av_malloc(kBuffer));
+    if (!buffer) fail(path + ": out of memory");
+    ctx_ = avio_alloc_context(buffer, kBuffer, 0, this, &ClipIo::read, nullptr,
+                              regular_ ? &ClipIo::seek : nullptr);
+    if (!ctx_) {
+      av_free(buffer);
+      fail(path + ": out of memory");
+    }
+    ctx_->seekable = regular_ ? AVIO_SEEKABLE_NORMAL : 0;
+  }
+
+  static int read(void* self, uint8_t* buf, int size) {
+    auto* io = static_cast<ClipIo*>(self);
+    if (io->bytes_) {
+      const int64_t left = io->size_ - io->pos_;
+      if (left <= 0) return AVERROR_EOF;
+      const int n = int(std::min<int64_t>(left, size));
+      std::memcpy(buf, io->bytes_->data() + io->pos_, size_t(n));
+      io->pos_ += n;
+      return n;
+    }
+    const auto t0 = Clock::now();
+    for (;;) {
+      const ssize_t n = ::read(io->fd_, buf, size_t(size));
+      if (n > 0) return int(n);
+      if (n == 0) return AVERROR_EOF;
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) return AVERROR(errno);
+      if (seconds_since(t0) > io->stall_s_) {
+        io->stalled_ = true;
+        return AVERROR_EXIT;
+      }
+      pollfd p{io->fd_, POLLIN, 0};
+      ::poll(&p, 1, 100);
+    }
+  }
+
+  static int64_t seek(void* self, int64_t offset, int whence) {
+    auto* io = static_cast<ClipIo*>(self);
+    if (whence == AVSEEK_SIZE) return io->size_;
+    whence &= ~AVSEEK_FORCE;
+    if (io->bytes_) {
+      const int64_t to = whence == SEEK_SET   ? offset
+                         : whence == SEEK_CUR ? io->pos_ + offset
+                         : whence == SEEK_END ? io->size_ + offset
+                                              : -1;
+      if (to < 0 || to > io->size_) return AVERROR(EINVAL);
+      return io->pos_ = to;
+    }
+    const off_t to = ::lseek(io->fd_, off_t(offset), whence);
+    return to < 0 ? AVERROR(errno) : int64_t(to);
+  }
+
+  int fd_ = -1;
+  std::shared_ptr<const std::string> bytes_;
+  bool regular_ = false, stalled_ = false;
+  int64_t size_ = -1, pos_ = 0;
+  double stall_s_ = 60;
+  AVIOContext* ctx_ = nullptr;
 };
 
 // What a decoder is made for: a clip with another key needs another decoder. Only codecs whose
@@ -204,6 +342,14 @@ class ClipDecoderImpl final : public ClipDecoder {
     c.path = path;
     queued_.push_back(std::move(c));
   }
+  void add_bytes(int clip, const std::string& name,
+                 std::shared_ptr<const std::string> bytes) override {
+    Clip c;
+    c.id = clip;
+    c.path = name;
+    c.bytes = std::move(bytes);
+    queued_.push_back(std::move(c));
+  }
   void flush() override { flush_ = true; }
   int decoders_opened() const override { return decoders_opened_; }
 
@@ -223,6 +369,7 @@ class ClipDecoderImpl final : public ClipDecoder {
   struct Clip {
     int id = 0;
     std::string path;
+    std::shared_ptr<const std::string> bytes;  // read from memory instead of `path`
     int64_t seq = 0;  // its number in this decoder's stream, in the high bits of its timestamps
     int64_t decoded = 0, kept = 0;
     int64_t packets = 0;  // sent to the decoder
@@ -233,7 +380,23 @@ class ClipDecoderImpl final : public ClipDecoder {
     double time_base = 0;   // seconds per time stamp unit
     double fps = 0;         // the stream's average frame rate
     double duration_s = 0;  // the stream's duration, or the file's
+    int rotation = 0;       // degrees clockwise that make its frames upright
+    int64_t lost = 0;       // packets or frames the decoder refused (skipped, as ffmpeg does)
+    std::string lost_why;   // the first refusal's reason
   };
+
+  // The clip a packet or frame stamped with `seq` belongs to (nullptr: none in flight).
+  Clip* clip_of(int64_t seq) {
+    for (Clip& c : inflight_)
+      if (c.seq == seq) return &c;
+    return nullptr;
+  }
+
+  // A packet or frame the decoder refused: skipped, counted in its clip's row.
+  void lost(Clip* c, int rc) {
+    if (!c) return;
+    if (c->lost++ == 0) c->lost_why = av_error(rc);
+  }
 
   // Takes one frame from the decoder; false when it needs input.
   bool receive() {
@@ -248,10 +411,16 @@ class ClipDecoderImpl final : public ClipDecoder {
       end_before(input_open() ? inflight_.back().seq : INT64_MAX);
       return true;
     }
-    if (rc == AVERROR_INVALIDDATA) return true;  // a corrupt frame: skipped, as ffmpeg does
     if (rc == AVERROR(EAGAIN) && !draining_) return false;
-    decoder_failed("decoding failed: " + av_error(rc));
-    return true;
+    // Any other refusal loses one frame, and decoding goes on with the next packet (as the
+    // ffmpeg CLI does after "Error while decoding stream"); the clip's row counts the losses.
+    lost(inflight_.empty() ? nullptr : &inflight_[0], rc);
+    if (draining_) {  // it cannot give the rest: the clips fed to it end with what they have
+      close_decoder();
+      end_before(input_open() ? inflight_.back().seq : INT64_MAX);
+      return true;
+    }
+    return false;
   }
 
   void on_frame() {
@@ -269,8 +438,8 @@ class ClipDecoderImpl final : public ClipDecoder {
     ev.clip = c.id;
     try {
       converter_.convert(c.path, frame_, index, sampling_,
-                         options_.kind == DecoderKind::Nvdec ? options_.sink : nullptr, ev.frame,
-                         c.warning);
+                         options_.kind == DecoderKind::Nvdec ? options_.sink : nullptr, c.rotation,
+                         ev.frame, c.warning);
     } catch (const std::exception& e) {
       c.error = e.what();
       return;
@@ -299,22 +468,18 @@ class ClipDecoderImpl final : public ClipDecoder {
       ev.end = true;
       ev.clip = c.id;
       ev.error = c.error;
-      if (ev.error.empty() && c.kept == 0) ev.error = c.path + ": no frames could be decoded";
+      if (ev.error.empty() && c.kept == 0)
+        ev.error = c.path + ": no frames could be decoded" +
+                   (c.lost ? " (FFmpeg: " + c.lost_why + ")" : "");
       ev.warning = c.warning;
+      if (c.lost)
+        ev.warning +=
+            (ev.warning.empty() ? "" : "; ") + std::to_string(c.lost) +
+            " packets or frames could not be decoded and were skipped (FFmpeg: " + c.lost_why + ")";
       ev.stats = {c.decoded, c.fps, c.duration_s};
       ready_.push_back(std::move(ev));
       inflight_.pop_front();
     }
-  }
-
-  // A hard decoder error: the clips it was decoding fail, the decoder is dropped, and the clips
-  // after them start on a new one.
-  void decoder_failed(const std::string& why) {
-    for (Clip& c : inflight_)
-      if (c.packets > 0 && c.error.empty()) c.error = c.path + ": " + why;
-    if (input_open() && inflight_.back().packets > 0) close_input();
-    close_decoder();
-    end_before(input_open() ? inflight_.back().seq : INT64_MAX);
   }
 
   // Sends the decoder its next input; false when there is none until add() or flush().
@@ -323,9 +488,9 @@ class ClipDecoderImpl final : public ClipDecoder {
       if (!pending_.empty()) {  // a packet the decoder could not take yet
         const int rc = avcodec_send_packet(dec_, pending_.front());
         if (rc == AVERROR(EAGAIN)) return true;  // it has frames to give first
+        if (rc < 0) lost(clip_of(pending_.front()->pts >> kSeqShift), rc);  // skipped
         av_packet_free(&pending_.front());
         pending_.pop_front();
-        if (rc < 0 && rc != AVERROR_INVALIDDATA) decoder_failed("decoding failed: " + av_error(rc));
         return true;
       }
       if (!input_open()) {
@@ -346,7 +511,10 @@ class ClipDecoderImpl final : public ClipDecoder {
         open_decoder();
         continue;
       }
-      if (!(dec_key_ == key_)) return drain();  // the next clip needs another decoder
+      // A clip starts on a drained, flushed decoder: no frame of the clip before it stays as a
+      // reference, so a damaged clip is concealed from its own frames only and its result does
+      // not depend on the clips decoded before it. (Another format needs another decoder too.)
+      if (!(dec_key_ == key_) || earlier_clip_fed()) return drain();
       if (!read_packet()) continue;
       return true;
     }
@@ -359,6 +527,20 @@ class ClipDecoderImpl final : public ClipDecoder {
   }
 
   bool input_open() const { return fmt_ != nullptr; }
+
+  // Whether the decoder holds packets of a clip before the one being read.
+  bool earlier_clip_fed() const {
+    for (size_t i = 0; i + 1 < inflight_.size(); ++i)
+      if (inflight_[i].packets > 0) return true;
+    return false;
+  }
+
+  std::string read_error(const std::string& what, int rc) const {
+    if (io_ && io_->stalled())
+      return what + ": no data for " + std::to_string(int(stall_limit_s_)) +
+             " s, reading gave up (FERVID_STALL_SECONDS sets the limit)";
+    return what + ": " + av_error(rc);
+  }
 
   // Opens the next queued clip's demuxer (and bitstream filter). A clip that cannot be opened
   // joins the clips in flight with its error, to end in its turn.
@@ -379,13 +561,18 @@ class ClipDecoderImpl final : public ClipDecoder {
 
   void open_input(Clip& c) {
     const std::string& path = c.path;
+    io_ = c.bytes ? std::make_unique<ClipIo>(path, c.bytes)
+                  : std::make_unique<ClipIo>(path, stall_limit_s_);
+    fmt_ = avformat_alloc_context();
+    if (!fmt_) fail(path + ": out of memory");
+    fmt_->pb = io_->context();
     int rc = avformat_open_input(&fmt_, path.c_str(), nullptr, nullptr);
     if (rc < 0) {
-      fmt_ = nullptr;
-      fail(path + ": cannot open video: " + av_error(rc));
+      fmt_ = nullptr;  // freed by avformat_open_input
+      fail(read_error(path + ": cannot open video", rc));
     }
     rc = avformat_find_stream_info(fmt_, nullptr);
-    if (rc < 0) fail(path + ": cannot read stream info: " + av_error(rc));
+    if (rc < 0) fail(read_error(path + ": cannot read stream info", rc));
     const AVCodec* codec = nullptr;
     stream_ = av_find_best_stream(fmt_, AVMEDIA_TYPE_VIDEO, -1, -1, &codec, 0);
     if (stream_ == AVERROR_STREAM_NOT_FOUND) fail(path + ": no video stream");
@@ -398,6 +585,7 @@ class ClipDecoderImpl final : public ClipDecoder {
     c.duration_s = st->duration != AV_NOPTS_VALUE     ? double(st->duration) * c.time_base
                    : fmt_->duration != AV_NOPTS_VALUE ? double(fmt_->duration) / AV_TIME_BASE
                                                       : 0.0;
+    c.rotation = rotation_of(st, c.warning);
     codec_ = codec;
     key_ = {par->codec_id, par->width, par->height, par->format, false, false};
     const char* bsf_name = par->codec_id == AV_CODEC_ID_H264   ? "h264_mp4toannexb"
@@ -414,14 +602,16 @@ class ClipDecoderImpl final : public ClipDecoder {
     if (options_.kind == DecoderKind::Nvdec) {
       key_.hw = nvdec_takes(codec);
       if (!key_.hw)
-        c.warning = std::string("decoded on the CPU: NVDEC does not take ") + codec->name;
+        c.warning += (c.warning.empty() ? "" : "; ") +
+                     std::string("decoded on the CPU: NVDEC does not take ") + codec->name;
     }
     if (!key_.continuous) key_.format = -1 - int(c.seq);  // a decoder of its own
   }
 
   void close_input() {
     av_bsf_free(&bsf_);
-    avformat_close_input(&fmt_);
+    avformat_close_input(&fmt_);  // a custom AVIOContext stays: io_ frees it
+    io_.reset();
     stream_ = -1;
   }
 
@@ -494,12 +684,12 @@ class ClipDecoderImpl final : public ClipDecoder {
       return false;
     }
     const int rc = av_read_frame(fmt_, pkt_);
-    if (rc == AVERROR_EOF || (rc < 0 && avio_feof(fmt_->pb))) {
+    if (rc == AVERROR_EOF || (rc < 0 && !io_->stalled() && avio_feof(fmt_->pb))) {
       close_input();
       return false;
     }
     if (rc < 0) {
-      c.error = c.path + ": reading failed: " + av_error(rc);
+      c.error = read_error(c.path + ": reading failed", rc);
       close_input();
       return false;
     }
@@ -531,12 +721,35 @@ class ClipDecoderImpl final : public ClipDecoder {
     pending_.push_back(p);
   }
 
+  // Degrees clockwise (0, 90, 180, 270) that turn the stream's frames upright, from its display
+  // matrix, as the ffmpeg CLI's autorotation reads it; another angle is left as it is, with a
+  // warning.
+  static int rotation_of(const AVStream* st, std::string& warning) {
+    const uint8_t* m = av_stream_get_side_data(st, AV_PKT_DATA_DISPLAYMATRIX, nullptr);
+    if (!m) return 0;
+    double theta = -std::round(av_display_rotation_get(reinterpret_cast<const int32_t*>(m)));
+    if (std::isnan(theta)) return 0;
+    theta -= 360 * std::floor(theta / 360 + 0.9 / 360);
+    for (int r : {0, 90, 180, 270, 360})
+      if (std::fabs(theta - r) < 1.0) return r % 360;
+    warning = "the stream says it is rotated by " + std::to_string(int(theta)) +
+              " degrees; frames used as stored";
+    return 0;
+  }
+
+  static double stall_limit() {
+    const char* s = std::getenv("FERVID_STALL_SECONDS");
+    const double v = s ? std::atof(s) : 0;
+    return v > 0 ? v : 60.0;
+  }
+
   static constexpr int kSeqShift = 32;
   // Drained decoders kept per thread for clips of their format (an NVDEC one holds its surfaces).
   static constexpr size_t kParkedDecoders = 3;
 
   SamplingOptions sampling_;
   DecodeOptions options_;
+  double stall_limit_s_ = stall_limit();
   std::deque<Clip> queued_;    // added, not opened yet
   std::deque<Clip> inflight_;  // opened and not ended; the last one is being read when fmt_ is set
   std::deque<ClipEvent> ready_;
@@ -545,6 +758,7 @@ class ClipDecoderImpl final : public ClipDecoder {
   int decoders_opened_ = 0;
   bool flush_ = false;
   // The clip being read.
+  std::unique_ptr<ClipIo> io_;
   AVFormatContext* fmt_ = nullptr;
   AVBSFContext* bsf_ = nullptr;
   const AVCodec* codec_ = nullptr;
@@ -575,15 +789,18 @@ class VideoSource final : public FrameSource {
         return true;
       }
       stats_ = ev.stats;
+      warning_ = ev.warning;
       if (!ev.error.empty()) fail(ev.error);
     }
     return false;
   }
   SourceStats stats() const override { return stats_; }
+  std::string warning() const override { return warning_; }
 
  private:
   ClipDecoderImpl decoder_;
   SourceStats stats_;
+  std::string warning_;
 };
 
 }  // namespace

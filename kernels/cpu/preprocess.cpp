@@ -24,11 +24,8 @@ void preprocess(std::span<const ImageView> frames, std::span<const CropRect> cro
   for (int64_t i = 0; i < n; ++i) {
     const ImageView& f = frames[i];
     const CropRect& c = crops[i];
-    if (!f.data || c.width <= 0 || c.height <= 0 || c.x < 0 || c.y < 0 || c.x + c.width > f.width ||
-        c.y + c.height > f.height)
-      fail(std::string(op) + ": crop " + std::to_string(c.width) + "x" + std::to_string(c.height) +
-           "+" + std::to_string(c.x) + "+" + std::to_string(c.y) + " lies outside the " +
-           std::to_string(f.width) + "x" + std::to_string(f.height) + " frame");
+    if (!f.data || !crop_fits(c, f.width, f.height))
+      fail(std::string(op) + ": " + crop_outside(c, f.width, f.height));
   }
 #pragma omp parallel for schedule(dynamic)
   for (int64_t i = 0; i < n; ++i) {

@@ -51,11 +51,9 @@ void preprocess_yuv420(std::span<const YuvView> frames, std::span<const CropRect
       fail(std::string(op) +
            ": the frame is in device memory (NVDEC); the CPU backend reads "
            "host frames (use --decoder cpu)");
-    if (!f.y || !f.u || !f.v || (f.uv_step != 1 && f.uv_step != 2) || c.width <= 0 ||
-        c.height <= 0 || c.x < 0 || c.y < 0 || c.x + c.width > f.width || c.y + c.height > f.height)
-      fail(std::string(op) + ": crop " + std::to_string(c.width) + "x" + std::to_string(c.height) +
-           "+" + std::to_string(c.x) + "+" + std::to_string(c.y) + " does not fit the " +
-           std::to_string(f.width) + "x" + std::to_string(f.height) + " frame");
+    if (!f.y || !f.u || !f.v || (f.uv_step != 1 && f.uv_step != 2) ||
+        !crop_fits(c, f.width, f.height))
+      fail(std::string(op) + ": " + crop_outside(c, f.width, f.height));
   }
   const YuvCoefficients k = yuv_coefficients(cs);
 #pragma omp parallel for schedule(dynamic)

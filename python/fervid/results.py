@@ -194,7 +194,9 @@ class Results(list):
 @dataclass(frozen=True)
 class FrameScores:
     """Frames classified one by one: labels int32 [N], probs float32 [N, C], logits float32
-    [N, C], in the order the frames were given."""
+    [N, C], in the order the frames were given. A label is -1 (its name None) where the
+    network's output is not a finite number (NaN or Inf): the weights or the card's
+    preprocessing overflow float32 on that frame."""
 
     labels: np.ndarray
     probs: np.ndarray
@@ -206,7 +208,7 @@ class FrameScores:
 
     @property
     def label_names(self) -> list:
-        return [self.classes[i] for i in self.labels]
+        return [self.classes[i] if i >= 0 else None for i in self.labels]
 
     def to_pandas(self):
         """A DataFrame, one row a frame: frame, label, p_<class>..., logit_<class>..."""

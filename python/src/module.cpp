@@ -50,6 +50,24 @@ void translate_errors(std::exception_ptr p) {
   }
 }
 
+// ---- Paths: any bytes a file system allows ---------------------------------------------------
+
+// A path from Python (str or bytes) as the file system's bytes: a str that holds undecodable
+// bytes as surrogates (os.listdir's, os.fsdecode's) becomes those bytes again.
+std::string fs_path(const py::handle& p) {
+  if (py::isinstance<py::bytes>(p)) return p.cast<std::string>();
+  py::object bytes = py::reinterpret_steal<py::object>(PyUnicode_EncodeFSDefault(p.ptr()));
+  if (!bytes) throw py::error_already_set();
+  return bytes.cast<std::string>();
+}
+
+// A path to Python as os.fsdecode gives it (bytes that are not UTF-8 as surrogates).
+py::str fs_str(const std::string& path) {
+  PyObject* s = PyUnicode_DecodeFSDefaultAndSize(path.data(), Py_ssize_t(path.size()));
+  if (!s) throw py::error_already_set();
+  return py::reinterpret_steal<py::str>(s);
+}
+
 // ---- Frames from numpy ----------------------------------------------------------------------
 
 // An 8-bit RGB image [H, W, 3] whose pixels and channels are packed (rows may be strided).
@@ -119,7 +137,7 @@ py::dict frame_rows(const std::vector<FrameResult>& rows, size_t classes, bool l
 
 py::dict video_dict(const VideoResult& r, size_t classes, bool rows, bool logits) {
   py::dict d;
-  d["path"] = r.path;
+  d["path"] = fs_str(r.path);
   d["frames"] = r.frames;
   d["label"] = r.label;
   d["vote"] = vote_name(r.vote);
@@ -158,11 +176,12 @@ class Stream {
   };
 
   Stream(std::shared_ptr<Holder> holder, std::vector<InputItem> inputs, ClassifyOptions options,
-         size_t capacity)
+         size_t capacity, const std::vector<std::string>& notices)
       : holder_(std::move(holder)),
         inputs_(std::move(inputs)),
         options_(std::move(options)),
         capacity_(capacity) {
+    for (const std::string& line : notices) items_.push_back({true, line, {}, {}});
     {
       std::lock_guard lock(holder_->mu);
       Engine& engine = engine_of(*holder_);
@@ -325,16 +344,18 @@ class PyEngine {
   // (name, [arrays], fps) tuples of frames in memory.
   std::unique_ptr<Stream> run(const py::list& inputs, const py::dict& o, size_t capacity) {
     std::vector<InputItem> items;
+    WalkNotes walked;
     for (const py::handle& in : inputs) {
       if (py::isinstance<py::str>(in)) {
-        for (InputItem& item : expand_inputs({in.cast<std::string>()})) items.push_back(item);
+        for (InputItem& item : expand_inputs({fs_path(in)}, &walked)) items.push_back(item);
         continue;
       }
       const py::tuple t = in.cast<py::tuple>();
       const py::list arrays = t[1].cast<py::list>();
-      items.push_back(frames_input(t[0].cast<std::string>(), {views_of(arrays), hold(arrays)}));
+      items.push_back(frames_input(fs_path(t[0]), {views_of(arrays), hold(arrays)}));
     }
-    return std::make_unique<Stream>(holder_, std::move(items), options(o), capacity);
+    return std::make_unique<Stream>(holder_, std::move(items), options(o), capacity,
+                                    walked.lines());
   }
 
   py::dict classify_frames(const py::list& arrays, const std::string& crop) {
@@ -398,13 +419,13 @@ class PyEngine {
 
 // (path, truth, actor) of each path by RAVDESS names or a labels CSV, as `fervid eval` labels
 // them (audio-only clips are left out).
-py::list label_paths(const std::vector<std::string>& paths, const std::vector<std::string>& classes,
+py::list label_paths(const py::list& paths, const std::vector<std::string>& classes,
                      const std::string& labels_csv) {
   std::vector<InputItem> items;
-  for (const std::string& p : paths) items.push_back({p, InputKind::Video});
+  for (const py::handle& p : paths) items.push_back({fs_path(p), InputKind::Video});
   py::list out;
   for (const cli::LabelledInput& l : cli::label_inputs(items, classes, labels_csv, {}, nullptr))
-    out.append(py::make_tuple(l.item.path, l.truth, l.actor));
+    out.append(py::make_tuple(fs_str(l.item.path), l.truth, l.actor));
   return out;
 }
 
@@ -416,7 +437,7 @@ std::string score(const py::list& rows, const std::vector<std::string>& classes,
   for (const py::handle& h : rows) {
     const py::tuple t = h.cast<py::tuple>();
     cli::EvalRow r;
-    r.path = t[0].cast<std::string>();
+    r.path = fs_path(t[0]);
     r.truth = t[1].cast<int>();
     r.predicted = t[2].cast<int>();
     r.actor = t[3].cast<int>();
@@ -432,7 +453,7 @@ std::string score(const py::list& rows, const std::vector<std::string>& classes,
     cli::write_confusion_png(m, OutputTarget::at(confusion_png, "confusion_png"),
                              title.empty() ? fallback : title);
   }
-  return cli::metrics_json(m).dump();
+  return cli::metrics_json(m).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 }  // namespace
@@ -450,8 +471,8 @@ PYBIND11_MODULE(_fervid, m) {
       .def("close", &Stream::close)
       .def_property_readonly("total", &Stream::total)
       .def_property_readonly("paths", [](const Stream& s) {
-        std::vector<std::string> paths;
-        for (const InputItem& i : s.inputs()) paths.push_back(i.path);
+        py::list paths;
+        for (const InputItem& i : s.inputs()) paths.append(fs_str(i.path));
         return paths;
       });
 

@@ -228,11 +228,8 @@ class CudaBackend final : public Backend,
     for (int i = 0; i < n; ++i) {
       const ImageView& f = frames[i];
       const CropRect& c = crops[i];
-      if (!f.data || c.width <= 0 || c.height <= 0 || c.x < 0 || c.y < 0 ||
-          c.x + c.width > f.width || c.y + c.height > f.height)
-        fail("preprocess: crop " + std::to_string(c.width) + "x" + std::to_string(c.height) + "+" +
-             std::to_string(c.x) + "+" + std::to_string(c.y) + " lies outside the " +
-             std::to_string(f.width) + "x" + std::to_string(f.height) + " frame");
+      if (!f.data || !crop_fits(c, f.width, f.height))
+        fail("preprocess: " + crop_outside(c, f.width, f.height));
       staged[i] = {(long long)bytes, c.width, c.height, c.width * 3,
                    resize_window(c.width, c.height, int(out.dim(1)), pp.resize)};
       bytes += size_t(c.height) * c.width * 3;
@@ -273,12 +270,9 @@ class CudaBackend final : public Backend,
     for (int i = 0; i < n; ++i) {
       const YuvView& f = frames[i];
       const CropRect& c = crops[i];
-      if (!f.y || !f.u || !f.v || (f.uv_step != 1 && f.uv_step != 2) || c.width <= 0 ||
-          c.height <= 0 || c.x < 0 || c.y < 0 || c.x + c.width > f.width ||
-          c.y + c.height > f.height)
-        fail("preprocess_yuv420: crop " + std::to_string(c.width) + "x" + std::to_string(c.height) +
-             "+" + std::to_string(c.x) + "+" + std::to_string(c.y) + " does not fit the " +
-             std::to_string(f.width) + "x" + std::to_string(f.height) + " frame");
+      if (!f.y || !f.u || !f.v || (f.uv_step != 1 && f.uv_step != 2) ||
+          !crop_fits(c, f.width, f.height))
+        fail("preprocess_yuv420: " + crop_outside(c, f.width, f.height));
       Region& r = regions[i];
       if (f.on_device) continue;  // read where it is (an NVDEC frame in the frame sink's pool)
       r.ex = c.x & ~1;

@@ -1,5 +1,7 @@
 #include "fervid/frame.h"
 
+#include <algorithm>
+#include <charconv>
 #include <cmath>
 
 namespace fervid {
@@ -30,6 +32,36 @@ ResizeWindow resize_window(int crop_width, int crop_height, int size, int resize
   w.left = int(std::nearbyint((w.width - size) / 2.0));
   w.top = int(std::nearbyint((w.height - size) / 2.0));
   return w;
+}
+
+bool crop_fits(const CropRect& c, int width, int height) {
+  return c.width > 0 && c.height > 0 && c.x >= 0 && c.y >= 0 && int64_t(c.x) + c.width <= width &&
+         int64_t(c.y) + c.height <= height;
+}
+
+std::string crop_outside(const CropRect& c, int width, int height) {
+  return "crop " + std::to_string(c.width) + "x" + std::to_string(c.height) + "+" +
+         std::to_string(c.x) + "+" + std::to_string(c.y) + " lies outside the " +
+         std::to_string(width) + "x" + std::to_string(height) + " frame";
+}
+
+std::optional<CropRect> parse_box(std::string_view xywh) {
+  int v[4];
+  for (int i = 0; i < 4; ++i) {
+    const size_t comma = i < 3 ? xywh.find(',') : xywh.size();
+    if (comma == std::string_view::npos) return std::nullopt;
+    std::string_view field = xywh.substr(0, comma);
+    while (!field.empty() && (field.front() == ' ' || field.front() == '\t'))
+      field.remove_prefix(1);
+    while (!field.empty() && (field.back() == ' ' || field.back() == '\t')) field.remove_suffix(1);
+    const auto [end, ec] = std::from_chars(field.data(), field.data() + field.size(), v[i]);
+    if (field.empty() || ec != std::errc() || end != field.data() + field.size())
+      return std::nullopt;
+    xywh.remove_prefix(std::min(comma + 1, xywh.size()));
+  }
+  const CropRect box{v[0], v[1], v[2], v[3]};
+  if (box.x < 0 || box.y < 0 || box.width <= 0 || box.height <= 0) return std::nullopt;
+  return box;
 }
 
 }  // namespace fervid

@@ -6,6 +6,8 @@
 #include <set>
 
 #include "fervid/error.h"
+#include "fervid/frame.h"
+#include "fervid/input_file.h"
 
 namespace fervid {
 
@@ -42,20 +44,80 @@ Preprocess preset(const std::string& name, const std::string& origin) {
        "' (expected study, torchvision or caffe)");
 }
 
-template <typename T>
-T field(const json& j, const char* key, const std::string& origin) {
-  if (!j.contains(key)) fail(origin + ": model card has no '" + key + "'");
-  try {
-    return j.at(key).get<T>();
-  } catch (const json::exception&) {
-    fail(origin + ": model card field '" + key + "' has the wrong type");
-  }
+// Limits of a card: far beyond any VGG (VGG19 has 21 config entries, ImageNet 1,000 classes),
+// so that a damaged or hostile card fails in one line instead of exhausting memory.
+constexpr size_t kMaxCardBytes = size_t(1) << 20;
+constexpr size_t kMaxConfig = 256, kMaxDense = 16, kMaxClasses = 4096, kMaxNameBytes = 256;
+constexpr int kMaxChannels = 65536, kMaxWidth = 1 << 20, kMaxInputSize = 8192;
+// The most elements one tensor may have (2^31 - 1: 8 GiB in f32) and the whole model.
+constexpr int64_t kMaxTensor = (int64_t(1) << 31) - 1, kMaxParameters = int64_t(1) << 32;
+
+[[noreturn]] void bad_field(const std::string& origin, const std::string& key,
+                            const std::string& expected, const json& v) {
+  std::string got = v.dump(-1, ' ', false, json::error_handler_t::replace);
+  if (got.size() > 40) got = got.substr(0, 37) + "...";
+  fail(origin + ": model card field '" + key + "' must be " + expected + ", not " + got);
 }
 
-std::array<float, 3> triple(const json& j, const char* key, const std::string& origin) {
-  auto v = field<std::vector<float>>(j, key, origin);
-  if (v.size() != 3) fail(origin + ": preprocess." + key + " must have 3 values");
-  return {v[0], v[1], v[2]};
+const json& required(const json& j, const char* key, const std::string& origin) {
+  if (!j.contains(key)) fail(origin + ": model card has no '" + key + "'");
+  return j.at(key);
+}
+
+// A whole number in lo..hi: fractions, strings and numbers outside the range are refused
+// (never truncated; 224.0 is 224).
+int whole(const json& v, const std::string& key, int lo, int hi, const std::string& origin) {
+  const std::string expected =
+      "a whole number in " + std::to_string(lo) + ".." + std::to_string(hi);
+  double d = 0;
+  if (v.is_number_unsigned()) {
+    if (v.get<uint64_t>() > uint64_t(hi)) bad_field(origin, key, expected, v);
+    d = double(v.get<uint64_t>());
+  } else if (v.is_number_integer()) {
+    d = double(v.get<int64_t>());
+  } else if (v.is_number_float()) {
+    d = v.get<double>();
+  } else {
+    bad_field(origin, key, expected, v);
+  }
+  if (!(d >= lo && d <= hi) || d != std::floor(d)) bad_field(origin, key, expected, v);
+  return int(d);
+}
+
+std::string text(const json& v, const std::string& key, const std::string& origin) {
+  if (!v.is_string()) bad_field(origin, key, "a string", v);
+  std::string s = v.get<std::string>();
+  if (s.size() > kMaxNameBytes)
+    bad_field(origin, key, "at most " + std::to_string(kMaxNameBytes) + " bytes long", v);
+  return s;
+}
+
+std::string text_or(const json& j, const char* key, const std::string& fallback,
+                    const std::string& origin) {
+  return j.contains(key) ? text(j.at(key), key, origin) : fallback;
+}
+
+float finite_number(const json& v, const std::string& key, const std::string& origin) {
+  if (!v.is_number()) bad_field(origin, key, "a number", v);
+  const double d = v.get<double>();
+  if (!std::isfinite(float(d))) bad_field(origin, key, "a finite float32 number", v);
+  return float(d);
+}
+
+std::array<float, 3> triple(const json& p, const char* key, const std::string& origin) {
+  const json& v = p.at(key);
+  const std::string name = std::string("preprocess.") + key;
+  if (!v.is_array() || v.size() != 3) bad_field(origin, name, "a list of 3 numbers", v);
+  return {finite_number(v[0], name, origin), finite_number(v[1], name, origin),
+          finite_number(v[2], name, origin)};
+}
+
+// A list of at most `most` entries.
+const json& list(const json& j, const char* key, size_t most, const std::string& origin) {
+  const json& v = required(j, key, origin);
+  if (!v.is_array() || v.size() > most)
+    bad_field(origin, key, "a list of at most " + std::to_string(most) + " entries", v);
+  return v;
 }
 
 }  // namespace
@@ -68,11 +130,11 @@ void ModelSpec::validate(const std::string& origin) const {
   for (int c : config) {
     if (c == kPool) {
       ++pools;
-    } else if (c <= 0 || c > 65536) {
+    } else if (c <= 0 || c > kMaxChannels) {
       bad("config has an invalid channel count " + std::to_string(c));
     }
   }
-  if (input_size < 1 || input_size > 8192) bad("input_size must be in 1..8192");
+  if (input_size < 1 || input_size > kMaxInputSize) bad("input_size must be in 1..8192");
   if (input_size % (1 << pools) != 0)
     bad("input_size " + std::to_string(input_size) + " is not divisible by 2^" +
         std::to_string(pools) + " (one halving per pool)");
@@ -80,22 +142,58 @@ void ModelSpec::validate(const std::string& origin) const {
   std::set<std::string> seen;
   for (const auto& c : classes) {
     if (c.empty()) bad("a class name is empty");
-    if (c.find_first_of(",\"\n") != std::string::npos)
-      bad("class name '" + c + "' has , \" or newline");
+    const bool control = std::any_of(c.begin(), c.end(), [](char ch) {
+      return static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f;
+    });
+    if (control || c.find_first_of(",\"") != std::string::npos)
+      bad("class name " + nlohmann::json(c).dump(-1, ' ', false, json::error_handler_t::replace) +
+          " has a comma, a quote or a control character (they break CSV headers)");
     if (!seen.insert(c).second) bad("class '" + c + "' appears twice");
   }
   for (int d : dense)
     if (d <= 0) bad("dense widths must be positive");
+  // Tensor sizes in 64-bit: a flatten head over a large feature map or huge widths must not
+  // wrap around an int.
+  int64_t total = 0;
+  int64_t in = feature_channels();
+  int size = input_size;
+  for (int c : config) size = c == kPool ? size / 2 : size;
+  if (head == Head::Flatten) in *= int64_t(size) * size;
+  auto count = [&](const std::string& what, int64_t elements) {
+    if (elements > kMaxTensor)
+      bad(what + " would hold " + std::to_string(elements) + " weights, more than " +
+          std::to_string(kMaxTensor));
+    total += elements;
+  };
+  int in_channels = 3;
+  for (int c : config)
+    if (c != kPool) {
+      count("a conv layer " + std::to_string(in_channels) + "->" + std::to_string(c),
+            int64_t(in_channels) * c * 9);
+      in_channels = c;
+    }
+  for (size_t i = 0; i <= dense.size(); ++i) {
+    const int64_t out = i < dense.size() ? dense[i] : int64_t(classes.size());
+    count("dense layer " + std::to_string(i + 1) + " (" + std::to_string(in) + "->" +
+              std::to_string(out) + ")",
+          in * out);
+    in = out;
+  }
+  if (total > kMaxParameters)
+    bad("the model would have " + std::to_string(total) + " parameters, more than " +
+        std::to_string(kMaxParameters));
   if (preprocess.resize != 0 && preprocess.resize < input_size)
     bad("preprocess.resize must be 0 or at least input_size (" + std::to_string(input_size) + ")");
   if (!(std::isfinite(preprocess.scale) && preprocess.scale != 0))
     bad("preprocess.scale must be finite and non-zero");
   for (int c = 0; c < 3; ++c)
     if (!(std::isfinite(preprocess.mean[c]) && std::isfinite(preprocess.std[c]) &&
-          preprocess.std[c] != 0))
-      bad("preprocess mean/std must be finite, std non-zero");
-  if (!(crop == "full" || crop == "center" || crop.rfind("box=", 0) == 0))
-    bad("crop must be full, center or box=x,y,w,h");
+          std::isfinite(1.0f / preprocess.std[c])))
+      bad("preprocess mean/std must be finite, std non-zero and not so small that 1/std "
+          "overflows");
+  if (!(crop == "full" || crop == "center" ||
+        (crop.rfind("box=", 0) == 0 && parse_box(std::string_view(crop).substr(4)))))
+    bad("crop '" + crop + "' must be full, center or box=x,y,w,h (x,y >= 0, w,h > 0)");
 }
 
 std::vector<ConvLayer> ModelSpec::conv_layers() const {
@@ -208,20 +306,11 @@ json ModelSpec::to_json() const {
 ModelSpec ModelSpec::from_json(const json& j, const std::string& origin) {
   if (!j.is_object()) fail(origin + ": a model card must be a JSON object");
   ModelSpec s;
-  s.name = j.value("name", std::string("unnamed"));
-  const json& cfg = j.contains("config") ? j.at("config") : json();
-  if (!cfg.is_array()) fail(origin + ": model card has no 'config' list");
-  for (const auto& c : cfg) {
-    if (c.is_string() && c.get<std::string>() == "M") {
-      s.config.push_back(kPool);
-    } else if (c.is_number_integer()) {
-      s.config.push_back(c.get<int>());
-    } else {
-      fail(origin + ": config entries must be channel counts or \"M\"");
-    }
-  }
-  s.input_size = j.value("input_size", 224);
-  std::string head = field<std::string>(j, "head", origin);
+  s.name = text_or(j, "name", "unnamed", origin);
+  for (const json& c : list(j, "config", kMaxConfig, origin))
+    s.config.push_back(c == "M" ? kPool : whole(c, "config", 1, kMaxChannels, origin));
+  s.input_size = whole(required(j, "input_size", origin), "input_size", 1, kMaxInputSize, origin);
+  const std::string head = text(required(j, "head", origin), "head", origin);
   if (head == "gap") {
     s.head = Head::Gap;
   } else if (head == "flatten") {
@@ -229,27 +318,31 @@ ModelSpec ModelSpec::from_json(const json& j, const std::string& origin) {
   } else {
     fail(origin + ": head must be gap or flatten, not '" + head + "'");
   }
-  s.dense = field<std::vector<int>>(j, "dense", origin);
-  s.classes = field<std::vector<std::string>>(j, "classes", origin);
+  for (const json& d : list(j, "dense", kMaxDense, origin))
+    s.dense.push_back(whole(d, "dense", 1, kMaxWidth, origin));
+  for (const json& c : list(j, "classes", kMaxClasses, origin))
+    s.classes.push_back(text(c, "classes", origin));
   if (j.contains("preprocess")) {
     const json& p = j.at("preprocess");
     if (p.is_string()) {
       s.preprocess = preset(p.get<std::string>(), origin);
     } else if (p.is_object()) {
-      std::string order = p.value("channel_order", std::string("rgb"));
+      const std::string order = text_or(p, "channel_order", "rgb", origin);
       if (order != "rgb" && order != "bgr") fail(origin + ": channel_order must be rgb or bgr");
       s.preprocess.bgr = order == "bgr";
-      s.preprocess.scale = p.value("scale", 1.0f / 255.0f);
+      if (p.contains("scale")) s.preprocess.scale = finite_number(p["scale"], "scale", origin);
       if (p.contains("mean")) s.preprocess.mean = triple(p, "mean", origin);
       if (p.contains("std")) s.preprocess.std = triple(p, "std", origin);
-      if (p.contains("resize")) s.preprocess.resize = field<int>(p, "resize", origin);
+      if (p.contains("resize"))
+        s.preprocess.resize = whole(p["resize"], "preprocess.resize", 0, kMaxInputSize, origin);
     } else {
       fail(origin + ": preprocess must be a preset name or an object");
     }
   }
-  s.crop = j.value("crop", std::string("full"));
+  s.crop = text_or(j, "crop", "full", origin);
+  const std::string vote = text_or(j, "vote", "confidence", origin);
   try {
-    s.vote = parse_vote(j.value("vote", std::string("confidence")));
+    s.vote = parse_vote(vote);
   } catch (const Error& e) {
     fail(origin + ": " + e.what());
   }
@@ -258,11 +351,10 @@ ModelSpec ModelSpec::from_json(const json& j, const std::string& origin) {
 }
 
 ModelSpec ModelSpec::load_card(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) fail(path + ": cannot open the model card");
+  const std::string bytes = read_text_file(path, "model card", kMaxCardBytes);
   json j;
   try {
-    j = json::parse(in);
+    j = json::parse(bytes);
   } catch (const json::exception& e) {
     fail(path + ": the model card is not valid JSON (" + std::string(e.what()) + ")");
   }

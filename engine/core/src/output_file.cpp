@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <iostream>
 
@@ -136,7 +137,43 @@ void check_distinct(const std::vector<OutputTarget>& outputs,
   }
 }
 
-OutputFile::OutputFile(OutputTarget target, bool keep_partial)
+namespace {
+
+// Cuts `path` after its last newline: a line a killed run left half-written goes.
+void drop_cut_line(const std::string& path, const std::string& named) {
+  const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) fail(named + "cannot open " + path + " to continue it");
+  off_t end = ::lseek(fd, 0, SEEK_END);
+  char buf[4096];
+  off_t keep = 0;
+  while (end > 0) {
+    const off_t from = std::max<off_t>(0, end - off_t(sizeof(buf)));
+    const ssize_t got = ::pread(fd, buf, size_t(end - from), from);
+    if (got != end - from) break;
+    const void* nl = ::memrchr(buf, '\n', size_t(got));
+    if (nl) {
+      keep = from + (static_cast<const char*>(nl) - buf) + 1;
+      break;
+    }
+    end = from;
+  }
+  const bool ok = ::ftruncate(fd, keep) == 0 || keep == ::lseek(fd, 0, SEEK_END);
+  ::close(fd);
+  if (!ok) fail(named + "cannot cut the unfinished last line of " + path);
+}
+
+// Flushes `path`'s data to the disk, so that the rename after it never shows an empty file
+// after a crash of the machine.
+void sync_file(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  ::fsync(fd);
+  ::close(fd);
+}
+
+}  // namespace
+
+OutputFile::OutputFile(OutputTarget target, bool keep_partial, bool append)
     : target_(std::move(target)), keep_partial_(keep_partial) {
   const std::string named = target_.what() + " " + target_.path() + ": ";
   switch (target_.kind()) {
@@ -148,7 +185,12 @@ OutputFile::OutputFile(OutputTarget target, bool keep_partial)
       if (!file_) fail(named + "cannot open it for writing");
       break;
     case OutputTarget::Kind::File:
-      file_.open(target_.partial(), std::ios::out | std::ios::binary | std::ios::trunc);
+      if (append && fs::exists(target_.partial())) {
+        drop_cut_line(target_.partial(), named);
+        file_.open(target_.partial(), std::ios::out | std::ios::binary | std::ios::app);
+      } else {
+        file_.open(target_.partial(), std::ios::out | std::ios::binary | std::ios::trunc);
+      }
       if (!file_) fail(named + "cannot write " + target_.partial());
       break;
   }
@@ -167,6 +209,8 @@ void OutputFile::commit() {
   if (!*out_) fail(named + "writing failed (disk full?)");
   if (target_.kind() == OutputTarget::Kind::File) {
     file_.close();
+    if (!file_) fail(named + "writing failed (disk full?)");
+    sync_file(target_.partial());
     std::error_code ec;
     fs::rename(target_.partial(), target_.file(), ec);
     if (ec) fail(named + "cannot rename the finished file into place: " + ec.message());

@@ -73,7 +73,7 @@ struct Progress {
 // Per-frame results of frames classified one by one (Engine::classify_frames), row-major.
 struct FrameScores {
   int frames = 0, classes = 0;
-  std::vector<int32_t> labels;  // [frames]
+  std::vector<int32_t> labels;  // [frames]; -1 where the probabilities are not finite (kNotFinite)
   std::vector<float> probs;     // [frames, classes]
   std::vector<float> logits;    // [frames, classes]
 };

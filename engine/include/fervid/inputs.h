@@ -37,11 +37,23 @@ struct InputItem {
 // An input of frames in memory, named `name` in its result.
 InputItem frames_input(std::string name, FrameList frames);
 
+// What a folder walk left out, or read in a way the user may not expect (expand_inputs).
+struct WalkNotes {
+  std::vector<std::string> skipped;  // files that are no video, audio or image (by extension)
+  // Folders whose own images became one video (an image folder) beside other inputs in them.
+  std::vector<std::string> image_folders_beside_other_inputs;
+  // One line per kind, "" when there is nothing to say.
+  std::vector<std::string> lines() const;
+};
+
 // Expands the command line's paths: files stay as they are (images by extension, anything else
 // is tried as a video), a folder holding images is one video, other folders are walked and
-// their videos and image folders listed, sorted by path. Missing paths and folders with nothing
-// to classify become Invalid items so that the run reports them and goes on.
-std::vector<InputItem> expand_inputs(const std::vector<std::string>& paths);
+// their videos (audio files too: their rows say they have no video) and image folders listed,
+// sorted by path. Missing paths, dangling links, pipes and devices, and folders with nothing to
+// classify become Invalid items so that the run reports them and goes on. `notes` (optional)
+// gets what the walk skipped.
+std::vector<InputItem> expand_inputs(const std::vector<std::string>& paths,
+                                     WalkNotes* notes = nullptr);
 
 bool is_image_path(const std::string& path);
 // The absolute, normalised path with symbolic links of existing parts resolved: how inputs are
@@ -58,5 +70,8 @@ struct ListedRow {
 std::optional<ListedRow> split_listed_row(const std::string& csv, const std::string& line,
                                           int fields);
 bool is_video_path(const std::string& path);
+// The most bytes a list a user names (labels CSV, boxes CSV) may hold: far above a dataset's
+// (RAVDESS's 2,880 videos take ~200 kB), so that a wrong file fails at once.
+inline constexpr size_t kMaxListBytes = size_t(256) << 20;
 
 }  // namespace fervid

@@ -63,6 +63,12 @@ struct FrameResult {
   std::vector<float> logits;  // only with keep_logits
 };
 
+// The reason of a video whose class probabilities are not finite numbers on some frame (NaN or
+// Inf): its row is an error, never a label.
+inline constexpr const char* kNotFinite =
+    "the network's output is not a finite number (NaN or Inf) on some frames: the weights or the "
+    "card's preprocess overflow float32";
+
 struct VideoResult {
   std::string path;
   int64_t frames = 0;  // frames used (sampled and classified)

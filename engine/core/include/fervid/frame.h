@@ -4,6 +4,9 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
 
 namespace fervid {
 
@@ -48,6 +51,15 @@ struct CropRect {
   int width = 0;
   int height = 0;
 };
+
+// Whether `c` is a non-empty rectangle inside a width x height frame; in 64-bit arithmetic, so
+// that a box whose x + width passes INT_MAX is outside, not wrapped around.
+bool crop_fits(const CropRect& c, int width, int height);
+// "crop WxH+X+Y lies outside the FWxFH frame" for an error message.
+std::string crop_outside(const CropRect& c, int width, int height);
+// A box from its four numbers "x,y,w,h" (whole numbers that fit an int, x,y >= 0, w,h > 0,
+// spaces around each allowed); nullopt when the text is anything else.
+std::optional<CropRect> parse_box(std::string_view xywh);
 
 // How a crop becomes the model's size x size input: resized (bilinear, half-pixel centres) to
 // width x height, of which the size x size window at (left, top) is kept. Without a resize step

@@ -53,12 +53,14 @@ class OutputTarget {
 void check_distinct(const std::vector<OutputTarget>& outputs,
                     const std::vector<std::string>& inputs);
 
-// A target opened for writing: stream() until commit(), which renames a File target's .part into
-// place (or flushes a stream). Destroyed without commit, the .part is removed, unless
-// `keep_partial` (an interrupted JSON Lines output, which --resume continues).
+// A target opened for writing: stream() until commit(), which flushes a File target's .part to
+// the disk and renames it into place (or flushes a stream). Destroyed without commit, the .part
+// is removed, unless `keep_partial` (an interrupted JSON Lines output, which --resume continues).
+// `append`: a File target's existing .part is continued, not replaced (--resume: the rows there
+// stay on disk all along); a last line cut short (no newline) is dropped first.
 class OutputFile {
  public:
-  explicit OutputFile(OutputTarget target, bool keep_partial = false);
+  explicit OutputFile(OutputTarget target, bool keep_partial = false, bool append = false);
   ~OutputFile();
   OutputFile(const OutputFile&) = delete;
   OutputFile& operator=(const OutputFile&) = delete;
