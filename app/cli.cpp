@@ -31,8 +31,8 @@ constexpr const char* kStageStreamsHelp =
     "CUDA: preprocess, frame stage and vote of the batches on streams of their own, overlapping "
     "(on), or in order on one stream (off)";
 constexpr const char* kDecodeThreadsHelp =
-    "Decode threads, each with a long-lived decoder fed clip after clip (0: 1 on the CPU, 4 with "
-    "NVDEC)";
+    "Decode threads, each taking clip after clip (0: 1 with the CPU backend, 4 with NVDEC or for "
+    "a GPU backend)";
 
 // The options classify and eval share.
 void add_run_options(CLI::App* cmd, RunArgs& a) {

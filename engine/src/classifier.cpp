@@ -200,7 +200,9 @@ class Run {
 
 int Classifier::decode_threads() const {
   if (options_.decode_threads > 0) return options_.decode_threads;
-  return decoder_ == DecoderKind::Nvdec ? kNvdecThreads : 1;
+  // The CPU backend: the network limits the rate, and decode threads would take its cores. A
+  // GPU backend: decoding limits it, NVDEC or not (CPU decoders have slice threads only).
+  return model_.backend().frame_sinks() ? kGpuDecodeThreads : 1;
 }
 
 Classifier::Classifier(Model& model, ClassifyOptions options) : model_(model), options_(options) {

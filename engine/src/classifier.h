@@ -19,8 +19,9 @@ namespace fervid {
 
 class Classifier {
  public:
-  // NVDEC decode threads unless told: the H100 has 7 NVDEC engines; 4 is not measured yet.
-  static constexpr int kNvdecThreads = 4;
+  // Decode threads for a GPU backend unless told: the H100 has 7 NVDEC engines; 4 is not
+  // measured yet.
+  static constexpr int kGpuDecodeThreads = 4;
   // Checks the options against the model (check_classify_options) and chooses the decoder
   // (choose_decoder), each failing with one line.
   Classifier(Model& model, ClassifyOptions options);

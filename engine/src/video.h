@@ -81,19 +81,17 @@ struct ClipEvent {
   SourceStats stats;  // with the end
 };
 
-// Decodes video files clip after clip through long-lived decoders: at the end of a clip the
-// decoder is drained and flushed, so no frame of one clip is a reference (or an error
-// concealment source) for the next and a clip's frames depend on the clip alone; then the next
-// clip of the same format goes on with the same decoder (H.264 and HEVC travel as Annex B, their
-// parameter sets in-band), without opening another. A clip of another format (codec, size, or a
-// codec without in-band parameter sets) goes to a decoder of its own format: one drained earlier
-// (a few wait for their format's next clip) or a new one. Frames are attributed to their clip by
-// their timestamps. Events come in clip order: a clip's frames, then its end, then the next
+// Decodes video files clip after clip, each on a decoder of its own, opened when the decoder of
+// the clip before has given its last frame: no state of one clip (reference frames, error
+// concealment, parameter sets) reaches the next, so a clip's frames depend on the clip alone.
+// Decoders use slice threads only (frame threads conceal damage in an order that depends on
+// their timing); --decode-threads decode clips in parallel. Frames are attributed to their clip
+// by their timestamps. Events come in clip order: a clip's frames, then its end, then the next
 // clip's. A packet or frame the decoder refuses is skipped and counted in the clip's warning (as
 // the ffmpeg CLI goes on); a clip that cannot be opened or gives no frame ends with an error; the
 // clips after it are not affected. Frames are turned upright by the stream's rotation (its
-// display matrix), as the ffmpeg CLI does. One read that takes FERVID_STALL_SECONDS (default
-// 60) ends the clip with an error.
+// display matrix), as the ffmpeg CLI does. A read that gets no data for FERVID_STALL_SECONDS
+// (default 60) ends the clip with an error.
 class ClipDecoder {
  public:
   virtual ~ClipDecoder() = default;
@@ -109,8 +107,7 @@ class ClipDecoder {
   virtual void flush() = 0;
   // The next event; false when none can come before another add() or flush().
   virtual bool next(ClipEvent& event) = 0;
-  // Decoders created so far: 1 for a run of clips that continue one another, 1 per format for
-  // clips of a few formats mixed.
+  // Decoders created so far: one per clip that could be opened.
   virtual int decoders_opened() const = 0;
 };
 

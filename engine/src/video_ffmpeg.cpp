@@ -1,8 +1,8 @@
 // Video input through FFmpeg: libavformat demuxes, libavcodec decodes (its own threads on the CPU,
 // NVDEC through the CUDA hwaccel), swscale converts sampled CPU frames to RGB exactly as the
 // ffmpeg CLI does (SWS_BICUBIC), so frames from a video equal `ffmpeg -i VIDEO frame%d.png` byte
-// for byte. ClipDecoder feeds clip after clip to one long-lived decoder (see video.h); a single
-// video (open_video) is a ClipDecoder given one clip.
+// for byte. ClipDecoder decodes clip after clip, each on a decoder of its own (see video.h); a
+// single video (open_video) is a ClipDecoder given one clip.
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/stat.h>
@@ -19,7 +19,6 @@
 
 extern "C" {
 #include <libavcodec/avcodec.h>
-#include <libavcodec/bsf.h>
 #include <libavformat/avformat.h>
 #include <libavutil/display.h>
 #include <libavutil/hwcontext.h>
@@ -307,15 +306,6 @@ class ClipIo {
   AVIOContext* ctx_ = nullptr;
 };
 
-// What a decoder is made for: a clip with another key needs another decoder. Only codecs whose
-// parameter sets can travel in-band (H.264, HEVC as Annex B) continue from clip to clip.
-struct DecoderKey {
-  AVCodecID codec = AV_CODEC_ID_NONE;
-  int width = 0, height = 0, format = -1;
-  bool continuous = false, hw = false;
-  bool operator==(const DecoderKey&) const = default;
-};
-
 class ClipDecoderImpl final : public ClipDecoder {
  public:
   ClipDecoderImpl(const SamplingOptions& sampling, const DecodeOptions& options)
@@ -331,7 +321,6 @@ class ClipDecoderImpl final : public ClipDecoder {
   ~ClipDecoderImpl() override {
     close_input();
     close_decoder();
-    for (auto& [key, dec] : parked_) avcodec_free_context(&dec);
     av_frame_free(&frame_);
     av_packet_free(&pkt_);
   }
@@ -407,7 +396,7 @@ class ClipDecoderImpl final : public ClipDecoder {
       return true;
     }
     if (rc == AVERROR_EOF) {  // drained: every clip fed to it is complete
-      park_decoder();
+      close_decoder();
       end_before(input_open() ? inflight_.back().seq : INT64_MAX);
       return true;
     }
@@ -514,7 +503,7 @@ class ClipDecoderImpl final : public ClipDecoder {
       // A clip starts on a drained, flushed decoder: no frame of the clip before it stays as a
       // reference, so a damaged clip is concealed from its own frames only and its result does
       // not depend on the clips decoded before it. (Another format needs another decoder too.)
-      if (!(dec_key_ == key_) || earlier_clip_fed()) return drain();
+      if (earlier_clip_fed()) return drain();
       if (!read_packet()) continue;
       return true;
     }
@@ -578,7 +567,6 @@ class ClipDecoderImpl final : public ClipDecoder {
     if (stream_ == AVERROR_STREAM_NOT_FOUND) fail(path + ": no video stream");
     if (stream_ < 0 || !codec) fail(path + ": no decoder for its video stream");
     const AVStream* st = fmt_->streams[stream_];
-    const AVCodecParameters* par = st->codecpar;
     c.time_base = av_q2d(st->time_base);
     c.fps =
         st->avg_frame_rate.num > 0 && st->avg_frame_rate.den > 0 ? av_q2d(st->avg_frame_rate) : 0.0;
@@ -587,65 +575,26 @@ class ClipDecoderImpl final : public ClipDecoder {
                                                       : 0.0;
     c.rotation = rotation_of(st, c.warning);
     codec_ = codec;
-    key_ = {par->codec_id, par->width, par->height, par->format, false, false};
-    const char* bsf_name = par->codec_id == AV_CODEC_ID_H264   ? "h264_mp4toannexb"
-                           : par->codec_id == AV_CODEC_ID_HEVC ? "hevc_mp4toannexb"
-                                                               : nullptr;
-    if (const AVBitStreamFilter* f = bsf_name ? av_bsf_get_by_name(bsf_name) : nullptr) {
-      if (av_bsf_alloc(f, &bsf_) < 0) fail(path + ": out of memory");
-      avcodec_parameters_copy(bsf_->par_in, par);
-      bsf_->time_base_in = st->time_base;
-      rc = av_bsf_init(bsf_);
-      if (rc < 0) fail(path + ": cannot convert its stream to Annex B: " + av_error(rc));
-      key_.continuous = true;
-    }
-    if (options_.kind == DecoderKind::Nvdec) {
-      key_.hw = nvdec_takes(codec);
-      if (!key_.hw)
-        c.warning += (c.warning.empty() ? "" : "; ") +
-                     std::string("decoded on the CPU: NVDEC does not take ") + codec->name;
-    }
-    if (!key_.continuous) key_.format = -1 - int(c.seq);  // a decoder of its own
+    hw_ = options_.kind == DecoderKind::Nvdec && nvdec_takes(codec);
+    if (options_.kind == DecoderKind::Nvdec && !hw_)
+      c.warning += (c.warning.empty() ? "" : "; ") +
+                   std::string("decoded on the CPU: NVDEC does not take ") + codec->name;
   }
 
   void close_input() {
-    av_bsf_free(&bsf_);
     avformat_close_input(&fmt_);  // a custom AVIOContext stays: io_ frees it
     io_.reset();
     stream_ = -1;
   }
 
-  // A drained decoder of a format that continues (parameter sets in-band) waits, flushed, for
-  // the next clip of its format; the oldest of more than kParkedDecoders is closed. Others close.
-  void park_decoder() {
-    if (!dec_key_.continuous || !pending_.empty()) return close_decoder();
-    avcodec_flush_buffers(dec_);
-    parked_.emplace_back(dec_key_, dec_);
-    dec_ = nullptr;
-    draining_ = false;
-    if (parked_.size() > kParkedDecoders) {
-      avcodec_free_context(&parked_.front().second);
-      parked_.pop_front();
-    }
-  }
-
   void open_decoder() {
     Clip& c = inflight_.back();
-    for (auto it = parked_.begin(); it != parked_.end(); ++it) {
-      if (!(it->first == key_)) continue;
-      dec_ = it->second;  // a decoder of this format, drained and flushed: it goes on
-      dec_key_ = key_;
-      draining_ = false;
-      parked_.erase(it);
-      return;
-    }
     try {
       dec_ = avcodec_alloc_context3(codec_);
       if (!dec_) fail(c.path + ": out of memory creating a decoder");
-      int rc = avcodec_parameters_to_context(
-          dec_, bsf_ ? bsf_->par_out : fmt_->streams[stream_]->codecpar);
+      int rc = avcodec_parameters_to_context(dec_, fmt_->streams[stream_]->codecpar);
       if (rc < 0) fail(c.path + ": bad codec parameters: " + av_error(rc));
-      if (key_.hw) {
+      if (hw_) {
         std::string why;
         AVBufferRef* device = cuda_device_context(&why);
         if (!device) fail(c.path + ": " + why);
@@ -653,11 +602,14 @@ class ClipDecoderImpl final : public ClipDecoder {
         dec_->get_format = prefer_cuda;
         dec_->thread_count = 1;
       } else {
-        dec_->thread_count = 0;  // as many as libavcodec finds useful
+        // Slice threads only: frame threads conceal damage in an order that depends on their
+        // timing, so a damaged clip's frames would differ from run to run. Decode threads
+        // (--decode-threads) take clips in parallel instead.
+        dec_->thread_count = 0;
+        dec_->thread_type = FF_THREAD_SLICE;
       }
       rc = avcodec_open2(dec_, codec_, nullptr);
       if (rc < 0) fail(c.path + ": cannot open the " + codec_->name + " decoder: " + av_error(rc));
-      dec_key_ = key_;
       draining_ = false;
       ++decoders_opened_;
     } catch (const std::exception& e) {
@@ -697,15 +649,7 @@ class ClipDecoderImpl final : public ClipDecoder {
       av_packet_unref(pkt_);
       return true;
     }
-    if (bsf_) {
-      if (av_bsf_send_packet(bsf_, pkt_) < 0) {
-        av_packet_unref(pkt_);
-        return true;  // a packet the filter rejects is left out, as a corrupt one would be
-      }
-      while (av_bsf_receive_packet(bsf_, pkt_) == 0) queue_packet(c);
-    } else {
-      queue_packet(c);
-    }
+    queue_packet(c);
     return true;
   }
 
@@ -744,8 +688,6 @@ class ClipDecoderImpl final : public ClipDecoder {
   }
 
   static constexpr int kSeqShift = 32;
-  // Drained decoders kept per thread for clips of their format (an NVDEC one holds its surfaces).
-  static constexpr size_t kParkedDecoders = 3;
 
   SamplingOptions sampling_;
   DecodeOptions options_;
@@ -760,15 +702,12 @@ class ClipDecoderImpl final : public ClipDecoder {
   // The clip being read.
   std::unique_ptr<ClipIo> io_;
   AVFormatContext* fmt_ = nullptr;
-  AVBSFContext* bsf_ = nullptr;
   const AVCodec* codec_ = nullptr;
   int stream_ = -1;
-  DecoderKey key_;
+  bool hw_ = false;  // NVDEC takes its codec
   // The decoder.
   AVCodecContext* dec_ = nullptr;
-  DecoderKey dec_key_;
   bool draining_ = false;
-  std::deque<std::pair<DecoderKey, AVCodecContext*>> parked_;
   AVPacket* pkt_ = nullptr;
   AVFrame* frame_ = nullptr;
   Converter converter_;

@@ -36,8 +36,8 @@ struct ClassifyOptions {
   // Where videos are decoded; auto: NVDEC when the backend reads frames in device memory and
   // the driver has it, else the CPU (the run's notice says why).
   DecoderChoice decoder = DecoderChoice::Auto;
-  // Decode threads (0..64), each with its own long-lived decoder; 0 = 1 on the CPU (libavcodec
-  // has threads of its own), 4 with NVDEC.
+  // Decode threads (0..64), each taking clip after clip; 0 = 1 with the CPU backend (the
+  // network limits the rate), 4 with a GPU backend (NVDEC or CPU decoding).
   int decode_threads = 0;
   // Time the model thread's device stages (RunStats::preprocess_s ...): a time stamp before and
   // after each stage of a batch, on the stage's lane, read every few batches (the benchmark's
