@@ -206,13 +206,21 @@ int run_end_to_end(const BenchOptions& o) {
 
 }  // namespace
 
-int run_bench(const BenchOptions& o) {
+void check_bench_options(const BenchOptions& o) {
   if (o.batches.empty()) fail("bench: give at least one --batch");
   for (int b : o.batches)
     if (b < 1) fail("bench: batch sizes must be at least 1");
+  if (!o.end_to_end && !o.inputs.empty()) fail("bench: inputs are for --end-to-end");
+  if (!o.end_to_end && o.iters < 1) fail("bench: --iters must be at least 1");
+  if (o.end_to_end && o.repeat < 1) fail("bench: --repeat must be at least 1");
+  bench_engine(o);
+  parse_decoder(o.decoder);
+  parse_on_off("--stage-streams", o.stage_streams);
+}
+
+int run_bench(const BenchOptions& o) {
+  check_bench_options(o);
   if (o.end_to_end) return run_end_to_end(o);
-  if (!o.inputs.empty()) fail("bench: inputs are for --end-to-end");
-  if (o.iters < 1) fail("bench: --iters must be at least 1");
   const EngineOptions eo = bench_engine(o);
   bench::FrameStageOptions f;
   f.batches = o.batches;

@@ -302,6 +302,8 @@ EngineOptions engine_options(const std::string& device, const std::string& preci
   return o;
 }
 
+void check_run_args(const RunArgs& a, bool eval) { settings_of(a, eval); }
+
 int run_videos(const RunArgs& a, bool eval) {
   const Settings s = settings_of(a, eval);
   WalkNotes walked;

@@ -230,24 +230,22 @@ std::string subcommand_of(const CLI::App& app) {
 
 }  // namespace
 
-int run(int argc, char** argv) {
+int parse_command_line(int argc, char** argv, CommandLine& cl) {
   CLI::App app{"fervid: facial emotion recognition in video, VGG16 per frame + a per-video vote"};
   const BuildInfo build = build_info();
   app.set_version_flag("--version", "fervid " + build.version +
                                         (build.cuda ? " (CUDA build)" : " (CPU-only build)"));
   app.require_subcommand(1);
 
-  RunArgs ca;
   auto* classify_cmd = app.add_subcommand("classify", "Classify videos, image folders or images");
-  add_run_options(classify_cmd, ca);
+  add_run_options(classify_cmd, cl.run);
 
-  RunArgs ea;
   auto* eval_cmd = app.add_subcommand(
       "eval", "Classify a labelled dataset (RAVDESS names or --labels CSV) and score it");
-  add_run_options(eval_cmd, ea);
-  add_eval_options(eval_cmd, ea);
+  add_run_options(eval_cmd, cl.run);
+  add_eval_options(eval_cmd, cl.run);
 
-  MergeArgs ma;
+  MergeArgs& ma = cl.merge;
   auto* merge = app.add_subcommand(
       "merge", "Join the JSON Lines outputs of --shard runs (and score eval's, as eval does)");
   merge->add_option("shards", ma.inputs, "Shard outputs (JSON Lines)")->required();
@@ -257,29 +255,26 @@ int run(int argc, char** argv) {
                     "Write the confusion matrix of eval rows as a PNG to FILE");
   merge->add_flag("--quiet", ma.quiet, "No summary line on stderr");
 
-  uint64_t seed = 0;
-  std::string mw_out, mw_spec = "ravdess-vgg16", mw_dtype = "f32";
   auto* mw =
       app.add_subcommand("make-weights", "Write deterministic He-initialised (untrained) weights");
-  mw->add_option("--seed", seed, "Random seed")->required()->check([](const std::string& s) {
+  mw->add_option("--seed", cl.seed, "Random seed")->required()->check([](const std::string& s) {
     return !s.empty() && s.find_first_not_of("0123456789") == std::string::npos
                ? std::string()
                : "'" + s + "': expected a whole number 0 or more";
   });
-  mw->add_option("--out", mw_out, "Output safetensors file")->required();
-  mw->add_option("--spec", mw_spec, "ravdess-vgg16, torchvision-vgg16 or a JSON card")
+  mw->add_option("--out", cl.weights_out, "Output safetensors file")->required();
+  mw->add_option("--spec", cl.weights_spec, "ravdess-vgg16, torchvision-vgg16 or a JSON card")
       ->capture_default_str();
-  mw->add_option("--dtype", mw_dtype, "f32 | f16 | bf16")->capture_default_str();
+  mw->add_option("--dtype", cl.weights_dtype, "f32 | f16 | bf16")->capture_default_str();
 
-  std::string in_path, in_spec;
   auto* ins =
       app.add_subcommand("inspect", "Show a weights file's spec, tensors and whether they match");
-  ins->add_option("file", in_path, "Weights (safetensors)")->required();
-  ins->add_option("--spec", in_spec, "Check against this card instead of the file's metadata");
+  ins->add_option("file", cl.inspect_path, "Weights (safetensors)")->required();
+  ins->add_option("--spec", cl.inspect_spec,
+                  "Check against this card instead of the file's metadata");
 
-  BenchOptions bo;
   auto* bench = app.add_subcommand("bench", "Time the frame stage (frames/s, per-layer times)");
-  add_bench_options(bench, bo);
+  add_bench_options(bench, cl.bench);
 
   try {
     app.parse(argc, argv);
@@ -289,17 +284,32 @@ int run(int argc, char** argv) {
     // One line like every other error: CLI11's message, then where the options are listed.
     std::string what = e.what();
     std::replace(what.begin(), what.end(), '\n', ' ');
+    what = printable(what);
     std::cerr << "fervid: error: " << what << " (fervid " << subcommand_of(app)
               << "--help lists the options)\n";
     return kExitFatal;
   }
+  for (const CLI::App* sub : app.get_subcommands()) cl.command = sub->get_name();
+  return -1;
+}
+
+void check_command_line(const CommandLine& cl) {
+  if (cl.command == "classify" || cl.command == "eval")
+    check_run_args(cl.run, cl.command == "eval");
+  if (cl.command == "bench") check_bench_options(cl.bench);
+}
+
+int run(int argc, char** argv) {
+  CommandLine cl;
+  if (const int code = parse_command_line(argc, argv, cl); code >= 0) return code;
   try {
-    if (*classify_cmd) return run_videos(ca, false);
-    if (*eval_cmd) return run_videos(ea, true);
-    if (*merge) return merge_outputs(ma);
-    if (*mw) return make_weights_cmd(seed, mw_out, mw_spec, mw_dtype);
-    if (*ins) return inspect(in_path, in_spec);
-    if (*bench) return run_bench(bo);
+    if (cl.command == "classify") return run_videos(cl.run, false);
+    if (cl.command == "eval") return run_videos(cl.run, true);
+    if (cl.command == "merge") return merge_outputs(cl.merge);
+    if (cl.command == "make-weights")
+      return make_weights_cmd(cl.seed, cl.weights_out, cl.weights_spec, cl.weights_dtype);
+    if (cl.command == "inspect") return inspect(cl.inspect_path, cl.inspect_spec);
+    if (cl.command == "bench") return run_bench(cl.bench);
   } catch (const std::exception& e) {
     std::cerr << "fervid: error: " << e.what() << "\n";
     return kExitFatal;

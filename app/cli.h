@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "fervid/fervid.h"
+#include "rows.h"
 
 namespace fervid::cli {
 
@@ -59,5 +60,26 @@ struct BenchOptions {
   bool decode_only = false;            // only the decode ceiling
 };
 int run_bench(const BenchOptions& options);
+// The checks of bench's options that need no file and no device (run_bench makes them first).
+void check_bench_options(const BenchOptions& options);
+// The checks of classify's and eval's options that need no file (run_videos makes them first).
+void check_run_args(const RunArgs& args, bool eval);
+
+// A command line, parsed: the command and its options. run() = parse_command_line, then the
+// command; the CLI's fuzz target (tests/fuzz/) parses and checks without running.
+struct CommandLine {
+  std::string command;  // classify | eval | merge | make-weights | inspect | bench
+  RunArgs run;          // classify, eval
+  MergeArgs merge;
+  BenchOptions bench;
+  uint64_t seed = 0;  // make-weights
+  std::string weights_out, weights_spec = "ravdess-vgg16", weights_dtype = "f32";
+  std::string inspect_path, inspect_spec;
+};
+// -1 when a command is to run; else the exit code, after printing the help, the version or a
+// one-line usage error.
+int parse_command_line(int argc, char** argv, CommandLine& cl);
+// Throws fervid::Error for a parsed command line whose options cannot be used.
+void check_command_line(const CommandLine& cl);
 
 }  // namespace fervid::cli

@@ -118,7 +118,15 @@ EvalRow eval_row(const nlohmann::json& row, const std::vector<std::string>& clas
 namespace {
 
 // Every shard of one K/N split, or no shards at all; fails naming what is missing or mixed.
-void check_shards(const std::vector<nlohmann::json>& rows, const std::vector<std::string>& from) {
+// "a, b, c": the files given, for a message about all of them.
+std::string names_of(const std::vector<std::string>& paths) {
+  std::string names;
+  for (const std::string& p : paths) names += (names.empty() ? "" : ", ") + p;
+  return names;
+}
+
+void check_shards(const std::vector<nlohmann::json>& rows, const std::vector<std::string>& from,
+                  const std::vector<std::string>& inputs) {
   std::set<int> seen;
   int count = 0;
   for (size_t i = 0; i < rows.size(); ++i) {
@@ -136,8 +144,8 @@ void check_shards(const std::vector<nlohmann::json>& rows, const std::vector<std
   for (int k = 1; k <= count; ++k)
     if (!seen.count(k))
       fail_option("merge: shard " + std::to_string(k) + "/" + std::to_string(count) +
-                  " is missing (give the output of --shard " + std::to_string(k) + "/" +
-                  std::to_string(count) + ")");
+                  " is missing from " + names_of(inputs) + " (give the output of --shard " +
+                  std::to_string(k) + "/" + std::to_string(count) + ")");
 }
 
 }  // namespace
@@ -173,12 +181,14 @@ int merge_outputs(const MergeArgs& a) {
       row_from.push_back(path);
     }
   }
-  check_shards(rows, row_from);
+  check_shards(rows, row_from, a.inputs);
   const bool scored = !rows.empty() && rows[0].contains("truth");
   if ((summary || confusion) && !scored)
-    fail_option(
-        "merge: --summary and --confusion score eval rows; these rows carry no truth "
-        "(write them with fervid eval)");
+    fail_option("merge: --summary and --confusion score eval rows; the rows of " + [&] {
+      std::string names;
+      for (const std::string& p : a.inputs) names += (names.empty() ? "" : ", ") + p;
+      return names;
+    }() + " carry no truth (write them with fervid eval)");
   std::stable_sort(rows.begin(), rows.end(), [](const nlohmann::json& x, const nlohmann::json& y) {
     return row_video(x) < row_video(y);
   });

@@ -69,7 +69,7 @@ TEST(BatchInvariance, Conv3x3BiasRelu) {
     const int o = pool ? h / 2 : h;
     expect_batch_invariant(
         {1, h, h, c}, {1, o, o, k},
-        [&](const Tensor& x, const Tensor& y) {
+        [&, pool = pool](const Tensor& x, const Tensor& y) {
           cpu::conv3x3_bias_relu(x, w.tensor, b.tensor, pool, y);
         },
         "conv3x3_bias_relu");
@@ -85,7 +85,9 @@ TEST(BatchInvariance, Linear) {
     fill_uniform(b.tensor, -0.2f, 0.2f);
     expect_batch_invariant(
         {1, in}, {1, out},
-        [&](const Tensor& x, const Tensor& y) { cpu::linear(x, w.tensor, b.tensor, relu, y); },
+        [&, relu = relu](const Tensor& x, const Tensor& y) {
+          cpu::linear(x, w.tensor, b.tensor, relu, y);
+        },
         "linear");
   }
 }

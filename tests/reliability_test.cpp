@@ -2,10 +2,12 @@
 // crop boxes past INT_MAX, thread counts that overflow libgomp, file names that are not UTF-8 or
 // hold a carriage return, non-finite network outputs, --resume over error rows and cut-off rows,
 // folder walks that dropped inputs silently, CSVs with a byte-order mark or conflicting rows,
-// CLI11's parse errors, `bench --end-to-end` on missing inputs and negative seeds.
+// CLI11's parse errors, `bench --end-to-end` on missing inputs and negative seeds. Then the
+// findings of the fuzz targets (tests/fuzz/; their inputs are in tests/fuzz/corpus/).
 #include <nlohmann/json.hpp>
 
 #include "cli_util.h"
+#include "fervid/safetensors.h"
 
 namespace fervid::test {
 namespace {
@@ -204,6 +206,62 @@ TEST(Checks, NegativeSeedsAndBenchOnMissingInputsAreErrors) {
   std::ofstream(junk) << "this is not a video\n";
   expect_fatal("bench --end-to-end " + junk.string() + " --device cpu",
                "no frame could be decoded");
+}
+
+// Found by the fuzz targets: messages that quote an option, a label, a tensor name or a decoder's
+// reason with a carriage return or newline in it broke into two lines.
+TEST(Fuzzed, ErrorsQuotingControlCharactersStayOneLine) {
+  const std::string d = dir_of("fuzzed");
+  const std::string v = clip("c10.mp4", 10);
+  expect_fatal("classify " + v + " --weights " + tiny_weights() +
+                   " --device \"$(printf 'cpu\\r\\n\\001x')\"",
+               "--device cpu\\r\\n\\x01x: expected auto, cpu or cuda");
+
+  const fs::path labels = fs::path(d) / "labels.csv";
+  std::ofstream(labels) << "path,label\n" << v << ",hap\rpy\n";
+  expect_fatal(
+      "eval " + v + " --device cpu --weights " + tiny_weights() + " --labels " + labels.string(),
+      "'hap\\rpy' (line 2)");
+
+  // A weights file with one tensor more than the spec, named with a newline.
+  const std::string weights = (fs::path(d) / "extra.safetensors").string();
+  {
+    const SafetensorsFile tiny = SafetensorsFile::open(tiny_weights());
+    std::vector<StTensorOut> out;
+    for (const StTensorInfo& t : tiny.tensors()) {
+      const auto bytes = tiny.bytes(t);
+      out.push_back({t.name, t.dtype, t.shape, {bytes.begin(), bytes.end()}});
+    }
+    out.push_back({"extra\nname", StDType::F32, {1}, std::vector<std::byte>(4)});
+    write_safetensors(weights, out, tiny.metadata());
+  }
+  expect_fatal("classify " + v + " --device cpu --weights " + weights,
+               "tensor 'extra\\nname' is not part of the spec");
+
+  // A PNG whose unknown chunk's name holds a newline: stb_image quotes it in its reason.
+  const fs::path png = fs::path(d) / "chunk.png";
+  fs::copy_file(fs::path(FERVID_SOURCE_DIR) / "tests/fuzz/corpus/image/png-chunk-name-with-newline",
+                png, fs::copy_options::overwrite_existing);
+  Result r = fervid(classify(png.string()) + " --format csv --output -");
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_EQ(lines(r.out), 2) << r.out;  // the header and the image's error row
+  EXPECT_NE(r.out.find("cannot decode image"), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find("cannot decode image: \\n\\x1a\\n\n"), std::string::npos) << r.err;
+}
+
+TEST(Fuzzed, MergeErrorsNameTheFilesTheyRead) {
+  const std::string d = dir_of("fuzzed-merge");
+  const std::string v = clip("c10.mp4", 10);
+  const fs::path shard = fs::path(d) / "s1.jsonl", rows = fs::path(d) / "rows.jsonl";
+  Result r = fervid(classify(v) + " --shard 1/2 --format jsonl --output " + shard.string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  expect_fatal("merge " + shard.string() + " --output " + (fs::path(d) / "m.jsonl").string(),
+               "shard 2/2 is missing from " + shard.string());
+  r = fervid(classify(v) + " --format jsonl --output " + rows.string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  expect_fatal("merge " + rows.string() + " --output " + (fs::path(d) / "m.jsonl").string() +
+                   " --summary " + (fs::path(d) / "s.json").string(),
+               "the rows of " + rows.string() + " carry no truth");
 }
 
 }  // namespace

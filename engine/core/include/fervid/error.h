@@ -6,6 +6,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 namespace fervid {
 
@@ -36,10 +37,40 @@ class Cancelled : public Error {
   using Error::Error;
 };
 
-[[noreturn]] inline void fail(const std::string& message) { throw Error(message); }
+// `text` (read from a file or given by a user) made fit for a one-line message: control
+// characters written as \r, \n, \t or \xNN, the rest as it is.
+inline std::string printable(std::string_view text) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(text.size());
+  for (char c : text) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u >= 0x20 && u != 0x7f) {
+      out.push_back(c);
+      continue;
+    }
+    out.push_back('\\');
+    if (c == '\r') {
+      out.push_back('r');
+    } else if (c == '\n') {
+      out.push_back('n');
+    } else if (c == '\t') {
+      out.push_back('t');
+    } else {
+      out.push_back('x');
+      out.push_back(kHex[u >> 4]);
+      out.push_back(kHex[u & 15]);
+    }
+  }
+  return out;
+}
+
+// Every error message goes through printable(): whatever text from a file or a user it quotes,
+// it stays one line.
+[[noreturn]] inline void fail(const std::string& message) { throw Error(printable(message)); }
 // The error of the same kind as `e`, its message behind `prefix` (e.g. the layer it came from).
 [[noreturn]] inline void fail_within(const std::string& prefix, const Error& e) {
-  const std::string m = prefix + e.what();
+  const std::string m = printable(prefix + e.what());
   if (dynamic_cast<const DeviceError*>(&e)) throw DeviceError(m);
   if (dynamic_cast<const InputError*>(&e)) throw InputError(m);
   if (dynamic_cast<const OptionError*>(&e)) throw OptionError(m);
@@ -47,8 +78,14 @@ class Cancelled : public Error {
   if (dynamic_cast<const Cancelled*>(&e)) throw Cancelled(m);
   throw Error(m);
 }
-[[noreturn]] inline void fail_option(const std::string& message) { throw OptionError(message); }
-[[noreturn]] inline void fail_input(const std::string& message) { throw InputError(message); }
-[[noreturn]] inline void fail_device(const std::string& message) { throw DeviceError(message); }
+[[noreturn]] inline void fail_option(const std::string& message) {
+  throw OptionError(printable(message));
+}
+[[noreturn]] inline void fail_input(const std::string& message) {
+  throw InputError(printable(message));
+}
+[[noreturn]] inline void fail_device(const std::string& message) {
+  throw DeviceError(printable(message));
+}
 
 }  // namespace fervid
