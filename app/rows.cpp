@@ -55,6 +55,13 @@ std::string row_problem(const nlohmann::json& row) {
   for (const char* key : {"status", "truth", "shard", "warning"})
     if (row.contains(key) && !row[key].is_string()) return std::string(key) + " is not text";
   if (row.contains("actor") && !row["actor"].is_number_integer()) return "actor is not a number";
+  if (row.contains("shard")) {
+    try {
+      Shard::parse(row["shard"].get<std::string>());
+    } catch (const Error& e) {
+      return std::string("shard is not K/N: ") + e.what();
+    }
+  }
   if (row.contains("counts")) {
     if (!row["counts"].is_object()) return "counts are not an object";
     for (const auto& [name, n] : row["counts"].items())

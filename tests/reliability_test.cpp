@@ -257,6 +257,14 @@ TEST(Fuzzed, MergeErrorsNameTheFilesTheyRead) {
   ASSERT_EQ(r.code, 0) << r.err;
   expect_fatal("merge " + shard.string() + " --output " + (fs::path(d) / "m.jsonl").string(),
                "shard 2/2 is missing from " + shard.string());
+  const fs::path bad = fs::path(d) / "bad-shard.jsonl";
+  std::string row = slurp(shard);
+  row.replace(row.find("\"1/2\""), 5, "\"1/x\"");
+  std::ofstream(bad) << row;
+  expect_fatal("merge " + bad.string() + " --output " + (fs::path(d) / "m.jsonl").string(),
+               bad.string() +
+                   ":1: not a row of fervid's JSON Lines output (--format jsonl): shard "
+                   "is not K/N");
   r = fervid(classify(v) + " --format jsonl --output " + rows.string());
   ASSERT_EQ(r.code, 0) << r.err;
   expect_fatal("merge " + rows.string() + " --output " + (fs::path(d) / "m.jsonl").string() +
