@@ -19,8 +19,9 @@ namespace fervid::cli {
 namespace {
 
 constexpr const char* kConvImplHelp =
-    "CUDA conv3x3: cudnn | fervid (fervid's kernel, fp16/bf16, pool fused) | auto (the faster "
-    "per layer, timed once)";
+    "conv3x3: on CUDA cudnn | fervid (fervid's kernel, fp16/bf16, pool fused) | auto (the faster "
+    "per layer, timed once); on the CPU onednn | blas (im2col + OpenBLAS, the reference) | auto "
+    "(oneDNN when built with it)";
 
 constexpr const char* kDecoderHelp =
     "Video decoding: nvdec (the GPU's decoders, frames stay on the device) | cpu (libavcodec) | "

@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <cstring>
 
+#include "cpu/onednn_conv.h"
 #include "cpu/ops.h"
+#include "fervid/weight_layout.h"
 #include "test_util.h"
 
 namespace fervid::test {
@@ -73,6 +75,24 @@ TEST(BatchInvariance, Conv3x3BiasRelu) {
           cpu::conv3x3_bias_relu(x, w.tensor, b.tensor, pool, y);
         },
         "conv3x3_bias_relu");
+  }
+}
+
+TEST(BatchInvariance, OnednnConv3x3BiasRelu) {
+  if (!cpu::onednn_built()) GTEST_SKIP() << "this build has no oneDNN (FERVID_ONEDNN)";
+  SeedTrace trace;
+  for (auto [h, c, k, pool] :
+       {std::array<int, 4>{12, 3, 16, 0}, {10, 16, 24, 1}, {7, 64, 32, 0}, {28, 32, 64, 1}}) {
+    auto w = host_tensor({k, 3, 3, c}, DType::F32);
+    auto b = host_tensor({k}, DType::F32);
+    fill_uniform(w.tensor, -0.3f, 0.3f);
+    fill_uniform(b.tensor, -0.2f, 0.2f);
+    cpu::OnednnConv conv(w.tensor);
+    const int o = pool ? h / 2 : h;
+    expect_batch_invariant(
+        {1, h, h, c}, {1, o, o, k},
+        [&, pool = pool](const Tensor& x, const Tensor& y) { conv.run(x, b.tensor, pool, y); },
+        "onednn conv3x3_bias_relu");
   }
 }
 

@@ -1,6 +1,9 @@
-// conv3x3_bias_relu (CPU) against a naive float64 loop on random NHWC inputs.
+// conv3x3_bias_relu (CPU: im2col + OpenBLAS, and oneDNN's) against a naive float64 loop on random
+// NHWC inputs; the CPU backend runs the weights it prepared on oneDNN.
 #include <algorithm>
 
+#include "backends/cpu/cpu_backend.h"
+#include "cpu/onednn_conv.h"
 #include "cpu/ops.h"
 #include "fervid/weight_layout.h"
 #include "test_util.h"
@@ -70,6 +73,28 @@ TEST_P(Conv3x3Test, MatchesFloat64Reference) {
                "conv3x3_bias_relu");
 }
 
+TEST_P(Conv3x3Test, OnednnMatchesFloat64Reference) {
+  if (!cpu::onednn_built()) GTEST_SKIP() << "this build has no oneDNN (FERVID_ONEDNN)";
+  SeedTrace trace;
+  const ConvCase p = GetParam();
+  auto x = host_tensor({p.n, p.h, p.w, p.c}, DType::F32);
+  auto w = host_tensor({p.k, p.c, 3, 3}, DType::F32);
+  auto b = host_tensor({p.k}, DType::F32);
+  fill_uniform(x.tensor, -1, 1);
+  fill_uniform(w.tensor, -0.5, 0.5);
+  fill_uniform(b.tensor, -0.5, 0.5);
+  const int oh = p.pool ? p.h / 2 : p.h, ow = p.pool ? p.w / 2 : p.w;
+  auto y = host_tensor({p.n, oh, ow, p.k}, DType::F32);
+  auto w_ohwi = conv_weight_ohwi(w.tensor);
+  cpu::OnednnConv conv(w_ohwi.tensor);
+  const auto ref = reference(x.tensor, w.tensor, b.tensor, p.pool);
+  for (int round = 0; round < 2; ++round) {  // a new plan, then the same plan again
+    poison(y.tensor);
+    conv.run(x.tensor, b.tensor, p.pool, y.tensor);
+    expect_close(y.tensor.ptr<float>(), ref, kFp32, "onednn conv3x3_bias_relu");
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Shapes, Conv3x3Test,
     testing::Values(ConvCase{1, 5, 7, 3, 4, false}, ConvCase{2, 13, 17, 3, 8, true},
@@ -84,6 +109,44 @@ TEST(Conv3x3, RejectsMismatchedShapes) {
   auto b = host_tensor({8}, DType::F32);
   auto y = host_tensor({1, 4, 4, 8}, DType::F32);
   EXPECT_THROW(cpu::conv3x3_bias_relu(x.tensor, w.tensor, b.tensor, false, y.tensor), Error);
+}
+
+// The backend's own weights run on oneDNN (when built with it), a test's own on the reference; when
+// a layer's weights are freed their convolution goes with them, so new weights at the same
+// address are never run with the old ones.
+TEST(Conv3x3, CpuBackendRunsItsPreparedWeightsOnOnednn) {
+  SeedTrace trace;
+  auto be = cpu::make_cpu_backend(0);
+  EXPECT_NE(be->device_name().find(cpu::onednn_built() ? "oneDNN" : "OpenBLAS"), std::string::npos)
+      << be->device_name();
+  auto x = host_tensor({2, 10, 12, 16}, DType::F32);
+  auto b = host_tensor({24}, DType::F32);
+  auto y = host_tensor({2, 5, 6, 24}, DType::F32);
+  fill_uniform(x.tensor, -1, 1);
+  fill_uniform(b.tensor, -0.5, 0.5);
+  for (int layer = 0; layer < 4; ++layer) {
+    auto w = host_tensor({24, 16, 3, 3}, DType::F32);
+    fill_uniform(w.tensor, -0.5, 0.5);
+    {
+      OwnedTensor prepared = be->prepare_weight(w.tensor, {WeightRole::Conv});
+      poison(y.tensor);
+      be->conv3x3_bias_relu(x.tensor, prepared.tensor, b.tensor, true, y.tensor);
+    }
+    expect_close(y.tensor.ptr<float>(), reference(x.tensor, w.tensor, b.tensor, true), kFp32,
+                 "CPU backend conv3x3_bias_relu");
+  }
+  EXPECT_THROW(cpu::make_cpu_backend(0, ConvImpl::Cudnn)->name(), Error);
+}
+
+TEST(Conv3x3, BlasAndOnednnAreChosenByConvImpl) {
+  EXPECT_NE(cpu::make_cpu_backend(0, ConvImpl::Blas)->device_name().find("OpenBLAS"),
+            std::string::npos);
+  if (cpu::onednn_built()) {
+    EXPECT_NE(cpu::make_cpu_backend(0, ConvImpl::Onednn)->device_name().find("oneDNN"),
+              std::string::npos);
+  } else {
+    EXPECT_THROW(cpu::make_cpu_backend(0, ConvImpl::Onednn), Error);
+  }
 }
 
 }  // namespace

@@ -13,7 +13,7 @@ packages=(
   python3-h5py python3-onnx python3-venv libopencv-objdetect-dev opencv-data
   pybind11-dev python3-dev python3-pytest python3-pandas python3-matplotlib python3-av
   munge slurmctld slurmd slurm-client
-  clang libclang-rt-14-dev libomp-dev
+  clang libclang-rt-14-dev libomp-dev libdnnl-dev
 )
 
 missing=()

@@ -23,25 +23,29 @@ std::unique_ptr<Backend> make_backend(const BackendOptions& options, const Notif
                 " (use --conv-impl cudnn or --precision fp16|bf16)");
   std::string why;
   const bool gpu = options.device != DeviceChoice::Cpu && cuda_device_available(&why);
+  // --conv-impl onednn|blas asks for the CPU backend, as --device cpu does.
+  const bool cpu_impl = cpu_conv_impl(options.conv_impl);
   if (options.device == DeviceChoice::Cuda) {
+    if (cpu_impl)
+      fail_option("--conv-impl " + impl + " is the CPU backend's (CUDA: auto, cudnn or fervid)");
     if (!gpu) fail_device("--device cuda: " + why);
     return make_cuda_backend(options);
   }
   const bool gpu_precision =
       options.precision != Precision::Default && options.precision != Precision::Fp32;
-  if (options.device == DeviceChoice::Auto && gpu) return make_cuda_backend(options);
-  if (options.device == DeviceChoice::Auto) {
+  if (options.device == DeviceChoice::Auto && gpu && !cpu_impl) return make_cuda_backend(options);
+  if (options.device == DeviceChoice::Auto && !cpu_impl) {
     std::string notice = why + "; using the CPU backend";
     if (gpu_precision) notice += " (fp32; --precision " + precision + " is for GPUs)";
-    if (options.conv_impl != ConvImpl::Auto) notice += " (--conv-impl " + impl + " is for GPUs)";
+    if (cuda_conv_impl(options.conv_impl)) notice += " (--conv-impl " + impl + " is for GPUs)";
     if (notify) notify(notice);
   } else if (gpu_precision) {
     fail_option("--precision " + precision + ": the CPU backend computes in fp32 only");
-  } else if (options.conv_impl != ConvImpl::Auto) {
+  } else if (cuda_conv_impl(options.conv_impl)) {
     fail_option("--conv-impl " + impl +
-                ": the CPU backend has one conv3x3 (choose with --device cuda)");
+                " is the CUDA backend's (CPU: auto, onednn or blas; or --device cuda)");
   }
-  return cpu::make_cpu_backend(options.threads);
+  return cpu::make_cpu_backend(options.threads, options.conv_impl);
 }
 
 }  // namespace fervid

@@ -6,8 +6,13 @@
 
 #include <chrono>
 #include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
 
+#include "cpu/onednn_conv.h"
 #include "cpu/ops.h"
+#include "fervid/error.h"
 #include "fervid/weight_layout.h"
 
 namespace fervid::cpu {
@@ -32,7 +37,9 @@ class HostTimeline final : public Timeline {
 
 class CpuBackend final : public Backend, Timelines {
  public:
-  explicit CpuBackend(int threads) {
+  // conv_: Onednn (every conv layer on oneDNN), Auto (oneDNN from kOnednnMinChannels input
+  // channels, as measured in docs/perf/cpu.md), Blas (none).
+  CpuBackend(int threads, ConvImpl conv) : conv_(conv) {
     if (threads > 0) {
       omp_set_num_threads(threads);
       openblas_set_num_threads(threads);
@@ -46,7 +53,11 @@ class CpuBackend final : public Backend, Timelines {
   // swscale's RGB is the reference path.
   bool prefers_yuv_frames() const override { return false; }
   std::string device_name() const override {
-    return "CPU, " + std::to_string(threads_) + " threads";
+    std::string conv = "OpenBLAS";
+    if (conv_ == ConvImpl::Onednn) conv = "oneDNN";
+    if (conv_ == ConvImpl::Auto)
+      conv = "oneDNN (OpenBLAS below " + std::to_string(kOnednnMinChannels) + " input channels)";
+    return "CPU, " + std::to_string(threads_) + " threads, conv3x3 on " + conv;
   }
 
   Buffer allocate(size_t bytes) override { return meter_.track(Buffer::host(bytes)); }
@@ -73,6 +84,27 @@ class CpuBackend final : public Backend, Timelines {
       std::memcpy(t.tensor.data(), host_f32.data(), host_f32.bytes());
     }
     t.buffer = meter_.track(std::move(t.buffer));
+    const bool onednn = use.role == WeightRole::Conv &&
+                        (conv_ == ConvImpl::Onednn ||
+                         (conv_ == ConvImpl::Auto && host_f32.dim(1) >= kOnednnMinChannels));
+    if (onednn) {
+      // The layer's oneDNN convolution lives as long as its weights: the buffer's release
+      // forgets it, so no later weights at the same address can meet it.
+      const void* key = t.tensor.data();
+      {
+        std::lock_guard<std::mutex> lock(convs_->mutex);
+        convs_->map[key] = std::make_shared<OnednnConv>(t.tensor);
+      }
+      auto owner = std::make_shared<Buffer>(std::move(t.buffer));
+      t.buffer = Buffer(owner->data(), owner->bytes(), owner->device(),
+                        [owner, convs = convs_, key](void*) mutable {
+                          {
+                            std::lock_guard<std::mutex> lock(convs->mutex);
+                            convs->map.erase(key);
+                          }
+                          owner.reset();
+                        });
+    }
     return t;
   }
 
@@ -87,7 +119,18 @@ class CpuBackend final : public Backend, Timelines {
 
   void conv3x3_bias_relu(const Tensor& x, const Tensor& w, const Tensor& b, bool pool,
                          const Tensor& y) override {
-    cpu::conv3x3_bias_relu(x, w, b, pool, y);
+    // Weights this backend prepared run on oneDNN; others (a test's own) on the reference.
+    std::shared_ptr<OnednnConv> conv;
+    if (conv_ != ConvImpl::Blas) {
+      std::lock_guard<std::mutex> lock(convs_->mutex);
+      auto it = convs_->map.find(w.data());
+      if (it != convs_->map.end()) conv = it->second;
+    }
+    if (conv) {
+      conv->run(x, b, pool, y);
+    } else {
+      cpu::conv3x3_bias_relu(x, w, b, pool, y);
+    }
   }
   void maxpool2x2(const Tensor& x, const Tensor& y) override { cpu::maxpool2x2(x, y); }
   void global_avgpool(const Tensor& x, const Tensor& y) override { cpu::global_avgpool(x, y); }
@@ -109,14 +152,28 @@ class CpuBackend final : public Backend, Timelines {
   }
 
  private:
+  struct Convs {
+    std::mutex mutex;
+    std::map<const void*, std::shared_ptr<OnednnConv>> map;  // by the weights' address
+  };
+  // Below this many input channels (conv1_1's 3) the im2col + OpenBLAS conv is the faster.
+  static constexpr int64_t kOnednnMinChannels = 16;
   int threads_ = 1;
+  ConvImpl conv_ = ConvImpl::Blas;
+  std::shared_ptr<Convs> convs_ = std::make_shared<Convs>();
   MemoryMeter meter_;
 };
 
 }  // namespace
 
-std::unique_ptr<Backend> make_cpu_backend(int threads) {
-  return std::make_unique<CpuBackend>(threads);
+std::unique_ptr<Backend> make_cpu_backend(int threads, ConvImpl conv_impl) {
+  if (cuda_conv_impl(conv_impl))
+    fail_option(std::string("--conv-impl ") + conv_impl_name(conv_impl) +
+                " is the CUDA backend's (CPU: auto, onednn or blas)");
+  if (conv_impl == ConvImpl::Onednn && !onednn_built())
+    fail_option("--conv-impl onednn: this build has no oneDNN (install libdnnl-dev and rebuild)");
+  if (conv_impl == ConvImpl::Auto && !onednn_built()) conv_impl = ConvImpl::Blas;
+  return std::make_unique<CpuBackend>(threads, conv_impl);
 }
 
 }  // namespace fervid::cpu

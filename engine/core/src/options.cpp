@@ -24,7 +24,10 @@ ConvImpl parse_conv_impl(const std::string& text) {
   if (text == "auto") return ConvImpl::Auto;
   if (text == "cudnn") return ConvImpl::Cudnn;
   if (text == "fervid") return ConvImpl::Fervid;
-  fail_option("--conv-impl " + text + ": expected auto, cudnn or fervid");
+  if (text == "onednn") return ConvImpl::Onednn;
+  if (text == "blas") return ConvImpl::Blas;
+  fail_option("--conv-impl " + text +
+              ": expected auto, cudnn, fervid (CUDA), onednn or blas (CPU)");
 }
 
 DecoderChoice parse_decoder(const std::string& text) {
@@ -73,10 +76,17 @@ const char* conv_impl_name(ConvImpl c) {
       return "cudnn";
     case ConvImpl::Fervid:
       return "fervid";
+    case ConvImpl::Onednn:
+      return "onednn";
+    case ConvImpl::Blas:
+      return "blas";
     case ConvImpl::Auto:
       break;
   }
   return "auto";
 }
+
+bool cpu_conv_impl(ConvImpl c) { return c == ConvImpl::Onednn || c == ConvImpl::Blas; }
+bool cuda_conv_impl(ConvImpl c) { return c == ConvImpl::Cudnn || c == ConvImpl::Fervid; }
 
 }  // namespace fervid

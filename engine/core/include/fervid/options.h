@@ -13,8 +13,9 @@ enum class DeviceChoice { Auto, Cpu, Cuda };
 // --precision: the arithmetic of the frame stage. Default: the backend's own (fp16 on CUDA,
 // fp32 on the CPU).
 enum class Precision { Default, Fp32, Tf32, Fp16, Bf16 };
-// --conv-impl: the CUDA backend's conv3x3 (cuDNN, fervid's kernel, or the faster per layer).
-enum class ConvImpl { Auto, Cudnn, Fervid };
+// --conv-impl: the conv3x3 of the CUDA backend (cuDNN, fervid's kernel, or the faster per layer)
+// or of the CPU backend (oneDNN or im2col + OpenBLAS; auto: oneDNN when the build has it).
+enum class ConvImpl { Auto, Cudnn, Fervid, Onednn, Blas };
 // --decoder: where videos are decoded (auto: NVDEC when the backend reads device frames).
 enum class DecoderChoice { Auto, Nvdec, Cpu };
 
@@ -27,7 +28,10 @@ bool parse_on_off(const std::string& option, const std::string& value);
 
 const char* device_choice_name(DeviceChoice d);  // "auto", "cpu", "cuda"
 const char* precision_name(Precision p);         // "fp32", ...; "" for Default
-const char* conv_impl_name(ConvImpl c);          // "auto", "cudnn", "fervid"
+const char* conv_impl_name(ConvImpl c);          // "auto", "cudnn", "fervid", "onednn", "blas"
+// Whether `c` is one of the CPU backend's (onednn, blas) or the CUDA backend's (cudnn, fervid).
+bool cpu_conv_impl(ConvImpl c);
+bool cuda_conv_impl(ConvImpl c);
 
 // What a backend is made with (make_backend in the engine checks the combinations once).
 struct BackendOptions {

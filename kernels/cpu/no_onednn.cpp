@@ -1,0 +1,21 @@
+// A build without oneDNN (FERVID_ONEDNN=OFF or no libdnnl-dev): the CPU backend's convolutions
+// run on OpenBLAS (cpu::conv3x3_bias_relu) only.
+#include "cpu/onednn_conv.h"
+
+namespace fervid::cpu {
+
+bool onednn_built() { return false; }
+
+struct OnednnConv::Plan {};
+
+OnednnConv::OnednnConv(Tensor w) : w_(std::move(w)) {
+  fail("conv3x3_bias_relu: this build has no oneDNN (FERVID_ONEDNN)");
+}
+OnednnConv::~OnednnConv() = default;
+OnednnConv::Plan& OnednnConv::plan(int, int) { fail("no oneDNN in this build"); }
+std::string OnednnConv::implementation(int, int) { fail("no oneDNN in this build"); }
+void OnednnConv::run(const Tensor&, const Tensor&, bool, const Tensor&) {
+  fail("no oneDNN in this build");
+}
+
+}  // namespace fervid::cpu
