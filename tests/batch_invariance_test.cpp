@@ -87,12 +87,15 @@ TEST(BatchInvariance, OnednnConv3x3BiasRelu) {
     auto b = host_tensor({k}, DType::F32);
     fill_uniform(w.tensor, -0.3f, 0.3f);
     fill_uniform(b.tensor, -0.2f, 0.2f);
-    cpu::OnednnConv conv(w.tensor);
     const int o = pool ? h / 2 : h;
-    expect_batch_invariant(
-        {1, h, h, c}, {1, o, o, k},
-        [&, pool = pool](const Tensor& x, const Tensor& y) { conv.run(x, b.tensor, pool, y); },
-        "onednn conv3x3_bias_relu");
+    for (bool bf16 : {false, true}) {
+      if (bf16 && !cpu::onednn_bf16_unavailable().empty()) continue;
+      cpu::OnednnConv conv(w.tensor, bf16);
+      expect_batch_invariant(
+          {1, h, h, c}, {1, o, o, k},
+          [&, pool = pool](const Tensor& x, const Tensor& y) { conv.run(x, b.tensor, pool, y); },
+          bf16 ? "onednn bf16 conv3x3_bias_relu" : "onednn conv3x3_bias_relu");
+    }
   }
 }
 

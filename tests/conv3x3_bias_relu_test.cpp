@@ -1,6 +1,7 @@
 // conv3x3_bias_relu (CPU: im2col + OpenBLAS, and oneDNN's) against a naive float64 loop on random
 // NHWC inputs; the CPU backend runs the weights it prepared on oneDNN.
 #include <algorithm>
+#include <cmath>
 
 #include "backends/cpu/cpu_backend.h"
 #include "cpu/onednn_conv.h"
@@ -95,6 +96,36 @@ TEST_P(Conv3x3Test, OnednnMatchesFloat64Reference) {
   }
 }
 
+// bf16: inputs and weights rounded to bf16 first (the reference sees the same values), so what
+// is left is oneDNN's f32 accumulation; DESIGN.md's bf16 bounds.
+TEST_P(Conv3x3Test, OnednnBf16MatchesFloat64ReferenceOfRoundedInputs) {
+  const std::string why = cpu::onednn_bf16_unavailable();
+  if (!why.empty()) GTEST_SKIP() << why;
+  SeedTrace trace;
+  const ConvCase p = GetParam();
+  auto x = host_tensor({p.n, p.h, p.w, p.c}, DType::F32);
+  auto w = host_tensor({p.k, p.c, 3, 3}, DType::F32);
+  auto b = host_tensor({p.k}, DType::F32);
+  fill_uniform(x.tensor, -1, 1);
+  fill_uniform(w.tensor, -0.5, 0.5);
+  fill_uniform(b.tensor, -0.5, 0.5);
+  for (const Tensor* t : {&x.tensor, &w.tensor}) {
+    float* v = t->ptr<float>();
+    for (int64_t i = 0; i < t->numel(); ++i) v[i] = bf16_to_float(float_to_bf16(v[i]));
+  }
+  const int oh = p.pool ? p.h / 2 : p.h, ow = p.pool ? p.w / 2 : p.w;
+  auto y = host_tensor({p.n, oh, ow, p.k}, DType::F32);
+  poison(y.tensor);
+  auto w_ohwi = conv_weight_ohwi(w.tensor);
+  cpu::OnednnConv conv(w_ohwi.tensor, /*bf16=*/true);
+  conv.run(x.tensor, b.tensor, p.pool, y.tensor);
+  const auto ref = reference(x.tensor, w.tensor, b.tensor, p.pool);
+  double rms = 0;
+  for (double v : ref) rms += v * v;
+  rms = std::sqrt(rms / double(ref.size()));
+  expect_close(y.tensor.ptr<float>(), ref, {3e-2 * rms, 3e-2, 2e-2}, "onednn bf16 conv3x3");
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Shapes, Conv3x3Test,
     testing::Values(ConvCase{1, 5, 7, 3, 4, false}, ConvCase{2, 13, 17, 3, 8, true},
@@ -136,6 +167,25 @@ TEST(Conv3x3, CpuBackendRunsItsPreparedWeightsOnOnednn) {
                  "CPU backend conv3x3_bias_relu");
   }
   EXPECT_THROW(cpu::make_cpu_backend(0, ConvImpl::Cudnn)->name(), Error);
+}
+
+// --precision bf16 on the CPU: every conv layer on oneDNN in bf16 where the CPU can, else one
+// line naming the missing instructions; never with --conv-impl blas.
+TEST(Conv3x3, CpuBf16RunsOrSaysWhichInstructionsAreMissing) {
+  const std::string why = cpu::cpu_bf16_unavailable();
+  if (why.empty()) {
+    auto be = cpu::make_cpu_backend(0, ConvImpl::Auto, Precision::Bf16);
+    EXPECT_EQ(be->precision(), Precision::Bf16);
+  } else {
+    try {
+      cpu::make_cpu_backend(0, ConvImpl::Auto, Precision::Bf16);
+      ADD_FAILURE() << "bf16 accepted where " << why;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("AVX512_BF16"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_THROW(cpu::make_cpu_backend(0, ConvImpl::Blas, Precision::Bf16), Error);
+  EXPECT_THROW(cpu::make_cpu_backend(0, ConvImpl::Auto, Precision::Fp16), Error);
 }
 
 TEST(Conv3x3, BlasAndOnednnAreChosenByConvImpl) {

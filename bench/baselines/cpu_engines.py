@@ -14,7 +14,8 @@ median frames/s and fervid's ratio to it.
 ONNX Runtime and OpenVINO are not Debian packages: they are installed from PyPI into a virtual
 environment this script makes (FERVID_BASELINES_VENV, default ~/.cache/fervid/cpu-baselines-venv)
 on Debian's python, seeing Debian's torch and numpy. OpenVINO also runs in bf16
-(INFERENCE_PRECISION_HINT) when the CPU has AVX512_BF16 or AMX.
+(INFERENCE_PRECISION_HINT) when the CPU has AVX512_BF16 or AMX, as fervid does
+(--precision bf16).
 """
 import argparse
 import json
@@ -116,8 +117,9 @@ def main():
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--iters", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--fervid-conv", nargs="+", default=["auto", "blas"],
-                    help="fervid's --conv-impl values to time, each a row")
+    ap.add_argument("--fervid-runs", nargs="+", default=["auto/fp32", "blas/fp32", "auto/bf16"],
+                    help="fervid's CONV_IMPL/PRECISION pairs to time, each a row (bf16 rows only "
+                         "where the CPU has AVX512_BF16 or AMX)")
     ap.add_argument("--run", help=argparse.SUPPRESS)  # ENGINE MODEL: one timing, as JSON
     ap.add_argument("--model", help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -129,7 +131,12 @@ def main():
     bf16 = bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
     with tempfile.TemporaryDirectory() as work:
         pt, onnx, st = prepare(work, a.spec)
-        engines = {f"fervid fp32 (--conv-impl {c})": ("fervid", c) for c in a.fervid_conv}
+        engines = {}
+        for run in a.fervid_runs:
+            conv, precision = run.split("/")
+            if precision == "bf16" and not bf16:
+                continue
+            engines[f"fervid {precision} (--conv-impl {conv})"] = ("fervid", conv, precision)
         engines.update({"PyTorch fp32": ("/usr/bin/python3", "torch", pt),
                         "ONNX Runtime fp32": (py, "onnxruntime", onnx),
                         "OpenVINO fp32": (py, "openvino", onnx)})
@@ -141,7 +148,8 @@ def main():
                 if e[0] == "fervid":
                     out = subprocess.run(
                         [a.fervid, "bench", "--device", "cpu", "--weights", st, "--json",
-                         "--conv-impl", e[1], "--threads", str(a.threads), "--batch",
+                         "--conv-impl", e[1], "--precision", e[2], "--threads", str(a.threads),
+                         "--batch",
                          str(a.batch), "--iters", str(a.iters), "--warmup", "1"],
                         check=True, capture_output=True, text=True).stdout
                     fps[name].append(json.loads(out)["results"][0]["frames_per_s"])

@@ -31,21 +31,29 @@ std::unique_ptr<Backend> make_backend(const BackendOptions& options, const Notif
     if (!gpu) fail_device("--device cuda: " + why);
     return make_cuda_backend(options);
   }
+  // Precisions only a GPU computes in (bf16 the CPU backend has too, on CPUs that can).
   const bool gpu_precision =
-      options.precision != Precision::Default && options.precision != Precision::Fp32;
+      options.precision == Precision::Tf32 || options.precision == Precision::Fp16;
   if (options.device == DeviceChoice::Auto && gpu && !cpu_impl) return make_cuda_backend(options);
+  Precision cpu_precision = gpu_precision ? Precision::Fp32 : options.precision;
   if (options.device == DeviceChoice::Auto && !cpu_impl) {
     std::string notice = why + "; using the CPU backend";
     if (gpu_precision) notice += " (fp32; --precision " + precision + " is for GPUs)";
+    const std::string no_bf16 =
+        cpu_precision == Precision::Bf16 ? cpu::cpu_bf16_unavailable() : std::string();
+    if (!no_bf16.empty()) {
+      notice += " (fp32; --precision bf16: " + no_bf16 + ")";
+      cpu_precision = Precision::Fp32;
+    }
     if (cuda_conv_impl(options.conv_impl)) notice += " (--conv-impl " + impl + " is for GPUs)";
     if (notify) notify(notice);
   } else if (gpu_precision) {
-    fail_option("--precision " + precision + ": the CPU backend computes in fp32 only");
+    fail_option("--precision " + precision + ": the CPU backend computes in fp32 or bf16");
   } else if (cuda_conv_impl(options.conv_impl)) {
     fail_option("--conv-impl " + impl +
                 " is the CUDA backend's (CPU: auto, onednn or blas; or --device cuda)");
   }
-  return cpu::make_cpu_backend(options.threads, options.conv_impl);
+  return cpu::make_cpu_backend(options.threads, options.conv_impl, cpu_precision);
 }
 
 }  // namespace fervid

@@ -5,10 +5,11 @@
 namespace fervid::cpu {
 
 bool onednn_built() { return false; }
+std::string onednn_bf16_unavailable() { return "this build has no oneDNN (FERVID_ONEDNN)"; }
 
 struct OnednnConv::Plan {};
 
-OnednnConv::OnednnConv(Tensor w) : w_(std::move(w)) {
+OnednnConv::OnednnConv(Tensor w, bool bf16) : w_(std::move(w)), bf16_(bf16) {
   fail("conv3x3_bias_relu: this build has no oneDNN (FERVID_ONEDNN)");
 }
 OnednnConv::~OnednnConv() = default;

@@ -4,6 +4,8 @@
 // OnednnConv per conv layer's weights: each frame size gets its primitive and its weights,
 // reordered once into the layout that primitive prefers, on first use. Frames run one at a time
 // (each on every thread), so a frame's result never depends on the frames batched with it.
+// In bf16 the frame is rounded to bf16 on its way in and the weights once, the products are
+// accumulated in f32 and the output stays f32 (activations between layers are f32 in memory).
 #pragma once
 
 #include <map>
@@ -18,11 +20,14 @@ namespace fervid::cpu {
 
 // Whether this build has oneDNN (FERVID_ONEDNN).
 bool onednn_built();
+// "" when oneDNN can convolve in bf16 on this CPU (AVX512_BF16 or AMX), else why not, in one
+// line (e.g. "this CPU has neither AVX512_BF16 nor AMX (oneDNN's ISA here: avx2)").
+std::string onednn_bf16_unavailable();
 
 class OnednnConv {
  public:
   // w [K,3,3,C] f32 (OHWI, as the CPU backend prepares conv weights); read when a plan is made.
-  explicit OnednnConv(Tensor w);
+  explicit OnednnConv(Tensor w, bool bf16 = false);
   ~OnednnConv();
   OnednnConv(const OnednnConv&) = delete;
   OnednnConv& operator=(const OnednnConv&) = delete;
@@ -37,6 +42,7 @@ class OnednnConv {
   Plan& plan(int h, int w);
 
   Tensor w_;
+  bool bf16_ = false;
   std::mutex mutex_;
   std::map<std::pair<int, int>, std::unique_ptr<Plan>> plans_;
 };

@@ -39,7 +39,7 @@ class CpuBackend final : public Backend, Timelines {
  public:
   // conv_: Onednn (every conv layer on oneDNN), Auto (oneDNN from kOnednnMinChannels input
   // channels, as measured in docs/perf/cpu.md), Blas (none).
-  CpuBackend(int threads, ConvImpl conv) : conv_(conv) {
+  CpuBackend(int threads, ConvImpl conv, bool bf16) : conv_(conv), bf16_(bf16) {
     if (threads > 0) {
       omp_set_num_threads(threads);
       openblas_set_num_threads(threads);
@@ -49,7 +49,7 @@ class CpuBackend final : public Backend, Timelines {
   std::string name() const override { return "cpu"; }
   Layout activation_layout() const override { return Layout::NHWC; }
   DType compute_dtype() const override { return DType::F32; }
-  Precision precision() const override { return Precision::Fp32; }
+  Precision precision() const override { return bf16_ ? Precision::Bf16 : Precision::Fp32; }
   // swscale's RGB is the reference path.
   bool prefers_yuv_frames() const override { return false; }
   std::string device_name() const override {
@@ -93,7 +93,7 @@ class CpuBackend final : public Backend, Timelines {
       const void* key = t.tensor.data();
       {
         std::lock_guard<std::mutex> lock(convs_->mutex);
-        convs_->map[key] = std::make_shared<OnednnConv>(t.tensor);
+        convs_->map[key] = std::make_shared<OnednnConv>(t.tensor, bf16_);
       }
       auto owner = std::make_shared<Buffer>(std::move(t.buffer));
       t.buffer = Buffer(owner->data(), owner->bytes(), owner->device(),
@@ -160,20 +160,34 @@ class CpuBackend final : public Backend, Timelines {
   static constexpr int64_t kOnednnMinChannels = 16;
   int threads_ = 1;
   ConvImpl conv_ = ConvImpl::Blas;
+  bool bf16_ = false;
   std::shared_ptr<Convs> convs_ = std::make_shared<Convs>();
   MemoryMeter meter_;
 };
 
 }  // namespace
 
-std::unique_ptr<Backend> make_cpu_backend(int threads, ConvImpl conv_impl) {
+std::string cpu_bf16_unavailable() { return onednn_bf16_unavailable(); }
+
+std::unique_ptr<Backend> make_cpu_backend(int threads, ConvImpl conv_impl, Precision precision) {
   if (cuda_conv_impl(conv_impl))
     fail_option(std::string("--conv-impl ") + conv_impl_name(conv_impl) +
                 " is the CUDA backend's (CPU: auto, onednn or blas)");
   if (conv_impl == ConvImpl::Onednn && !onednn_built())
     fail_option("--conv-impl onednn: this build has no oneDNN (install libdnnl-dev and rebuild)");
+  const bool bf16 = precision == Precision::Bf16;
+  if (bf16 && conv_impl == ConvImpl::Blas)
+    fail_option("--precision bf16 runs the convolutions on oneDNN, not --conv-impl blas");
+  if (bf16) {
+    const std::string why = onednn_bf16_unavailable();
+    if (!why.empty()) fail_option("--precision bf16 on the CPU: " + why + "; use fp32");
+    conv_impl = ConvImpl::Onednn;  // every conv layer, conv1_1 too
+  } else if (precision != Precision::Fp32 && precision != Precision::Default) {
+    fail_option(std::string("--precision ") + precision_name(precision) +
+                ": the CPU backend computes in fp32 or bf16");
+  }
   if (conv_impl == ConvImpl::Auto && !onednn_built()) conv_impl = ConvImpl::Blas;
-  return std::make_unique<CpuBackend>(threads, conv_impl);
+  return std::make_unique<CpuBackend>(threads, conv_impl, bf16);
 }
 
 }  // namespace fervid::cpu

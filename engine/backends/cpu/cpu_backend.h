@@ -9,7 +9,12 @@
 
 namespace fervid::cpu {
 
-// Fails with one line for conv_impl onednn in a build without oneDNN.
-std::unique_ptr<Backend> make_cpu_backend(int threads, ConvImpl conv_impl = ConvImpl::Auto);
+// precision fp32 (or Default) or bf16: every conv layer on oneDNN in bf16 (f32 accumulation,
+// f32 activations between layers), the rest f32; bf16 needs oneDNN and AVX512_BF16 or AMX. Fails
+// with one line for a combination this build or CPU cannot run.
+std::unique_ptr<Backend> make_cpu_backend(int threads, ConvImpl conv_impl = ConvImpl::Auto,
+                                          Precision precision = Precision::Fp32);
+// "" when the CPU backend can run bf16 here, else why not (one line).
+std::string cpu_bf16_unavailable();
 
 }  // namespace fervid::cpu
