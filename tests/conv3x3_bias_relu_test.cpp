@@ -56,43 +56,48 @@ std::vector<double> reference(const Tensor& x, const Tensor& w_oihw, const Tenso
 
 class Conv3x3Test : public testing::TestWithParam<ConvCase> {};
 
+// A case's fresh random inputs (values rounded to bf16 when `bf16`, so that the reference sees
+// what the op computes with), its OHWI weights, a poisoned output and the float64 reference.
+struct ConvRun {
+  OwnedTensor x, w, b, w_ohwi, y;
+  std::vector<double> ref;
+  ConvRun(const ConvCase& p, bool bf16 = false)
+      : x(host_tensor({p.n, p.h, p.w, p.c}, DType::F32)),
+        w(host_tensor({p.k, p.c, 3, 3}, DType::F32)),
+        b(host_tensor({p.k}, DType::F32)),
+        y(host_tensor({p.n, p.pool ? p.h / 2 : p.h, p.pool ? p.w / 2 : p.w, p.k}, DType::F32)) {
+    fill_uniform(x.tensor, -1, 1);
+    fill_uniform(w.tensor, -0.5, 0.5);
+    fill_uniform(b.tensor, -0.5, 0.5);
+    for (const Tensor* t : {&x.tensor, &w.tensor}) {
+      float* v = t->ptr<float>();
+      for (int64_t i = 0; bf16 && i < t->numel(); ++i) v[i] = bf16_to_float(float_to_bf16(v[i]));
+    }
+    w_ohwi = conv_weight_ohwi(w.tensor);
+    ref = reference(x.tensor, w.tensor, b.tensor, p.pool);
+    poison(y.tensor);
+  }
+  const float* got() const { return y.tensor.ptr<float>(); }
+};
+
 TEST_P(Conv3x3Test, MatchesFloat64Reference) {
   SeedTrace trace;
   const ConvCase p = GetParam();
-  auto x = host_tensor({p.n, p.h, p.w, p.c}, DType::F32);
-  auto w = host_tensor({p.k, p.c, 3, 3}, DType::F32);
-  auto b = host_tensor({p.k}, DType::F32);
-  fill_uniform(x.tensor, -1, 1);
-  fill_uniform(w.tensor, -0.5, 0.5);
-  fill_uniform(b.tensor, -0.5, 0.5);
-  const int oh = p.pool ? p.h / 2 : p.h, ow = p.pool ? p.w / 2 : p.w;
-  auto y = host_tensor({p.n, oh, ow, p.k}, DType::F32);
-  poison(y.tensor);
-  auto w_ohwi = conv_weight_ohwi(w.tensor);
-  cpu::conv3x3_bias_relu(x.tensor, w_ohwi.tensor, b.tensor, p.pool, y.tensor);
-  expect_close(y.tensor.ptr<float>(), reference(x.tensor, w.tensor, b.tensor, p.pool), kFp32,
-               "conv3x3_bias_relu");
+  ConvRun r(p);
+  cpu::conv3x3_bias_relu(r.x.tensor, r.w_ohwi.tensor, r.b.tensor, p.pool, r.y.tensor);
+  expect_close(r.got(), r.ref, kFp32, "conv3x3_bias_relu");
 }
 
 TEST_P(Conv3x3Test, OnednnMatchesFloat64Reference) {
   if (!cpu::onednn_built()) GTEST_SKIP() << "this build has no oneDNN (FERVID_ONEDNN)";
   SeedTrace trace;
   const ConvCase p = GetParam();
-  auto x = host_tensor({p.n, p.h, p.w, p.c}, DType::F32);
-  auto w = host_tensor({p.k, p.c, 3, 3}, DType::F32);
-  auto b = host_tensor({p.k}, DType::F32);
-  fill_uniform(x.tensor, -1, 1);
-  fill_uniform(w.tensor, -0.5, 0.5);
-  fill_uniform(b.tensor, -0.5, 0.5);
-  const int oh = p.pool ? p.h / 2 : p.h, ow = p.pool ? p.w / 2 : p.w;
-  auto y = host_tensor({p.n, oh, ow, p.k}, DType::F32);
-  auto w_ohwi = conv_weight_ohwi(w.tensor);
-  cpu::OnednnConv conv(w_ohwi.tensor);
-  const auto ref = reference(x.tensor, w.tensor, b.tensor, p.pool);
+  ConvRun r(p);
+  cpu::OnednnConv conv(r.w_ohwi.tensor);
   for (int round = 0; round < 2; ++round) {  // a new plan, then the same plan again
-    poison(y.tensor);
-    conv.run(x.tensor, b.tensor, p.pool, y.tensor);
-    expect_close(y.tensor.ptr<float>(), ref, kFp32, "onednn conv3x3_bias_relu");
+    poison(r.y.tensor);
+    conv.run(r.x.tensor, r.b.tensor, p.pool, r.y.tensor);
+    expect_close(r.got(), r.ref, kFp32, "onednn conv3x3_bias_relu");
   }
 }
 
@@ -103,27 +108,13 @@ TEST_P(Conv3x3Test, OnednnBf16MatchesFloat64ReferenceOfRoundedInputs) {
   if (!why.empty()) GTEST_SKIP() << why;
   SeedTrace trace;
   const ConvCase p = GetParam();
-  auto x = host_tensor({p.n, p.h, p.w, p.c}, DType::F32);
-  auto w = host_tensor({p.k, p.c, 3, 3}, DType::F32);
-  auto b = host_tensor({p.k}, DType::F32);
-  fill_uniform(x.tensor, -1, 1);
-  fill_uniform(w.tensor, -0.5, 0.5);
-  fill_uniform(b.tensor, -0.5, 0.5);
-  for (const Tensor* t : {&x.tensor, &w.tensor}) {
-    float* v = t->ptr<float>();
-    for (int64_t i = 0; i < t->numel(); ++i) v[i] = bf16_to_float(float_to_bf16(v[i]));
-  }
-  const int oh = p.pool ? p.h / 2 : p.h, ow = p.pool ? p.w / 2 : p.w;
-  auto y = host_tensor({p.n, oh, ow, p.k}, DType::F32);
-  poison(y.tensor);
-  auto w_ohwi = conv_weight_ohwi(w.tensor);
-  cpu::OnednnConv conv(w_ohwi.tensor, /*bf16=*/true);
-  conv.run(x.tensor, b.tensor, p.pool, y.tensor);
-  const auto ref = reference(x.tensor, w.tensor, b.tensor, p.pool);
+  ConvRun r(p, /*bf16=*/true);
+  cpu::OnednnConv conv(r.w_ohwi.tensor, /*bf16=*/true);
+  conv.run(r.x.tensor, r.b.tensor, p.pool, r.y.tensor);
   double rms = 0;
-  for (double v : ref) rms += v * v;
-  rms = std::sqrt(rms / double(ref.size()));
-  expect_close(y.tensor.ptr<float>(), ref, {3e-2 * rms, 3e-2, 2e-2}, "onednn bf16 conv3x3");
+  for (double v : r.ref) rms += v * v;
+  rms = std::sqrt(rms / double(r.ref.size()));
+  expect_close(r.got(), r.ref, {3e-2 * rms, 3e-2, 2e-2}, "onednn bf16 conv3x3");
 }
 
 INSTANTIATE_TEST_SUITE_P(
