@@ -37,8 +37,7 @@ class HostTimeline final : public Timeline {
 
 class CpuBackend final : public Backend, Timelines {
  public:
-  // conv_: Onednn (every conv layer on oneDNN), Auto (oneDNN from kOnednnMinChannels input
-  // channels, as measured in docs/perf/cpu.md), Blas (none).
+  // conv_: Onednn (every conv layer on oneDNN) or Blas (im2col + OpenBLAS, the reference).
   CpuBackend(int threads, ConvImpl conv, bool bf16) : conv_(conv), bf16_(bf16) {
     if (threads > 0) {
       omp_set_num_threads(threads);
@@ -53,10 +52,7 @@ class CpuBackend final : public Backend, Timelines {
   // swscale's RGB is the reference path.
   bool prefers_yuv_frames() const override { return false; }
   std::string device_name() const override {
-    std::string conv = "OpenBLAS";
-    if (conv_ == ConvImpl::Onednn) conv = "oneDNN";
-    if (conv_ == ConvImpl::Auto)
-      conv = "oneDNN (OpenBLAS below " + std::to_string(kOnednnMinChannels) + " input channels)";
+    const std::string conv = conv_ == ConvImpl::Onednn ? "oneDNN" : "OpenBLAS";
     return "CPU, " + std::to_string(threads_) + " threads, conv3x3 on " + conv;
   }
 
@@ -84,10 +80,7 @@ class CpuBackend final : public Backend, Timelines {
       std::memcpy(t.tensor.data(), host_f32.data(), host_f32.bytes());
     }
     t.buffer = meter_.track(std::move(t.buffer));
-    const bool onednn = use.role == WeightRole::Conv &&
-                        (conv_ == ConvImpl::Onednn ||
-                         (conv_ == ConvImpl::Auto && host_f32.dim(1) >= kOnednnMinChannels));
-    if (onednn) {
+    if (use.role == WeightRole::Conv && conv_ == ConvImpl::Onednn) {
       // The layer's oneDNN convolution lives as long as its weights: the buffer's release
       // forgets it, so no later weights at the same address can meet it.
       const void* key = t.tensor.data();
@@ -156,8 +149,6 @@ class CpuBackend final : public Backend, Timelines {
     std::mutex mutex;
     std::map<const void*, std::shared_ptr<OnednnConv>> map;  // by the weights' address
   };
-  // Below this many input channels (conv1_1's 3) the im2col + OpenBLAS conv is the faster.
-  static constexpr int64_t kOnednnMinChannels = 16;
   int threads_ = 1;
   ConvImpl conv_ = ConvImpl::Blas;
   bool bf16_ = false;
@@ -181,12 +172,12 @@ std::unique_ptr<Backend> make_cpu_backend(int threads, ConvImpl conv_impl, Preci
   if (bf16) {
     const std::string why = onednn_bf16_unavailable();
     if (!why.empty()) fail_option("--precision bf16 on the CPU: " + why + "; use fp32");
-    conv_impl = ConvImpl::Onednn;  // every conv layer, conv1_1 too
   } else if (precision != Precision::Fp32 && precision != Precision::Default) {
     fail_option(std::string("--precision ") + precision_name(precision) +
                 ": the CPU backend computes in fp32 or bf16");
   }
-  if (conv_impl == ConvImpl::Auto && !onednn_built()) conv_impl = ConvImpl::Blas;
+  // auto: oneDNN on every layer where the build has it (faster on each, docs/perf/cpu.md).
+  if (conv_impl == ConvImpl::Auto) conv_impl = onednn_built() ? ConvImpl::Onednn : ConvImpl::Blas;
   return std::make_unique<CpuBackend>(threads, conv_impl, bf16);
 }
 
