@@ -150,6 +150,13 @@ TEST(Engine, AutoTellsTheSinkWhyItTookTheCpu) {
   EXPECT_EQ(engine.backend_name(), "cpu");
   ASSERT_EQ(notices.size(), 1u);
   EXPECT_NE(notices[0].find("using the CPU backend"), std::string::npos) << notices[0];
+  // A GPU's --conv-impl is noticed, and the CPU backend takes its own.
+  notices.clear();
+  o.backend.conv_impl = ConvImpl::Cudnn;
+  Engine cudnn(load_weights(tiny_weights()), o);
+  EXPECT_EQ(cudnn.backend_name(), "cpu");
+  ASSERT_EQ(notices.size(), 1u);
+  EXPECT_NE(notices[0].find("--conv-impl cudnn is for GPUs"), std::string::npos) << notices[0];
 }
 
 }  // namespace

@@ -53,7 +53,9 @@ std::unique_ptr<Backend> make_backend(const BackendOptions& options, const Notif
     fail_option("--conv-impl " + impl +
                 " is the CUDA backend's (CPU: auto, onednn or blas; or --device cuda)");
   }
-  return cpu::make_cpu_backend(options.threads, options.conv_impl, cpu_precision);
+  // A CUDA --conv-impl under --device auto was noticed above; the CPU backend takes its own.
+  const ConvImpl cpu_conv = cuda_conv_impl(options.conv_impl) ? ConvImpl::Auto : options.conv_impl;
+  return cpu::make_cpu_backend(options.threads, cpu_conv, cpu_precision);
 }
 
 }  // namespace fervid

@@ -14,7 +14,6 @@ OnednnConv::OnednnConv(Tensor w, bool bf16) : w_(std::move(w)), bf16_(bf16) {
 }
 OnednnConv::~OnednnConv() = default;
 OnednnConv::Plan& OnednnConv::plan(int, int) { fail("no oneDNN in this build"); }
-std::string OnednnConv::implementation(int, int) { fail("no oneDNN in this build"); }
 void OnednnConv::run(const Tensor&, const Tensor&, bool, const Tensor&) {
   fail("no oneDNN in this build");
 }

@@ -117,8 +117,6 @@ OnednnConv::Plan& OnednnConv::plan(int h, int w) {
   return *slot;
 }
 
-std::string OnednnConv::implementation(int h, int w) { return plan(h, w).pd.impl_info_str(); }
-
 void OnednnConv::run(const Tensor& x, const Tensor& b, bool pool, const Tensor& y) {
   constexpr const char* op = "onednn conv3x3_bias_relu";
   if (x.rank() != 4) fail(std::string(op) + ": x must be rank 4");

@@ -34,8 +34,6 @@ class OnednnConv {
 
   // x [N,H,W,C], b [K] -> y [N,H,W,K] (or [N,H/2,W/2,K] when pool), as cpu::conv3x3_bias_relu.
   void run(const Tensor& x, const Tensor& b, bool pool, const Tensor& y);
-  // oneDNN's implementation for H x W frames, e.g. "jit:avx512_core" (makes the plan).
-  std::string implementation(int h, int w);
 
  private:
   struct Plan;
