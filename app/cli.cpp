@@ -246,6 +246,20 @@ int parse_command_line(int argc, char** argv, CommandLine& cl) {
   add_run_options(eval_cmd, cl.run);
   add_eval_options(eval_cmd, cl.run);
 
+  ExplainArgs& ea = cl.explain;
+  auto* explain = app.add_subcommand(
+      "explain",
+      "Grad-CAM: the frames behind each video's label as heat-map overlays, a probability "
+      "timeline, the maps (.npy) and explain.json in --out");
+  add_run_options(explain, ea.run);
+  explain->add_option("--out", ea.out, "Folder to write (made when missing)")->required();
+  explain->add_option("--top", ea.top, "Frames with the largest probability of the class")
+      ->capture_default_str();
+  explain->add_option("--spaced", ea.spaced, "Frames evenly spaced over each video")
+      ->capture_default_str();
+  explain->add_option("--class", ea.cls, "The class to explain (default: each video's label)");
+  explain->add_option("--size", ea.size, "Overlay side in pixels")->capture_default_str();
+
   MergeArgs& ma = cl.merge;
   auto* merge = app.add_subcommand(
       "merge", "Join the JSON Lines outputs of --shard runs (and score eval's, as eval does)");
@@ -298,6 +312,7 @@ void check_command_line(const CommandLine& cl) {
   if (cl.command == "classify" || cl.command == "eval")
     check_run_args(cl.run, cl.command == "eval");
   if (cl.command == "bench") check_bench_options(cl.bench);
+  if (cl.command == "explain") check_explain_args(cl.explain);
 }
 
 int run(int argc, char** argv) {
@@ -306,6 +321,7 @@ int run(int argc, char** argv) {
   try {
     if (cl.command == "classify") return run_videos(cl.run, false);
     if (cl.command == "eval") return run_videos(cl.run, true);
+    if (cl.command == "explain") return run_explain(cl.explain);
     if (cl.command == "merge") return merge_outputs(cl.merge);
     if (cl.command == "make-weights")
       return make_weights_cmd(cl.seed, cl.weights_out, cl.weights_spec, cl.weights_dtype);

@@ -1,4 +1,4 @@
-// The fervid command line: classify, eval, merge, make-weights, inspect, bench.
+// The fervid command line: classify, eval, explain, merge, make-weights, inspect, bench.
 #pragma once
 
 #include <string>
@@ -36,6 +36,17 @@ int run_videos(const RunArgs& args, bool eval);
 EngineOptions engine_options(const std::string& device, const std::string& precision, int threads,
                              const std::string& conv_impl, const std::string& cuda_graphs);
 
+// fervid explain: the classify options it shares, and its own.
+struct ExplainArgs {
+  RunArgs run;
+  std::string out;  // the folder written
+  std::string cls;  // the class explained ("" = each video's winner)
+  int top = 3, spaced = 3;
+  int size = 320;  // overlay side in pixels
+};
+int run_explain(const ExplainArgs& args);
+void check_explain_args(const ExplainArgs& args);
+
 struct BenchOptions {
   std::string device = "cpu";
   std::string precision;
@@ -68,10 +79,11 @@ void check_run_args(const RunArgs& args, bool eval);
 // A command line, parsed: the command and its options. run() = parse_command_line, then the
 // command; the CLI's fuzz target (tests/fuzz/) parses and checks without running.
 struct CommandLine {
-  std::string command;  // classify | eval | merge | make-weights | inspect | bench
+  std::string command;  // classify | eval | explain | merge | make-weights | inspect | bench
   RunArgs run;          // classify, eval
   MergeArgs merge;
   BenchOptions bench;
+  ExplainArgs explain;
   uint64_t seed = 0;  // make-weights
   std::string weights_out, weights_spec = "ravdess-vgg16", weights_dtype = "f32";
   std::string inspect_path, inspect_spec;

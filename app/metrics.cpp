@@ -1,14 +1,12 @@
 #include "metrics.h"
 
-#include <stb_easy_font.h>
-#include <stb_image_write.h>
-
 #include <algorithm>
 #include <cmath>
 #include <iomanip>
 #include <map>
 #include <sstream>
 
+#include "canvas.h"
 #include "fervid/error.h"
 
 namespace fervid::cli {
@@ -162,52 +160,6 @@ nlohmann::json metrics_json(const EvalMetrics& m) {
 
 // ---- the PNG heat map ----
 
-namespace {
-
-constexpr int kTextScale = 2;  // stb_easy_font's glyphs are ~6x7 pixels; drawn at 2x
-
-struct Canvas {
-  int w, h;
-  std::vector<uint8_t> rgb;
-  Canvas(int width, int height) : w(width), h(height), rgb(size_t(width) * height * 3, 255) {}
-  void fill(int x0, int y0, int x1, int y1, const uint8_t c[3]) {
-    for (int y = std::max(0, y0); y < std::min(h, y1); ++y)
-      for (int x = std::max(0, x0); x < std::min(w, x1); ++x)
-        std::copy(c, c + 3, &rgb[(size_t(y) * w + x) * 3]);
-  }
-};
-
-int text_width(const std::string& text) {
-  std::string t = text;
-  return stb_easy_font_width(t.data()) * kTextScale;
-}
-int text_height() {
-  char t[] = "X";
-  return stb_easy_font_height(t) * kTextScale;
-}
-
-// Draws `text` with its top-left corner at (x, y); `vertical` turns it 90 degrees
-// counter-clockwise (reading upwards, its baseline on the right), (x, y) then the bottom-left.
-void draw_text(Canvas& c, int x, int y, const std::string& text, const uint8_t colour[3],
-               bool vertical = false) {
-  std::string t = text;
-  std::vector<char> buf(t.size() * 1024 + 1024);  // ~270 B per character on average
-  const int quads = stb_easy_font_print(0, 0, t.data(), nullptr, buf.data(), int(buf.size()));
-  for (int q = 0; q < quads; ++q) {
-    const float* v0 = reinterpret_cast<const float*>(buf.data() + q * 64);
-    const float* v2 = reinterpret_cast<const float*>(buf.data() + q * 64 + 32);
-    const int qx0 = int(std::lround(v0[0] * kTextScale)),
-              qy0 = int(std::lround(v0[1] * kTextScale));
-    const int qx1 = int(std::lround(v2[0] * kTextScale)),
-              qy1 = int(std::lround(v2[1] * kTextScale));
-    if (!vertical)
-      c.fill(x + qx0, y + qy0, x + qx1, y + qy1, colour);
-    else
-      c.fill(x + qy0, y - qx1, x + qy1, y - qx0, colour);
-  }
-}
-
-}  // namespace
 
 PngLayout confusion_png_layout(const std::vector<std::string>& classes) {
   int label = text_width("predicted");
@@ -229,7 +181,7 @@ void write_confusion_png(const EvalMetrics& m, const OutputTarget& target,
   const PngLayout l = confusion_png_layout(m.classes);
   const int n = int(m.classes.size());
   Canvas c(l.width, l.height);
-  const uint8_t black[3] = {0, 0, 0}, white[3] = {255, 255, 255}, grid[3] = {200, 200, 200};
+  const Rgb black{0, 0, 0}, white{255, 255, 255}, grid{200, 200, 200};
   const int th = text_height();
   draw_text(c, 8, 8, title, black);
   draw_text(c, 8, l.top + n * l.cell / 2 + text_width("true") / 2, "true", black, true);
@@ -248,9 +200,9 @@ void write_confusion_png(const EvalMetrics& m, const OutputTarget& target,
       const int64_t v = m.confusion[t][p];
       const double f = row ? double(v) / double(row) : 0.0;
       // White to dark blue by the fraction of the true class's videos.
-      const uint8_t shade[3] = {uint8_t(std::lround(255 - f * (255 - 8))),
-                                uint8_t(std::lround(255 - f * (255 - 48))),
-                                uint8_t(std::lround(255 - f * (255 - 107)))};
+      const Rgb shade{uint8_t(std::lround(255 - f * (255 - 8))),
+                      uint8_t(std::lround(255 - f * (255 - 48))),
+                      uint8_t(std::lround(255 - f * (255 - 107)))};
       const int x0 = l.left + p * l.cell, y0 = l.top + t * l.cell;
       c.fill(x0, y0, x0 + l.cell, y0 + l.cell, grid);
       c.fill(x0 + 1, y0 + 1, x0 + l.cell - 1, y0 + l.cell - 1, shade);
@@ -259,13 +211,7 @@ void write_confusion_png(const EvalMetrics& m, const OutputTarget& target,
                 f > 0.5 ? white : black);
     }
   }
-  std::string png;
-  auto append = [](void* to, void* data, int size) {
-    static_cast<std::string*>(to)->append(static_cast<const char*>(data), size_t(size));
-  };
-  if (!stbi_write_png_to_func(append, &png, c.w, c.h, 3, c.rgb.data(), c.w * 3))
-    fail(target.path() + ": cannot encode the PNG");
-  write_output(target, png);
+  write_png(c, target);
 }
 
 void report_metrics(const EvalMetrics& m, std::ostream& text,

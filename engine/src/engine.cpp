@@ -7,10 +7,12 @@
 #include "backend_factory.h"
 #include "backends/cuda/cuda_probe.h"
 #include "cards.h"
+#include "cpu/ops.h"
 #include "classifier.h"
 #include "fervid/fervid.h"
 #include "model.h"
 #include "run_clock.h"
+#include "video.h"
 
 namespace fervid {
 
@@ -55,6 +57,7 @@ struct Engine::Impl {
   NoticeSink notify;
   std::unique_ptr<Backend> backend;
   std::unique_ptr<Model> model;
+  std::vector<LayerWeights> dense;  // with EngineOptions::explain: the head's, f32 on the host
 };
 
 Engine::Engine(Weights weights, const EngineOptions& options) : impl_(std::make_unique<Impl>()) {
@@ -63,6 +66,7 @@ Engine::Engine(Weights weights, const EngineOptions& options) : impl_(std::make_
   impl_->notify = options.notify ? options.notify : NoticeSink(print_notice);
   impl_->backend = make_backend(options.backend, impl_->notify);
   impl_->model = std::make_unique<Model>(weights, *impl_->backend, options.max_batch);
+  if (options.explain) impl_->dense = std::move(weights.dense);
 }
 
 Engine::~Engine() = default;
@@ -142,6 +146,133 @@ FrameScores Engine::classify_frames(std::span<const ImageView> frames, const Cro
                      [](float p) { return std::isfinite(p); }))
       s.labels[i] = -1;
   return s;
+}
+
+namespace {
+
+// A Tensor of the backend's compute dtype, copied to the host as f32.
+std::vector<float> host_f32(Backend& be, const Tensor& t) {
+  std::vector<float> out(size_t(t.numel()));
+  if (t.dtype() == DType::F32) {
+    be.copy_to_host(out.data(), t);
+    return out;
+  }
+  std::vector<uint16_t> raw(out.size());
+  be.copy_to_host(raw.data(), t);
+  for (size_t i = 0; i < raw.size(); ++i)
+    out[i] = t.dtype() == DType::F16 ? half_to_float(raw[i]) : bf16_to_float(raw[i]);
+  return out;
+}
+
+}  // namespace
+
+std::vector<FrameExplanation> Engine::explain_frames(std::span<const ImageView> frames,
+                                                     std::span<const CropRect> crops,
+                                                     std::span<const int> classes) {
+  const ModelSpec& spec = impl_->spec;
+  if (impl_->dense.empty())
+    fail_option("Grad-CAM needs an engine made with EngineOptions::explain (the head's weights)");
+  if (crops.size() != frames.size() || classes.size() != frames.size())
+    fail("explain: one crop and one class per frame are needed");
+  const auto convs = spec.conv_layers();
+  if (convs.empty() || !convs.back().pool)
+    fail_option("Grad-CAM needs the card's last conv layer followed by its 2x2 pool (VGG16's)");
+  const int c = spec.num_classes(), S = spec.input_size;
+  for (size_t i = 0; i < frames.size(); ++i) {
+    const ImageView& f = frames[i];
+    if (!f.data || f.width < 1 || f.height < 1 || f.stride < f.width * 3)
+      fail_input("frame " + std::to_string(i) + ": not an 8-bit RGB image");
+    if (classes[i] < -1 || classes[i] >= c)
+      fail_option("explain: class " + std::to_string(classes[i]) + " outside 0.." +
+                  std::to_string(c - 1));
+  }
+  const auto layers = spec.dense_layers();
+  std::vector<cpu::DenseWeights> dense;
+  for (size_t i = 0; i < impl_->dense.size(); ++i)
+    dense.push_back({&impl_->dense[i].weight.tensor, &impl_->dense[i].bias.tensor, layers[i].relu});
+  Model& model = *impl_->model;
+  std::vector<FrameExplanation> out(frames.size());
+  for (size_t first = 0; first < frames.size(); first += size_t(model.max_batch())) {
+    const int n = int(std::min(frames.size() - first, size_t(model.max_batch())));
+    const Tensor acts = model.forward_features(frames.subspan(first, n), crops.subspan(first, n));
+    const int64_t h = acts.dim(1), w = acts.dim(2), k = acts.dim(3);
+    std::vector<float> a = host_f32(*impl_->backend, acts);
+    Tensor at(a.data(), {n, h, w, k}, DType::F32, Layout::NHWC);
+    std::vector<float> maps(size_t(n) * S * S), logits(size_t(n) * c);
+    std::vector<int> cls(classes.begin() + first, classes.begin() + first + n);
+    cpu::gradcam(at, spec.head, dense, cls, Tensor(maps.data(), {n, S, S}, DType::F32),
+                 Tensor(logits.data(), {n, c}, DType::F32));
+    for (int i = 0; i < n; ++i) {
+      FrameExplanation& e = out[first + i];
+      e.crop = crops[first + i];
+      e.cls = cls[i];
+      e.map_size = S;
+      e.map.assign(maps.begin() + size_t(i) * S * S, maps.begin() + size_t(i + 1) * S * S);
+      // Softmax of the head's logits, in float64.
+      const float* lg = logits.data() + size_t(i) * c;
+      const double top = *std::max_element(lg, lg + c);
+      double sum = 0;
+      for (int j = 0; j < c; ++j) sum += std::exp(double(lg[j]) - top);
+      for (int j = 0; j < c; ++j) e.probs.push_back(float(std::exp(double(lg[j]) - top) / sum));
+    }
+  }
+  return out;
+}
+
+std::vector<FrameExplanation> Engine::explain(const InputItem& input,
+                                              const SamplingOptions& sampling,
+                                              std::span<const ExplainRequest> requests) {
+  if (requests.empty()) return {};
+  if (input.kind == InputKind::Invalid) fail_input(input.path + ": " + input.error);
+  std::map<int64_t, std::vector<size_t>> wanted;  // frame index -> requests
+  for (size_t i = 0; i < requests.size(); ++i) wanted[requests[i].frame_index].push_back(i);
+  SamplingOptions plain = sampling;
+  plain.keep_yuv = false;  // pixels to draw on: RGB
+  std::vector<Frame> kept(requests.size());
+  size_t found = 0;
+  try {
+    std::unique_ptr<FrameSource> source = open_frames(input, plain);
+    Frame f;
+    while (found < requests.size() && source->next(f)) {
+      auto it = wanted.find(f.index);
+      if (it == wanted.end()) continue;
+      for (size_t r : it->second) {
+        kept[r] = f;
+        ++found;
+      }
+    }
+  } catch (const InputError&) {
+    throw;
+  } catch (const Error& e) {
+    fail_input(e.what());
+  }
+  if (found < requests.size())
+    for (const ExplainRequest& r : requests)
+      if (std::none_of(kept.begin(), kept.end(),
+                       [&](const Frame& f) { return f.index == r.frame_index && !f.rgb.empty(); }))
+        fail_input(input.path + ": has no frame " + std::to_string(r.frame_index) +
+                   " (with this sampling)");
+  std::vector<ImageView> views;
+  std::vector<CropRect> crops;
+  std::vector<int> classes;
+  for (size_t i = 0; i < requests.size(); ++i) {
+    views.push_back(kept[i].view());
+    crops.push_back(requests[i].crop);
+    classes.push_back(requests[i].cls);
+  }
+  std::vector<FrameExplanation> out = explain_frames(views, crops, classes);
+  for (size_t i = 0; i < out.size(); ++i) {
+    const Frame& f = kept[i];
+    out[i].frame_index = f.index;
+    out[i].time_s = f.time_s;
+    out[i].width = f.width;
+    out[i].height = f.height;
+    out[i].rgb.resize(size_t(f.width) * f.height * 3);
+    for (int y = 0; y < f.height; ++y)
+      std::copy_n(f.rgb.data() + size_t(y) * f.stride, size_t(f.width) * 3,
+                  out[i].rgb.data() + size_t(y) * f.width * 3);
+  }
+  return out;
 }
 
 }  // namespace fervid

@@ -161,22 +161,40 @@ void Model::forward_preprocessed(int n, const LayerHook& hook, int slot) {
   graphs->replay(this, int64_t(slot) << 32 | n, [&] { run_layers(n, {}, slot); });
 }
 
-void Model::run_layers(int n, const LayerHook& hook, int slot) {
+Tensor Model::run_convs(int n, const LayerHook& hook, int slot, bool last_pool, int& which) {
   const Layout layout = backend_.activation_layout();
   Tensor x = input_[slot].slice(0, n);
-  int which = 0, s = spec_.input_size;
+  int s = spec_.input_size;
+  which = 0;
   for (size_t i = 0; i < conv_layers_.size(); ++i) {
     const ConvLayer& l = conv_layers_[i];
-    const int out_s = l.pool ? s / 2 : s;
+    const bool pool = l.pool && (last_pool || i + 1 < conv_layers_.size());
+    const int out_s = pool ? s / 2 : s;
     Tensor y = activation(which, act_shape(layout, n, l.out_channels, out_s, out_s));
     in_layer(l.name, [&] {
-      backend_.conv3x3_bias_relu(x, conv_w_[i].tensor, conv_b_[i].tensor, l.pool, y);
+      backend_.conv3x3_bias_relu(x, conv_w_[i].tensor, conv_b_[i].tensor, pool, y);
     });
     if (hook) hook(l.name);
     x = y;
     which ^= 1;
     s = out_s;
   }
+  return x;
+}
+
+Tensor Model::forward_features(std::span<const ImageView> frames,
+                               std::span<const CropRect> crops) {
+  const int n = int(frames.size());
+  check_batch(n);
+  if (int(crops.size()) != n) fail("forward: one crop per frame is needed");
+  backend_.preprocess(frames, crops, spec_.preprocess, input(0).slice(0, n));
+  int which = 0;
+  return run_convs(n, {}, 0, /*last_pool=*/false, which);
+}
+
+void Model::run_layers(int n, const LayerHook& hook, int slot) {
+  int which = 0;
+  Tensor x = run_convs(n, hook, slot, /*last_pool=*/true, which);
   if (spec_.head == Head::Gap) {
     Tensor y = activation(which, {n, spec_.feature_channels()});
     in_layer("gap", [&] { backend_.global_avgpool(x, y); });

@@ -44,6 +44,11 @@ class Model {
   void preprocess(std::span<const Frame> frames, std::span<const CropRect> crops, int slot = 0);
   void forward_preprocessed(int n, const LayerHook& hook = {}, int slot = 0);
 
+  // Grad-CAM's forward (Engine::explain): the frames preprocessed into input(0), then the conv
+  // layers with the last one's pool left out. Returns that layer's activated output [n, H, W, K]
+  // (in the activation layout and compute dtype; valid until the next forward).
+  Tensor forward_features(std::span<const ImageView> frames, std::span<const CropRect> crops);
+
   const Tensor& input(int slot = 0);                // [max_batch, S, S, 3] when NHWC
   const Tensor& logits() const { return logits_; }  // f32 [max_batch, C]
   const Tensor& probs() const { return probs_; }    // f32 [max_batch, C]
@@ -53,6 +58,9 @@ class Model {
   Tensor activation(int which, std::vector<int64_t> shape) const;
   void check_batch(int n) const;  // 1..max_batch frames, or a one-line error
   void run_layers(int n, const LayerHook& hook, int slot);
+  // The conv layers from input(slot); the last one's pool only when `last_pool`. Returns the
+  // last output and which arena buffer is free.
+  Tensor run_convs(int n, const LayerHook& hook, int slot, bool last_pool, int& which);
   void allocate_input(int slot);
 
   ModelSpec spec_;

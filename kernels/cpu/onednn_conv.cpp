@@ -1,6 +1,7 @@
 #include "cpu/onednn_conv.h"
 
 #include <oneapi/dnnl/dnnl.hpp>
+#include <algorithm>
 #include <optional>
 #include <vector>
 
@@ -59,13 +60,25 @@ std::string onednn_bf16_unavailable() {
   return "this CPU has neither AVX512_BF16 nor AMX (its best instructions: " + have + ")";
 }
 
-struct OnednnConv::Plan {
+// One primitive: `rows` output rows of a frame `w` wide from rows + 2 - pad_top - pad_bottom input
+// rows (a band of the frame, or all of it with both pads).
+struct OnednnConv::Prim {
   dnnl::convolution_forward::primitive_desc pd;
   dnnl::convolution_forward conv;
-  dnnl::memory weights;  // in pd's weights layout
-  // bf16: the frame's f32 -> bf16 reorder in front of the convolution.
+  // The weights in pd's layout, shared by the primitives that ask for the same one.
+  std::shared_ptr<dnnl::memory> weights;
+};
+
+// A frame size's work: the bands of output rows, each with its primitive, and in bf16 the frame's
+// f32 -> bf16 reorder in front of them.
+struct OnednnConv::Plan {
+  struct Band {
+    int in_row, out_row, rows;
+    Prim* prim;
+  };
+  std::vector<Band> bands;
   std::optional<dnnl::reorder> to_bf16;
-  dnnl::memory::desc src_f32;
+  dnnl::memory::desc src_f32, src;
 };
 
 OnednnConv::OnednnConv(Tensor w, bool bf16) : w_(std::move(w)), bf16_(bf16) {
@@ -74,43 +87,74 @@ OnednnConv::OnednnConv(Tensor w, bool bf16) : w_(std::move(w)), bf16_(bf16) {
 
 OnednnConv::~OnednnConv() = default;
 
-OnednnConv::Plan& OnednnConv::plan(int h, int w) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  auto& slot = plans_[{h, w}];
-  if (slot) return *slot;
-  const dnnl::memory::dim k = w_.dim(0), c = w_.dim(3);
+OnednnConv::Prim& OnednnConv::prim(int rows, int w, int pad_top, int pad_bottom) {
+  const std::tuple<int, int, int> key{rows, w, pad_top * 2 + pad_bottom};
+  if (auto it = prims_.find(key); it != prims_.end()) return *it->second;
+  const dnnl::memory::dim k = w_.dim(0), c = w_.dim(3), in_rows = rows + 2 - pad_top - pad_bottom;
   const dnnl::engine& engine = cpu_engine();
-  auto p = std::make_unique<Plan>();
+  auto p = std::make_unique<Prim>();
   checked("convolution_forward (primitive descriptor)", [&] {
     const dt in = bf16_ ? dt::bf16 : dt::f32;
-    p->src_f32 = dnnl::memory::desc({1, c, h, w}, dt::f32, tag::nhwc);
-    const dnnl::memory::desc src({1, c, h, w}, in, tag::nhwc);
+    const dnnl::memory::desc src({1, c, in_rows, w}, in, tag::nhwc);
     const dnnl::memory::desc wei({k, c, 3, 3}, in, tag::any);
     const dnnl::memory::desc bias({k}, dt::f32, tag::a);
-    const dnnl::memory::desc dst({1, k, h, w}, dt::f32, tag::nhwc);
+    const dnnl::memory::desc dst({1, k, rows, w}, dt::f32, tag::nhwc);
     dnnl::post_ops relu;
     relu.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
     dnnl::primitive_attr attr;
     attr.set_post_ops(relu);
-    const dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference,
-                                            dnnl::algorithm::convolution_direct, src, wei, bias,
-                                            dst, {1, 1}, {1, 1}, {1, 1});
+    const dnnl::convolution_forward::desc d(
+        dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src, wei, bias,
+        dst, {1, 1}, {pad_top, 1}, {pad_bottom, 1});
     p->pd = dnnl::convolution_forward::primitive_desc(d, attr, engine);
     return 0;
   });
   checked("convolution_forward (primitive)", [&] {
     p->conv = dnnl::convolution_forward(p->pd);
-    if (bf16_)
-      p->to_bf16.emplace(
-          dnnl::reorder::primitive_desc(engine, p->src_f32, engine, p->pd.src_desc()));
     return 0;
   });
-  checked("reorder (weights)", [&] {
-    dnnl::memory ohwi({{k, c, 3, 3}, dt::f32, tag::ohwi}, engine, w_.data());
-    p->weights = dnnl::memory(p->pd.weights_desc(), engine);
-    dnnl::stream stream(engine);
-    dnnl::reorder(ohwi, p->weights).execute(stream, ohwi, p->weights);
-    stream.wait();
+  // The weights, reordered once per layout a primitive asks for (bands mostly share one).
+  for (const auto& [key, other] : prims_)
+    if (other && other->pd.weights_desc() == p->pd.weights_desc()) p->weights = other->weights;
+  if (!p->weights) {
+    checked("reorder (weights)", [&] {
+      dnnl::memory ohwi({{k, c, 3, 3}, dt::f32, tag::ohwi}, engine, w_.data());
+      p->weights = std::make_shared<dnnl::memory>(p->pd.weights_desc(), engine);
+      dnnl::stream stream(engine);
+      dnnl::reorder(ohwi, *p->weights).execute(stream, ohwi, *p->weights);
+      stream.wait();
+      return 0;
+    });
+  }
+  return *(prims_[key] = std::move(p));
+}
+
+OnednnConv::Plan& OnednnConv::plan(int h, int w, bool pool) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto& slot = plans_[{h, w, pool}];
+  if (slot) return *slot;
+  const dnnl::memory::dim k = w_.dim(0), c = w_.dim(3);
+  auto p = std::make_unique<Plan>();
+  // In fp32 with a pool after it, the frame goes through in bands of an even number of rows
+  // whose output fits in a core's cache, each pooled while it is there (the unpooled frame never
+  // goes to memory); otherwise in one piece (bf16's AMX/AVX512_BF16 kernels lost more on the
+  // smaller calls than the pool gained: docs/perf/cpu.md). A band's rows depend on the frame's
+  // shape only, so a frame's result does not depend on the frames beside it.
+  int band = h;
+  if (pool && !bf16_) {
+    const int64_t row_bytes = int64_t(w) * k * 4;
+    band = std::max<int64_t>(2, (kBandBytes / row_bytes) & ~int64_t(1));
+  }
+  for (int r0 = 0; r0 < h; r0 += band) {
+    const int rows = std::min(band, h - r0);
+    const int pad_top = r0 == 0 ? 1 : 0, pad_bottom = r0 + rows == h ? 1 : 0;
+    p->bands.push_back({r0 - 1 + pad_top, r0, rows, &prim(rows, w, pad_top, pad_bottom)});
+  }
+  checked("reorder (frame to bf16)", [&] {
+    p->src_f32 = dnnl::memory::desc({1, c, h, w}, dt::f32, tag::nhwc);
+    p->src = dnnl::memory::desc({1, c, h, w}, bf16_ ? dt::bf16 : dt::f32, tag::nhwc);
+    const dnnl::engine& engine = cpu_engine();
+    if (bf16_) p->to_bf16.emplace(dnnl::reorder::primitive_desc(engine, p->src_f32, engine, p->src));
     return 0;
   });
   slot = std::move(p);
@@ -126,42 +170,47 @@ void OnednnConv::run(const Tensor& x, const Tensor& b, bool pool, const Tensor& 
   expect(b, {k}, DType::F32, op, "b");
   expect(y, pool ? std::vector<int64_t>{n, h / 2, wd / 2, k} : std::vector<int64_t>{n, h, wd, k},
          DType::F32, op, "y");
-  Plan& p = plan(h, wd);
+  Plan& p = plan(h, wd, pool);
   const dnnl::engine& engine = cpu_engine();
   const size_t in_frame = size_t(h) * wd * c, out_frame = size_t(h) * wd * k;
-  const size_t pooled_frame = size_t(h / 2) * (wd / 2) * k;
-  // One frame's unpooled output, when a pool follows, and its bf16 input; reused across calls.
+  const size_t pooled_frame = size_t(h / 2) * (wd / 2) * k, in_row = size_t(wd) * c;
+  const size_t out_row = size_t(wd) * k, pooled_row = size_t(wd / 2) * k;
+  // A band's unpooled output, when a pool follows, and the frame in bf16; reused across calls.
   thread_local std::vector<float> scratch;
   thread_local std::vector<uint16_t> input;
-  if (pool && scratch.size() < out_frame) scratch.resize(out_frame);
+  if (pool && scratch.size() < size_t(p.bands[0].rows) * out_row)
+    scratch.resize(size_t(p.bands[0].rows) * out_row);
   if (bf16_ && input.size() < in_frame) input.resize(in_frame);
   checked("convolution_forward (execute)", [&] {
     dnnl::stream stream(engine);
-    dnnl::memory frame(p.src_f32, engine, nullptr);
-    dnnl::memory src(p.pd.src_desc(), engine, bf16_ ? input.data() : nullptr);
-    dnnl::memory dst(p.pd.dst_desc(), engine, nullptr);
-    dnnl::memory bias(p.pd.bias_desc(), engine, b.data());
+    dnnl::memory frame(p.src_f32, engine, nullptr), whole(p.src, engine, input.data());
+    dnnl::memory bias({{k}, dt::f32, tag::a}, engine, b.data());
     for (int i = 0; i < n; ++i) {
+      const float* xf = x.ptr<const float>() + i * in_frame;
       if (bf16_) {
-        frame.set_data_handle(x.ptr<float>() + i * in_frame);
-        p.to_bf16->execute(stream, frame, src);
-      } else {
-        src.set_data_handle(x.ptr<float>() + i * in_frame);
+        frame.set_data_handle(const_cast<float*>(xf));
+        p.to_bf16->execute(stream, frame, whole);
       }
-      float* out = pool ? scratch.data() : y.ptr<float>() + i * out_frame;
-      dst.set_data_handle(out);
-      p.conv.execute(stream, {{DNNL_ARG_SRC, src},
-                              {DNNL_ARG_WEIGHTS, p.weights},
-                              {DNNL_ARG_BIAS, bias},
-                              {DNNL_ARG_DST, dst}});
-      stream.wait();
-      if (!pool) continue;
-      // The 2x2 pool, a pair of rows per task over the threads.
-      float* pooled = y.ptr<float>() + i * pooled_frame;
-      const size_t in_pair = size_t(2) * wd * k, out_row = size_t(wd / 2) * k;
+      for (const Plan::Band& band : p.bands) {
+        const Prim& pr = *band.prim;
+        void* src_at = bf16_ ? static_cast<void*>(input.data() + band.in_row * in_row)
+                             : static_cast<void*>(const_cast<float*>(xf) + band.in_row * in_row);
+        float* out =
+            pool ? scratch.data() : y.ptr<float>() + i * out_frame + band.out_row * out_row;
+        dnnl::memory src(pr.pd.src_desc(), engine, src_at), dst(pr.pd.dst_desc(), engine, out);
+        pr.conv.execute(stream, {{DNNL_ARG_SRC, src},
+                                 {DNNL_ARG_WEIGHTS, *pr.weights},
+                                 {DNNL_ARG_BIAS, bias},
+                                 {DNNL_ARG_DST, dst}});
+        stream.wait();
+        if (!pool) continue;
+        // The band's pairs of rows pooled (a band starts at an even row; floor at the bottom).
+        float* pooled = y.ptr<float>() + i * pooled_frame + (band.out_row / 2) * pooled_row;
+        const int pairs = band.rows / 2;
 #pragma omp parallel for schedule(static)
-      for (int r = 0; r < h / 2; ++r)
-        maxpool_nhwc(out + r * in_pair, 1, 2, wd, k, pooled + r * out_row);
+        for (int r = 0; r < pairs; ++r)
+          maxpool_nhwc(out + 2 * r * out_row, 1, 2, wd, k, pooled + r * pooled_row);
+      }
     }
     return 0;
   });

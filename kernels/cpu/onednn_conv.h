@@ -12,6 +12,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <tuple>
 #include <utility>
 
 #include "fervid/tensor.h"
@@ -36,13 +37,19 @@ class OnednnConv {
   void run(const Tensor& x, const Tensor& b, bool pool, const Tensor& y);
 
  private:
+  struct Prim;
   struct Plan;
-  Plan& plan(int h, int w);
+  Plan& plan(int h, int w, bool pool);
+  Prim& prim(int rows, int w, int pad_top, int pad_bottom);  // under mutex_
+
+  // A pooled layer's band of output rows: about this many bytes of f32 output (a core's cache).
+  static constexpr int64_t kBandBytes = 512 << 10;
 
   Tensor w_;
   bool bf16_ = false;
   std::mutex mutex_;
-  std::map<std::pair<int, int>, std::unique_ptr<Plan>> plans_;
+  std::map<std::tuple<int, int, bool>, std::unique_ptr<Plan>> plans_;
+  std::map<std::tuple<int, int, int>, std::unique_ptr<Prim>> prims_;
 };
 
 }  // namespace fervid::cpu

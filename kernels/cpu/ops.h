@@ -21,6 +21,21 @@ void maxpool_nhwc(const float* in, int n, int h, int w, int c, float* out);
 void global_avgpool(const Tensor& x, const Tensor& y);
 // x [N,in] (or [N,H,W,C], flattened in torchvision's CHW order), w [out,in], b [out] -> y [N,out]
 void linear(const Tensor& x, const Tensor& w, const Tensor& b, bool relu, const Tensor& y);
+// A dense layer of the head for gradcam(): w [out,in] (in in torchvision's CHW order after a
+// flatten), b [out], both f32 on the host, and whether a ReLU follows.
+struct DenseWeights {
+  const Tensor* w;
+  const Tensor* b;
+  bool relu;
+};
+// Grad-CAM (docs/explain.md) of frames whose last conv layer's activated output, before its 2x2
+// pool, is acts [N,H,W,K]: the pool and the head (GAP or the flatten, then `dense`) run again in
+// float64, giving logits [N,C]; the gradient of logit classes[i] (-1: the largest, written back)
+// goes back through the dense layers and their ReLUs to the activations; its mean per channel
+// weighs the channels; their sum, ReLU, resized bilinearly (half-pixel centres, as preprocess) to
+// maps [N,S,S], divided by its largest value (all zero when that is 0).
+void gradcam(const Tensor& acts, Head head, std::span<const DenseWeights> dense,
+             std::span<int> classes, const Tensor& maps, const Tensor& logits);
 // logits [N,C] -> probs [N,C] f32, labels [N] i32
 void softmax_argmax(const Tensor& logits, const Tensor& probs, const Tensor& labels);
 // frames -> out [N,S,S,3] f32

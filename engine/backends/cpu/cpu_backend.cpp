@@ -86,7 +86,10 @@ class CpuBackend final : public Backend, Timelines {
       const void* key = t.tensor.data();
       {
         std::lock_guard<std::mutex> lock(convs_->mutex);
-        convs_->map[key] = std::make_shared<OnednnConv>(t.tensor, bf16_);
+        // In bf16, a layer of few input channels (conv1_1's 3) stays fp32: oneDNN's bf16
+        // kernel is slower there (docs/perf/cpu.md).
+        const bool bf16 = bf16_ && t.tensor.dim(3) >= kBf16MinChannels;
+        convs_->map[key] = std::make_shared<OnednnConv>(t.tensor, bf16);
       }
       auto owner = std::make_shared<Buffer>(std::move(t.buffer));
       t.buffer = Buffer(owner->data(), owner->bytes(), owner->device(),
@@ -152,6 +155,7 @@ class CpuBackend final : public Backend, Timelines {
   int threads_ = 1;
   ConvImpl conv_ = ConvImpl::Blas;
   bool bf16_ = false;
+  static constexpr int64_t kBf16MinChannels = 16;
   std::shared_ptr<Convs> convs_ = std::make_shared<Convs>();
   MemoryMeter meter_;
 };

@@ -60,6 +60,9 @@ using NoticeSink = std::function<void(const std::string& line)>;
 struct EngineOptions {
   BackendOptions backend;
   int max_batch = 8;  // the largest ClassifyOptions::batch of the engine's runs (>= 1)
+  // Keep the head's dense weights on the host (f32) for Grad-CAM (Engine::explain*): the gap
+  // head's are ~1 MiB, the flatten head's ~480 MiB.
+  bool explain = false;
   NoticeSink notify;
 };
 
@@ -76,6 +79,29 @@ struct FrameScores {
   std::vector<int32_t> labels;  // [frames]; -1 where the probabilities are not finite (kNotFinite)
   std::vector<float> probs;     // [frames, classes]
   std::vector<float> logits;    // [frames, classes]
+};
+
+// Grad-CAM of one frame (docs/explain.md): where in the crop the last conv layer's activations
+// raised the logit of `cls`.
+struct FrameExplanation {
+  int64_t frame_index = 0;
+  double time_s = 0;
+  CropRect crop;
+  int cls = 0;               // the class explained
+  std::vector<float> probs;  // the frame's class probabilities
+  int map_size = 0;          // S, the model's input size
+  std::vector<float> map;    // [S * S] over the crop (resized to S x S), in [0, 1]
+  // The source frame, 8-bit RGB rows of width * 3 bytes (Engine::explain only).
+  int width = 0, height = 0;
+  std::vector<uint8_t> rgb;
+};
+
+// A frame of an input to explain: its index in the source (FrameResult::frame_index), the crop
+// its classify run took (FrameResult::crop), and the class (-1: the frame's top class).
+struct ExplainRequest {
+  int64_t frame_index = 0;
+  CropRect crop;
+  int cls = -1;
 };
 
 class Engine {
@@ -109,6 +135,18 @@ class Engine {
   RunStats decode_only(const std::vector<InputItem>& inputs, const ClassifyOptions& options);
   // Frames in memory, each on its own (no vote), cropped by `crop` (full, center or box).
   FrameScores classify_frames(std::span<const ImageView> frames, const CropSpec& crop);
+
+  // Grad-CAM at the last conv layer (docs/explain.md), for an engine made with
+  // EngineOptions::explain. Frames in memory, each cropped by crops[i], explaining classes[i]
+  // (-1: the frame's top class); results in order, without pixels.
+  std::vector<FrameExplanation> explain_frames(std::span<const ImageView> frames,
+                                               std::span<const CropRect> crops,
+                                               std::span<const int> classes);
+  // The requested frames of `input`, decoded again with `sampling` (that of the classify run
+  // whose rows chose them), in request order, with their pixels. An input that fails to decode,
+  // or lacks a requested frame, throws InputError naming it.
+  std::vector<FrameExplanation> explain(const InputItem& input, const SamplingOptions& sampling,
+                                        std::span<const ExplainRequest> requests);
 
   // The engine's parts, for the benchmarks (bench/) and tests: the model and its backend.
   Model& model();

@@ -1,0 +1,340 @@
+// fervid explain: per input, a classify run with per-frame rows, the frames that most raised the
+// winner's probability and a few evenly spaced ones explained by Grad-CAM (docs/explain.md), drawn
+// as overlays on their crops, every class's probability over time, the maps as .npy, and
+// explain.json listing it all.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <iomanip>
+#include <iostream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+
+#include "canvas.h"
+#include "cli.h"
+#include "explain.h"
+#include "fervid/error.h"
+#include "fervid/output_file.h"
+
+namespace fervid::cli {
+
+std::vector<ChosenFrame> choose_frames(const VideoResult& r, int cls, int top, int spaced) {
+  const int64_t n = int64_t(r.frame_rows.size());
+  std::map<size_t, ChosenFrame> chosen;  // by position in frame_rows
+  std::vector<size_t> order(size_t(n), 0);
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  // The winner's probability, largest first; ties by position (the frames' order).
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    return r.frame_rows[a].probs[size_t(cls)] > r.frame_rows[b].probs[size_t(cls)];
+  });
+  for (int k = 0; k < std::min<int64_t>(top, n); ++k) {
+    ChosenFrame& c = chosen[order[size_t(k)]];
+    c.row = order[size_t(k)];
+    c.top_rank = k + 1;
+  }
+  for (int j = 0; j < std::min<int64_t>(spaced, n); ++j) {
+    const size_t at =
+        spaced == 1 ? size_t(n / 2) : size_t(std::llround(double(j) * double(n - 1) / (spaced - 1)));
+    ChosenFrame& c = chosen[at];
+    c.row = at;
+    c.spaced = true;
+  }
+  std::vector<ChosenFrame> out;
+  for (const auto& [row, c] : chosen) out.push_back(c);
+  return out;
+}
+
+std::string npy_f32(const std::vector<float>& data, const std::vector<int64_t>& shape) {
+  std::string dims;
+  for (int64_t d : shape) dims += std::to_string(d) + ", ";
+  if (shape.size() > 1) dims.resize(dims.size() - 1);
+  std::string header =
+      "{'descr': '<f4', 'fortran_order': False, 'shape': (" + dims + "), }";
+  // Magic, version 1.0, header length; the header padded with spaces so that the data starts
+  // at a multiple of 64, ending in a newline.
+  const size_t total = 10 + header.size() + 1;
+  header.append((64 - total % 64) % 64, ' ');
+  header += '\n';
+  std::string out("\x93NUMPY\x01\x00", 8);
+  out += char(header.size() & 0xff);
+  out += char(header.size() >> 8);
+  out += header;
+  out.append(reinterpret_cast<const char*>(data.data()), data.size() * sizeof(float));
+  return out;
+}
+
+namespace {
+
+std::string fixed(double v, int digits) {
+  std::ostringstream s;
+  s << std::fixed << std::setprecision(digits) << v;
+  return s.str();
+}
+
+// The crop of the source frame resized to `size` x `size` (bilinear, half-pixel centres), the
+// heat map blended over it, and a caption below.
+Canvas overlay(const FrameExplanation& e, int size, const std::vector<std::string>& lines) {
+  const int th = text_height(), pad = 6;
+  Canvas c(size, size + int(lines.size()) * (th + 4) + 2 * pad, {255, 255, 255});
+  const CropRect& cr = e.crop;
+  const int S = e.map_size;
+  auto sample = [](double s, int n) {  // source coordinate of a half-pixel-centred output
+    s = std::clamp(s, 0.0, double(n - 1));
+    const int i0 = int(s), i1 = std::min(i0 + 1, n - 1);
+    return std::tuple<int, int, double>(i0, i1, s - i0);
+  };
+  for (int y = 0; y < size; ++y)
+    for (int x = 0; x < size; ++x) {
+      // The frame's pixel under (x, y) of the crop, clamped to the frame.
+      const double fx = cr.x + (x + 0.5) * double(cr.width) / size - 0.5;
+      const double fy = cr.y + (y + 0.5) * double(cr.height) / size - 0.5;
+      const auto [x0, x1, ax] = sample(fx, e.width);
+      const auto [y0, y1, ay] = sample(fy, e.height);
+      // The map's value there (the map covers the crop at S x S).
+      const auto [mx0, mx1, bx] = sample((x + 0.5) * double(S) / size - 0.5, S);
+      const auto [my0, my1, by] = sample((y + 0.5) * double(S) / size - 0.5, S);
+      auto m = [&](int yy, int xx) { return double(e.map[size_t(yy) * S + xx]); };
+      const double v = (1 - by) * ((1 - bx) * m(my0, mx0) + bx * m(my0, mx1)) +
+                       by * ((1 - bx) * m(my1, mx0) + bx * m(my1, mx1));
+      const Rgb heat = heat_colour(float(v));
+      const uint8_t hc[3] = {heat.r, heat.g, heat.b};
+      uint8_t* out = &c.rgb[(size_t(y) * c.w + x) * 3];
+      for (int ch = 0; ch < 3; ++ch) {
+        auto px = [&](int yy, int xx) {
+          return double(e.rgb[(size_t(yy) * e.width + xx) * 3 + ch]);
+        };
+        const double img = (1 - ay) * ((1 - ax) * px(y0, x0) + ax * px(y0, x1)) +
+                           ay * ((1 - ax) * px(y1, x0) + ax * px(y1, x1));
+        out[ch] = uint8_t(std::lround(std::clamp(0.55 * img + 0.45 * hc[ch], 0.0, 255.0)));
+      }
+    }
+  int y = size + pad;
+  for (const std::string& line : lines) {
+    draw_text(c, pad, y, line, {0, 0, 0});
+    y += th + 4;
+  }
+  return c;
+}
+
+// Every class's probability over time, the frames shown marked, the vote's result in the title.
+Canvas timeline(const VideoResult& r, const std::vector<std::string>& classes,
+                const std::vector<double>& marks, const std::string& title) {
+  const int th = text_height();
+  int legend = 0;
+  for (const auto& name : classes) legend = std::max(legend, text_width(name));
+  const int left = 16 + text_width("1.0") + 8, top = 16 + th + 12, plot_w = 760, plot_h = 300;
+  const int right = 24 + 28 + legend + 16, bottom = 12 + th + 8 + th + 12;
+  Canvas c(left + plot_w + right, top + plot_h + bottom);
+  const Rgb black{0, 0, 0}, grey{190, 190, 190}, light{235, 235, 235};
+  draw_text(c, 16, 12, title, black);
+  double t0 = 0, t1 = 1;
+  if (!r.frame_rows.empty()) {
+    t0 = r.frame_rows.front().time_s;
+    t1 = r.frame_rows.back().time_s;
+    for (const FrameResult& f : r.frame_rows) t0 = std::min(t0, f.time_s), t1 = std::max(t1, f.time_s);
+  }
+  if (!(t1 > t0)) t1 = t0 + 1;
+  auto px = [&](double t) { return left + (t - t0) / (t1 - t0) * plot_w; };
+  auto py = [&](double p) { return top + (1 - p) * plot_h; };
+  for (int i = 0; i <= 4; ++i) {  // horizontal grid and labels 0 .. 1
+    const double p = i / 4.0;
+    c.line(left, py(p), left + plot_w, py(p), light);
+    const std::string label = fixed(p, 2);
+    draw_text(c, left - 8 - text_width(label), int(py(p)) - th / 2, label, black);
+  }
+  for (double m : marks) c.line(px(m), top, px(m), top + plot_h, grey, 2);
+  // Time ticks: about 6, at round steps.
+  const double span = t1 - t0, raw = span / 6, mag = std::pow(10.0, std::floor(std::log10(raw)));
+  double step = mag;
+  for (double f : {1.0, 2.0, 5.0, 10.0})
+    if (f * mag >= raw) {
+      step = f * mag;
+      break;
+    }
+  for (double t = std::ceil(t0 / step) * step; t <= t1 + 1e-9; t += step) {
+    c.line(px(t), top + plot_h, px(t), top + plot_h + 5, black);
+    const std::string label = fixed(t, step < 1 ? 1 : 0);
+    draw_text(c, int(px(t)) - text_width(label) / 2, top + plot_h + 8, label, black);
+  }
+  draw_text(c, left + plot_w / 2 - text_width("time_s") / 2, top + plot_h + 12 + th, "time_s",
+            black);
+  for (size_t k = 0; k < classes.size(); ++k) {
+    const Rgb col = series_colour(int(k));
+    const int width = int(k) == r.label ? 3 : 2;
+    for (size_t i = 0; i + 1 < r.frame_rows.size(); ++i) {
+      const FrameResult &a = r.frame_rows[i], &b = r.frame_rows[i + 1];
+      c.line(px(a.time_s), py(a.probs[k]), px(b.time_s), py(b.probs[k]), col, width);
+    }
+    if (r.frame_rows.size() == 1) {
+      const FrameResult& a = r.frame_rows[0];
+      c.fill(int(px(a.time_s)) - 3, int(py(a.probs[k])) - 3, int(px(a.time_s)) + 4,
+             int(py(a.probs[k])) + 4, col);
+    }
+    // The legend: a swatch and the name (the winner's marked).
+    const int ly = top + int(k) * (th + 8), lx = left + plot_w + 24;
+    c.fill(lx, ly + th / 2 - 2, lx + 22, ly + th / 2 + 2, col);
+    draw_text(c, lx + 28, ly, classes[k] + (int(k) == r.label ? " *" : ""), black);
+  }
+  // The frame of the plot.
+  c.line(left, top, left, top + plot_h, black);
+  c.line(left, top + plot_h, left + plot_w, top + plot_h, black);
+  return c;
+}
+
+// A folder name for an input: its file name, made safe, unique among the run's.
+std::string folder_for(const std::string& path, std::set<std::string>& used) {
+  std::string base = std::filesystem::path(path).filename().string();
+  if (base.empty()) base = std::filesystem::path(path).parent_path().filename().string();
+  for (char& ch : base)
+    if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_' || ch == '.'))
+      ch = '_';
+  if (base.empty() || base == "." || base == "..") base = "input";
+  std::string name = base;
+  for (int i = 2; used.count(name); ++i) name = base + "-" + std::to_string(i);
+  used.insert(name);
+  return name;
+}
+
+}  // namespace
+
+int run_explain(const ExplainArgs& a) {
+  check_explain_args(a);
+  const RunArgs& ra = a.run;
+  EngineOptions eo = engine_options(ra.device, ra.precision, ra.threads, ra.conv_impl,
+                                    ra.cuda_graphs);
+  eo.max_batch = ra.batch;
+  eo.explain = true;
+  if (ra.quiet) eo.notify = [](const std::string&) {};
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (fs::exists(a.out, ec) && !fs::is_directory(a.out, ec))
+    fail_option("--out " + a.out + ": exists and is not a folder");
+  WalkNotes walked;
+  const std::vector<InputItem> inputs = expand_inputs(ra.inputs, &walked);
+  Weights weights = load_weights(ra.weights, ra.spec);
+  const ModelSpec spec = weights.spec;
+  const bool untrained = weights.untrained();
+  int cls_named = -1;
+  if (!a.cls.empty()) {
+    const auto it = std::find(spec.classes.begin(), spec.classes.end(), a.cls);
+    if (it == spec.classes.end())
+      fail_option("--class " + a.cls + ": not a class of " + spec.name);
+    cls_named = int(it - spec.classes.begin());
+  }
+  ClassifyOptions opt;
+  opt.batch = ra.batch;
+  opt.sampling = {ra.stride, ra.max_frames};
+  opt.sampling.fps = ra.fps;
+  opt.crop = CropSpec::parse(ra.crop.empty() ? spec.crop : ra.crop);
+  opt.vote = ra.vote.empty() ? spec.vote : parse_vote(ra.vote);
+  opt.keep_frames = true;
+  check_classify_options(opt, ra.batch);
+  fs::create_directories(a.out, ec);
+  if (ec) fail_option("--out " + a.out + ": cannot make the folder (" + ec.message() + ")");
+  Engine engine(std::move(weights), eo);
+  if (!ra.quiet)
+    for (const std::string& line : walked.lines()) std::cerr << "fervid: notice: " << line << "\n";
+
+  nlohmann::json videos = nlohmann::json::array();
+  std::set<std::string> used;
+  int failed = 0;
+  for (const InputItem& input : inputs) {
+    nlohmann::json v{{"video", input.path}};
+    try {
+      VideoResult r;
+      engine.classify({input}, opt, [&](const VideoResult& res, const Progress&) { r = res; });
+      if (!r.ok()) fail_input(r.error);
+      if (r.frame_rows.empty()) fail_input(input.path + ": no frames to explain");
+      const int cls = cls_named >= 0 ? cls_named : r.label;
+      const std::vector<ChosenFrame> chosen = choose_frames(r, cls, a.top, a.spaced);
+      std::vector<ExplainRequest> requests;
+      for (const ChosenFrame& c : chosen)
+        requests.push_back({r.frame_rows[c.row].frame_index, r.frame_rows[c.row].crop, cls});
+      const std::vector<FrameExplanation> ex = engine.explain(input, opt.sampling, requests);
+      const std::string dir = folder_for(input.path, used);
+      fs::create_directories(fs::path(a.out) / dir, ec);
+      if (ec) fail_option(a.out + "/" + dir + ": cannot make the folder (" + ec.message() + ")");
+      nlohmann::json frames = nlohmann::json::array();
+      std::vector<float> maps;
+      std::vector<double> marks;
+      for (size_t i = 0; i < ex.size(); ++i) {
+        const FrameExplanation& e = ex[i];
+        const FrameResult& row = r.frame_rows[chosen[i].row];
+        char name[64];
+        std::snprintf(name, sizeof name, "frame_%06lld.png", static_cast<long long>(e.frame_index));
+        const std::string file = dir + "/" + name;
+        const std::string why = chosen[i].top_rank > 0
+                                    ? "top " + std::to_string(chosen[i].top_rank) +
+                                          (chosen[i].spaced ? ", spaced" : "")
+                                    : "spaced";
+        const std::vector<std::string> lines{
+            spec.classes[size_t(cls)] + " " + fixed(row.probs[size_t(cls)], 3) + "  (" + why + ")",
+            "frame " + std::to_string(e.frame_index) + "  t " + fixed(e.time_s, 2) +
+                " s  frame's label: " + spec.classes[size_t(row.label)]};
+        write_png(overlay(e, a.size, lines),
+                  OutputTarget::at((fs::path(a.out) / file).string(), "--out"));
+        maps.insert(maps.end(), e.map.begin(), e.map.end());
+        marks.push_back(e.time_s);
+        frames.push_back(nlohmann::json{{"frame", e.frame_index},
+                          {"time_s", e.time_s},
+                          {"class", spec.classes[size_t(cls)]},
+                          {"probability", row.probs[size_t(cls)]},
+                          {"frame_label", spec.classes[size_t(row.label)]},
+                          {"chosen_as", why},
+                          {"crop", nlohmann::json::array({e.crop.x, e.crop.y, e.crop.width, e.crop.height})},
+                          {"file", file}});
+      }
+      const int S = spec.input_size;
+      write_output(OutputTarget::at((fs::path(a.out) / dir / "maps.npy").string(), "--out"),
+                   npy_f32(maps, {int64_t(ex.size()), S, S}));
+      const std::string title = fs::path(input.path).filename().string() + ": " +
+                                spec.classes[size_t(r.label)] + " (" + vote_name(r.vote) +
+                                " vote, " + std::to_string(r.frames) + " frames)";
+      write_png(timeline(r, spec.classes, marks, title),
+                OutputTarget::at((fs::path(a.out) / dir / "timeline.png").string(), "--out"));
+      v["label"] = spec.classes[size_t(r.label)];
+      v["vote"] = vote_name(r.vote);
+      v["frames_used"] = r.frames;
+      v["class_explained"] = spec.classes[size_t(cls)];
+      v["timeline"] = dir + "/timeline.png";
+      v["maps"] = dir + "/maps.npy";
+      v["frames"] = frames;
+      if (!ra.quiet)
+        std::cerr << "fervid: " << input.path << ": " << spec.classes[size_t(r.label)] << ", "
+                  << ex.size() << " frames explained in " << (fs::path(a.out) / dir).string()
+                  << "\n";
+    } catch (const InputError& e) {
+      ++failed;
+      v["error"] = e.what();
+      std::cerr << "fervid: " << e.what() << "\n";
+    }
+    videos.push_back(v);
+  }
+  nlohmann::json doc{{"weights", ra.weights},
+                     {"model", spec.name},
+                     {"classes", spec.classes},
+                     {"input_size", spec.input_size},
+                     {"method", "Grad-CAM at " + spec.conv_layers().back().name +
+                                    " (activated, before its pool), maps max-normalised"},
+                     {"backend", engine.backend_name()},
+                     {"videos", videos}};
+  write_output(OutputTarget::at((fs::path(a.out) / "explain.json").string(), "--out"),
+               doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+  if (untrained)
+    std::cerr << "fervid: warning: " << ra.weights
+              << " holds untrained weights (fervid make-weights): its labels mean nothing\n";
+  return failed > 0 ? kExitSomeFailed : kExitOk;
+}
+
+void check_explain_args(const ExplainArgs& a) {
+  if (a.top < 0 || a.spaced < 0) fail_option("--top and --spaced must be 0 or more");
+  if (a.top + a.spaced < 1) fail_option("--top and --spaced are both 0: no frame to explain");
+  if (a.size < 64 || a.size > 2048) fail_option("--size must be within 64..2048");
+  if (a.out.empty()) fail_option("--out names the folder to write");
+  check_run_args(a.run, false);
+}
+
+}  // namespace fervid::cli
