@@ -36,8 +36,8 @@ std::vector<ChosenFrame> choose_frames(const VideoResult& r, int cls, int top, i
     c.top_rank = k + 1;
   }
   for (int j = 0; j < std::min<int64_t>(spaced, n); ++j) {
-    const size_t at =
-        spaced == 1 ? size_t(n / 2) : size_t(std::llround(double(j) * double(n - 1) / (spaced - 1)));
+    const size_t at = spaced == 1 ? size_t(n / 2)
+                                  : size_t(std::llround(double(j) * double(n - 1) / (spaced - 1)));
     ChosenFrame& c = chosen[at];
     c.row = at;
     c.spaced = true;
@@ -49,10 +49,9 @@ std::vector<ChosenFrame> choose_frames(const VideoResult& r, int cls, int top, i
 
 std::string npy_f32(const std::vector<float>& data, const std::vector<int64_t>& shape) {
   std::string dims;
-  for (int64_t d : shape) dims += std::to_string(d) + ", ";
-  if (shape.size() > 1) dims.resize(dims.size() - 1);
-  std::string header =
-      "{'descr': '<f4', 'fortran_order': False, 'shape': (" + dims + "), }";
+  for (size_t i = 0; i < shape.size(); ++i) dims += (i ? ", " : "") + std::to_string(shape[i]);
+  if (shape.size() == 1) dims += ",";
+  std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + dims + "), }";
   // Magic, version 1.0, header length; the header padded with spaces so that the data starts
   // at a multiple of 64, ending in a newline.
   const size_t total = 10 + header.size() + 1;
@@ -134,7 +133,8 @@ Canvas timeline(const VideoResult& r, const std::vector<std::string>& classes,
   if (!r.frame_rows.empty()) {
     t0 = r.frame_rows.front().time_s;
     t1 = r.frame_rows.back().time_s;
-    for (const FrameResult& f : r.frame_rows) t0 = std::min(t0, f.time_s), t1 = std::max(t1, f.time_s);
+    for (const FrameResult& f : r.frame_rows)
+      t0 = std::min(t0, f.time_s), t1 = std::max(t1, f.time_s);
   }
   if (!(t1 > t0)) t1 = t0 + 1;
   auto px = [&](double t) { return left + (t - t0) / (t1 - t0) * plot_w; };
@@ -203,8 +203,8 @@ std::string folder_for(const std::string& path, std::set<std::string>& used) {
 int run_explain(const ExplainArgs& a) {
   check_explain_args(a);
   const RunArgs& ra = a.run;
-  EngineOptions eo = engine_options(ra.device, ra.precision, ra.threads, ra.conv_impl,
-                                    ra.cuda_graphs);
+  EngineOptions eo =
+      engine_options(ra.device, ra.precision, ra.threads, ra.conv_impl, ra.cuda_graphs);
   eo.max_batch = ra.batch;
   eo.explain = true;
   if (ra.quiet) eo.notify = [](const std::string&) {};
@@ -220,8 +220,7 @@ int run_explain(const ExplainArgs& a) {
   int cls_named = -1;
   if (!a.cls.empty()) {
     const auto it = std::find(spec.classes.begin(), spec.classes.end(), a.cls);
-    if (it == spec.classes.end())
-      fail_option("--class " + a.cls + ": not a class of " + spec.name);
+    if (it == spec.classes.end()) fail_option("--class " + a.cls + ": not a class of " + spec.name);
     cls_named = int(it - spec.classes.begin());
   }
   ClassifyOptions opt;
@@ -266,26 +265,27 @@ int run_explain(const ExplainArgs& a) {
         char name[64];
         std::snprintf(name, sizeof name, "frame_%06lld.png", static_cast<long long>(e.frame_index));
         const std::string file = dir + "/" + name;
-        const std::string why = chosen[i].top_rank > 0
-                                    ? "top " + std::to_string(chosen[i].top_rank) +
-                                          (chosen[i].spaced ? ", spaced" : "")
-                                    : "spaced";
+        const std::string why =
+            chosen[i].top_rank > 0
+                ? "top " + std::to_string(chosen[i].top_rank) + (chosen[i].spaced ? ", spaced" : "")
+                : "spaced";
         const std::vector<std::string> lines{
             spec.classes[size_t(cls)] + " " + fixed(row.probs[size_t(cls)], 3) + "  (" + why + ")",
-            "frame " + std::to_string(e.frame_index) + "  t " + fixed(e.time_s, 2) +
-                " s  frame's label: " + spec.classes[size_t(row.label)]};
+            "frame " + std::to_string(e.frame_index) + ", t " + fixed(e.time_s, 2) + " s",
+            "frame's label: " + spec.classes[size_t(row.label)]};
         write_png(overlay(e, a.size, lines),
                   OutputTarget::at((fs::path(a.out) / file).string(), "--out"));
         maps.insert(maps.end(), e.map.begin(), e.map.end());
         marks.push_back(e.time_s);
-        frames.push_back(nlohmann::json{{"frame", e.frame_index},
-                          {"time_s", e.time_s},
-                          {"class", spec.classes[size_t(cls)]},
-                          {"probability", row.probs[size_t(cls)]},
-                          {"frame_label", spec.classes[size_t(row.label)]},
-                          {"chosen_as", why},
-                          {"crop", nlohmann::json::array({e.crop.x, e.crop.y, e.crop.width, e.crop.height})},
-                          {"file", file}});
+        frames.push_back(nlohmann::json{
+            {"frame", e.frame_index},
+            {"time_s", e.time_s},
+            {"class", spec.classes[size_t(cls)]},
+            {"probability", row.probs[size_t(cls)]},
+            {"frame_label", spec.classes[size_t(row.label)]},
+            {"chosen_as", why},
+            {"crop", nlohmann::json::array({e.crop.x, e.crop.y, e.crop.width, e.crop.height})},
+            {"file", file}});
       }
       const int S = spec.input_size;
       write_output(OutputTarget::at((fs::path(a.out) / dir / "maps.npy").string(), "--out"),

@@ -160,7 +160,6 @@ nlohmann::json metrics_json(const EvalMetrics& m) {
 
 // ---- the PNG heat map ----
 
-
 PngLayout confusion_png_layout(const std::vector<std::string>& classes) {
   int label = text_width("predicted");
   for (const auto& c : classes) label = std::max(label, text_width(c));

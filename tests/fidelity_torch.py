@@ -106,7 +106,11 @@ def fervid_logits(fervid, weights, frame_dir, work, precision="fp32"):
         return [np.array([float(r["logit_" + c]) for c in CLASSES]) for r in reader]
 
 
-def main():
+def setup():
+    """The command line (--fervid, --data, --work, --seed), a clean work folder and the real
+    frames: every 15th frame of the shared astronaut clip's 105 (7 across the zoom), lossless PNG
+    in work/astronaut-frames. Returns (args, video, frame_dir, frames). gradcam_torch.py uses it
+    too."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--fervid", required=True)
     ap.add_argument("--data", required=True)
@@ -118,10 +122,14 @@ def main():
     shutil.rmtree(args.work, ignore_errors=True)
     frame_dir = os.path.join(args.work, "astronaut-frames")
     os.makedirs(frame_dir)
-    # Every 15th frame of the 105: 7 frames across the zoom, lossless PNG.
     subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", video, "-vf", r"select=not(mod(n\,15))",
                     "-vsync", "vfr", os.path.join(frame_dir, "%03d.png")], check=True)
     frames = sorted(os.path.join(frame_dir, f) for f in os.listdir(frame_dir))
+    return args, video, frame_dir, frames
+
+
+def main():
+    args, video, frame_dir, frames = setup()
     print(f"seed {args.seed}; {len(frames)} frames of {video}")
     failures = 0
     for name, model, card, imagenet in build_models(args.seed):

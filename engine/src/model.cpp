@@ -171,9 +171,8 @@ Tensor Model::run_convs(int n, const LayerHook& hook, int slot, bool last_pool, 
     const bool pool = l.pool && (last_pool || i + 1 < conv_layers_.size());
     const int out_s = pool ? s / 2 : s;
     Tensor y = activation(which, act_shape(layout, n, l.out_channels, out_s, out_s));
-    in_layer(l.name, [&] {
-      backend_.conv3x3_bias_relu(x, conv_w_[i].tensor, conv_b_[i].tensor, pool, y);
-    });
+    in_layer(l.name,
+             [&] { backend_.conv3x3_bias_relu(x, conv_w_[i].tensor, conv_b_[i].tensor, pool, y); });
     if (hook) hook(l.name);
     x = y;
     which ^= 1;
@@ -182,8 +181,7 @@ Tensor Model::run_convs(int n, const LayerHook& hook, int slot, bool last_pool, 
   return x;
 }
 
-Tensor Model::forward_features(std::span<const ImageView> frames,
-                               std::span<const CropRect> crops) {
+Tensor Model::forward_features(std::span<const ImageView> frames, std::span<const CropRect> crops) {
   const int n = int(frames.size());
   check_batch(n);
   if (int(crops.size()) != n) fail("forward: one crop per frame is needed");

@@ -37,7 +37,8 @@ void head_and_channel_gradient(const float* acts, int h, int w, int k, Head head
   } else {
     feat.resize(pooled.size());
     for (int c = 0; c < k; ++c)
-      for (size_t p = 0; p < size_t(ph) * pw; ++p) feat[c * size_t(ph) * pw + p] = pooled[p * k + c];
+      for (size_t p = 0; p < size_t(ph) * pw; ++p)
+        feat[c * size_t(ph) * pw + p] = pooled[p * k + c];
   }
   // The dense layers forward, keeping each one's output for the way back (its ReLU passes the
   // gradient where the output is > 0).
@@ -45,9 +46,6 @@ void head_and_channel_gradient(const float* acts, int h, int w, int k, Head head
   std::vector<double> x = std::move(feat);
   for (const DenseWeights& d : dense) {
     const int64_t out = d.w->dim(0), in = d.w->dim(1);
-    if (in != int64_t(x.size()))
-      fail("gradcam: dense layer of " + std::to_string(in) + " inputs after " +
-           std::to_string(x.size()) + " features");
     const float* wp = d.w->ptr<const float>();
     const float* bp = d.b->ptr<const float>();
     std::vector<double> y(out);
@@ -62,9 +60,6 @@ void head_and_channel_gradient(const float* acts, int h, int w, int k, Head head
   }
   logits = x;
   if (cls < 0) cls = int(std::max_element(logits.begin(), logits.end()) - logits.begin());
-  if (cls >= int(logits.size()))
-    fail("gradcam: class " + std::to_string(cls) + " outside 0.." +
-         std::to_string(logits.size() - 1));
   // Back: d logit_cls / d output of each layer, through its ReLU (where its output is > 0).
   std::vector<double> grad(logits.size(), 0.0);
   grad[cls] = 1.0;
@@ -110,6 +105,18 @@ void gradcam(const Tensor& acts, Head head, std::span<const DenseWeights> dense,
   expect(logits, {n, dense.back().w->dim(0)}, DType::F32, op, "logits");
   if (int64_t(classes.size()) != n) fail(std::string(op) + ": one class per frame is needed");
   if (h < 2 || w < 2) fail(std::string(op) + ": activations smaller than the 2x2 pool");
+  // Every shape and class checked here: nothing may throw inside the parallel loop.
+  int64_t features = head == Head::Gap ? k : k * (h / 2) * (w / 2);
+  for (size_t l = 0; l < dense.size(); ++l) {
+    const std::string layer = "dense layer " + std::to_string(l + 1);
+    expect(*dense[l].w, {dense[l].w->dim(0), features}, DType::F32, op, (layer + " w").c_str());
+    expect(*dense[l].b, {dense[l].w->dim(0)}, DType::F32, op, (layer + " b").c_str());
+    features = dense[l].w->dim(0);
+  }
+  for (int c : classes)
+    if (c < -1 || c >= features)
+      fail(std::string(op) + ": class " + std::to_string(c) + " outside 0.." +
+           std::to_string(features - 1));
   const std::vector<Tap> ty = resize_taps(int(h), int(s)), tx = resize_taps(int(w), int(s));
 #pragma omp parallel for schedule(dynamic)
   for (int64_t f = 0; f < n; ++f) {
@@ -118,7 +125,8 @@ void gradcam(const Tensor& acts, Head head, std::span<const DenseWeights> dense,
     int cls = classes[f];
     head_and_channel_gradient(a, int(h), int(w), int(k), head, dense, cls, lg, alpha);
     classes[f] = cls;
-    for (size_t c = 0; c < lg.size(); ++c) logits.ptr<float>()[f * int64_t(lg.size()) + c] = float(lg[c]);
+    for (size_t c = 0; c < lg.size(); ++c)
+      logits.ptr<float>()[f * int64_t(lg.size()) + c] = float(lg[c]);
     // The channel means of the gradient weigh the activations; ReLU; bilinear to s x s; / max.
     std::vector<double> cam(size_t(h) * w);
     for (int64_t p = 0; p < h * w; ++p) {
@@ -132,8 +140,9 @@ void gradcam(const Tensor& acts, Head head, std::span<const DenseWeights> dense,
       for (int64_t x = 0; x < s; ++x) {
         const Tap &vy = ty[y], &vx = tx[x];
         auto at = [&](int yy, int xx) { return cam[size_t(yy) * w + xx]; };
-        const double v = double(vy.w0) * (double(vx.w0) * at(vy.i0, vx.i0) + double(vx.w1) * at(vy.i0, vx.i1)) +
-                         double(vy.w1) * (double(vx.w0) * at(vy.i1, vx.i0) + double(vx.w1) * at(vy.i1, vx.i1));
+        const double v =
+            double(vy.w0) * (double(vx.w0) * at(vy.i0, vx.i0) + double(vx.w1) * at(vy.i0, vx.i1)) +
+            double(vy.w1) * (double(vx.w0) * at(vy.i1, vx.i0) + double(vx.w1) * at(vy.i1, vx.i1));
         up[y * s + x] = v;
         top = std::max(top, v);
       }

@@ -1,7 +1,7 @@
 #include "cpu/onednn_conv.h"
 
-#include <oneapi/dnnl/dnnl.hpp>
 #include <algorithm>
+#include <oneapi/dnnl/dnnl.hpp>
 #include <optional>
 #include <vector>
 
@@ -103,9 +103,9 @@ OnednnConv::Prim& OnednnConv::prim(int rows, int w, int pad_top, int pad_bottom)
     relu.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
     dnnl::primitive_attr attr;
     attr.set_post_ops(relu);
-    const dnnl::convolution_forward::desc d(
-        dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src, wei, bias,
-        dst, {1, 1}, {pad_top, 1}, {pad_bottom, 1});
+    const dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference,
+                                            dnnl::algorithm::convolution_direct, src, wei, bias,
+                                            dst, {1, 1}, {pad_top, 1}, {pad_bottom, 1});
     p->pd = dnnl::convolution_forward::primitive_desc(d, attr, engine);
     return 0;
   });
@@ -154,7 +154,8 @@ OnednnConv::Plan& OnednnConv::plan(int h, int w, bool pool) {
     p->src_f32 = dnnl::memory::desc({1, c, h, w}, dt::f32, tag::nhwc);
     p->src = dnnl::memory::desc({1, c, h, w}, bf16_ ? dt::bf16 : dt::f32, tag::nhwc);
     const dnnl::engine& engine = cpu_engine();
-    if (bf16_) p->to_bf16.emplace(dnnl::reorder::primitive_desc(engine, p->src_f32, engine, p->src));
+    if (bf16_)
+      p->to_bf16.emplace(dnnl::reorder::primitive_desc(engine, p->src_f32, engine, p->src));
     return 0;
   });
   slot = std::move(p);

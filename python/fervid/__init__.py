@@ -97,15 +97,16 @@ class Engine:
     the one in the file's metadata; device: auto | cpu | cuda; precision: fp32 | tf32 | fp16 |
     bf16 (None: the backend's default); batch: the most frames per batch; threads: CPU threads
     (0: all cores); conv_impl: auto | cudnn | fervid (CUDA) | onednn | blas (CPU); cuda_graphs:
-    replay the frame stage as CUDA graphs. Notices (the CPU when there is no GPU, and why) are
+    replay the frame stage as CUDA graphs; explain: keep the head's weights on the host so that
+    gradcam() can run (the flatten head's are ~480 MiB). Notices (the CPU when there is no GPU, and why) are
     warnings of category fervid.Notice.
     """
 
     def __init__(self, weights: PathLike, *, card: Optional[str] = None, device: str = "auto",
                  precision: Optional[str] = None, batch: int = 8, threads: int = 0,
-                 conv_impl: str = "auto", cuda_graphs: bool = True):
+                 conv_impl: str = "auto", cuda_graphs: bool = True, explain: bool = False):
         self._engine = _fervid.Engine(os.fspath(weights), card or "", device, precision or "",
-                                      threads, conv_impl, cuda_graphs, batch, _notice)
+                                      threads, conv_impl, cuda_graphs, batch, _notice, explain)
         self._info = self._engine.info()
         if self._info["untrained"]:
             warnings.warn(f"{os.fspath(weights)} holds untrained weights (fervid make-weights): "
@@ -197,6 +198,28 @@ class Engine:
                    "vote": vote, "frames": True, "logits": logits, "decoder": "cpu",
                    "decode_threads": 1, "stage_streams": True}
         return list(self._stream([(name, arrays)], options, None))[0]
+
+    def gradcam(self, frames, *, crop: str = "full", classes=None) -> dict:
+        """Grad-CAM at the last conv layer (docs/explain.md) of frames in memory (classify_frames'
+        forms), for an engine made with explain=True. classes: one class (name or index) for
+        every frame, one per frame, or None (each frame's top class). Returns a dict: maps
+        (float32 [N, S, S] over each crop, in [0, 1]), classes (int32 [N], the classes
+        explained) and probs (float32 [N, classes]).
+        """
+        arrays = _frames(frames)
+        if classes is None or isinstance(classes, (str, int)):
+            classes = [classes] * len(arrays)
+        idx = []
+        for c in classes:
+            if c is None:
+                idx.append(-1)
+            elif isinstance(c, str):
+                if c not in self.classes:
+                    raise OptionError(f"gradcam: '{c}' is not a class of the model {self.classes}")
+                idx.append(self.classes.index(c))
+            else:
+                idx.append(int(c))
+        return self._engine.gradcam(arrays, crop, idx)
 
     def _stream(self, inputs: list, options: dict, progress) -> Iterator[VideoResult]:
         stream = self._engine.run(inputs, options, 16)

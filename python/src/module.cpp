@@ -299,7 +299,7 @@ class PyEngine {
  public:
   PyEngine(const std::string& weights, const std::string& card, const std::string& device,
            const std::string& precision, int threads, const std::string& conv_impl,
-           bool cuda_graphs, int batch, py::object notify)
+           bool cuda_graphs, int batch, py::object notify, bool explain)
       : holder_(std::make_shared<Holder>()) {
     EngineOptions o;
     o.backend.device = parse_device(device);
@@ -308,6 +308,7 @@ class PyEngine {
     o.backend.conv_impl = parse_conv_impl(conv_impl);
     o.backend.cuda_graphs = cuda_graphs;
     o.max_batch = batch;
+    o.explain = explain;
     std::vector<std::string> notices;
     o.notify = [&](const std::string& line) { notices.push_back(line); };
     {
@@ -379,6 +380,37 @@ class PyEngine {
     d["labels"] = labels;
     d["probs"] = probs;
     d["logits"] = logits;
+    return d;
+  }
+
+  // Grad-CAM of frames in memory (Engine::explain_frames): classes[i] < 0 = the frame's top class.
+  py::dict gradcam(const py::list& arrays, const std::string& crop,
+                   const std::vector<int>& classes) {
+    const std::vector<ImageView> views = views_of(arrays);
+    const CropSpec c = CropSpec::parse(crop);
+    if (classes.size() != views.size()) fail_option("gradcam: one class per frame is needed");
+    std::vector<CropRect> crops;
+    for (const ImageView& v : views) crops.push_back(c.rect_for(v.width, v.height));
+    std::vector<FrameExplanation> ex;
+    {
+      std::lock_guard lock(holder_->mu);
+      if (holder_->running) fail_option("the engine is already classifying (one run at a time)");
+      Engine& e = engine();
+      py::gil_scoped_release nogil;
+      ex = e.explain_frames(views, crops, classes);
+    }
+    const size_t n = ex.size(), s = n ? size_t(ex[0].map_size) : 0, k = n ? ex[0].probs.size() : 0;
+    py::array_t<float> maps({n, s, s}), probs({n, k});
+    py::array_t<int32_t> cls(n);
+    for (size_t i = 0; i < n; ++i) {
+      std::copy(ex[i].map.begin(), ex[i].map.end(), maps.mutable_data() + i * s * s);
+      std::copy(ex[i].probs.begin(), ex[i].probs.end(), probs.mutable_data() + i * k);
+      cls.mutable_data()[i] = ex[i].cls;
+    }
+    py::dict d;
+    d["maps"] = maps;
+    d["classes"] = cls;
+    d["probs"] = probs;
     return d;
   }
 
@@ -478,13 +510,14 @@ PYBIND11_MODULE(_fervid, m) {
 
   py::class_<PyEngine>(m, "Engine")
       .def(py::init<const std::string&, const std::string&, const std::string&, const std::string&,
-                    int, const std::string&, bool, int, py::object>(),
+                    int, const std::string&, bool, int, py::object, bool>(),
            py::arg("weights"), py::arg("card"), py::arg("device"), py::arg("precision"),
            py::arg("threads"), py::arg("conv_impl"), py::arg("cuda_graphs"), py::arg("batch"),
-           py::arg("notify"))
+           py::arg("notify"), py::arg("explain") = false)
       .def("info", &PyEngine::info)
       .def("run", &PyEngine::run, py::arg("inputs"), py::arg("options"), py::arg("capacity"))
       .def("classify_frames", &PyEngine::classify_frames, py::arg("frames"), py::arg("crop"))
+      .def("gradcam", &PyEngine::gradcam, py::arg("frames"), py::arg("crop"), py::arg("classes"))
       .def("close", &PyEngine::close);
 
   m.def("label_paths", &label_paths, py::arg("paths"), py::arg("classes"), py::arg("labels_csv"));
