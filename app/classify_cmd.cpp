@@ -266,13 +266,6 @@ void print_summary(const RunStats& stats, const Engine& engine, VoteMode vote) {
   std::cerr << s.str();
 }
 
-// Weights `fervid make-weights` wrote (metadata untrained: true): their labels mean nothing.
-// Said once, after the run (a fatal error before it stays the one line on stderr).
-void warn_untrained(const std::string& weights) {
-  std::cerr << "fervid: warning: " << weights
-            << " holds untrained weights (fervid make-weights): its labels mean nothing\n";
-}
-
 ClassifyOptions run_options(const RunArgs& a, const Settings& s, const ModelSpec& spec,
                             const std::string& crop) {
   ClassifyOptions opt;
@@ -303,6 +296,16 @@ EngineOptions engine_options(const std::string& device, const std::string& preci
 }
 
 void check_run_args(const RunArgs& a, bool eval) { settings_of(a, eval); }
+
+void warn_untrained(const std::string& weights) {
+  std::cerr << "fervid: warning: " << weights
+            << " holds untrained weights (fervid make-weights): its labels mean nothing\n";
+}
+
+RunSetup run_setup(const RunArgs& a, const ModelSpec& spec) {
+  const Settings s = settings_of(a, false);
+  return {s.engine, run_options(a, s, spec, s.crop.empty() ? spec.crop : s.crop)};
+}
 
 int run_videos(const RunArgs& a, bool eval) {
   const Settings s = settings_of(a, eval);

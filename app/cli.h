@@ -31,6 +31,15 @@ struct RunArgs {
   std::string labels, actors, emotions, modality, channel, summary, confusion;  // eval
 };
 int run_videos(const RunArgs& args, bool eval);
+// classify's engine and run options from its flags, for `spec` (explain shares them).
+struct RunSetup {
+  EngineOptions engine;
+  ClassifyOptions options;
+};
+RunSetup run_setup(const RunArgs& args, const ModelSpec& spec);
+// Weights `fervid make-weights` wrote (metadata untrained: true): their labels mean nothing.
+// Said once, after the run (a fatal error before it stays the one line on stderr).
+void warn_untrained(const std::string& weights);
 
 // The engine options every command shares, parsed from their flags (one-line errors).
 EngineOptions engine_options(const std::string& device, const std::string& precision, int threads,

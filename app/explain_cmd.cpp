@@ -203,11 +203,6 @@ std::string folder_for(const std::string& path, std::set<std::string>& used) {
 int run_explain(const ExplainArgs& a) {
   check_explain_args(a);
   const RunArgs& ra = a.run;
-  EngineOptions eo =
-      engine_options(ra.device, ra.precision, ra.threads, ra.conv_impl, ra.cuda_graphs);
-  eo.max_batch = ra.batch;
-  eo.explain = true;
-  if (ra.quiet) eo.notify = [](const std::string&) {};
   namespace fs = std::filesystem;
   std::error_code ec;
   if (fs::exists(a.out, ec) && !fs::is_directory(a.out, ec))
@@ -223,12 +218,8 @@ int run_explain(const ExplainArgs& a) {
     if (it == spec.classes.end()) fail_option("--class " + a.cls + ": not a class of " + spec.name);
     cls_named = int(it - spec.classes.begin());
   }
-  ClassifyOptions opt;
-  opt.batch = ra.batch;
-  opt.sampling = {ra.stride, ra.max_frames};
-  opt.sampling.fps = ra.fps;
-  opt.crop = CropSpec::parse(ra.crop.empty() ? spec.crop : ra.crop);
-  opt.vote = ra.vote.empty() ? spec.vote : parse_vote(ra.vote);
+  auto [eo, opt] = run_setup(ra, spec);
+  eo.explain = true;
   opt.keep_frames = true;
   check_classify_options(opt, ra.batch);
   fs::create_directories(a.out, ec);
@@ -323,9 +314,7 @@ int run_explain(const ExplainArgs& a) {
                      {"videos", videos}};
   write_output(OutputTarget::at((fs::path(a.out) / "explain.json").string(), "--out"),
                doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
-  if (untrained)
-    std::cerr << "fervid: warning: " << ra.weights
-              << " holds untrained weights (fervid make-weights): its labels mean nothing\n";
+  if (untrained) warn_untrained(ra.weights);
   return failed > 0 ? kExitSomeFailed : kExitOk;
 }
 
