@@ -13,6 +13,7 @@
 #include <set>
 #include <sstream>
 
+#include "annotate.h"
 #include "cli.h"
 #include "dataset.h"
 #include "fervid/fervid.h"
@@ -115,6 +116,7 @@ Settings settings_of(const RunArgs& a, bool eval) {
 // Where a run writes, decided before any work (fervid/output_file.h, output.h's formats).
 struct Outputs {
   std::optional<OutputTarget> rows, frames, summary, confusion;
+  std::map<std::string, OutputTarget> annotate;  // input path -> its annotated video
   Format format = Format::Table, frames_format = Format::Csv;
   bool rows_written = true;     // eval writes rows only when asked (--output or --format)
   bool text_to_stderr = false;  // eval's metrics text, when stdout carries rows or the summary
@@ -134,6 +136,13 @@ Outputs outputs_of(const RunArgs& a, bool eval, const std::vector<InputItem>& in
   if (!a.summary.empty()) all.push_back(*(o.summary = OutputTarget::at(a.summary, "--summary")));
   if (!a.confusion.empty())
     all.push_back(*(o.confusion = OutputTarget::at(a.confusion, "--confusion")));
+  if (!a.annotate.empty()) {
+    const std::vector<OutputTarget> videos = annotate_targets(a.annotate, inputs);
+    for (size_t i = 0; i < videos.size(); ++i) {
+      o.annotate.emplace(inputs[i].path, videos[i]);  // a path given twice: its first name
+      all.push_back(videos[i]);
+    }
+  }
   for (const OutputTarget& t : all) o.text_to_stderr = o.text_to_stderr || t.is_stdout();
   if (a.resume &&
       !(o.rows && o.rows->kind() == OutputTarget::Kind::File && o.format == Format::Jsonl))
@@ -274,7 +283,7 @@ ClassifyOptions run_options(const RunArgs& a, const Settings& s, const ModelSpec
   opt.sampling.fps = a.fps;
   opt.crop = CropSpec::parse(crop);
   opt.vote = s.vote.value_or(spec.vote);
-  opt.keep_frames = !a.frames.empty();
+  opt.keep_frames = !a.frames.empty() || !a.annotate.empty();
   opt.keep_logits = a.logits;
   opt.stage_streams = s.stage_streams;
   opt.decoder = s.decoder;
@@ -347,6 +356,8 @@ int run_videos(const RunArgs& a, bool eval) {
   if (!notice.empty() && !a.quiet) std::cerr << "fervid: " << notice << "\n";
   if (!a.quiet)
     for (const std::string& line : walked.lines()) std::cerr << "fervid: notice: " << line << "\n";
+  std::optional<Annotator> annotator;
+  if (!o.annotate.empty()) annotator.emplace(spec.classes, opt.sampling);
   ProgressLine progress(!a.quiet);
   const NoticeSink run_notice = [&](const std::string& line) {
     if (!a.quiet) std::cerr << "fervid: notice: " << line << "\n";
@@ -358,6 +369,7 @@ int run_videos(const RunArgs& a, bool eval) {
         const RowLabel label{l.truth >= 0 ? spec.classes[size_t(l.truth)] : "", l.actor};
         videos.row(r, label);
         if (frame_rows) frame_rows->rows(r, label);
+        if (annotator) annotator->add(l.item, r, o.annotate.at(l.item.path));
         if (!r.ok() || !r.warning.empty()) {
           progress.clear();
           if (!r.ok()) std::cerr << "fervid: " << r.error << "\n";
@@ -372,16 +384,28 @@ int run_videos(const RunArgs& a, bool eval) {
   videos.end();
   if (rows_file) rows_file->commit();
   if (frames_file) frames_file->commit();
+  int annotate_failed = 0;
+  if (annotator) {
+    if (!a.quiet && todo.items.size() > 1) std::cerr << "fervid: writing the annotated videos\n";
+    const std::vector<std::string> failures = annotator->finish();
+    for (const std::string& line : failures) std::cerr << "fervid: " << line << "\n";
+    annotate_failed = int(failures.size());
+    if (!a.quiet && annotator->written() > 0)
+      std::cerr << "fervid: " << annotator->written() << " annotated "
+                << (annotator->written() == 1 ? "video" : "videos") << " (" << annotator->codec()
+                << ") in " << a.annotate << "\n";
+  }
   if (untrained) warn_untrained(a.weights);
   if (!a.quiet) print_summary(stats, engine, opt.vote);
-  if (!eval) return stats.videos_failed + previous.failed > 0 ? kExitSomeFailed : kExitOk;
+  if (!eval)
+    return stats.videos_failed + previous.failed + annotate_failed > 0 ? kExitSomeFailed : kExitOk;
   const EvalMetrics m = compute_metrics(eval_rows, spec.classes);
   nlohmann::json extra{{"run", run},
                        {"labels", a.labels.empty() ? "RAVDESS file names" : a.labels}};
   if (!shard.empty()) extra["shard"] = shard;
   report_metrics(m, o.text_to_stderr ? std::cerr : std::cout, o.summary, extra, o.confusion,
                  spec.name);
-  return m.videos_failed > 0 ? kExitSomeFailed : kExitOk;
+  return m.videos_failed + annotate_failed > 0 ? kExitSomeFailed : kExitOk;
 }
 
 }  // namespace fervid::cli

@@ -77,6 +77,13 @@ void add_run_options(CLI::App* cmd, RunArgs& a) {
 }
 
 // eval's own: the labels, the RAVDESS filters, the metrics files.
+void add_annotate_option(CLI::App* cmd, RunArgs& a) {
+  cmd->add_option("--annotate", a.annotate,
+                  "Write each input's frames with the crop box, label and a bar per class as a "
+                  "video: OUT.mp4 (one input) or a folder of <input>.mp4 (H.264, else MPEG-4; "
+                  "not for videos --resume finds done)");
+}
+
 void add_eval_options(CLI::App* cmd, RunArgs& a) {
   cmd->add_option("--labels", a.labels, "CSV of path,label for datasets without RAVDESS names");
   cmd->add_option("--actors", a.actors, "RAVDESS actors, e.g. 21-24 or 1,3,5-7");
@@ -240,10 +247,12 @@ int parse_command_line(int argc, char** argv, CommandLine& cl) {
 
   auto* classify_cmd = app.add_subcommand("classify", "Classify videos, image folders or images");
   add_run_options(classify_cmd, cl.run);
+  add_annotate_option(classify_cmd, cl.run);
 
   auto* eval_cmd = app.add_subcommand(
       "eval", "Classify a labelled dataset (RAVDESS names or --labels CSV) and score it");
   add_run_options(eval_cmd, cl.run);
+  add_annotate_option(eval_cmd, cl.run);
   add_eval_options(eval_cmd, cl.run);
 
   ExplainArgs& ea = cl.explain;

@@ -23,6 +23,7 @@ struct RunArgs {
   std::vector<std::string> inputs;
   std::string weights, spec, device = "auto", precision, conv_impl = "auto", crop, vote, format,
                              output, frames, shard;
+  std::string annotate;  // classify, eval: a video file, or a folder of one video per input
   std::string decoder = "auto";
   std::string cuda_graphs = "on", stage_streams = "on";
   int batch = 8, stride = 1, max_frames = 0, threads = 0, decode_threads = 0;

@@ -13,6 +13,7 @@
 #include <set>
 #include <sstream>
 
+#include "annotate.h"
 #include "canvas.h"
 #include "cli.h"
 #include "explain.h"
@@ -184,20 +185,6 @@ Canvas timeline(const VideoResult& r, const std::vector<std::string>& classes,
   return c;
 }
 
-// A folder name for an input: its file name, made safe, unique among the run's.
-std::string folder_for(const std::string& path, std::set<std::string>& used) {
-  std::string base = std::filesystem::path(path).filename().string();
-  if (base.empty()) base = std::filesystem::path(path).parent_path().filename().string();
-  for (char& ch : base)
-    if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_' || ch == '.'))
-      ch = '_';
-  if (base.empty() || base == "." || base == "..") base = "input";
-  std::string name = base;
-  for (int i = 2; used.count(name); ++i) name = base + "-" + std::to_string(i);
-  used.insert(name);
-  return name;
-}
-
 }  // namespace
 
 int run_explain(const ExplainArgs& a) {
@@ -244,7 +231,7 @@ int run_explain(const ExplainArgs& a) {
       for (const ChosenFrame& c : chosen)
         requests.push_back({r.frame_rows[c.row].frame_index, r.frame_rows[c.row].crop, cls});
       const std::vector<FrameExplanation> ex = engine.explain(input, opt.sampling, requests);
-      const std::string dir = folder_for(input.path, used);
+      const std::string dir = unique_name_for(input_file_name(input.path), used);
       fs::create_directories(fs::path(a.out) / dir, ec);
       if (ec) fail_option(a.out + "/" + dir + ": cannot make the folder (" + ec.message() + ")");
       nlohmann::json frames = nlohmann::json::array();

@@ -226,26 +226,26 @@ std::vector<FrameExplanation> Engine::explain(const InputItem& input,
   if (input.kind == InputKind::Invalid) fail_input(input.path + ": " + input.error);
   std::map<int64_t, std::vector<size_t>> wanted;  // frame index -> requests
   for (size_t i = 0; i < requests.size(); ++i) wanted[requests[i].frame_index].push_back(i);
-  SamplingOptions plain = sampling;
-  plain.keep_yuv = false;  // pixels to draw on: RGB
   std::vector<Frame> kept(requests.size());
   size_t found = 0;
-  try {
-    std::unique_ptr<FrameSource> source = open_frames(input, plain);
-    Frame f;
-    while (found < requests.size() && source->next(f)) {
-      auto it = wanted.find(f.index);
-      if (it == wanted.end()) continue;
-      for (size_t r : it->second) {
-        kept[r] = f;
-        ++found;
-      }
+  read_frames(input, sampling, [&](const InputFrame& f) {
+    auto it = wanted.find(f.index);
+    if (it == wanted.end()) return true;
+    for (size_t r : it->second) {
+      Frame& k = kept[r];
+      k.index = f.index;
+      k.time_s = f.time_s;
+      k.width = f.image.width;
+      k.height = f.image.height;
+      k.stride = f.image.width * 3;
+      k.rgb.resize(size_t(k.stride) * k.height);
+      for (int y = 0; y < k.height; ++y)
+        std::copy_n(f.image.data + size_t(y) * f.image.stride, size_t(k.stride),
+                    k.rgb.data() + size_t(y) * k.stride);
+      ++found;
     }
-  } catch (const InputError&) {
-    throw;
-  } catch (const Error& e) {
-    fail_input(e.what());
-  }
+    return found < requests.size();
+  });
   if (found < requests.size())
     for (const ExplainRequest& r : requests)
       if (std::none_of(kept.begin(), kept.end(),

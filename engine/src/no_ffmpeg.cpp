@@ -3,6 +3,7 @@
 #include <deque>
 
 #include "fervid/error.h"
+#include "fervid/video_encoder.h"
 #include "video_decode.h"
 
 namespace fervid {
@@ -48,5 +49,23 @@ class NoClipDecoder final : public ClipDecoder {
 std::unique_ptr<ClipDecoder> ClipDecoder::create(const SamplingOptions&, const DecodeOptions&) {
   return std::make_unique<NoClipDecoder>();
 }
+
+}  // namespace fervid
+
+namespace fervid {
+
+// VideoEncoder without FFmpeg: refused by name.
+struct VideoEncoder::Impl {};
+
+bool VideoEncoder::available() { return false; }
+
+VideoEncoder::VideoEncoder(const OutputTarget& target, int, int, double, VideoCodec) {
+  fail(target.path() + ": this fervid was built without FFmpeg (FERVID_VIDEO=OFF): no video out");
+}
+VideoEncoder::~VideoEncoder() = default;
+void VideoEncoder::write(const ImageView&, double) {}
+void VideoEncoder::finish() {}
+std::string VideoEncoder::codec_name() const { return ""; }
+int64_t VideoEncoder::frames_written() const { return 0; }
 
 }  // namespace fervid

@@ -299,6 +299,27 @@ std::unique_ptr<FrameSource> open_frames(const InputItem& item, const SamplingOp
   fail(item.path + ": " + (item.error.empty() ? "not a classifiable input" : item.error));
 }
 
+void read_frames(const InputItem& input, const SamplingOptions& sampling,
+                 const std::function<bool(const InputFrame&)>& on_frame) {
+  SamplingOptions rgb = sampling;
+  rgb.keep_yuv = false;
+  std::unique_ptr<FrameSource> source;
+  Frame f;
+  // Errors of the input become InputErrors; the callback's own pass through as they are.
+  auto next = [&] {
+    try {
+      if (!source) source = open_frames(input, rgb);
+      return source->next(f);
+    } catch (const InputError&) {
+      throw;
+    } catch (const Error& e) {
+      fail_input(e.what());
+    }
+  };
+  while (next())
+    if (!on_frame({f.index, f.time_s, f.view()})) return;
+}
+
 DecoderKind choose_decoder(DecoderChoice requested, bool device_frames, bool host_frames,
                            std::string* notice) {
   if (requested == DecoderChoice::Cpu) return DecoderKind::Cpu;

@@ -4,6 +4,8 @@
 // boxes) use.
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -11,6 +13,7 @@
 #include <vector>
 
 #include "fervid/frame.h"
+#include "fervid/run.h"
 
 namespace fervid {
 
@@ -54,6 +57,19 @@ struct WalkNotes {
 // gets what the walk skipped.
 std::vector<InputItem> expand_inputs(const std::vector<std::string>& paths,
                                      WalkNotes* notes = nullptr);
+
+// A frame of an input as read_frames() hands it over: 8-bit RGB, valid during the call.
+struct InputFrame {
+  int64_t index = 0;  // its position in the source, before sampling (FrameResult::frame_index)
+  double time_s = 0;  // its presentation time (FrameResult::time_s)
+  ImageView image;
+};
+// Decodes `input` with `sampling` as a classify run with the same sampling does (RGB always:
+// keep_yuv is ignored), handing each kept frame to `on_frame` in order until it returns false or
+// the input ends. A video is decoded on the CPU. An input that cannot be read throws InputError
+// naming it (frames already handed over stay handed over).
+void read_frames(const InputItem& input, const SamplingOptions& sampling,
+                 const std::function<bool(const InputFrame&)>& on_frame);
 
 bool is_image_path(const std::string& path);
 // The absolute, normalised path with symbolic links of existing parts resolved: how inputs are
