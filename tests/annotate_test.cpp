@@ -58,7 +58,14 @@ Decoded decode(const std::string& path) {
 
 class Encoder : public ::testing::TestWithParam<VideoCodec> {};
 
+// A build without FFmpeg (FERVID_VIDEO=OFF, the bundle carried to the GPU machine) writes no
+// video: the tests that need one skip, saying so.
+#define SKIP_WITHOUT_FFMPEG()     \
+  if (!VideoEncoder::available()) \
+  GTEST_SKIP() << "this build has no FFmpeg (FERVID_VIDEO=OFF): it writes no video"
+
 TEST_P(Encoder, FramesComeBackWithTheirTimesAndPixels) {
+  SKIP_WITHOUT_FFMPEG();
   const int w = 101, h = 75, n = 12;  // odd: padded to 102x76
   const double fps = 25;
   const std::string path =
@@ -104,6 +111,7 @@ INSTANTIATE_TEST_SUITE_P(Codecs, Encoder, ::testing::Values(VideoCodec::H264, Vi
                          });
 
 TEST(Encoder, AnUnfinishedVideoLeavesNothingAndBadTargetsAreRefused) {
+  SKIP_WITHOUT_FFMPEG();
   const std::string path = (work_dir() / "unfinished.mp4").string();
   {
     VideoEncoder video(OutputTarget::at(path, "--annotate"), 64, 48, 10);
@@ -170,6 +178,7 @@ TEST(Annotate, TheBoxTagAndBarsLandWhereTheRowSays) {
 }
 
 TEST(Annotate, TargetsAreOneFileOrOneUniqueNamePerInput) {
+  SKIP_WITHOUT_FFMPEG();
   const fs::path dir = work_dir() / "targets";
   const std::vector<InputItem> two{{"/a/clip.mp4", InputKind::Video},
                                    {"/b/clip.avi", InputKind::Video}};
@@ -210,6 +219,7 @@ double rate(const std::string& fraction) {
 }
 
 TEST(AnnotateCli, OneVideoProbesWithTheFramesKeptTheirSizeAndRate) {
+  SKIP_WITHOUT_FFMPEG();
   const std::string in = clip("annotate_in.mp4", 20);  // 64x48 at 10 fps
   const std::string out = (work_dir() / "annotated.mp4").string();
   Result r = fervid("classify " + in + " --weights " + tiny_weights() + " --annotate " + out +
@@ -233,6 +243,7 @@ TEST(AnnotateCli, OneVideoProbesWithTheFramesKeptTheirSizeAndRate) {
 }
 
 TEST(AnnotateCli, AFolderGetsOneVideoPerInputAndABadInputIsARow) {
+  SKIP_WITHOUT_FFMPEG();
   const std::string a = clip("annotate_a.mp4", 6), b = clip("annotate_b.mp4", 9);
   const fs::path bad = work_dir() / "annotate_bad.mp4";
   std::ofstream(bad) << "not a video";
@@ -249,6 +260,7 @@ TEST(AnnotateCli, AFolderGetsOneVideoPerInputAndABadInputIsARow) {
 }
 
 TEST(AnnotateCli, ClashesAreRefusedBeforeAnyWork) {
+  SKIP_WITHOUT_FFMPEG();
   const std::string a = clip("annotate_a.mp4", 6), b = clip("annotate_b.mp4", 9);
   const std::string w = " --weights " + tiny_weights() + " --device cpu";
   expect_fatal("classify " + a + " " + b + w + " --annotate " + (work_dir() / "both.mp4").string(),

@@ -3,7 +3,6 @@
 // quantiser of 3), libavformat muxes into PATH.part, renamed over PATH when finished.
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <vector>
@@ -11,22 +10,16 @@
 extern "C" {
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
-#include <libavutil/opt.h>
 #include <libswscale/swscale.h>
 }
 
+#include "av_error.h"
 #include "fervid/error.h"
 #include "fervid/video_encoder.h"
 
 namespace fervid {
 
 namespace {
-
-std::string av_text(int code) {
-  char buf[AV_ERROR_MAX_STRING_SIZE] = {};
-  av_strerror(code, buf, sizeof(buf));
-  return buf;
-}
 
 bool known_container(const std::string& ext) {
   for (const char* e : {".mp4", ".m4v", ".mkv", ".mov", ".avi"})
@@ -52,7 +45,7 @@ struct VideoEncoder::Impl {
   double t0 = 0;
 
   [[noreturn]] void fail_av(const std::string& what, int rc) const {
-    fail(path + ": " + what + ": " + av_text(rc));
+    fail(path + ": " + what + ": " + av_error(rc));
   }
 
   // Hands what the encoder has ready to the muxer; `draining`: until the encoder is empty.

@@ -26,6 +26,7 @@ extern "C" {
 #include <libswscale/swscale.h>
 }
 
+#include "av_error.h"
 #include "fervid/error.h"
 #include "run_clock.h"
 #include "video_decode.h"
@@ -33,12 +34,6 @@ extern "C" {
 namespace fervid {
 
 namespace {
-
-std::string av_error(int code) {
-  char buf[AV_ERROR_MAX_STRING_SIZE] = {};
-  av_strerror(code, buf, sizeof(buf));
-  return buf;
-}
 
 // Whether libavcodec can decode `codec` on NVDEC (a CUDA hwaccel configured by a device context).
 bool nvdec_takes(const AVCodec* codec) {

@@ -9,6 +9,7 @@
 #include "classifier.h"
 #include "cpu/ops.h"
 #include "cuda_test_util.h"
+#include "fervid/fervid.h"
 #include "model.h"
 #include "video.h"
 
@@ -67,6 +68,15 @@ CropRect centre_square(const Frame& f) {
   return {(f.width - side) / 2, (f.height - side) / 2, side, side};
 }
 
+// Random weights (this run's seed) for a built-in card, written in `dir`: the card and the file.
+std::pair<ModelSpec, std::string> card_weights(const fs::path& dir, const std::string& card) {
+  ModelSpec spec =
+      ModelSpec::load_card(std::string(FERVID_SOURCE_DIR) + "/weights/" + card + ".json");
+  const std::string path = (dir / (card + ".safetensors")).string();
+  make_weights(spec, seed(), StDType::F32, path);
+  return {spec, path};
+}
+
 // Logits of `frames` through `model`, batch by batch.
 std::vector<float> logits_of(Model& model, const std::vector<Frame>& frames) {
   const int classes = model.spec().num_classes();
@@ -93,10 +103,7 @@ TEST(CudaBackend, WholeNetworkMatchesCpuOnRealFrames) {
   if (frames.empty()) GTEST_SKIP() << why;
   const fs::path dir = temp_dir("cuda-whole-network");
   for (const char* card : {"ravdess-vgg16", "torchvision-vgg16"}) {
-    const ModelSpec spec =
-        ModelSpec::load_card(std::string(FERVID_SOURCE_DIR) + "/weights/" + card + ".json");
-    const std::string path = (dir / (std::string(card) + ".safetensors")).string();
-    make_weights(spec, seed(), StDType::F32, path);
+    const auto [spec, path] = card_weights(dir, card);
     const Weights weights = Weights::load(path);
     auto cpu_be = cpu::make_cpu_backend(0);
     Model cpu_model(weights, *cpu_be, 16);
@@ -154,11 +161,7 @@ std::vector<Frame> noise_frames(int n) {
 
 // Random weights (this run's seed) for the study's card, ravdess-vgg16, in a new test folder.
 Weights random_study_weights(const std::string& folder) {
-  const ModelSpec spec =
-      ModelSpec::load_card(std::string(FERVID_SOURCE_DIR) + "/weights/ravdess-vgg16.json");
-  const std::string path = (temp_dir(folder) / "w.safetensors").string();
-  make_weights(spec, seed(), StDType::F32, path);
-  return Weights::load(path);
+  return Weights::load(card_weights(temp_dir(folder), "ravdess-vgg16").second);
 }
 
 // The frame stage replayed as CUDA graphs computes exactly what the same backend computes op by
@@ -279,6 +282,65 @@ TEST(CudaBackend, ClassifyOnStageStreamsEqualsInOrder) {
       EXPECT_EQ(c.counts, tally);
       for (size_t k = 0; k < sums.size(); ++k)
         EXPECT_NEAR(c.mean_probs[k], sums[k] / double(c.frames), 1e-6);
+    }
+  }
+}
+
+// Grad-CAM on an engine with the CUDA backend (Engine::explain_frames: the frame stage on the
+// device up to conv5_3, the head and the map from its activations) against the CPU engine's, on
+// real frames, both heads, every precision, explaining the CPU's top class on both. Bounds on the
+// relative L2 of the maps: fp32 1e-4 (the PyTorch test's), tf32 2e-2, fp16/bf16 5e-2 (first
+// guesses, to be read off the printed figures on a device).
+TEST(CudaBackend, GradcamMatchesCpuOnRealFrames) {
+  REQUIRE_CUDA_DEVICE();
+  SeedTrace trace;
+  std::string why;
+  std::vector<Frame> frames = real_frames(&why);
+  if (frames.empty()) GTEST_SKIP() << why;
+  if (frames.size() > 12) frames.resize(12);
+  std::vector<ImageView> views;
+  std::vector<CropRect> crops;
+  for (const Frame& f : frames) {
+    views.push_back(f.view());
+    crops.push_back(centre_square(f));
+  }
+  const fs::path dir = temp_dir("cuda-gradcam");
+  for (const char* card : {"ravdess-vgg16", "torchvision-vgg16"}) {
+    const std::string path = card_weights(dir, card).second;
+    EngineOptions cpu_opts;
+    cpu_opts.backend.device = DeviceChoice::Cpu;
+    cpu_opts.explain = true;
+    cpu_opts.max_batch = 5;
+    Engine cpu_engine(Weights::load(path), cpu_opts);
+    const std::vector<int> top(frames.size(), -1);
+    const std::vector<FrameExplanation> want = cpu_engine.explain_frames(views, crops, top);
+    std::vector<int> classes;
+    for (const FrameExplanation& e : want) classes.push_back(e.cls);
+    for (const char* precision : kPrecisions) {
+      EngineOptions gpu_opts;
+      gpu_opts.backend = gpu_options(precision);
+      gpu_opts.explain = true;
+      gpu_opts.max_batch = 7;  // batches of another size than the CPU's
+      Engine gpu_engine(Weights::load(path), gpu_opts);
+      const std::vector<FrameExplanation> got = gpu_engine.explain_frames(views, crops, classes);
+      ASSERT_EQ(got.size(), want.size());
+      double err2 = 0, ref2 = 0;
+      for (size_t f = 0; f < want.size(); ++f) {
+        ASSERT_EQ(got[f].cls, classes[f]);
+        ASSERT_EQ(got[f].map.size(), want[f].map.size());
+        for (size_t i = 0; i < want[f].map.size(); ++i) {
+          ASSERT_TRUE(std::isfinite(got[f].map[i])) << "frame " << f << " pixel " << i;
+          err2 += std::pow(double(got[f].map[i]) - want[f].map[i], 2);
+          ref2 += std::pow(double(want[f].map[i]), 2);
+        }
+      }
+      const double rel = std::sqrt(err2 / std::max(ref2, 1e-30));
+      const double bound = std::string(precision) == "fp32"   ? 1e-4
+                           : std::string(precision) == "tf32" ? 2e-2
+                                                              : 5e-2;
+      std::printf("[ gradcam  ] %s %s: %zu frames, relative L2 of the maps %.2e (bound %.0e)\n",
+                  card, precision, want.size(), rel, bound);
+      EXPECT_LE(rel, bound) << card << " " << precision;
     }
   }
 }
