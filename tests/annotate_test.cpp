@@ -66,6 +66,9 @@ class Encoder : public ::testing::TestWithParam<VideoCodec> {};
 
 TEST_P(Encoder, FramesComeBackWithTheirTimesAndPixels) {
   SKIP_WITHOUT_FFMPEG();
+  if (!VideoEncoder::available(GetParam()))
+    GTEST_SKIP() << "this FFmpeg has no " << (GetParam() == VideoCodec::H264 ? "libx264" : "mpeg4")
+                 << " encoder (the static FFmpeg of tools/build-ffmpeg.sh has no libx264)";
   const int w = 101, h = 75, n = 12;  // odd: padded to 102x76
   const double fps = 25;
   const std::string path =
@@ -191,6 +194,12 @@ TEST(Annotate, TargetsAreOneFileOrOneUniqueNamePerInput) {
   EXPECT_EQ(cli::annotate_targets((dir / "one.MKV").string(), {two[0]}).size(), 1u);
 }
 
+// The CLI tests read the videos back with ffprobe (Debian's ffmpeg package; the GPU bundle's
+// static FFmpeg has none).
+#define SKIP_WITHOUT_FFPROBE()                                \
+  if (std::system("command -v ffprobe >/dev/null 2>&1") != 0) \
+  GTEST_SKIP() << "no ffprobe on PATH to read the videos back"
+
 // "key=value" lines of ffprobe's default writer for the first video stream.
 std::map<std::string, std::string> probe(const std::string& path) {
   const std::string cmd =
@@ -220,6 +229,7 @@ double rate(const std::string& fraction) {
 
 TEST(AnnotateCli, OneVideoProbesWithTheFramesKeptTheirSizeAndRate) {
   SKIP_WITHOUT_FFMPEG();
+  SKIP_WITHOUT_FFPROBE();
   const std::string in = clip("annotate_in.mp4", 20);  // 64x48 at 10 fps
   const std::string out = (work_dir() / "annotated.mp4").string();
   Result r = fervid("classify " + in + " --weights " + tiny_weights() + " --annotate " + out +
@@ -244,6 +254,7 @@ TEST(AnnotateCli, OneVideoProbesWithTheFramesKeptTheirSizeAndRate) {
 
 TEST(AnnotateCli, AFolderGetsOneVideoPerInputAndABadInputIsARow) {
   SKIP_WITHOUT_FFMPEG();
+  SKIP_WITHOUT_FFPROBE();
   const std::string a = clip("annotate_a.mp4", 6), b = clip("annotate_b.mp4", 9);
   const fs::path bad = work_dir() / "annotate_bad.mp4";
   std::ofstream(bad) << "not a video";

@@ -145,6 +145,25 @@ class ReferenceGemm {
   virtual double gemm_tflops(int size, int iters) = 0;
 };
 
+// Grad-CAM's head, backward pass and map where the activations are (docs/explain.md): the CUDA
+// backend's kernels and cuBLASLt. Without it the engine copies the activations to the host and
+// runs cpu::gradcam, the float64 reference.
+struct HeadLayer {
+  const Tensor* w;  // [out,in] f32 on the host (in in torchvision's CHW order after a flatten)
+  const Tensor* b;  // [out] f32 on the host
+  bool relu;
+};
+
+class DeviceGradcam {
+ public:
+  virtual ~DeviceGradcam() = default;
+  // acts [N,H,W,K], the backend's activations of the last conv layer (activated, before its 2x2
+  // pool); classes[i] -1: the frame's largest logit, written back; maps [N,S,S] and logits [N,C]
+  // f32 host tensors. The host tensors of `dense` stay alive as long as the backend.
+  virtual void gradcam(const Tensor& acts, Head head, std::span<const HeadLayer> dense,
+                       std::span<int> classes, const Tensor& maps, const Tensor& logits) = 0;
+};
+
 // ---- The backend ----------------------------------------------------------------------------
 
 class Backend {
@@ -217,6 +236,7 @@ class Backend {
   virtual FrameSinks* frame_sinks() { return nullptr; }
   virtual const ConvPlanLog* conv_plan_log() const { return nullptr; }
   virtual ReferenceGemm* reference_gemm() { return nullptr; }
+  virtual DeviceGradcam* device_gradcam() { return nullptr; }
 };
 
 }  // namespace fervid

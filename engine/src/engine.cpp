@@ -196,12 +196,20 @@ std::vector<FrameExplanation> Engine::explain_frames(std::span<const ImageView> 
     const int n = int(std::min(frames.size() - first, size_t(model.max_batch())));
     const Tensor acts = model.forward_features(frames.subspan(first, n), crops.subspan(first, n));
     const int64_t h = acts.dim(1), w = acts.dim(2), k = acts.dim(3);
-    std::vector<float> a = host_f32(*impl_->backend, acts);
-    Tensor at(a.data(), {n, h, w, k}, DType::F32, Layout::NHWC);
     std::vector<float> maps(size_t(n) * S * S), logits(size_t(n) * c);
     std::vector<int> cls(classes.begin() + first, classes.begin() + first + n);
-    cpu::gradcam(at, spec.head, dense, cls, Tensor(maps.data(), {n, S, S}, DType::F32),
-                 Tensor(logits.data(), {n, c}, DType::F32));
+    const Tensor tmaps(maps.data(), {n, S, S}, DType::F32),
+        tlogits(logits.data(), {n, c}, DType::F32);
+    if (DeviceGradcam* g = impl_->backend->device_gradcam()) {
+      // Where the activations are (CUDA: kernels and cuBLASLt, docs/explain.md).
+      std::vector<HeadLayer> head;
+      for (const cpu::DenseWeights& d : dense) head.push_back({d.w, d.b, d.relu});
+      g->gradcam(acts, spec.head, head, cls, tmaps, tlogits);
+    } else {
+      std::vector<float> a = host_f32(*impl_->backend, acts);
+      Tensor at(a.data(), {n, h, w, k}, DType::F32, Layout::NHWC);
+      cpu::gradcam(at, spec.head, dense, cls, tmaps, tlogits);
+    }
     for (int i = 0; i < n; ++i) {
       FrameExplanation& e = out[first + i];
       e.crop = crops[first + i];

@@ -31,6 +31,9 @@ class NoClipDecoder final : public ClipDecoder {
         path + ": this fervid was built without FFmpeg (FERVID_VIDEO=OFF); give image frames";
     ready_.push_back(std::move(ev));
   }
+  void add_bytes(int clip, const std::string& name, std::shared_ptr<const std::string>) override {
+    add(clip, name);
+  }
   void flush() override {}
   int decoders_opened() const override { return 0; }
   bool next(ClipEvent& event) override {
@@ -57,7 +60,7 @@ namespace fervid {
 // VideoEncoder without FFmpeg: refused by name.
 struct VideoEncoder::Impl {};
 
-bool VideoEncoder::available() { return false; }
+bool VideoEncoder::available(VideoCodec) { return false; }
 
 VideoEncoder::VideoEncoder(const OutputTarget& target, int, int, double, VideoCodec) {
   fail(target.path() + ": this fervid was built without FFmpeg (FERVID_VIDEO=OFF): no video out");

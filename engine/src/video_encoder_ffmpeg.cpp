@@ -78,7 +78,11 @@ struct VideoEncoder::Impl {
   }
 };
 
-bool VideoEncoder::available() { return true; }
+bool VideoEncoder::available(VideoCodec codec) {
+  const bool h264 = avcodec_find_encoder_by_name("libx264") != nullptr;
+  const bool mpeg4 = avcodec_find_encoder(AV_CODEC_ID_MPEG4) != nullptr;
+  return codec == VideoCodec::H264 ? h264 : codec == VideoCodec::Mpeg4 ? mpeg4 : h264 || mpeg4;
+}
 
 VideoEncoder::VideoEncoder(const OutputTarget& target, int width, int height, double fps,
                            VideoCodec codec)

@@ -49,6 +49,19 @@ void bias_relu(const Tensor& y, const Tensor& b, cudaStream_t stream);
 // x [N,H,W,C] -> y [N,C], both of the same dtype (f32, f16, bf16).
 void global_avgpool(const Tensor& x, const Tensor& y, cudaStream_t stream);
 
+// Grad-CAM's kernels (gradcam.cu; GradcamHead in library_ops.h runs them). y f32 = x (f32, f16
+// or bf16), element for element.
+void to_f32(const Tensor& x, const Tensor& y, cudaStream_t stream);
+// g = 0 where h <= 0 (a ReLU's backward pass given its output h); f32, same element count.
+void relu_mask(const Tensor& g, const Tensor& h, cudaStream_t stream);
+// alpha [N,C] = scale * sum over p of g [N, positions * C] at (n, p * C + c); f32.
+void channel_sums(const Tensor& g, int positions, float scale, const Tensor& alpha,
+                  cudaStream_t stream);
+// cam [N,H,W] = max(0, sum over c of alpha [N,C] * a [N,H,W,C]); maps [N,S,S] = cam resized with
+// the preprocess taps (half-pixel centres), divided by its largest value (0 when that is 0); f32.
+void gradcam_map(const Tensor& a, const Tensor& alpha, const Tensor& cam, const Tensor& maps,
+                 cudaStream_t stream);
+
 // x [N,H,W,C] -> y [N,H/2,W/2,C]; f32, f16 or bf16 (x and y of the same dtype).
 void maxpool2x2(const Tensor& x, const Tensor& y, cudaStream_t stream);
 // logits [N,C] f32 -> probs [N,C] f32, labels [N] i32 (lowest index among equal maxima).

@@ -126,7 +126,8 @@ class CudaBackend final : public Backend,
                           Timelines,
                           FrameSinks,
                           ConvPlanLog,
-                          ReferenceGemm {
+                          ReferenceGemm,
+                          DeviceGradcam {
  public:
   CudaBackend(const Arithmetic& precision, ConvImpl conv_impl, bool graphs)
       : precision_(precision),
@@ -157,6 +158,7 @@ class CudaBackend final : public Backend,
   FrameSinks* frame_sinks() override { return this; }
   const ConvPlanLog* conv_plan_log() const override { return this; }
   ReferenceGemm* reference_gemm() override { return this; }
+  DeviceGradcam* device_gradcam() override { return this; }
 
   Buffer allocate(size_t bytes) override { return meter_.track(cuda::device_buffer(bytes)); }
   void copy_from_host(const Tensor& dst, const void* src) override {
@@ -396,6 +398,13 @@ class CudaBackend final : public Backend,
     cuda::LinearCublasLt gemm(stream.get(), precision_.tf32, MemoryMeter());
     return gemm.gemm_tflops(precision_.dtype, size, iters);
   }
+  void gradcam(const Tensor& acts, Head head, std::span<const HeadLayer> dense,
+               std::span<int> classes, const Tensor& maps, const Tensor& logits) override {
+    if (!gradcam_) gradcam_ = std::make_unique<cuda::GradcamHead>(stream_.get(), meter_);
+    std::vector<cuda::GradcamLayer> layers;
+    for (const HeadLayer& d : dense) layers.push_back({d.w, d.b, d.relu});
+    gradcam_->run(acts, head == Head::Gap, layers, classes, maps, logits);
+  }
   void maxpool2x2(const Tensor& x, const Tensor& y) override {
     on_network("maxpool2x2");
     cuda::maxpool2x2(x, y, stream_.get());
@@ -629,6 +638,7 @@ class CudaBackend final : public Backend,
   cuda::Stream stream_;
   cuda::ConvCudnn conv_;
   cuda::LinearCublasLt linear_;
+  std::unique_ptr<cuda::GradcamHead> gradcam_;  // made on the first Grad-CAM
   cuda::Stream upload_stream_, frames_stream_, vote_stream_;
   Lane lane_ = Lane::Network;
   cudaStream_t lane_stream_ = nullptr;  // the stream of lane_

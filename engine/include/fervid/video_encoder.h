@@ -38,8 +38,9 @@ class VideoEncoder {
   std::string codec_name() const;
   int64_t frames_written() const;
 
-  // Whether this build can write video (false without FFmpeg: FERVID_VIDEO=OFF).
-  static bool available();
+  // Whether this build can write video (false without FFmpeg: FERVID_VIDEO=OFF), and with
+  // `codec` (Auto: any).
+  static bool available(VideoCodec codec = VideoCodec::Auto);
 
  private:
   struct Impl;
