@@ -8,18 +8,11 @@
 #include <optional>
 
 #include "fervid/error.h"
+#include "output.h"
 
 namespace fervid::cli {
 
 namespace fs = std::filesystem;
-
-bool annotate_names_file(const std::string& out) {
-  std::string ext = fs::path(out).extension().string();
-  for (char& ch : ext) ch = char(std::tolower(static_cast<unsigned char>(ch)));
-  for (const char* e : {".mp4", ".m4v", ".mkv", ".mov", ".avi"})
-    if (ext == e) return true;
-  return false;
-}
 
 std::string unique_name_for(const std::string& name, std::set<std::string>& used) {
   std::string base = name;
@@ -43,7 +36,7 @@ std::vector<OutputTarget> annotate_targets(const std::string& out,
                                            const std::vector<InputItem>& inputs) {
   if (!VideoEncoder::available())
     fail_option("--annotate: this fervid was built without FFmpeg (FERVID_VIDEO=OFF)");
-  if (annotate_names_file(out)) {
+  if (VideoEncoder::takes_name(out)) {
     if (inputs.size() != 1)
       fail_option("--annotate " + out + ": names one video, but the run has " +
                   std::to_string(inputs.size()) + " inputs; give a folder");
@@ -66,12 +59,6 @@ std::vector<OutputTarget> annotate_targets(const std::string& out,
 }
 
 namespace {
-
-std::string two_digits(double p) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.2f", std::isfinite(p) ? p : 0.0);
-  return buf;
-}
 
 // Darkens [x0, x1) x [y0, y1) to `keep` of its brightness (a panel the text stays legible on).
 void shade(Canvas& c, int x0, int y0, int x1, int y1, double keep) {
@@ -132,7 +119,7 @@ void annotate_frame(Canvas& c, const FrameResult& row, const std::vector<std::st
     const int bx = px + pad + name_w + pad;
     c.fill(bx, y, bx + bar_w, y + th, {60, 60, 60});
     c.fill(bx, y, bx + int(std::lround(p * bar_w)), y + th, series_colour(int(k)));
-    draw_text(c, bx + bar_w + pad, y, two_digits(p), text, false, scale);
+    draw_text(c, bx + bar_w + pad, y, fixed(p, 2), text, false, scale);
   }
   char when[64];
   std::snprintf(when, sizeof when, "frame %lld  %.2f s", static_cast<long long>(row.frame_index),
@@ -144,7 +131,7 @@ void annotate_frame(Canvas& c, const FrameResult& row, const std::vector<std::st
   outline(c, cr.x, cr.y, cr.x + cr.width, cr.y + cr.height, edge, box);
   if (labelled) {
     const std::string tag =
-        classes[size_t(row.label)] + " " + two_digits(row.probs[size_t(row.label)]);
+        classes[size_t(row.label)] + " " + fixed(row.probs[size_t(row.label)], 2);
     const int tw = text_width(tag, scale) + 2 * pad, tag_h = th + 2 * pad;
     // Above the box's left end, else inside it; then the same at its right end; then below the
     // box; then beside or below the panel.

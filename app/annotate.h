@@ -19,13 +19,9 @@
 
 namespace fervid::cli {
 
-// Whether --annotate OUT names one video file (by its extension: .mp4, .m4v, .mkv, .mov, .avi)
-// rather than a folder.
-bool annotate_names_file(const std::string& out);
-
-// Where --annotate OUT puts each input's video: OUT itself when it names a video file (one input
-// only), else OUT/<the input's file name>.mp4 (made unique), OUT made as a folder when missing.
-// Fails (OptionError) before any work when that cannot be.
+// Where --annotate OUT puts each input's video: OUT itself when it names a video file
+// (VideoEncoder::takes_name; one input only), else OUT/<the input's file name>.mp4 (made unique),
+// OUT made as a folder when missing. Fails (OptionError) before any work when that cannot be.
 std::vector<OutputTarget> annotate_targets(const std::string& out,
                                            const std::vector<InputItem>& inputs);
 

@@ -6,12 +6,10 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <iomanip>
 #include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
-#include <sstream>
 
 #include "annotate.h"
 #include "canvas.h"
@@ -19,6 +17,7 @@
 #include "explain.h"
 #include "fervid/error.h"
 #include "fervid/output_file.h"
+#include "output.h"
 
 namespace fervid::cli {
 
@@ -67,12 +66,6 @@ std::string npy_f32(const std::vector<float>& data, const std::vector<int64_t>& 
 }
 
 namespace {
-
-std::string fixed(double v, int digits) {
-  std::ostringstream s;
-  s << std::fixed << std::setprecision(digits) << v;
-  return s.str();
-}
 
 // The crop of the source frame resized to `size` x `size` (bilinear, half-pixel centres), the
 // heat map blended over it, and a caption below.

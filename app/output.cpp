@@ -129,13 +129,13 @@ std::string json_line(const nlohmann::json& j) {
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
-namespace {
-
 std::string fixed(double v, int digits) {
   std::ostringstream s;
   s << std::fixed << std::setprecision(digits) << v;
   return s.str();
 }
+
+namespace {
 
 // Seconds and frame rates as a person reads them (6 decimals; ffprobe prints times so).
 std::string seconds(double v) { return fixed(v, 6); }

@@ -85,5 +85,7 @@ std::string json_line(const nlohmann::json& j);
 // "error: <reason>" with the video's own path removed from the front of the reason.
 std::string status_text(const VideoResult& r);
 std::string csv_field(const std::string& s);
+// `v` with `digits` decimals ("0.415"), as rows, captions and annotations print numbers.
+std::string fixed(double v, int digits);
 
 }  // namespace fervid::cli

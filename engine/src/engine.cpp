@@ -195,7 +195,6 @@ std::vector<FrameExplanation> Engine::explain_frames(std::span<const ImageView> 
   for (size_t first = 0; first < frames.size(); first += size_t(model.max_batch())) {
     const int n = int(std::min(frames.size() - first, size_t(model.max_batch())));
     const Tensor acts = model.forward_features(frames.subspan(first, n), crops.subspan(first, n));
-    const int64_t h = acts.dim(1), w = acts.dim(2), k = acts.dim(3);
     std::vector<float> maps(size_t(n) * S * S), logits(size_t(n) * c);
     std::vector<int> cls(classes.begin() + first, classes.begin() + first + n);
     const Tensor tmaps(maps.data(), {n, S, S}, DType::F32),
@@ -207,7 +206,7 @@ std::vector<FrameExplanation> Engine::explain_frames(std::span<const ImageView> 
       g->gradcam(acts, spec.head, head, cls, tmaps, tlogits);
     } else {
       std::vector<float> a = host_f32(*impl_->backend, acts);
-      Tensor at(a.data(), {n, h, w, k}, DType::F32, Layout::NHWC);
+      Tensor at(a.data(), {n, acts.dim(1), acts.dim(2), acts.dim(3)}, DType::F32, Layout::NHWC);
       cpu::gradcam(at, spec.head, dense, cls, tmaps, tlogits);
     }
     for (int i = 0; i < n; ++i) {
@@ -270,15 +269,12 @@ std::vector<FrameExplanation> Engine::explain(const InputItem& input,
   }
   std::vector<FrameExplanation> out = explain_frames(views, crops, classes);
   for (size_t i = 0; i < out.size(); ++i) {
-    const Frame& f = kept[i];
+    Frame& f = kept[i];
     out[i].frame_index = f.index;
     out[i].time_s = f.time_s;
     out[i].width = f.width;
     out[i].height = f.height;
-    out[i].rgb.resize(size_t(f.width) * f.height * 3);
-    for (int y = 0; y < f.height; ++y)
-      std::copy_n(f.rgb.data() + size_t(y) * f.stride, size_t(f.width) * 3,
-                  out[i].rgb.data() + size_t(y) * f.width * 3);
+    out[i].rgb = std::move(kept[i].rgb);  // rows of width * 3 bytes already
   }
   return out;
 }

@@ -19,15 +19,7 @@ extern "C" {
 
 namespace fervid {
 
-namespace {
-
-bool known_container(const std::string& ext) {
-  for (const char* e : {".mp4", ".m4v", ".mkv", ".mov", ".avi"})
-    if (ext == e) return true;
-  return false;
-}
-
-}  // namespace
+namespace {}  // namespace
 
 struct VideoEncoder::Impl {
   std::string path, file, part;  // as given, what is written (a symlink resolved), file.part
@@ -92,7 +84,7 @@ VideoEncoder::VideoEncoder(const OutputTarget& target, int width, int height, do
   m.path = target.path();
   if (target.kind() != OutputTarget::Kind::File)
     fail(m.path + ": a video is written to a file (the container needs to seek), not a stream");
-  if (!known_container(target.extension()))
+  if (!takes_name(target.path()))
     fail(m.path + ": name the video .mp4, .mkv, .mov or .avi (its container)");
   if (width < 1 || height < 1 || width > 16384 || height > 16384)
     fail(m.path + ": frame size " + std::to_string(width) + "x" + std::to_string(height) +

@@ -8,6 +8,8 @@
 // interrupted encode never leaves a video that looks complete.
 #pragma once
 
+#include <algorithm>
+#include <cctype>
 #include <memory>
 #include <string>
 
@@ -38,6 +40,16 @@ class VideoEncoder {
   std::string codec_name() const;
   int64_t frames_written() const;
 
+  // Whether `path`'s extension names a container the encoder writes (.mp4, .m4v, .mkv, .mov,
+  // .avi; any case).
+  static bool takes_name(const std::string& path) {
+    std::string ext = path.substr(std::min(path.size(), path.find_last_of('.')));
+    if (ext.find('/') != std::string::npos) return false;
+    for (char& ch : ext) ch = char(std::tolower(static_cast<unsigned char>(ch)));
+    for (const char* e : {".mp4", ".m4v", ".mkv", ".mov", ".avi"})
+      if (ext == e) return true;
+    return false;
+  }
   // Whether this build can write video (false without FFmpeg: FERVID_VIDEO=OFF), and with
   // `codec` (Auto: any).
   static bool available(VideoCodec codec = VideoCodec::Auto);
