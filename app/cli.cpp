@@ -20,8 +20,9 @@ namespace {
 
 constexpr const char* kConvImplHelp =
     "conv3x3: on CUDA cudnn | fervid (fervid's kernel, fp16/bf16, pool fused) | auto (the faster "
-    "per layer, timed once); on the CPU onednn | blas (im2col + OpenBLAS, the reference) | auto "
-    "(oneDNN when built with it)";
+    "per layer, timed once); on the CPU onednn (oneDNN's direct convolution) | winograd (oneDNN's "
+    "Winograd, fp32, AVX-512; direct where it has none) | blas (im2col + OpenBLAS, the reference) "
+    "| auto (winograd in fp32, onednn in bf16; blas in a build without oneDNN)";
 
 constexpr const char* kDecoderHelp =
     "Video decoding: nvdec (the GPU's decoders, frames stay on the device) | cpu (libavcodec) | "

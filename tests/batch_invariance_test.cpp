@@ -76,13 +76,17 @@ TEST(BatchInvariance, Conv3x3BiasRelu) {
           cpu::conv3x3_bias_relu(x, w.tensor, b.tensor, pool, y);
         },
         "conv3x3_bias_relu");
-    for (bool bf16 : {false, true}) {
+    using cpu::OnednnMath;
+    for (OnednnMath math : {OnednnMath::Fp32, OnednnMath::Bf16, OnednnMath::Winograd}) {
+      const bool bf16 = math == OnednnMath::Bf16;
       if (!cpu::onednn_built() || (bf16 && !cpu::onednn_bf16_unavailable().empty())) continue;
-      cpu::OnednnConv conv(w.tensor, bf16);
+      cpu::OnednnConv conv(w.tensor, math);
       expect_batch_invariant(
           {1, h, h, c}, {1, o, o, k},
           [&, pool = pool](const Tensor& x, const Tensor& y) { conv.run(x, b.tensor, pool, y); },
-          bf16 ? "onednn bf16 conv3x3_bias_relu" : "onednn conv3x3_bias_relu");
+          bf16                           ? "onednn bf16 conv3x3_bias_relu"
+          : math == OnednnMath::Winograd ? "onednn Winograd conv3x3_bias_relu"
+                                         : "onednn conv3x3_bias_relu");
     }
   }
 }

@@ -1,7 +1,9 @@
 // conv3x3_bias_relu (CPU: im2col + OpenBLAS, and oneDNN's) against a naive float64 loop on random
 // NHWC inputs; the CPU backend runs the weights it prepared on oneDNN.
 #include <algorithm>
+#include <array>
 #include <cmath>
+#include <iostream>
 
 #include "backends/cpu/cpu_backend.h"
 #include "cpu/onednn_conv.h"
@@ -78,7 +80,17 @@ struct ConvRun {
     poison(y.tensor);
   }
   const float* got() const { return y.tensor.ptr<float>(); }
+  double rms() const {
+    double s = 0;
+    for (double v : ref) s += v * v;
+    return std::sqrt(s / double(ref.size()));
+  }
 };
+
+// Winograd's transforms round sums about as large as the output's spread, not the element's own
+// size, so an element near zero is off by up to ~1e-5 of the output's RMS; the relative L2 bound
+// (DESIGN.md's fp32 1e-5) and the relative one stay those of fp32.
+Tolerance winograd_bound(const ConvRun& r) { return {1e-5 * std::max(1.0, r.rms()), 1e-4, 1e-5}; }
 
 TEST_P(Conv3x3Test, MatchesFloat64Reference) {
   SeedTrace trace;
@@ -101,6 +113,51 @@ TEST_P(Conv3x3Test, OnednnMatchesFloat64Reference) {
   }
 }
 
+// Winograd (where this CPU has oneDNN's kernel; direct elsewhere, then the same test): fp32
+// bounds. Inputs in [-1, 1] and weights in [-0.5, 0.5] make the transforms' rounding as large as
+// real activations do, relative to the output.
+TEST_P(Conv3x3Test, OnednnWinogradMatchesFloat64Reference) {
+  if (!cpu::onednn_built()) GTEST_SKIP() << "this build has no oneDNN (FERVID_ONEDNN)";
+  SeedTrace trace;
+  const ConvCase p = GetParam();
+  ConvRun r(p);
+  cpu::OnednnConv conv(r.w_ohwi.tensor, cpu::OnednnMath::Winograd);
+  for (int round = 0; round < 2; ++round) {
+    poison(r.y.tensor);
+    conv.run(r.x.tensor, r.b.tensor, p.pool, r.y.tensor);
+    expect_close(r.got(), r.ref, winograd_bound(r), "onednn Winograd conv3x3_bias_relu");
+  }
+  std::cout << "[ info ] " << p.n << "x" << p.h << "x" << p.w << "x" << p.c << " -> " << p.k
+            << (conv.winograd(p.h, p.w, p.pool) ? ": Winograd" : ": direct (no Winograd kernel)")
+            << "\n";
+}
+
+// On an AVX-512 CPU oneDNN has Winograd kernels for VGG16's shapes, and the CPU backend uses them
+// under --conv-impl winograd and auto in fp32 (elsewhere the layer runs the direct convolution,
+// tested above, and --conv-impl winograd is refused in one line).
+TEST(Conv3x3, WinogradRunsOnVgg16ShapesWithAvx512) {
+  if (!cpu::onednn_built()) GTEST_SKIP() << "this build has no oneDNN (FERVID_ONEDNN)";
+  const std::string why = cpu::onednn_winograd_unavailable();
+  EXPECT_EQ(why.empty(), bool(__builtin_cpu_supports("avx512f"))) << why;
+  if (!why.empty()) {
+    EXPECT_THROW(cpu::make_cpu_backend(0, ConvImpl::Winograd), Error);
+    GTEST_SKIP() << why;
+  }
+  SeedTrace trace;
+  for (auto [c, k, h] : {std::array<int, 3>{64, 64, 28}, {128, 256, 14}, {512, 512, 14}}) {
+    ConvRun r({1, h, h, c, k, true});
+    cpu::OnednnConv conv(r.w_ohwi.tensor, cpu::OnednnMath::Winograd);
+    EXPECT_TRUE(conv.winograd(h, h, true)) << c << " -> " << k << " channels, " << h << "x" << h;
+    conv.run(r.x.tensor, r.b.tensor, true, r.y.tensor);
+    expect_close(r.got(), r.ref, winograd_bound(r), "onednn Winograd conv3x3_bias_relu");
+  }
+  for (ConvImpl impl : {ConvImpl::Winograd, ConvImpl::Auto}) {
+    auto be = cpu::make_cpu_backend(0, impl);
+    EXPECT_NE(be->device_name().find("Winograd"), std::string::npos) << be->device_name();
+  }
+  EXPECT_THROW(cpu::make_cpu_backend(0, ConvImpl::Winograd, Precision::Bf16), Error);
+}
+
 // bf16: inputs and weights rounded to bf16 first (the reference sees the same values), so what
 // is left is oneDNN's f32 accumulation; DESIGN.md's bf16 bounds.
 TEST_P(Conv3x3Test, OnednnBf16MatchesFloat64ReferenceOfRoundedInputs) {
@@ -109,12 +166,9 @@ TEST_P(Conv3x3Test, OnednnBf16MatchesFloat64ReferenceOfRoundedInputs) {
   SeedTrace trace;
   const ConvCase p = GetParam();
   ConvRun r(p, /*bf16=*/true);
-  cpu::OnednnConv conv(r.w_ohwi.tensor, /*bf16=*/true);
+  cpu::OnednnConv conv(r.w_ohwi.tensor, cpu::OnednnMath::Bf16);
   conv.run(r.x.tensor, r.b.tensor, p.pool, r.y.tensor);
-  double rms = 0;
-  for (double v : r.ref) rms += v * v;
-  rms = std::sqrt(rms / double(r.ref.size()));
-  expect_close(r.got(), r.ref, {3e-2 * rms, 3e-2, 2e-2}, "onednn bf16 conv3x3");
+  expect_close(r.got(), r.ref, {3e-2 * r.rms(), 3e-2, 2e-2}, "onednn bf16 conv3x3");
 }
 
 INSTANTIATE_TEST_SUITE_P(

@@ -88,12 +88,13 @@ def torch_logits(model, frames, imagenet):
     return out
 
 
-def fervid_logits(fervid, weights, frame_dir, work, precision="fp32"):
+def fervid_logits(fervid, weights, frame_dir, work, precision="fp32", conv_impl="auto"):
     """fervid's logits per frame; None (with the reason printed) when this CPU cannot run
     `precision` (bf16 needs AVX512_BF16 or AMX)."""
     rows = os.path.join(work, "frames.csv")
     run = subprocess.run([fervid, "classify", frame_dir, "--weights", weights, "--device", "cpu",
-                          "--precision", precision, "--batch", "4", "--frames", rows, "--logits",
+                          "--precision", precision, "--conv-impl", conv_impl, "--batch", "4",
+                          "--frames", rows, "--logits",
                           "--quiet", "--output", os.path.join(work, "videos.csv"), "--format",
                           "csv"], capture_output=True, text=True)
     if run.returncode == 2 and "AVX512_BF16" in run.stderr:
@@ -137,22 +138,25 @@ def main():
         save_safetensors(weights, model.state_dict(),
                          {"fervid.model_card": json.dumps(card), "source": "fidelity_torch.py"})
         ref = torch_logits(model, frames, imagenet)
-        got = fervid_logits(args.fervid, weights, frame_dir, args.work)
-        if len(got) != len(ref):
-            print(f"{name}: fervid gave {len(got)} frames, torch {len(ref)}")
-            failures += 1
-            continue
-        print(f"{name:12s} frame  rel_L2     top1(torch/fervid)  logit spread")
-        for i, (r, g) in enumerate(zip(ref, got)):
-            rel = np.linalg.norm(g - r) / np.linalg.norm(r)
-            same = int(np.argmax(r)) == int(np.argmax(g))
-            ok = rel < REL_L2_BOUND and same
-            failures += not ok
-            print(f"{'':12s} {i:5d}  {rel:.2e}  {CLASSES[int(np.argmax(r))]:>9s}/{CLASSES[int(np.argmax(g))]:<9s}"
-                  f"  {np.ptp(r):.3f}  {'ok' if ok else 'FAIL'}")
-            if np.ptp(r) < 1e-3:
-                print(f"{name}: degenerate logits (spread {np.ptp(r)}): the comparison would prove nothing")
+        # fp32: oneDNN's direct convolution and its Winograd one (direct on a CPU without it).
+        for conv_impl in ("onednn", "winograd"):
+            got = fervid_logits(args.fervid, weights, frame_dir, args.work, conv_impl=conv_impl)
+            if len(got) != len(ref):
+                print(f"{name}: fervid gave {len(got)} frames, torch {len(ref)}")
                 failures += 1
+                continue
+            print(f"{name:12s} {conv_impl:8s} frame  rel_L2     top1(torch/fervid)  logit spread")
+            for i, (r, g) in enumerate(zip(ref, got)):
+                rel = np.linalg.norm(g - r) / np.linalg.norm(r)
+                same = int(np.argmax(r)) == int(np.argmax(g))
+                ok = rel < REL_L2_BOUND and same
+                failures += not ok
+                print(f"{'':21s} {i:5d}  {rel:.2e}  {CLASSES[int(np.argmax(r))]:>9s}/"
+                      f"{CLASSES[int(np.argmax(g))]:<9s}  {np.ptp(r):.3f}  {'ok' if ok else 'FAIL'}")
+                if np.ptp(r) < 1e-3:
+                    print(f"{name}: degenerate logits (spread {np.ptp(r)}): the comparison would "
+                          "prove nothing")
+                    failures += 1
         # bf16 on the CPU (oneDNN's bf16 convolutions): the same top-1 on >= 99 % of frames
         # (on these 7, every one) and relative L2 within DESIGN.md's bf16 bound.
         got16 = fervid_logits(args.fervid, weights, frame_dir, args.work, "bf16")

@@ -23,7 +23,7 @@ std::unique_ptr<Backend> make_backend(const BackendOptions& options, const Notif
                 " (use --conv-impl cudnn or --precision fp16|bf16)");
   std::string why;
   const bool gpu = options.device != DeviceChoice::Cpu && cuda_device_available(&why);
-  // --conv-impl onednn|blas asks for the CPU backend, as --device cpu does.
+  // --conv-impl onednn|winograd|blas asks for the CPU backend, as --device cpu does.
   const bool cpu_impl = cpu_conv_impl(options.conv_impl);
   if (options.device == DeviceChoice::Cuda) {
     if (cpu_impl)
@@ -51,7 +51,7 @@ std::unique_ptr<Backend> make_backend(const BackendOptions& options, const Notif
     fail_option("--precision " + precision + ": the CPU backend computes in fp32 or bf16");
   } else if (cuda_conv_impl(options.conv_impl)) {
     fail_option("--conv-impl " + impl +
-                " is the CUDA backend's (CPU: auto, onednn or blas; or --device cuda)");
+                " is the CUDA backend's (CPU: auto, onednn, winograd or blas; or --device cuda)");
   }
   // A CUDA --conv-impl under --device auto was noticed above; the CPU backend takes its own.
   const ConvImpl cpu_conv = cuda_conv_impl(options.conv_impl) ? ConvImpl::Auto : options.conv_impl;

@@ -6,16 +6,19 @@ namespace fervid::cpu {
 
 bool onednn_built() { return false; }
 std::string onednn_bf16_unavailable() { return "this build has no oneDNN (FERVID_ONEDNN)"; }
+std::string onednn_winograd_unavailable() { return "this build has no oneDNN (FERVID_ONEDNN)"; }
 
+struct OnednnConv::Prim {};
+struct OnednnConv::Wino {};
 struct OnednnConv::Plan {};
 
-OnednnConv::OnednnConv(Tensor w, bool bf16) : w_(std::move(w)), bf16_(bf16) {
+OnednnConv::OnednnConv(Tensor w, OnednnMath math) : w_(std::move(w)), math_(math) {
   fail("conv3x3_bias_relu: this build has no oneDNN (FERVID_ONEDNN)");
 }
 OnednnConv::~OnednnConv() = default;
-OnednnConv::Plan& OnednnConv::plan(int, int) { fail("no oneDNN in this build"); }
 void OnednnConv::run(const Tensor&, const Tensor&, bool, const Tensor&) {
   fail("no oneDNN in this build");
 }
+bool OnednnConv::winograd(int, int, bool) { fail("no oneDNN in this build"); }
 
 }  // namespace fervid::cpu

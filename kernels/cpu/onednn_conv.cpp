@@ -30,6 +30,27 @@ auto checked(const char* call, F&& f) {
   }
 }
 
+// OHWI f32 weights `w` in `layout` (a primitive's weights descriptor). oneDNN reorders into its
+// Winograd layouts from OIHW only, so those go through OIHW first.
+dnnl::memory reordered_weights(const Tensor& w, const dnnl::memory::desc& layout) {
+  return checked("reorder (weights)", [&] {
+    const dnnl::engine& engine = cpu_engine();
+    const dnnl::memory::dims dims{w.dim(0), w.dim(3), 3, 3};
+    dnnl::memory ohwi({dims, dt::f32, tag::ohwi}, engine, w.data());
+    dnnl::memory out(layout, engine);
+    dnnl::stream stream(engine);
+    if (layout.data.format_kind == dnnl_format_kind_wino) {
+      dnnl::memory oihw({dims, dt::f32, tag::oihw}, engine);
+      dnnl::reorder(ohwi, oihw).execute(stream, ohwi, oihw);
+      dnnl::reorder(oihw, out).execute(stream, oihw, out);
+    } else {
+      dnnl::reorder(ohwi, out).execute(stream, ohwi, out);
+    }
+    stream.wait();
+    return out;
+  });
+}
+
 }  // namespace
 
 bool onednn_built() { return true; }
@@ -60,6 +81,24 @@ std::string onednn_bf16_unavailable() {
   return "this CPU has neither AVX512_BF16 nor AMX (its best instructions: " + have + ")";
 }
 
+std::string onednn_winograd_unavailable() {
+  // Asked once of oneDNN itself, on a layer of VGG16's kind.
+  static const bool has = [] {
+    const dnnl::memory::dims x{1, 64, 14, 14};
+    try {
+      const dnnl::convolution_forward::desc d(
+          dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_winograd,
+          {x, dt::f32, tag::any}, {{64, 64, 3, 3}, dt::f32, tag::any}, {{64}, dt::f32, tag::a},
+          {x, dt::f32, tag::any}, {1, 1}, {1, 1}, {1, 1});
+      dnnl::convolution_forward::primitive_desc pd(d, cpu_engine());
+      return true;
+    } catch (const dnnl::error&) {
+      return false;
+    }
+  }();
+  return has ? "" : "oneDNN has no Winograd convolution for this CPU (it needs AVX-512)";
+}
+
 // One primitive: `rows` output rows of a frame `w` wide from rows + 2 - pad_top - pad_bottom input
 // rows (a band of the frame, or all of it with both pads).
 struct OnednnConv::Prim {
@@ -69,19 +108,32 @@ struct OnednnConv::Prim {
   std::shared_ptr<dnnl::memory> weights;
 };
 
-// A frame size's work: the bands of output rows, each with its primitive, and in bf16 the frame's
-// f32 -> bf16 reorder in front of them.
+// A frame size's Winograd convolution: NHWC frame -> oneDNN's layout -> convolution (+ReLU) ->
+// 2x2 max pool when one follows -> NHWC.
+struct OnednnConv::Wino {
+  dnnl::convolution_forward::primitive_desc pd;
+  dnnl::convolution_forward conv;
+  dnnl::memory weights;
+  dnnl::reorder in, out;
+  std::optional<dnnl::pooling_forward> pool;
+  dnnl::memory::desc src_nhwc, dst_nhwc, pooled;  // pooled: the pool's output, in its layout
+};
+
+// A frame size's work: Winograd's, or the bands of output rows, each with its primitive, and in
+// bf16 the frame's f32 -> bf16 reorder in front of them.
 struct OnednnConv::Plan {
   struct Band {
     int in_row, out_row, rows;
     Prim* prim;
   };
+  std::unique_ptr<Wino> wino;
   std::vector<Band> bands;
   std::optional<dnnl::reorder> to_bf16;
   dnnl::memory::desc src_f32, src;
 };
 
-OnednnConv::OnednnConv(Tensor w, bool bf16) : w_(std::move(w)), bf16_(bf16) {
+OnednnConv::OnednnConv(Tensor w, OnednnMath math)
+    : w_(std::move(w)), math_(math), bf16_(math == OnednnMath::Bf16) {
   expect(w_, {w_.dim(0), 3, 3, w_.dim(3)}, DType::F32, "onednn conv3x3_bias_relu", "w");
 }
 
@@ -116,17 +168,51 @@ OnednnConv::Prim& OnednnConv::prim(int rows, int w, int pad_top, int pad_bottom)
   // The weights, reordered once per layout a primitive asks for (bands mostly share one).
   for (const auto& [key, other] : prims_)
     if (other && other->pd.weights_desc() == p->pd.weights_desc()) p->weights = other->weights;
-  if (!p->weights) {
-    checked("reorder (weights)", [&] {
-      dnnl::memory ohwi({{k, c, 3, 3}, dt::f32, tag::ohwi}, engine, w_.data());
-      p->weights = std::make_shared<dnnl::memory>(p->pd.weights_desc(), engine);
-      dnnl::stream stream(engine);
-      dnnl::reorder(ohwi, *p->weights).execute(stream, ohwi, *p->weights);
-      stream.wait();
-      return 0;
-    });
-  }
+  if (!p->weights)
+    p->weights = std::make_shared<dnnl::memory>(reordered_weights(w_, p->pd.weights_desc()));
   return *(prims_[key] = std::move(p));
+}
+
+std::unique_ptr<OnednnConv::Wino> OnednnConv::wino(int h, int w, bool pool) {
+  const dnnl::memory::dim k = w_.dim(0), c = w_.dim(3);
+  const dnnl::engine& engine = cpu_engine();
+  auto p = std::make_unique<Wino>();
+  dnnl::post_ops relu;
+  relu.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
+  dnnl::primitive_attr attr;
+  attr.set_post_ops(relu);
+  const dnnl::convolution_forward::desc d(
+      dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_winograd,
+      {{1, c, h, w}, dt::f32, tag::any}, {{k, c, 3, 3}, dt::f32, tag::any}, {{k}, dt::f32, tag::a},
+      {{1, k, h, w}, dt::f32, tag::any}, {1, 1}, {1, 1}, {1, 1});
+  try {
+    p->pd = dnnl::convolution_forward::primitive_desc(d, attr, engine);
+  } catch (const dnnl::error& e) {
+    if (e.status == dnnl_unimplemented) return nullptr;  // no Winograd kernel on this CPU
+    fail(std::string("oneDNN convolution_forward (Winograd primitive descriptor) failed: ") +
+         e.what());
+  }
+  checked("convolution_forward (Winograd)", [&] {
+    p->conv = dnnl::convolution_forward(p->pd);
+    p->src_nhwc = dnnl::memory::desc({1, c, h, w}, dt::f32, tag::nhwc);
+    p->in =
+        dnnl::reorder(dnnl::reorder::primitive_desc(engine, p->src_nhwc, engine, p->pd.src_desc()));
+    dnnl::memory::desc from = p->pd.dst_desc();
+    const int oh = pool ? h / 2 : h, ow = pool ? w / 2 : w;
+    if (pool) {
+      const dnnl::pooling_forward::desc pd(
+          dnnl::prop_kind::forward_inference, dnnl::algorithm::pooling_max, from,
+          {{1, k, oh, ow}, dt::f32, tag::any}, {2, 2}, {2, 2}, {0, 0}, {0, 0});
+      const dnnl::pooling_forward::primitive_desc ppd(pd, engine);
+      p->pool.emplace(ppd);
+      from = p->pooled = ppd.dst_desc();
+    }
+    p->dst_nhwc = dnnl::memory::desc({1, k, oh, ow}, dt::f32, tag::nhwc);
+    p->out = dnnl::reorder(dnnl::reorder::primitive_desc(engine, from, engine, p->dst_nhwc));
+    return 0;
+  });
+  p->weights = reordered_weights(w_, p->pd.weights_desc());
+  return p;
 }
 
 OnednnConv::Plan& OnednnConv::plan(int h, int w, bool pool) {
@@ -135,6 +221,7 @@ OnednnConv::Plan& OnednnConv::plan(int h, int w, bool pool) {
   if (slot) return *slot;
   const dnnl::memory::dim k = w_.dim(0), c = w_.dim(3);
   auto p = std::make_unique<Plan>();
+  if (math_ == OnednnMath::Winograd && (p->wino = wino(h, w, pool))) return *(slot = std::move(p));
   // In fp32 with a pool after it, the frame goes through in bands of an even number of rows
   // whose output fits in a core's cache, each pooled while it is there (the unpooled frame never
   // goes to memory); otherwise in one piece (bf16's AMX/AVX512_BF16 kernels lost more on the
@@ -172,6 +259,7 @@ void OnednnConv::run(const Tensor& x, const Tensor& b, bool pool, const Tensor& 
   expect(y, pool ? std::vector<int64_t>{n, h / 2, wd / 2, k} : std::vector<int64_t>{n, h, wd, k},
          DType::F32, op, "y");
   Plan& p = plan(h, wd, pool);
+  if (p.wino) return run_winograd(*p.wino, x, b, y);
   const dnnl::engine& engine = cpu_engine();
   const size_t in_frame = size_t(h) * wd * c, out_frame = size_t(h) * wd * k;
   const size_t pooled_frame = size_t(h / 2) * (wd / 2) * k, in_row = size_t(wd) * c;
@@ -212,6 +300,43 @@ void OnednnConv::run(const Tensor& x, const Tensor& b, bool pool, const Tensor& 
         for (int r = 0; r < pairs; ++r)
           maxpool_nhwc(out + 2 * r * out_row, 1, 2, wd, k, pooled + r * pooled_row);
       }
+    }
+    return 0;
+  });
+}
+
+bool OnednnConv::winograd(int h, int w, bool pool) { return plan(h, w, pool).wino != nullptr; }
+
+void OnednnConv::run_winograd(Wino& p, const Tensor& x, const Tensor& b, const Tensor& y) {
+  const dnnl::engine& engine = cpu_engine();
+  const int n = int(x.dim(0));
+  const size_t in_frame = p.src_nhwc.get_size() / sizeof(float);
+  const size_t out_frame = p.dst_nhwc.get_size() / sizeof(float);
+  // The frame, the convolution's output and the pooled output in oneDNN's layouts; reused.
+  thread_local std::vector<float> src, dst, pooled;
+  const auto fit = [](std::vector<float>& v, const dnnl::memory::desc& d) {
+    v.resize(std::max(v.size(), d.get_size() / sizeof(float)));
+    return v.data();
+  };
+  checked("convolution_forward (Winograd, execute)", [&] {
+    dnnl::stream stream(engine);
+    dnnl::memory frame(p.src_nhwc, engine, nullptr), out(p.dst_nhwc, engine, nullptr);
+    dnnl::memory in(p.pd.src_desc(), engine, fit(src, p.pd.src_desc()));
+    dnnl::memory conv(p.pd.dst_desc(), engine, fit(dst, p.pd.dst_desc()));
+    dnnl::memory bias({{b.dim(0)}, dt::f32, tag::a}, engine, b.data());
+    std::optional<dnnl::memory> pool;
+    if (p.pool) pool.emplace(p.pooled, engine, fit(pooled, p.pooled));
+    for (int i = 0; i < n; ++i) {
+      frame.set_data_handle(const_cast<float*>(x.ptr<const float>()) + i * in_frame);
+      out.set_data_handle(y.ptr<float>() + i * out_frame);
+      p.in.execute(stream, frame, in);
+      p.conv.execute(stream, {{DNNL_ARG_SRC, in},
+                              {DNNL_ARG_WEIGHTS, p.weights},
+                              {DNNL_ARG_BIAS, bias},
+                              {DNNL_ARG_DST, conv}});
+      if (pool) p.pool->execute(stream, {{DNNL_ARG_SRC, conv}, {DNNL_ARG_DST, *pool}});
+      p.out.execute(stream, pool ? *pool : conv, out);
+      stream.wait();
     }
     return 0;
   });

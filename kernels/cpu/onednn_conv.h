@@ -6,6 +6,11 @@
 // (each on every thread), so a frame's result never depends on the frames batched with it.
 // In bf16 the frame is rounded to bf16 on its way in and the weights once, the products are
 // accumulated in f32 and the output stays f32 (activations between layers are f32 in memory).
+// In Winograd (fp32) the layer runs oneDNN's Winograd convolution (F(4x4,3x3) or F(2x2,3x3), its
+// choice per shape) in oneDNN's blocked layout: the frame is reordered in, and the output (pooled
+// there first when a pool follows) reordered back to NHWC. Fewer multiplications, a little more
+// rounding (docs/perf/cpu.md measures both); where oneDNN has no Winograd kernel for this CPU
+// (it needs AVX-512) the layer runs the direct convolution.
 #pragma once
 
 #include <map>
@@ -24,11 +29,16 @@ bool onednn_built();
 // "" when oneDNN can convolve in bf16 on this CPU (AVX512_BF16 or AMX), else why not, in one
 // line (e.g. "this CPU has neither AVX512_BF16 nor AMX (oneDNN's ISA here: avx2)").
 std::string onednn_bf16_unavailable();
+// "" when oneDNN has a Winograd convolution for this CPU (it needs AVX-512), else why not.
+std::string onednn_winograd_unavailable();
+
+// How an OnednnConv computes: oneDNN's direct convolution in f32 or in bf16, or its Winograd one.
+enum class OnednnMath { Fp32, Bf16, Winograd };
 
 class OnednnConv {
  public:
   // w [K,3,3,C] f32 (OHWI, as the CPU backend prepares conv weights); read when a plan is made.
-  explicit OnednnConv(Tensor w, bool bf16 = false);
+  explicit OnednnConv(Tensor w, OnednnMath math = OnednnMath::Fp32);
   ~OnednnConv();
   OnednnConv(const OnednnConv&) = delete;
   OnednnConv& operator=(const OnednnConv&) = delete;
@@ -36,16 +46,23 @@ class OnednnConv {
   // x [N,H,W,C], b [K] -> y [N,H,W,K] (or [N,H/2,W/2,K] when pool), as cpu::conv3x3_bias_relu.
   void run(const Tensor& x, const Tensor& b, bool pool, const Tensor& y);
 
+  // Whether frames of this size run Winograd (false where this CPU has no Winograd kernel).
+  bool winograd(int h, int w, bool pool);
+
  private:
   struct Prim;
+  struct Wino;
   struct Plan;
   Plan& plan(int h, int w, bool pool);
+  std::unique_ptr<Wino> wino(int h, int w, bool pool);  // null where oneDNN has none
+  void run_winograd(Wino& p, const Tensor& x, const Tensor& b, const Tensor& y);
   Prim& prim(int rows, int w, int pad_top, int pad_bottom);  // under mutex_
 
   // A pooled layer's band of output rows: about this many bytes of f32 output (a core's cache).
   static constexpr int64_t kBandBytes = 512 << 10;
 
   Tensor w_;
+  OnednnMath math_ = OnednnMath::Fp32;
   bool bf16_ = false;
   std::mutex mutex_;
   std::map<std::tuple<int, int, bool>, std::unique_ptr<Plan>> plans_;

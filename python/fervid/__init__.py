@@ -96,7 +96,7 @@ class Engine:
     card: a built-in card (ravdess-vgg16, torchvision-vgg16) or a JSON card file that overrides
     the one in the file's metadata; device: auto | cpu | cuda; precision: fp32 | tf32 | fp16 |
     bf16 (None: the backend's default); batch: the most frames per batch; threads: CPU threads
-    (0: all cores); conv_impl: auto | cudnn | fervid (CUDA) | onednn | blas (CPU); cuda_graphs:
+    (0: all cores); conv_impl: auto | cudnn | fervid (CUDA) | onednn | winograd | blas (CPU); cuda_graphs:
     replay the frame stage as CUDA graphs; explain: keep the head's weights on the host so that
     gradcam() can run (the flatten head's are ~480 MiB). Notices (the CPU when there is no GPU, and why) are
     warnings of category fervid.Notice.

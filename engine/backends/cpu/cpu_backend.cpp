@@ -37,7 +37,8 @@ class HostTimeline final : public Timeline {
 
 class CpuBackend final : public Backend, Timelines {
  public:
-  // conv_: Onednn (every conv layer on oneDNN) or Blas (im2col + OpenBLAS, the reference).
+  // conv_: Onednn (every conv layer on oneDNN's direct convolution), Winograd (oneDNN's Winograd
+  // where a layer has enough input channels) or Blas (im2col + OpenBLAS, the reference).
   CpuBackend(int threads, ConvImpl conv, bool bf16) : conv_(conv), bf16_(bf16) {
     if (threads > 0) {
       omp_set_num_threads(threads);
@@ -52,7 +53,9 @@ class CpuBackend final : public Backend, Timelines {
   // swscale's RGB is the reference path.
   bool prefers_yuv_frames() const override { return false; }
   std::string device_name() const override {
-    const std::string conv = conv_ == ConvImpl::Onednn ? "oneDNN" : "OpenBLAS";
+    const std::string conv = conv_ == ConvImpl::Onednn     ? "oneDNN"
+                             : conv_ == ConvImpl::Winograd ? "oneDNN, Winograd from 128 channels"
+                                                           : "OpenBLAS";
     return "CPU, " + std::to_string(threads_) + " threads, conv3x3 on " + conv;
   }
 
@@ -80,16 +83,20 @@ class CpuBackend final : public Backend, Timelines {
       std::memcpy(t.tensor.data(), host_f32.data(), host_f32.bytes());
     }
     t.buffer = meter_.track(std::move(t.buffer));
-    if (use.role == WeightRole::Conv && conv_ == ConvImpl::Onednn) {
+    if (use.role == WeightRole::Conv && conv_ != ConvImpl::Blas) {
       // The layer's oneDNN convolution lives as long as its weights: the buffer's release
       // forgets it, so no later weights at the same address can meet it.
       const void* key = t.tensor.data();
       {
         std::lock_guard<std::mutex> lock(convs_->mutex);
-        // In bf16, a layer of few input channels (conv1_1's 3) stays fp32: oneDNN's bf16
-        // kernel is slower there (docs/perf/cpu.md).
-        const bool bf16 = bf16_ && t.tensor.dim(3) >= kBf16MinChannels;
-        convs_->map[key] = std::make_shared<OnednnConv>(t.tensor, bf16);
+        // In bf16 a layer of few input channels (conv1_1's 3) stays fp32, and Winograd runs
+        // the layers of 128 input channels or more (conv2_2 on): oneDNN's bf16 and Winograd
+        // kernels were slower on the others (docs/perf/cpu.md).
+        const int64_t c = t.tensor.dim(3);
+        OnednnMath math = OnednnMath::Fp32;
+        if (bf16_ && c >= kBf16MinChannels) math = OnednnMath::Bf16;
+        if (conv_ == ConvImpl::Winograd && c >= kWinogradMinChannels) math = OnednnMath::Winograd;
+        convs_->map[key] = std::make_shared<OnednnConv>(t.tensor, math);
       }
       auto owner = std::make_shared<Buffer>(std::move(t.buffer));
       t.buffer = Buffer(owner->data(), owner->bytes(), owner->device(),
@@ -155,7 +162,7 @@ class CpuBackend final : public Backend, Timelines {
   int threads_ = 1;
   ConvImpl conv_ = ConvImpl::Blas;
   bool bf16_ = false;
-  static constexpr int64_t kBf16MinChannels = 16;
+  static constexpr int64_t kBf16MinChannels = 16, kWinogradMinChannels = 128;
   std::shared_ptr<Convs> convs_ = std::make_shared<Convs>();
   MemoryMeter meter_;
 };
@@ -167,12 +174,20 @@ std::string cpu_bf16_unavailable() { return onednn_bf16_unavailable(); }
 std::unique_ptr<Backend> make_cpu_backend(int threads, ConvImpl conv_impl, Precision precision) {
   if (cuda_conv_impl(conv_impl))
     fail_option(std::string("--conv-impl ") + conv_impl_name(conv_impl) +
-                " is the CUDA backend's (CPU: auto, onednn or blas)");
-  if (conv_impl == ConvImpl::Onednn && !onednn_built())
-    fail_option("--conv-impl onednn: this build has no oneDNN (install libdnnl-dev and rebuild)");
+                " is the CUDA backend's (CPU: auto, onednn, winograd or blas)");
+  if ((conv_impl == ConvImpl::Onednn || conv_impl == ConvImpl::Winograd) && !onednn_built())
+    fail_option(std::string("--conv-impl ") + conv_impl_name(conv_impl) +
+                ": this build has no oneDNN (install libdnnl-dev and rebuild)");
   const bool bf16 = precision == Precision::Bf16;
   if (bf16 && conv_impl == ConvImpl::Blas)
     fail_option("--precision bf16 runs the convolutions on oneDNN, not --conv-impl blas");
+  if (bf16 && conv_impl == ConvImpl::Winograd)
+    fail_option(
+        "--conv-impl winograd computes in fp32 (oneDNN has no bf16 Winograd); "
+        "use --conv-impl auto or onednn with --precision bf16");
+  const std::string no_winograd = onednn_winograd_unavailable();
+  if (conv_impl == ConvImpl::Winograd && !no_winograd.empty())
+    fail_option("--conv-impl winograd: " + no_winograd + "; use --conv-impl auto or onednn");
   if (bf16) {
     const std::string why = onednn_bf16_unavailable();
     if (!why.empty()) fail_option("--precision bf16 on the CPU: " + why + "; use fp32");
@@ -180,8 +195,12 @@ std::unique_ptr<Backend> make_cpu_backend(int threads, ConvImpl conv_impl, Preci
     fail_option(std::string("--precision ") + precision_name(precision) +
                 ": the CPU backend computes in fp32 or bf16");
   }
-  // auto: oneDNN on every layer where the build has it (faster on each, docs/perf/cpu.md).
-  if (conv_impl == ConvImpl::Auto) conv_impl = onednn_built() ? ConvImpl::Onednn : ConvImpl::Blas;
+  // auto: oneDNN on every layer where the build has it (faster on each), in fp32 its Winograd
+  // convolution where this CPU has it (faster, as close to float64: docs/perf/cpu.md).
+  if (conv_impl == ConvImpl::Auto)
+    conv_impl = !onednn_built()                ? ConvImpl::Blas
+                : bf16 || !no_winograd.empty() ? ConvImpl::Onednn
+                                               : ConvImpl::Winograd;
   return std::make_unique<CpuBackend>(threads, conv_impl, bf16);
 }
 

@@ -25,9 +25,10 @@ ConvImpl parse_conv_impl(const std::string& text) {
   if (text == "cudnn") return ConvImpl::Cudnn;
   if (text == "fervid") return ConvImpl::Fervid;
   if (text == "onednn") return ConvImpl::Onednn;
+  if (text == "winograd") return ConvImpl::Winograd;
   if (text == "blas") return ConvImpl::Blas;
   fail_option("--conv-impl " + text +
-              ": expected auto, cudnn, fervid (CUDA), onednn or blas (CPU)");
+              ": expected auto, cudnn, fervid (CUDA), onednn, winograd or blas (CPU)");
 }
 
 DecoderChoice parse_decoder(const std::string& text) {
@@ -78,6 +79,8 @@ const char* conv_impl_name(ConvImpl c) {
       return "fervid";
     case ConvImpl::Onednn:
       return "onednn";
+    case ConvImpl::Winograd:
+      return "winograd";
     case ConvImpl::Blas:
       return "blas";
     case ConvImpl::Auto:
@@ -86,7 +89,9 @@ const char* conv_impl_name(ConvImpl c) {
   return "auto";
 }
 
-bool cpu_conv_impl(ConvImpl c) { return c == ConvImpl::Onednn || c == ConvImpl::Blas; }
+bool cpu_conv_impl(ConvImpl c) {
+  return c == ConvImpl::Onednn || c == ConvImpl::Winograd || c == ConvImpl::Blas;
+}
 bool cuda_conv_impl(ConvImpl c) { return c == ConvImpl::Cudnn || c == ConvImpl::Fervid; }
 
 }  // namespace fervid

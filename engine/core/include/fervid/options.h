@@ -14,8 +14,9 @@ enum class DeviceChoice { Auto, Cpu, Cuda };
 // fp32 on the CPU).
 enum class Precision { Default, Fp32, Tf32, Fp16, Bf16 };
 // --conv-impl: the conv3x3 of the CUDA backend (cuDNN, fervid's kernel, or the faster per layer)
-// or of the CPU backend (oneDNN or im2col + OpenBLAS; auto: oneDNN when the build has it).
-enum class ConvImpl { Auto, Cudnn, Fervid, Onednn, Blas };
+// or of the CPU backend (oneDNN direct, oneDNN Winograd, or im2col + OpenBLAS; auto: Winograd in
+// fp32 and direct in bf16 when the build has oneDNN).
+enum class ConvImpl { Auto, Cudnn, Fervid, Onednn, Winograd, Blas };
 // --decoder: where videos are decoded (auto: NVDEC when the backend reads device frames).
 enum class DecoderChoice { Auto, Nvdec, Cpu };
 
@@ -28,8 +29,9 @@ bool parse_on_off(const std::string& option, const std::string& value);
 
 const char* device_choice_name(DeviceChoice d);  // "auto", "cpu", "cuda"
 const char* precision_name(Precision p);         // "fp32", ...; "" for Default
-const char* conv_impl_name(ConvImpl c);          // "auto", "cudnn", "fervid", "onednn", "blas"
-// Whether `c` is one of the CPU backend's (onednn, blas) or the CUDA backend's (cudnn, fervid).
+const char* conv_impl_name(ConvImpl c);  // "auto", "cudnn", "fervid", "onednn", "winograd", "blas"
+// Whether `c` is one of the CPU backend's (onednn, winograd, blas) or the CUDA backend's (cudnn,
+// fervid).
 bool cpu_conv_impl(ConvImpl c);
 bool cuda_conv_impl(ConvImpl c);
 
