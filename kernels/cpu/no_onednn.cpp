@@ -2,6 +2,8 @@
 // run on OpenBLAS (cpu::conv3x3_bias_relu) only.
 #include "cpu/onednn_conv.h"
 
+#include "cpu/check.h"
+
 namespace fervid::cpu {
 
 bool onednn_built() { return false; }
