@@ -1,8 +1,7 @@
 // A build without oneDNN (FERVID_ONEDNN=OFF or no libdnnl-dev): the CPU backend's convolutions
 // run on OpenBLAS (cpu::conv3x3_bias_relu) only.
-#include "cpu/onednn_conv.h"
-
 #include "cpu/check.h"
+#include "cpu/onednn_conv.h"
 
 namespace fervid::cpu {
 
