@@ -105,7 +105,8 @@ TEST(CudaBackend, WholeNetworkMatchesCpuOnRealFrames) {
   for (const char* card : {"ravdess-vgg16", "torchvision-vgg16"}) {
     const auto [spec, path] = card_weights(dir, card);
     const Weights weights = Weights::load(path);
-    auto cpu_be = cpu::make_cpu_backend(0);
+    // The reference: oneDNN's direct convolution (auto's Winograd rounds a little differently).
+    auto cpu_be = cpu::make_cpu_backend(0, ConvImpl::Onednn);
     Model cpu_model(weights, *cpu_be, 16);
     const std::vector<float> want = logits_of(cpu_model, frames);
     const int classes = spec.num_classes();
@@ -309,6 +310,7 @@ TEST(CudaBackend, GradcamMatchesCpuOnRealFrames) {
     const std::string path = card_weights(dir, card).second;
     EngineOptions cpu_opts;
     cpu_opts.backend.device = DeviceChoice::Cpu;
+    cpu_opts.backend.conv_impl = ConvImpl::Onednn;  // direct, as the whole-network test
     cpu_opts.explain = true;
     cpu_opts.max_batch = 5;
     Engine cpu_engine(Weights::load(path), cpu_opts);
