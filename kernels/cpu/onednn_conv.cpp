@@ -1,6 +1,7 @@
 #include "cpu/onednn_conv.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <optional>
 #include <vector>
@@ -28,6 +29,27 @@ auto checked(const char* call, F&& f) {
   } catch (const dnnl::error& e) {
     fail(std::string("oneDNN ") + call + " failed: " + e.what());
   }
+}
+
+// Every primitive run per batch takes its scratchpad from the caller: oneDNN's own is sized per
+// thread at the primitive's creation, and a layer's primitives are made in the thread that first
+// runs it and run later from whichever thread runs a batch (the Python module's stream, for one).
+dnnl::primitive_attr user_scratchpad() {
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return attr;
+}
+
+// A scratchpad for each of `pds` (run one after the other), in this thread's buffer.
+template <class... Pd>
+std::vector<dnnl::memory> scratchpads(const Pd&... pds) {
+  thread_local std::vector<float> buffer;
+  size_t bytes = 0;
+  ((bytes = std::max(bytes, pds.scratchpad_desc().get_size())), ...);
+  if (buffer.size() < bytes / sizeof(float) + 17) buffer.resize(bytes / sizeof(float) + 17);
+  void* at =
+      reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(buffer.data()) + 63) & ~uintptr_t(63));
+  return {dnnl::memory(pds.scratchpad_desc(), cpu_engine(), at)...};
 }
 
 // OHWI f32 weights `w` in `layout` (a primitive's weights descriptor). oneDNN reorders into its
@@ -114,7 +136,9 @@ struct OnednnConv::Wino {
   dnnl::convolution_forward::primitive_desc pd;
   dnnl::convolution_forward conv;
   dnnl::memory weights;
+  dnnl::reorder::primitive_desc in_pd, out_pd;
   dnnl::reorder in, out;
+  std::optional<dnnl::pooling_forward::primitive_desc> pool_pd;
   std::optional<dnnl::pooling_forward> pool;
   dnnl::memory::desc src_nhwc, dst_nhwc, pooled;  // pooled: the pool's output, in its layout
 };
@@ -128,6 +152,7 @@ struct OnednnConv::Plan {
   };
   std::unique_ptr<Wino> wino;
   std::vector<Band> bands;
+  std::optional<dnnl::reorder::primitive_desc> to_bf16_pd;
   std::optional<dnnl::reorder> to_bf16;
   dnnl::memory::desc src_f32, src;
 };
@@ -153,7 +178,7 @@ OnednnConv::Prim& OnednnConv::prim(int rows, int w, int pad_top, int pad_bottom)
     const dnnl::memory::desc dst({1, k, rows, w}, dt::f32, tag::nhwc);
     dnnl::post_ops relu;
     relu.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
-    dnnl::primitive_attr attr;
+    dnnl::primitive_attr attr = user_scratchpad();
     attr.set_post_ops(relu);
     const dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference,
                                             dnnl::algorithm::convolution_direct, src, wei, bias,
@@ -179,7 +204,7 @@ std::unique_ptr<OnednnConv::Wino> OnednnConv::wino(int h, int w, bool pool) {
   auto p = std::make_unique<Wino>();
   dnnl::post_ops relu;
   relu.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
-  dnnl::primitive_attr attr;
+  dnnl::primitive_attr attr = user_scratchpad();
   attr.set_post_ops(relu);
   const dnnl::convolution_forward::desc d(
       dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_winograd,
@@ -195,20 +220,23 @@ std::unique_ptr<OnednnConv::Wino> OnednnConv::wino(int h, int w, bool pool) {
   checked("convolution_forward (Winograd)", [&] {
     p->conv = dnnl::convolution_forward(p->pd);
     p->src_nhwc = dnnl::memory::desc({1, c, h, w}, dt::f32, tag::nhwc);
-    p->in =
-        dnnl::reorder(dnnl::reorder::primitive_desc(engine, p->src_nhwc, engine, p->pd.src_desc()));
+    p->in_pd = dnnl::reorder::primitive_desc(engine, p->src_nhwc, engine, p->pd.src_desc(),
+                                             user_scratchpad());
+    p->in = dnnl::reorder(p->in_pd);
     dnnl::memory::desc from = p->pd.dst_desc();
     const int oh = pool ? h / 2 : h, ow = pool ? w / 2 : w;
     if (pool) {
       const dnnl::pooling_forward::desc pd(
           dnnl::prop_kind::forward_inference, dnnl::algorithm::pooling_max, from,
           {{1, k, oh, ow}, dt::f32, tag::any}, {2, 2}, {2, 2}, {0, 0}, {0, 0});
-      const dnnl::pooling_forward::primitive_desc ppd(pd, engine);
+      const dnnl::pooling_forward::primitive_desc ppd(pd, user_scratchpad(), engine);
+      p->pool_pd.emplace(ppd);
       p->pool.emplace(ppd);
       from = p->pooled = ppd.dst_desc();
     }
     p->dst_nhwc = dnnl::memory::desc({1, k, oh, ow}, dt::f32, tag::nhwc);
-    p->out = dnnl::reorder(dnnl::reorder::primitive_desc(engine, from, engine, p->dst_nhwc));
+    p->out_pd = dnnl::reorder::primitive_desc(engine, from, engine, p->dst_nhwc, user_scratchpad());
+    p->out = dnnl::reorder(p->out_pd);
     return 0;
   });
   p->weights = reordered_weights(w_, p->pd.weights_desc());
@@ -241,8 +269,10 @@ OnednnConv::Plan& OnednnConv::plan(int h, int w, bool pool) {
     p->src_f32 = dnnl::memory::desc({1, c, h, w}, dt::f32, tag::nhwc);
     p->src = dnnl::memory::desc({1, c, h, w}, bf16_ ? dt::bf16 : dt::f32, tag::nhwc);
     const dnnl::engine& engine = cpu_engine();
-    if (bf16_)
-      p->to_bf16.emplace(dnnl::reorder::primitive_desc(engine, p->src_f32, engine, p->src));
+    if (bf16_) {
+      p->to_bf16_pd.emplace(engine, p->src_f32, engine, p->src, user_scratchpad());
+      p->to_bf16.emplace(*p->to_bf16_pd);
+    }
     return 0;
   });
   slot = std::move(p);
@@ -278,7 +308,9 @@ void OnednnConv::run(const Tensor& x, const Tensor& b, bool pool, const Tensor& 
       const float* xf = x.ptr<const float>() + i * in_frame;
       if (bf16_) {
         frame.set_data_handle(const_cast<float*>(xf));
-        p.to_bf16->execute(stream, frame, whole);
+        p.to_bf16->execute(stream, {{DNNL_ARG_FROM, frame},
+                                    {DNNL_ARG_TO, whole},
+                                    {DNNL_ARG_SCRATCHPAD, scratchpads(*p.to_bf16_pd)[0]}});
       }
       for (const Plan::Band& band : p.bands) {
         const Prim& pr = *band.prim;
@@ -290,7 +322,8 @@ void OnednnConv::run(const Tensor& x, const Tensor& b, bool pool, const Tensor& 
         pr.conv.execute(stream, {{DNNL_ARG_SRC, src},
                                  {DNNL_ARG_WEIGHTS, *pr.weights},
                                  {DNNL_ARG_BIAS, bias},
-                                 {DNNL_ARG_DST, dst}});
+                                 {DNNL_ARG_DST, dst},
+                                 {DNNL_ARG_SCRATCHPAD, scratchpads(pr.pd)[0]}});
         stream.wait();
         if (!pool) continue;
         // The band's pairs of rows pooled (a band starts at an even row; floor at the bottom).
@@ -326,16 +359,26 @@ void OnednnConv::run_winograd(Wino& p, const Tensor& x, const Tensor& b, const T
     dnnl::memory bias({{b.dim(0)}, dt::f32, tag::a}, engine, b.data());
     std::optional<dnnl::memory> pool;
     if (p.pool) pool.emplace(p.pooled, engine, fit(pooled, p.pooled));
+    // The primitives run one after the other, so they share one scratchpad buffer.
+    const std::vector<dnnl::memory> pads = p.pool_pd
+                                               ? scratchpads(p.in_pd, p.pd, *p.pool_pd, p.out_pd)
+                                               : scratchpads(p.in_pd, p.pd, p.out_pd);
     for (int i = 0; i < n; ++i) {
       frame.set_data_handle(const_cast<float*>(x.ptr<const float>()) + i * in_frame);
       out.set_data_handle(y.ptr<float>() + i * out_frame);
-      p.in.execute(stream, frame, in);
+      p.in.execute(stream,
+                   {{DNNL_ARG_FROM, frame}, {DNNL_ARG_TO, in}, {DNNL_ARG_SCRATCHPAD, pads[0]}});
       p.conv.execute(stream, {{DNNL_ARG_SRC, in},
                               {DNNL_ARG_WEIGHTS, p.weights},
                               {DNNL_ARG_BIAS, bias},
-                              {DNNL_ARG_DST, conv}});
-      if (pool) p.pool->execute(stream, {{DNNL_ARG_SRC, conv}, {DNNL_ARG_DST, *pool}});
-      p.out.execute(stream, pool ? *pool : conv, out);
+                              {DNNL_ARG_DST, conv},
+                              {DNNL_ARG_SCRATCHPAD, pads[1]}});
+      if (pool)
+        p.pool->execute(
+            stream, {{DNNL_ARG_SRC, conv}, {DNNL_ARG_DST, *pool}, {DNNL_ARG_SCRATCHPAD, pads[2]}});
+      p.out.execute(stream, {{DNNL_ARG_FROM, pool ? *pool : conv},
+                             {DNNL_ARG_TO, out},
+                             {DNNL_ARG_SCRATCHPAD, pads.back()}});
       stream.wait();
     }
     return 0;
