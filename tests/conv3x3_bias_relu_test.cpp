@@ -4,6 +4,7 @@
 #include <array>
 #include <cmath>
 #include <iostream>
+#include <thread>
 
 #include "backends/cpu/cpu_backend.h"
 #include "cpu/onednn_conv.h"
@@ -156,6 +157,25 @@ TEST(Conv3x3, WinogradRunsOnVgg16ShapesWithAvx512) {
     EXPECT_NE(be->device_name().find("Winograd"), std::string::npos) << be->device_name();
   }
   EXPECT_THROW(cpu::make_cpu_backend(0, ConvImpl::Winograd, Precision::Bf16), Error);
+}
+
+// A layer planned in one thread runs in others (the Python module's stream thread, the decode
+// pipeline): every oneDNN primitive takes the running thread's scratchpad, not the one oneDNN
+// sized for the thread that created it (Winograd's is large: that crashed before).
+TEST(Conv3x3, OnednnLayersRunFromThreadsOtherThanTheOneThatPlannedThem) {
+  if (!cpu::onednn_built()) GTEST_SKIP() << "this build has no oneDNN (FERVID_ONEDNN)";
+  SeedTrace trace;
+  const ConvCase p{2, 28, 28, 128, 128, true};
+  ConvRun r(p);
+  for (cpu::OnednnMath math : {cpu::OnednnMath::Fp32, cpu::OnednnMath::Winograd}) {
+    cpu::OnednnConv conv(r.w_ohwi.tensor, math);
+    conv.run(r.x.tensor, r.b.tensor, p.pool, r.y.tensor);  // planned here
+    for (int t = 0; t < 2; ++t) {
+      poison(r.y.tensor);
+      std::thread([&] { conv.run(r.x.tensor, r.b.tensor, p.pool, r.y.tensor); }).join();
+      expect_close(r.got(), r.ref, winograd_bound(r), "onednn conv3x3 from another thread");
+    }
+  }
 }
 
 // bf16: inputs and weights rounded to bf16 first (the reference sees the same values), so what
