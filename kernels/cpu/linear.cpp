@@ -57,48 +57,23 @@ __attribute__((target("avx512f"))) void dots(const float* w, int64_t ws, const f
     }
 }
 
-template <int R>
-__attribute__((target("avx512f"))) void dots_frames(int g, const float* w, int64_t ws,
-                                                    const float* x, int64_t xs, int64_t in,
-                                                    float* y, int64_t ys) {
-  switch (g) {
-    case 1:
-      return dots<R, 1>(w, ws, x, xs, in, y, ys);
-    case 2:
-      return dots<R, 2>(w, ws, x, xs, in, y, ys);
-    case 3:
-      return dots<R, 3>(w, ws, x, xs, in, y, ys);
-    default:
-      return dots<R, 4>(w, ws, x, xs, in, y, ys);
-  }
-}
-
 // y[n, out] = x[n, in] w[out, in]^T, blocks of 4 weight rows over the threads.
 __attribute__((target("avx512f"))) void matmul_avx512(const float* x, int64_t n, int64_t in,
                                                       const float* w, int64_t out, float* y) {
+  // dots<rows, frames> for 1..4 of each (a block at the end may have fewer).
+  using Dots = void (*)(const float*, int64_t, const float*, int64_t, int64_t, float*, int64_t);
+  static constexpr Dots kDots[4][4] = {{dots<1, 1>, dots<1, 2>, dots<1, 3>, dots<1, 4>},
+                                       {dots<2, 1>, dots<2, 2>, dots<2, 3>, dots<2, 4>},
+                                       {dots<3, 1>, dots<3, 2>, dots<3, 3>, dots<3, 4>},
+                                       {dots<4, 1>, dots<4, 2>, dots<4, 3>, dots<4, 4>}};
   constexpr int64_t kRows = 4, kFrames = 4;
   const int64_t blocks = (out + kRows - 1) / kRows;
 #pragma omp parallel for schedule(static)
   for (int64_t blk = 0; blk < blocks; ++blk) {
     const int64_t o = blk * kRows, rows = std::min(kRows, out - o);
     for (int64_t i = 0; i < n; i += kFrames) {
-      const int g = int(std::min(kFrames, n - i));
-      const float* wp = w + o * in;
-      const float* xp = x + i * in;
-      float* yp = y + i * out + o;
-      switch (rows) {
-        case 1:
-          dots_frames<1>(g, wp, in, xp, in, in, yp, out);
-          break;
-        case 2:
-          dots_frames<2>(g, wp, in, xp, in, in, yp, out);
-          break;
-        case 3:
-          dots_frames<3>(g, wp, in, xp, in, in, yp, out);
-          break;
-        default:
-          dots_frames<4>(g, wp, in, xp, in, in, yp, out);
-      }
+      const int64_t frames = std::min(kFrames, n - i);
+      kDots[rows - 1][frames - 1](w + o * in, in, x + i * in, in, in, y + i * out + o, out);
     }
   }
 }

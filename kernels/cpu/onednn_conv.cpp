@@ -40,15 +40,22 @@ dnnl::primitive_attr user_scratchpad() {
   return attr;
 }
 
+// A thread's buffer kept across calls, grown to hold `n` elements; its data.
+template <class T>
+T* grown(std::vector<T>& v, size_t n) {
+  if (v.size() < n) v.resize(n);
+  return v.data();
+}
+
 // A scratchpad for each of `pds` (run one after the other), in this thread's buffer.
 template <class... Pd>
 std::vector<dnnl::memory> scratchpads(const Pd&... pds) {
   thread_local std::vector<float> buffer;
   size_t bytes = 0;
   ((bytes = std::max(bytes, pds.scratchpad_desc().get_size())), ...);
-  if (buffer.size() < bytes / sizeof(float) + 17) buffer.resize(bytes / sizeof(float) + 17);
-  void* at =
-      reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(buffer.data()) + 63) & ~uintptr_t(63));
+  // 64 bytes more, so that the start can be aligned to them.
+  const auto base = reinterpret_cast<uintptr_t>(grown(buffer, bytes / sizeof(float) + 17));
+  void* at = reinterpret_cast<void*>((base + 63) & ~uintptr_t(63));
   return {dnnl::memory(pds.scratchpad_desc(), cpu_engine(), at)...};
 }
 
@@ -157,8 +164,7 @@ struct OnednnConv::Plan {
   dnnl::memory::desc src_f32, src;
 };
 
-OnednnConv::OnednnConv(Tensor w, OnednnMath math)
-    : w_(std::move(w)), math_(math), bf16_(math == OnednnMath::Bf16) {
+OnednnConv::OnednnConv(Tensor w, OnednnMath math) : w_(std::move(w)), math_(math) {
   expect(w_, {w_.dim(0), 3, 3, w_.dim(3)}, DType::F32, "onednn conv3x3_bias_relu", "w");
 }
 
@@ -171,7 +177,7 @@ OnednnConv::Prim& OnednnConv::prim(int rows, int w, int pad_top, int pad_bottom)
   const dnnl::engine& engine = cpu_engine();
   auto p = std::make_unique<Prim>();
   checked("convolution_forward (primitive descriptor)", [&] {
-    const dt in = bf16_ ? dt::bf16 : dt::f32;
+    const dt in = bf16() ? dt::bf16 : dt::f32;
     const dnnl::memory::desc src({1, c, in_rows, w}, in, tag::nhwc);
     const dnnl::memory::desc wei({k, c, 3, 3}, in, tag::any);
     const dnnl::memory::desc bias({k}, dt::f32, tag::a);
@@ -256,7 +262,7 @@ OnednnConv::Plan& OnednnConv::plan(int h, int w, bool pool) {
   // smaller calls than the pool gained: docs/perf/cpu.md). A band's rows depend on the frame's
   // shape only, so a frame's result does not depend on the frames beside it.
   int band = h;
-  if (pool && !bf16_) {
+  if (pool && !bf16()) {
     const int64_t row_bytes = int64_t(w) * k * 4;
     band = std::max<int64_t>(2, (kBandBytes / row_bytes) & ~int64_t(1));
   }
@@ -267,9 +273,9 @@ OnednnConv::Plan& OnednnConv::plan(int h, int w, bool pool) {
   }
   checked("reorder (frame to bf16)", [&] {
     p->src_f32 = dnnl::memory::desc({1, c, h, w}, dt::f32, tag::nhwc);
-    p->src = dnnl::memory::desc({1, c, h, w}, bf16_ ? dt::bf16 : dt::f32, tag::nhwc);
+    p->src = dnnl::memory::desc({1, c, h, w}, bf16() ? dt::bf16 : dt::f32, tag::nhwc);
     const dnnl::engine& engine = cpu_engine();
-    if (bf16_) {
+    if (bf16()) {
       p->to_bf16_pd.emplace(engine, p->src_f32, engine, p->src, user_scratchpad());
       p->to_bf16.emplace(*p->to_bf16_pd);
     }
@@ -297,16 +303,15 @@ void OnednnConv::run(const Tensor& x, const Tensor& b, bool pool, const Tensor& 
   // A band's unpooled output, when a pool follows, and the frame in bf16; reused across calls.
   thread_local std::vector<float> scratch;
   thread_local std::vector<uint16_t> input;
-  if (pool && scratch.size() < size_t(p.bands[0].rows) * out_row)
-    scratch.resize(size_t(p.bands[0].rows) * out_row);
-  if (bf16_ && input.size() < in_frame) input.resize(in_frame);
+  if (pool) grown(scratch, size_t(p.bands[0].rows) * out_row);
+  if (bf16()) grown(input, in_frame);
   checked("convolution_forward (execute)", [&] {
     dnnl::stream stream(engine);
     dnnl::memory frame(p.src_f32, engine, nullptr), whole(p.src, engine, input.data());
     dnnl::memory bias({{k}, dt::f32, tag::a}, engine, b.data());
     for (int i = 0; i < n; ++i) {
       const float* xf = x.ptr<const float>() + i * in_frame;
-      if (bf16_) {
+      if (bf16()) {
         frame.set_data_handle(const_cast<float*>(xf));
         p.to_bf16->execute(stream, {{DNNL_ARG_FROM, frame},
                                     {DNNL_ARG_TO, whole},
@@ -314,8 +319,8 @@ void OnednnConv::run(const Tensor& x, const Tensor& b, bool pool, const Tensor& 
       }
       for (const Plan::Band& band : p.bands) {
         const Prim& pr = *band.prim;
-        void* src_at = bf16_ ? static_cast<void*>(input.data() + band.in_row * in_row)
-                             : static_cast<void*>(const_cast<float*>(xf) + band.in_row * in_row);
+        void* src_at = bf16() ? static_cast<void*>(input.data() + band.in_row * in_row)
+                              : static_cast<void*>(const_cast<float*>(xf) + band.in_row * in_row);
         float* out =
             pool ? scratch.data() : y.ptr<float>() + i * out_frame + band.out_row * out_row;
         dnnl::memory src(pr.pd.src_desc(), engine, src_at), dst(pr.pd.dst_desc(), engine, out);
@@ -348,8 +353,7 @@ void OnednnConv::run_winograd(Wino& p, const Tensor& x, const Tensor& b, const T
   // The frame, the convolution's output and the pooled output in oneDNN's layouts; reused.
   thread_local std::vector<float> src, dst, pooled;
   const auto fit = [](std::vector<float>& v, const dnnl::memory::desc& d) {
-    v.resize(std::max(v.size(), d.get_size() / sizeof(float)));
-    return v.data();
+    return grown(v, d.get_size() / sizeof(float));
   };
   checked("convolution_forward (Winograd, execute)", [&] {
     dnnl::stream stream(engine);

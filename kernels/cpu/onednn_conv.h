@@ -63,7 +63,7 @@ class OnednnConv {
 
   Tensor w_;
   OnednnMath math_ = OnednnMath::Fp32;
-  bool bf16_ = false;
+  bool bf16() const { return math_ == OnednnMath::Bf16; }
   std::mutex mutex_;
   std::map<std::tuple<int, int, bool>, std::unique_ptr<Plan>> plans_;
   std::map<std::tuple<int, int, int>, std::unique_ptr<Prim>> prims_;

@@ -53,9 +53,11 @@ class CpuBackend final : public Backend, Timelines {
   // swscale's RGB is the reference path.
   bool prefers_yuv_frames() const override { return false; }
   std::string device_name() const override {
-    const std::string conv = conv_ == ConvImpl::Onednn     ? "oneDNN"
-                             : conv_ == ConvImpl::Winograd ? "oneDNN, Winograd from 128 channels"
-                                                           : "OpenBLAS";
+    const std::string conv =
+        conv_ == ConvImpl::Onednn ? "oneDNN"
+        : conv_ == ConvImpl::Winograd
+            ? "oneDNN, Winograd from " + std::to_string(kWinogradMinChannels) + " channels"
+            : "OpenBLAS";
     return "CPU, " + std::to_string(threads_) + " threads, conv3x3 on " + conv;
   }
 
