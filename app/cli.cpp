@@ -22,7 +22,9 @@ constexpr const char* kConvImplHelp =
     "conv3x3: on CUDA cudnn | fervid (fervid's kernel, fp16/bf16, pool fused) | auto (the faster "
     "per layer, timed once); on the CPU onednn (oneDNN's direct convolution) | winograd (oneDNN's "
     "Winograd, fp32, AVX-512; direct where it has none) | blas (im2col + OpenBLAS, the reference) "
-    "| auto (winograd in fp32, onednn in bf16; blas in a build without oneDNN)";
+    "| auto (winograd in fp32; in bf16 onednn, on the f32 FMA units where the CPU's bf16 dot "
+    "product "
+    "is the slower; blas in a build without oneDNN)";
 
 constexpr const char* kDecoderHelp =
     "Video decoding: nvdec (the GPU's decoders, frames stay on the device) | cpu (libavcodec) | "
@@ -45,7 +47,7 @@ void add_run_options(CLI::App* cmd, RunArgs& a) {
                   "Model card overriding the file's metadata: ravdess-vgg16, torchvision-vgg16 or "
                   "a JSON file");
   cmd->add_option("--device", a.device, "auto | cpu | cuda")->capture_default_str();
-  cmd->add_option("--precision", a.precision, "fp32 | tf32 | fp16 | bf16 (CPU: fp32)");
+  cmd->add_option("--precision", a.precision, "fp32 | tf32 | fp16 | bf16 (CPU: fp32 or bf16)");
   cmd->add_option("--conv-impl", a.conv_impl, kConvImplHelp)->capture_default_str();
   cmd->add_option("--cuda-graphs", a.cuda_graphs, kCudaGraphsHelp)->capture_default_str();
   cmd->add_option("--stage-streams", a.stage_streams, kStageStreamsHelp)->capture_default_str();

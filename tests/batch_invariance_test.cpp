@@ -60,7 +60,8 @@ void expect_batch_invariant(const std::vector<int64_t>& x_shape, std::vector<int
     }
 }
 
-// The reference conv (im2col + OpenBLAS) and oneDNN's, in fp32 and (where the CPU has it) bf16.
+// The reference conv (im2col + OpenBLAS) and oneDNN's, in fp32, Winograd and bf16 (its bf16
+// kernels where the CPU has them, and on the FMA units).
 TEST(BatchInvariance, Conv3x3BiasRelu) {
   SeedTrace trace;
   for (auto [h, c, k, pool] :
@@ -77,16 +78,18 @@ TEST(BatchInvariance, Conv3x3BiasRelu) {
         },
         "conv3x3_bias_relu");
     using cpu::OnednnMath;
-    for (OnednnMath math : {OnednnMath::Fp32, OnednnMath::Bf16, OnednnMath::Winograd}) {
+    for (OnednnMath math :
+         {OnednnMath::Fp32, OnednnMath::Bf16, OnednnMath::Bf16OnFma, OnednnMath::Winograd}) {
       const bool bf16 = math == OnednnMath::Bf16;
       if (!cpu::onednn_built() || (bf16 && !cpu::onednn_bf16_unavailable().empty())) continue;
       cpu::OnednnConv conv(w.tensor, math);
       expect_batch_invariant(
           {1, h, h, c}, {1, o, o, k},
           [&, pool = pool](const Tensor& x, const Tensor& y) { conv.run(x, b.tensor, pool, y); },
-          bf16                           ? "onednn bf16 conv3x3_bias_relu"
-          : math == OnednnMath::Winograd ? "onednn Winograd conv3x3_bias_relu"
-                                         : "onednn conv3x3_bias_relu");
+          bf16                            ? "onednn bf16 conv3x3_bias_relu"
+          : math == OnednnMath::Bf16OnFma ? "onednn bf16-on-FMA conv3x3_bias_relu"
+          : math == OnednnMath::Winograd  ? "onednn Winograd conv3x3_bias_relu"
+                                          : "onednn conv3x3_bias_relu");
     }
   }
 }

@@ -59,12 +59,16 @@ std::vector<double> reference(const Tensor& x, const Tensor& w_oihw, const Tenso
 
 class Conv3x3Test : public testing::TestWithParam<ConvCase> {};
 
-// A case's fresh random inputs (values rounded to bf16 when `bf16`, so that the reference sees
-// what the op computes with), its OHWI weights, a poisoned output and the float64 reference.
+// How a case's inputs and weights meet bf16: not at all; rounded to bf16 values before the op
+// and the reference see them; or left in f32 for the op, which must round them itself, while the
+// reference sees them rounded.
+enum class Bf16Inputs { None, Rounded, RoundedByOp };
+
+// A case's fresh random inputs, its OHWI weights, a poisoned output and the float64 reference.
 struct ConvRun {
   OwnedTensor x, w, b, w_ohwi, y;
   std::vector<double> ref;
-  ConvRun(const ConvCase& p, bool bf16 = false)
+  ConvRun(const ConvCase& p, Bf16Inputs bf16 = Bf16Inputs::None)
       : x(host_tensor({p.n, p.h, p.w, p.c}, DType::F32)),
         w(host_tensor({p.k, p.c, 3, 3}, DType::F32)),
         b(host_tensor({p.k}, DType::F32)),
@@ -72,13 +76,22 @@ struct ConvRun {
     fill_uniform(x.tensor, -1, 1);
     fill_uniform(w.tensor, -0.5, 0.5);
     fill_uniform(b.tensor, -0.5, 0.5);
-    for (const Tensor* t : {&x.tensor, &w.tensor}) {
+    OwnedTensor xr = copy_of(x.tensor), wr = copy_of(w.tensor);
+    for (const Tensor* t : {&xr.tensor, &wr.tensor}) {
       float* v = t->ptr<float>();
-      for (int64_t i = 0; bf16 && i < t->numel(); ++i) v[i] = bf16_to_float(float_to_bf16(v[i]));
+      for (int64_t i = 0; bf16 != Bf16Inputs::None && i < t->numel(); ++i)
+        v[i] = bf16_to_float(float_to_bf16(v[i]));
     }
+    if (bf16 == Bf16Inputs::Rounded) x = std::move(xr), w = std::move(wr);
     w_ohwi = conv_weight_ohwi(w.tensor);
-    ref = reference(x.tensor, w.tensor, b.tensor, p.pool);
+    ref = bf16 == Bf16Inputs::RoundedByOp ? reference(xr.tensor, wr.tensor, b.tensor, p.pool)
+                                          : reference(x.tensor, w.tensor, b.tensor, p.pool);
     poison(y.tensor);
+  }
+  static OwnedTensor copy_of(const Tensor& t) {
+    OwnedTensor c = host_tensor(t.shape(), DType::F32);
+    std::copy_n(t.ptr<const float>(), t.numel(), c.tensor.ptr<float>());
+    return c;
   }
   const float* got() const { return y.tensor.ptr<float>(); }
   double rms() const {
@@ -176,6 +189,13 @@ TEST(Conv3x3, OnednnLayersRunFromThreadsOtherThanTheOneThatPlannedThem) {
       expect_close(r.got(), r.ref, winograd_bound(r), "onednn conv3x3 from another thread");
     }
   }
+  // bf16 on the FMA units: the rounded frame is the running thread's buffer.
+  ConvRun rb(p, Bf16Inputs::RoundedByOp);
+  cpu::OnednnConv conv(rb.w_ohwi.tensor, cpu::OnednnMath::Bf16OnFma);
+  conv.run(rb.x.tensor, rb.b.tensor, p.pool, rb.y.tensor);
+  poison(rb.y.tensor);
+  std::thread([&] { conv.run(rb.x.tensor, rb.b.tensor, p.pool, rb.y.tensor); }).join();
+  expect_close(rb.got(), rb.ref, kFp32, "onednn bf16-on-FMA conv3x3 from another thread");
 }
 
 // bf16: inputs and weights rounded to bf16 first (the reference sees the same values), so what
@@ -185,10 +205,33 @@ TEST_P(Conv3x3Test, OnednnBf16MatchesFloat64ReferenceOfRoundedInputs) {
   if (!why.empty()) GTEST_SKIP() << why;
   SeedTrace trace;
   const ConvCase p = GetParam();
-  ConvRun r(p, /*bf16=*/true);
+  ConvRun r(p, Bf16Inputs::Rounded);
   cpu::OnednnConv conv(r.w_ohwi.tensor, cpu::OnednnMath::Bf16);
   conv.run(r.x.tensor, r.b.tensor, p.pool, r.y.tensor);
   expect_close(r.got(), r.ref, {3e-2 * r.rms(), 3e-2, 2e-2}, "onednn bf16 conv3x3");
+}
+
+// Both bf16 maths round the f32 frame and weights they are given to bf16 themselves, and then
+// sum exact products in f32: against the float64 reference of the rounded values they stay
+// within fp32's bounds (had either kept an operand in f32, its ~4e-3 relative error would not).
+// Bf16OnFma runs on any CPU with oneDNN (it is oneDNN's f32 kernel); Bf16 needs AVX512_BF16.
+TEST_P(Conv3x3Test, OnednnBf16MathsRoundTheirOperandsThemselves) {
+  if (!cpu::onednn_built()) GTEST_SKIP() << "this build has no oneDNN (FERVID_ONEDNN)";
+  SeedTrace trace;
+  const ConvCase p = GetParam();
+  ConvRun r(p, Bf16Inputs::RoundedByOp);
+  const bool native = cpu::onednn_bf16_unavailable().empty();
+  for (cpu::OnednnMath math : {cpu::OnednnMath::Bf16OnFma, cpu::OnednnMath::Bf16}) {
+    if (math == cpu::OnednnMath::Bf16 && !native) continue;
+    cpu::OnednnConv conv(r.w_ohwi.tensor, math);
+    for (int round = 0; round < 2; ++round) {
+      poison(r.y.tensor);
+      conv.run(r.x.tensor, r.b.tensor, p.pool, r.y.tensor);
+      expect_close(
+          r.got(), r.ref, kFp32,
+          math == cpu::OnednnMath::Bf16 ? "onednn bf16 conv3x3" : "onednn bf16-on-FMA conv3x3");
+    }
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -255,6 +298,30 @@ TEST(Conv3x3, CpuBf16RunsOrSaysWhichInstructionsAreMissing) {
   }
   EXPECT_THROW(cpu::make_cpu_backend(0, ConvImpl::Blas, Precision::Bf16), Error);
   EXPECT_THROW(cpu::make_cpu_backend(0, ConvImpl::Auto, Precision::Fp16), Error);
+}
+
+// Where the bf16 dot product is the slower (Intel's Sapphire Rapids cores without AMX), auto
+// runs bf16 operands on the f32 FMA units and says so in the device's name; --conv-impl onednn
+// keeps oneDNN's bf16 kernels. Elsewhere both run the bf16 kernels.
+TEST(Conv3x3, CpuBf16TakesTheFmaUnitsWhereTheBf16DotProductIsSlower) {
+  if (!cpu::onednn_built()) GTEST_SKIP() << "this build has no oneDNN (FERVID_ONEDNN)";
+  EXPECT_NE(cpu::bf16_dot_slow_on(true, true, false), "");
+  for (auto [intel, fp16, amx] : {std::array<bool, 3>{true, true, true},
+                                  {true, false, false},
+                                  {false, true, false},
+                                  {false, false, false}})
+    EXPECT_EQ(cpu::bf16_dot_slow_on(intel, fp16, amx), "") << intel << fp16 << amx;
+  const std::string why = cpu::cpu_bf16_unavailable();
+  if (!why.empty()) GTEST_SKIP() << why;
+  const std::string slow = cpu::onednn_bf16_dot_slow();
+  std::cout << "[ info ] this CPU's bf16: " << (slow.empty() ? "oneDNN's bf16 kernels" : slow)
+            << "\n";
+  const std::string autos =
+      cpu::make_cpu_backend(0, ConvImpl::Auto, Precision::Bf16)->device_name();
+  const std::string onednn =
+      cpu::make_cpu_backend(0, ConvImpl::Onednn, Precision::Bf16)->device_name();
+  EXPECT_EQ(autos.find("f32 FMA") != std::string::npos, !slow.empty()) << autos;
+  EXPECT_NE(onednn.find("bf16 kernels"), std::string::npos) << onednn;
 }
 
 TEST(Conv3x3, BlasAndOnednnAreChosenByConvImpl) {

@@ -6,7 +6,10 @@ Builds, from a seed, torchvision's vgg16(num_classes=8) and the study's head on 
 state_dict as safetensors with its model card in the metadata, runs the same frames of
 ../shared/data/video/astronaut-720p.mp4 (extracted losslessly to PNG by the ffmpeg CLI) through
 fervid and through PyTorch (bilinear, align_corners=False, no antialias; then the card's
-normalisation), and requires per frame: relative L2 of the logits < 1e-4 and the same top-1.
+normalisation), in float64 as the reference, and requires per frame in fp32: relative L2 of the
+logits < 1e-5 (DESIGN.md's fp32 bound against float64) and the same top-1; in bf16 (both of the
+CPU's bf16 kernels where the CPU has them): DESIGN.md's bf16 bound and top-1 on >= 99 % of frames.
+PyTorch's own fp32 distance to its float64 is printed beside fervid's, for scale.
 Run by ctest; uses Debian's python3-torch and python3-torchvision.
 """
 import argparse
@@ -24,7 +27,7 @@ import torch.nn.functional as F
 import torchvision
 from PIL import Image
 
-REL_L2_BOUND = 1e-4
+REL_L2_BOUND = 1e-5  # DESIGN.md: fp32 < 1e-5 against float64
 BF16_REL_L2 = 2e-2  # DESIGN.md: fp16 / bf16 < 2e-2
 CLASSES = ["neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"]
 VGG16 = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
@@ -73,19 +76,26 @@ def build_models(seed):
     return [("torchvision", tv.eval(), tv_card, True), ("study", study.eval(), study_card, False)]
 
 
-def torch_logits(model, frames, imagenet):
+def torch_logits(model, frames, imagenet, dtype=torch.float32):
+    """PyTorch's logits per frame, the whole computation (resize included) in `dtype`."""
     out = []
-    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
-    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    mean = torch.tensor([0.485, 0.456, 0.406], dtype=dtype).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225], dtype=dtype).view(1, 3, 1, 1)
+    model = model.to(dtype)
     with torch.no_grad():
         for path in frames:
             rgb = np.asarray(Image.open(path).convert("RGB"))
-            x = torch.from_numpy(rgb.copy()).permute(2, 0, 1).unsqueeze(0).to(torch.float32)
+            x = torch.from_numpy(rgb.copy()).permute(2, 0, 1).unsqueeze(0).to(dtype)
             x = F.interpolate(x, size=(224, 224), mode="bilinear", align_corners=False) / 255.0
             if imagenet:
                 x = (x - mean) / std
             out.append(model(x)[0].to(torch.float64).numpy())
+    model.to(torch.float32)
     return out
+
+
+def rel_l2(got, ref):
+    return float(np.linalg.norm(got - ref) / np.linalg.norm(ref))
 
 
 def fervid_logits(fervid, weights, frame_dir, work, precision="fp32", conv_impl="auto"):
@@ -137,7 +147,8 @@ def main():
         weights = os.path.join(args.work, name + ".safetensors")
         save_safetensors(weights, model.state_dict(),
                          {"fervid.model_card": json.dumps(card), "source": "fidelity_torch.py"})
-        ref = torch_logits(model, frames, imagenet)
+        ref = torch_logits(model, frames, imagenet, torch.float64)
+        torch32 = torch_logits(model, frames, imagenet)
         # fp32: oneDNN's direct convolution and its Winograd one (direct on a CPU without it).
         for conv_impl in ("onednn", "winograd"):
             got = fervid_logits(args.fervid, weights, frame_dir, args.work, conv_impl=conv_impl)
@@ -147,29 +158,36 @@ def main():
                 print(f"{name}: fervid gave {len(got)} frames, torch {len(ref)}")
                 failures += 1
                 continue
-            print(f"{name:12s} {conv_impl:8s} frame  rel_L2     top1(torch/fervid)  logit spread")
+            print(f"{name:12s} {conv_impl:8s} frame  rel_L2 to float64 (torch fp32's)  "
+                  "top1(torch/fervid)  logit spread")
             for i, (r, g) in enumerate(zip(ref, got)):
-                rel = np.linalg.norm(g - r) / np.linalg.norm(r)
+                rel = rel_l2(g, r)
                 same = int(np.argmax(r)) == int(np.argmax(g))
                 ok = rel < REL_L2_BOUND and same
                 failures += not ok
-                print(f"{'':21s} {i:5d}  {rel:.2e}  {CLASSES[int(np.argmax(r))]:>9s}/"
-                      f"{CLASSES[int(np.argmax(g))]:<9s}  {np.ptp(r):.3f}  {'ok' if ok else 'FAIL'}")
+                print(f"{'':21s} {i:5d}  {rel:.2e} ({rel_l2(torch32[i], r):.2e})            "
+                      f"{CLASSES[int(np.argmax(r))]:>9s}/{CLASSES[int(np.argmax(g))]:<9s}  "
+                      f"{np.ptp(r):.3f}  {'ok' if ok else 'FAIL'}")
                 if np.ptp(r) < 1e-3:
                     print(f"{name}: degenerate logits (spread {np.ptp(r)}): the comparison would "
                           "prove nothing")
                     failures += 1
-        # bf16 on the CPU (oneDNN's bf16 convolutions): the same top-1 on >= 99 % of frames
-        # (on these 7, every one) and relative L2 within DESIGN.md's bf16 bound.
-        got16 = fervid_logits(args.fervid, weights, frame_dir, args.work, "bf16")
-        if got16 is not None:
-            rels = [np.linalg.norm(g - r) / np.linalg.norm(r) for r, g in zip(ref, got16)]
+        # bf16 on the CPU: the same top-1 on >= 99 % of frames (on these 7, every one) and
+        # relative L2 within DESIGN.md's bf16 bound; auto (on a CPU whose bf16 dot product is the
+        # slower, bf16 operands on the f32 FMA units) and onednn (oneDNN's bf16 kernels).
+        for conv_impl in ("auto", "onednn"):
+            got16 = fervid_logits(args.fervid, weights, frame_dir, args.work, "bf16", conv_impl)
+            if got16 is None:
+                break
+            rels = [rel_l2(g, r) for r, g in zip(ref, got16)]
             agree = sum(int(np.argmax(r)) == int(np.argmax(g)) for r, g in zip(ref, got16))
             ok = len(got16) == len(ref) and agree >= 0.99 * len(ref) and max(rels) < BF16_REL_L2
             failures += not ok
-            print(f"{name:12s} bf16: top-1 agrees on {agree}/{len(ref)} frames, relative L2 "
-                  f"{min(rels):.2e}..{max(rels):.2e} (bound {BF16_REL_L2})  {'ok' if ok else 'FAIL'}")
-    print(f"{failures} failed checks (bound: relative L2 < {REL_L2_BOUND}, same top-1 on every frame)")
+            print(f"{name:12s} bf16 --conv-impl {conv_impl:6s}: top-1 agrees on {agree}/{len(ref)} "
+                  f"frames, relative L2 {min(rels):.2e}..{max(rels):.2e} (bound {BF16_REL_L2})  "
+                  f"{'ok' if ok else 'FAIL'}")
+    print(f"{failures} failed checks (fp32 bound: relative L2 < {REL_L2_BOUND} to float64, same "
+          "top-1 on every frame)")
     return 1 if failures else 0
 
 

@@ -143,6 +143,7 @@ def main():
         if bf16:
             engines["OpenVINO bf16"] = (py, "openvino-bf16", onnx)
         fps = {name: [] for name in engines}
+        devices = {}  # fervid's rows: the device name its bench reports (which kernels ran)
         for r in range(a.rounds):
             for name, e in engines.items():
                 if e[0] == "fervid":
@@ -152,7 +153,9 @@ def main():
                          "--batch",
                          str(a.batch), "--iters", str(a.iters), "--warmup", "1"],
                         check=True, capture_output=True, text=True).stdout
-                    fps[name].append(json.loads(out)["results"][0]["frames_per_s"])
+                    report = json.loads(out)
+                    fps[name].append(report["results"][0]["frames_per_s"])
+                    devices[name] = report["device_name"]
                 else:
                     out = subprocess.run(
                         [e[0], __file__, "--run", e[1], "--model", e[2], "--spec", a.spec,
@@ -162,14 +165,22 @@ def main():
             print(f"round {r + 1}: " + ", ".join(f"{n} {v[-1]:.2f}" for n, v in fps.items()),
                   file=sys.stderr)
     med = {n: statistics.median(v) for n, v in fps.items()}
-    ours = med[next(iter(engines))]
+    # A ratio column for the first fervid row of each precision.
+    firsts = {}
+    for n, e in engines.items():
+        if e[0] == "fervid":
+            firsts.setdefault(e[2], n)
     print(f"model {a.spec}, batch {a.batch}, {a.threads} threads, {a.iters} timed calls after "
           f"1 warm-up, {a.rounds} interleaved rounds (median)")
-    print("| engine | frames/s (rounds) | fervid (first row) / it |")
-    print("| --- | --- | --- |")
+    for n, d in devices.items():
+        print(f"{n}: {d}")
+    print("| engine | frames/s (rounds) | " +
+          " | ".join(f"{firsts[p]} / it" for p in firsts) + " |")
+    print("| --- | --- | " + " | ".join("---" for _ in firsts) + " |")
     for n, v in fps.items():
         rounds = ", ".join(f"{x:.2f}" for x in v)
-        print(f"| {n} | {med[n]:.2f} ({rounds}) | {ours / med[n]:.2f}x |")
+        ratios = " | ".join(f"{med[f] / med[n]:.2f}x" for f in firsts.values())
+        print(f"| {n} | {med[n]:.2f} ({rounds}) | {ratios} |")
 
 
 if __name__ == "__main__":

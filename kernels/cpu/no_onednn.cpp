@@ -7,6 +7,8 @@ namespace fervid::cpu {
 
 bool onednn_built() { return false; }
 std::string onednn_bf16_unavailable() { return "this build has no oneDNN (FERVID_ONEDNN)"; }
+std::string onednn_bf16_dot_slow() { return ""; }
+std::string bf16_dot_slow_on(bool, bool, bool) { return ""; }
 std::string onednn_winograd_unavailable() { return "this build has no oneDNN (FERVID_ONEDNN)"; }
 
 struct OnednnConv::Prim {};

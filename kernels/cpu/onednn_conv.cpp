@@ -1,13 +1,19 @@
 #include "cpu/onednn_conv.h"
 
 #include <algorithm>
+#include <bit>
 #include <cstdint>
+#include <cstring>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <optional>
 #include <vector>
 
 #include "cpu/check.h"
 #include "cpu/ops.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 
 namespace fervid::cpu {
 
@@ -80,9 +86,51 @@ dnnl::memory reordered_weights(const Tensor& w, const dnnl::memory::desc& layout
   });
 }
 
+// `n` floats rounded to the nearest bf16 value (ties to even; a NaN stays NaN), kept in f32: the
+// rounding of float_to_bf16 (core), inline so that it vectorises, over the threads.
+void round_to_bf16(const float* in, float* out, int64_t n) {
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) {
+    const uint32_t x = std::bit_cast<uint32_t>(in[i]);
+    const uint32_t nearest = (x + 0x7fffu + ((x >> 16) & 1u)) & 0xffff0000u;
+    const uint32_t nan = (x & 0xffff0000u) | 0x400000u;
+    out[i] = std::bit_cast<float>((x & 0x7fffffffu) > 0x7f800000u ? nan : nearest);
+  }
+}
+
+// Whether the CPU is Intel's and has AVX512_FP16 (CPUID leaf 7, EDX bit 23).
+std::pair<bool, bool> intel_and_avx512_fp16() {
+#if defined(__x86_64__) || defined(__i386__)
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  if (!__get_cpuid(0, &a, &b, &c, &d)) return {false, false};
+  char vendor[12];
+  std::memcpy(vendor, &b, 4);
+  std::memcpy(vendor + 4, &d, 4);
+  std::memcpy(vendor + 8, &c, 4);
+  const bool intel = std::memcmp(vendor, "GenuineIntel", 12) == 0;
+  if (a < 7 || !__get_cpuid_count(7, 0, &a, &b, &c, &d)) return {intel, false};
+  return {intel, ((d >> 23) & 1u) != 0};
+#else
+  return {false, false};
+#endif
+}
+
 }  // namespace
 
 bool onednn_built() { return true; }
+
+std::string bf16_dot_slow_on(bool intel, bool avx512_fp16, bool amx) {
+  if (!intel || !avx512_fp16 || amx) return "";
+  return "Intel's Sapphire Rapids generation without AMX: AVX512_BF16's dot product runs at half "
+         "the f32 FMA's rate";
+}
+
+std::string onednn_bf16_dot_slow() {
+  // Below avx512_core_bf16 there is no bf16 at all; at avx512_core_amx there is AMX.
+  if (dnnl::get_effective_cpu_isa() != dnnl::cpu_isa::avx512_core_bf16) return "";
+  const auto [intel, fp16] = intel_and_avx512_fp16();
+  return bf16_dot_slow_on(intel, fp16, /*amx=*/false);
+}
 
 std::string onednn_bf16_unavailable() {
   std::string have = "older than AVX";
@@ -166,6 +214,11 @@ struct OnednnConv::Plan {
 
 OnednnConv::OnednnConv(Tensor w, OnednnMath math) : w_(std::move(w)), math_(math) {
   expect(w_, {w_.dim(0), 3, 3, w_.dim(3)}, DType::F32, "onednn conv3x3_bias_relu", "w");
+  if (rounds()) {
+    rounded_w_ = host_tensor(w_.shape(), DType::F32);
+    round_to_bf16(w_.ptr<const float>(), rounded_w_.tensor.ptr<float>(), w_.numel());
+    w_ = rounded_w_.tensor;
+  }
 }
 
 OnednnConv::~OnednnConv() = default;
@@ -300,17 +353,23 @@ void OnednnConv::run(const Tensor& x, const Tensor& b, bool pool, const Tensor& 
   const size_t in_frame = size_t(h) * wd * c, out_frame = size_t(h) * wd * k;
   const size_t pooled_frame = size_t(h / 2) * (wd / 2) * k, in_row = size_t(wd) * c;
   const size_t out_row = size_t(wd) * k, pooled_row = size_t(wd / 2) * k;
-  // A band's unpooled output, when a pool follows, and the frame in bf16; reused across calls.
-  thread_local std::vector<float> scratch;
+  // A band's unpooled output, when a pool follows, and the frame in bf16 (or rounded to it, in
+  // f32); reused across calls.
+  thread_local std::vector<float> scratch, rounded;
   thread_local std::vector<uint16_t> input;
   if (pool) grown(scratch, size_t(p.bands[0].rows) * out_row);
   if (bf16()) grown(input, in_frame);
+  if (rounds()) grown(rounded, in_frame);
   checked("convolution_forward (execute)", [&] {
     dnnl::stream stream(engine);
     dnnl::memory frame(p.src_f32, engine, nullptr), whole(p.src, engine, input.data());
     dnnl::memory bias({{k}, dt::f32, tag::a}, engine, b.data());
     for (int i = 0; i < n; ++i) {
       const float* xf = x.ptr<const float>() + i * in_frame;
+      if (rounds()) {
+        round_to_bf16(xf, rounded.data(), int64_t(in_frame));
+        xf = rounded.data();
+      }
       if (bf16()) {
         frame.set_data_handle(const_cast<float*>(xf));
         p.to_bf16->execute(stream, {{DNNL_ARG_FROM, frame},

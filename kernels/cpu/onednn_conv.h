@@ -6,6 +6,10 @@
 // (each on every thread), so a frame's result never depends on the frames batched with it.
 // In bf16 the frame is rounded to bf16 on its way in and the weights once, the products are
 // accumulated in f32 and the output stays f32 (activations between layers are f32 in memory).
+// Bf16 runs oneDNN's bf16 kernels (AVX512_BF16's dot product or AMX); Bf16OnFma gives the same
+// rounded operands to the f32 kernel instead: a product of two bf16 values is exact in f32, so
+// both are bf16 operands with f32 sums, in another order. It is the faster of the two where the
+// bf16 dot product runs slower than the f32 FMA (onednn_bf16_dot_slow()).
 // In Winograd (fp32) the layer runs oneDNN's Winograd convolution (F(4x4,3x3) or F(2x2,3x3), its
 // choice per shape) in oneDNN's blocked layout: the frame is reordered in, and the output (pooled
 // there first when a pool follows) reordered back to NHWC. Fewer multiplications, a little more
@@ -29,11 +33,20 @@ bool onednn_built();
 // "" when oneDNN can convolve in bf16 on this CPU (AVX512_BF16 or AMX), else why not, in one
 // line (e.g. "this CPU has neither AVX512_BF16 nor AMX (oneDNN's ISA here: avx2)").
 std::string onednn_bf16_unavailable();
+// "" where oneDNN's bf16 kernels are the fast way to multiply bf16 values on this CPU, else why
+// not, in one line: the cores of Intel's Sapphire Rapids generation (those with AVX512_FP16) run
+// AVX512_BF16's dot product (VDPBF16PS) at half the multiply-add rate of their f32 FMA
+// (docs/perf/cpu.md measures it); their bf16 speed is in AMX, so without AMX (a hypervisor that
+// hides it) bf16 operands multiply faster on the FMA units.
+std::string onednn_bf16_dot_slow();
+// The rule behind it, for a CPU with these features (tests call it with each combination).
+std::string bf16_dot_slow_on(bool intel, bool avx512_fp16, bool amx);
 // "" when oneDNN has a Winograd convolution for this CPU (it needs AVX-512), else why not.
 std::string onednn_winograd_unavailable();
 
-// How an OnednnConv computes: oneDNN's direct convolution in f32 or in bf16, or its Winograd one.
-enum class OnednnMath { Fp32, Bf16, Winograd };
+// How an OnednnConv computes: oneDNN's direct convolution in f32, in bf16 (its bf16 kernels, or
+// its f32 kernel on operands rounded to bf16), or its Winograd one (f32).
+enum class OnednnMath { Fp32, Bf16, Bf16OnFma, Winograd };
 
 class OnednnConv {
  public:
@@ -62,8 +75,10 @@ class OnednnConv {
   static constexpr int64_t kBandBytes = 512 << 10;
 
   Tensor w_;
+  OwnedTensor rounded_w_;  // Bf16OnFma: the weights rounded to bf16 (w_ views them)
   OnednnMath math_ = OnednnMath::Fp32;
-  bool bf16() const { return math_ == OnednnMath::Bf16; }
+  bool bf16() const { return math_ == OnednnMath::Bf16; }  // oneDNN's bf16 kernels
+  bool rounds() const { return math_ == OnednnMath::Bf16OnFma; }
   std::mutex mutex_;
   std::map<std::tuple<int, int, bool>, std::unique_ptr<Plan>> plans_;
   std::map<std::tuple<int, int, int>, std::unique_ptr<Prim>> prims_;

@@ -9,6 +9,8 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <string>
+#include <utility>
 
 #include "cpu/onednn_conv.h"
 #include "cpu/ops.h"
@@ -39,7 +41,10 @@ class CpuBackend final : public Backend, Timelines {
  public:
   // conv_: Onednn (every conv layer on oneDNN's direct convolution), Winograd (oneDNN's Winograd
   // where a layer has enough input channels) or Blas (im2col + OpenBLAS, the reference).
-  CpuBackend(int threads, ConvImpl conv, bool bf16) : conv_(conv), bf16_(bf16) {
+  // bf16_on_fma: bf16's operands multiplied on the f32 FMA units (OnednnMath::Bf16OnFma), the
+  // reason being bf16_on_fma (why oneDNN's bf16 kernels are slower on this CPU); "" for those.
+  CpuBackend(int threads, ConvImpl conv, bool bf16, std::string bf16_on_fma)
+      : conv_(conv), bf16_(bf16), bf16_on_fma_(std::move(bf16_on_fma)) {
     if (threads > 0) {
       omp_set_num_threads(threads);
       openblas_set_num_threads(threads);
@@ -58,7 +63,11 @@ class CpuBackend final : public Backend, Timelines {
         : conv_ == ConvImpl::Winograd
             ? "oneDNN, Winograd from " + std::to_string(kWinogradMinChannels) + " channels"
             : "OpenBLAS";
-    return "CPU, " + std::to_string(threads_) + " threads, conv3x3 on " + conv;
+    const std::string products =
+        !bf16_                 ? ""
+        : bf16_on_fma_.empty() ? ", bf16 kernels"
+                               : ", bf16 operands on the f32 FMA units (" + bf16_on_fma_ + ")";
+    return "CPU, " + std::to_string(threads_) + " threads, conv3x3 on " + conv + products;
   }
 
   Buffer allocate(size_t bytes) override { return meter_.track(Buffer::host(bytes)); }
@@ -96,7 +105,8 @@ class CpuBackend final : public Backend, Timelines {
         // kernels were slower on the others (docs/perf/cpu.md).
         const int64_t c = t.tensor.dim(3);
         OnednnMath math = OnednnMath::Fp32;
-        if (bf16_ && c >= kBf16MinChannels) math = OnednnMath::Bf16;
+        if (bf16_ && c >= kBf16MinChannels)
+          math = bf16_on_fma_.empty() ? OnednnMath::Bf16 : OnednnMath::Bf16OnFma;
         if (conv_ == ConvImpl::Winograd && c >= kWinogradMinChannels) math = OnednnMath::Winograd;
         convs_->map[key] = std::make_shared<OnednnConv>(t.tensor, math);
       }
@@ -164,6 +174,7 @@ class CpuBackend final : public Backend, Timelines {
   int threads_ = 1;
   ConvImpl conv_ = ConvImpl::Blas;
   bool bf16_ = false;
+  std::string bf16_on_fma_;
   static constexpr int64_t kBf16MinChannels = 16, kWinogradMinChannels = 128;
   std::shared_ptr<Convs> convs_ = std::make_shared<Convs>();
   MemoryMeter meter_;
@@ -198,12 +209,17 @@ std::unique_ptr<Backend> make_cpu_backend(int threads, ConvImpl conv_impl, Preci
                 ": the CPU backend computes in fp32 or bf16");
   }
   // auto: oneDNN on every layer where the build has it (faster on each), in fp32 its Winograd
-  // convolution where this CPU has it (faster, as close to float64: docs/perf/cpu.md).
-  if (conv_impl == ConvImpl::Auto)
+  // convolution where this CPU has it (faster, as close to float64: docs/perf/cpu.md); in bf16
+  // its bf16 kernels, or its f32 one on bf16 operands where the bf16 dot product is the slower
+  // (--conv-impl onednn keeps the bf16 kernels there, to compare).
+  std::string bf16_on_fma;
+  if (conv_impl == ConvImpl::Auto) {
+    if (bf16) bf16_on_fma = onednn_bf16_dot_slow();
     conv_impl = !onednn_built()                ? ConvImpl::Blas
                 : bf16 || !no_winograd.empty() ? ConvImpl::Onednn
                                                : ConvImpl::Winograd;
-  return std::make_unique<CpuBackend>(threads, conv_impl, bf16);
+  }
+  return std::make_unique<CpuBackend>(threads, conv_impl, bf16, std::move(bf16_on_fma));
 }
 
 }  // namespace fervid::cpu

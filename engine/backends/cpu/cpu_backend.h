@@ -10,7 +10,9 @@
 namespace fervid::cpu {
 
 // precision fp32 (or Default) or bf16: every conv layer on oneDNN in bf16 (f32 accumulation,
-// f32 activations between layers), the rest f32; bf16 needs oneDNN and AVX512_BF16 or AMX. Fails
+// f32 activations between layers), the rest f32; bf16 needs oneDNN and AVX512_BF16 or AMX. Under
+// conv_impl auto, on a CPU whose bf16 dot product is slower than its f32 FMA
+// (onednn_bf16_dot_slow()), the bf16 operands go to oneDNN's f32 kernel instead. Fails
 // with one line for a combination this build or CPU cannot run.
 std::unique_ptr<Backend> make_cpu_backend(int threads, ConvImpl conv_impl = ConvImpl::Auto,
                                           Precision precision = Precision::Fp32);
