@@ -1,7 +1,6 @@
 #include "cpu/onednn_conv.h"
 
 #include <algorithm>
-#include <bit>
 #include <cstdint>
 #include <cstring>
 #include <oneapi/dnnl/dnnl.hpp>
@@ -86,16 +85,11 @@ dnnl::memory reordered_weights(const Tensor& w, const dnnl::memory::desc& layout
   });
 }
 
-// `n` floats rounded to the nearest bf16 value (ties to even; a NaN stays NaN), kept in f32: the
-// rounding of float_to_bf16 (core), inline so that it vectorises, over the threads.
+// `n` floats rounded to the nearest bf16 value (core's float_to_bf16), kept in f32, over the
+// threads.
 void round_to_bf16(const float* in, float* out, int64_t n) {
 #pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < n; ++i) {
-    const uint32_t x = std::bit_cast<uint32_t>(in[i]);
-    const uint32_t nearest = (x + 0x7fffu + ((x >> 16) & 1u)) & 0xffff0000u;
-    const uint32_t nan = (x & 0xffff0000u) | 0x400000u;
-    out[i] = std::bit_cast<float>((x & 0x7fffffffu) > 0x7f800000u ? nan : nearest);
-  }
+  for (int64_t i = 0; i < n; ++i) out[i] = bf16_to_float(float_to_bf16(in[i]));
 }
 
 // Whether the CPU is Intel's and has AVX512_FP16 (CPUID leaf 7, EDX bit 23).

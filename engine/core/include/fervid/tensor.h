@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -112,10 +113,18 @@ class MemoryMeter {
   std::shared_ptr<State> state_ = std::make_shared<State>();
 };
 
-// Scalar conversions used by the weight loader and the tests (round to nearest even).
+// Scalar conversions used by the weight loader, the kernels and the tests (round to nearest
+// even). The bf16 pair is inline so that a loop over them vectorises.
 float half_to_float(uint16_t h);
 uint16_t float_to_half(float f);
-float bf16_to_float(uint16_t b);
-uint16_t float_to_bf16(float f);
+inline float bf16_to_float(uint16_t b) {
+  return std::bit_cast<float>(static_cast<uint32_t>(b) << 16);
+}
+inline uint16_t float_to_bf16(float f) {
+  uint32_t x = std::bit_cast<uint32_t>(f);
+  if ((x & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((x >> 16) | 0x40u);  // NaN
+  x += 0x7fffu + ((x >> 16) & 1u);
+  return static_cast<uint16_t>(x >> 16);
+}
 
 }  // namespace fervid
