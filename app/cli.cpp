@@ -245,7 +245,8 @@ int parse_command_line(int argc, char** argv, CommandLine& cl) {
   CLI::App app{"fervid: facial emotion recognition in video, VGG16 per frame + a per-video vote"};
   const BuildInfo build = build_info();
   app.set_version_flag("--version", "fervid " + build.version +
-                                        (build.cuda ? " (CUDA build)" : " (CPU-only build)"));
+                                        (build.cuda ? " (CUDA build: " + build.cuda_libraries + ")"
+                                                    : " (CPU-only build)"));
   app.require_subcommand(1);
 
   auto* classify_cmd = app.add_subcommand("classify", "Classify videos, image folders or images");

@@ -102,10 +102,15 @@ nlohmann::json conv_layers(const Backend& backend, const ModelSpec& spec) {
   const std::vector<ConvPlanInfo> plans = log->conv_plans();
   int size = spec.input_size;
   for (const ConvLayer& l : spec.conv_layers()) {
-    for (const ConvPlanInfo& p : plans) {
-      if (p.height != size || p.width != size || p.in_channels != l.in_channels ||
-          p.out_channels != l.out_channels || p.pool != l.pool)
-        continue;
+    // The entry timed at the largest batch (the bench's largest batch runs last).
+    const ConvPlanInfo* found = nullptr;
+    for (const ConvPlanInfo& p : plans)
+      if (p.height == size && p.width == size && p.in_channels == l.in_channels &&
+          p.out_channels == l.out_channels && p.pool == l.pool &&
+          (!found || p.timed_batch > found->timed_batch))
+        found = &p;
+    if (found) {
+      const ConvPlanInfo& p = *found;
       nlohmann::json j{{"layer", l.name},
                        {"size", size},
                        {"in_channels", l.in_channels},
@@ -118,7 +123,6 @@ nlohmann::json conv_layers(const Backend& backend, const ModelSpec& spec) {
         j["fervid_ms"] = p.fervid_ms;
       }
       out.push_back(j);
-      break;
     }
     if (l.pool) size /= 2;
   }

@@ -5,8 +5,10 @@
 #include <cmath>
 #include <filesystem>
 
+#include "backends/cpu/cpu_backend.h"
 #include "backends/cuda/cuda_probe.h"
 #include "fervid/fervid.h"
+#include "network_compare.h"
 #include "test_util.h"
 
 namespace fervid::test {
@@ -157,6 +159,60 @@ TEST(Engine, AutoTellsTheSinkWhyItTookTheCpu) {
   EXPECT_EQ(cudnn.backend_name(), "cpu");
   ASSERT_EQ(notices.size(), 1u);
   EXPECT_NE(notices[0].find("--conv-impl cudnn is for GPUs"), std::string::npos) << notices[0];
+}
+
+// The rule of the whole-network tests (tests/network_compare.h) on made-up logits: a flip counts
+// against a precision only where the reference's margin is wider than its bound can close.
+TEST(TopOneAgreement, JudgesOnlyMarginsTheBoundCannotClose) {
+  // Frame 0: margin 4 of norm 5.1, judged at fp16's 2e-2 (it needs > 0.29). Frame 1: margin
+  // 0.01 of norm 1.4, not judged (it needs > 0.08).
+  const std::vector<float> want = {5, 1, 0, 1.0f, 0.99f, 0};
+  const double bound = network_bound("fp16");
+  const std::vector<float> same = {4.9f, 1.1f, 0, 0.999f, 0.995f, 0};
+  const std::vector<float> loose = {4.9f, 1.1f, 0, 0.98f, 0.995f, 0};
+  const std::vector<float> judged = {1, 5, 0, 1.0f, 0.99f, 0};
+  const std::vector<float> nan = {std::nanf(""), 1, 0, 1.0f, 0.99f, 0};
+  Agreement a = top1_agreement(same, want, 3, bound);
+  EXPECT_EQ(a.frames, 2);
+  EXPECT_EQ(a.judged, 1);
+  EXPECT_EQ(a.judged_flips + a.loose_flips, 0);
+  a = top1_agreement(loose, want, 3, bound);
+  EXPECT_EQ(a.judged_flips, 0);
+  EXPECT_EQ(a.loose_flips, 1);
+  EXPECT_EQ(top1_agreement(judged, want, 3, bound).judged_flips, 1);
+  EXPECT_EQ(top1_agreement(nan, want, 3, bound).judged_flips, 1);
+  // In fp32 (1e-5) frame 1 is judged too.
+  EXPECT_EQ(top1_agreement(loose, want, 3, network_bound("fp32")).judged_flips, 1);
+}
+
+// The same rule on the CPU's bf16 against its fp32 (oneDNN direct): bf16 operands with f32 sums,
+// the GPU's bf16 error model, on real frames and this run's random weights of both cards. Here
+// frames do flip (untrained networks have narrow margins: one in 41 for two of six seeds when
+// every flip counted; 0 to 2 of 20 per seed here), but never where the rule judges, and the
+// logits stay within bf16's bound.
+TEST(TopOneAgreement, CpuBf16FlipsOnlyWhereTheMarginAllows) {
+  if (const std::string no = cpu::cpu_bf16_unavailable(); !no.empty()) GTEST_SKIP() << no;
+  SeedTrace trace;
+  std::string why;
+  const std::vector<Frame> frames = real_frames(&why, 12);
+  if (frames.empty()) GTEST_SKIP() << why;
+  for (const char* card : {"ravdess-vgg16", "torchvision-vgg16"}) {
+    const ModelSpec spec = resolve_card(card).first;
+    const std::string path = (temp_dir("engine") / (std::string(card) + ".safetensors")).string();
+    make_weights(spec, seed(), StDType::F32, path);
+    const Weights weights = Weights::load(path);
+    auto fp32 = cpu::make_cpu_backend(0, ConvImpl::Onednn);
+    auto bf16 = cpu::make_cpu_backend(0, ConvImpl::Auto, Precision::Bf16);
+    Model ref_model(weights, *fp32, 10), bf16_model(weights, *bf16, 10);
+    const std::vector<float> want = logits_of(ref_model, frames),
+                             got = logits_of(bf16_model, frames);
+    const double rel = relative_l2(got, want), bound = network_bound("bf16");
+    const Agreement top1 = top1_agreement(got, want, spec.num_classes(), bound);
+    std::printf("[ bf16 cpu ] %s (%s): relative L2 of logits %.2e (bound %.0e), %s\n", card,
+                bf16->device_name().c_str(), rel, bound, top1.describe().c_str());
+    EXPECT_LE(rel, bound) << card;
+    EXPECT_EQ(top1.judged_flips, 0) << card << ": " << top1.describe();
+  }
 }
 
 }  // namespace

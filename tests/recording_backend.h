@@ -2,8 +2,15 @@
 // every lane switch, fence record and wait ("use Vote", "record f2", "wait f2", "host waits f2")
 // and every op with the lane it was queued on ("vote_accumulate@Vote"). The CPU ops run at once,
 // so results are the CPU backend's; the log shows the protocol the caller followed.
+// With `graphs`, it also has GraphReplay, run as the CUDA backend runs it: a key's first call runs
+// the work (planning), the second "captures" it (runs it, watching), later calls are replays that
+// run nothing. What a CUDA graph capture cannot hold (an allocation, a copy to or from the host,
+// a synchronisation, a lane switch or fence) is logged as "CAPTURE BROKEN: <what>" when the
+// work calls it while captured.
 #pragma once
 
+#include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -13,9 +20,10 @@
 
 namespace fervid::test {
 
-class RecordingBackend final : public Backend, Lanes {
+class RecordingBackend final : public Backend, Lanes, GraphReplay {
  public:
-  RecordingBackend() : cpu_(cpu::make_cpu_backend(1)) {}
+  explicit RecordingBackend(bool graphs = false)
+      : cpu_(cpu::make_cpu_backend(1)), graphs_(graphs) {}
   std::vector<std::string> log;
 
   std::string name() const override { return "recording"; }
@@ -24,20 +32,29 @@ class RecordingBackend final : public Backend, Lanes {
   DType compute_dtype() const override { return cpu_->compute_dtype(); }
   Precision precision() const override { return cpu_->precision(); }
   bool prefers_yuv_frames() const override { return false; }
-  Buffer allocate(size_t bytes) override { return cpu_->allocate(bytes); }
+  Buffer allocate(size_t bytes) override {
+    outside_capture("allocate");
+    return cpu_->allocate(bytes);
+  }
   void copy_from_host(const Tensor& dst, const void* src) override {
+    outside_capture("copy_from_host");
     cpu_->copy_from_host(dst, src);
   }
   void copy_to_host(void* dst, const Tensor& src) override {
+    outside_capture("copy_to_host");
     op("copy_to_host");
     cpu_->copy_to_host(dst, src);
   }
-  Buffer allocate_host(size_t bytes) override { return Buffer::host(bytes); }
+  Buffer allocate_host(size_t bytes) override {
+    outside_capture("allocate_host");
+    return Buffer::host(bytes);
+  }
   void copy_to_host_async(void* dst, const Tensor& src) override {
+    outside_capture("copy_to_host_async");
     op("copy_to_host_async");
     cpu_->copy_to_host(dst, src);
   }
-  void synchronize() override {}
+  void synchronize() override { outside_capture("synchronize"); }
   size_t peak_memory_bytes() const override { return cpu_->peak_memory_bytes(); }
   OwnedTensor prepare_weight(const Tensor& w, const WeightUse& use) override {
     return cpu_->prepare_weight(w, use);
@@ -86,22 +103,60 @@ class RecordingBackend final : public Backend, Lanes {
   }
 
   Lanes* lanes() override { return this; }
+  GraphReplay* graph_replay() override { return graphs_ ? this : nullptr; }
+  void replay(const void* owner, int64_t key, const std::function<void()>& work) override {
+    int& calls = calls_[{owner, key}];
+    if (++calls > 2) {
+      log.push_back("replay " + std::to_string(key));
+      ++replays_;
+      return;
+    }
+    if (calls == 1) return work();  // plans
+    capturing_ = true;
+    log.push_back("capture " + std::to_string(key));
+    try {
+      work();
+    } catch (...) {
+      capturing_ = false;
+      throw;
+    }
+    capturing_ = false;
+  }
+  void forget_replays(const void* owner) override {
+    std::erase_if(calls_, [&](const auto& kv) { return kv.first.first == owner; });
+  }
+  ReplayStats replay_stats() const override {
+    ReplayStats st;
+    st.enabled = graphs_;
+    for (const auto& [key, calls] : calls_) st.graphs += calls >= 2;
+    st.replays = replays_;
+    return st;
+  }
   void use_lane(Lane lane) override {
+    outside_capture("use_lane");
     lane_ = lane;
     log.push_back(std::string("use ") + lane_name(lane));
   }
   std::unique_ptr<Fence> make_fence() override {
+    outside_capture("make_fence");
     return std::make_unique<LoggedFence>(*this, ++fences_);
   }
   void wait_for(const Fence& fence) override {
+    outside_capture("wait_for");
     log.push_back("wait f" + std::to_string(dynamic_cast<const LoggedFence&>(fence).id));
   }
 
  private:
   struct LoggedFence final : Fence {
     LoggedFence(RecordingBackend& be, int id) : be(be), id(id) {}
-    void record() override { be.log.push_back("record f" + std::to_string(id)); }
-    void wait() override { be.log.push_back("host waits f" + std::to_string(id)); }
+    void record() override {
+      be.outside_capture("Fence::record");
+      be.log.push_back("record f" + std::to_string(id));
+    }
+    void wait() override {
+      be.outside_capture("Fence::wait");
+      be.log.push_back("host waits f" + std::to_string(id));
+    }
     RecordingBackend& be;
     int id;
   };
@@ -109,8 +164,14 @@ class RecordingBackend final : public Backend, Lanes {
     return l == Lane::Frames ? "Frames" : l == Lane::Network ? "Network" : "Vote";
   }
   void op(const char* name) { log.push_back(std::string(name) + "@" + lane_name(lane_)); }
+  void outside_capture(const char* what) {
+    if (capturing_) log.push_back(std::string("CAPTURE BROKEN: ") + what);
+  }
 
   std::unique_ptr<Backend> cpu_;
+  bool graphs_ = false, capturing_ = false;
+  std::map<std::pair<const void*, int64_t>, int> calls_;
+  int64_t replays_ = 0;
   Lane lane_ = Lane::Network;
   int fences_ = 0;
 };

@@ -2,10 +2,17 @@
 // by a recording backend for three batches: each stage on its lane, waiting for exactly what it
 // must (the preprocess for the frame stage that last read its input slot; the frame stage for the
 // preprocess and the last vote; the vote for its frame stage). Off, nothing touches the lanes.
+// And the frame stage as the CUDA backend replays it: what is captured allocates, copies and
+// synchronises nothing, and a replay runs no op.
 #include "stage_lanes.h"
 
+#include <algorithm>
+
+#include "classifier.h"
+#include "model.h"
 #include "recording_backend.h"
 #include "test_util.h"
+#include "video.h"
 
 namespace fervid::test {
 namespace {
@@ -61,6 +68,64 @@ TEST(StageLanes, ABackendWithoutLanesRunsInOrder) {
   EXPECT_FALSE(lanes.on());
   EXPECT_EQ(lanes.next_slot(), 0);
   EXPECT_EQ(lanes.next_slot(), 0);
+}
+
+std::vector<std::string> broken_captures(const std::vector<std::string>& log) {
+  std::vector<std::string> broken;
+  std::copy_if(log.begin(), log.end(), std::back_inserter(broken),
+               [](const std::string& l) { return l.rfind("CAPTURE BROKEN", 0) == 0; });
+  return broken;
+}
+
+// Model::forward_preprocessed through GraphReplay: batches of changing sizes in both input
+// slots; each (slot, size) plans, is captured once, then replayed, and the captured work touches
+// nothing a CUDA graph cannot hold.
+TEST(GraphReplay, CapturedFrameStageAllocatesCopiesAndSynchronisesNothing) {
+  RecordingBackend be(/*graphs=*/true);
+  const std::string path = (temp_dir("replay") / "tiny.safetensors").string();
+  make_weights(tiny_spec(), seed(), StDType::F32, path);
+  Model model(Weights::load(path), be, 6);
+  const std::pair<int, int> runs[] = {{3, 0}, {3, 0}, {3, 0}, {6, 1}, {6, 1}, {3, 1},
+                                      {3, 1}, {6, 1}, {3, 0}, {6, 0}, {6, 0}, {6, 0}};
+  for (auto [n, slot] : runs) {
+    const size_t before = be.log.size();
+    model.forward_preprocessed(n, {}, slot);
+    if (be.log.size() > before && be.log[before].rfind("replay", 0) == 0) {
+      EXPECT_EQ(be.log.size(), before + 1) << "a replay ran ops";
+    }
+  }
+  EXPECT_EQ(broken_captures(be.log), std::vector<std::string>{});
+  const ReplayStats st = be.replay_stats();
+  EXPECT_EQ(st.graphs, 4);   // (3,0), (6,1), (3,1), (6,0)
+  EXPECT_EQ(st.replays, 4);  // the third (3,0), the third (6,1), the fourth (3,0), the third (6,0)
+}
+
+// The whole classify job on the recording backend with graphs: the frame stage of every batch
+// goes through GraphReplay, and none of what the pipeline does around it lands in a capture.
+TEST(GraphReplay, ClassifyJobKeepsHostWorkOutOfTheCapture) {
+  RecordingBackend be(/*graphs=*/true);
+  const std::string path = (temp_dir("replay") / "tiny-job.safetensors").string();
+  make_weights(tiny_spec(), seed(), StDType::F32, path);
+  Model model(Weights::load(path), be, 4);
+  std::vector<std::string> paths;
+  for (int r = 0; r < 3; ++r)
+    for (const char* f : {"/faces/astronaut.png", "/video/vtest.avi"})
+      paths.push_back(test_data_dir() + f);
+  ClassifyOptions opt;
+  opt.batch = 4;
+  opt.sampling = {7, 9};
+  opt.crop = CropSpec::parse("center");
+  opt.decoder = DecoderChoice::Cpu;
+  opt.decode_threads = 1;
+  opt.stage_streams = true;
+  int results = 0;
+  Classifier(model, opt).run(expand_inputs(paths), [&](const VideoResult& r) {
+    EXPECT_TRUE(r.ok()) << r.error;
+    ++results;
+  });
+  EXPECT_EQ(results, int(paths.size()));
+  EXPECT_EQ(broken_captures(be.log), std::vector<std::string>{});
+  EXPECT_GT(be.replay_stats().replays, 0);
 }
 
 }  // namespace

@@ -49,6 +49,18 @@ inline std::filesystem::path temp_dir(const std::string& tag) {
   return d;
 }
 
+// The shared real test data: $FERVID_TEST_DATA when set (the GPU bundle carries a copy and
+// tools/gpu-check.sh points here, wherever it was unpacked), else the folder the build was
+// configured with (FERVID_DATA_DIR, ../shared/data).
+inline std::string test_data_dir() {
+  if (const char* env = std::getenv("FERVID_TEST_DATA"); env && *env) return env;
+#ifdef FERVID_DATA_DIR
+  return FERVID_DATA_DIR;
+#else
+  return "../shared/data";
+#endif
+}
+
 inline uint64_t seed() {
   static const uint64_t s = [] {
     const char* env = std::getenv("FERVID_SEED");

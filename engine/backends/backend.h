@@ -133,7 +133,9 @@ struct ConvPlanInfo {
 class ConvPlanLog {
  public:
   virtual ~ConvPlanLog() = default;
-  // The conv3x3 shapes planned so far, in the order they were first run, and the choice made.
+  // The conv3x3 shapes planned so far, in the order they were first run, and the choice made: one
+  // entry per shape, or with timing (--conv-impl auto) per shape and batch size timed at (a
+  // timing serves smaller batches; a larger batch is timed again).
   virtual std::vector<ConvPlanInfo> conv_plans() const = 0;
 };
 

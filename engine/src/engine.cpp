@@ -16,7 +16,9 @@
 
 namespace fervid {
 
-BuildInfo build_info() { return {FERVID_VERSION, cuda_built()}; }
+BuildInfo build_info() {
+  return {FERVID_VERSION, cuda_built(), cuda_built() ? cuda_library_versions() : ""};
+}
 
 std::pair<ModelSpec, std::string> resolve_card(const std::string& name_or_path) {
   if (name_or_path == "ravdess-vgg16")

@@ -22,11 +22,16 @@ extern "C" {
 #include <libavformat/avformat.h>
 #include <libavutil/display.h>
 #include <libavutil/hwcontext.h>
+#if FERVID_HAVE_CUDA
+#include <cuda.h>  // before hwcontext_cuda.h, which includes it only when CUDA_VERSION is unset
+#include <libavutil/hwcontext_cuda.h>
+#endif
 #include <libavutil/imgutils.h>
 #include <libswscale/swscale.h>
 }
 
 #include "av_error.h"
+#include "backends/cuda/cuda_probe.h"
 #include "fervid/error.h"
 #include "run_clock.h"
 #include "video_decode.h"
@@ -46,23 +51,42 @@ bool nvdec_takes(const AVCodec* codec) {
   }
 }
 
-// The run's one CUDA device context for the decoders: the device's primary context, the one the
-// CUDA runtime (and so the backend) uses, so decoded surfaces are valid device pointers there.
+// Sets `*out` to an FFmpeg CUDA device on the runtime's context, or returns why it cannot.
+std::string make_cuda_device_context(AVBufferRef** out) {
+#if FERVID_HAVE_CUDA
+  std::string why;
+  void* ctx = cuda_runtime_context(&why);
+  if (!ctx) return "no CUDA context for NVDEC: " + why;
+  AVBufferRef* device = av_hwdevice_ctx_alloc(AV_HWDEVICE_TYPE_CUDA);
+  if (!device) return "FFmpeg cannot allocate a CUDA device context for NVDEC";
+  auto* hw = reinterpret_cast<AVHWDeviceContext*>(device->data);
+  static_cast<AVCUDADeviceContext*>(hw->hwctx)->cuda_ctx = static_cast<CUcontext>(ctx);
+  const int rc = av_hwdevice_ctx_init(device);
+  if (rc < 0) {
+    av_buffer_unref(&device);
+    return "FFmpeg cannot use the CUDA context for NVDEC: " + av_error(rc);
+  }
+  *out = device;
+  return "";
+#else
+  *out = nullptr;
+  return "NVDEC needs a fervid built with CUDA";
+#endif
+}
+
+// The run's one CUDA device context for the decoders: the context the CUDA runtime (and so the
+// backend) already uses, its primary context (cuda_runtime_context), handed to FFmpeg as it is, so
+// decoded surfaces are valid device pointers there. Not `primary_ctx=1`: FFmpeg 5.1 then demands
+// the primary context's flags be CU_CTX_SCHED_BLOCKING_SYNC and refuses one the runtime has
+// already made active with its default flags ("Primary context already active with incompatible
+// flags", ENOTSUP), which is always the case here. A context FFmpeg is given is not its own: it
+// neither flags nor releases it.
 AVBufferRef* cuda_device_context(std::string* why) {
   static std::mutex mu;
   static AVBufferRef* device = nullptr;
   static std::string error;
   std::lock_guard lock(mu);
-  if (!device && error.empty()) {
-    AVDictionary* opts = nullptr;
-    av_dict_set(&opts, "primary_ctx", "1", 0);
-    const int rc = av_hwdevice_ctx_create(&device, AV_HWDEVICE_TYPE_CUDA, "0", opts, 0);
-    av_dict_free(&opts);
-    if (rc < 0) {
-      device = nullptr;
-      error = "FFmpeg cannot open the CUDA device for NVDEC: " + av_error(rc);
-    }
-  }
+  if (!device && error.empty()) error = make_cuda_device_context(&device);
   if (!device && why) *why = error;
   return device;
 }

@@ -6,6 +6,7 @@
 #include "cpu/check.h"
 #include "cpu/ops.h"
 #include "cpu/resize_taps.h"
+#include "fervid/label_rule.h"
 
 namespace fervid::cpu {
 
@@ -59,7 +60,7 @@ void head_and_channel_gradient(const float* acts, int h, int w, int k, Head head
     x = std::move(y);
   }
   logits = x;
-  if (cls < 0) cls = int(std::max_element(logits.begin(), logits.end()) - logits.begin());
+  if (cls < 0) cls = label_of_row(logits.data(), int(logits.size()));  // fervid/label_rule.h
   // Back: d logit_cls / d output of each layer, through its ReLU (where its output is > 0).
   std::vector<double> grad(logits.size(), 0.0);
   grad[cls] = 1.0;

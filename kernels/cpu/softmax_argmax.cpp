@@ -1,10 +1,12 @@
-// softmax_argmax (CPU reference): per frame, probs = softmax(logits) (max-subtracted, sum in
-// f64) and label = argmax(logits), the lowest index among equal maxima.
+// softmax_argmax (CPU reference): per frame, probs = softmax(logits) (minus the label's logit,
+// sum in f64) and the label of fervid/label_rule.h: the lowest index among equal maxima, NaN never
+// counted, label 0 for a row of NaN.
 // Layout: logits [N,C] f32 -> probs [N,C] f32, labels [N] i32.
 #include <cmath>
 
 #include "cpu/check.h"
 #include "cpu/ops.h"
+#include "fervid/label_rule.h"
 
 namespace fervid::cpu {
 
@@ -18,9 +20,7 @@ void softmax_argmax(const Tensor& logits, const Tensor& probs, const Tensor& lab
   for (int64_t i = 0; i < n; ++i) {
     const float* l = logits.ptr<const float>() + i * c;
     float* p = probs.ptr<float>() + i * c;
-    int best = 0;
-    for (int64_t j = 1; j < c; ++j)
-      if (l[j] > l[best]) best = int(j);
+    const int best = label_of_row(l, int(c));
     double sum = 0;
     for (int64_t j = 0; j < c; ++j) sum += std::exp(double(l[j]) - double(l[best]));
     for (int64_t j = 0; j < c; ++j) p[j] = float(std::exp(double(l[j]) - double(l[best])) / sum);

@@ -5,8 +5,9 @@
 // kernel (kernels/cuda/bias_relu.cu) finishes it.
 // Plan, once per shape: descriptors, then cudnnFindConvolutionForwardAlgorithmEx times every
 // algorithm on the real buffers; the fastest one that the fused call accepts (and, in strict
-// fp32, that does not use TF32) is kept together with its workspace. Another batch size of a
-// planned layer reuses its algorithm without searching. The 2x2 pool is a separate
+// fp32, that does not use TF32) is kept together with its workspace. A smaller batch size of a
+// planned layer reuses its algorithm without searching; a larger one searches again
+// (kernels/cuda/plan_rules.h). The 2x2 pool is a separate
 // kernel here (kernels/cuda/maxpool2x2.cu); fervid's own conv fuses it.
 #include <algorithm>
 #include <iostream>
@@ -14,6 +15,7 @@
 #include "cuda/check.h"
 #include "cuda/library_ops.h"
 #include "cuda/ops.h"
+#include "cuda/plan_rules.h"
 #include "cuda/runtime.h"
 
 namespace fervid::cuda {
@@ -118,6 +120,42 @@ void ConvCudnn::reserve_workspace(size_t bytes) {
   workspace_ = meter_.track(device_buffer(bytes));
 }
 
+// A batch of a size not planned yet takes the algorithm of the same layer planned for the
+// smallest larger batch (plan_batch_for), if the fused call accepts it at this size: the last,
+// partial batch of a run plans without a search. A larger batch, or a refusal, searches afresh.
+bool ConvCudnn::reuse_smaller_batch(Plan& p, const Tensor& x, const Tensor& w, const Tensor& b,
+                                    const Tensor& y) {
+  const int64_t n = x.dim(0);
+  std::vector<int64_t> planned;
+  for (const auto& [other_key, other] : plans_) {
+    auto [on, oh, ow, oc, ok, odt] = other_key;
+    if (oh == x.dim(1) && ow == x.dim(2) && oc == x.dim(3) && ok == w.dim(0) && odt == x.dtype())
+      planned.push_back(on);
+  }
+  const std::optional<int64_t> from = plan_batch_for(planned, n);
+  if (!from) return false;
+  const Plan& other = *plans_.at(Key{*from, x.dim(1), x.dim(2), x.dim(3), w.dim(0), x.dtype()});
+  FV_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, other.math));
+  size_t bytes = 0;
+  const cudnnStatus_t ws =
+      cudnnGetConvolutionForwardWorkspaceSize(handle_, p.x, p.w, p.conv, p.y, other.algo, &bytes);
+  if (fused_trial(ws) == FusedTrial::Next) return false;
+  FV_CUDNN_CHECK(ws);
+  reserve_workspace(bytes);
+  if (other.fused) {
+    const float one = 1.0f, zero = 0.0f;
+    const cudnnStatus_t s = cudnnConvolutionBiasActivationForward(
+        handle_, &one, p.x, x.data(), p.w, w.data(), p.conv, other.algo, workspace_.data(),
+        workspace_.bytes(), &zero, p.y, y.data(), p.bias, b.data(), p.act, p.y, y.data());
+    if (fused_trial(s) == FusedTrial::Next) return false;
+    FV_CUDNN_CHECK(s);
+  }
+  p.algo = other.algo;
+  p.math = other.math;
+  p.fused = other.fused;
+  return true;
+}
+
 ConvCudnn::Plan& ConvCudnn::plan(const Tensor& x, const Tensor& w, const Tensor& b,
                                  const Tensor& y) {
   const int n = int(x.dim(0)), h = int(x.dim(1)), wd = int(x.dim(2)), c = int(x.dim(3)),
@@ -141,28 +179,7 @@ ConvCudnn::Plan& ConvCudnn::plan(const Tensor& x, const Tensor& w, const Tensor&
       cudnnSetActivationDescriptor(p->act, CUDNN_ACTIVATION_RELU, CUDNN_NOT_PROPAGATE_NAN, 0.0));
 
   const float one = 1.0f, zero = 0.0f;
-  // A batch of another size of an already planned layer (the last, partial batch of a run) takes
-  // that layer's algorithm without a new search, if the fused call accepts it at this size.
-  for (const auto& [other_key, other] : plans_) {
-    if (std::get<0>(other_key) == n || std::get<1>(other_key) != h ||
-        std::get<2>(other_key) != wd || std::get<3>(other_key) != c ||
-        std::get<4>(other_key) != k || std::get<5>(other_key) != x.dtype())
-      continue;
-    FV_CUDNN_CHECK(cudnnSetConvolutionMathType(p->conv, other->math));
-    size_t bytes = 0;
-    FV_CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(handle_, p->x, p->w, p->conv, p->y,
-                                                           other->algo, &bytes));
-    reserve_workspace(bytes);
-    if (other->fused && cudnnConvolutionBiasActivationForward(
-                            handle_, &one, p->x, x.data(), p->w, w.data(), p->conv, other->algo,
-                            workspace_.data(), workspace_.bytes(), &zero, p->y, y.data(), p->bias,
-                            b.data(), p->act, p->y, y.data()) != CUDNN_STATUS_SUCCESS)
-      break;  // search afresh below
-    p->algo = other->algo;
-    p->math = other->math;
-    p->fused = other->fused;
-    return *(plans_[key] = std::move(p));
-  }
+  if (reuse_smaller_batch(*p, x, w, b, y)) return *(plans_[key] = std::move(p));
   FV_CUDNN_CHECK(
       cudnnSetConvolutionMathType(p->conv, strict_f32 ? CUDNN_FMA_MATH : CUDNN_TENSOR_OP_MATH));
 
@@ -199,7 +216,7 @@ ConvCudnn::Plan& ConvCudnn::plan(const Tensor& x, const Tensor& w, const Tensor&
     cudnnStatus_t s = cudnnConvolutionBiasActivationForward(
         handle_, &one, p->x, x.data(), p->w, w.data(), p->conv, r.algo, workspace_.data(),
         workspace_.bytes(), &zero, p->y, y.data(), p->bias, b.data(), p->act, p->y, y.data());
-    if (s == CUDNN_STATUS_NOT_SUPPORTED) continue;
+    if (fused_trial(s) == FusedTrial::Next) continue;
     FV_CUDNN_CHECK(s);
     p->algo = r.algo;
     p->math = r.mathType;

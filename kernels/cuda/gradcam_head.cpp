@@ -11,6 +11,7 @@
 #include "cuda/library_ops.h"
 #include "cuda/ops.h"
 #include "cuda/runtime.h"
+#include "fervid/label_rule.h"
 
 namespace fervid::cuda {
 
@@ -128,12 +129,12 @@ void GradcamHead::run(const Tensor& acts, bool gap_head, std::span<const Gradcam
   FV_CUDA_CHECK(cudaMemcpyAsync(logits.data(), outs.back().data(), size_t(n * c) * 4,
                                 cudaMemcpyDeviceToHost, stream_));
   FV_CUDA_CHECK(cudaStreamSynchronize(stream_));
-  // Each frame's class (the largest logit, the first among equals, when -1), as a one-hot
+  // Each frame's class (when -1, its label: fervid/label_rule.h), as a one-hot
   // gradient of the logits.
   std::vector<float> onehot(size_t(n * c), 0.0f);
   for (int64_t f = 0; f < n; ++f) {
     const float* lg = logits.ptr<const float>() + f * c;
-    if (classes[size_t(f)] < 0) classes[size_t(f)] = int(std::max_element(lg, lg + c) - lg);
+    if (classes[size_t(f)] < 0) classes[size_t(f)] = label_of_row(lg, int(c));
     onehot[size_t(f * c + classes[size_t(f)])] = 1.0f;
   }
   Buffer g0 = buffer(n * widest), g1 = buffer(n * widest);

@@ -39,6 +39,8 @@ class ConvCudnn {
   struct Plan;
   using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, DType>;
   Plan& plan(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y);
+  bool reuse_smaller_batch(Plan& p, const Tensor& x, const Tensor& w, const Tensor& b,
+                           const Tensor& y);
   void reserve_workspace(size_t bytes);
 
   cudaStream_t stream_;

@@ -1,8 +1,10 @@
-// softmax_argmax (CUDA): one warp per frame. Lanes stride over the classes; the maximum (and its
-// lowest index) and the sum of exp(l - max) are reduced with shuffles. f32 in and out, labels i32.
+// softmax_argmax (CUDA): one warp per frame. Lanes stride over the classes; the label (the rule
+// of fervid/label_rule.h, as the CPU's) and the sum of exp(l - l[label]) are reduced with
+// shuffles. f32 in and out, labels i32.
 // Trivial cost next to the network: C reads and C + 1 writes per frame.
 #include "cuda/check.h"
 #include "cuda/ops.h"
+#include "fervid/label_rule.h"
 
 namespace fervid::cuda {
 
@@ -17,21 +19,16 @@ __global__ void softmax_argmax_rows(const float* __restrict__ logits, float* __r
   const int lane = threadIdx.x % kWarp;
   if (row >= n) return;
   const float* l = logits + (long long)row * c;
-  float best = -INFINITY;
-  int best_i = c;  // larger than any index: loses every tie
+  LabelCandidate cand = no_label();
   for (int j = lane; j < c; j += kWarp)
-    if (l[j] > best) {  // strict: each lane keeps its lowest index among equals
-      best = l[j];
-      best_i = j;
-    }
+    if (label_beats(l[j], j, cand)) cand = {l[j], j};
   for (int off = kWarp / 2; off > 0; off /= 2) {
-    const float ob = __shfl_xor_sync(0xffffffffu, best, off);
-    const int oi = __shfl_xor_sync(0xffffffffu, best_i, off);
-    if (ob > best || (ob == best && oi < best_i)) {
-      best = ob;
-      best_i = oi;
-    }
+    const LabelCandidate other{__shfl_xor_sync(0xffffffffu, cand.value, off),
+                               __shfl_xor_sync(0xffffffffu, cand.index, off)};
+    cand = label_merge(cand, other);
   }
+  const int best_i = label_of(cand);
+  const float best = l[best_i];
   double sum = 0;
   for (int j = lane; j < c; j += kWarp) sum += exp(double(l[j]) - double(best));
   for (int off = kWarp / 2; off > 0; off /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, off);

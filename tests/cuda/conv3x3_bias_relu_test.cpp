@@ -1,6 +1,7 @@
 // conv3x3_bias_relu on the CUDA backend (cuDNN's fused call, its unfused fallback,
 // fervid's kernel, the per-layer choice) against the CPU reference on fresh random inputs, outputs
-// poisoned first. Without a device every test skips and says why.
+// poisoned before the first and again before the second (planned) call. Without a device every
+// test skips and says why.
 #include <cstdio>
 
 #include "backend_factory.h"
@@ -8,6 +9,7 @@
 #include "cpu/ops.h"
 #include "cuda/library_ops.h"
 #include "cuda_test_util.h"
+#include "fervid/fervid.h"
 #include "fervid/weight_layout.h"
 
 namespace fervid::test {
@@ -54,21 +56,31 @@ void expect_conv_matches(const std::vector<Backend*>& gpus, const ConvCase& s,
     OwnedTensor gb = gpu->prepare_weight(d.b.tensor, {WeightRole::ConvBias});
     auto gx = to_device(*gpu, d.x.tensor, dt);
     auto gy = to_device(*gpu, d.ref.tensor, dt, true);
-    gpu->conv3x3_bias_relu(gx.tensor, gw.tensor, gb.tensor, s.pool, gy.tensor);
-    std::vector<float> got = to_host(*gpu, gy.tensor);
-    expect_close(got.data(), want, op_tolerance(precision_name(gpu->precision()), rms(want)),
-                 what + " " + precision_name(gpu->precision()) + " " + d.x.tensor.describe() +
-                     " -> " + d.ref.tensor.describe());
+    std::vector<float> got;
+    // The first call plans the shape (the search writes y); the second runs the plan on a y
+    // poisoned again, so a read of y (cuDNN's z = y with alpha2 = 0) or an element the planned
+    // call leaves unwritten shows as NaN.
+    for (const char* call : {"first call", "planned call"}) {
+      poison_device(*gpu, gy.tensor);
+      gpu->conv3x3_bias_relu(gx.tensor, gw.tensor, gb.tensor, s.pool, gy.tensor);
+      got = to_host(*gpu, gy.tensor);
+      expect_close(got.data(), want, op_tolerance(precision_name(gpu->precision()), rms(want)),
+                   what + " " + precision_name(gpu->precision()) + " " + call + " " +
+                       d.x.tensor.describe() + " -> " + d.ref.tensor.describe());
+    }
     if (s.pool || what != "cudnn conv") continue;
     // The path for configurations cuDNN's fused call refuses: plain convolution + bias_relu.
     cuda::ConvCudnn unfused(nullptr, gpu->precision() == Precision::Tf32, MemoryMeter(), false);
     auto gy2 = to_device(*gpu, d.ref.tensor, dt, true);
-    unfused.run(gx.tensor, gw.tensor, gb.tensor, gy2.tensor);
-    FV_CUDA_CHECK(cudaDeviceSynchronize());
-    got = to_host(*gpu, gy2.tensor);
-    expect_close(got.data(), want, op_tolerance(precision_name(gpu->precision()), rms(want)),
-                 "cudnn conv unfused (" + unfused.last_algorithm() + ") " +
-                     precision_name(gpu->precision()) + " " + d.x.tensor.describe());
+    for (const char* call : {"first call", "planned call"}) {
+      poison_device(*gpu, gy2.tensor);
+      unfused.run(gx.tensor, gw.tensor, gb.tensor, gy2.tensor);
+      FV_CUDA_CHECK(cudaDeviceSynchronize());
+      got = to_host(*gpu, gy2.tensor);
+      expect_close(got.data(), want, op_tolerance(precision_name(gpu->precision()), rms(want)),
+                   "cudnn conv unfused (" + unfused.last_algorithm() + ") " +
+                       precision_name(gpu->precision()) + " " + call + " " + d.x.tensor.describe());
+    }
   }
 }
 
@@ -116,8 +128,7 @@ TEST(CudaBackend, FervidConvMatchesCpuOnEveryVgg16Layer) {
   SeedTrace trace;
   auto fp16 = make_cuda_backend(gpu_options("fp16", "fervid"));
   auto bf16 = make_cuda_backend(gpu_options("bf16", "fervid"));
-  const ModelSpec spec =
-      ModelSpec::load_card(std::string(FERVID_SOURCE_DIR) + "/weights/torchvision-vgg16.json");
+  const ModelSpec spec = resolve_card("torchvision-vgg16").first;
   for (int n : {1, 7}) {
     int size = spec.input_size;
     for (const ConvLayer& l : spec.conv_layers()) {
@@ -147,7 +158,8 @@ TEST(CudaBackend, FervidConvMatchesCpuOnOddShapes) {
 }
 
 // --conv-impl auto times cuDNN (+ pool) and fervid's kernel once per layer shape and keeps the
-// faster; a later batch size of the same shape keeps that choice; f32 always runs on cuDNN.
+// faster; a smaller batch of the same shape keeps that choice, a larger one is timed again; f32
+// always runs on cuDNN.
 TEST(CudaBackend, ConvImplAutoTimesBothAndKeepsTheFaster) {
   REQUIRE_CUDA_DEVICE();
   SeedTrace trace;
@@ -169,6 +181,13 @@ TEST(CudaBackend, ConvImplAutoTimesBothAndKeepsTheFaster) {
   }
   EXPECT_TRUE(plans[0].pool);
   EXPECT_FALSE(plans[1].pool);
+  // A larger batch of a timed shape is timed again; the batch-4 choice stays for batch 4.
+  expect_conv_matches({fp16.get()}, {6, 28, 28, 256, 512, true}, "auto conv");
+  const std::vector<ConvPlanInfo> more = fp16->conv_plan_log()->conv_plans();
+  ASSERT_EQ(more.size(), 3u);
+  EXPECT_EQ(more[2].timed_batch, 6);
+  EXPECT_TRUE(more[2].pool);
+  EXPECT_EQ(more[0].timed_batch, 4);
   for (const ConvPlanInfo& p : fp32->conv_plan_log()->conv_plans()) {
     EXPECT_EQ(p.impl, "cudnn");
     EXPECT_EQ(p.timed_batch, 0);

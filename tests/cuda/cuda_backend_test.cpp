@@ -1,16 +1,20 @@
 // The CUDA backend as a whole against the CPU backend: the whole network on real frames in every
 // precision and conv choice, the frame stage replayed as CUDA graphs, the classify job on three
-// streams. Without a device every test skips and says why (but the first, which needs none).
+// streams. Without a device those skip and say why; the host-side rules of planning and capture
+// (PlanRules, CaptureGuard) and the refusal without a device run everywhere.
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
 
 #include "backends/cpu/cpu_backend.h"
+#include "backends/cuda/capture_guard.h"
 #include "classifier.h"
 #include "cpu/ops.h"
+#include "cuda/plan_rules.h"
 #include "cuda_test_util.h"
 #include "fervid/fervid.h"
 #include "model.h"
+#include "network_compare.h"
 #include "video.h"
 
 namespace fervid::test {
@@ -31,68 +35,74 @@ TEST(CudaBackend, DeviceCudaWithoutDeviceFailsInOneLine) {
   }
 }
 
-// Real frames: a folder of images named by FERVID_TEST_FRAMES (tools/gpu-check.sh extracts them
-// for the build without FFmpeg), else sampled from the videos of ../shared/data.
-std::vector<Frame> real_frames(std::string* why) {
-  std::vector<Frame> frames;
-  if (const char* dir = std::getenv("FERVID_TEST_FRAMES")) {
-    std::vector<std::string> files;
-    for (const auto& e : fs::directory_iterator(dir))
-      if (is_image_path(e.path().string())) files.push_back(e.path().string());
-    std::sort(files.begin(), files.end());
-    for (const auto& f : files) frames.push_back(load_image(f));
-  } else {
-    const std::string data = FERVID_DATA_DIR;
-    const std::pair<const char*, int> videos[] = {
-        {"/video/astronaut-720p.mp4", 8},
-        {"/video/vtest.avi", 60},
-        {"/ravdess/modified/01-01-07-02-02-01-01_1.mp4", 20},
-        {"/ravdess/modified/01-01-08-02-01-01-19.mp4", 20}};
-    try {
-      for (auto [path, stride] : videos) {
-        auto src = open_frames({data + path, InputKind::Video, ""}, {stride, 0});
-        Frame f;
-        while (src->next(f)) frames.push_back(f);
-      }
-    } catch (const Error& e) {
-      *why = std::string("no real frames: ") + e.what() + " (set FERVID_TEST_FRAMES)";
-      return {};
-    }
-  }
-  if (frames.empty()) *why = "no real frames found (set FERVID_TEST_FRAMES)";
-  return frames;
+// The host-side rules of the CUDA planning (kernels/cuda/plan_rules.h); no device needed.
+TEST(PlanRules, CudnnNotSupportedSubcodesTryTheNextAlgorithm) {
+  using cuda::FusedTrial;
+  EXPECT_EQ(cuda::fused_trial(CUDNN_STATUS_SUCCESS), FusedTrial::Take);
+  // cuDNN 9: CUDNN_STATUS_NOT_SUPPORTED (3000) and its sub-codes 3001-3014 (..._SHAPE,
+  // ..._LAYOUT, ..._ARCH_MISMATCH, ...): the fused call refused this algorithm, try the next.
+  for (int s = 3000; s <= 3014; ++s)
+    EXPECT_EQ(cuda::fused_trial(cudnnStatus_t(s)), FusedTrial::Next) << s;
+  EXPECT_EQ(cuda::fused_trial(CUDNN_STATUS_NOT_SUPPORTED_SHAPE), FusedTrial::Next);
+  for (cudnnStatus_t s :
+       {CUDNN_STATUS_BAD_PARAM, CUDNN_STATUS_BAD_PARAM_NULL_POINTER, CUDNN_STATUS_INTERNAL_ERROR,
+        CUDNN_STATUS_EXECUTION_FAILED, CUDNN_STATUS_NOT_INITIALIZED,
+        CUDNN_STATUS_INTERNAL_ERROR_DEVICE_ALLOCATION_FAILED})
+    EXPECT_EQ(cuda::fused_trial(s), FusedTrial::Fail) << cudnnGetErrorString(s);
 }
 
-CropRect centre_square(const Frame& f) {
-  const int side = std::min(f.width, f.height);
-  return {(f.width - side) / 2, (f.height - side) / 2, side, side};
+TEST(PlanRules, APlanServesSmallerBatchesAndALargerBatchPlansAgain) {
+  using V = std::vector<int64_t>;
+  auto from = [](V planned, int64_t batch) { return cuda::plan_batch_for(planned, batch); };
+  EXPECT_EQ(from({}, 8), std::nullopt);
+  EXPECT_EQ(from({1}, 256), std::nullopt);  // the bench's batch 1 must not choose for 256
+  EXPECT_EQ(from({256}, 7), 256);           // a run's last, partial batch
+  EXPECT_EQ(from({1, 256, 64}, 7), 64);     // the nearest larger plan
+  EXPECT_EQ(from({1, 64, 256}, 64), 64);
+  EXPECT_EQ(from({1, 64, 256}, 1), 1);
+  EXPECT_EQ(from({1, 64, 256}, 300), std::nullopt);
+}
+
+// The capture of the frame stage (capture_guarded, engine/backends/cuda/capture_guard.h) always
+// ends: after a fervid::Error (the reason is returned, the caller runs op by op), after any other
+// exception (ended, then rethrown) and when the end itself fails.
+TEST(CaptureGuard, TheCaptureAlwaysEnds) {
+  int begun = 0, ended = 0;
+  auto begin = [&] { ++begun; };
+  auto end_ok = [&] { return ++ended, std::string(); };
+  EXPECT_EQ(capture_guarded(
+                begin, [] {}, end_ok),
+            "");
+  EXPECT_EQ(std::pair(begun, ended), std::pair(1, 1));
+  EXPECT_EQ(capture_guarded(
+                begin, [] { fail("cudaMalloc in a capture"); }, end_ok),
+            "cudaMalloc in a capture");
+  EXPECT_EQ(std::pair(begun, ended), std::pair(2, 2));
+  EXPECT_THROW(capture_guarded(
+                   begin, [] { throw std::bad_alloc(); }, end_ok),
+               std::bad_alloc);
+  EXPECT_EQ(std::pair(begun, ended), std::pair(3, 3));
+  EXPECT_THROW(capture_guarded(
+                   begin, [] { throw 7; }, end_ok),
+               int);
+  EXPECT_EQ(std::pair(begun, ended), std::pair(4, 4));
+  auto end_fails = [&] { return ++ended, std::string("cudaStreamEndCapture: invalidated"); };
+  EXPECT_EQ(capture_guarded(
+                begin, [] {}, end_fails),
+            "cudaStreamEndCapture: invalidated");
+  // The work's own reason wins over the end's.
+  EXPECT_EQ(capture_guarded(
+                begin, [] { fail("first"); }, end_fails),
+            "first");
+  EXPECT_EQ(std::pair(begun, ended), std::pair(6, 6));
 }
 
 // Random weights (this run's seed) for a built-in card, written in `dir`: the card and the file.
 std::pair<ModelSpec, std::string> card_weights(const fs::path& dir, const std::string& card) {
-  ModelSpec spec =
-      ModelSpec::load_card(std::string(FERVID_SOURCE_DIR) + "/weights/" + card + ".json");
+  ModelSpec spec = resolve_card(card).first;  // built in: the bundle carries no card files
   const std::string path = (dir / (card + ".safetensors")).string();
   make_weights(spec, seed(), StDType::F32, path);
   return {spec, path};
-}
-
-// Logits of `frames` through `model`, batch by batch.
-std::vector<float> logits_of(Model& model, const std::vector<Frame>& frames) {
-  const int classes = model.spec().num_classes();
-  std::vector<float> out(frames.size() * classes);
-  for (size_t first = 0; first < frames.size(); first += size_t(model.max_batch())) {
-    const size_t n = std::min(frames.size() - first, size_t(model.max_batch()));
-    std::vector<ImageView> views;
-    std::vector<CropRect> crops;
-    for (size_t i = first; i < first + n; ++i) {
-      views.push_back(frames[i].view());
-      crops.push_back(centre_square(frames[i]));
-    }
-    model.forward(views, crops);
-    model.backend().copy_to_host(out.data() + first * classes, model.logits().slice(0, int64_t(n)));
-  }
-  return out;
 }
 
 TEST(CudaBackend, WholeNetworkMatchesCpuOnRealFrames) {
@@ -118,29 +128,14 @@ TEST(CudaBackend, WholeNetworkMatchesCpuOnRealFrames) {
       auto gpu = make_cuda_backend(gpu_options(precision, impl));
       Model gpu_model(weights, *gpu, 7);  // 7: batches of several sizes, the last one partial
       const std::vector<float> got = logits_of(gpu_model, frames);
-      double err2 = 0, ref2 = 0;
-      int agree = 0;
-      for (size_t f = 0; f < frames.size(); ++f) {
-        const float* g = got.data() + f * classes;
-        const float* r = want.data() + f * classes;
-        for (int c = 0; c < classes; ++c) {
-          err2 += double(g[c] - r[c]) * (g[c] - r[c]);
-          ref2 += double(r[c]) * r[c];
-        }
-        agree += std::max_element(g, g + classes) - g == std::max_element(r, r + classes) - r;
-      }
-      const double rel = std::sqrt(err2 / ref2);
-      const double bound = std::string(precision) == "fp32"   ? 1e-5
-                           : std::string(precision) == "tf32" ? 5e-3
-                                                              : 2e-2;
-      const double agreement = double(agree) / double(frames.size());
+      const double rel = relative_l2(got, want), bound = network_bound(precision);
+      const Agreement top1 = top1_agreement(got, want, classes, bound);
       std::printf(
-          "[ network  ] %s %s conv %s: %zu frames, relative L2 of logits %.2e (bound %.0e), "
-          "top-1 agreement %.1f%%\n",
-          card, precision, impl, frames.size(), rel, bound, 100 * agreement);
+          "[ network  ] %s %s conv %s: %zu frames, relative L2 of logits %.2e (bound %.0e), %s\n",
+          card, precision, impl, frames.size(), rel, bound, top1.describe().c_str());
       EXPECT_LE(rel, bound) << card << " " << precision << " " << impl;
-      EXPECT_GE(agreement, std::string(precision) == "fp32" ? 1.0 : 0.99)
-          << card << " " << precision << " " << impl;
+      EXPECT_EQ(top1.judged_flips, 0)
+          << card << " " << precision << " " << impl << ": " << top1.describe();
     }
   }
 }
@@ -226,7 +221,7 @@ TEST(CudaBackend, ClassifyOnStageStreamsEqualsInOrder) {
   REQUIRE_CUDA_DEVICE();
   SeedTrace trace;
   const Weights weights = random_study_weights("cuda-stage-streams");
-  const std::string data = FERVID_DATA_DIR;
+  const std::string data = test_data_dir();
   std::vector<std::string> paths;
   for (int r = 0; r < 3; ++r)
     for (const char* clip :

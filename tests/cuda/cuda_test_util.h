@@ -100,6 +100,20 @@ inline OwnedTensor to_device(Backend& be, const Tensor& host, DType dtype, bool 
   return t;
 }
 
+// Writes NaN over every element of a device tensor (f32, f16 or bf16).
+inline void poison_device(Backend& be, const Tensor& dev) {
+  std::vector<uint8_t> bytes(dev.bytes());
+  const float nan = std::nanf("");
+  for (int64_t i = 0; i < dev.numel(); ++i) {
+    if (dev.dtype() == DType::F32) std::memcpy(bytes.data() + 4 * i, &nan, 4);
+    if (dev.dtype() == DType::F16)
+      reinterpret_cast<uint16_t*>(bytes.data())[i] = float_to_half(nan);
+    if (dev.dtype() == DType::BF16)
+      reinterpret_cast<uint16_t*>(bytes.data())[i] = float_to_bf16(nan);
+  }
+  be.copy_from_host(dev, bytes.data());
+}
+
 inline std::vector<float> to_host(Backend& be, const Tensor& dev) {
   std::vector<uint8_t> bytes(dev.bytes());
   be.copy_to_host(bytes.data(), dev);

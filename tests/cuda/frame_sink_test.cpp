@@ -15,7 +15,7 @@ TEST(CudaBackend, NvdecFramesEqualCpuDecode) {
   std::string notice;
   if (choose_decoder(DecoderChoice::Auto, true, false, &notice) != DecoderKind::Nvdec)
     GTEST_SKIP() << notice;
-  const std::string data = FERVID_DATA_DIR;
+  const std::string data = test_data_dir();
   const std::vector<std::string> clips = {
       data + "/ravdess/modified/01-01-07-02-02-01-01_1.mp4", data + "/video/astronaut-720p.mp4",
       data + "/ravdess/modified/01-01-07-02-02-01-01_1.mp4", data + "/video/vtest.avi"};

@@ -17,11 +17,13 @@
 #include <tuple>
 #include <vector>
 
+#include "backends/cuda/capture_guard.h"
 #include "backends/cuda/cuda_probe.h"
 #include "backends/cuda/frame_sink.h"
 #include "cuda/check.h"
 #include "cuda/library_ops.h"
 #include "cuda/ops.h"
+#include "cuda/plan_rules.h"
 #include "cuda/runtime.h"
 #include "fervid/weight_layout.h"
 
@@ -471,25 +473,37 @@ class CudaBackend final : public Backend,
     cuda::maxpool2x2(full, y, stream_.get());
   }
 
-  // The implementation of this layer shape: the one asked for, or with auto the faster of cuDNN
-  // (+ pool kernel) and fervid's kernel, timed on the real buffers the first time the shape runs
-  // (any batch size; later batch sizes keep the choice). f32 always runs on cuDNN.
+  // The implementation of this layer shape at this batch size: the one asked for, or with auto
+  // the faster of cuDNN (+ pool kernel) and fervid's kernel, timed on the real buffers the first
+  // time the shape runs at a batch size that no earlier timing covers: a choice timed at one
+  // batch serves smaller ones (plan_batch_for), a larger batch is timed afresh. A batch size's
+  // choice never changes once made, so a captured graph and the same batch op by op agree. f32
+  // always runs on cuDNN.
   const ConvPlanInfo& choose_conv(const Tensor& x, const Tensor& w, const Tensor& b, bool pool,
                                   const Tensor& y) {
+    auto same_shape = [&](const ConvPlanInfo& p) {
+      return p.height == x.dim(1) && p.width == x.dim(2) && p.in_channels == x.dim(3) &&
+             p.out_channels == w.dim(0) && p.pool == pool;
+    };
+    const bool timed = precision_.dtype != DType::F32 && conv_impl_ != ConvImpl::Cudnn &&
+                       conv_impl_ != ConvImpl::Fervid;
+    std::vector<int64_t> planned;
     for (const ConvPlanInfo& p : conv_plans_)
-      if (p.height == x.dim(1) && p.width == x.dim(2) && p.in_channels == x.dim(3) &&
-          p.out_channels == w.dim(0) && p.pool == pool)
-        return p;
+      if (same_shape(p)) {
+        if (!timed) return p;
+        planned.push_back(p.timed_batch);
+      }
+    if (const std::optional<int64_t> from = cuda::plan_batch_for(planned, x.dim(0)))
+      for (const ConvPlanInfo& p : conv_plans_)
+        if (same_shape(p) && p.timed_batch == *from) return p;
     ConvPlanInfo p;
     p.height = x.dim(1);
     p.width = x.dim(2);
     p.in_channels = x.dim(3);
     p.out_channels = w.dim(0);
     p.pool = pool;
-    if (precision_.dtype == DType::F32 || conv_impl_ == ConvImpl::Cudnn) {
-      p.impl = "cudnn";
-    } else if (conv_impl_ == ConvImpl::Fervid) {
-      p.impl = "fervid";
+    if (!timed) {
+      p.impl = precision_.dtype == DType::F32 || conv_impl_ == ConvImpl::Cudnn ? "cudnn" : "fervid";
     } else {
       auto time_ms = [&](auto&& run) {
         run();  // plans (cuDNN's search) and warms up
@@ -577,22 +591,24 @@ class CudaBackend final : public Backend,
 
   // Captures `work` on the stream (only this thread's calls count: the decode threads go on)
   // and launches the graph. When capture fails (an op that cannot be captured), graphs are
-  // switched off for the run, the reason kept for replay_stats(), and `work` runs op by op.
+  // switched off for the run, the reason kept for replay_stats(), and `work` runs op by op. The
+  // capture always ends (capture_guarded), also when `work` throws something else, which then
+  // propagates.
   void capture(Graph& g, const std::function<void()>& work) {
-    FV_CUDA_CHECK(cudaStreamBeginCapture(stream_.get(), cudaStreamCaptureModeThreadLocal));
-    std::string why;
-    try {
-      work();
-    } catch (const Error& e) {
-      why = e.what();
-    }
     cuda::Graph graph;
-    cudaError_t rc = cudaStreamEndCapture(stream_.get(), graph.out());
-    if (why.empty() && rc != cudaSuccess)
-      why = std::string("cudaStreamEndCapture: ") + cudaGetErrorName(rc);
+    std::string why = capture_guarded(
+        [&] {
+          FV_CUDA_CHECK(cudaStreamBeginCapture(stream_.get(), cudaStreamCaptureModeThreadLocal));
+        },
+        work,
+        [&]() -> std::string {
+          const cudaError_t rc = cudaStreamEndCapture(stream_.get(), graph.out());
+          return rc == cudaSuccess ? ""
+                                   : std::string("cudaStreamEndCapture: ") + cudaGetErrorName(rc);
+        });
     if (why.empty()) {
       cudaGraphExec_t exec = nullptr;
-      rc = cudaGraphInstantiate(&exec, graph.get(), 0);
+      const cudaError_t rc = cudaGraphInstantiate(&exec, graph.get(), 0);
       if (rc != cudaSuccess)
         why = std::string("cudaGraphInstantiate: ") + cudaGetErrorName(rc);
       else

@@ -39,10 +39,12 @@ namespace fervid {
 class Backend;  // engine/backends/backend.h
 class Model;    // engine/src/model.h
 
-// This build: its version and whether it has the CUDA backend.
+// This build: its version, whether it has the CUDA backend and, if so, the versions of cuDNN and
+// cuBLASLt it loaded ("cuDNN 9.10.2, cuBLASLt 13.1.0"; no device needed).
 struct BuildInfo {
   std::string version;
   bool cuda = false;
+  std::string cuda_libraries;
 };
 BuildInfo build_info();
 
