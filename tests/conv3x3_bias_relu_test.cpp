@@ -103,7 +103,7 @@ struct ConvRun {
 
 // Winograd's transforms round sums about as large as the output's spread, not the element's own
 // size, so an element near zero is off by up to ~1e-5 of the output's RMS; the relative L2 bound
-// (DESIGN.md's fp32 1e-5) and the relative one stay those of fp32.
+// (docs/design.md's fp32 1e-5) and the relative one stay those of fp32.
 Tolerance winograd_bound(const ConvRun& r) { return {1e-5 * std::max(1.0, r.rms()), 1e-4, 1e-5}; }
 
 TEST_P(Conv3x3Test, MatchesFloat64Reference) {
@@ -199,7 +199,7 @@ TEST(Conv3x3, OnednnLayersRunFromThreadsOtherThanTheOneThatPlannedThem) {
 }
 
 // bf16: inputs and weights rounded to bf16 first (the reference sees the same values), so what
-// is left is oneDNN's f32 accumulation; DESIGN.md's bf16 bounds.
+// is left is oneDNN's f32 accumulation; docs/design.md's bf16 bounds.
 TEST_P(Conv3x3Test, OnednnBf16MatchesFloat64ReferenceOfRoundedInputs) {
   const std::string why = cpu::onednn_bf16_unavailable();
   if (!why.empty()) GTEST_SKIP() << why;

@@ -1,7 +1,7 @@
 // VoteTable (engine/src/vote_table.h): per-video tallies in slots that are reused as soon as a
 // video is finalized (a reused slot starts from zero), results read back later than they are
 // queued (more finished videos between two collects than there are result rows), each result the
-// vote of DESIGN.md over exactly the frames added to its slot.
+// vote of docs/design.md over exactly the frames added to its slot.
 #include "vote_table.h"
 
 #include <algorithm>

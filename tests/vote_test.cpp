@@ -1,4 +1,4 @@
-// vote (CPU): both votes of DESIGN.md with their tie-breaks, accumulation over several batches
+// vote (CPU): both votes of docs/design.md with their tie-breaks, accumulation over several batches
 // into slots, and slots cleared by finalize.
 #include "cpu/ops.h"
 #include "test_util.h"

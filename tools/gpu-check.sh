@@ -65,7 +65,7 @@ pack() {
   for f in "$stage"/bin/*; do ldd "$f"; done | awk '/=> \//{print $3}' | sort -u |
     grep -Ev '/(libc|libm|libdl|librt|libpthread|libstdc\+\+|libgcc_s|ld-linux[^/]*|libcudnn[^/]*|libcublas[^/]*)\.so' |
     while read -r lib; do cp -L "$lib" "$stage/lib/"; done
-  # Real frames (DESIGN.md: real data only): the sampling of tests/network_compare.h.
+  # Real frames (docs/design.md: real data only): the sampling of tests/network_compare.h.
   extract() {  # video, every n-th frame, name
     ffmpeg -nostdin -v error -i "$data/$1" -vf "select=not(mod(n\,$2))" -fps_mode passthrough \
       -q:v 2 "$stage/frames/$3_%03d.jpg"

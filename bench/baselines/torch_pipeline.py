@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The pipeline a PyTorch user writes for the whole job (DESIGN.md), against
+"""The pipeline a PyTorch user writes for the whole job (docs/design.md), against
 `fervid bench --end-to-end` on the same clips in the same run, with decode-only ceilings.
 
   user pipeline   decode + resize to 224x224 in a process pool (OpenCV when it is installed,

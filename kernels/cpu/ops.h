@@ -51,7 +51,7 @@ void vote_accumulate(const Tensor& probs, const Tensor& labels, std::span<const 
 void vote_finalize(const Tensor& counts, const Tensor& sums, std::span<const int> slots,
                    VoteMode mode, const Tensor& winners, const Tensor& out_counts,
                    const Tensor& out_sums);
-// The winner of one video by `mode` (DESIGN.md): majority = most frequent label, ties -> higher
+// The winner of one video by `mode` (docs/design.md): majority = most frequent label, ties -> higher
 // summed probability -> lower index; confidence = highest summed probability, ties -> lower index.
 int vote_winner(const int32_t* counts, const double* sums, int classes, VoteMode mode);
 

@@ -1,5 +1,5 @@
 // vote (CPU reference): the video stage. Accumulate per-slot class counts (i32) and probability
-// sums (f64) over each segment's frames; finalize picks the winner by the vote of DESIGN.md,
+// sums (f64) over each segment's frames; finalize picks the winner by the vote of docs/design.md,
 // copies the slot's counts and sums out and clears the slot for the next video.
 #include <cstring>
 

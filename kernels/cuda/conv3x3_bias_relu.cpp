@@ -1,6 +1,6 @@
 // conv3x3_bias_relu (CUDA, cuDNN): y = ReLU(conv(x, w) + b) in one cuDNN call
 // (cudnnConvolutionBiasActivationForward: deprecated in cuDNN 9 but supported, and on the H100
-// it costs what the bare convolution costs; DESIGN.md). NHWC activations, KRSC filters. Where the
+// it costs what the bare convolution costs; docs/design.md). NHWC activations, KRSC filters. Where the
 // fused call accepts no algorithm for a shape, the plain convolution runs and fervid's bias_relu
 // kernel (kernels/cuda/bias_relu.cu) finishes it.
 // Plan, once per shape: descriptors, then cudnnFindConvolutionForwardAlgorithmEx times every

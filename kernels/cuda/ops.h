@@ -67,7 +67,7 @@ void maxpool2x2(const Tensor& x, const Tensor& y, cudaStream_t stream);
 // logits [N,C] f32 -> probs [N,C] f32, labels [N] i32 (lowest index among equal maxima).
 void softmax_argmax(const Tensor& logits, const Tensor& probs, const Tensor& labels,
                     cudaStream_t stream);
-// The vote of DESIGN.md. `segments` is a device array of Segment (first, count, slot).
+// The vote of docs/design.md. `segments` is a device array of Segment (first, count, slot).
 // Accumulation is deterministic: one block per segment walks its frames in order.
 void vote_accumulate(const Tensor& probs, const Tensor& labels, const Segment* segments,
                      int num_segments, const Tensor& counts, const Tensor& sums,

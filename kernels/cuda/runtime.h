@@ -1,4 +1,4 @@
-// Owners of device resources (STYLE.md 3): device and pinned buffers come back as fervid::Buffer
+// Owners of device resources (docs/style.md 3): device and pinned buffers come back as fervid::Buffer
 // with a deleter that frees them; Stream and Event free their handles. Destructors never throw.
 #pragma once
 

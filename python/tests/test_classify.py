@@ -14,7 +14,7 @@ import fervid
 
 from conftest import run_cli
 
-FP32_RTOL = 1e-5  # DESIGN.md's fp32 bound, per element with an absolute floor
+FP32_RTOL = 1e-5  # docs/design.md's fp32 bound, per element with an absolute floor
 FP32_ATOL = 1e-6
 
 

@@ -1,6 +1,6 @@
 // Shared by the CUDA tests (tests/cuda/): the device check that skips with the reason, backends
 // for a precision, device copies of host tensors (poisoned on request) and back, and the
-// tolerances of DESIGN.md per precision.
+// tolerances of docs/design.md per precision.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -60,7 +60,7 @@ inline DType dtype_of(const std::string& precision) {
   return precision == "fp16" ? DType::F16 : precision == "bf16" ? DType::BF16 : DType::F32;
 }
 
-// Per-op bounds (DESIGN.md's relative L2 per precision); the element-wise atol is relative to
+// Per-op bounds (docs/design.md's relative L2 per precision); the element-wise atol is relative to
 // the reference's RMS so that it means the same at every magnitude.
 inline Tolerance op_tolerance(const std::string& precision, double rms) {
   if (precision == "fp32") return {1e-5 * rms, 1e-4, 1e-5};
