@@ -23,29 +23,33 @@ std::string graphs_text(const nlohmann::json& g) {
          std::to_string(g["replays"].get<int64_t>()) + " replays";
 }
 
-void print_conv_layers(const nlohmann::json& report) {
-  const auto& layers = report["conv_layers"];
+// Each layer as the backend prepared it: what runs it and why; with timing (--conv-impl auto on
+// CUDA), cuDNN's time (+ the pool kernel) against fervid's kernel at the batch it was timed at.
+void print_layers(const nlohmann::json& report) {
+  const auto& layers = report["layers"];
   if (layers.empty()) return;
-  std::cout << "\nconv3x3 per layer (--conv-impl " << report["conv_impl"].get<std::string>()
-            << "): cudnn = cuDNN's fused conv+bias+ReLU (+ the pool kernel), fervid = fervid's "
-               "kernel with the pool fused\n"
+  std::cout << "\nlayers as prepared (--conv-impl " << report["conv_impl"].get<std::string>()
+            << ")\n"
             << std::setw(10) << "layer" << std::setw(16) << "shape" << std::setw(6) << "pool"
-            << std::setw(8) << "runs" << std::setw(11) << "cudnn ms" << std::setw(11) << "fervid ms"
-            << std::setw(14) << "cudnn/fervid" << std::setw(8) << "batch\n";
+            << std::setw(20) << "runs on" << std::setw(11) << "cudnn ms" << std::setw(11)
+            << "fervid ms" << std::setw(8) << "batch"
+            << "  why\n";
   std::cout << std::setprecision(3);
   for (const auto& l : layers) {
-    const std::string shape = std::to_string(l["size"].get<int>()) + "^2 " +
-                              std::to_string(l["in_channels"].get<int>()) + ">" +
-                              std::to_string(l["out_channels"].get<int>());
+    const bool conv = l.contains("in_channels");
+    const std::string shape = conv ? std::to_string(l["size"].get<int>()) + "^2 " +
+                                         std::to_string(l["in_channels"].get<int>()) + ">" +
+                                         std::to_string(l["out_channels"].get<int>())
+                                   : "";
     std::cout << std::setw(10) << l["layer"].get<std::string>() << std::setw(16) << shape
-              << std::setw(6) << (l["pool"].get<bool>() ? "yes" : "") << std::setw(8)
+              << std::setw(6) << (conv && l["pool"].get<bool>() ? "yes" : "") << std::setw(20)
               << l["impl"].get<std::string>();
     if (l.contains("timed_batch"))
       std::cout << std::setw(11) << l["cudnn_ms"].get<double>() << std::setw(11)
-                << l["fervid_ms"].get<double>() << std::setw(13)
-                << l["cudnn_ms"].get<double>() / l["fervid_ms"].get<double>() << "x" << std::setw(7)
-                << l["timed_batch"].get<int>();
-    std::cout << "\n";
+                << l["fervid_ms"].get<double>() << std::setw(8) << l["timed_batch"].get<int>();
+    else
+      std::cout << std::setw(30) << "";
+    std::cout << "  " << l["why"].get<std::string>() << "\n";
   }
 }
 
@@ -148,7 +152,7 @@ void print_frame_stage(const bench::Report& r, const BenchOptions& o) {
                 << (i < r["layers"].size() ? r["layers"][i]["ms"].get<double>() : 0.0);
     std::cout << "\n";
   }
-  print_conv_layers(report);
+  print_layers(report);
 }
 
 Weights bench_weights(const BenchOptions& o) {

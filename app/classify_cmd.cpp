@@ -316,96 +316,159 @@ RunSetup run_setup(const RunArgs& a, const ModelSpec& spec) {
   return {s.engine, run_options(a, s, spec, s.crop.empty() ? spec.crop : s.crop)};
 }
 
-int run_videos(const RunArgs& a, bool eval) {
-  const Settings s = settings_of(a, eval);
+namespace {
+
+// Everything a classify or eval run settles before the engine exists: the options checked, the
+// inputs listed, labelled (eval) and shared out (--shard), where the results go, the weights.
+struct RunPlan {
+  Settings settings;
   WalkNotes walked;
-  const std::vector<InputItem> inputs = expand_inputs(a.inputs, &walked);
-  const Outputs o = outputs_of(a, eval, inputs);
-  Weights weights = load_weights(a.weights, a.spec);
-  const bool untrained = weights.untrained();
-  const ModelSpec spec = weights.spec;
-  const std::string crop = s.crop.empty() ? spec.crop : s.crop;
-  const ClassifyOptions opt = run_options(a, s, spec, crop);
-  check_classify_options(opt, a.batch);
-  std::string notice;
-  const std::vector<LabelledInput> job = job_of(a, eval, s, inputs, spec, &notice);
-  Engine engine(std::move(weights), s.engine);
-  const nlohmann::json run = run_identity(a, o, engine, opt, crop);
-  const Previous previous = previous_rows(a, o, run);
-  const Todo todo = todo_of(job, previous.rows);
-  const std::string shard =
-      a.shard.empty() ? "" : std::to_string(s.shard.index) + "/" + std::to_string(s.shard.count);
+  std::vector<InputItem> inputs;
+  Outputs outputs;
+  Weights weights;
+  bool untrained = false;
+  ModelSpec spec;
+  std::string crop;
+  ClassifyOptions options;
+  std::vector<LabelledInput> job;
+  std::string notice;  // what labelling left out
+  std::string shard;   // "K/N" of a --shard run, else ""
+};
 
-  std::optional<OutputFile> rows_file, frames_file;
-  if (!previous.from.empty() && previous.from == o.rows->file()) reopen_finished(*o.rows);
-  if (o.rows_written)
-    rows_file.emplace(o.rows ? *o.rows : OutputTarget::at("-", "the rows"),
-                      o.format == Format::Jsonl, a.resume);
-  if (o.frames) frames_file.emplace(*o.frames);
-  std::ostringstream discard;
-  std::ostream& out = rows_file ? rows_file->stream() : discard;
-  VideoWriter videos(out, o.format, spec.classes, run, eval, shard,
-                     rows_file && rows_file->target().is_terminal());
-  std::optional<FrameWriter> frame_rows;
-  if (frames_file) {
-    frame_rows.emplace(frames_file->stream(), o.frames_format, spec.classes, a.logits, eval);
-    frame_rows->header();
+RunPlan plan_run(const RunArgs& a, bool eval) {
+  RunPlan p;
+  p.settings = settings_of(a, eval);
+  p.inputs = expand_inputs(a.inputs, &p.walked);
+  p.outputs = outputs_of(a, eval, p.inputs);
+  p.weights = load_weights(a.weights, a.spec);
+  p.untrained = p.weights.untrained();
+  p.spec = p.weights.spec;
+  p.crop = p.settings.crop.empty() ? p.spec.crop : p.settings.crop;
+  p.options = run_options(a, p.settings, p.spec, p.crop);
+  check_classify_options(p.options, a.batch);
+  p.job = job_of(a, eval, p.settings, p.inputs, p.spec, &p.notice);
+  if (!a.shard.empty())
+    p.shard = std::to_string(p.settings.shard.index) + "/" + std::to_string(p.settings.shard.count);
+  return p;
+}
+
+// Where a run's results go, each video as it comes, in input order: the rows, the frame rows,
+// the annotated videos and, for eval, the scores. finish() completes the files.
+class RunSinks {
+ public:
+  RunSinks(const RunArgs& a, const RunPlan& p, const nlohmann::json& run, const Previous& previous,
+           bool eval)
+      : a_(a), spec_(p.spec), outputs_(p.outputs), eval_(eval) {
+    const Outputs& o = p.outputs;
+    if (!previous.from.empty() && previous.from == o.rows->file()) reopen_finished(*o.rows);
+    if (o.rows_written)
+      rows_file_.emplace(o.rows ? *o.rows : OutputTarget::at("-", "the rows"),
+                         o.format == Format::Jsonl, a.resume);
+    if (o.frames) frames_file_.emplace(*o.frames);
+    std::ostream& out = rows_file_ ? rows_file_->stream() : discard_;
+    videos_.emplace(out, o.format, spec_.classes, run, eval, p.shard,
+                    rows_file_ && rows_file_->target().is_terminal());
+    if (frames_file_) {
+      frame_rows_.emplace(frames_file_->stream(), o.frames_format, spec_.classes, a.logits, eval);
+      frame_rows_->header();
+    }
+    eval_rows = previous_eval_rows(p.job, previous.rows, spec_.classes);
+    if (!o.annotate.empty()) annotator_.emplace(spec_.classes, p.options.sampling);
   }
-  std::vector<EvalRow> eval_rows = previous_eval_rows(job, previous.rows, spec.classes);
 
-  if (!notice.empty() && !a.quiet) std::cerr << "fervid: " << notice << "\n";
-  if (!a.quiet)
-    for (const std::string& line : walked.lines()) std::cerr << "fervid: notice: " << line << "\n";
-  std::optional<Annotator> annotator;
-  if (!o.annotate.empty()) annotator.emplace(spec.classes, opt.sampling);
+  void take(const VideoResult& r, const LabelledInput& l) {
+    const RowLabel label{l.truth >= 0 ? spec_.classes[size_t(l.truth)] : "", l.actor};
+    videos_->row(r, label);
+    if (frame_rows_) frame_rows_->rows(r, label);
+    if (annotator_) annotator_->add(l.item, r, outputs_.annotate.at(l.item.path));
+    if (eval_) eval_rows.push_back(eval_row_of(r, l));
+  }
+
+  // The rows' files committed, the annotated videos written; returns how many of those failed.
+  int finish(size_t videos) {
+    videos_->end();
+    if (rows_file_) rows_file_->commit();
+    if (frames_file_) frames_file_->commit();
+    if (!annotator_) return 0;
+    if (!a_.quiet && videos > 1) std::cerr << "fervid: writing the annotated videos\n";
+    const std::vector<std::string> failures = annotator_->finish();
+    for (const std::string& line : failures) std::cerr << "fervid: " << line << "\n";
+    if (!a_.quiet && annotator_->written() > 0)
+      std::cerr << "fervid: " << annotator_->written() << " annotated "
+                << (annotator_->written() == 1 ? "video" : "videos") << " (" << annotator_->codec()
+                << ") in " << a_.annotate << "\n";
+    return int(failures.size());
+  }
+
+  std::vector<EvalRow> eval_rows;
+
+ private:
+  const RunArgs& a_;
+  const ModelSpec& spec_;
+  const Outputs& outputs_;
+  bool eval_;
+  std::optional<OutputFile> rows_file_, frames_file_;
+  std::ostringstream discard_;  // the rows of an eval that writes none
+  std::optional<VideoWriter> videos_;
+  std::optional<FrameWriter> frame_rows_;
+  std::optional<Annotator> annotator_;
+};
+
+void print_notices(const RunArgs& a, const RunPlan& p) {
+  if (a.quiet) return;
+  if (!p.notice.empty()) std::cerr << "fervid: " << p.notice << "\n";
+  for (const std::string& line : p.walked.lines()) std::cerr << "fervid: notice: " << line << "\n";
+}
+
+// A video's error or warning on stderr, below the progress line.
+void print_problems(const VideoResult& r, ProgressLine& progress) {
+  if (r.ok() && r.warning.empty()) return;
+  progress.clear();
+  if (!r.ok()) std::cerr << "fervid: " << r.error << "\n";
+  if (!r.warning.empty()) std::cerr << "fervid: warning: " << r.path << ": " << r.warning << "\n";
+}
+
+// eval's metrics: text, --summary, --confusion; the exit code.
+int report_eval(const RunArgs& a, const RunPlan& p, const nlohmann::json& run,
+                const std::vector<EvalRow>& rows, int annotate_failed) {
+  const EvalMetrics m = compute_metrics(rows, p.spec.classes);
+  nlohmann::json extra{{"run", run},
+                       {"labels", a.labels.empty() ? "RAVDESS file names" : a.labels}};
+  if (!p.shard.empty()) extra["shard"] = p.shard;
+  const Outputs& o = p.outputs;
+  report_metrics(m, o.text_to_stderr ? std::cerr : std::cout, o.summary, extra, o.confusion,
+                 p.spec.name);
+  return m.videos_failed + annotate_failed > 0 ? kExitSomeFailed : kExitOk;
+}
+
+}  // namespace
+
+int run_videos(const RunArgs& a, bool eval) {
+  RunPlan p = plan_run(a, eval);
+  Engine engine(std::move(p.weights), p.settings.engine);
+  const nlohmann::json run = run_identity(a, p.outputs, engine, p.options, p.crop);
+  const Previous previous = previous_rows(a, p.outputs, run);
+  const Todo todo = todo_of(p.job, previous.rows);
+  RunSinks sinks(a, p, run, previous, eval);
+  print_notices(a, p);
   ProgressLine progress(!a.quiet);
   const NoticeSink run_notice = [&](const std::string& line) {
     if (!a.quiet) std::cerr << "fervid: notice: " << line << "\n";
   };
   const RunStats stats = engine.classify(
-      todo.items, opt,
-      [&](const VideoResult& r, const Progress& p) {
-        const LabelledInput& l = *todo.labels[p.videos_done - 1];
-        const RowLabel label{l.truth >= 0 ? spec.classes[size_t(l.truth)] : "", l.actor};
-        videos.row(r, label);
-        if (frame_rows) frame_rows->rows(r, label);
-        if (annotator) annotator->add(l.item, r, o.annotate.at(l.item.path));
-        if (!r.ok() || !r.warning.empty()) {
-          progress.clear();
-          if (!r.ok()) std::cerr << "fervid: " << r.error << "\n";
-          if (!r.warning.empty())
-            std::cerr << "fervid: warning: " << r.path << ": " << r.warning << "\n";
-        }
-        if (eval) eval_rows.push_back(eval_row_of(r, l));
-        progress.update(p);
+      todo.items, p.options,
+      [&](const VideoResult& r, const Progress& prog) {
+        sinks.take(r, *todo.labels[prog.videos_done - 1]);
+        print_problems(r, progress);
+        progress.update(prog);
       },
       run_notice);
   progress.clear();
-  videos.end();
-  if (rows_file) rows_file->commit();
-  if (frames_file) frames_file->commit();
-  int annotate_failed = 0;
-  if (annotator) {
-    if (!a.quiet && todo.items.size() > 1) std::cerr << "fervid: writing the annotated videos\n";
-    const std::vector<std::string> failures = annotator->finish();
-    for (const std::string& line : failures) std::cerr << "fervid: " << line << "\n";
-    annotate_failed = int(failures.size());
-    if (!a.quiet && annotator->written() > 0)
-      std::cerr << "fervid: " << annotator->written() << " annotated "
-                << (annotator->written() == 1 ? "video" : "videos") << " (" << annotator->codec()
-                << ") in " << a.annotate << "\n";
-  }
-  if (untrained) warn_untrained(a.weights);
-  if (!a.quiet) print_summary(stats, engine, opt.vote);
-  if (!eval)
-    return stats.videos_failed + previous.failed + annotate_failed > 0 ? kExitSomeFailed : kExitOk;
-  const EvalMetrics m = compute_metrics(eval_rows, spec.classes);
-  nlohmann::json extra{{"run", run},
-                       {"labels", a.labels.empty() ? "RAVDESS file names" : a.labels}};
-  if (!shard.empty()) extra["shard"] = shard;
-  report_metrics(m, o.text_to_stderr ? std::cerr : std::cout, o.summary, extra, o.confusion,
-                 spec.name);
-  return m.videos_failed + annotate_failed > 0 ? kExitSomeFailed : kExitOk;
+  const int annotate_failed = sinks.finish(todo.items.size());
+  if (p.untrained) warn_untrained(a.weights);
+  if (!a.quiet) print_summary(stats, engine, p.options.vote);
+  if (eval) return report_eval(a, p, run, sinks.eval_rows, annotate_failed);
+  return stats.videos_failed + previous.failed + annotate_failed > 0 ? kExitSomeFailed : kExitOk;
 }
 
 }  // namespace fervid::cli

@@ -182,6 +182,18 @@ void print_spec(const ModelSpec& s, const std::string& origin) {
             << std::defaultfloat;
 }
 
+// How this machine's default backend (--device auto) prepares each layer of the file's network.
+void print_prepared_layers(const std::string& path, const std::string& spec_name) {
+  EngineOptions options;
+  options.max_batch = 1;
+  options.notify = [](const std::string&) {};
+  const Engine engine(load_weights(path, spec_name), options);
+  std::cout << "layers on " << engine.device_name() << " (--device auto):\n";
+  for (const Engine::LayerInfo& l : engine.layers())
+    std::cout << "  " << std::left << std::setw(9) << l.name << std::setw(20) << l.impl
+              << std::right << l.why << "\n";
+}
+
 int inspect(const std::string& path, const std::string& spec_name) {
   SafetensorsFile file = SafetensorsFile::open(path);
   std::cout << "file: " << path << " (" << file.file_size() << " bytes)\n";
@@ -226,6 +238,7 @@ int inspect(const std::string& path, const std::string& spec_name) {
   auto problems = check_against_spec(file, *spec);
   if (problems.empty()) {
     std::cout << "matches spec: yes\n";
+    print_prepared_layers(path, spec_name);
     return kExitOk;
   }
   std::cout << "matches spec: no\n";

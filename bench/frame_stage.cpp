@@ -94,37 +94,32 @@ nlohmann::json time_batch(Model& model, Timeline& timeline, int b, const FrameSt
           {"layers", layers}};
 }
 
-// Which conv3x3 ran each layer; with --conv-impl auto, both implementations' times.
-nlohmann::json conv_layers(const Backend& backend, const ModelSpec& spec) {
+// How each layer ran: its implementation and why; a conv layer's size and channels, and with
+// timing (--conv-impl auto on CUDA) both implementations' times at the largest batch timed (the
+// bench's largest batch runs last).
+nlohmann::json layer_plans(const Model& model) {
   nlohmann::json out = nlohmann::json::array();
-  const ConvPlanLog* log = backend.conv_plan_log();
-  if (!log) return out;
-  const std::vector<ConvPlanInfo> plans = log->conv_plans();
-  int size = spec.input_size;
-  for (const ConvLayer& l : spec.conv_layers()) {
-    // The entry timed at the largest batch (the bench's largest batch runs last).
-    const ConvPlanInfo* found = nullptr;
-    for (const ConvPlanInfo& p : plans)
-      if (p.height == size && p.width == size && p.in_channels == l.in_channels &&
-          p.out_channels == l.out_channels && p.pool == l.pool &&
-          (!found || p.timed_batch > found->timed_batch))
-        found = &p;
-    if (found) {
-      const ConvPlanInfo& p = *found;
-      nlohmann::json j{{"layer", l.name},
-                       {"size", size},
-                       {"in_channels", l.in_channels},
-                       {"out_channels", l.out_channels},
-                       {"pool", l.pool},
-                       {"impl", p.impl}};
-      if (p.timed_batch > 0) {
-        j["timed_batch"] = p.timed_batch;
-        j["cudnn_ms"] = p.cudnn_ms;
-        j["fervid_ms"] = p.fervid_ms;
-      }
-      out.push_back(j);
+  const std::vector<LayerDesc>& layers = model.layers();
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const LayerDesc& l = layers[i];
+    const std::vector<LayerPlan> plans = model.plans(i);
+    if (plans.empty()) continue;
+    const LayerPlan* p = &plans.front();
+    for (const LayerPlan& q : plans)
+      if (q.timed_batch > p->timed_batch) p = &q;
+    nlohmann::json j{{"layer", l.name}, {"impl", p->impl}, {"why", p->why}};
+    if (l.kind == LayerKind::Conv) {
+      j["size"] = l.height;
+      j["in_channels"] = l.in_channels;
+      j["out_channels"] = l.out_channels;
+      j["pool"] = l.pool;
     }
-    if (l.pool) size /= 2;
+    if (p->timed_batch > 0) {
+      j["timed_batch"] = p->timed_batch;
+      j["cudnn_ms"] = p->cudnn_ms;
+      j["fervid_ms"] = p->fervid_ms;
+    }
+    out.push_back(j);
   }
   return out;
 }
@@ -167,7 +162,10 @@ Report frame_stage(Engine& engine, const FrameStageOptions& o) {
   auto timeline = timelines->make_timeline();
   for (int b : o.batches) j["results"].push_back(time_batch(model, *timeline, b, o));
   j["conv_impl"] = conv_impl_name(o.conv_impl);
-  j["conv_layers"] = conv_layers(backend, spec);
+  j["layers"] = layer_plans(model);
+  j["conv_layers"] = nlohmann::json::array();  // the conv entries of "layers" (as before)
+  for (const auto& l : j["layers"])
+    if (l.contains("in_channels")) j["conv_layers"].push_back(l);
   j["peak_memory_mib"] = double(backend.peak_memory_bytes()) / double(1 << 20);
   j["cuda_graphs"] = graphs_json(backend);
   ReferenceGemm* gemm = backend.reference_gemm();

@@ -10,6 +10,7 @@
 #include "cpu/onednn_conv.h"
 #include "cpu/ops.h"
 #include "fervid/weight_layout.h"
+#include "layer_util.h"
 #include "test_util.h"
 
 namespace fervid::test {
@@ -254,10 +255,10 @@ TEST(Conv3x3, RejectsMismatchedShapes) {
   EXPECT_THROW(cpu::conv3x3_bias_relu(x.tensor, w.tensor, b.tensor, false, y.tensor), Error);
 }
 
-// The backend's own weights run on oneDNN (when built with it), a test's own on the reference; when
-// a layer's weights are freed their convolution goes with them, so new weights at the same
-// address are never run with the old ones.
-TEST(Conv3x3, CpuBackendRunsItsPreparedWeightsOnOnednn) {
+// A conv layer the CPU backend prepares runs on its own oneDNN convolution (when built with it),
+// made for exactly its weights; layer after layer with new weights (at whatever address), each
+// runs its own, and its plan says what runs it.
+TEST(Conv3x3, CpuBackendRunsItsPreparedLayersOnOnednn) {
   SeedTrace trace;
   auto be = cpu::make_cpu_backend(0);
   EXPECT_NE(be->device_name().find(cpu::onednn_built() ? "oneDNN" : "OpenBLAS"), std::string::npos)
@@ -271,9 +272,10 @@ TEST(Conv3x3, CpuBackendRunsItsPreparedWeightsOnOnednn) {
     auto w = host_tensor({24, 16, 3, 3}, DType::F32);
     fill_uniform(w.tensor, -0.5, 0.5);
     {
-      OwnedTensor prepared = be->prepare_weight(w.tensor, {WeightRole::Conv});
+      auto prepared = prepare_conv(*be, w.tensor, b.tensor, 10, 12, true);
       poison(y.tensor);
-      be->conv3x3_bias_relu(x.tensor, prepared.tensor, b.tensor, true, y.tensor);
+      run_layer(*prepared, x.tensor, y.tensor);
+      EXPECT_EQ(prepared->plans().at(0).impl, cpu::onednn_built() ? "onednn" : "blas");
     }
     expect_close(y.tensor.ptr<float>(), reference(x.tensor, w.tensor, b.tensor, true), kFp32,
                  "CPU backend conv3x3_bias_relu");

@@ -5,9 +5,12 @@
 #include <cmath>
 #include <filesystem>
 
+#include "backends/cpu/conv_policy.h"
 #include "backends/cpu/cpu_backend.h"
+#include "backends/cuda/conv_policy.h"
 #include "backends/cuda/cuda_probe.h"
 #include "fervid/fervid.h"
+#include "model.h"
 #include "network_compare.h"
 #include "test_util.h"
 
@@ -213,6 +216,141 @@ TEST(TopOneAgreement, CpuBf16FlipsOnlyWhereTheMarginAllows) {
     EXPECT_LE(rel, bound) << card;
     EXPECT_EQ(top1.judged_flips, 0) << card << ": " << top1.describe();
   }
+}
+
+// The CPU backend's conv choice as a table (engine/backends/cpu/conv_policy.h): what each
+// --conv-impl and --precision gives on CPUs with and without oneDNN, bf16 and Winograd, or the
+// one-line refusal; and each layer's math by its input channels.
+TEST(ConvPolicy, CpuTable) {
+  cpu::CpuFeatures full{true, "", "", ""}, no_avx512{true, "no AVX512_BF16", "needs AVX-512", ""},
+      slow_bf16{true, "", "", "VDPBF16PS at half the FMA rate"}, no_onednn{false, "x", "y", ""};
+  using M = cpu::CpuConvMath;
+  struct Row {
+    ConvImpl impl;
+    Precision precision;
+    const cpu::CpuFeatures* cpu;
+    std::string refusal;  // a part of the message; "" for accepted
+    M small, large;       // the math of a 3-channel and a 256-channel layer
+  };
+  const Row rows[] = {
+      {ConvImpl::Auto, Precision::Fp32, &full, "", M::Fp32, M::Winograd},
+      {ConvImpl::Auto, Precision::Fp32, &no_avx512, "", M::Fp32, M::Fp32},
+      {ConvImpl::Auto, Precision::Fp32, &no_onednn, "", M::Blas, M::Blas},
+      {ConvImpl::Auto, Precision::Bf16, &full, "", M::Fp32, M::Bf16},
+      {ConvImpl::Auto, Precision::Bf16, &slow_bf16, "", M::Fp32, M::Bf16OnFma},
+      {ConvImpl::Onednn, Precision::Bf16, &slow_bf16, "", M::Fp32, M::Bf16},
+      {ConvImpl::Onednn, Precision::Fp32, &full, "", M::Fp32, M::Fp32},
+      {ConvImpl::Winograd, Precision::Fp32, &full, "", M::Fp32, M::Winograd},
+      {ConvImpl::Blas, Precision::Default, &full, "", M::Blas, M::Blas},
+      {ConvImpl::Winograd, Precision::Fp32, &no_avx512, "--conv-impl winograd: needs AVX-512"},
+      {ConvImpl::Onednn, Precision::Fp32, &no_onednn, "this build has no oneDNN"},
+      {ConvImpl::Auto, Precision::Bf16, &no_avx512, "--precision bf16 on the CPU: no AVX512_BF16"},
+      {ConvImpl::Blas, Precision::Bf16, &full, "not --conv-impl blas"},
+      {ConvImpl::Winograd, Precision::Bf16, &full, "oneDNN has no bf16 Winograd"},
+      {ConvImpl::Auto, Precision::Fp16, &full, "--precision fp16: the CPU backend computes in"},
+      {ConvImpl::Fervid, Precision::Default, &full, "--conv-impl fervid is the CUDA backend's"},
+      {ConvImpl::Cudnn, Precision::Fp32, &full, "--conv-impl cudnn is the CUDA backend's"}};
+  for (const Row& r : rows) {
+    const std::string what = std::string(conv_impl_name(r.impl)) + " " +
+                             precision_name(r.precision) + " (row " + std::to_string(&r - rows) +
+                             ")";
+    try {
+      const cpu::CpuConvPolicy p = cpu::resolve_cpu_conv(r.impl, r.precision, *r.cpu);
+      EXPECT_EQ(r.refusal, "") << what << " was accepted";
+      EXPECT_EQ(p.for_layer(3).math, r.small) << what;
+      EXPECT_EQ(p.for_layer(256).math, r.large) << what;
+      EXPECT_FALSE(p.for_layer(256).why.empty()) << what;
+    } catch (const Error& e) {
+      EXPECT_NE(r.refusal, "") << what << ": " << e.what();
+      EXPECT_NE(std::string(e.what()).find(r.refusal), std::string::npos)
+          << what << ": " << e.what();
+      EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos) << e.what();
+    }
+  }
+}
+
+// The CUDA backend's (engine/backends/cuda/conv_policy.h), needing no device.
+TEST(ConvPolicy, CudaTable) {
+  struct Row {
+    ConvImpl impl;
+    Precision precision;
+    std::string refusal;
+    CudaConvMode mode;
+  };
+  const Row rows[] = {{ConvImpl::Auto, Precision::Default, "", CudaConvMode::Timed},
+                      {ConvImpl::Auto, Precision::Bf16, "", CudaConvMode::Timed},
+                      {ConvImpl::Auto, Precision::Fp32, "", CudaConvMode::Cudnn},
+                      {ConvImpl::Auto, Precision::Tf32, "", CudaConvMode::Cudnn},
+                      {ConvImpl::Cudnn, Precision::Fp16, "", CudaConvMode::Cudnn},
+                      {ConvImpl::Fervid, Precision::Bf16, "", CudaConvMode::Fervid},
+                      {ConvImpl::Fervid, Precision::Fp32, "computes in fp16 or bf16, not fp32"},
+                      {ConvImpl::Fervid, Precision::Tf32, "computes in fp16 or bf16, not tf32"},
+                      {ConvImpl::Winograd, Precision::Fp16, "is the CPU backend's"},
+                      {ConvImpl::Blas, Precision::Fp32, "is the CPU backend's"}};
+  for (const Row& r : rows) {
+    const std::string what =
+        std::string(conv_impl_name(r.impl)) + " " + precision_name(r.precision);
+    try {
+      const CudaConvPolicy p = resolve_cuda_conv(r.impl, r.precision);
+      EXPECT_EQ(r.refusal, "") << what << " was accepted";
+      EXPECT_EQ(p.mode, r.mode) << what;
+    } catch (const Error& e) {
+      EXPECT_NE(r.refusal, "") << what << ": " << e.what();
+      EXPECT_NE(std::string(e.what()).find(r.refusal), std::string::npos) << e.what();
+    }
+  }
+}
+
+// The cards as layer lists (network_of): the model loop runs these and nothing else.
+TEST(Network, CardsAsLayerLists) {
+  const std::vector<LayerDesc> study = network_of(resolve_card("ravdess-vgg16").first);
+  ASSERT_EQ(study.size(), 13u + 1 + 3);
+  EXPECT_EQ(study[0].name, "conv1_1");
+  EXPECT_EQ(study[0].in_channels, 3);
+  EXPECT_EQ(study[0].height, 224);
+  EXPECT_EQ(study[1].output_shape(2, Layout::NHWC), (std::vector<int64_t>{2, 112, 112, 64}));
+  EXPECT_EQ(study[12].name, "conv5_3");
+  EXPECT_TRUE(study[12].pool);
+  EXPECT_EQ(study[13].kind, LayerKind::GlobalAvgPool);
+  EXPECT_EQ(study[13].output_shape(4, Layout::NHWC), (std::vector<int64_t>{4, 512}));
+  EXPECT_EQ(study[14].in_channels, 512);
+  EXPECT_EQ(study[14].height * study[14].width, 1);
+  EXPECT_TRUE(study.back().logits);
+  EXPECT_EQ(study.back().out_channels, 8);
+  const std::vector<LayerDesc> tv = network_of(resolve_card("torchvision-vgg16").first);
+  ASSERT_EQ(tv.size(), 13u + 3);
+  EXPECT_EQ(tv[13].name, "fc1");  // fed by the flattened 7 x 7 x 512 activation
+  EXPECT_EQ(tv[13].in_channels * tv[13].height * tv[13].width, 25088);
+  EXPECT_EQ(tv[13].unpooled_elements(), 4096);
+  EXPECT_EQ(plan_arena(tv).buffers, 2);
+}
+
+// The arena of a layer list with branches (what a detector's residual blocks and two heads
+// describe through LayerDesc::inputs): no layer writes a buffer one of its inputs is in, no
+// buffer is shared by two outputs alive at once, and outputs of the network get none.
+TEST(Network, ArenaOfBranchesKeepsLiveOutputsApart) {
+  auto layer = [](std::vector<int> inputs, bool output = false) {
+    LayerDesc d;
+    d.inputs = std::move(inputs);
+    d.logits = output;
+    return d;
+  };
+  // 0 <- input; 1 <- 0; 2 <- 0 (a branch); 3 <- 1, 2 (an add); 4 <- 3; 5 <- 3 (two heads).
+  const std::vector<LayerDesc> net = {layer({-1}),   layer({0}),       layer({0}),
+                                      layer({1, 2}), layer({3}, true), layer({3}, true)};
+  const ArenaPlan plan = plan_arena(net);
+  EXPECT_EQ(plan.buffer_of[4], -1);
+  EXPECT_EQ(plan.buffer_of[5], -1);
+  EXPECT_EQ(plan.buffers, 3);
+  // Alive: 0 during 1-2, 1 during 2-3, 2 during 3, 3 during 4-5.
+  EXPECT_NE(plan.buffer_of[1], plan.buffer_of[0]);
+  EXPECT_NE(plan.buffer_of[2], plan.buffer_of[0]);
+  EXPECT_NE(plan.buffer_of[2], plan.buffer_of[1]);
+  EXPECT_NE(plan.buffer_of[3], plan.buffer_of[1]);
+  EXPECT_NE(plan.buffer_of[3], plan.buffer_of[2]);
+  // A chain uses two.
+  EXPECT_EQ(plan_arena(std::vector<LayerDesc>{layer({}), layer({}), layer({}), layer({})}).buffers,
+            2);
 }
 
 }  // namespace

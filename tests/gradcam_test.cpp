@@ -156,7 +156,7 @@ TEST_P(GradcamTest, MatchesChainRuleReference) {
     }
     if (evidence) break;
   }
-  std::vector<cpu::DenseWeights> dense;
+  std::vector<DenseWeights> dense;
   for (size_t l = 0; l < c.dense.size(); ++l)
     dense.push_back({&net.w[l].tensor, &net.b[l].tensor, l + 1 < c.dense.size()});
   auto maps = host_tensor({c.n, c.s, c.s}, DType::F32);
@@ -185,7 +185,7 @@ TEST(Gradcam, RejectsAClassOutsideTheHead) {
   auto w = host_tensor({3, 2}, DType::F32), b = host_tensor({3}, DType::F32);
   fill_uniform(w.tensor, -1.0f, 1.0f);
   fill_uniform(b.tensor, -1.0f, 1.0f);
-  const std::vector<cpu::DenseWeights> dense{{&w.tensor, &b.tensor, false}};
+  const std::vector<DenseWeights> dense{{&w.tensor, &b.tensor, false}};
   auto maps = host_tensor({1, 8, 8}, DType::F32);
   auto logits = host_tensor({1, 3}, DType::F32);
   std::vector<int> cls{3};

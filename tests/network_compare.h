@@ -93,8 +93,8 @@ inline double relative_l2(std::span<const float> got, std::span<const float> wan
   return std::sqrt(err2 / std::max(ref2, 1e-300));
 }
 
-// The bound on the relative L2 of a whole network's logits per precision (docs/design.md): fp32 1e-5,
-// tf32 5e-3, fp16 2e-2, bf16 wider: 4e-2. Measured on the CPU's bf16 (f32 activations between
+// The bound on the relative L2 of a whole network's logits per precision (docs/design.md): fp32
+// 1e-5, tf32 5e-3, fp16 2e-2, bf16 wider: 4e-2. Measured on the CPU's bf16 (f32 activations between
 // layers) over six seeds: up to 1.3e-2 for torchvision-vgg16's random weights, so the GPU's bf16,
 // which also rounds every activation to bf16, needs the room docs/design.md leaves it.
 inline double network_bound(const std::string& precision) {

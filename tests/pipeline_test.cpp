@@ -11,6 +11,7 @@
 #include "backends/cpu/cpu_backend.h"
 #include "classifier.h"
 #include "cpu/ops.h"
+#include "forwarding_backend.h"
 #include "test_util.h"
 
 namespace fs = std::filesystem;
@@ -208,20 +209,17 @@ TEST(Pipeline, YuvFramesMixWithRgbFramesInOneBatch) {
 // that lane first runs to its end. Each order is one a device with three streams could take, so
 // a fence the pipeline forgot makes a stage read a buffer before it is written or after the
 // next batch overwrote it, and the votes differ from the in-order run.
-class LaneSim final : public Backend, Lanes {
+class LaneSim final : public ForwardingBackend, Lanes {
  public:
-  explicit LaneSim(std::optional<Lane> ahead) : cpu_(cpu::make_cpu_backend(0)), ahead_(ahead) {}
+  explicit LaneSim(std::optional<Lane> ahead)
+      : ForwardingBackend(cpu::make_cpu_backend(0)), ahead_(ahead) {}
 
   std::string name() const override { return "lane-sim"; }
-  Layout activation_layout() const override { return cpu_->activation_layout(); }
-  DType compute_dtype() const override { return cpu_->compute_dtype(); }
-  Precision precision() const override { return cpu_->precision(); }
   bool prefers_yuv_frames() const override { return false; }
   std::string device_name() const override { return "three simulated lanes"; }
-  Buffer allocate(size_t bytes) override { return cpu_->allocate(bytes); }
   void copy_from_host(const Tensor& dst, const void* src) override {
     host_waits(lane_, queue_[idx(lane_)].size());
-    cpu_->copy_from_host(dst, src);
+    inner().copy_from_host(dst, src);
   }
   void copy_to_host(void* dst, const Tensor& src) override {
     copy_to_host_async(dst, src);
@@ -229,18 +227,24 @@ class LaneSim final : public Backend, Lanes {
   }
   Buffer allocate_host(size_t bytes) override { return Buffer::host(bytes); }
   void copy_to_host_async(void* dst, const Tensor& src) override {
-    enqueue([=, this] { cpu_->copy_to_host(dst, src); });
+    enqueue([=, this] { inner().copy_to_host(dst, src); });
   }
   void synchronize() override {
     for (Lane l : {Lane::Frames, Lane::Network, Lane::Vote}) host_waits(l, queue_[idx(l)].size());
   }
-  size_t peak_memory_bytes() const override { return cpu_->peak_memory_bytes(); }
-  Timelines* timelines() override { return cpu_->timelines(); }
-  OwnedTensor prepare_weight(const Tensor& host_f32, const WeightUse& use) override {
-    return cpu_->prepare_weight(host_f32, use);
+  // A layer runs when its lane gets to it.
+  std::unique_ptr<PreparedLayer> prepare(const LayerDesc& layer,
+                                         const LayerWeights& weights) override {
+    return std::make_unique<WrappedLayer>(inner().prepare(layer, weights), [this](const auto& run) {
+      on_network();
+      enqueue(run);
+    });
   }
 
   Lanes* lanes() override { return this; }
+  GraphReplay* graph_replay() override { return nullptr; }
+  FrameSinks* frame_sinks() override { return nullptr; }
+  DeviceGradcam* device_gradcam() override { return nullptr; }
   void use_lane(Lane lane) override { lane_ = lane; }
   std::unique_ptr<Fence> make_fence() override { return std::make_unique<SimFence>(*this); }
   void wait_for(const Fence& fence) override {
@@ -252,48 +256,30 @@ class LaneSim final : public Backend, Lanes {
   void preprocess(std::span<const ImageView> frames, std::span<const CropRect> crops,
                   const Preprocess& pp, const Tensor& out) override {
     auto staged = stage(out);
-    cpu_->preprocess(frames, crops, pp, staged->tensor);
+    inner().preprocess(frames, crops, pp, staged->tensor);
     land(staged, out);
   }
   void preprocess_yuv420(std::span<const YuvView> frames, std::span<const CropRect> crops,
                          const ColorSpec& cs, const Preprocess& pp, const Tensor& out) override {
     auto staged = stage(out);
-    cpu_->preprocess_yuv420(frames, crops, cs, pp, staged->tensor);
+    inner().preprocess_yuv420(frames, crops, cs, pp, staged->tensor);
     land(staged, out);
-  }
-  void conv3x3_bias_relu(const Tensor& x, const Tensor& w, const Tensor& b, bool pool,
-                         const Tensor& y) override {
-    on_network();
-    enqueue([=, this] { cpu_->conv3x3_bias_relu(x, w, b, pool, y); });
-  }
-  void maxpool2x2(const Tensor& x, const Tensor& y) override {
-    on_network();
-    enqueue([=, this] { cpu_->maxpool2x2(x, y); });
-  }
-  void global_avgpool(const Tensor& x, const Tensor& y) override {
-    on_network();
-    enqueue([=, this] { cpu_->global_avgpool(x, y); });
-  }
-  void linear(const Tensor& x, const Tensor& w, const Tensor& b, bool relu,
-              const Tensor& y) override {
-    on_network();
-    enqueue([=, this] { cpu_->linear(x, w, b, relu, y); });
   }
   void softmax_argmax(const Tensor& logits, const Tensor& probs, const Tensor& labels) override {
     on_network();
-    enqueue([=, this] { cpu_->softmax_argmax(logits, probs, labels); });
+    enqueue([=, this] { inner().softmax_argmax(logits, probs, labels); });
   }
   void vote_accumulate(const Tensor& probs, const Tensor& labels, std::span<const Segment> segments,
                        const Tensor& counts, const Tensor& sums) override {
     enqueue([=, this, segs = std::vector<Segment>(segments.begin(), segments.end())] {
-      cpu_->vote_accumulate(probs, labels, segs, counts, sums);
+      inner().vote_accumulate(probs, labels, segs, counts, sums);
     });
   }
   void vote_finalize(const Tensor& counts, const Tensor& sums, std::span<const int> slots,
                      VoteMode mode, const Tensor& winners, const Tensor& out_counts,
                      const Tensor& out_sums) override {
     enqueue([=, this, ss = std::vector<int>(slots.begin(), slots.end())] {
-      cpu_->vote_finalize(counts, sums, ss, mode, winners, out_counts, out_sums);
+      inner().vote_finalize(counts, sums, ss, mode, winners, out_counts, out_sums);
     });
   }
 
@@ -351,7 +337,6 @@ class LaneSim final : public Backend, Lanes {
     }
   }
 
-  std::unique_ptr<Backend> cpu_;
   std::optional<Lane> ahead_;
   Lane lane_ = Lane::Network;
   std::vector<Entry> queue_[3];

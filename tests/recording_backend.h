@@ -1,6 +1,7 @@
 // A test backend: the CPU backend's ops, with Lanes that run nothing but write down, in order,
 // every lane switch, fence record and wait ("use Vote", "record f2", "wait f2", "host waits f2")
-// and every op with the lane it was queued on ("vote_accumulate@Vote"). The CPU ops run at once,
+// and every op (a layer by its name) with the lane it was queued on ("vote_accumulate@Vote",
+// "conv1_1@Network"). The CPU ops run at once,
 // so results are the CPU backend's; the log shows the protocol the caller followed.
 // With `graphs`, it also has GraphReplay, run as the CUDA backend runs it: a key's first call runs
 // the work (planning), the second "captures" it (runs it, watching), later calls are replays that
@@ -16,34 +17,29 @@
 #include <vector>
 
 #include "backends/backend.h"
-#include "backends/cpu/cpu_backend.h"
+#include "forwarding_backend.h"
 
 namespace fervid::test {
 
-class RecordingBackend final : public Backend, Lanes, GraphReplay {
+class RecordingBackend final : public ForwardingBackend, Lanes, GraphReplay {
  public:
-  explicit RecordingBackend(bool graphs = false)
-      : cpu_(cpu::make_cpu_backend(1)), graphs_(graphs) {}
+  explicit RecordingBackend(bool graphs = false) : graphs_(graphs) {}
   std::vector<std::string> log;
 
   std::string name() const override { return "recording"; }
   std::string device_name() const override { return "CPU ops, recorded lanes"; }
-  Layout activation_layout() const override { return cpu_->activation_layout(); }
-  DType compute_dtype() const override { return cpu_->compute_dtype(); }
-  Precision precision() const override { return cpu_->precision(); }
-  bool prefers_yuv_frames() const override { return false; }
   Buffer allocate(size_t bytes) override {
     outside_capture("allocate");
-    return cpu_->allocate(bytes);
+    return inner().allocate(bytes);
   }
   void copy_from_host(const Tensor& dst, const void* src) override {
     outside_capture("copy_from_host");
-    cpu_->copy_from_host(dst, src);
+    inner().copy_from_host(dst, src);
   }
   void copy_to_host(void* dst, const Tensor& src) override {
     outside_capture("copy_to_host");
     op("copy_to_host");
-    cpu_->copy_to_host(dst, src);
+    inner().copy_to_host(dst, src);
   }
   Buffer allocate_host(size_t bytes) override {
     outside_capture("allocate_host");
@@ -52,54 +48,40 @@ class RecordingBackend final : public Backend, Lanes, GraphReplay {
   void copy_to_host_async(void* dst, const Tensor& src) override {
     outside_capture("copy_to_host_async");
     op("copy_to_host_async");
-    cpu_->copy_to_host(dst, src);
+    inner().copy_to_host(dst, src);
   }
   void synchronize() override { outside_capture("synchronize"); }
-  size_t peak_memory_bytes() const override { return cpu_->peak_memory_bytes(); }
-  OwnedTensor prepare_weight(const Tensor& w, const WeightUse& use) override {
-    return cpu_->prepare_weight(w, use);
+  std::unique_ptr<PreparedLayer> prepare(const LayerDesc& layer,
+                                         const LayerWeights& weights) override {
+    return std::make_unique<WrappedLayer>(inner().prepare(layer, weights),
+                                          [this, name = layer.name](const auto& run) {
+                                            op(name.c_str());
+                                            run();
+                                          });
   }
   void preprocess(std::span<const ImageView> f, std::span<const CropRect> c, const Preprocess& pp,
                   const Tensor& out) override {
     op("preprocess");
-    cpu_->preprocess(f, c, pp, out);
+    inner().preprocess(f, c, pp, out);
   }
   void preprocess_yuv420(std::span<const YuvView> f, std::span<const CropRect> c,
                          const ColorSpec& cs, const Preprocess& pp, const Tensor& out) override {
     op("preprocess_yuv420");
-    cpu_->preprocess_yuv420(f, c, cs, pp, out);
-  }
-  void conv3x3_bias_relu(const Tensor& x, const Tensor& w, const Tensor& b, bool pool,
-                         const Tensor& y) override {
-    op("conv3x3_bias_relu");
-    cpu_->conv3x3_bias_relu(x, w, b, pool, y);
-  }
-  void maxpool2x2(const Tensor& x, const Tensor& y) override {
-    op("maxpool2x2");
-    cpu_->maxpool2x2(x, y);
-  }
-  void global_avgpool(const Tensor& x, const Tensor& y) override {
-    op("global_avgpool");
-    cpu_->global_avgpool(x, y);
-  }
-  void linear(const Tensor& x, const Tensor& w, const Tensor& b, bool relu,
-              const Tensor& y) override {
-    op("linear");
-    cpu_->linear(x, w, b, relu, y);
+    inner().preprocess_yuv420(f, c, cs, pp, out);
   }
   void softmax_argmax(const Tensor& l, const Tensor& p, const Tensor& labels) override {
     op("softmax_argmax");
-    cpu_->softmax_argmax(l, p, labels);
+    inner().softmax_argmax(l, p, labels);
   }
   void vote_accumulate(const Tensor& probs, const Tensor& labels, std::span<const Segment> s,
                        const Tensor& counts, const Tensor& sums) override {
     op("vote_accumulate");
-    cpu_->vote_accumulate(probs, labels, s, counts, sums);
+    inner().vote_accumulate(probs, labels, s, counts, sums);
   }
   void vote_finalize(const Tensor& counts, const Tensor& sums, std::span<const int> slots,
                      VoteMode mode, const Tensor& w, const Tensor& oc, const Tensor& os) override {
     op("vote_finalize");
-    cpu_->vote_finalize(counts, sums, slots, mode, w, oc, os);
+    inner().vote_finalize(counts, sums, slots, mode, w, oc, os);
   }
 
   Lanes* lanes() override { return this; }
@@ -168,7 +150,6 @@ class RecordingBackend final : public Backend, Lanes, GraphReplay {
     if (capturing_) log.push_back(std::string("CAPTURE BROKEN: ") + what);
   }
 
-  std::unique_ptr<Backend> cpu_;
   bool graphs_ = false, capturing_ = false;
   std::map<std::pair<const void*, int64_t>, int> calls_;
   int64_t replays_ = 0;

@@ -1,6 +1,6 @@
 // Shared test helpers: seeded random inputs (seed printed on failure, FERVID_SEED replays it),
-// NaN poisoning of outputs, and the two comparisons of docs/style.md (element-wise and relative L2),
-// each reporting how much of its bound was used.
+// NaN poisoning of outputs, and the two comparisons of docs/style.md (element-wise and relative
+// L2), each reporting how much of its bound was used.
 #pragma once
 
 #include <gtest/gtest.h>

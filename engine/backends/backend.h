@@ -1,10 +1,11 @@
-// Backend: the table of ops the model needs, the memory they work in, and the conversion of the
-// weights into it, in two implementations: cpu (engine/backends/cpu, the reference) and cuda
-// (engine/backends/cuda). What only some backends can do — lanes of work ordered by fences,
-// replaying the frame stage as CUDA graphs, device time stamps, frames in device memory, a
-// report of their conv plans, a reference GEMM — is a capability: a small interface a backend
-// hands out, nullptr where it has none. Code above this interface asks for a capability, never
-// which backend runs.
+// Backend: the layers of a network prepared once (weights in the backend's layout, the
+// implementation chosen per layer, plans per batch size), the ops around the network (preprocess,
+// softmax + argmax, the vote), and the memory they work in, in two implementations: cpu
+// (engine/backends/cpu, the reference) and cuda (engine/backends/cuda). What only some backends
+// can do (lanes of work ordered by fences, replaying the frame stage as CUDA graphs, device time
+// stamps, frames in device memory, a reference GEMM, Grad-CAM where the activations are) is a
+// capability: a small interface a backend hands out, nullptr where it has none. Code above this
+// interface asks for a capability, never which backend runs.
 #pragma once
 
 #include <cstdint>
@@ -18,19 +19,76 @@
 #include "fervid/model_spec.h"
 #include "fervid/options.h"
 #include "fervid/tensor.h"
+#include "fervid/weights.h"
 
 namespace fervid {
 
-enum class WeightRole { Conv, ConvBias, Linear, LinearBias };
+// ---- Layers: a network as data, each layer prepared once by a backend ----------------------
 
-// What a weight is for, so that a backend can convert it once at load.
-struct WeightUse {
-  WeightRole role = WeightRole::Conv;
-  // A Linear layer fed by a flattened rank-4 activation: that activation's channel count (a
-  // backend with NHWC activations may permute the columns from torchvision's CHW order once).
-  int64_t flatten_channels = 0;
-  // The last Linear layer (weight and bias): its output is the f32 logits.
-  bool logits = false;
+// What a network is made of. A convolution (k x k with stride, padding and groups: a depthwise one
+// has groups == channels) with its bias, a ReLU when `relu`, and a 2x2 max-pool after it when
+// `pool` (fused where the backend can); a dense layer (bias, ReLU when `relu`); a global average
+// pool. VGG16 uses 3x3 convolutions of stride 1 and padding 1; a backend refuses what it does not
+// implement in one line when the layer is prepared, never when it runs.
+enum class LayerKind { Conv, Dense, GlobalAvgPool };
+
+struct LayerDesc {
+  LayerKind kind = LayerKind::Conv;
+  std::string name;  // "conv1_1", "gap", "fc1": errors and plans name the layer by it
+  // The layers whose outputs this one reads, as indices into the network's list (-1: the
+  // network's input). Empty: the layer before it (the input, for the first).
+  std::vector<int> inputs;
+  // The input, per frame: channels (a dense layer's features), height and width (1 x 1 for a
+  // dense layer fed by a vector; a flattened activation keeps its H x W x C here).
+  int64_t in_channels = 0, height = 1, width = 1;
+  int64_t out_channels = 0;  // Conv: channels; Dense: features
+  int kernel = 3, stride = 1, pad = 1, groups = 1;
+  bool relu = true;
+  bool pool = false;
+  bool logits = false;  // the network's output: f32 whatever the precision
+
+  // The output's height and width (Conv: after the stride and the pool).
+  int64_t out_height() const { return conv_out(height) / (pool ? 2 : 1); }
+  int64_t out_width() const { return conv_out(width) / (pool ? 2 : 1); }
+  // The output of a batch of n in `layout` (rank 4 for Conv, [n, features] otherwise).
+  std::vector<int64_t> output_shape(int64_t n, Layout layout) const {
+    if (kind != LayerKind::Conv) return {n, kind == LayerKind::Dense ? out_channels : in_channels};
+    if (layout == Layout::NHWC) return {n, out_height(), out_width(), out_channels};
+    return {n, out_channels, out_height(), out_width()};
+  }
+  // Elements per frame of the output before the pool (what a backend that pools separately
+  // writes first), and of the output.
+  int64_t unpooled_elements() const {
+    if (kind != LayerKind::Conv) return output_shape(1, Layout::Plain)[1];
+    return out_channels * conv_out(height) * conv_out(width);
+  }
+
+ private:
+  int64_t conv_out(int64_t size) const { return (size + 2 * pad - kernel) / stride + 1; }
+};
+
+// How a prepared layer runs: the implementation and why it was chosen ("asked for with
+// --conv-impl cudnn", "auto: ..."); where a backend chooses per batch size by timing, the batch
+// it timed at and both times (cuDNN's including its separate pool kernel).
+struct LayerPlan {
+  std::string impl;  // e.g. "onednn", "winograd", "blas", "cudnn", "fervid", "cublaslt", "kernel"
+  std::string why;
+  int64_t timed_batch = 0;  // 0: not timed
+  double cudnn_ms = 0, fervid_ms = 0;
+};
+
+// A layer as a backend prepared it, once: its weights in the backend's layout and precision, the
+// implementation it chose, its plans per batch size. After a batch size's first run, run() only
+// launches.
+class PreparedLayer {
+ public:
+  virtual ~PreparedLayer() = default;
+  // x: the producers' outputs in LayerDesc::inputs' order, [N, ...] in the backend's memory,
+  // layout and compute dtype; y: [N, ...] (f32 for the logits).
+  virtual void run(std::span<const Tensor> x, const Tensor& y) = 0;
+  // The plans made so far: one, or with timing one per batch size timed (a timing serves the
+  // smaller batches; a larger batch is timed again).
+  virtual std::vector<LayerPlan> plans() const = 0;
 };
 
 // ---- Capabilities -------------------------------------------------------------------------
@@ -120,25 +178,6 @@ class FrameSinks {
   virtual std::shared_ptr<DeviceFrameSink> make_frame_sink(int max_frames) = 0;
 };
 
-// How a backend runs one conv3x3 layer shape. The CUDA backend chooses between cuDNN and fervid's
-// own kernel per shape (--conv-impl); with auto it times both once, at the first batch it sees.
-struct ConvPlanInfo {
-  int64_t height = 0, width = 0, in_channels = 0, out_channels = 0;
-  bool pool = false;
-  std::string impl;                    // "cudnn" or "fervid"
-  int64_t timed_batch = 0;             // the batch both were timed at; 0: not timed (impl given)
-  double cudnn_ms = 0, fervid_ms = 0;  // per call, cuDNN's including its separate pool kernel
-};
-
-class ConvPlanLog {
- public:
-  virtual ~ConvPlanLog() = default;
-  // The conv3x3 shapes planned so far, in the order they were first run, and the choice made: one
-  // entry per shape, or with timing (--conv-impl auto) per shape and batch size timed at (a
-  // timing serves smaller batches; a larger batch is timed again).
-  virtual std::vector<ConvPlanInfo> conv_plans() const = 0;
-};
-
 // The rate of one large GEMM in the backend's precision, measured now: the reference the
 // benchmark's frame stage is set against (TFLOP/s).
 class ReferenceGemm {
@@ -148,21 +187,16 @@ class ReferenceGemm {
 };
 
 // Grad-CAM's head, backward pass and map where the activations are (docs/explain.md): the CUDA
-// backend's kernels and cuBLASLt. Without it the engine copies the activations to the host and
-// runs cpu::gradcam, the float64 reference.
-struct HeadLayer {
-  const Tensor* w;  // [out,in] f32 on the host (in in torchvision's CHW order after a flatten)
-  const Tensor* b;  // [out] f32 on the host
-  bool relu;
-};
-
+// backend's kernels and cuBLASLt; on the CPU backend (the host is its device), cpu::gradcam in
+// float64, the reference.
 class DeviceGradcam {
  public:
   virtual ~DeviceGradcam() = default;
   // acts [N,H,W,K], the backend's activations of the last conv layer (activated, before its 2x2
-  // pool); classes[i] -1: the frame's largest logit, written back; maps [N,S,S] and logits [N,C]
-  // f32 host tensors. The host tensors of `dense` stay alive as long as the backend.
-  virtual void gradcam(const Tensor& acts, Head head, std::span<const HeadLayer> dense,
+  // pool); classes[i] -1: the frame's label (fervid/label_rule.h), written back; maps [N,S,S]
+  // and logits [N,C] f32 host tensors. The host tensors of `dense` stay alive as long as the
+  // backend.
+  virtual void gradcam(const Tensor& acts, Head head, std::span<const DenseWeights> dense,
                        std::span<int> classes, const Tensor& maps, const Tensor& logits) = 0;
 };
 
@@ -196,9 +230,11 @@ class Backend {
   // The most memory this backend held at once (buffers, weights, library workspaces).
   virtual size_t peak_memory_bytes() const = 0;
 
-  // Converts an f32 host weight (conv OIHW, linear [out,in], bias [n]) once, at load, to this
-  // backend's layout and precision.
-  virtual OwnedTensor prepare_weight(const Tensor& host_f32, const WeightUse& use) = 0;
+  // Prepares one layer of a network (above) with its weights as loaded (f32 host tensors, conv
+  // OIHW, dense [out, in] with a flattened input's columns in torchvision's CHW order; empty for
+  // a layer without weights). Fails with one line naming the layer for a layer it cannot run.
+  virtual std::unique_ptr<PreparedLayer> prepare(const LayerDesc& layer,
+                                                 const LayerWeights& weights) = 0;
 
   // frames -> crop -> bilinear resize (half-pixel centres) -> channel order, scale, mean/std.
   // out: [N, S, S, 3] (NHWC) or [N, 3, S, S] (NCHW), in the activation layout.
@@ -209,16 +245,7 @@ class Backend {
   // resize and normalisation of preprocess().
   virtual void preprocess_yuv420(std::span<const YuvView> frames, std::span<const CropRect> crops,
                                  const ColorSpec& cs, const Preprocess& pp, const Tensor& out) = 0;
-  // 3x3, stride 1, pad 1 convolution + bias + ReLU, then a 2x2 max-pool when `pool`.
-  virtual void conv3x3_bias_relu(const Tensor& x, const Tensor& w, const Tensor& b, bool pool,
-                                 const Tensor& y) = 0;
-  virtual void maxpool2x2(const Tensor& x, const Tensor& y) = 0;
-  virtual void global_avgpool(const Tensor& x, const Tensor& y) = 0;  // -> [N, C]
-  // y[N, out] = x[N, in] * w^T + b, then ReLU when `relu`. x of rank 4 is flattened in the
-  // torchvision (CHW) order.
-  virtual void linear(const Tensor& x, const Tensor& w, const Tensor& b, bool relu,
-                      const Tensor& y) = 0;
-  // probs[N, C] = softmax(logits), labels[N] = argmax (lowest index among equals).
+  // probs[N, C] = softmax(logits), labels[N]: the label rule of fervid/label_rule.h.
   virtual void softmax_argmax(const Tensor& logits, const Tensor& probs, const Tensor& labels) = 0;
   // Adds each segment's per-class label counts (i32 [S, C]) and probability sums (f64 [S, C])
   // into its slot.
@@ -236,7 +263,6 @@ class Backend {
   virtual GraphReplay* graph_replay() { return nullptr; }
   virtual Timelines* timelines() { return nullptr; }
   virtual FrameSinks* frame_sinks() { return nullptr; }
-  virtual const ConvPlanLog* conv_plan_log() const { return nullptr; }
   virtual ReferenceGemm* reference_gemm() { return nullptr; }
   virtual DeviceGradcam* device_gradcam() { return nullptr; }
 };

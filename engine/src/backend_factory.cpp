@@ -1,6 +1,7 @@
 #include "backend_factory.h"
 
 #include "backends/cpu/cpu_backend.h"
+#include "backends/cuda/conv_policy.h"
 #include "backends/cuda/cuda_backend.h"
 #include "backends/cuda/cuda_probe.h"
 #include "fervid/error.h"
@@ -17,17 +18,15 @@ std::unique_ptr<Backend> make_backend(const BackendOptions& options, const Notif
                 std::to_string(kMaxThreads));
   const std::string precision = precision_name(options.precision);
   const std::string impl = conv_impl_name(options.conv_impl);
-  if (options.conv_impl == ConvImpl::Fervid &&
-      (options.precision == Precision::Fp32 || options.precision == Precision::Tf32))
-    fail_option("--conv-impl fervid: fervid's conv3x3 computes in fp16 or bf16, not " + precision +
-                " (use --conv-impl cudnn or --precision fp16|bf16)");
+  // A CUDA conv implementation that cannot run at this precision is refused whatever the device
+  // (the rules and messages: resolve_cuda_conv, resolve_cpu_conv).
+  if (cuda_conv_impl(options.conv_impl)) resolve_cuda_conv(options.conv_impl, options.precision);
   std::string why;
   const bool gpu = options.device != DeviceChoice::Cpu && cuda_device_available(&why);
   // --conv-impl onednn|winograd|blas asks for the CPU backend, as --device cpu does.
   const bool cpu_impl = cpu_conv_impl(options.conv_impl);
   if (options.device == DeviceChoice::Cuda) {
-    if (cpu_impl)
-      fail_option("--conv-impl " + impl + " is the CPU backend's (CUDA: auto, cudnn or fervid)");
+    resolve_cuda_conv(options.conv_impl, options.precision);
     if (!gpu) fail_device("--device cuda: " + why);
     return make_cuda_backend(options);
   }
@@ -47,15 +46,13 @@ std::unique_ptr<Backend> make_backend(const BackendOptions& options, const Notif
     }
     if (cuda_conv_impl(options.conv_impl)) notice += " (--conv-impl " + impl + " is for GPUs)";
     if (notify) notify(notice);
-  } else if (gpu_precision) {
-    fail_option("--precision " + precision + ": the CPU backend computes in fp32 or bf16");
-  } else if (cuda_conv_impl(options.conv_impl)) {
-    fail_option("--conv-impl " + impl +
-                " is the CUDA backend's (CPU: auto, onednn, winograd or blas; or --device cuda)");
+    // A CUDA --conv-impl under --device auto was noticed; the CPU backend takes its own.
+    const ConvImpl cpu_conv =
+        cuda_conv_impl(options.conv_impl) ? ConvImpl::Auto : options.conv_impl;
+    return cpu::make_cpu_backend(options.threads, cpu_conv, cpu_precision);
   }
-  // A CUDA --conv-impl under --device auto was noticed above; the CPU backend takes its own.
-  const ConvImpl cpu_conv = cuda_conv_impl(options.conv_impl) ? ConvImpl::Auto : options.conv_impl;
-  return cpu::make_cpu_backend(options.threads, cpu_conv, cpu_precision);
+  // --device cpu (or a CPU --conv-impl): what the CPU backend cannot run, resolve_cpu_conv refuses.
+  return cpu::make_cpu_backend(options.threads, options.conv_impl, options.precision);
 }
 
 }  // namespace fervid

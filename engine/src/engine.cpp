@@ -8,7 +8,6 @@
 #include "backends/cuda/cuda_probe.h"
 #include "cards.h"
 #include "classifier.h"
-#include "cpu/ops.h"
 #include "fervid/fervid.h"
 #include "model.h"
 #include "run_clock.h"
@@ -67,13 +66,32 @@ Engine::Engine(Weights weights, const EngineOptions& options) : impl_(std::make_
   impl_->spec = weights.spec;
   impl_->notify = options.notify ? options.notify : NoticeSink(print_notice);
   impl_->backend = make_backend(options.backend, impl_->notify);
-  impl_->model = std::make_unique<Model>(weights, *impl_->backend, options.max_batch);
+  impl_->model =
+      std::make_unique<Model>(weights, *impl_->backend, options.max_batch, options.explain);
   if (options.explain) impl_->dense = std::move(weights.dense);
 }
 
 Engine::~Engine() = default;
 
 const ModelSpec& Engine::spec() const { return impl_->spec; }
+std::vector<Engine::LayerInfo> Engine::layers() const {
+  std::vector<LayerInfo> out;
+  const Model& model = *impl_->model;
+  for (size_t i = 0; i < model.layers().size(); ++i) {
+    const std::vector<LayerPlan> plans = model.plans(i);
+    LayerInfo info{model.layers()[i].name, "", ""};
+    const LayerPlan* p = plans.empty() ? nullptr : &plans.front();
+    for (const LayerPlan& q : plans)
+      if (q.timed_batch > p->timed_batch) p = &q;
+    if (p) {
+      info.impl = p->impl;
+      info.why = p->why;
+    }
+    out.push_back(info);
+  }
+  return out;
+}
+
 std::string Engine::backend_name() const { return impl_->backend->name(); }
 std::string Engine::device_name() const { return impl_->backend->device_name(); }
 Precision Engine::precision() const { return impl_->backend->precision(); }
@@ -150,24 +168,6 @@ FrameScores Engine::classify_frames(std::span<const ImageView> frames, const Cro
   return s;
 }
 
-namespace {
-
-// A Tensor of the backend's compute dtype, copied to the host as f32.
-std::vector<float> host_f32(Backend& be, const Tensor& t) {
-  std::vector<float> out(size_t(t.numel()));
-  if (t.dtype() == DType::F32) {
-    be.copy_to_host(out.data(), t);
-    return out;
-  }
-  std::vector<uint16_t> raw(out.size());
-  be.copy_to_host(raw.data(), t);
-  for (size_t i = 0; i < raw.size(); ++i)
-    out[i] = t.dtype() == DType::F16 ? half_to_float(raw[i]) : bf16_to_float(raw[i]);
-  return out;
-}
-
-}  // namespace
-
 std::vector<FrameExplanation> Engine::explain_frames(std::span<const ImageView> frames,
                                                      std::span<const CropRect> crops,
                                                      std::span<const int> classes) {
@@ -189,9 +189,11 @@ std::vector<FrameExplanation> Engine::explain_frames(std::span<const ImageView> 
                   std::to_string(c - 1));
   }
   const auto layers = spec.dense_layers();
-  std::vector<cpu::DenseWeights> dense;
+  std::vector<DenseWeights> dense;
   for (size_t i = 0; i < impl_->dense.size(); ++i)
     dense.push_back({&impl_->dense[i].weight.tensor, &impl_->dense[i].bias.tensor, layers[i].relu});
+  DeviceGradcam* gradcam = impl_->backend->device_gradcam();
+  if (!gradcam) fail("explain: the " + impl_->backend->name() + " backend has no Grad-CAM");
   Model& model = *impl_->model;
   std::vector<FrameExplanation> out(frames.size());
   for (size_t first = 0; first < frames.size(); first += size_t(model.max_batch())) {
@@ -201,16 +203,8 @@ std::vector<FrameExplanation> Engine::explain_frames(std::span<const ImageView> 
     std::vector<int> cls(classes.begin() + first, classes.begin() + first + n);
     const Tensor tmaps(maps.data(), {n, S, S}, DType::F32),
         tlogits(logits.data(), {n, c}, DType::F32);
-    if (DeviceGradcam* g = impl_->backend->device_gradcam()) {
-      // Where the activations are (CUDA: kernels and cuBLASLt, docs/explain.md).
-      std::vector<HeadLayer> head;
-      for (const cpu::DenseWeights& d : dense) head.push_back({d.w, d.b, d.relu});
-      g->gradcam(acts, spec.head, head, cls, tmaps, tlogits);
-    } else {
-      std::vector<float> a = host_f32(*impl_->backend, acts);
-      Tensor at(a.data(), {n, acts.dim(1), acts.dim(2), acts.dim(3)}, DType::F32, Layout::NHWC);
-      cpu::gradcam(at, spec.head, dense, cls, tmaps, tlogits);
-    }
+    // Where the activations are (CUDA: kernels and cuBLASLt; CPU: the float64 reference).
+    gradcam->gradcam(acts, spec.head, dense, cls, tmaps, tlogits);
     for (int i = 0; i < n; ++i) {
       FrameExplanation& e = out[first + i];
       e.crop = crops[first + i];

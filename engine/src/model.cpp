@@ -25,45 +25,69 @@ void in_layer(const std::string& layer, Fn&& op) {
 
 }  // namespace
 
-Model::Model(const Weights& weights, Backend& backend, int max_batch)
+std::vector<LayerDesc> network_of(const ModelSpec& spec) {
+  std::vector<LayerDesc> net;
+  int64_t size = spec.input_size, channels = 3;
+  for (const ConvLayer& l : spec.conv_layers()) {
+    LayerDesc d;
+    d.kind = LayerKind::Conv;
+    d.name = l.name;
+    d.in_channels = l.in_channels;
+    d.height = d.width = size;
+    d.out_channels = l.out_channels;
+    d.pool = l.pool;
+    net.push_back(d);
+    size = d.out_height();
+    channels = l.out_channels;
+  }
+  if (spec.head == Head::Gap) {
+    LayerDesc g;
+    g.kind = LayerKind::GlobalAvgPool;
+    g.name = "gap";
+    g.in_channels = channels;
+    g.height = g.width = size;
+    net.push_back(g);
+    size = 1;
+  }
+  const std::vector<DenseLayer> dense = spec.dense_layers();
+  for (size_t i = 0; i < dense.size(); ++i) {
+    LayerDesc d;
+    d.kind = LayerKind::Dense;
+    d.name = "fc" + std::to_string(i + 1);
+    d.in_channels = i == 0 ? channels : dense[i - 1].out_features;
+    d.height = d.width = i == 0 ? size : 1;  // fc1 of the flatten head: the flattened activation
+    d.out_channels = dense[i].out_features;
+    d.relu = dense[i].relu;
+    d.logits = i + 1 == dense.size();
+    net.push_back(d);
+  }
+  return net;
+}
+
+Model::Model(const Weights& weights, Backend& backend, int max_batch, bool features)
     : spec_(weights.spec),
       backend_(backend),
       max_batch_(max_batch),
-      conv_layers_(weights.spec.conv_layers()),
-      dense_layers_(weights.spec.dense_layers()) {
-  for (size_t i = 0; i < conv_layers_.size(); ++i) {
-    conv_w_.push_back(backend.prepare_weight(weights.conv[i].weight.tensor, {WeightRole::Conv}));
-    conv_b_.push_back(backend.prepare_weight(weights.conv[i].bias.tensor, {WeightRole::ConvBias}));
+      layers_(network_of(weights.spec)) {
+  static const LayerWeights kNone;
+  size_t conv = 0, dense = 0;
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const LayerDesc& l = layers_[i];
+    const LayerWeights& w = l.kind == LayerKind::Conv    ? weights.conv.at(conv++)
+                            : l.kind == LayerKind::Dense ? weights.dense.at(dense++)
+                                                         : kNone;
+    in_layer(l.name, [&] { prepared_.push_back(backend.prepare(l, w)); });
+    if (l.kind == LayerKind::Conv) last_conv_ = int(i);
   }
-  for (size_t i = 0; i < dense_layers_.size(); ++i) {
-    WeightUse use{WeightRole::Linear};
-    use.flatten_channels = i == 0 && spec_.head != Head::Gap ? spec_.feature_channels() : 0;
-    use.logits = i + 1 == dense_layers_.size();
-    dense_w_.push_back(backend.prepare_weight(weights.dense[i].weight.tensor, use));
-    use.role = WeightRole::LinearBias;
-    dense_b_.push_back(backend.prepare_weight(weights.dense[i].bias.tensor, use));
+  if (features && last_conv_ >= 0) {
+    features_desc_ = layers_[size_t(last_conv_)];
+    features_desc_.pool = false;
+    in_layer(features_desc_.name,
+             [&] { features_ = backend.prepare(features_desc_, weights.conv.back()); });
   }
-  // Plan the arena once: two activation buffers, each as large as the largest layer output at
-  // full resolution (a backend that does not fuse the pool writes that much).
-  const size_t elem = dtype_size(backend.compute_dtype());
-  int64_t largest = 3 * int64_t(spec_.input_size) * spec_.input_size, s = spec_.input_size;
-  for (const auto& l : conv_layers_) {
-    largest = std::max(largest, int64_t(l.out_channels) * s * s);
-    if (l.pool) s /= 2;
-  }
-  for (const auto& l : dense_layers_) largest = std::max<int64_t>(largest, l.out_features);
-  const int64_t S = spec_.input_size, c = spec_.num_classes();
-  const size_t arena_bytes = size_t(largest) * max_batch * elem,
-               input_bytes = size_t(3 * S * S) * max_batch * elem;
-  try {
-    for (auto& b : arena_) b = backend.allocate(arena_bytes);
-    allocate_input(0);
-  } catch (const Error& e) {
-    fail_device("batch size " + std::to_string(max_batch) + " needs " +
-                std::to_string((2 * arena_bytes + input_bytes) >> 20) + " MiB for activations on " +
-                backend.name() + " (" + e.what() + "); use a smaller --batch");
-  }
+  allocate_arena();
   // logits, probs (f32) and labels (i32) side by side in one buffer
+  const int64_t c = spec_.num_classes();
   head_buf_ = backend.allocate(size_t(max_batch) * (2 * c * 4 + 4) + 64);
   char* base = static_cast<char*>(head_buf_.data());
   logits_ = Tensor(base, {max_batch, c}, DType::F32, Layout::Plain, head_buf_.device());
@@ -71,6 +95,53 @@ Model::Model(const Weights& weights, Backend& backend, int max_batch)
                   head_buf_.device());
   labels_ = Tensor(base + 2 * max_batch * c * 4, {max_batch}, DType::I32, Layout::Plain,
                    head_buf_.device());
+}
+
+ArenaPlan plan_arena(std::span<const LayerDesc> layers) {
+  auto inputs_of = [&](size_t i) {
+    return layers[i].inputs.empty() ? std::vector<int>{int(i) - 1} : layers[i].inputs;
+  };
+  std::vector<size_t> last_read(layers.size(), 0);
+  for (size_t i = 0; i < layers.size(); ++i)
+    for (int j : inputs_of(i))
+      if (j >= 0) last_read[size_t(j)] = std::max(last_read[size_t(j)], i);
+  ArenaPlan plan;
+  plan.buffer_of.assign(layers.size(), -1);
+  std::vector<int> free;
+  for (size_t i = 0; i < layers.size(); ++i) {
+    if (!layers[i].logits) {
+      if (free.empty()) free.push_back(plan.buffers++);
+      plan.buffer_of[i] = free.back();
+      free.pop_back();
+    }
+    for (int j : inputs_of(i))
+      if (j >= 0 && last_read[size_t(j)] == i && plan.buffer_of[size_t(j)] >= 0)
+        free.push_back(plan.buffer_of[size_t(j)]);
+    if (plan.buffer_of[i] >= 0 && last_read[i] <= i) free.push_back(plan.buffer_of[i]);  // unread
+  }
+  return plan;
+}
+
+// The arena's buffers, each as large as the largest layer output at full resolution (a backend
+// that does not fuse the pool writes that much), and input slot 0.
+void Model::allocate_arena() {
+  const ArenaPlan plan = plan_arena(layers_);
+  buffer_of_ = plan.buffer_of;
+  int64_t largest = 3 * int64_t(spec_.input_size) * spec_.input_size;
+  for (const LayerDesc& l : layers_) largest = std::max(largest, l.unpooled_elements());
+  const size_t elem = dtype_size(backend_.compute_dtype());
+  const int64_t S = spec_.input_size;
+  const size_t arena_bytes = size_t(largest) * max_batch_ * elem,
+               input_bytes = size_t(3 * S * S) * max_batch_ * elem;
+  try {
+    for (int b = 0; b < plan.buffers; ++b) arena_.push_back(backend_.allocate(arena_bytes));
+    allocate_input(0);
+  } catch (const Error& e) {
+    fail_device("batch size " + std::to_string(max_batch_) + " needs " +
+                std::to_string((plan.buffers * arena_bytes + input_bytes) >> 20) +
+                " MiB for activations on " + backend_.name() + " (" + e.what() +
+                "); use a smaller --batch");
+  }
 }
 
 const Tensor& Model::input(int slot) {
@@ -95,9 +166,9 @@ void Model::allocate_input(int slot) {
                    backend_.compute_dtype(), backend_.activation_layout());
 }
 
-Tensor Model::activation(int which, std::vector<int64_t> shape) const {
+Tensor Model::activation(int buffer, std::vector<int64_t> shape) const {
   Layout layout = shape.size() == 4 ? backend_.activation_layout() : Layout::Plain;
-  return Tensor::view(arena_[which], std::move(shape), backend_.compute_dtype(), layout);
+  return Tensor::view(arena_[size_t(buffer)], std::move(shape), backend_.compute_dtype(), layout);
 }
 
 void Model::forward(std::span<const ImageView> frames, std::span<const CropRect> crops,
@@ -157,63 +228,46 @@ void Model::forward_preprocessed(int n, const LayerHook& hook, int slot) {
   check_batch(n);
   input(slot);  // checks the slot, allocates it when new
   GraphReplay* graphs = backend_.graph_replay();
-  if (hook || !graphs) return run_layers(n, hook, slot);
-  graphs->replay(this, int64_t(slot) << 32 | n, [&] { run_layers(n, {}, slot); });
-}
-
-Tensor Model::run_convs(int n, const LayerHook& hook, int slot, bool last_pool, int& which) {
-  const Layout layout = backend_.activation_layout();
-  Tensor x = input_[slot].slice(0, n);
-  int s = spec_.input_size;
-  which = 0;
-  for (size_t i = 0; i < conv_layers_.size(); ++i) {
-    const ConvLayer& l = conv_layers_[i];
-    const bool pool = l.pool && (last_pool || i + 1 < conv_layers_.size());
-    const int out_s = pool ? s / 2 : s;
-    Tensor y = activation(which, act_shape(layout, n, l.out_channels, out_s, out_s));
-    in_layer(l.name,
-             [&] { backend_.conv3x3_bias_relu(x, conv_w_[i].tensor, conv_b_[i].tensor, pool, y); });
-    if (hook) hook(l.name);
-    x = y;
-    which ^= 1;
-    s = out_s;
+  if (hook || !graphs) {
+    run_layers(n, hook, slot);
+    return;
   }
-  return x;
+  graphs->replay(this, int64_t(slot) << 32 | n, [&] { run_layers(n, {}, slot); });
 }
 
 Tensor Model::forward_features(std::span<const ImageView> frames, std::span<const CropRect> crops) {
   const int n = int(frames.size());
   check_batch(n);
+  if (!features_) fail("internal error: forward_features on a model made without features");
   if (int(crops.size()) != n) fail("forward: one crop per frame is needed");
   backend_.preprocess(frames, crops, spec_.preprocess, input(0).slice(0, n));
-  int which = 0;
-  return run_convs(n, {}, 0, /*last_pool=*/false, which);
+  return run_layers(n, {}, 0, /*features=*/true);
 }
 
-void Model::run_layers(int n, const LayerHook& hook, int slot) {
-  int which = 0;
-  Tensor x = run_convs(n, hook, slot, /*last_pool=*/true, which);
-  if (spec_.head == Head::Gap) {
-    Tensor y = activation(which, {n, spec_.feature_channels()});
-    in_layer("gap", [&] { backend_.global_avgpool(x, y); });
-    if (hook) hook("gap");
-    x = y;
-    which ^= 1;
+Tensor Model::run_layers(int n, const LayerHook& hook, int slot, bool features) {
+  const Layout layout = backend_.activation_layout();
+  const size_t end = features ? size_t(last_conv_) + 1 : layers_.size();
+  std::vector<Tensor> out(end);
+  std::vector<Tensor> x;
+  for (size_t i = 0; i < end; ++i) {
+    const bool unpooled = features && int(i) == last_conv_;
+    const LayerDesc& l = unpooled ? features_desc_ : layers_[i];
+    x.clear();
+    if (l.inputs.empty()) x.push_back(i == 0 ? input_[slot].slice(0, n) : out[i - 1]);
+    for (int j : l.inputs) x.push_back(j < 0 ? input_[slot].slice(0, n) : out[size_t(j)]);
+    const Tensor y =
+        l.logits ? logits_.slice(0, n) : activation(buffer_of_[i], l.output_shape(n, layout));
+    PreparedLayer& layer = unpooled ? *features_ : *prepared_[i];
+    in_layer(l.name, [&] { layer.run(x, y); });
+    if (hook) hook(l.name);
+    out[i] = y;
   }
-  for (size_t i = 0; i < dense_layers_.size(); ++i) {
-    const DenseLayer& l = dense_layers_[i];
-    const bool last = i + 1 == dense_layers_.size();
-    Tensor y = last ? logits_.slice(0, n) : activation(which, {n, l.out_features});
-    const std::string name = "fc" + std::to_string(i + 1);
-    in_layer(name, [&] { backend_.linear(x, dense_w_[i].tensor, dense_b_[i].tensor, l.relu, y); });
-    if (hook) hook(name);
-    x = y;
-    which ^= 1;
-  }
+  if (features) return out.back();
   in_layer("softmax", [&] {
     backend_.softmax_argmax(logits_.slice(0, n), probs_.slice(0, n), labels_.slice(0, n));
   });
   if (hook) hook("softmax");
+  return logits_.slice(0, n);
 }
 
 }  // namespace fervid

@@ -9,7 +9,7 @@
 //   weight rows x 4 frames, so each block of weights is read from memory once per batch (the
 //   flatten head's fc1 is 411 MB of f32 weights) and from cache for the other frames;
 // - elsewhere one OpenBLAS SGEMV per frame, reading the weights once per frame.
-// docs/perf/cpu.md: the flatten head's fc1 went from 236 to 41 ms a batch of 8 (2 cores).
+// docs/perf/cpu.md measures both on the flatten head's fc1.
 #include <cblas.h>
 
 #include <algorithm>
@@ -89,6 +89,11 @@ bool have_avx512() {
 }
 
 }  // namespace
+
+const char* linear_kernel() {
+  return have_avx512() ? "fervid's AVX-512 dot products, each block of weights read once a batch"
+                       : "OpenBLAS SGEMV, one per frame";
+}
 
 void linear(const Tensor& x, const Tensor& w, const Tensor& b, bool relu, const Tensor& y) {
   constexpr const char* op = "linear";

@@ -1,6 +1,8 @@
-// The CPU reference ops (fervid::cpu). Plain C++ with OpenBLAS SGEMM for the convolutions and
-// dense layers, f32 throughout, activations NHWC (the layout of the CUDA backend too). Each op
-// checks its tensors' shapes and throws fervid::Error naming the op when they do not fit.
+// The CPU ops (fervid::cpu): f32 references the other implementations are tested against (the
+// convolution by im2col + OpenBLAS SGEMM; oneDNN's convolutions are in onednn_conv.h), the dense
+// layers, pools, softmax, vote, preprocess and Grad-CAM (float64) the CPU backend runs,
+// activations NHWC (the layout of the CUDA backend too). Each op checks its tensors' shapes and
+// throws fervid::Error naming the op when they do not fit.
 #pragma once
 
 #include <span>
@@ -8,6 +10,7 @@
 #include "fervid/frame.h"
 #include "fervid/model_spec.h"
 #include "fervid/tensor.h"
+#include "fervid/weights.h"
 
 namespace fervid::cpu {
 
@@ -21,13 +24,8 @@ void maxpool_nhwc(const float* in, int n, int h, int w, int c, float* out);
 void global_avgpool(const Tensor& x, const Tensor& y);
 // x [N,in] (or [N,H,W,C], flattened in torchvision's CHW order), w [out,in], b [out] -> y [N,out]
 void linear(const Tensor& x, const Tensor& w, const Tensor& b, bool relu, const Tensor& y);
-// A dense layer of the head for gradcam(): w [out,in] (in in torchvision's CHW order after a
-// flatten), b [out], both f32 on the host, and whether a ReLU follows.
-struct DenseWeights {
-  const Tensor* w;
-  const Tensor* b;
-  bool relu;
-};
+// What linear() runs on this CPU, in words.
+const char* linear_kernel();
 // Grad-CAM (docs/explain.md) of frames whose last conv layer's activated output, before its 2x2
 // pool, is acts [N,H,W,K]: the pool and the head (GAP or the flatten, then `dense`) run again in
 // float64, giving logits [N,C]; the gradient of logit classes[i] (-1: the largest, written back)
@@ -51,8 +49,9 @@ void vote_accumulate(const Tensor& probs, const Tensor& labels, std::span<const 
 void vote_finalize(const Tensor& counts, const Tensor& sums, std::span<const int> slots,
                    VoteMode mode, const Tensor& winners, const Tensor& out_counts,
                    const Tensor& out_sums);
-// The winner of one video by `mode` (docs/design.md): majority = most frequent label, ties -> higher
-// summed probability -> lower index; confidence = highest summed probability, ties -> lower index.
+// The winner of one video by `mode` (docs/design.md): majority = most frequent label, ties ->
+// higher summed probability -> lower index; confidence = highest summed probability, ties -> lower
+// index.
 int vote_winner(const int32_t* counts, const double* sums, int classes, VoteMode mode);
 
 }  // namespace fervid::cpu

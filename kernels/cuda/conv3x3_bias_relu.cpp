@@ -1,14 +1,13 @@
 // conv3x3_bias_relu (CUDA, cuDNN): y = ReLU(conv(x, w) + b) in one cuDNN call
 // (cudnnConvolutionBiasActivationForward: deprecated in cuDNN 9 but supported, and on the H100
-// it costs what the bare convolution costs; docs/design.md). NHWC activations, KRSC filters. Where the
-// fused call accepts no algorithm for a shape, the plain convolution runs and fervid's bias_relu
-// kernel (kernels/cuda/bias_relu.cu) finishes it.
-// Plan, once per shape: descriptors, then cudnnFindConvolutionForwardAlgorithmEx times every
-// algorithm on the real buffers; the fastest one that the fused call accepts (and, in strict
-// fp32, that does not use TF32) is kept together with its workspace. A smaller batch size of a
-// planned layer reuses its algorithm without searching; a larger one searches again
-// (kernels/cuda/plan_rules.h). The 2x2 pool is a separate
-// kernel here (kernels/cuda/maxpool2x2.cu); fervid's own conv fuses it.
+// it costs what the bare convolution costs; docs/design.md). NHWC activations, KRSC filters. Where
+// the fused call accepts no algorithm for a shape, the plain convolution runs and fervid's
+// bias_relu kernel (kernels/cuda/bias_relu.cu) finishes it. Plan, once per shape: descriptors, then
+// cudnnFindConvolutionForwardAlgorithmEx times every algorithm on the real buffers; the fastest one
+// that the fused call accepts (and, in strict fp32, that does not use TF32) is kept together with
+// its workspace. A smaller batch size of a planned layer reuses its algorithm without searching; a
+// larger one searches again (kernels/cuda/plan_rules.h). The 2x2 pool is a separate kernel here
+// (kernels/cuda/maxpool2x2.cu); fervid's own conv fuses it.
 #include <algorithm>
 #include <iostream>
 

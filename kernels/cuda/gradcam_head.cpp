@@ -36,7 +36,7 @@ GradcamHead::GradcamHead(cudaStream_t stream, MemoryMeter meter)
 GradcamHead::~GradcamHead() = default;
 
 const std::vector<GradcamHead::DeviceLayer>& GradcamHead::layers_for(
-    std::span<const GradcamLayer> dense, int64_t k, int64_t positions, bool gap_head) {
+    std::span<const DenseWeights> dense, int64_t k, int64_t positions, bool gap_head) {
   if (layers_key_ == dense[0].w && layers_.size() == dense.size()) return layers_;
   layers_.clear();
   layers_key_ = nullptr;
@@ -76,7 +76,7 @@ const std::vector<GradcamHead::DeviceLayer>& GradcamHead::layers_for(
   return layers_;
 }
 
-void GradcamHead::run(const Tensor& acts, bool gap_head, std::span<const GradcamLayer> dense,
+void GradcamHead::run(const Tensor& acts, bool gap_head, std::span<const DenseWeights> dense,
                       std::span<int> classes, const Tensor& maps, const Tensor& logits) {
   if (acts.rank() != 4 || acts.device() != Device::Cuda)
     fail("cuda gradcam: acts must be a rank-4 device tensor, got " + acts.describe());
@@ -92,7 +92,7 @@ void GradcamHead::run(const Tensor& acts, bool gap_head, std::span<const Gradcam
     fail("cuda gradcam: logits must be f32 [N,C] on the host, got " + logits.describe());
   if (int64_t(classes.size()) != n) fail("cuda gradcam: one class per frame is needed");
   int64_t features = gap_head ? k : k * positions;
-  for (const GradcamLayer& d : dense) {
+  for (const DenseWeights& d : dense) {
     if (d.w->rank() != 2 || d.w->dim(1) != features || d.w->dtype() != DType::F32 ||
         d.b->numel() != d.w->dim(0) || d.b->dtype() != DType::F32)
       fail("cuda gradcam: dense layer " + d.w->describe() + " does not take " +

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "fervid/tensor.h"
+#include "fervid/weights.h"
 
 namespace fervid::cuda {
 
@@ -80,14 +81,6 @@ class LinearCublasLt {
   std::map<Key, std::unique_ptr<Plan>> plans_;
 };
 
-// A dense layer of the head for GradcamHead: w [out,in] and b [out], f32 on the host (in in
-// torchvision's CHW order after a flatten), and whether a ReLU follows.
-struct GradcamLayer {
-  const Tensor* w;
-  const Tensor* b;
-  bool relu;
-};
-
 // Grad-CAM's head on the device (docs/explain.md), the device side of cpu::gradcam: the last
 // conv layer's activated output acts [N,H,W,K] (f32, f16 or bf16, NHWC) to f32, its 2x2 max-pool,
 // GAP or the flatten, the dense layers forward (cuBLASLt, f32 without TF32), the gradient of each
@@ -103,12 +96,12 @@ class GradcamHead {
 
   // classes [N]: -1 takes the frame's largest logit (written back); maps [N,S,S] and logits
   // [N,C] are f32 host tensors. Synchronises the stream.
-  void run(const Tensor& acts, bool gap_head, std::span<const GradcamLayer> dense,
+  void run(const Tensor& acts, bool gap_head, std::span<const DenseWeights> dense,
            std::span<int> classes, const Tensor& maps, const Tensor& logits);
 
  private:
   struct DeviceLayer;
-  const std::vector<DeviceLayer>& layers_for(std::span<const GradcamLayer> dense, int64_t k,
+  const std::vector<DeviceLayer>& layers_for(std::span<const DenseWeights> dense, int64_t k,
                                              int64_t positions, bool gap_head);
 
   cudaStream_t stream_;

@@ -1,5 +1,6 @@
-// Owners of device resources (docs/style.md 3): device and pinned buffers come back as fervid::Buffer
-// with a deleter that frees them; Stream and Event free their handles. Destructors never throw.
+// Owners of device resources (docs/style.md 3): device and pinned buffers come back as
+// fervid::Buffer with a deleter that frees them; Stream and Event free their handles. Destructors
+// never throw.
 #pragma once
 
 #include <cuda_runtime.h>

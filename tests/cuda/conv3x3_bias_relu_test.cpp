@@ -3,6 +3,7 @@
 // poisoned before the first and again before the second (planned) call. Without a device every
 // test skips and says why.
 #include <cstdio>
+#include <cstring>
 
 #include "backend_factory.h"
 #include "backends/cpu/cpu_backend.h"
@@ -11,6 +12,7 @@
 #include "cuda_test_util.h"
 #include "fervid/fervid.h"
 #include "fervid/weight_layout.h"
+#include "layer_util.h"
 
 namespace fervid::test {
 namespace {
@@ -26,7 +28,8 @@ struct ConvData {
   OwnedTensor x, w, b, ref;
 };
 
-ConvData conv_data(const ConvCase& s) {
+// `same` given: its weights and bias, fresh inputs.
+ConvData conv_data(const ConvCase& s, const ConvData* same = nullptr) {
   ConvData d{host_tensor({s.n, s.h, s.w, s.c}, DType::F32, Layout::NHWC),
              host_tensor({s.k, s.c, 3, 3}, DType::F32),
              host_tensor({s.k}, DType::F32),
@@ -34,6 +37,10 @@ ConvData conv_data(const ConvCase& s) {
   fill_uniform(d.x.tensor, -1, 1);
   fill_uniform(d.w.tensor, -1.0f / std::sqrt(9.0f * s.c), 1.0f / std::sqrt(9.0f * s.c));
   fill_uniform(d.b.tensor, -0.2f, 0.2f);
+  if (same) {
+    std::memcpy(d.w.tensor.data(), same->w.tensor.data(), d.w.tensor.bytes());
+    std::memcpy(d.b.tensor.data(), same->b.tensor.data(), d.b.tensor.bytes());
+  }
   for (const Tensor* t : {&d.x.tensor, &d.w.tensor, &d.b.tensor}) {
     round_to(*t, DType::BF16);
     round_to(*t, DType::F16);
@@ -45,43 +52,59 @@ ConvData conv_data(const ConvCase& s) {
   return d;
 }
 
-// Every backend in `gpus` on one case against the CPU reference (outputs poisoned).
-void expect_conv_matches(const std::vector<Backend*>& gpus, const ConvCase& s,
-                         const std::string& what) {
-  const ConvData d = conv_data(s);
+// A conv layer `gpu` prepared, on one case's inputs against the CPU reference. The first call
+// plans the batch size (the search writes y); the second runs the plan on a y poisoned again, so
+// a read of y (cuDNN's z = y with alpha2 = 0) or an element the planned call leaves unwritten
+// shows as NaN.
+void expect_layer_matches(Backend& gpu, PreparedLayer& layer, const ConvData& d,
+                          const std::string& what) {
   const std::vector<double> want = as_f64(d.ref.tensor);
-  for (Backend* gpu : gpus) {
-    const DType dt = gpu->compute_dtype();
-    OwnedTensor gw = gpu->prepare_weight(d.w.tensor, {WeightRole::Conv});
-    OwnedTensor gb = gpu->prepare_weight(d.b.tensor, {WeightRole::ConvBias});
-    auto gx = to_device(*gpu, d.x.tensor, dt);
-    auto gy = to_device(*gpu, d.ref.tensor, dt, true);
-    std::vector<float> got;
-    // The first call plans the shape (the search writes y); the second runs the plan on a y
-    // poisoned again, so a read of y (cuDNN's z = y with alpha2 = 0) or an element the planned
-    // call leaves unwritten shows as NaN.
-    for (const char* call : {"first call", "planned call"}) {
-      poison_device(*gpu, gy.tensor);
-      gpu->conv3x3_bias_relu(gx.tensor, gw.tensor, gb.tensor, s.pool, gy.tensor);
-      got = to_host(*gpu, gy.tensor);
-      expect_close(got.data(), want, op_tolerance(precision_name(gpu->precision()), rms(want)),
-                   what + " " + precision_name(gpu->precision()) + " " + call + " " +
-                       d.x.tensor.describe() + " -> " + d.ref.tensor.describe());
-    }
-    if (s.pool || what != "cudnn conv") continue;
-    // The path for configurations cuDNN's fused call refuses: plain convolution + bias_relu.
-    cuda::ConvCudnn unfused(nullptr, gpu->precision() == Precision::Tf32, MemoryMeter(), false);
-    auto gy2 = to_device(*gpu, d.ref.tensor, dt, true);
-    for (const char* call : {"first call", "planned call"}) {
-      poison_device(*gpu, gy2.tensor);
-      unfused.run(gx.tensor, gw.tensor, gb.tensor, gy2.tensor);
-      FV_CUDA_CHECK(cudaDeviceSynchronize());
-      got = to_host(*gpu, gy2.tensor);
-      expect_close(got.data(), want, op_tolerance(precision_name(gpu->precision()), rms(want)),
-                   "cudnn conv unfused (" + unfused.last_algorithm() + ") " +
-                       precision_name(gpu->precision()) + " " + call + " " + d.x.tensor.describe());
-    }
+  const DType dt = gpu.compute_dtype();
+  auto gx = to_device(gpu, d.x.tensor, dt);
+  auto gy = to_device(gpu, d.ref.tensor, dt, true);
+  for (const char* call : {"first call", "planned call"}) {
+    poison_device(gpu, gy.tensor);
+    run_layer(layer, gx.tensor, gy.tensor);
+    const std::vector<float> got = to_host(gpu, gy.tensor);
+    expect_close(got.data(), want, op_tolerance(precision_name(gpu.precision()), rms(want)),
+                 what + " " + precision_name(gpu.precision()) + " " + call + " " +
+                     d.x.tensor.describe() + " -> " + d.ref.tensor.describe());
   }
+}
+
+// cuDNN's plain convolution + fervid's bias_relu kernel (the path for configurations cuDNN's
+// fused call refuses), on the same inputs.
+void expect_unfused_matches(Backend& gpu, const ConvData& d) {
+  const std::vector<double> want = as_f64(d.ref.tensor);
+  const DType dt = gpu.compute_dtype();
+  OwnedTensor krsc = conv_weight_ohwi(d.w.tensor);
+  auto gx = to_device(gpu, d.x.tensor, dt), gw = to_device(gpu, krsc.tensor, dt),
+       gb = to_device(gpu, d.b.tensor, dt), gy = to_device(gpu, d.ref.tensor, dt, true);
+  cuda::ConvCudnn unfused(nullptr, gpu.precision() == Precision::Tf32, MemoryMeter(), false);
+  for (const char* call : {"first call", "planned call"}) {
+    poison_device(gpu, gy.tensor);
+    unfused.run(gx.tensor, gw.tensor, gb.tensor, gy.tensor);
+    FV_CUDA_CHECK(cudaDeviceSynchronize());
+    const std::vector<float> got = to_host(gpu, gy.tensor);
+    expect_close(got.data(), want, op_tolerance(precision_name(gpu.precision()), rms(want)),
+                 "cudnn conv unfused (" + unfused.last_algorithm() + ") " +
+                     precision_name(gpu.precision()) + " " + call + " " + d.x.tensor.describe());
+  }
+}
+
+// Every backend in `gpus` on one case: a conv layer each prepares, against the CPU reference.
+// Returns the layers (their plans say what ran).
+std::vector<std::unique_ptr<PreparedLayer>> expect_conv_matches(const std::vector<Backend*>& gpus,
+                                                                const ConvCase& s,
+                                                                const std::string& what) {
+  const ConvData d = conv_data(s);
+  std::vector<std::unique_ptr<PreparedLayer>> layers;
+  for (Backend* gpu : gpus) {
+    layers.push_back(prepare_conv(*gpu, d.w.tensor, d.b.tensor, s.h, s.w, s.pool, what));
+    expect_layer_matches(*gpu, *layers.back(), d, what);
+    if (!s.pool && what == "cudnn conv") expect_unfused_matches(*gpu, d);
+  }
+  return layers;
 }
 
 // cuDNN's fused conv (--conv-impl cudnn) in every precision, and its unfused fallback.
@@ -132,14 +155,13 @@ TEST(CudaBackend, FervidConvMatchesCpuOnEveryVgg16Layer) {
   for (int n : {1, 7}) {
     int size = spec.input_size;
     for (const ConvLayer& l : spec.conv_layers()) {
-      expect_conv_matches({fp16.get(), bf16.get()},
-                          {n, size, size, l.in_channels, l.out_channels, l.pool},
-                          "fervid conv " + l.name);
+      for (const auto& layer : expect_conv_matches(
+               {fp16.get(), bf16.get()}, {n, size, size, l.in_channels, l.out_channels, l.pool},
+               "fervid conv " + l.name))
+        EXPECT_EQ(layer->plans().at(0).impl, "fervid");
       if (l.pool) size /= 2;
     }
   }
-  for (Backend* be : {fp16.get(), bf16.get()})
-    for (const ConvPlanInfo& p : be->conv_plan_log()->conv_plans()) EXPECT_EQ(p.impl, "fervid");
 }
 
 // Sizes that are multiples of no tile (8x16 pixels, 64 channels, 32-deep chunks), channel
@@ -157,40 +179,46 @@ TEST(CudaBackend, FervidConvMatchesCpuOnOddShapes) {
   for (const ConvCase& c : cases) expect_conv_matches({fp16.get(), bf16.get()}, c, "fervid conv");
 }
 
-// --conv-impl auto times cuDNN (+ pool) and fervid's kernel once per layer shape and keeps the
-// faster; a smaller batch of the same shape keeps that choice, a larger one is timed again; f32
-// always runs on cuDNN.
+// --conv-impl auto times cuDNN (+ pool) and fervid's kernel once per layer and batch size and
+// keeps the faster; a smaller batch keeps that choice, a larger one is timed again; f32 always
+// runs on cuDNN.
 TEST(CudaBackend, ConvImplAutoTimesBothAndKeepsTheFaster) {
   REQUIRE_CUDA_DEVICE();
   SeedTrace trace;
   auto fp16 = make_cuda_backend(gpu_options("fp16", "auto"));
   auto fp32 = make_cuda_backend(gpu_options("fp32", "auto"));
-  expect_conv_matches({fp16.get(), fp32.get()}, {4, 28, 28, 256, 512, true}, "auto conv");
-  expect_conv_matches({fp16.get(), fp32.get()}, {4, 28, 28, 512, 512, false}, "auto conv");
-  expect_conv_matches({fp16.get(), fp32.get()}, {2, 28, 28, 256, 512, true}, "auto conv");
-  const std::vector<ConvPlanInfo> plans = fp16->conv_plan_log()->conv_plans();
-  ASSERT_EQ(plans.size(), 2u);
-  for (const ConvPlanInfo& p : plans) {
-    EXPECT_EQ(p.timed_batch, 4);
-    EXPECT_GT(p.cudnn_ms, 0.0);
-    EXPECT_GT(p.fervid_ms, 0.0);
-    EXPECT_EQ(p.impl, p.fervid_ms < p.cudnn_ms ? "fervid" : "cudnn");
-    std::printf("[ auto     ] 28x28 %lld->%lld%s: cudnn %.3f ms, fervid %.3f ms -> %s\n",
-                (long long)p.in_channels, (long long)p.out_channels, p.pool ? " pool" : "",
-                p.cudnn_ms, p.fervid_ms, p.impl.c_str());
-  }
-  EXPECT_TRUE(plans[0].pool);
-  EXPECT_FALSE(plans[1].pool);
-  // A larger batch of a timed shape is timed again; the batch-4 choice stays for batch 4.
-  expect_conv_matches({fp16.get()}, {6, 28, 28, 256, 512, true}, "auto conv");
-  const std::vector<ConvPlanInfo> more = fp16->conv_plan_log()->conv_plans();
-  ASSERT_EQ(more.size(), 3u);
-  EXPECT_EQ(more[2].timed_batch, 6);
-  EXPECT_TRUE(more[2].pool);
-  EXPECT_EQ(more[0].timed_batch, 4);
-  for (const ConvPlanInfo& p : fp32->conv_plan_log()->conv_plans()) {
-    EXPECT_EQ(p.impl, "cudnn");
-    EXPECT_EQ(p.timed_batch, 0);
+  for (const ConvCase c :
+       {ConvCase{4, 28, 28, 256, 512, true}, ConvCase{4, 28, 28, 512, 512, false}}) {
+    const ConvData d4 = conv_data(c);
+    for (Backend* gpu : {fp16.get(), fp32.get()}) {
+      auto layer = prepare_conv(*gpu, d4.w.tensor, d4.b.tensor, c.h, c.w, c.pool, "auto conv");
+      expect_layer_matches(*gpu, *layer, d4, "auto conv");
+      ConvCase c2 = c, c6 = c;
+      c2.n = 2;
+      c6.n = 6;
+      expect_layer_matches(*gpu, *layer, conv_data(c2, &d4), "auto conv, batch 2");
+      std::vector<LayerPlan> plans = layer->plans();
+      if (gpu == fp32.get()) {
+        ASSERT_EQ(plans.size(), 1u);
+        EXPECT_EQ(plans[0].impl, "cudnn");
+        EXPECT_EQ(plans[0].timed_batch, 0);
+        continue;
+      }
+      ASSERT_EQ(plans.size(), 1u);  // batch 2 took batch 4's choice
+      EXPECT_EQ(plans[0].timed_batch, 4);
+      EXPECT_GT(plans[0].cudnn_ms, 0.0);
+      EXPECT_GT(plans[0].fervid_ms, 0.0);
+      EXPECT_EQ(plans[0].impl, plans[0].fervid_ms < plans[0].cudnn_ms ? "fervid" : "cudnn");
+      std::printf("[ auto     ] 28x28 %d->%d%s: cudnn %.3f ms, fervid %.3f ms -> %s\n", c.c, c.k,
+                  c.pool ? " pool" : "", plans[0].cudnn_ms, plans[0].fervid_ms,
+                  plans[0].impl.c_str());
+      // A larger batch is timed again; batch 4's choice stays for batch 4.
+      expect_layer_matches(*gpu, *layer, conv_data(c6, &d4), "auto conv, batch 6");
+      plans = layer->plans();
+      ASSERT_EQ(plans.size(), 2u);
+      EXPECT_EQ(plans[0].timed_batch, 4);
+      EXPECT_EQ(plans[1].timed_batch, 6);
+    }
   }
 }
 

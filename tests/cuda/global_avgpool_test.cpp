@@ -1,8 +1,11 @@
-// global_avgpool and maxpool2x2 through the CUDA backend against the CPU reference on fresh random
-// inputs, outputs poisoned first. Without a device every test skips and says why.
+// A global average pool layer the CUDA backend prepares, and the maxpool2x2 kernel, against the CPU
+// reference on fresh random inputs, outputs poisoned first. Without a device every test skips and
+// says why.
 #include "backends/cpu/cpu_backend.h"
 #include "cpu/ops.h"
+#include "cuda/ops.h"
 #include "cuda_test_util.h"
+#include "layer_util.h"
 
 namespace fervid::test {
 namespace {
@@ -21,7 +24,7 @@ TEST(CudaBackend, GlobalAvgpoolAndMaxpoolThroughTheBackend) {
       cpu::global_avgpool(x.tensor, ref.tensor);
       auto gx = to_device(*gpu, x.tensor, dt);
       auto gy = to_device(*gpu, ref.tensor, dt, true);
-      gpu->global_avgpool(gx.tensor, gy.tensor);
+      run_layer(*prepare_global_avgpool(*gpu, c), gx.tensor, gy.tensor);
       std::vector<float> got = to_host(*gpu, gy.tensor);
       std::vector<double> want = as_f64(ref.tensor);
       expect_close(got.data(), want, op_tolerance(precision, rms(want)),
@@ -30,7 +33,8 @@ TEST(CudaBackend, GlobalAvgpoolAndMaxpoolThroughTheBackend) {
       auto pref = host_tensor({n, h / 2, w / 2, c}, DType::F32, Layout::NHWC);
       cpu::maxpool2x2(x.tensor, pref.tensor);
       auto gp = to_device(*gpu, pref.tensor, dt, true);
-      gpu->maxpool2x2(gx.tensor, gp.tensor);
+      cuda::maxpool2x2(gx.tensor, gp.tensor, nullptr);
+      FV_CUDA_CHECK(cudaDeviceSynchronize());  // the default stream, not the backend's
       got = to_host(*gpu, gp.tensor);
       expect_close(got.data(), as_f64(pref.tensor), {0, 0, 0},
                    std::string("cuda maxpool ") + precision + " " + x.tensor.describe());

@@ -39,8 +39,8 @@ TEST(CudaGradcam, MapsAndLogitsMatchTheCpuReference) {
           layers.push_back(std::move(l));
           in = out;
         }
-        std::vector<cpu::DenseWeights> ref_dense;
-        std::vector<HeadLayer> dev_dense;
+        std::vector<DenseWeights> ref_dense;
+        std::vector<DenseWeights> dev_dense;
         for (const HostLayer& l : layers) {
           ref_dense.push_back({&l.w.tensor, &l.b.tensor, l.relu});
           dev_dense.push_back({&l.w.tensor, &l.b.tensor, l.relu});

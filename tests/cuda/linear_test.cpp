@@ -1,9 +1,10 @@
-// linear on the CUDA backend (cuBLASLt with its epilogues, the flatten head) against the CPU
-// reference on fresh random inputs, outputs poisoned first. Without a device every test skips and
-// says why.
+// A dense layer the CUDA backend prepares (cuBLASLt with its epilogues, the flatten head) against
+// the CPU reference on fresh random inputs, outputs poisoned first. Without a device every test
+// skips and says why.
 #include "backends/cpu/cpu_backend.h"
 #include "cpu/ops.h"
 #include "cuda_test_util.h"
+#include "layer_util.h"
 
 namespace fervid::test {
 namespace {
@@ -39,13 +40,12 @@ TEST(CudaBackend, LinearWithEpiloguesAndFlattenMatchesCpu) {
       auto ref = host_tensor({n, s.out}, DType::F32);
       cpu::linear(x.tensor, w.tensor, b.tensor, s.relu, ref.tensor);
 
-      WeightUse use{WeightRole::Linear, flat ? 0 : s.x[3], s.logits};
-      OwnedTensor gw = gpu->prepare_weight(w.tensor, use);
-      use.role = WeightRole::LinearBias;
-      OwnedTensor gb = gpu->prepare_weight(b.tensor, use);
+      const Flatten flatten =
+          flat ? Flatten{} : Flatten{s.x[1], s.x[2], s.x[3]};  // fc1 after the flatten head
+      auto layer = prepare_dense(*gpu, w.tensor, b.tensor, s.relu, s.logits, flatten);
       auto gx = to_device(*gpu, x.tensor, dt);
       auto gy = to_device(*gpu, ref.tensor, s.logits ? DType::F32 : dt, true);
-      gpu->linear(gx.tensor, gw.tensor, gb.tensor, s.relu, gy.tensor);
+      run_layer(*layer, gx.tensor, gy.tensor);
       std::vector<float> got = to_host(*gpu, gy.tensor);
       std::vector<double> want = as_f64(ref.tensor);
       expect_close(got.data(), want, op_tolerance(precision, rms(want)),

@@ -1,4 +1,7 @@
-// The CPU backend: the reference implementation of every op, f32, NHWC, host memory.
+// The CPU backend: f32 (bf16 operands in the convolutions with --precision bf16), NHWC, host
+// memory. Its layers are prepared with their own oneDNN convolutions (the choice is
+// CpuConvPolicy's, engine/backends/cpu/conv_policy.h) or the float64-tested references of
+// kernels/cpu; the rest are kernels/cpu's ops.
 #include "backends/cpu/cpu_backend.h"
 
 #include <cblas.h>
@@ -6,12 +9,11 @@
 
 #include <chrono>
 #include <cstring>
-#include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <utility>
 
+#include "backends/cpu/conv_policy.h"
 #include "cpu/onednn_conv.h"
 #include "cpu/ops.h"
 #include "fervid/error.h"
@@ -37,14 +39,86 @@ class HostTimeline final : public Timeline {
   std::vector<std::chrono::steady_clock::time_point> marks_;
 };
 
-class CpuBackend final : public Backend, Timelines {
+OnednnMath onednn_math(CpuConvMath m) {
+  switch (m) {
+    case CpuConvMath::Winograd:
+      return OnednnMath::Winograd;
+    case CpuConvMath::Bf16:
+      return OnednnMath::Bf16;
+    case CpuConvMath::Bf16OnFma:
+      return OnednnMath::Bf16OnFma;
+    default:
+      return OnednnMath::Fp32;
+  }
+}
+
+// A tensor of the memory meter's: a host copy of `src`.
+OwnedTensor host_copy(const Tensor& src, MemoryMeter& meter) {
+  OwnedTensor t = host_tensor(src.shape(), DType::F32);
+  std::memcpy(t.tensor.data(), src.data(), src.bytes());
+  t.buffer = meter.track(std::move(t.buffer));
+  return t;
+}
+
+// A conv layer: its weights in OHWI, and its oneDNN convolution (null: the reference, im2col +
+// OpenBLAS) made for exactly these weights.
+class CpuConv final : public PreparedLayer {
  public:
-  // conv_: Onednn (every conv layer on oneDNN's direct convolution), Winograd (oneDNN's Winograd
-  // where a layer has enough input channels) or Blas (im2col + OpenBLAS, the reference).
-  // bf16_on_fma: bf16's operands multiplied on the f32 FMA units (OnednnMath::Bf16OnFma), the
-  // reason being bf16_on_fma (why oneDNN's bf16 kernels are slower on this CPU); "" for those.
-  CpuBackend(int threads, ConvImpl conv, bool bf16, std::string bf16_on_fma)
-      : conv_(conv), bf16_(bf16), bf16_on_fma_(std::move(bf16_on_fma)) {
+  CpuConv(const LayerDesc& layer, const LayerWeights& weights, const CpuConvPolicy& policy,
+          MemoryMeter& meter)
+      : pool_(layer.pool), choice_(policy.for_layer(layer.in_channels)) {
+    w_ = conv_weight_ohwi(weights.weight.tensor);
+    w_.buffer = meter.track(std::move(w_.buffer));
+    b_ = host_copy(weights.bias.tensor, meter);
+    if (choice_.math != CpuConvMath::Blas)
+      conv_ = std::make_unique<OnednnConv>(w_.tensor, onednn_math(choice_.math));
+  }
+  void run(std::span<const Tensor> x, const Tensor& y) override {
+    if (conv_)
+      conv_->run(x[0], b_.tensor, pool_, y);
+    else
+      cpu::conv3x3_bias_relu(x[0], w_.tensor, b_.tensor, pool_, y);
+  }
+  std::vector<LayerPlan> plans() const override {
+    return {{cpu_conv_math_name(choice_.math), choice_.why}};
+  }
+
+ private:
+  bool pool_;
+  CpuLayerConv choice_;
+  OwnedTensor w_, b_;
+  std::unique_ptr<OnednnConv> conv_;
+};
+
+// A dense layer: cpu::linear flattens a rank-4 input in CHW order itself, so the weights keep
+// their layout.
+class CpuDense final : public PreparedLayer {
+ public:
+  CpuDense(const LayerDesc& layer, const LayerWeights& weights, MemoryMeter& meter)
+      : relu_(layer.relu),
+        w_(host_copy(weights.weight.tensor, meter)),
+        b_(host_copy(weights.bias.tensor, meter)) {}
+  void run(std::span<const Tensor> x, const Tensor& y) override {
+    cpu::linear(x[0], w_.tensor, b_.tensor, relu_, y);
+  }
+  std::vector<LayerPlan> plans() const override { return {{"kernel", cpu::linear_kernel()}}; }
+
+ private:
+  bool relu_;
+  OwnedTensor w_, b_;
+};
+
+class CpuGlobalAvgpool final : public PreparedLayer {
+ public:
+  void run(std::span<const Tensor> x, const Tensor& y) override { cpu::global_avgpool(x[0], y); }
+  std::vector<LayerPlan> plans() const override {
+    return {{"kernel", "fervid's global average pool, f64 sums"}};
+  }
+};
+
+class CpuBackend final : public Backend, Timelines, DeviceGradcam {
+ public:
+  CpuBackend(int threads, CpuConvPolicy policy) : policy_(std::move(policy)) {
     if (threads > 0) {
       omp_set_num_threads(threads);
       openblas_set_num_threads(threads);
@@ -54,20 +128,11 @@ class CpuBackend final : public Backend, Timelines {
   std::string name() const override { return "cpu"; }
   Layout activation_layout() const override { return Layout::NHWC; }
   DType compute_dtype() const override { return DType::F32; }
-  Precision precision() const override { return bf16_ ? Precision::Bf16 : Precision::Fp32; }
+  Precision precision() const override { return policy_.bf16 ? Precision::Bf16 : Precision::Fp32; }
   // swscale's RGB is the reference path.
   bool prefers_yuv_frames() const override { return false; }
   std::string device_name() const override {
-    const std::string conv =
-        conv_ == ConvImpl::Onednn ? "oneDNN"
-        : conv_ == ConvImpl::Winograd
-            ? "oneDNN, Winograd from " + std::to_string(kWinogradMinChannels) + " channels"
-            : "OpenBLAS";
-    const std::string products =
-        !bf16_                 ? ""
-        : bf16_on_fma_.empty() ? ", bf16 kernels"
-                               : ", bf16 operands on the f32 FMA units (" + bf16_on_fma_ + ")";
-    return "CPU, " + std::to_string(threads_) + " threads, conv3x3 on " + conv + products;
+    return "CPU, " + std::to_string(threads_) + " threads, conv3x3 on " + policy_.describe();
   }
 
   Buffer allocate(size_t bytes) override { return meter_.track(Buffer::host(bytes)); }
@@ -83,44 +148,21 @@ class CpuBackend final : public Backend, Timelines {
   size_t peak_memory_bytes() const override { return meter_.peak(); }
   Timelines* timelines() override { return this; }
   std::unique_ptr<Timeline> make_timeline() override { return std::make_unique<HostTimeline>(); }
+  DeviceGradcam* device_gradcam() override { return this; }
 
-  // The CPU linear op flattens rank-4 inputs in CHW order itself, so weights keep their layout.
-  OwnedTensor prepare_weight(const Tensor& host_f32, const WeightUse& use) override {
-    OwnedTensor t;
-    if (use.role == WeightRole::Conv) {
-      t = conv_weight_ohwi(host_f32);
-    } else {
-      t = host_tensor(host_f32.shape(), DType::F32);
-      std::memcpy(t.tensor.data(), host_f32.data(), host_f32.bytes());
+  std::unique_ptr<PreparedLayer> prepare(const LayerDesc& layer,
+                                         const LayerWeights& weights) override {
+    switch (layer.kind) {
+      case LayerKind::Conv:
+        if (layer.kernel != 3 || layer.stride != 1 || layer.pad != 1 || layer.groups != 1)
+          fail(layer.name + ": the CPU backend's convolutions are 3x3, stride 1, padding 1");
+        return std::make_unique<CpuConv>(layer, weights, policy_, meter_);
+      case LayerKind::Dense:
+        return std::make_unique<CpuDense>(layer, weights, meter_);
+      case LayerKind::GlobalAvgPool:
+        return std::make_unique<CpuGlobalAvgpool>();
     }
-    t.buffer = meter_.track(std::move(t.buffer));
-    if (use.role == WeightRole::Conv && conv_ != ConvImpl::Blas) {
-      // The layer's oneDNN convolution lives as long as its weights: the buffer's release
-      // forgets it, so no later weights at the same address can meet it.
-      const void* key = t.tensor.data();
-      {
-        std::lock_guard<std::mutex> lock(convs_->mutex);
-        // In bf16 a layer of few input channels (conv1_1's 3) stays fp32, and Winograd runs
-        // the layers of 128 input channels or more (conv2_2 on): oneDNN's bf16 and Winograd
-        // kernels were slower on the others (docs/perf/cpu.md).
-        const int64_t c = t.tensor.dim(3);
-        OnednnMath math = OnednnMath::Fp32;
-        if (bf16_ && c >= kBf16MinChannels)
-          math = bf16_on_fma_.empty() ? OnednnMath::Bf16 : OnednnMath::Bf16OnFma;
-        if (conv_ == ConvImpl::Winograd && c >= kWinogradMinChannels) math = OnednnMath::Winograd;
-        convs_->map[key] = std::make_shared<OnednnConv>(t.tensor, math);
-      }
-      auto owner = std::make_shared<Buffer>(std::move(t.buffer));
-      t.buffer = Buffer(owner->data(), owner->bytes(), owner->device(),
-                        [owner, convs = convs_, key](void*) mutable {
-                          {
-                            std::lock_guard<std::mutex> lock(convs->mutex);
-                            convs->map.erase(key);
-                          }
-                          owner.reset();
-                        });
-    }
-    return t;
+    fail(layer.name + ": a layer kind the CPU backend does not know");
   }
 
   void preprocess(std::span<const ImageView> frames, std::span<const CropRect> crops,
@@ -130,28 +172,6 @@ class CpuBackend final : public Backend, Timelines {
   void preprocess_yuv420(std::span<const YuvView> frames, std::span<const CropRect> crops,
                          const ColorSpec& cs, const Preprocess& pp, const Tensor& out) override {
     cpu::preprocess_yuv420(frames, crops, cs, pp, out);
-  }
-
-  void conv3x3_bias_relu(const Tensor& x, const Tensor& w, const Tensor& b, bool pool,
-                         const Tensor& y) override {
-    // Weights this backend prepared run on oneDNN; others (a test's own) on the reference.
-    std::shared_ptr<OnednnConv> conv;
-    if (conv_ != ConvImpl::Blas) {
-      std::lock_guard<std::mutex> lock(convs_->mutex);
-      auto it = convs_->map.find(w.data());
-      if (it != convs_->map.end()) conv = it->second;
-    }
-    if (conv) {
-      conv->run(x, b, pool, y);
-    } else {
-      cpu::conv3x3_bias_relu(x, w, b, pool, y);
-    }
-  }
-  void maxpool2x2(const Tensor& x, const Tensor& y) override { cpu::maxpool2x2(x, y); }
-  void global_avgpool(const Tensor& x, const Tensor& y) override { cpu::global_avgpool(x, y); }
-  void linear(const Tensor& x, const Tensor& w, const Tensor& b, bool relu,
-              const Tensor& y) override {
-    cpu::linear(x, w, b, relu, y);
   }
   void softmax_argmax(const Tensor& logits, const Tensor& probs, const Tensor& labels) override {
     cpu::softmax_argmax(logits, probs, labels);
@@ -165,18 +185,15 @@ class CpuBackend final : public Backend, Timelines {
                      const Tensor& out_sums) override {
     cpu::vote_finalize(counts, sums, slots, mode, winners, out_counts, out_sums);
   }
+  // The activations are already f32 on the host: the float64 reference runs on them as they are.
+  void gradcam(const Tensor& acts, Head head, std::span<const DenseWeights> dense,
+               std::span<int> classes, const Tensor& maps, const Tensor& logits) override {
+    cpu::gradcam(acts, head, dense, classes, maps, logits);
+  }
 
  private:
-  struct Convs {
-    std::mutex mutex;
-    std::map<const void*, std::shared_ptr<OnednnConv>> map;  // by the weights' address
-  };
   int threads_ = 1;
-  ConvImpl conv_ = ConvImpl::Blas;
-  bool bf16_ = false;
-  std::string bf16_on_fma_;
-  static constexpr int64_t kBf16MinChannels = 16, kWinogradMinChannels = 128;
-  std::shared_ptr<Convs> convs_ = std::make_shared<Convs>();
+  CpuConvPolicy policy_;
   MemoryMeter meter_;
 };
 
@@ -185,41 +202,8 @@ class CpuBackend final : public Backend, Timelines {
 std::string cpu_bf16_unavailable() { return onednn_bf16_unavailable(); }
 
 std::unique_ptr<Backend> make_cpu_backend(int threads, ConvImpl conv_impl, Precision precision) {
-  if (cuda_conv_impl(conv_impl))
-    fail_option(std::string("--conv-impl ") + conv_impl_name(conv_impl) +
-                " is the CUDA backend's (CPU: auto, onednn, winograd or blas)");
-  if ((conv_impl == ConvImpl::Onednn || conv_impl == ConvImpl::Winograd) && !onednn_built())
-    fail_option(std::string("--conv-impl ") + conv_impl_name(conv_impl) +
-                ": this build has no oneDNN (install libdnnl-dev and rebuild)");
-  const bool bf16 = precision == Precision::Bf16;
-  if (bf16 && conv_impl == ConvImpl::Blas)
-    fail_option("--precision bf16 runs the convolutions on oneDNN, not --conv-impl blas");
-  if (bf16 && conv_impl == ConvImpl::Winograd)
-    fail_option(
-        "--conv-impl winograd computes in fp32 (oneDNN has no bf16 Winograd); "
-        "use --conv-impl auto or onednn with --precision bf16");
-  const std::string no_winograd = onednn_winograd_unavailable();
-  if (conv_impl == ConvImpl::Winograd && !no_winograd.empty())
-    fail_option("--conv-impl winograd: " + no_winograd + "; use --conv-impl auto or onednn");
-  if (bf16) {
-    const std::string why = onednn_bf16_unavailable();
-    if (!why.empty()) fail_option("--precision bf16 on the CPU: " + why + "; use fp32");
-  } else if (precision != Precision::Fp32 && precision != Precision::Default) {
-    fail_option(std::string("--precision ") + precision_name(precision) +
-                ": the CPU backend computes in fp32 or bf16");
-  }
-  // auto: oneDNN on every layer where the build has it (faster on each), in fp32 its Winograd
-  // convolution where this CPU has it (faster, as close to float64: docs/perf/cpu.md); in bf16
-  // its bf16 kernels, or its f32 one on bf16 operands where the bf16 dot product is the slower
-  // (--conv-impl onednn keeps the bf16 kernels there, to compare).
-  std::string bf16_on_fma;
-  if (conv_impl == ConvImpl::Auto) {
-    if (bf16) bf16_on_fma = onednn_bf16_dot_slow();
-    conv_impl = !onednn_built()                ? ConvImpl::Blas
-                : bf16 || !no_winograd.empty() ? ConvImpl::Onednn
-                                               : ConvImpl::Winograd;
-  }
-  return std::make_unique<CpuBackend>(threads, conv_impl, bf16, std::move(bf16_on_fma));
+  return std::make_unique<CpuBackend>(threads,
+                                      resolve_cpu_conv(conv_impl, precision, cpu_features()));
 }
 
 }  // namespace fervid::cpu

@@ -20,8 +20,8 @@ OwnedTensor conv_weight_ohwi(const Tensor& oihw) {
 OwnedTensor flatten_columns_hwc(const Tensor& w, int64_t channels) {
   const int64_t out = w.dim(0), in = w.dim(1), pixels = in / channels;
   if (w.rank() != 2 || pixels * channels != in)
-    fail("prepare_weight: " + w.describe() + " is not a flatten of " + std::to_string(channels) +
-         " channels");
+    fail("flatten_columns_hwc: " + w.describe() + " is not a flatten of " +
+         std::to_string(channels) + " channels");
   OwnedTensor t = host_tensor({out, in}, DType::F32);
   const float* src = w.ptr<const float>();
   float* dst = t.tensor.ptr<float>();

@@ -115,6 +115,13 @@ class Engine {
   Engine& operator=(const Engine&) = delete;
 
   const ModelSpec& spec() const;
+  // The network's layers as this engine's backend prepared them: each layer's name, what runs it
+  // and why ("winograd", "auto: oneDNN's Winograd where a layer has 128 input channels or more").
+  // With timing (--conv-impl auto on CUDA), what was chosen at the largest batch timed so far.
+  struct LayerInfo {
+    std::string name, impl, why;
+  };
+  std::vector<LayerInfo> layers() const;
   std::string backend_name() const;  // "cpu" or "cuda"
   std::string device_name() const;   // e.g. "CPU, 2 threads" or "NVIDIA H100 80GB HBM3 (sm_90)"
   Precision precision() const;       // as the backend computes (never Default)

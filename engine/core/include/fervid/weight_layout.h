@@ -1,4 +1,4 @@
-// Weight layouts both backends convert to at load (Backend::prepare_weight), in one place: the
+// Weight layouts both backends convert to at load (Backend::prepare), in one place: the
 // conv filters from PyTorch's OIHW to the OHWI ([K,3,3,C]) that NHWC convolutions read (cuDNN
 // calls it KRSC), and the first dense layer of the flatten head from torchvision's (c, h, w)
 // column order to the (h, w, c) order of a flattened NHWC activation. Host f32 in, host f32 out.

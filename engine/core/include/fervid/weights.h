@@ -20,6 +20,15 @@ struct LayerWeights {
   OwnedTensor bias;    // f32 host
 };
 
+// A dense layer as Grad-CAM's head reads it (cpu::gradcam, cuda::GradcamHead, DeviceGradcam):
+// w [out, in] (in in torchvision's CHW order after a flatten) and b [out], f32 on the host, and
+// whether a ReLU follows.
+struct DenseWeights {
+  const Tensor* w;
+  const Tensor* b;
+  bool relu;
+};
+
 struct Weights {
   std::string path;
   ModelSpec spec;

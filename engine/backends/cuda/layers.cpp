@@ -1,0 +1,166 @@
+#include "backends/cuda/layers.h"
+
+#include <algorithm>
+#include <optional>
+
+#include "cuda/ops.h"
+#include "cuda/plan_rules.h"
+#include "cuda/runtime.h"
+#include "fervid/error.h"
+#include "fervid/weight_layout.h"
+
+namespace fervid::cuda {
+
+namespace {
+
+constexpr int kConvTimingReps = 3;
+
+class CudaConv final : public PreparedLayer {
+ public:
+  CudaConv(LayerHost& host, const CudaConvPolicy& policy, const LayerDesc& layer,
+           const LayerWeights& weights)
+      : host_(host), policy_(policy), pool_(layer.pool) {
+    OwnedTensor krsc = conv_weight_ohwi(weights.weight.tensor);  // OIHW -> KRSC, cuDNN's NHWC
+    w_ = host.upload(krsc.tensor, host.dtype());
+    b_ = host.upload(weights.bias.tensor, host.dtype());
+  }
+
+  void run(std::span<const Tensor> x, const Tensor& y) override {
+    host_.on_network("conv3x3_bias_relu");
+    if (choose(x[0], y).impl == "fervid")
+      conv3x3_igemm_pool(x[0], w_.tensor, b_.tensor, pool_, y, host_.network_stream());
+    else
+      run_cudnn(x[0], y);
+    host_.after_op("conv3x3_bias_relu");
+  }
+  std::vector<LayerPlan> plans() const override { return plans_; }
+
+ private:
+  void run_cudnn(const Tensor& x, const Tensor& y) {
+    if (!pool_) return host_.cudnn().run(x, w_.tensor, b_.tensor, y);
+    // cuDNN does not pool: the full-resolution output goes to scratch, then the pool kernel.
+    Tensor full = host_.scratch({x.dim(0), x.dim(1), x.dim(2), w_.tensor.dim(0)}, x.dtype());
+    host_.cudnn().run(x, w_.tensor, b_.tensor, full);
+    maxpool2x2(full, y, host_.network_stream());
+  }
+
+  // The implementation at this batch size: the policy's, or with timing the faster of cuDNN
+  // (+ pool kernel) and fervid's kernel, timed on the real buffers the first time the layer runs
+  // at a batch size that no earlier timing covers: a timing serves smaller batches
+  // (plan_batch_for), a larger batch is timed afresh. A batch size's choice never changes once
+  // made, so a captured graph and the same batch op by op agree.
+  const LayerPlan& choose(const Tensor& x, const Tensor& y) {
+    if (policy_.mode != CudaConvMode::Timed) {
+      if (plans_.empty())
+        plans_.push_back({policy_.mode == CudaConvMode::Fervid ? "fervid" : "cudnn", policy_.why});
+      return plans_[0];
+    }
+    std::vector<int64_t> timed;
+    for (const LayerPlan& p : plans_) timed.push_back(p.timed_batch);
+    if (const std::optional<int64_t> from = plan_batch_for(timed, x.dim(0)))
+      for (const LayerPlan& p : plans_)
+        if (p.timed_batch == *from) return p;
+    LayerPlan p;
+    p.cudnn_ms = time_ms([&] { run_cudnn(x, y); });
+    p.fervid_ms = time_ms(
+        [&] { conv3x3_igemm_pool(x, w_.tensor, b_.tensor, pool_, y, host_.network_stream()); });
+    p.timed_batch = x.dim(0);
+    p.impl = p.fervid_ms < p.cudnn_ms ? "fervid" : "cudnn";
+    p.why = policy_.why;
+    plans_.push_back(p);
+    return plans_.back();
+  }
+
+  template <typename Run>
+  double time_ms(Run&& run) {
+    run();  // plans (cuDNN's search) and warms up
+    const cudaStream_t s = host_.network_stream();
+    Event start, stop;
+    double best = 0;
+    for (int round = 0; round < 2; ++round) {
+      start.record(s);
+      for (int i = 0; i < kConvTimingReps; ++i) run();
+      stop.record(s);
+      const double ms = stop.since(start) / kConvTimingReps;
+      best = round == 0 ? ms : std::min(best, ms);
+    }
+    return best;
+  }
+
+  LayerHost& host_;
+  CudaConvPolicy policy_;
+  bool pool_;
+  OwnedTensor w_, b_;
+  std::vector<LayerPlan> plans_;
+};
+
+class CudaDense final : public PreparedLayer {
+ public:
+  CudaDense(LayerHost& host, const LayerDesc& layer, const LayerWeights& weights)
+      : host_(host), relu_(layer.relu) {
+    const Tensor* w = &weights.weight.tensor;
+    OwnedTensor hwc;
+    if (layer.height * layer.width > 1) {  // fed by a flattened activation
+      hwc = flatten_columns_hwc(*w, layer.in_channels);
+      w = &hwc.tensor;
+    }
+    w_ = host.upload(*w, host.dtype());
+    b_ = host.upload(weights.bias.tensor, layer.logits ? DType::F32 : host.dtype());
+  }
+  void run(std::span<const Tensor> x, const Tensor& y) override {
+    host_.on_network("linear");
+    // A rank-4 input is flattened as stored (HWC); the columns were permuted to match.
+    const Tensor& in = x[0];
+    const Tensor flat =
+        in.rank() == 4
+            ? Tensor(in.data(), {in.dim(0), in.numel() / std::max<int64_t>(in.dim(0), 1)},
+                     in.dtype(), Layout::Plain, in.device())
+            : in;
+    host_.gemm().run(flat, w_.tensor, b_.tensor, relu_, y);
+    host_.after_op("linear");
+  }
+  std::vector<LayerPlan> plans() const override {
+    return {
+        {"cublaslt", "cuBLASLt with the bias" + std::string(relu_ ? " + ReLU" : "") + " epilogue"}};
+  }
+
+ private:
+  LayerHost& host_;
+  bool relu_;
+  OwnedTensor w_, b_;
+};
+
+class CudaGlobalAvgpool final : public PreparedLayer {
+ public:
+  explicit CudaGlobalAvgpool(LayerHost& host) : host_(host) {}
+  void run(std::span<const Tensor> x, const Tensor& y) override {
+    host_.on_network("global_avgpool");
+    global_avgpool(x[0], y, host_.network_stream());
+    host_.after_op("global_avgpool");
+  }
+  std::vector<LayerPlan> plans() const override {
+    return {{"kernel", "fervid's global_avgpool kernel, f32 sums"}};
+  }
+
+ private:
+  LayerHost& host_;
+};
+
+}  // namespace
+
+std::unique_ptr<PreparedLayer> prepare_layer(LayerHost& host, const CudaConvPolicy& policy,
+                                             const LayerDesc& layer, const LayerWeights& weights) {
+  switch (layer.kind) {
+    case LayerKind::Conv:
+      if (layer.kernel != 3 || layer.stride != 1 || layer.pad != 1 || layer.groups != 1)
+        fail(layer.name + ": the CUDA backend's convolutions are 3x3, stride 1, padding 1");
+      return std::make_unique<CudaConv>(host, policy, layer, weights);
+    case LayerKind::Dense:
+      return std::make_unique<CudaDense>(host, layer, weights);
+    case LayerKind::GlobalAvgPool:
+      return std::make_unique<CudaGlobalAvgpool>(host);
+  }
+  fail(layer.name + ": a layer kind the CUDA backend does not know");
+}
+
+}  // namespace fervid::cuda
