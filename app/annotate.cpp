@@ -20,8 +20,13 @@ std::string unique_name_for(const std::string& name, std::set<std::string>& used
     if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_' || ch == '.'))
       ch = '_';
   if (base.empty() || base == "." || base == "..") base = "input";
+  // A name taken already: "-2", "-3", ... before its extension (clip.mp4 -> clip-2.mp4), as for
+  // annotated videos and explain's folders alike.
+  const size_t dot = base.find_last_of('.');
+  const std::string stem = dot == std::string::npos || dot == 0 ? base : base.substr(0, dot);
+  const std::string ext = stem.size() == base.size() ? "" : base.substr(dot);
   std::string out = base;
-  for (int i = 2; used.count(out); ++i) out = base + "-" + std::to_string(i);
+  for (int i = 2; used.count(out); ++i) out = stem + "-" + std::to_string(i) + ext;
   used.insert(out);
   return out;
 }
@@ -78,91 +83,140 @@ void outline(Canvas& c, int x0, int y0, int x1, int y1, int t, Rgb colour) {
   c.fill(x1 - t, y0, x1, y1, colour);
 }
 
-}  // namespace
+// The sizes of the drawing: text scaled with the frame's height, or at `scale`.
+struct Style {
+  int scale, th, pad, edge;
+  explicit Style(const Canvas& c) : Style(std::clamp(int(std::lround(c.h / 320.0)), 1, 8)) {}
+  explicit Style(int text_scale)
+      : scale(text_scale), th(text_height(scale)), pad(2 * scale), edge(std::max(2, scale)) {}
+};
 
-void annotate_frame(Canvas& c, const FrameResult& row, const std::vector<std::string>& classes) {
-  const int scale = std::clamp(int(std::lround(c.h / 320.0)), 1, 8);
-  const int th = text_height(scale), pad = 2 * scale, edge = std::max(2, scale);
-  const Rgb white{255, 255, 255}, light{200, 200, 200};
-  const bool labelled = row.label >= 0 && size_t(row.label) < classes.size();
-  const Rgb box = labelled ? series_colour(row.label) : Rgb{128, 128, 128};
-  const CropRect& cr = row.crop;
+struct Spot {
+  int x = 0, y = 0, w = 0, h = 0;
+};
 
-  // A bar per class on a darkened panel, the frame's time below, in the corner the crop covers
-  // least (top left on ties).
-  int name_w = 0;
-  for (const std::string& name : classes) name_w = std::max(name_w, text_width(name, scale));
-  const int bar_w = 50 * scale, val_w = text_width("0.00", scale), row_h = th + pad;
-  const int panel_w = pad + name_w + pad + bar_w + pad + val_w + pad;
-  const int panel_h = pad + int(classes.size() + 1) * row_h + pad;
-  int px = 0, py = 0;
+int64_t overlap(const Spot& s, const CropRect& cr) {
+  const int64_t ow = std::max(0, std::min(s.x + s.w, cr.x + cr.width) - std::max(s.x, cr.x));
+  const int64_t oh = std::max(0, std::min(s.y + s.h, cr.y + cr.height) - std::max(s.y, cr.y));
+  return ow * oh;
+}
+
+// Where a w x h panel covers the crop least: the four corners (top left first), then flush
+// beside the crop on either side, at the top and the bottom. Returns the spot and the overlap.
+std::pair<Spot, int64_t> off_the_crop(const Canvas& c, const CropRect& cr, int w, int h) {
+  const int right = c.w - w, bottom = c.h - h;
+  const std::pair<int, int> tries[] = {
+      {0, 0},        {right, 0},           {0, bottom},        {right, bottom},
+      {cr.x - w, 0}, {cr.x + cr.width, 0}, {cr.x - w, bottom}, {cr.x + cr.width, bottom}};
+  Spot best;
   int64_t least = -1;
-  for (const auto& [x, y] :
-       {std::pair{0, 0}, std::pair{c.w - panel_w, 0}, std::pair{0, c.h - panel_h},
-        std::pair{c.w - panel_w, c.h - panel_h}}) {
-    const int64_t ow = std::max(0, std::min(x + panel_w, cr.x + cr.width) - std::max(x, cr.x));
-    const int64_t oh = std::max(0, std::min(y + panel_h, cr.y + cr.height) - std::max(y, cr.y));
-    if (least < 0 || ow * oh < least) {
-      least = ow * oh;
-      px = std::max(0, x);
-      py = std::max(0, y);
-    }
+  for (const auto& [x, y] : tries) {
+    const Spot s{std::clamp(x, 0, std::max(0, right)), std::max(0, y), w, h};
+    const int64_t o = overlap(s, cr);
+    if (least < 0 || o < least) least = o, best = s;
   }
-  shade(c, px, py, px + panel_w, py + panel_h, 0.35);
+  return {best, least};
+}
+
+// The panel's size at a style.
+Spot panel_size(const std::vector<std::string>& classes, const Style& s) {
+  int name_w = 0;
+  for (const std::string& name : classes) name_w = std::max(name_w, text_width(name, s.scale));
+  const int bar_w = 50 * s.scale, val_w = text_width("0.00", s.scale), row_h = s.th + s.pad;
+  return {0, 0, s.pad + name_w + s.pad + bar_w + s.pad + val_w + s.pad,
+          s.pad + int(classes.size() + 1) * row_h + s.pad};
+}
+
+// The panel's style and place: at the frame's text size where a spot clear of the crop exists,
+// else at a smaller size that finds one (down to 1), else at the frame's size where it covers
+// the crop least.
+std::pair<Style, Spot> place_panel(const Canvas& c, const CropRect& crop,
+                                   const std::vector<std::string>& classes) {
+  const Style full(c);
+  for (int scale = full.scale; scale >= 1; --scale) {
+    const Style s(scale);
+    const Spot size = panel_size(classes, s);
+    const auto [spot, covered] = off_the_crop(c, crop, size.w, size.h);
+    if (covered == 0) return {s, spot};
+  }
+  const Spot size = panel_size(classes, full);
+  return {full, off_the_crop(c, crop, size.w, size.h).first};
+}
+
+// A bar per class on a darkened panel, the frame's time below, off the crop (place_panel).
+// Returns where the panel is.
+Spot draw_panel(Canvas& c, const FrameResult& row, const std::vector<std::string>& classes) {
+  const Rgb white{255, 255, 255}, light{200, 200, 200};
+  const auto [s, p] = place_panel(c, row.crop, classes);
+  int name_w = 0;
+  for (const std::string& name : classes) name_w = std::max(name_w, text_width(name, s.scale));
+  const int bar_w = 50 * s.scale, row_h = s.th + s.pad;
+  const int panel_w = p.w, panel_h = p.h;
+  shade(c, p.x, p.y, p.x + panel_w, p.y + panel_h, 0.35);
   for (size_t k = 0; k < classes.size(); ++k) {
-    const int y = py + pad + int(k) * row_h;
-    const float p = k < row.probs.size() && std::isfinite(row.probs[k])
+    const int y = p.y + s.pad + int(k) * row_h;
+    const float v = k < row.probs.size() && std::isfinite(row.probs[k])
                         ? std::clamp(row.probs[k], 0.0f, 1.0f)
                         : 0.0f;
     const Rgb text = int(k) == row.label ? white : light;
-    draw_text(c, px + pad, y, classes[k], text, false, scale);
-    const int bx = px + pad + name_w + pad;
-    c.fill(bx, y, bx + bar_w, y + th, {60, 60, 60});
-    c.fill(bx, y, bx + int(std::lround(p * bar_w)), y + th, series_colour(int(k)));
-    draw_text(c, bx + bar_w + pad, y, fixed(p, 2), text, false, scale);
+    draw_text(c, p.x + s.pad, y, classes[k], text, false, s.scale);
+    const int bx = p.x + s.pad + name_w + s.pad;
+    c.fill(bx, y, bx + bar_w, y + s.th, {60, 60, 60});
+    c.fill(bx, y, bx + int(std::lround(v * bar_w)), y + s.th, series_colour(int(k)));
+    draw_text(c, bx + bar_w + s.pad, y, fixed(v, 2), text, false, s.scale);
   }
   char when[64];
   std::snprintf(when, sizeof when, "frame %lld  %.2f s", static_cast<long long>(row.frame_index),
                 row.time_s);
-  draw_text(c, px + pad, py + pad + int(classes.size()) * row_h, when, light, false, scale);
+  draw_text(c, p.x + s.pad, p.y + s.pad + int(classes.size()) * row_h, when, light, false, s.scale);
+  return p;
+}
 
-  // The crop, and its label on a tag above it (inside the box when there is no room above),
-  // drawn last so that nothing covers them.
-  outline(c, cr.x, cr.y, cr.x + cr.width, cr.y + cr.height, edge, box);
-  if (labelled) {
-    const std::string tag =
-        classes[size_t(row.label)] + " " + fixed(row.probs[size_t(row.label)], 2);
-    const int tw = text_width(tag, scale) + 2 * pad, tag_h = th + 2 * pad;
-    // Above the box's left end, else inside it; then the same at its right end; then below the
-    // box; then beside or below the panel.
-    const int left = cr.x, right = cr.x + cr.width - tw;
-    const int above = cr.y - tag_h, inside = cr.y + edge, below = cr.y + cr.height;
-    const std::pair<int, int> spots[] = {{left, above},
-                                         {left, inside},
-                                         {right, above},
-                                         {right, inside},
-                                         {left, below},
-                                         {px + panel_w, py},
-                                         {px + panel_w, py + panel_h - tag_h},
-                                         {px, py + panel_h},
-                                         {px, py - tag_h}};
-    int tx = 0, ty = 0;
-    bool placed = false;
-    for (const auto& [x, y] : spots) {
-      const bool fits = x >= 0 && y >= 0 && x + tw <= c.w && y + tag_h <= c.h;
-      const bool clear = x >= px + panel_w || x + tw <= px || y >= py + panel_h || y + tag_h <= py;
-      if (fits && clear) {
-        tx = x, ty = y, placed = true;
-        break;
-      }
+// The label's tag: above the box's left end, else inside it; then the same at its right end;
+// then below the box; then beside or below the panel; never over the panel where a spot is
+// clear of it, else over the box's top left, inside the frame.
+void draw_tag(Canvas& c, const std::string& tag, const CropRect& cr, const Spot& panel, Rgb box,
+              const Style& s) {
+  const int tw = text_width(tag, s.scale) + 2 * s.pad, tag_h = s.th + 2 * s.pad;
+  const int left = cr.x, right = cr.x + cr.width - tw;
+  const int above = cr.y - tag_h, inside = cr.y + s.edge, below = cr.y + cr.height;
+  const Spot& p = panel;
+  const std::pair<int, int> spots[] = {{left, above},
+                                       {left, inside},
+                                       {right, above},
+                                       {right, inside},
+                                       {left, below},
+                                       {p.x + p.w, p.y},
+                                       {p.x + p.w, p.y + p.h - tag_h},
+                                       {p.x, p.y + p.h},
+                                       {p.x, p.y - tag_h}};
+  int tx = std::clamp(left, 0, std::max(0, c.w - tw));
+  int ty = std::clamp(inside, 0, std::max(0, c.h - tag_h));
+  for (const auto& [x, y] : spots) {
+    const bool fits = x >= 0 && y >= 0 && x + tw <= c.w && y + tag_h <= c.h;
+    const bool clear = x >= p.x + p.w || x + tw <= p.x || y >= p.y + p.h || y + tag_h <= p.y;
+    if (fits && clear) {
+      tx = x, ty = y;
+      break;
     }
-    if (!placed) {  // no clear spot: over the box's top left, inside the frame
-      tx = std::clamp(left, 0, std::max(0, c.w - tw));
-      ty = std::clamp(inside, 0, std::max(0, c.h - tag_h));
-    }
-    c.fill(tx, ty, tx + tw, ty + tag_h, box);
-    draw_text(c, tx + pad, ty + pad, tag, white, false, scale);
   }
+  c.fill(tx, ty, tx + tw, ty + tag_h, box);
+  draw_text(c, tx + s.pad, ty + s.pad, tag, text_on(box), false, s.scale);
+}
+
+}  // namespace
+
+void annotate_frame(Canvas& c, const FrameResult& row, const std::vector<std::string>& classes) {
+  const Style s(c);
+  const bool labelled = row.label >= 0 && size_t(row.label) < classes.size();
+  const Rgb box = labelled ? series_colour(row.label) : Rgb{128, 128, 128};
+  const Spot panel = draw_panel(c, row, classes);
+  // The crop and its label's tag, drawn last so that nothing covers them.
+  const CropRect& cr = row.crop;
+  outline(c, cr.x, cr.y, cr.x + cr.width, cr.y + cr.height, s.edge, box);
+  if (labelled)
+    draw_tag(c, classes[size_t(row.label)] + " " + fixed(row.probs[size_t(row.label)], 2), cr,
+             panel, box, s);
 }
 
 std::string write_annotated(const InputItem& input, const VideoResult& r,

@@ -1,5 +1,7 @@
 // fervid bench: the options of the benchmarks in bench/ (frame_stage.h), run, and their reports
 // printed as tables (or as JSON with --json).
+#include <unistd.h>
+
 #include <algorithm>
 #include <iomanip>
 #include <iostream>
@@ -185,7 +187,15 @@ int run_end_to_end(const BenchOptions& o) {
   e.run.sampling = {o.stride, o.max_frames};
   e.run.crop = o.crop.empty() ? defaults.crop : CropSpec::parse(o.crop);
   e.run.vote = defaults.vote;
+  // On a terminal, a line rewritten as each run begins (a log gets the results only).
+  const bool terminal = isatty(STDERR_FILENO) == 1;
+  if (terminal)
+    e.progress = [&](const std::string& what) {
+      std::cerr << "\r\033[Kbench: " << what << ": " << items.size() << " inputs, decode alone"
+                << (o.decode_only ? "" : " then the whole job") << std::flush;
+    };
   const bench::Report r = bench::end_to_end(engine, items, e);
+  if (terminal) std::cerr << "\r\033[K" << std::flush;
   // A run whose videos failed timed something else than it says: its figures are printed, the
   // failures said, and the exit code is 1 (none decoded at all: an error, no figures).
   int64_t failed = 0, frames = 0;

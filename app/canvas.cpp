@@ -88,11 +88,31 @@ Rgb heat_colour(float v) {
   return {mix(0), mix(1), mix(2)};
 }
 
+// Okabe and Ito's colour-blind safe palette without its black (the axes' and the text's) and its
+// yellow (it fades on white), with a violet and a dark brown: the eight RAVDESS classes each
+// distinct, none grey (the timeline's markers, an unlabelled box).
 Rgb series_colour(int i) {
-  static const Rgb colours[10] = {{31, 119, 180},  {255, 127, 14}, {44, 160, 44},   {214, 39, 40},
-                                  {148, 103, 189}, {140, 86, 75},  {227, 119, 194}, {127, 127, 127},
-                                  {188, 189, 34},  {23, 190, 207}};
-  return colours[((i % 10) + 10) % 10];
+  static const Rgb colours[8] = {{0, 114, 178},   {230, 159, 0},  {0, 158, 115},  {213, 94, 0},
+                                 {204, 121, 167}, {86, 180, 233}, {110, 60, 160}, {120, 70, 30}};
+  return colours[((i % 8) + 8) % 8];
+}
+
+double luminance(Rgb c) {
+  auto lin = [](uint8_t v) {
+    const double s = v / 255.0;
+    return s <= 0.04045 ? s / 12.92 : std::pow((s + 0.055) / 1.055, 2.4);
+  };
+  return 0.2126 * lin(c.r) + 0.7152 * lin(c.g) + 0.0722 * lin(c.b);
+}
+
+double contrast(Rgb a, Rgb b) {
+  const double la = luminance(a), lb = luminance(b);
+  return (std::max(la, lb) + 0.05) / (std::min(la, lb) + 0.05);
+}
+
+Rgb text_on(Rgb background) {
+  const Rgb white{255, 255, 255}, black{0, 0, 0};
+  return contrast(white, background) >= contrast(black, background) ? white : black;
 }
 
 void write_png(const Canvas& c, const OutputTarget& target) {

@@ -35,8 +35,12 @@ void draw_text(Canvas& c, int x, int y, const std::string& text, Rgb colour, boo
 
 // A colour for a value in [0, 1] on a blue -> cyan -> yellow -> red scale (heat maps).
 Rgb heat_colour(float v);
-// Distinct colours for the lines of up to 10 series, then repeating.
+// Distinct colours for up to 8 series (colour-blind safe, none grey), then repeating.
 Rgb series_colour(int i);
+// The WCAG contrast ratio of two colours (1 to 21), and the text colour (white or black) that
+// reads best on `background`.
+double contrast(Rgb a, Rgb b);
+Rgb text_on(Rgb background);
 
 // Writes the canvas as a PNG to `target` (OutputFile's rules: a .part renamed when complete).
 void write_png(const Canvas& c, const OutputTarget& target);

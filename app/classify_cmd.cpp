@@ -331,8 +331,9 @@ struct RunPlan {
   std::string crop;
   ClassifyOptions options;
   std::vector<LabelledInput> job;
-  std::string notice;  // what labelling left out
-  std::string shard;   // "K/N" of a --shard run, else ""
+  std::string notice;           // what labelling left out
+  std::string classes_warning;  // the card's class order taken on trust
+  std::string shard;            // "K/N" of a --shard run, else ""
 };
 
 RunPlan plan_run(const RunArgs& a, bool eval) {
@@ -342,6 +343,7 @@ RunPlan plan_run(const RunArgs& a, bool eval) {
   p.outputs = outputs_of(a, eval, p.inputs);
   p.weights = load_weights(a.weights, a.spec);
   p.untrained = p.weights.untrained();
+  p.classes_warning = p.weights.classes_warning();
   p.spec = p.weights.spec;
   p.crop = p.settings.crop.empty() ? p.spec.crop : p.settings.crop;
   p.options = run_options(a, p.settings, p.spec, p.crop);
@@ -415,6 +417,7 @@ class RunSinks {
 };
 
 void print_notices(const RunArgs& a, const RunPlan& p) {
+  if (!p.classes_warning.empty()) std::cerr << "fervid: warning: " << p.classes_warning << "\n";
   if (a.quiet) return;
   if (!p.notice.empty()) std::cerr << "fervid: " << p.notice << "\n";
   for (const std::string& line : p.walked.lines()) std::cerr << "fervid: notice: " << line << "\n";

@@ -38,8 +38,25 @@ constexpr const char* kDecodeThreadsHelp =
     "Decode threads, each taking clip after clip (0: 1 with the CPU backend, 4 with NVDEC or for "
     "a GPU backend)";
 
-// The options classify and eval share.
-void add_run_options(CLI::App* cmd, RunArgs& a) {
+// The options of classify's and eval's rows: explain writes its own files in --out instead, and
+// refuses these (CLI11: "not expected") rather than taking them and doing nothing.
+void add_row_options(CLI::App* cmd, RunArgs& a) {
+  cmd->add_option("--format", a.format,
+                  "table | csv | jsonl (default: by --output's name, .csv or .jsonl; else the "
+                  "table, for terminals)");
+  cmd->add_option("--output", a.output,
+                  "Write the per-video rows to FILE (.csv or .jsonl; - for standard output)");
+  cmd->add_option("--frames", a.frames, "Write one row per frame to FILE (.csv or .jsonl)");
+  cmd->add_flag("--logits", a.logits, "Add logit_<class> columns to --frames");
+  cmd->add_option("--shard", a.shard,
+                  "K/N: classify only the K-th of N shares of the sorted inputs (join the "
+                  "outputs with `fervid merge`)");
+  cmd->add_flag("--resume", a.resume,
+                "Skip the videos already in --output (JSON Lines) and append the rest");
+}
+
+// The options classify, eval and explain share (explain without the rows' options).
+void add_run_options(CLI::App* cmd, RunArgs& a, bool rows = true) {
   cmd->add_option("inputs", a.inputs, "Videos, image folders, images or folders to walk")
       ->required();
   cmd->add_option("--weights", a.weights, "Weights (safetensors)")->required();
@@ -61,18 +78,7 @@ void add_run_options(CLI::App* cmd, RunArgs& a) {
   cmd->add_option("--crop", a.crop,
                   "full | center | box=x,y,w,h | face | boxes=FILE (default: the card's)");
   cmd->add_option("--vote", a.vote, "majority | confidence (default: the card's)");
-  cmd->add_option("--format", a.format,
-                  "table | csv | jsonl (default: by --output's name, .csv or .jsonl; else the "
-                  "table, for terminals)");
-  cmd->add_option("--output", a.output,
-                  "Write the per-video rows to FILE (.csv or .jsonl; - for standard output)");
-  cmd->add_option("--frames", a.frames, "Write one row per frame to FILE (.csv or .jsonl)");
-  cmd->add_flag("--logits", a.logits, "Add logit_<class> columns to --frames");
-  cmd->add_option("--shard", a.shard,
-                  "K/N: classify only the K-th of N shares of the sorted inputs (join the "
-                  "outputs with `fervid merge`)");
-  cmd->add_flag("--resume", a.resume,
-                "Skip the videos already in --output (JSON Lines) and append the rest");
+  if (rows) add_row_options(cmd, a);
   cmd->add_option("--threads", a.threads, "CPU threads (0: all cores)");
   cmd->add_option("--decoder", a.decoder, kDecoderHelp)->capture_default_str();
   cmd->add_option("--decode-threads", a.decode_threads, kDecodeThreadsHelp);
@@ -133,6 +139,46 @@ void add_bench_options(CLI::App* bench, BenchOptions& bo) {
   bench->add_option("--max-frames", bo.max_frames, "--end-to-end: frames per video at most")
       ->capture_default_str();
   bench->add_option("--crop", bo.crop, "--end-to-end: the crop (default: the card's)");
+}
+
+void add_explain_command(CLI::App& app, ExplainArgs& ea) {
+  auto* explain = app.add_subcommand(
+      "explain",
+      "Grad-CAM: the frames behind each video's label as heat-map overlays, a probability "
+      "timeline, the maps (.npy) and explain.json in --out");
+  add_run_options(explain, ea.run, /*rows=*/false);
+  explain->add_option("--out", ea.out, "Folder to write (made when missing)")->required();
+  explain->add_option("--top", ea.top, "Frames with the largest probability of the class")
+      ->capture_default_str();
+  explain->add_option("--spaced", ea.spaced, "Frames evenly spaced over each video")
+      ->capture_default_str();
+  explain->add_option("--class", ea.cls, "The class to explain (default: each video's label)");
+  explain->add_option("--size", ea.size, "Overlay side in pixels")->capture_default_str();
+}
+
+void add_merge_command(CLI::App& app, MergeArgs& ma) {
+  auto* merge = app.add_subcommand(
+      "merge", "Join the JSON Lines outputs of --shard runs (and score eval's, as eval does)");
+  merge->add_option("shards", ma.inputs, "Shard outputs (JSON Lines)")->required();
+  merge->add_option("--output", ma.output, "The joined output (- for standard output)")->required();
+  merge->add_option("--summary", ma.summary, "Write the metrics of eval rows as JSON to FILE");
+  merge->add_option("--confusion", ma.confusion,
+                    "Write the confusion matrix of eval rows as a PNG to FILE");
+  merge->add_flag("--quiet", ma.quiet, "No summary line on stderr");
+}
+
+void add_make_weights_command(CLI::App& app, CommandLine& cl) {
+  auto* mw =
+      app.add_subcommand("make-weights", "Write deterministic He-initialised (untrained) weights");
+  mw->add_option("--seed", cl.seed, "Random seed")->required()->check([](const std::string& s) {
+    return !s.empty() && s.find_first_not_of("0123456789") == std::string::npos
+               ? std::string()
+               : "'" + s + "': expected a whole number 0 or more";
+  });
+  mw->add_option("--out", cl.weights_out, "Output safetensors file")->required();
+  mw->add_option("--spec", cl.weights_spec, "ravdess-vgg16, torchvision-vgg16 or a JSON card")
+      ->capture_default_str();
+  mw->add_option("--dtype", cl.weights_dtype, "f32 | f16 | bf16")->capture_default_str();
 }
 
 int make_weights_cmd(uint64_t seed, const std::string& out, const std::string& spec_name,
@@ -254,8 +300,52 @@ std::string subcommand_of(const CLI::App& app) {
 
 }  // namespace
 
+namespace {
+
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] != b[j - 1])});
+      diagonal = up;
+    }
+  }
+  return row[b.size()];
+}
+
+// The arguments with the words people type for help and the version made flags ("fervid help",
+// "fervid version", "-v"); a first word that is no command is refused in one line that names
+// the nearest one (exit 2, also with --help after it).
+std::optional<std::vector<std::string>> command_words(int argc, char** argv,
+                                                      const std::vector<std::string>& commands) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty()) return args;
+  std::string& first = args[0];
+  if (first == "help") first = "--help";
+  if (first == "version" || first == "-v") first = "--version";
+  if (first.empty() || first[0] == '-') return args;
+  if (std::find(commands.begin(), commands.end(), first) != commands.end()) return args;
+  std::string nearest;
+  size_t best = 3;  // at most two edits away
+  for (const std::string& c : commands)
+    if (const size_t d = edit_distance(first, c); d < best) best = d, nearest = c;
+  std::string list;
+  for (const std::string& c : commands) list += (list.empty() ? "" : ", ") + c;
+  std::cerr << "fervid: error: unknown command '" << printable(first) << "'"
+            << (nearest.empty() ? " (commands: " + list + ")" : " (did you mean " + nearest + "?)")
+            << "\n";
+  return std::nullopt;
+}
+
+}  // namespace
+
 int parse_command_line(int argc, char** argv, CommandLine& cl) {
-  CLI::App app{"fervid: facial emotion recognition in video, VGG16 per frame + a per-video vote"};
+  CLI::App app{"fervid: facial emotion recognition in video, VGG16 per frame + a per-video vote",
+               "fervid"};
   const BuildInfo build = build_info();
   app.set_version_flag("--version", "fervid " + build.version +
                                         (build.cuda ? " (CUDA build: " + build.cuda_libraries + ")"
@@ -272,42 +362,9 @@ int parse_command_line(int argc, char** argv, CommandLine& cl) {
   add_annotate_option(eval_cmd, cl.run);
   add_eval_options(eval_cmd, cl.run);
 
-  ExplainArgs& ea = cl.explain;
-  auto* explain = app.add_subcommand(
-      "explain",
-      "Grad-CAM: the frames behind each video's label as heat-map overlays, a probability "
-      "timeline, the maps (.npy) and explain.json in --out");
-  add_run_options(explain, ea.run);
-  explain->add_option("--out", ea.out, "Folder to write (made when missing)")->required();
-  explain->add_option("--top", ea.top, "Frames with the largest probability of the class")
-      ->capture_default_str();
-  explain->add_option("--spaced", ea.spaced, "Frames evenly spaced over each video")
-      ->capture_default_str();
-  explain->add_option("--class", ea.cls, "The class to explain (default: each video's label)");
-  explain->add_option("--size", ea.size, "Overlay side in pixels")->capture_default_str();
-
-  MergeArgs& ma = cl.merge;
-  auto* merge = app.add_subcommand(
-      "merge", "Join the JSON Lines outputs of --shard runs (and score eval's, as eval does)");
-  merge->add_option("shards", ma.inputs, "Shard outputs (JSON Lines)")->required();
-  merge->add_option("--output", ma.output, "The joined output (- for standard output)")->required();
-  merge->add_option("--summary", ma.summary, "Write the metrics of eval rows as JSON to FILE");
-  merge->add_option("--confusion", ma.confusion,
-                    "Write the confusion matrix of eval rows as a PNG to FILE");
-  merge->add_flag("--quiet", ma.quiet, "No summary line on stderr");
-
-  auto* mw =
-      app.add_subcommand("make-weights", "Write deterministic He-initialised (untrained) weights");
-  mw->add_option("--seed", cl.seed, "Random seed")->required()->check([](const std::string& s) {
-    return !s.empty() && s.find_first_not_of("0123456789") == std::string::npos
-               ? std::string()
-               : "'" + s + "': expected a whole number 0 or more";
-  });
-  mw->add_option("--out", cl.weights_out, "Output safetensors file")->required();
-  mw->add_option("--spec", cl.weights_spec, "ravdess-vgg16, torchvision-vgg16 or a JSON card")
-      ->capture_default_str();
-  mw->add_option("--dtype", cl.weights_dtype, "f32 | f16 | bf16")->capture_default_str();
-
+  add_explain_command(app, cl.explain);
+  add_merge_command(app, cl.merge);
+  add_make_weights_command(app, cl);
   auto* ins =
       app.add_subcommand("inspect", "Show a weights file's spec, tensors and whether they match");
   ins->add_option("file", cl.inspect_path, "Weights (safetensors)")->required();
@@ -317,8 +374,13 @@ int parse_command_line(int argc, char** argv, CommandLine& cl) {
   auto* bench = app.add_subcommand("bench", "Time the frame stage (frames/s, per-layer times)");
   add_bench_options(bench, cl.bench);
 
+  std::vector<std::string> commands;
+  for (const CLI::App* sub : app.get_subcommands({})) commands.push_back(sub->get_name());
+  std::optional<std::vector<std::string>> args = command_words(argc, argv, commands);
+  if (!args) return kExitFatal;
   try {
-    app.parse(argc, argv);
+    std::reverse(args->begin(), args->end());  // CLI11 takes them last first
+    app.parse(*args);
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0)
       return app.exit(e) == 0 ? kExitOk : kExitFatal;  // --help, --version

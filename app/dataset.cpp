@@ -177,68 +177,60 @@ std::map<std::string, int> read_labels_csv(const std::string& csv,
   return labels;
 }
 
-}  // namespace
-
-std::vector<LabelledInput> label_inputs(const std::vector<InputItem>& inputs,
+// The inputs labelled by a --labels CSV: every input must be listed.
+std::vector<LabelledInput> label_by_csv(const std::vector<InputItem>& inputs,
                                         const std::vector<std::string>& classes,
-                                        const std::string& labels_csv, const RavdessFilter& filter,
-                                        std::string* notice) {
+                                        const std::string& labels_csv) {
+  const std::map<std::string, int> labels = read_labels_csv(labels_csv, classes);
   std::vector<LabelledInput> out;
-  if (!labels_csv.empty()) {
-    if (filter.any())
-      fail(
-          "--actors, --emotions, --modality and --channel read RAVDESS names; with --labels "
-          "list the inputs to evaluate in the CSV instead");
-    const std::map<std::string, int> labels = read_labels_csv(labels_csv, classes);
-    std::vector<std::string> missing;
-    for (const InputItem& item : inputs) {
-      if (item.kind == InputKind::Invalid) {
-        out.push_back({item, -1, 0});
-        continue;
-      }
-      auto it = labels.find(canonical_path(item.path));
-      if (it == labels.end()) {
-        missing.push_back(item.path);
-        continue;
-      }
-      out.push_back({item, it->second, 0});
-    }
-    if (!missing.empty())
-      fail(labels_csv + " does not label " + std::to_string(missing.size()) +
-           " of the inputs: " + first_few(missing));
-    return out;
-  }
-  std::vector<std::string> unnamed;
-  std::vector<int> class_of(9, -1);  // RAVDESS emotion code -> model class
-  for (int e = 1; e <= 8; ++e) {
-    auto it = std::find(classes.begin(), classes.end(), kRavdessEmotions[e - 1]);
-    if (it != classes.end()) class_of[e] = int(it - classes.begin());
-  }
-  int audio = 0, filtered = 0;
-  std::vector<std::string> not_a_class;
+  std::vector<std::string> missing;
   for (const InputItem& item : inputs) {
     if (item.kind == InputKind::Invalid) {
       out.push_back({item, -1, 0});
       continue;
     }
-    std::optional<RavdessName> n = parse_ravdess(item.path);
-    if (!n) {
+    auto it = labels.find(canonical_path(item.path));
+    if (it == labels.end()) {
+      missing.push_back(item.path);
+      continue;
+    }
+    out.push_back({item, it->second, 0});
+  }
+  if (!missing.empty())
+    fail(labels_csv + " does not label " + std::to_string(missing.size()) +
+         " of the inputs: " + first_few(missing));
+  return out;
+}
+
+// The inputs labelled by their RAVDESS names, the filters applied, audio-only clips left out.
+std::vector<LabelledInput> label_by_ravdess_names(const std::vector<InputItem>& inputs,
+                                                  const std::vector<std::string>& classes,
+                                                  const RavdessFilter& filter,
+                                                  std::string* notice) {
+  std::vector<int> class_of(9, -1);  // RAVDESS emotion code -> model class
+  for (int e = 1; e <= 8; ++e) {
+    auto it = std::find(classes.begin(), classes.end(), kRavdessEmotions[e - 1]);
+    if (it != classes.end()) class_of[e] = int(it - classes.begin());
+  }
+  std::vector<LabelledInput> out;
+  std::vector<std::string> unnamed, not_a_class;
+  int audio = 0, filtered = 0;
+  for (const InputItem& item : inputs) {
+    if (item.kind == InputKind::Invalid) {
+      out.push_back({item, -1, 0});
+      continue;
+    }
+    const std::optional<RavdessName> n = parse_ravdess(item.path);
+    if (!n)
       unnamed.push_back(item.path);
-      continue;
-    }
-    if (n->modality == 3) {
+    else if (n->modality == 3)
       ++audio;
-      continue;
-    }
-    if (!filter.keep(*n)) {
+    else if (!filter.keep(*n))
       ++filtered;
-      continue;
-    }
-    if (class_of[n->emotion] < 0) {
+    else if (class_of[n->emotion] < 0)
       not_a_class.push_back(item.path + " (" + kRavdessEmotions[n->emotion - 1] + ")");
-      continue;
-    }
-    out.push_back({item, class_of[n->emotion], n->actor});
+    else
+      out.push_back({item, class_of[n->emotion], n->actor});
   }
   if (!unnamed.empty())
     fail(std::to_string(unnamed.size()) +
@@ -254,6 +246,20 @@ std::vector<LabelledInput> label_inputs(const std::vector<InputItem>& inputs,
     if (filtered) *notice += ", " + std::to_string(filtered) + " left out by the filters";
   }
   return out;
+}
+
+}  // namespace
+
+std::vector<LabelledInput> label_inputs(const std::vector<InputItem>& inputs,
+                                        const std::vector<std::string>& classes,
+                                        const std::string& labels_csv, const RavdessFilter& filter,
+                                        std::string* notice) {
+  if (labels_csv.empty()) return label_by_ravdess_names(inputs, classes, filter, notice);
+  if (filter.any())
+    fail(
+        "--actors, --emotions, --modality and --channel read RAVDESS names; with --labels "
+        "list the inputs to evaluate in the CSV instead");
+  return label_by_csv(inputs, classes, labels_csv);
 }
 
 Shard Shard::parse(const std::string& text) {

@@ -112,12 +112,29 @@ Canvas overlay(const FrameExplanation& e, int size, const std::vector<std::strin
   return c;
 }
 
+// About 6 ticks with labels under the time axis at `y`, at round steps from t0 to t1.
+template <typename Px>
+void time_ticks(Canvas& c, double t0, double t1, Px&& px, int y, Rgb colour) {
+  const double span = t1 - t0, raw = span / 6, mag = std::pow(10.0, std::floor(std::log10(raw)));
+  double step = mag;
+  for (double f : {1.0, 2.0, 5.0, 10.0})
+    if (f * mag >= raw) {
+      step = f * mag;
+      break;
+    }
+  for (double t = std::ceil(t0 / step) * step; t <= t1 + 1e-9; t += step) {
+    c.line(px(t), y, px(t), y + 5, colour);
+    const std::string label = fixed(std::abs(t) < step * 1e-6 ? 0.0 : t, step < 1 ? 1 : 0);
+    draw_text(c, int(px(t)) - text_width(label) / 2, y + 8, label, colour);
+  }
+}
+
 // Every class's probability over time, the frames shown marked, the vote's result in the title.
 Canvas timeline(const VideoResult& r, const std::vector<std::string>& classes,
                 const std::vector<double>& marks, const std::string& title) {
   const int th = text_height();
-  int legend = 0;
-  for (const auto& name : classes) legend = std::max(legend, text_width(name));
+  int legend = 0;  // the widest name, with the winner's " *"
+  for (const auto& name : classes) legend = std::max(legend, text_width(name + " *"));
   const int left = 16 + text_width("1.0") + 8, top = 16 + th + 12, plot_w = 760, plot_h = 300;
   const int right = 24 + 28 + legend + 16, bottom = 12 + th + 8 + th + 12;
   Canvas c(left + plot_w + right, top + plot_h + bottom);
@@ -131,6 +148,11 @@ Canvas timeline(const VideoResult& r, const std::vector<std::string>& classes,
       t0 = std::min(t0, f.time_s), t1 = std::max(t1, f.time_s);
   }
   if (!(t1 > t0)) t1 = t0 + 1;
+  // A little room at both ends, so that the first and last frames' marks and lines stay off
+  // the axes.
+  const double room = 0.02 * (t1 - t0);
+  t0 -= room;
+  t1 += room;
   auto px = [&](double t) { return left + (t - t0) / (t1 - t0) * plot_w; };
   auto py = [&](double p) { return top + (1 - p) * plot_h; };
   for (int i = 0; i <= 4; ++i) {  // horizontal grid and labels 0 .. 1
@@ -140,19 +162,7 @@ Canvas timeline(const VideoResult& r, const std::vector<std::string>& classes,
     draw_text(c, left - 8 - text_width(label), int(py(p)) - th / 2, label, black);
   }
   for (double m : marks) c.line(px(m), top, px(m), top + plot_h, grey, 2);
-  // Time ticks: about 6, at round steps.
-  const double span = t1 - t0, raw = span / 6, mag = std::pow(10.0, std::floor(std::log10(raw)));
-  double step = mag;
-  for (double f : {1.0, 2.0, 5.0, 10.0})
-    if (f * mag >= raw) {
-      step = f * mag;
-      break;
-    }
-  for (double t = std::ceil(t0 / step) * step; t <= t1 + 1e-9; t += step) {
-    c.line(px(t), top + plot_h, px(t), top + plot_h + 5, black);
-    const std::string label = fixed(t, step < 1 ? 1 : 0);
-    draw_text(c, int(px(t)) - text_width(label) / 2, top + plot_h + 8, label, black);
-  }
+  time_ticks(c, t0, t1, px, top + plot_h, black);
   draw_text(c, left + plot_w / 2 - text_width("time_s") / 2, top + plot_h + 12 + th, "time_s",
             black);
   for (size_t k = 0; k < classes.size(); ++k) {
@@ -178,6 +188,110 @@ Canvas timeline(const VideoResult& r, const std::vector<std::string>& classes,
   return c;
 }
 
+// What one explain run shares across its inputs.
+struct ExplainRun {
+  const ExplainArgs& args;
+  const ModelSpec& spec;
+  Engine& engine;
+  const ClassifyOptions& options;
+  int cls_named;               // --class, or -1: each video's label
+  std::set<std::string> used;  // the folder names given so far
+};
+
+// The explained frames of one video, each an overlay PNG in `dir`; returns their explain.json
+// entries, and their maps and times in `maps` and `marks`.
+nlohmann::json write_frames(ExplainRun& run, const VideoResult& r, int cls,
+                            const std::vector<ChosenFrame>& chosen,
+                            const std::vector<FrameExplanation>& ex, const std::string& dir,
+                            std::vector<float>& maps, std::vector<double>& marks) {
+  namespace fs = std::filesystem;
+  const std::vector<std::string>& classes = run.spec.classes;
+  nlohmann::json frames = nlohmann::json::array();
+  for (size_t i = 0; i < ex.size(); ++i) {
+    const FrameExplanation& e = ex[i];
+    const FrameResult& row = r.frame_rows[chosen[i].row];
+    char name[64];
+    std::snprintf(name, sizeof name, "frame_%06lld.png", static_cast<long long>(e.frame_index));
+    const std::string file = dir + "/" + name;
+    const std::string why = chosen[i].top_rank > 0 ? "top " + std::to_string(chosen[i].top_rank) +
+                                                         (chosen[i].spaced ? ", spaced" : "")
+                                                   : "spaced";
+    const std::vector<std::string> lines{
+        classes[size_t(cls)] + " " + fixed(row.probs[size_t(cls)], 3) + "  (" + why + ")",
+        "frame " + std::to_string(e.frame_index) + ", t " + fixed(e.time_s, 2) + " s",
+        "frame's label: " + classes[size_t(row.label)]};
+    write_png(overlay(e, run.args.size, lines),
+              OutputTarget::at((fs::path(run.args.out) / file).string(), "--out"));
+    maps.insert(maps.end(), e.map.begin(), e.map.end());
+    marks.push_back(e.time_s);
+    frames.push_back(nlohmann::json{
+        {"frame", e.frame_index},
+        {"time_s", e.time_s},
+        {"class", classes[size_t(cls)]},
+        {"probability", row.probs[size_t(cls)]},
+        {"frame_label", classes[size_t(row.label)]},
+        {"chosen_as", why},
+        {"crop", nlohmann::json::array({e.crop.x, e.crop.y, e.crop.width, e.crop.height})},
+        {"file", file}});
+  }
+  return frames;
+}
+
+// One input: classified with per-frame rows, its chosen frames explained and written with the
+// maps and the timeline into a folder of its own. Returns its explain.json entry; a bad input
+// throws InputError.
+nlohmann::json explain_video(ExplainRun& run, const InputItem& input) {
+  namespace fs = std::filesystem;
+  const ExplainArgs& a = run.args;
+  const ModelSpec& spec = run.spec;
+  VideoResult r;
+  run.engine.classify({input}, run.options,
+                      [&](const VideoResult& res, const Progress&) { r = res; });
+  if (!r.ok()) fail_input(r.error);
+  if (r.frame_rows.empty()) fail_input(input.path + ": no frames to explain");
+  const int cls = run.cls_named >= 0 ? run.cls_named : r.label;
+  const std::vector<ChosenFrame> chosen = choose_frames(r, cls, a.top, a.spaced);
+  std::vector<ExplainRequest> requests;
+  for (const ChosenFrame& c : chosen)
+    requests.push_back({r.frame_rows[c.row].frame_index, r.frame_rows[c.row].crop, cls});
+  const std::vector<FrameExplanation> ex =
+      run.engine.explain(input, run.options.sampling, requests);
+  const std::string dir = unique_name_for(input_file_name(input.path), run.used);
+  std::error_code ec;
+  fs::create_directories(fs::path(a.out) / dir, ec);
+  if (ec) fail_option(a.out + "/" + dir + ": cannot make the folder (" + ec.message() + ")");
+  std::vector<float> maps;
+  std::vector<double> marks;
+  const nlohmann::json frames = write_frames(run, r, cls, chosen, ex, dir, maps, marks);
+  const int S = spec.input_size;
+  write_output(OutputTarget::at((fs::path(a.out) / dir / "maps.npy").string(), "--out"),
+               npy_f32(maps, {int64_t(ex.size()), S, S}));
+  const std::string title = fs::path(input.path).filename().string() + ": " +
+                            spec.classes[size_t(r.label)] + " (" + vote_name(r.vote) + " vote, " +
+                            std::to_string(r.frames) + " frames)";
+  write_png(timeline(r, spec.classes, marks, title),
+            OutputTarget::at((fs::path(a.out) / dir / "timeline.png").string(), "--out"));
+  if (!a.run.quiet)
+    std::cerr << "fervid: " << input.path << ": " << spec.classes[size_t(r.label)] << ", "
+              << ex.size() << " frames explained in " << (fs::path(a.out) / dir).string() << "\n";
+  return {{"video", input.path},
+          {"label", spec.classes[size_t(r.label)]},
+          {"vote", vote_name(r.vote)},
+          {"frames_used", r.frames},
+          {"class_explained", spec.classes[size_t(cls)]},
+          {"timeline", dir + "/timeline.png"},
+          {"maps", dir + "/maps.npy"},
+          {"frames", frames}};
+}
+
+// --class as an index of the card's classes, or -1.
+int class_named(const std::string& cls, const ModelSpec& spec) {
+  if (cls.empty()) return -1;
+  const auto it = std::find(spec.classes.begin(), spec.classes.end(), cls);
+  if (it == spec.classes.end()) fail_option("--class " + cls + ": not a class of " + spec.name);
+  return int(it - spec.classes.begin());
+}
+
 }  // namespace
 
 int run_explain(const ExplainArgs& a) {
@@ -192,12 +306,7 @@ int run_explain(const ExplainArgs& a) {
   Weights weights = load_weights(ra.weights, ra.spec);
   const ModelSpec spec = weights.spec;
   const bool untrained = weights.untrained();
-  int cls_named = -1;
-  if (!a.cls.empty()) {
-    const auto it = std::find(spec.classes.begin(), spec.classes.end(), a.cls);
-    if (it == spec.classes.end()) fail_option("--class " + a.cls + ": not a class of " + spec.name);
-    cls_named = int(it - spec.classes.begin());
-  }
+  const int cls_named = class_named(a.cls, spec);
   auto [eo, opt] = run_setup(ra, spec);
   eo.explain = true;
   opt.keep_frames = true;
@@ -207,82 +316,17 @@ int run_explain(const ExplainArgs& a) {
   Engine engine(std::move(weights), eo);
   if (!ra.quiet)
     for (const std::string& line : walked.lines()) std::cerr << "fervid: notice: " << line << "\n";
-
+  ExplainRun run{a, spec, engine, opt, cls_named, {}};
   nlohmann::json videos = nlohmann::json::array();
-  std::set<std::string> used;
   int failed = 0;
   for (const InputItem& input : inputs) {
-    nlohmann::json v{{"video", input.path}};
     try {
-      VideoResult r;
-      engine.classify({input}, opt, [&](const VideoResult& res, const Progress&) { r = res; });
-      if (!r.ok()) fail_input(r.error);
-      if (r.frame_rows.empty()) fail_input(input.path + ": no frames to explain");
-      const int cls = cls_named >= 0 ? cls_named : r.label;
-      const std::vector<ChosenFrame> chosen = choose_frames(r, cls, a.top, a.spaced);
-      std::vector<ExplainRequest> requests;
-      for (const ChosenFrame& c : chosen)
-        requests.push_back({r.frame_rows[c.row].frame_index, r.frame_rows[c.row].crop, cls});
-      const std::vector<FrameExplanation> ex = engine.explain(input, opt.sampling, requests);
-      const std::string dir = unique_name_for(input_file_name(input.path), used);
-      fs::create_directories(fs::path(a.out) / dir, ec);
-      if (ec) fail_option(a.out + "/" + dir + ": cannot make the folder (" + ec.message() + ")");
-      nlohmann::json frames = nlohmann::json::array();
-      std::vector<float> maps;
-      std::vector<double> marks;
-      for (size_t i = 0; i < ex.size(); ++i) {
-        const FrameExplanation& e = ex[i];
-        const FrameResult& row = r.frame_rows[chosen[i].row];
-        char name[64];
-        std::snprintf(name, sizeof name, "frame_%06lld.png", static_cast<long long>(e.frame_index));
-        const std::string file = dir + "/" + name;
-        const std::string why =
-            chosen[i].top_rank > 0
-                ? "top " + std::to_string(chosen[i].top_rank) + (chosen[i].spaced ? ", spaced" : "")
-                : "spaced";
-        const std::vector<std::string> lines{
-            spec.classes[size_t(cls)] + " " + fixed(row.probs[size_t(cls)], 3) + "  (" + why + ")",
-            "frame " + std::to_string(e.frame_index) + ", t " + fixed(e.time_s, 2) + " s",
-            "frame's label: " + spec.classes[size_t(row.label)]};
-        write_png(overlay(e, a.size, lines),
-                  OutputTarget::at((fs::path(a.out) / file).string(), "--out"));
-        maps.insert(maps.end(), e.map.begin(), e.map.end());
-        marks.push_back(e.time_s);
-        frames.push_back(nlohmann::json{
-            {"frame", e.frame_index},
-            {"time_s", e.time_s},
-            {"class", spec.classes[size_t(cls)]},
-            {"probability", row.probs[size_t(cls)]},
-            {"frame_label", spec.classes[size_t(row.label)]},
-            {"chosen_as", why},
-            {"crop", nlohmann::json::array({e.crop.x, e.crop.y, e.crop.width, e.crop.height})},
-            {"file", file}});
-      }
-      const int S = spec.input_size;
-      write_output(OutputTarget::at((fs::path(a.out) / dir / "maps.npy").string(), "--out"),
-                   npy_f32(maps, {int64_t(ex.size()), S, S}));
-      const std::string title = fs::path(input.path).filename().string() + ": " +
-                                spec.classes[size_t(r.label)] + " (" + vote_name(r.vote) +
-                                " vote, " + std::to_string(r.frames) + " frames)";
-      write_png(timeline(r, spec.classes, marks, title),
-                OutputTarget::at((fs::path(a.out) / dir / "timeline.png").string(), "--out"));
-      v["label"] = spec.classes[size_t(r.label)];
-      v["vote"] = vote_name(r.vote);
-      v["frames_used"] = r.frames;
-      v["class_explained"] = spec.classes[size_t(cls)];
-      v["timeline"] = dir + "/timeline.png";
-      v["maps"] = dir + "/maps.npy";
-      v["frames"] = frames;
-      if (!ra.quiet)
-        std::cerr << "fervid: " << input.path << ": " << spec.classes[size_t(r.label)] << ", "
-                  << ex.size() << " frames explained in " << (fs::path(a.out) / dir).string()
-                  << "\n";
+      videos.push_back(explain_video(run, input));
     } catch (const InputError& e) {
       ++failed;
-      v["error"] = e.what();
+      videos.push_back({{"video", input.path}, {"error", e.what()}});
       std::cerr << "fervid: " << e.what() << "\n";
     }
-    videos.push_back(v);
   }
   nlohmann::json doc{{"weights", ra.weights},
                      {"model", spec.name},

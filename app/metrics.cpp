@@ -11,6 +11,46 @@
 
 namespace fervid::cli {
 
+namespace {
+
+// Precision, recall and F1 per class from the video confusion matrix; macro-F1 over the classes
+// that occur as truth or prediction, UAR over the classes that occur as truth, weighted F1.
+void class_scores(EvalMetrics& m) {
+  const int n = int(m.classes.size());
+  int present = 0;
+  double f1_sum = 0;
+  for (int c = 0; c < n; ++c) {
+    int64_t tp = m.confusion[c][c], truth = 0, predicted = 0;
+    for (int k = 0; k < n; ++k) {
+      truth += m.confusion[c][k];
+      predicted += m.confusion[k][c];
+    }
+    ClassMetrics& cm = m.per_class[c];
+    cm.support = truth;
+    cm.precision = predicted ? double(tp) / double(predicted) : 0.0;
+    cm.recall = truth ? double(tp) / double(truth) : 0.0;
+    cm.f1 = cm.precision + cm.recall > 0 ? 2 * cm.precision * cm.recall / (cm.precision + cm.recall)
+                                         : 0.0;
+    if (truth || predicted) {
+      ++present;
+      f1_sum += cm.f1;
+    }
+  }
+  m.macro_f1 = present ? f1_sum / present : 0.0;
+  int truths = 0;
+  double recall_sum = 0, weighted = 0;
+  for (int c = 0; c < n; ++c) {
+    if (m.per_class[c].support == 0) continue;
+    ++truths;
+    recall_sum += m.per_class[c].recall;
+    weighted += m.per_class[c].f1 * double(m.per_class[c].support);
+  }
+  m.uar = truths ? recall_sum / truths : 0.0;
+  m.weighted_f1 = m.videos ? weighted / double(m.videos) : 0.0;
+}
+
+}  // namespace
+
 EvalMetrics compute_metrics(const std::vector<EvalRow>& rows,
                             const std::vector<std::string>& classes) {
   EvalMetrics m;
@@ -43,37 +83,7 @@ EvalMetrics compute_metrics(const std::vector<EvalRow>& rows,
   }
   m.video_accuracy = m.videos ? double(m.videos_correct) / m.videos : 0.0;
   m.frame_accuracy = m.frames ? double(m.frames_correct) / double(m.frames) : 0.0;
-  // Per class, over videos; macro-F1 averages the classes that occur as truth or prediction.
-  int present = 0;
-  double f1_sum = 0;
-  for (int c = 0; c < n; ++c) {
-    int64_t tp = m.confusion[c][c], truth = 0, predicted = 0;
-    for (int k = 0; k < n; ++k) {
-      truth += m.confusion[c][k];
-      predicted += m.confusion[k][c];
-    }
-    ClassMetrics& cm = m.per_class[c];
-    cm.support = truth;
-    cm.precision = predicted ? double(tp) / double(predicted) : 0.0;
-    cm.recall = truth ? double(tp) / double(truth) : 0.0;
-    cm.f1 = cm.precision + cm.recall > 0 ? 2 * cm.precision * cm.recall / (cm.precision + cm.recall)
-                                         : 0.0;
-    if (truth || predicted) {
-      ++present;
-      f1_sum += cm.f1;
-    }
-  }
-  m.macro_f1 = present ? f1_sum / present : 0.0;
-  int truths = 0;
-  double recall_sum = 0, weighted = 0;
-  for (int c = 0; c < n; ++c) {
-    if (m.per_class[c].support == 0) continue;
-    ++truths;
-    recall_sum += m.per_class[c].recall;
-    weighted += m.per_class[c].f1 * double(m.per_class[c].support);
-  }
-  m.uar = truths ? recall_sum / truths : 0.0;
-  m.weighted_f1 = m.videos ? weighted / double(m.videos) : 0.0;
+  class_scores(m);
   for (const auto& [id, a] : actors) m.per_actor.push_back(a);
   return m;
 }

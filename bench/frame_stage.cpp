@@ -200,8 +200,14 @@ Report end_to_end(Engine& engine, const std::vector<InputItem>& items, const End
                                     [](const InputItem& i) { return i.kind == InputKind::Video; });
     if (videos) report.notice = first.decoder_notice();
   }
+  const size_t runs = o.batches.size() * o.decode_threads.size();
+  size_t run = 0;
   for (int b : o.batches)
     for (int t : o.decode_threads) {
+      if (o.progress)
+        o.progress("batch " + std::to_string(b) + ", " +
+                   (t > 0 ? std::to_string(t) : std::string("the default")) + " decode threads (" +
+                   std::to_string(++run) + " of " + std::to_string(runs) + ")");
       ClassifyOptions opt = o.run;
       opt.batch = b;
       opt.decode_threads = t;

@@ -3,6 +3,7 @@
 // Each returns a JSON report (the --json output) and what the printed tables need besides.
 #pragma once
 
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -39,6 +40,8 @@ struct EndToEndOptions {
   std::vector<int> decode_threads{0};  // one run per count (0: the decoder's default)
   ClassifyOptions run;                 // sampling, crop, vote, decoder, stage streams
   bool decode_only = false;            // only the decode ceiling
+  // Called as each run begins ("batch 64, 2 decode threads (3 of 6)"), for a progress line.
+  std::function<void(const std::string&)> progress;
 };
 
 // The whole job on `inputs`, once per (batch, decode threads): files in, votes out. Frames/s and

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <set>
 
 #include "cli_util.h"
 #include "fervid/error.h"
@@ -180,6 +181,23 @@ TEST(Annotate, TheBoxTagAndBarsLandWhereTheRowSays) {
   EXPECT_EQ(px(1, 1), (std::array<int, 3>{45, 45, 45}));  // 128 * 0.35
 }
 
+// The class colours (timeline lines, bars, boxes and tags): eight distinct ones, none grey (the
+// timeline marks the frames shown in grey), each visible on white, and a tag's text readable on
+// its colour (WCAG's 4.5:1).
+TEST(Annotate, ThePaletteStaysDistinctAndReadable) {
+  for (int i = 0; i < 8; ++i) {
+    const cli::Rgb a = cli::series_colour(i);
+    EXPECT_GT(std::max({a.r, a.g, a.b}) - std::min({a.r, a.g, a.b}), 60) << i << " is grey";
+    EXPECT_GE(cli::contrast(a, {255, 255, 255}), 2.0) << i << " fades on white";
+    EXPECT_GE(cli::contrast(cli::text_on(a), a), 4.5) << i;
+    for (int j = 0; j < i; ++j) {
+      const cli::Rgb b = cli::series_colour(j);
+      const double d = std::hypot(a.r - b.r, a.g - b.g, a.b - b.b);
+      EXPECT_GT(d, 60) << i << " and " << j << " are too alike";
+    }
+  }
+}
+
 TEST(Annotate, TargetsAreOneFileOrOneUniqueNamePerInput) {
   SKIP_WITHOUT_FFMPEG();
   const fs::path dir = work_dir() / "targets";
@@ -192,6 +210,15 @@ TEST(Annotate, TargetsAreOneFileOrOneUniqueNamePerInput) {
   EXPECT_TRUE(fs::is_directory(dir));
   EXPECT_THROW(cli::annotate_targets((dir / "one.mp4").string(), two), OptionError);
   EXPECT_EQ(cli::annotate_targets((dir / "one.MKV").string(), {two[0]}).size(), 1u);
+  // explain's folders (a file name each) take the same suffix, before the extension.
+  std::set<std::string> used;
+  EXPECT_EQ(cli::unique_name_for("clip.mp4", used), "clip.mp4");
+  EXPECT_EQ(cli::unique_name_for("clip.mp4", used), "clip-2.mp4");
+  EXPECT_EQ(cli::unique_name_for("clip.mp4", used), "clip-3.mp4");
+  EXPECT_EQ(cli::unique_name_for("frames", used), "frames");
+  EXPECT_EQ(cli::unique_name_for("frames", used), "frames-2");
+  EXPECT_EQ(cli::unique_name_for(".hidden", used), ".hidden");
+  EXPECT_EQ(cli::unique_name_for(".hidden", used), ".hidden-2");
 }
 
 // The CLI tests read the videos back with ffprobe (Debian's ffmpeg package; the GPU bundle's

@@ -106,7 +106,7 @@ TEST(Outputs, BadPathsAreRefusedBeforeAnyWork) {
   expect_fatal("make-weights --seed 1 --out " + d, "--out " + d + ": a folder, not a file");
   // An unfinished run (a fatal error in the middle is hard to make; a refused option is not) leaves
   // an existing file as it was.
-  expect_fatal(run_args(v) + " --output " + same + " --stride 0", "--stride must be at least 1");
+  expect_fatal(run_args(v) + " --output " + same + " --stride 0", "--stride 0: must be at least 1");
   EXPECT_EQ(slurp(same), "keep me\n");
 }
 
@@ -194,6 +194,22 @@ TEST(Messages, ABadChoiceNamesTheValidOnesAndUntrainedWeightsAreSaid) {
   EXPECT_NE(r.err.find("holds untrained weights (fervid make-weights)"), std::string::npos)
       << r.err;
   EXPECT_EQ(lines(r.err), 1) << r.err;  // --quiet: that warning only
+}
+
+// A command refuses an option it does not implement: explain writes its files in --out, so the
+// rows' options of classify are not among its own (before, it took them and did nothing).
+TEST(Messages, ExplainRefusesTheRowsOptions) {
+  const std::string v = clip("c10.mp4", 10);
+  const std::string base =
+      "explain " + v + " --weights " + tiny_weights() + " --out " + (work_dir() / "ex").string();
+  for (const char* opt : {"--output x.csv", "--frames f.csv", "--shard 1/2", "--resume",
+                          "--format csv", "--logits"}) {
+    SCOPED_TRACE(opt);
+    const std::string flag = std::string(opt).substr(0, std::string(opt).find(' '));
+    expect_fatal(base + " " + opt, flag);
+    EXPECT_NE(fervid(base + " " + opt).err.find("not expected"), std::string::npos);
+  }
+  EXPECT_FALSE(fs::exists(work_dir() / "ex"));
 }
 
 }  // namespace

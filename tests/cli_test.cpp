@@ -516,6 +516,90 @@ TEST(Cli, ProgressRedrawnOnATerminalAndLoggedElsewhere) {
   EXPECT_EQ(logged.err.find("\r"), std::string::npos);  // lines, not a line redrawn
   logged = fervid(args + " --quiet", "FERVID_PROGRESS_SECONDS=0");
   EXPECT_EQ(logged.err.find("progress"), std::string::npos) << logged.err;
+  // bench --end-to-end says which run it is at on a terminal, and nothing of it in a log.
+  const fs::path log = work_dir() / "bench-tty.txt";
+  const std::string bench = "bench --end-to-end " + v + " --device cpu --spec " +
+                            (work_dir() / "tiny.json").string() + " --batch 2 4";
+  tiny_weights();  // writes the card
+  EXPECT_EQ(
+      std::system(("script -qec '" + kBin + " " + bench + "' " + log.string() + " >/dev/null 2>&1")
+                      .c_str()),
+      0);
+  EXPECT_NE(slurp(log).find("bench: batch 4, the default decode threads (2 of 2)"),
+            std::string::npos)
+      << slurp(log);
+  EXPECT_EQ(fervid(bench).err.find("bench: batch"), std::string::npos);
+}
+
+// The fields of a CSV row after its first (the input's name).
+std::string after_name(const std::string& csv_out) {
+  const std::string row = csv_out.substr(csv_out.find('\n') + 1);
+  return row.substr(row.find(','));
+}
+
+// A finite stream classifies like the file it carries: standard input ("-", "pipe:0"), and an
+// HTTP URL (a loopback server of Debian's Python); an MP4 whose index comes last, read from a
+// pipe, fails in its row with what to do.
+TEST(Cli, UrlsAndStandardInputClassifyLikeFiles) {
+  const fs::path dir = work_dir() / "served";
+  fs::create_directories(dir);
+  const std::string mp4 = clip("c12.mp4", 12), faststart = (dir / "fast.mp4").string();
+  sh("ffmpeg -nostdin -v error -y -i " + mp4 + " -c copy -movflags +faststart " + faststart);
+  const std::string opts = " --weights " + tiny_weights() + " --format csv --quiet";
+  const Result file = fervid("classify " + faststart + opts);
+  ASSERT_EQ(file.code, 0) << file.err;
+  for (const char* name : {"-", "pipe:0"}) {
+    const Result piped = fervid("classify " + std::string(name) + opts + " < " + faststart);
+    ASSERT_EQ(piped.code, 0) << piped.err;
+    EXPECT_EQ(after_name(piped.out), after_name(file.out)) << name;
+  }
+  // A real clip (the index after 350 kB of frames, beyond what the demuxer holds to seek back in).
+  const std::string late_index = test_data_dir() + "/video/astronaut-720p.mp4";
+  const Result cat = fervid("classify -" + opts, "cat " + late_index + " |");
+  EXPECT_EQ(cat.code, 1) << cat.err;
+  EXPECT_NE(cat.out.find("-movflags +faststart"), std::string::npos) << cat.out;
+  // HTTP: a server on a free port of 127.0.0.1, for as long as the test needs it.
+  const fs::path port_file = dir / "port";
+  sh("cd " + dir.string() +
+     " && (/usr/bin/python3 -c \"import http.server as h, socketserver as s; "
+     "srv = s.TCPServer(('127.0.0.1', 0), h.SimpleHTTPRequestHandler); "
+     "print(srv.server_address[1], flush=True); srv.serve_forever()\" > " +
+     port_file.string() + " 2>/dev/null & echo $! > " + (dir / "pid").string() +
+     ") && for i in $(seq 50); do [ -s " + port_file.string() + " ] && break; sleep 0.1; done");
+  const std::string port = slurp(port_file).substr(0, slurp(port_file).find('\n'));
+  const Result http = fervid("classify http://127.0.0.1:" + port + "/fast.mp4" + opts);
+  std::system(("kill " + slurp(dir / "pid")).c_str());
+  ASSERT_EQ(http.code, 0) << http.err;
+  EXPECT_EQ(after_name(http.out), after_name(file.out));
+}
+
+// A bare state_dict (no card in the file) with --spec: the card's class order is taken on trust,
+// and the run says so, with the way to carry the model's own.
+TEST(Cli, ABareStateDictSaysTheClassOrderIsAssumed) {
+  const std::string bare = (work_dir() / "bare.safetensors").string();
+  {
+    std::string all = slurp(tiny_weights());
+    uint64_t n = 0;
+    for (int i = 7; i >= 0; --i) n = n << 8 | uint8_t(all[size_t(i)]);
+    nlohmann::json header = nlohmann::json::parse(all.substr(8, n));
+    header.erase("__metadata__");
+    std::string text = header.dump();
+    ASSERT_LE(text.size(), n);
+    text.append(n - text.size(), ' ');  // the same length: the data stays where it was
+    std::ofstream(bare, std::ios::binary) << all.substr(0, 8) << text << all.substr(8 + n);
+  }
+  const std::string card = (work_dir() / "tiny.json").string();
+  const Result r =
+      fervid("classify " + clip("c10.mp4", 10) + " --weights " + bare + " --spec " + card);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find(bare + " carries no class names: the order of " + card +
+                       " (neutral, happy, sad) is assumed"),
+            std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("tools/export_weights.py"), std::string::npos) << r.err;
+  const Result with_card = fervid("classify " + clip("c10.mp4", 10) + " --weights " +
+                                  tiny_weights() + " --spec " + card);
+  EXPECT_EQ(with_card.err.find("carries no class names"), std::string::npos) << with_card.err;
 }
 
 }  // namespace

@@ -242,14 +242,19 @@ TEST(ConvPolicy, CpuTable) {
       {ConvImpl::Onednn, Precision::Fp32, &full, "", M::Fp32, M::Fp32},
       {ConvImpl::Winograd, Precision::Fp32, &full, "", M::Fp32, M::Winograd},
       {ConvImpl::Blas, Precision::Default, &full, "", M::Blas, M::Blas},
-      {ConvImpl::Winograd, Precision::Fp32, &no_avx512, "--conv-impl winograd: needs AVX-512"},
-      {ConvImpl::Onednn, Precision::Fp32, &no_onednn, "this build has no oneDNN"},
-      {ConvImpl::Auto, Precision::Bf16, &no_avx512, "--precision bf16 on the CPU: no AVX512_BF16"},
-      {ConvImpl::Blas, Precision::Bf16, &full, "not --conv-impl blas"},
-      {ConvImpl::Winograd, Precision::Bf16, &full, "oneDNN has no bf16 Winograd"},
-      {ConvImpl::Auto, Precision::Fp16, &full, "--precision fp16: the CPU backend computes in"},
-      {ConvImpl::Fervid, Precision::Default, &full, "--conv-impl fervid is the CUDA backend's"},
-      {ConvImpl::Cudnn, Precision::Fp32, &full, "--conv-impl cudnn is the CUDA backend's"}};
+      {ConvImpl::Winograd, Precision::Fp32, &no_avx512, "--conv-impl winograd: needs AVX-512",
+       M::Blas, M::Blas},
+      {ConvImpl::Onednn, Precision::Fp32, &no_onednn, "this build has no oneDNN", M::Blas, M::Blas},
+      {ConvImpl::Auto, Precision::Bf16, &no_avx512, "--precision bf16 on the CPU: no AVX512_BF16",
+       M::Blas, M::Blas},
+      {ConvImpl::Blas, Precision::Bf16, &full, "not --conv-impl blas", M::Blas, M::Blas},
+      {ConvImpl::Winograd, Precision::Bf16, &full, "oneDNN has no bf16 Winograd", M::Blas, M::Blas},
+      {ConvImpl::Auto, Precision::Fp16, &full, "--precision fp16: the CPU backend computes in",
+       M::Blas, M::Blas},
+      {ConvImpl::Fervid, Precision::Default, &full, "--conv-impl fervid is the CUDA backend's",
+       M::Blas, M::Blas},
+      {ConvImpl::Cudnn, Precision::Fp32, &full, "--conv-impl cudnn is the CUDA backend's", M::Blas,
+       M::Blas}};
   for (const Row& r : rows) {
     const std::string what = std::string(conv_impl_name(r.impl)) + " " +
                              precision_name(r.precision) + " (row " + std::to_string(&r - rows) +
@@ -277,16 +282,19 @@ TEST(ConvPolicy, CudaTable) {
     std::string refusal;
     CudaConvMode mode;
   };
-  const Row rows[] = {{ConvImpl::Auto, Precision::Default, "", CudaConvMode::Timed},
-                      {ConvImpl::Auto, Precision::Bf16, "", CudaConvMode::Timed},
-                      {ConvImpl::Auto, Precision::Fp32, "", CudaConvMode::Cudnn},
-                      {ConvImpl::Auto, Precision::Tf32, "", CudaConvMode::Cudnn},
-                      {ConvImpl::Cudnn, Precision::Fp16, "", CudaConvMode::Cudnn},
-                      {ConvImpl::Fervid, Precision::Bf16, "", CudaConvMode::Fervid},
-                      {ConvImpl::Fervid, Precision::Fp32, "computes in fp16 or bf16, not fp32"},
-                      {ConvImpl::Fervid, Precision::Tf32, "computes in fp16 or bf16, not tf32"},
-                      {ConvImpl::Winograd, Precision::Fp16, "is the CPU backend's"},
-                      {ConvImpl::Blas, Precision::Fp32, "is the CPU backend's"}};
+  const Row rows[] = {
+      {ConvImpl::Auto, Precision::Default, "", CudaConvMode::Timed},
+      {ConvImpl::Auto, Precision::Bf16, "", CudaConvMode::Timed},
+      {ConvImpl::Auto, Precision::Fp32, "", CudaConvMode::Cudnn},
+      {ConvImpl::Auto, Precision::Tf32, "", CudaConvMode::Cudnn},
+      {ConvImpl::Cudnn, Precision::Fp16, "", CudaConvMode::Cudnn},
+      {ConvImpl::Fervid, Precision::Bf16, "", CudaConvMode::Fervid},
+      {ConvImpl::Fervid, Precision::Fp32, "computes in fp16 or bf16, not fp32",
+       CudaConvMode::Cudnn},
+      {ConvImpl::Fervid, Precision::Tf32, "computes in fp16 or bf16, not tf32",
+       CudaConvMode::Cudnn},
+      {ConvImpl::Winograd, Precision::Fp16, "is the CPU backend's", CudaConvMode::Cudnn},
+      {ConvImpl::Blas, Precision::Fp32, "is the CPU backend's", CudaConvMode::Cudnn}};
   for (const Row& r : rows) {
     const std::string what =
         std::string(conv_impl_name(r.impl)) + " " + precision_name(r.precision);

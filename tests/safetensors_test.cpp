@@ -111,5 +111,28 @@ TEST(Safetensors, RejectsMalformedFiles) {
   expect_rejected(write_raw("entry.safetensors", R"({"t":[0,1]})", 0), "entry is not an object");
 }
 
+// A framework's own weights given by mistake are named for what they are, with the command that
+// converts them (not "header length 578712552184433488 exceeds 100 MiB").
+TEST(Safetensors, NamesOtherFrameworksFilesAndTheExporter) {
+  const std::pair<std::string, std::string> files[] = {
+      {std::string("PK\x03\x04", 4) + std::string(60, 'x'), "a PyTorch checkpoint"},
+      {std::string("\x80\x02\x8a\x0alz", 6) + std::string(60, 'x'), "a pickled PyTorch checkpoint"},
+      {std::string("\x89HDF\r\n\x1a\n", 8) + std::string(60, 'x'), "a Keras HDF5 file"}};
+  const char* names[] = {"model.pth", "legacy.pt", "model.h5"};
+  for (size_t i = 0; i < std::size(files); ++i) {
+    const std::string path = temp_path(names[i]);
+    std::ofstream(path, std::ios::binary) << files[i].first;
+    expect_rejected(path, files[i].second);
+    expect_rejected(path, "not safetensors; convert it with tools/export_weights.py " + path);
+  }
+  const std::string keras = temp_path("model.keras");
+  std::ofstream(keras, std::ios::binary) << std::string("PK\x03\x04", 4) << std::string(60, 'x');
+  expect_rejected(keras, "a Keras 3 file (.keras)");
+  const std::string onnx = temp_path("model.onnx");
+  std::ofstream(onnx, std::ios::binary)
+      << std::string("\x08\x07\x12\x04", 4) << std::string(60, 'x');
+  expect_rejected(onnx, "an ONNX model");
+}
+
 }  // namespace
 }  // namespace fervid::test

@@ -199,6 +199,23 @@ TEST(Video, FolderWalksDropNothingSilently) {
   EXPECT_EQ(direct[0].error, "not a regular file (a named pipe)");
   EXPECT_EQ(direct[1].error, "not a regular file (a device)");
   EXPECT_EQ(decode(root / "sub" / "anim.gif").size(), 3u);
+  // A stray image in a folder of videos is an input of its own (a row named by it), not a
+  // one-frame "video" named after the folder.
+  const fs::path clips = work_dir() / "clips-and-a-still";
+  fs::create_directories(clips);
+  fs::copy_file(make_clip("stray30.mp4", 30), clips / "a.mp4",
+                fs::copy_options::overwrite_existing);
+  run("ffmpeg -nostdin -v error -y -f lavfi -i testsrc=size=32x24 -frames:v 1 " +
+      (clips / "still.png").string());
+  WalkNotes stray;
+  const auto mixed = expand_inputs({clips.string()}, &stray);
+  ASSERT_EQ(mixed.size(), 2u);
+  EXPECT_EQ(mixed[0].path, (clips / "a.mp4").string());
+  EXPECT_EQ(mixed[1].path, (clips / "still.png").string());
+  EXPECT_EQ(mixed[1].kind, InputKind::Image);
+  EXPECT_EQ(stray.images_beside_videos, (std::vector<std::string>{clips.string()}));
+  ASSERT_EQ(stray.lines().size(), 1u);
+  EXPECT_NE(stray.lines()[0].find("classified one by one"), std::string::npos);
 }
 
 TEST(Video, WalksFoldersAndReportsEmptyOrMissingOnes) {

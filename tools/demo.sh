@@ -29,3 +29,16 @@ fi
 
 echo "classifying $clip (untrained demo weights: the labels mean nothing, the pipeline is real)"
 "$fervid" classify "$clip" --weights "$weights" --device auto --stride 3 --crop center
+
+cat <<NEXT
+
+What you see: one row per input; label is the vote over the sampled frames, count_<class> how
+many frames each class won, p_<class> the mean probability of each class over those frames.
+The binary is $fervid (fervid --help lists the commands). Next:
+  $fervid classify YOUR_CLIPS/ --weights YOUR_MODEL.safetensors --format csv --output rows.csv
+  $fervid eval RAVDESS_FOLDER/ --weights YOUR_MODEL.safetensors --summary summary.json
+  $fervid explain $clip --weights $weights --out $demo/explained   (Grad-CAM heat maps)
+  $fervid bench --device auto                                         (frames/s of this machine)
+Your own PyTorch, Keras or ONNX model: tools/export_weights.py (weights/README.md).
+From Python: docs/python.md.
+NEXT

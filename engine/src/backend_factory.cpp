@@ -1,5 +1,7 @@
 #include "backend_factory.h"
 
+#include <thread>
+
 #include "backends/cpu/cpu_backend.h"
 #include "backends/cuda/conv_policy.h"
 #include "backends/cuda/cuda_backend.h"
@@ -16,6 +18,10 @@ std::unique_ptr<Backend> make_backend(const BackendOptions& options, const Notif
   if (options.threads < 0 || options.threads > kMaxThreads)
     fail_option("--threads " + std::to_string(options.threads) + ": expected 0 (all cores) to " +
                 std::to_string(kMaxThreads));
+  if (const unsigned cores = std::thread::hardware_concurrency();
+      notify && cores > 0 && options.threads > int(cores))
+    notify("--threads " + std::to_string(options.threads) + " is more than the " +
+           std::to_string(cores) + " cores this machine has: the threads take turns (slower)");
   const std::string precision = precision_name(options.precision);
   const std::string impl = conv_impl_name(options.conv_impl);
   // A CUDA conv implementation that cannot run at this precision is refused whatever the device
@@ -36,7 +42,7 @@ std::unique_ptr<Backend> make_backend(const BackendOptions& options, const Notif
   if (options.device == DeviceChoice::Auto && gpu && !cpu_impl) return make_cuda_backend(options);
   Precision cpu_precision = gpu_precision ? Precision::Fp32 : options.precision;
   if (options.device == DeviceChoice::Auto && !cpu_impl) {
-    std::string notice = why + "; using the CPU backend";
+    std::string notice = why + "; using the CPU backend";  // said once, by the engine's sink
     if (gpu_precision) notice += " (fp32; --precision " + precision + " is for GPUs)";
     const std::string no_bf16 =
         cpu_precision == Precision::Bf16 ? cpu::cpu_bf16_unavailable() : std::string();

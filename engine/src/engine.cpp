@@ -8,6 +8,7 @@
 #include "backends/cuda/cuda_probe.h"
 #include "cards.h"
 #include "classifier.h"
+#include "face.h"
 #include "fervid/fervid.h"
 #include "model.h"
 #include "run_clock.h"
@@ -58,11 +59,13 @@ struct Engine::Impl {
   NoticeSink notify;
   std::unique_ptr<Backend> backend;
   std::unique_ptr<Model> model;
-  std::vector<LayerWeights> dense;  // with EngineOptions::explain: the head's, f32 on the host
+  std::vector<LayerWeights> dense;    // with EngineOptions::explain: the head's, f32 on the host
+  std::unique_ptr<FaceFinder> faces;  // classify_frames with crop face: made on first use
 };
 
 Engine::Engine(Weights weights, const EngineOptions& options) : impl_(std::make_unique<Impl>()) {
-  if (options.max_batch < 1) fail_option("--batch must be at least 1");
+  if (options.max_batch < 1)
+    fail_option("--batch " + std::to_string(options.max_batch) + ": must be at least 1");
   impl_->spec = weights.spec;
   impl_->notify = options.notify ? options.notify : NoticeSink(print_notice);
   impl_->backend = make_backend(options.backend, impl_->notify);
@@ -136,6 +139,36 @@ RunStats Engine::decode_only(const std::vector<InputItem>& inputs, const Classif
   return Classifier(*impl_->model, options).decode_only(inputs);
 }
 
+// Each frame's crop for classify_frames: the spec's rectangle; for `face`, the face of that frame
+// alone (the centre crop where it has none, marked in `no_face`).
+std::vector<CropRect> Engine::frame_crops(std::span<const ImageView> frames, const CropSpec& crop,
+                                          std::vector<uint8_t>& no_face) {
+  if (crop.mode == CropSpec::Mode::Boxes)
+    fail_option(
+        "--crop boxes=FILE names boxes per video file; frames in memory take full, "
+        "center, box=x,y,w,h or face");
+  std::vector<CropRect> crops;
+  no_face.assign(frames.size(), 0);
+  for (const ImageView& f : frames) {
+    if (!f.data || f.width < 1 || f.height < 1 || f.stride < f.width * 3)
+      fail_input("frame " + std::to_string(crops.size()) + ": not an 8-bit RGB image (" +
+                 std::to_string(f.width) + "x" + std::to_string(f.height) + ", stride " +
+                 std::to_string(f.stride) + ")");
+    if (crop.mode != CropSpec::Mode::Face) {
+      crops.push_back(crop.rect_for(f.width, f.height));
+      continue;
+    }
+    if (!impl_->faces) impl_->faces = std::make_unique<FaceFinder>();
+    const ImageView one[] = {f};
+    const std::optional<CropRect> box = impl_->faces->video_box(one, crop.margin);
+    no_face[crops.size()] = !box;
+    crops.push_back(box ? *box
+                        : square_inside(f.width / 2.0, f.height / 2.0, std::min(f.width, f.height),
+                                        f.width, f.height));
+  }
+  return crops;
+}
+
 FrameScores Engine::classify_frames(std::span<const ImageView> frames, const CropSpec& crop) {
   Model& model = *impl_->model;
   Backend& be = *impl_->backend;
@@ -145,14 +178,8 @@ FrameScores Engine::classify_frames(std::span<const ImageView> frames, const Cro
   s.labels.resize(frames.size());
   s.probs.resize(frames.size() * size_t(s.classes));
   s.logits.resize(s.probs.size());
-  std::vector<CropRect> crops;
-  for (const ImageView& f : frames) {
-    if (!f.data || f.width < 1 || f.height < 1 || f.stride < f.width * 3)
-      fail_input("frame " + std::to_string(crops.size()) + ": not an 8-bit RGB image (" +
-                 std::to_string(f.width) + "x" + std::to_string(f.height) + ", stride " +
-                 std::to_string(f.stride) + ")");
-    crops.push_back(crop.rect_for(f.width, f.height));
-  }
+  s.crops = frame_crops(frames, crop, s.no_face);
+  const std::vector<CropRect>& crops = s.crops;
   for (int first = 0; first < s.frames; first += model.max_batch()) {
     const int n = std::min(model.max_batch(), s.frames - first);
     model.forward(frames.subspan(first, n), std::span<const CropRect>(crops).subspan(first, n));

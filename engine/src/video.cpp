@@ -111,6 +111,13 @@ class FrameListSource final : public FrameSource {
   int64_t kept_ = 0;
 };
 
+bool videos_directly_in(const fs::path& dir) {
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec))
+    if (e.is_regular_file(ec) && is_video_path(e.path().string())) return true;
+  return false;
+}
+
 std::vector<std::string> images_in(const fs::path& dir) {
   std::vector<std::string> files;
   std::error_code ec;
@@ -167,6 +174,16 @@ bool is_image_path(const std::string& path) {
   return kExt.count(lower_ext(path)) > 0;
 }
 
+bool is_url_input(const std::string& path) {
+  const size_t colon = path.find("://");
+  if (colon == std::string::npos || colon == 0) return false;
+  return std::all_of(path.begin(), path.begin() + colon, [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '-' || c == '.';
+  });
+}
+
+bool is_stdin_input(const std::string& path) { return path == "-" || path == "pipe:0"; }
+
 bool is_video_path(const std::string& path) {
   static const std::set<std::string> kExt = {
       ".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".ts",
@@ -192,6 +209,10 @@ std::vector<std::string> WalkNotes::lines() const {
     out.push_back("the images directly in " + d +
                   " are classified together as one video (an image folder), beside the other "
                   "inputs there; move them to a folder of their own if they are not one video");
+  for (const std::string& d : images_beside_videos)
+    out.push_back("the images in " + d +
+                  ", beside videos there, are classified one by one (a row each); move them to "
+                  "a folder of their own if they are the frames of one video");
   return out;
 }
 
@@ -213,6 +234,22 @@ std::string not_a_file(fs::file_status st) {
   }
 }
 
+// A folder's own images: one video (an image folder, the frames of a clip); but where the folder
+// also holds videos (frames of one clip do not sit beside clips: a stray still, a thumbnail) each
+// image on its own, a row each named by its path. `root`: the folder the walk began at.
+void add_images_of(const std::string& dir, bool root, std::vector<InputItem>& found,
+                   WalkNotes& notes) {
+  const std::vector<std::string> images = images_in(dir);
+  if (images.empty()) return;
+  if (videos_directly_in(dir)) {
+    for (const std::string& i : images) found.push_back({i, InputKind::Image, ""});
+    notes.images_beside_videos.push_back(dir);
+    return;
+  }
+  if (root && !found.empty()) notes.image_folders_beside_other_inputs.push_back(dir);
+  found.push_back({dir, InputKind::ImageFolder, ""});
+}
+
 // Walks folder `p`: its videos and image folders into `found`, what it left out into `notes`.
 void walk(const std::string& p, std::vector<InputItem>& found, WalkNotes& notes) {
   std::error_code ec;
@@ -223,7 +260,7 @@ void walk(const std::string& p, std::vector<InputItem>& found, WalkNotes& notes)
     std::error_code e2;
     const bool media = is_video_path(q) || is_image_path(q);
     if (it->is_directory(e2)) {
-      if (!images_in(q).empty()) found.push_back({q, InputKind::ImageFolder, ""});
+      add_images_of(q, false, found, notes);
     } else if (it->is_symlink(e2) && !fs::exists(it->path(), e2)) {
       if (media) {
         found.push_back(
@@ -239,10 +276,7 @@ void walk(const std::string& p, std::vector<InputItem>& found, WalkNotes& notes)
       notes.skipped.push_back(q);
     }
   }
-  if (!images_in(p).empty()) {
-    if (!found.empty()) notes.image_folders_beside_other_inputs.push_back(p);
-    found.push_back({p, InputKind::ImageFolder, ""});
-  }
+  add_images_of(p, true, found, notes);
 }
 
 }  // namespace
@@ -252,6 +286,10 @@ std::vector<InputItem> expand_inputs(const std::vector<std::string>& paths, Walk
   WalkNotes& n = notes ? *notes : discarded;
   std::vector<InputItem> items;
   for (const std::string& p : paths) {
+    if (is_url_input(p) || is_stdin_input(p)) {
+      items.push_back({p, InputKind::Video, ""});
+      continue;
+    }
     std::error_code ec;
     const fs::file_status st = fs::status(p, ec);
     if (ec || !fs::exists(st)) {

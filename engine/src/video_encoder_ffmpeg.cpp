@@ -39,6 +39,7 @@ struct VideoEncoder::Impl {
   [[noreturn]] void fail_av(const std::string& what, int rc) const {
     fail(path + ": " + what + ": " + av_error(rc));
   }
+  void open_codec(const AVCodec* enc, double fps);
 
   // Hands what the encoder has ready to the muxer; `draining`: until the encoder is empty.
   void drain(bool draining) {
@@ -76,6 +77,56 @@ bool VideoEncoder::available(VideoCodec codec) {
   return codec == VideoCodec::H264 ? h264 : codec == VideoCodec::Mpeg4 ? mpeg4 : h264 || mpeg4;
 }
 
+namespace {
+
+// libx264 (H.264) unless MPEG-4 Part 2 is asked for; MPEG-4 where there is no libx264 and either
+// will do.
+const AVCodec* find_encoder(const std::string& path, VideoCodec codec) {
+  const AVCodec* enc = nullptr;
+  if (codec != VideoCodec::Mpeg4) enc = avcodec_find_encoder_by_name("libx264");
+  if (!enc && codec == VideoCodec::H264)
+    fail(path + ": this FFmpeg has no H.264 encoder (libx264)");
+  if (!enc) enc = avcodec_find_encoder(AV_CODEC_ID_MPEG4);
+  if (!enc) fail(path + ": this FFmpeg has neither libx264 nor the MPEG-4 encoder");
+  return enc;
+}
+
+}  // namespace
+
+// The encoder's settings: yuv420p at the coded size, the rate as a fraction with terms <= 65535
+// (MPEG-4 Part 2's limit on the time base), BT.601 limited range, a key frame every 2 s; x264 at
+// preset veryfast, CRF 20; MPEG-4 at a fixed quantiser of 3.
+void VideoEncoder::Impl::open_codec(const AVCodec* enc, double fps) {
+  Impl& m = *this;
+  const AVRational rate = av_d2q(fps, 65535);
+  AVCodecContext* c = m.cc;
+  c->width = m.coded_w;
+  c->height = m.coded_h;
+  c->pix_fmt = AV_PIX_FMT_YUV420P;
+  c->time_base = av_inv_q(rate);
+  c->framerate = rate;
+  c->sample_aspect_ratio = {1, 1};
+  c->color_range = AVCOL_RANGE_MPEG;
+  c->colorspace = AVCOL_SPC_SMPTE170M;
+  c->gop_size = std::max(1, int(std::lround(fps * 2)));
+  if (m.oc->oformat->flags & AVFMT_GLOBALHEADER) c->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
+  AVDictionary* opts = nullptr;
+  if (enc->id == AV_CODEC_ID_H264) {
+    av_dict_set(&opts, "preset", "veryfast", 0);
+    av_dict_set(&opts, "crf", "20", 0);
+  } else {
+    c->flags |= AV_CODEC_FLAG_QSCALE;
+    c->global_quality = FF_QP2LAMBDA * 3;
+  }
+  int rc = avcodec_open2(c, enc, &opts);
+  av_dict_free(&opts);
+  if (rc < 0) m.fail_av(std::string("cannot open the ") + enc->name + " encoder", rc);
+  rc = avcodec_parameters_from_context(m.stream->codecpar, c);
+  if (rc < 0) m.fail_av("cannot pass the codec's parameters to the container", rc);
+  m.stream->time_base = c->time_base;
+  m.stream->avg_frame_rate = rate;
+}
+
 VideoEncoder::VideoEncoder(const OutputTarget& target, int width, int height, double fps,
                            VideoCodec codec)
     : impl_(std::make_unique<Impl>()) {
@@ -97,14 +148,7 @@ VideoEncoder::VideoEncoder(const OutputTarget& target, int width, int height, do
   m.coded_h = (height + 1) & ~1;
   m.file = target.file();
   m.part = target.partial();
-
-  const AVCodec* enc = nullptr;
-  if (codec != VideoCodec::Mpeg4) enc = avcodec_find_encoder_by_name("libx264");
-  if (!enc && codec == VideoCodec::H264)
-    fail(m.path + ": this FFmpeg has no H.264 encoder (libx264)");
-  if (!enc) enc = avcodec_find_encoder(AV_CODEC_ID_MPEG4);
-  if (!enc) fail(m.path + ": this FFmpeg has neither libx264 nor the MPEG-4 encoder");
-
+  const AVCodec* enc = find_encoder(m.path, codec);
   const AVOutputFormat* format = av_guess_format(nullptr, target.file().c_str(), nullptr);
   if (!format) fail(m.path + ": FFmpeg knows no container for " + target.extension());
   int rc = avformat_alloc_output_context2(&m.oc, format, nullptr, m.part.c_str());
@@ -115,45 +159,15 @@ VideoEncoder::VideoEncoder(const OutputTarget& target, int width, int height, do
   m.frame = av_frame_alloc();
   m.packet = av_packet_alloc();
   if (!m.stream || !m.cc || !m.frame || !m.packet) fail(m.path + ": out of memory (FFmpeg)");
-
-  // The rate as a fraction with terms <= 65535 (MPEG-4 Part 2's limit on the time base).
-  const AVRational rate = av_d2q(fps, 65535);
-  AVCodecContext* c = m.cc;
-  c->width = m.coded_w;
-  c->height = m.coded_h;
-  c->pix_fmt = AV_PIX_FMT_YUV420P;
-  c->time_base = av_inv_q(rate);
-  c->framerate = rate;
-  c->sample_aspect_ratio = {1, 1};
-  c->color_range = AVCOL_RANGE_MPEG;
-  c->colorspace = AVCOL_SPC_SMPTE170M;
-  c->gop_size = std::max(1, int(std::lround(fps * 2)));
-  if (m.oc->oformat->flags & AVFMT_GLOBALHEADER) c->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
-  AVDictionary* opts = nullptr;
-  if (enc->id == AV_CODEC_ID_H264) {
-    av_dict_set(&opts, "preset", "veryfast", 0);
-    av_dict_set(&opts, "crf", "20", 0);
-  } else {
-    c->flags |= AV_CODEC_FLAG_QSCALE;
-    c->global_quality = FF_QP2LAMBDA * 3;
-  }
-  rc = avcodec_open2(c, enc, &opts);
-  av_dict_free(&opts);
-  if (rc < 0) m.fail_av(std::string("cannot open the ") + enc->name + " encoder", rc);
-  rc = avcodec_parameters_from_context(m.stream->codecpar, c);
-  if (rc < 0) m.fail_av("cannot pass the codec's parameters to the container", rc);
-  m.stream->time_base = c->time_base;
-  m.stream->avg_frame_rate = rate;
-
-  m.frame->format = c->pix_fmt;
-  m.frame->width = c->width;
-  m.frame->height = c->height;
+  m.open_codec(enc, fps);
+  m.frame->format = m.cc->pix_fmt;
+  m.frame->width = m.cc->width;
+  m.frame->height = m.cc->height;
   rc = av_frame_get_buffer(m.frame, 0);
   if (rc < 0) m.fail_av("cannot allocate a frame", rc);
   m.sws = sws_getContext(m.coded_w, m.coded_h, AV_PIX_FMT_RGB24, m.coded_w, m.coded_h,
                          AV_PIX_FMT_YUV420P, SWS_BICUBIC, nullptr, nullptr, nullptr);
   if (!m.sws) fail(m.path + ": swscale cannot convert RGB to yuv420p at this size");
-
   rc = avio_open(&m.oc->pb, m.part.c_str(), AVIO_FLAG_WRITE);
   if (rc < 0) m.fail_av("cannot open " + m.part + " for writing", rc);
   rc = avformat_write_header(m.oc, nullptr);

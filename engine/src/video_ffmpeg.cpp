@@ -230,7 +230,13 @@ class Converter {
 class ClipIo {
  public:
   ClipIo(const std::string& path, double stall_s) : stall_s_(stall_s) {
-    fd_ = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    // Standard input ("-", FFmpeg's "pipe:0"): a copy of its descriptor, read like a pipe.
+    if (is_stdin_input(path)) {
+      fd_ = ::fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 0);
+      if (fd_ >= 0) ::fcntl(fd_, F_SETFL, ::fcntl(fd_, F_GETFL) | O_NONBLOCK);
+    } else {
+      fd_ = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    }
     if (fd_ < 0) fail(path + ": cannot open video: " + system_words(errno));
     struct stat st {};
     const bool known = ::fstat(fd_, &st) == 0;
@@ -391,6 +397,7 @@ class ClipDecoderImpl final : public ClipDecoder {
     int rotation = 0;       // degrees clockwise that make its frames upright
     int64_t lost = 0;       // packets or frames the decoder refused (skipped, as ffmpeg does)
     std::string lost_why;   // the first refusal's reason
+    std::string hint;       // what to do when it fails (an MP4 on a stream that cannot seek)
   };
 
   // The clip a packet or frame stamped with `seq` belongs to (nullptr: none in flight).
@@ -478,7 +485,7 @@ class ClipDecoderImpl final : public ClipDecoder {
       ev.error = c.error;
       if (ev.error.empty() && c.kept == 0)
         ev.error = c.path + ": no frames could be decoded" +
-                   (c.lost ? " (FFmpeg: " + c.lost_why + ")" : "");
+                   (c.lost ? " (FFmpeg: " + c.lost_why + ")" : "") + c.hint;
       ev.warning = c.warning;
       if (c.lost)
         ev.warning +=
@@ -569,12 +576,24 @@ class ClipDecoderImpl final : public ClipDecoder {
 
   void open_input(Clip& c) {
     const std::string& path = c.path;
-    io_ = c.bytes ? std::make_unique<ClipIo>(path, c.bytes)
-                  : std::make_unique<ClipIo>(path, stall_limit_s_);
+    const bool url = !c.bytes && is_url_input(path);
+    if (!url)
+      io_ = c.bytes ? std::make_unique<ClipIo>(path, c.bytes)
+                    : std::make_unique<ClipIo>(path, stall_limit_s_);
     fmt_ = avformat_alloc_context();
     if (!fmt_) fail(path + ": out of memory");
-    fmt_->pb = io_->context();
-    int rc = avformat_open_input(&fmt_, path.c_str(), nullptr, nullptr);
+    AVDictionary* opts = nullptr;
+    if (url) {
+      // FFmpeg's own protocol (http, https, ...): a read that waits longer than the stall limit
+      // fails (rw_timeout, microseconds).
+      static std::once_flag network;
+      std::call_once(network, [] { avformat_network_init(); });
+      av_dict_set(&opts, "rw_timeout", std::to_string(int64_t(stall_limit_s_ * 1e6)).c_str(), 0);
+    } else {
+      fmt_->pb = io_->context();
+    }
+    int rc = avformat_open_input(&fmt_, path.c_str(), nullptr, &opts);
+    av_dict_free(&opts);
     if (rc < 0) {
       fmt_ = nullptr;  // freed by avformat_open_input
       fail(read_error(path + ": cannot open video", rc));
@@ -593,6 +612,11 @@ class ClipDecoderImpl final : public ClipDecoder {
                    : fmt_->duration != AV_NOPTS_VALUE ? double(fmt_->duration) / AV_TIME_BASE
                                                       : 0.0;
     c.rotation = rotation_of(st, c.warning);
+    if (!(fmt_->pb && (fmt_->pb->seekable & AVIO_SEEKABLE_NORMAL)) &&
+        std::string(fmt_->iformat->name).find("mp4") != std::string::npos)
+      c.hint =
+          " (an MP4 read from a stream that cannot seek needs its index first: ffmpeg -i IN -c "
+          "copy -movflags +faststart OUT)";
     codec_ = codec;
     hw_ = options_.kind == DecoderKind::Nvdec && nvdec_takes(codec);
     if (options_.kind == DecoderKind::Nvdec && !hw_)
@@ -655,12 +679,12 @@ class ClipDecoderImpl final : public ClipDecoder {
       return false;
     }
     const int rc = av_read_frame(fmt_, pkt_);
-    if (rc == AVERROR_EOF || (rc < 0 && !io_->stalled() && avio_feof(fmt_->pb))) {
+    if (rc == AVERROR_EOF || (rc < 0 && !(io_ && io_->stalled()) && avio_feof(fmt_->pb))) {
       close_input();
       return false;
     }
     if (rc < 0) {
-      c.error = read_error(c.path + ": reading failed", rc);
+      c.error = read_error(c.path + ": reading failed", rc) + c.hint;
       close_input();
       return false;
     }

@@ -67,15 +67,24 @@ def _paths(inputs: Inputs) -> list:
     return out
 
 
+def _as_rgb(frame):
+    """A PIL image (any mode) as a uint8 RGB array; anything else as it is."""
+    if hasattr(frame, "convert") and hasattr(frame, "mode") and hasattr(frame, "size"):
+        return np.asarray(frame.convert("RGB"))
+    return frame
+
+
 def _frames(frames) -> list:
-    """A list of [H, W, 3] uint8 arrays from one frame, an [N, H, W, 3] array or a list."""
+    """A list of [H, W, 3] uint8 arrays from one frame (an array or a PIL image), an
+    [N, H, W, 3] array or a list of them."""
+    frames = _as_rgb(frames)
     if isinstance(frames, np.ndarray):
         arrays = [frames] if frames.ndim == 3 else list(frames) if frames.ndim == 4 else None
         if arrays is None or frames.dtype != np.uint8:
             raise InputError(f"frames: expected uint8 RGB of shape [H, W, 3] or [N, H, W, 3], "
                              f"got {frames.dtype} {list(frames.shape)}")
     else:
-        arrays = list(frames)
+        arrays = [_as_rgb(f) for f in frames]
     if not arrays:
         raise InputError("frames: none given")
     out = []
@@ -181,19 +190,22 @@ class Engine:
         return Results(self.iter_classify(inputs, **options), self.classes)
 
     def classify_frames(self, frames, *, as_video: bool = False, name: str = "frames",
-                        crop: str = "full", fps: float = 1.0, vote: Optional[str] = None,
+                        crop: Optional[str] = None, fps: float = 1.0, vote: Optional[str] = None,
                         logits: bool = False) -> Union[FrameScores, VideoResult]:
-        """Frames already in memory: a uint8 RGB array [N, H, W, 3] (or [H, W, 3]), or a list of
-        [H, W, 3] arrays of any sizes (e.g. decoded by OpenCV, converted BGR -> RGB, or PyAV).
+        """Frames already in memory: a uint8 RGB array [N, H, W, 3] (or [H, W, 3]), a PIL image,
+        or a list of [H, W, 3] arrays or PIL images of any sizes (e.g. decoded by OpenCV,
+        converted BGR -> RGB, or PyAV).
 
         Each frame on its own (as_video=False): FrameScores (labels, probs, logits arrays). As
         one video (as_video=True): its VideoResult, voted like a video file's, with its frame rows
-        (time_s = index / fps). crop: full | center | box=x,y,w,h.
+        (time_s = index / fps). crop: full | center | box=x,y,w,h | face (None: the card's, as
+        classify() and the CLI); each frame on its own with face: that frame's face.
         """
         arrays = _frames(frames)
         if not as_video:
-            d = self._engine.classify_frames(arrays, crop)
-            return FrameScores(d["labels"], d["probs"], d["logits"], self.classes)
+            d = self._engine.classify_frames(arrays, crop or "")
+            return FrameScores(d["labels"], d["probs"], d["logits"], self.classes, d["crops"],
+                               d["no_face"])
         options = {"batch": self.batch, "stride": 1, "max_frames": 0, "fps": fps, "crop": crop,
                    "vote": vote, "frames": True, "logits": logits, "decoder": "cpu",
                    "decode_threads": 1, "stage_streams": True}

@@ -112,6 +112,14 @@ class VideoResult:
     def ok(self) -> bool:
         return self.error is None
 
+    def __repr__(self) -> str:
+        """One line: the input, its label and share of the votes, or its error."""
+        if not self.ok:
+            return f"<VideoResult {self.path!r}: {self.status}>"
+        share = self.mean_probs.get(self.label, 0.0)
+        return (f"<VideoResult {self.path!r}: {self.label} (p {share:.3f}, "
+                f"{self.votes.get(self.label, 0)}/{self.frames} frames)>")
+
     @staticmethod
     def _from_engine(index: int, d: dict, classes: Sequence[str]) -> "VideoResult":
         ok = not d["error"]
@@ -156,6 +164,24 @@ class Results(list):
     def to_dicts(self) -> list:
         return [r.to_dict() for r in self]
 
+    def __repr__(self) -> str:
+        """A summary and the first few results, one line each (print(results) of a dataset)."""
+        failed = sum(not r.ok for r in self)
+        head = f"<Results: {len(self)} videos, {failed} failed"
+        if not self:
+            return head + ">"
+        shown = [f"  {r!r}" for r in self[:8]]
+        more = [f"  ... {len(self) - 8} more (.to_pandas() has them all)"] if len(self) > 8 else []
+        return "\n".join([head] + shown + more) + ">"
+
+    def _repr_html_(self) -> str:
+        """Jupyter: the table of to_pandas() when pandas is there, else the text."""
+        try:
+            return self.to_pandas()._repr_html_()
+        except Exception:  # no pandas: the plain text
+            import html
+            return "<pre>" + html.escape(repr(self)) + "</pre>"
+
     def to_json(self, lines: bool = True) -> str:
         """JSON Lines (one video a line), or one JSON array with lines=False."""
         if lines:
@@ -196,12 +222,16 @@ class FrameScores:
     """Frames classified one by one: labels int32 [N], probs float32 [N, C], logits float32
     [N, C], in the order the frames were given. A label is -1 (its name None) where the
     network's output is not a finite number (NaN or Inf): the weights or the card's
-    preprocessing overflow float32 on that frame."""
+    preprocessing overflow float32 on that frame. crops int32 [N, 4]: the x, y, width, height
+    classified in each frame; no_face bool [N]: crop="face" found no face there (the centre
+    crop was used)."""
 
     labels: np.ndarray
     probs: np.ndarray
     logits: np.ndarray
     classes: tuple
+    crops: Optional[np.ndarray] = None
+    no_face: Optional[np.ndarray] = None
 
     def __len__(self) -> int:
         return len(self.labels)

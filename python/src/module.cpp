@@ -27,11 +27,59 @@ namespace {
 
 // ---- Errors: each kind of fervid::Error raises its class of fervid._errors -----------------
 
+// The engine's messages name options as the CLI spells them ("--max-frames -1: ..."); a
+// Python caller gave keywords, so they say "max_frames=-1: ...".
+std::string python_words(const std::string& message) {
+  static const std::pair<const char*, const char*> kKeywords[] = {
+      {"--device", "device="},
+      {"--precision", "precision="},
+      {"--conv-impl", "conv_impl="},
+      {"--cuda-graphs", "cuda_graphs="},
+      {"--stage-streams", "stage_streams="},
+      {"--batch", "batch="},
+      {"--stride", "stride="},
+      {"--max-frames", "max_frames="},
+      {"--fps", "fps="},
+      {"--crop", "crop="},
+      {"--vote", "vote="},
+      {"--decoder", "decoder="},
+      {"--decode-threads", "decode_threads="},
+      {"--threads", "threads="},
+      {"--spec", "card="},
+      {"--labels", "labels="},
+      {"--logits", "logits="},
+      {"--frames", "frames="}};
+  std::string out;
+  for (size_t i = 0; i < message.size();) {
+    bool replaced = false;
+    if (message.compare(i, 2, "--") == 0 &&
+        (i == 0 || message[i - 1] == ' ' || message[i - 1] == '(')) {
+      for (const auto& [flag, keyword] : kKeywords) {
+        const size_t n = std::strlen(flag);
+        const char after = i + n < message.size() ? message[i + n] : ' ';
+        if (message.compare(i, n, flag) != 0 ||
+            (after != ' ' && after != ':' && after != ',' && after != ')' && after != ';'))
+          continue;
+        out += keyword;
+        i += n + (after == ' ' ? 1 : 0);  // "--batch 0" -> "batch=0"
+        replaced = true;
+        break;
+      }
+    }
+    if (!replaced) out += message[i++];
+  }
+  // What only the C++ API names.
+  for (const auto& [cpp, py] :
+       {std::pair<std::string, std::string>{"EngineOptions::explain", "Engine(..., explain=True)"}})
+    for (size_t at; (at = out.find(cpp)) != std::string::npos;) out.replace(at, cpp.size(), py);
+  return out;
+}
+
 void translate_errors(std::exception_ptr p) {
   if (!p) return;
   auto raise = [](const char* name, const std::exception& e) {
     py::object cls = py::module_::import("fervid._errors").attr(name);
-    PyErr_SetString(cls.ptr(), e.what());
+    PyErr_SetString(cls.ptr(), python_words(e.what()).c_str());
   };
   try {
     std::rethrow_exception(p);
@@ -315,6 +363,7 @@ class PyEngine {
       py::gil_scoped_release nogil;
       Weights w = load_weights(weights, card);
       untrained_ = w.untrained();
+      if (const std::string warn = w.classes_warning(); !warn.empty()) notices.push_back(warn);
       holder_->engine = std::make_unique<Engine>(std::move(w), o);
     }
     for (const std::string& line : notices)
@@ -359,9 +408,10 @@ class PyEngine {
                                     walked.lines());
   }
 
+  // crop "": the card's.
   py::dict classify_frames(const py::list& arrays, const std::string& crop) {
     const std::vector<ImageView> views = views_of(arrays);
-    const CropSpec c = CropSpec::parse(crop);
+    const CropSpec c = crop.empty() ? engine().default_options().crop : CropSpec::parse(crop);
     FrameScores s;
     {
       std::lock_guard lock(holder_->mu);
@@ -376,10 +426,20 @@ class PyEngine {
     py::array_t<float> probs({n, k}), logits({n, k});
     std::copy(s.probs.begin(), s.probs.end(), probs.mutable_data());
     std::copy(s.logits.begin(), s.logits.end(), logits.mutable_data());
+    py::array_t<int32_t> crops({n, size_t(4)});
+    py::array_t<bool> no_face(n);
+    for (size_t i = 0; i < n; ++i) {
+      const CropRect& r = s.crops[i];
+      const int32_t xywh[4] = {r.x, r.y, r.width, r.height};
+      std::copy(xywh, xywh + 4, crops.mutable_data() + 4 * i);
+      no_face.mutable_data()[i] = s.no_face[i] != 0;
+    }
     py::dict d;
     d["labels"] = labels;
     d["probs"] = probs;
     d["logits"] = logits;
+    d["crops"] = crops;
+    d["no_face"] = no_face;
     return d;
   }
 

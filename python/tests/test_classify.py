@@ -138,3 +138,19 @@ def test_results_as_tables_and_json(tiny_weights, dataset):
     first = json.loads(lines[0])
     assert first["status"] == "ok" and len(first["frame_rows"]) == 4
     assert first["frame_rows"][1]["frame"] == 1
+
+
+def test_results_print_short_in_a_notebook(tiny_weights, tmp_path):
+    """print(results) of many videos: a summary line and the first few, one line each; a
+    notebook shows the pandas table."""
+    clip = make_clip(tmp_path / "c.mp4", 3)
+    with fervid.Engine(tiny_weights, device="cpu") as engine:
+        results = engine.classify([clip] * 12 + [tmp_path / "gone.mp4"], max_frames=3)
+    text = repr(results)
+    assert text.startswith("<Results: 13 videos, 1 failed")
+    assert len(text.splitlines()) == 1 + 8 + 1, text
+    assert "... 5 more" in text
+    first = repr(results[0])
+    assert first.startswith(f"<VideoResult '{clip}': {results[0].label} (p ") and "/3 frames" in first
+    assert repr(results[12]) == f"<VideoResult '{tmp_path / 'gone.mp4'}': error: no such file or directory>"
+    assert "<table" in results._repr_html_()

@@ -30,10 +30,10 @@ def test_bad_weights_raise_weights_error_with_the_clis_message(cli, tmp_path):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"device": "gpu"}, "--device gpu: expected auto, cpu or cuda"),
-    ({"precision": "fp8"}, "--precision fp8: expected fp32, tf32, fp16 or bf16"),
-    ({"device": "cpu", "precision": "fp16"}, "--precision fp16: the CPU backend computes in fp32 or bf16"),
-    ({"batch": 0}, "--batch must be at least 1"),
+    ({"device": "gpu"}, "device=gpu: expected auto, cpu or cuda"),
+    ({"precision": "fp8"}, "precision=fp8: expected fp32, tf32, fp16 or bf16"),
+    ({"device": "cpu", "precision": "fp16"}, "precision=fp16: the CPU backend computes in fp32 or bf16"),
+    ({"batch": 0}, "batch=0: must be at least 1"),
 ])
 def test_bad_engine_options_raise_option_error(tiny_weights, kwargs, message):
     with pytest.raises(fervid.OptionError) as e:
@@ -46,9 +46,9 @@ def test_bad_run_options_raise_and_bad_files_are_results(tiny_weights, data, tmp
     junk = tmp_path / "junk.mp4"
     junk.write_bytes(os.urandom(2000))
     with fervid.Engine(tiny_weights, device="cpu", batch=4) as engine:
-        for kwargs, message in [({"stride": 0}, "--stride must be at least 1"),
+        for kwargs, message in [({"stride": 0}, "stride=0: must be at least 1"),
                                 ({"batch": 5}, "batch size 5 outside 1..4"),
-                                ({"crop": "middle"}, "--crop middle: expected full, center"),
+                                ({"crop": "middle"}, "crop=middle: expected full, center"),
                                 ({"vote": "loudest"}, "unknown vote 'loudest'")]:
             with pytest.raises(fervid.OptionError, match=message):
                 engine.classify(junk, **kwargs)
@@ -67,7 +67,7 @@ def test_no_gpu_means_device_error_or_a_notice(tiny_weights):
             fervid.Engine(tiny_weights, device="cuda").close()
             pytest.skip("a GPU is present")
         except fervid.DeviceError as e:
-            assert str(e).startswith("--device cuda: no CUDA device")
+            assert str(e).startswith("device=cuda: no CUDA device")
     with pytest.warns(fervid.Notice, match="using the CPU backend"):
         fervid.Engine(tiny_weights, device="auto").close()
 

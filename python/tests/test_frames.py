@@ -82,3 +82,33 @@ def test_wrong_arrays_raise_input_error(tiny_weights, bad, message):
             engine.classify_frames(bad)
         assert message in str(e.value)
         assert isinstance(e.value, ValueError)  # InputError is also a ValueError
+
+
+def test_pil_images_the_cards_crop_and_a_face_per_frame(tiny_weights, data):
+    """A PIL image (any mode) goes in as its RGB pixels; without crop= the card's crop is used,
+    as classify() and the CLI do; crop="face" crops each frame to its own face, and a frame
+    without one gets the centre crop and says so in no_face."""
+    photo = Image.open(data / "faces/astronaut.png")
+    frames = real_frames(data, 2)
+    blank = np.full((200, 300, 3), 128, np.uint8)  # no face in it
+    with fervid.Engine(tiny_weights, device="cpu") as engine:
+        as_pil = engine.classify_frames([photo.convert("RGBA"), Image.fromarray(frames[0])],
+                                        crop="center")
+        as_array = engine.classify_frames([np.asarray(photo.convert("RGB")), frames[0]],
+                                          crop="center")
+        np.testing.assert_array_equal(as_pil.probs, as_array.probs)
+        # The tiny card's crop is the default: the same as naming it.
+        card = engine.classify_frames(frames)
+        named = engine.classify_frames(frames, crop=engine.card["crop"])
+        np.testing.assert_array_equal(card.crops, named.crops)
+        try:
+            faces = engine.classify_frames([np.asarray(photo.convert("RGB")), blank], crop="face")
+        except fervid.OptionError as e:
+            if "no face detector" in str(e):
+                pytest.skip(str(e))
+            raise
+    assert faces.crops.shape == (2, 4) and faces.crops.dtype == np.int32
+    assert list(faces.no_face) == [False, True]
+    x, y, w, h = faces.crops[0]
+    assert w == h and 0 < w < 512  # a square around the face, inside the 512 x 512 photo
+    assert list(faces.crops[1]) == [50, 0, 200, 200]  # the centre square of the blank frame

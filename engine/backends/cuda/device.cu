@@ -15,9 +15,13 @@ bool cuda_device_available(std::string* why) {
   int count = 0;
   cudaError_t rc = cudaGetDeviceCount(&count);
   if (rc != cudaSuccess) {
+    // In plain words first (the common cases), then what CUDA said.
+    const std::string plain = rc == cudaErrorInsufficientDriver ? "no NVIDIA driver is loaded"
+                              : rc == cudaErrorNoDevice         ? "the driver sees no GPU"
+                                                                : "the GPU cannot be used";
     if (why)
-      *why = std::string("no CUDA device: cudaGetDeviceCount failed with ") + cudaGetErrorName(rc) +
-             " (" + std::to_string(int(rc)) + ")";
+      *why = "no CUDA device: " + plain + " (cudaGetDeviceCount: " + cudaGetErrorName(rc) + ", " +
+             std::to_string(int(rc)) + ")";
     cudaGetLastError();  // clear the sticky error so later probes start clean
     return false;
   }

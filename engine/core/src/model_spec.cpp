@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -120,10 +121,72 @@ const json& list(const json& j, const char* key, size_t most, const std::string&
   return v;
 }
 
+using Bad = std::function<void(const std::string&)>;
+
+// Class names: at least two, distinct, none empty, none that breaks a CSV header.
+void check_classes(const std::vector<std::string>& classes, const Bad& bad) {
+  if (classes.size() < 2) bad("a model needs at least 2 classes");
+  std::set<std::string> seen;
+  for (const auto& c : classes) {
+    if (c.empty()) bad("a class name is empty");
+    const bool control = std::any_of(c.begin(), c.end(), [](char ch) {
+      return static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f;
+    });
+    if (control || c.find_first_of(",\"") != std::string::npos)
+      bad("class name " + nlohmann::json(c).dump(-1, ' ', false, json::error_handler_t::replace) +
+          " has a comma, a quote or a control character (they break CSV headers)");
+    if (!seen.insert(c).second) bad("class '" + c + "' appears twice");
+  }
+}
+
+void check_preprocess(const Preprocess& pp, int input_size, const Bad& bad) {
+  if (pp.resize != 0 && pp.resize < input_size)
+    bad("preprocess.resize must be 0 or at least input_size (" + std::to_string(input_size) + ")");
+  if (!(std::isfinite(pp.scale) && pp.scale != 0))
+    bad("preprocess.scale must be finite and non-zero");
+  for (int c = 0; c < 3; ++c)
+    if (!(std::isfinite(pp.mean[c]) && std::isfinite(pp.std[c]) && std::isfinite(1.0f / pp.std[c])))
+      bad("preprocess mean/std must be finite, std non-zero and not so small that 1/std "
+          "overflows");
+}
+
+// Tensor sizes in 64-bit: a flatten head over a large feature map or huge widths must not wrap
+// around an int; each tensor and the whole model are bounded.
+void check_sizes(const ModelSpec& s, const Bad& bad) {
+  int64_t total = 0;
+  int64_t in = s.feature_channels();
+  int size = s.input_size;
+  for (int c : s.config) size = c == ModelSpec::kPool ? size / 2 : size;
+  if (s.head == Head::Flatten) in *= int64_t(size) * size;
+  auto count = [&](const std::string& what, int64_t elements) {
+    if (elements > kMaxTensor)
+      bad(what + " would hold " + std::to_string(elements) + " weights, more than " +
+          std::to_string(kMaxTensor));
+    total += elements;
+  };
+  int in_channels = 3;
+  for (int c : s.config)
+    if (c != ModelSpec::kPool) {
+      count("a conv layer " + std::to_string(in_channels) + "->" + std::to_string(c),
+            int64_t(in_channels) * c * 9);
+      in_channels = c;
+    }
+  for (size_t i = 0; i <= s.dense.size(); ++i) {
+    const int64_t out = i < s.dense.size() ? s.dense[i] : int64_t(s.classes.size());
+    count("dense layer " + std::to_string(i + 1) + " (" + std::to_string(in) + "->" +
+              std::to_string(out) + ")",
+          in * out);
+    in = out;
+  }
+  if (total > kMaxParameters)
+    bad("the model would have " + std::to_string(total) + " parameters, more than " +
+        std::to_string(kMaxParameters));
+}
+
 }  // namespace
 
 void ModelSpec::validate(const std::string& origin) const {
-  auto bad = [&](const std::string& what) { fail(origin + ": " + what); };
+  const Bad bad = [&](const std::string& what) { fail(origin + ": " + what); };
   if (config.empty()) bad("config is empty");
   if (config.front() == kPool) bad("config starts with a pool");
   int pools = 0;
@@ -138,59 +201,11 @@ void ModelSpec::validate(const std::string& origin) const {
   if (input_size % (1 << pools) != 0)
     bad("input_size " + std::to_string(input_size) + " is not divisible by 2^" +
         std::to_string(pools) + " (one halving per pool)");
-  if (classes.size() < 2) bad("a model needs at least 2 classes");
-  std::set<std::string> seen;
-  for (const auto& c : classes) {
-    if (c.empty()) bad("a class name is empty");
-    const bool control = std::any_of(c.begin(), c.end(), [](char ch) {
-      return static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f;
-    });
-    if (control || c.find_first_of(",\"") != std::string::npos)
-      bad("class name " + nlohmann::json(c).dump(-1, ' ', false, json::error_handler_t::replace) +
-          " has a comma, a quote or a control character (they break CSV headers)");
-    if (!seen.insert(c).second) bad("class '" + c + "' appears twice");
-  }
+  check_classes(classes, bad);
   for (int d : dense)
     if (d <= 0) bad("dense widths must be positive");
-  // Tensor sizes in 64-bit: a flatten head over a large feature map or huge widths must not
-  // wrap around an int.
-  int64_t total = 0;
-  int64_t in = feature_channels();
-  int size = input_size;
-  for (int c : config) size = c == kPool ? size / 2 : size;
-  if (head == Head::Flatten) in *= int64_t(size) * size;
-  auto count = [&](const std::string& what, int64_t elements) {
-    if (elements > kMaxTensor)
-      bad(what + " would hold " + std::to_string(elements) + " weights, more than " +
-          std::to_string(kMaxTensor));
-    total += elements;
-  };
-  int in_channels = 3;
-  for (int c : config)
-    if (c != kPool) {
-      count("a conv layer " + std::to_string(in_channels) + "->" + std::to_string(c),
-            int64_t(in_channels) * c * 9);
-      in_channels = c;
-    }
-  for (size_t i = 0; i <= dense.size(); ++i) {
-    const int64_t out = i < dense.size() ? dense[i] : int64_t(classes.size());
-    count("dense layer " + std::to_string(i + 1) + " (" + std::to_string(in) + "->" +
-              std::to_string(out) + ")",
-          in * out);
-    in = out;
-  }
-  if (total > kMaxParameters)
-    bad("the model would have " + std::to_string(total) + " parameters, more than " +
-        std::to_string(kMaxParameters));
-  if (preprocess.resize != 0 && preprocess.resize < input_size)
-    bad("preprocess.resize must be 0 or at least input_size (" + std::to_string(input_size) + ")");
-  if (!(std::isfinite(preprocess.scale) && preprocess.scale != 0))
-    bad("preprocess.scale must be finite and non-zero");
-  for (int c = 0; c < 3; ++c)
-    if (!(std::isfinite(preprocess.mean[c]) && std::isfinite(preprocess.std[c]) &&
-          std::isfinite(1.0f / preprocess.std[c])))
-      bad("preprocess mean/std must be finite, std non-zero and not so small that 1/std "
-          "overflows");
+  check_sizes(*this, bad);
+  check_preprocess(preprocess, input_size, bad);
   if (!(crop == "full" || crop == "center" ||
         (crop.rfind("box=", 0) == 0 && parse_box(std::string_view(crop).substr(4)))))
     bad("crop '" + crop + "' must be full, center or box=x,y,w,h (x,y >= 0, w,h > 0)");

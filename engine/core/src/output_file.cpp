@@ -70,7 +70,7 @@ OutputTarget OutputTarget::at(const std::string& path, const std::string& what) 
   if (path.empty()) fail_option(what + ": give a file name (or - for standard output)");
   if (path == "-") {
     t.kind_ = Kind::Stdout;
-    t.file_ = "-";
+    t.file_ = path;  // "-" (assigned from a string: GCC 12 warns, wrongly, for the literal)
     return t;
   }
   struct stat st {};

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -13,6 +14,7 @@
 #include <fstream>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <string_view>
 #include <utility>
 
 #include "fervid/error.h"
@@ -85,6 +87,108 @@ void SafetensorsFile::unmap() noexcept {
   map_ = nullptr;
 }
 
+namespace {
+
+// What a file that is not safetensors is, from its first bytes, and how to convert it: the
+// weights people hand fervid by mistake are a framework's own files.
+std::string other_format(const unsigned char* b, size_t size, const std::string& path) {
+  auto starts = [&](std::string_view magic) {
+    return size >= magic.size() && std::memcmp(b, magic.data(), magic.size()) == 0;
+  };
+  auto ends_with = [&](std::string_view ext) {
+    return path.size() >= ext.size() &&
+           std::equal(ext.rbegin(), ext.rend(), path.rbegin(), [](char a, char c) {
+             return a == std::tolower(static_cast<unsigned char>(c));
+           });
+  };
+  const std::string convert = "; convert it with tools/export_weights.py " + path +
+                              " OUT.safetensors (docs: weights/README.md)";
+  if (starts("\x89HDF\r\n\x1a\n")) return "a Keras HDF5 file (.h5), not safetensors" + convert;
+  if (starts("PK\x03\x04"))
+    return (ends_with(".keras") ? std::string("a Keras 3 file (.keras)")
+                                : std::string("a PyTorch checkpoint (a zip: torch.save)")) +
+           ", not safetensors" + convert;
+  if (starts("\x80\x02") || starts("\x80\x04") || starts("\x80\x05"))
+    return "a pickled PyTorch checkpoint (legacy torch.save), not safetensors" + convert;
+  if (ends_with(".onnx")) return "an ONNX model, not safetensors" + convert;
+  return "";
+}
+
+}  // namespace
+
+// The header's tensors checked one by one (dtype, shape, offsets within the data) and the data
+// region covered exactly, without gaps or overlaps.
+void SafetensorsFile::read_header(const nlohmann::json& header, size_t data_size) {
+  const std::string& path = path_;
+  for (auto it = header.begin(); it != header.end(); ++it) {
+    const std::string& name = it.key();
+    const json& v = it.value();
+    if (name == "__metadata__") {
+      if (!v.is_object()) bad(path, "__metadata__ is not an object");
+      for (auto m2 = v.begin(); m2 != v.end(); ++m2) {
+        if (!m2.value().is_string())
+          bad(path, "__metadata__ value '" + m2.key() + "' is not a string");
+        metadata_[m2.key()] = m2.value().get<std::string>();
+      }
+      continue;
+    }
+    tensors_.push_back(tensor_entry(name, v, data_size));
+  }
+  std::sort(tensors_.begin(), tensors_.end(), [](const auto& a, const auto& b) {
+    return a.begin < b.begin || (a.begin == b.begin && a.end < b.end);
+  });
+  size_t cursor = 0;
+  for (const auto& t : tensors_) {
+    if (t.begin < cursor) bad(path, "tensor '" + t.name + "' overlaps the tensor before it");
+    if (t.begin > cursor)
+      bad(path, "bytes " + std::to_string(cursor) + ".." + std::to_string(t.begin) +
+                    " before tensor '" + t.name + "' belong to no tensor");
+    cursor = t.end;
+  }
+  if (cursor != data_size)
+    bad(path, std::to_string(data_size - cursor) + " trailing bytes belong to no tensor");
+}
+
+StTensorInfo SafetensorsFile::tensor_entry(const std::string& name, const nlohmann::json& v,
+                                           size_t data_size) const {
+  const std::string& path = path_;
+  auto where = "tensor '" + name + "': ";
+  if (!v.is_object()) bad(path, where + "entry is not an object");
+  if (!v.contains("dtype") || !v["dtype"].is_string()) bad(path, where + "no dtype string");
+  if (!v.contains("shape") || !v["shape"].is_array()) bad(path, where + "no shape list");
+  if (!v.contains("data_offsets") || !v["data_offsets"].is_array() || v["data_offsets"].size() != 2)
+    bad(path, where + "data_offsets must be a list of two offsets");
+  StTensorInfo t;
+  t.name = name;
+  t.dtype_text = v["dtype"].get<std::string>();
+  const DTypeName* dt = nullptr;
+  for (const auto& d : kDTypes)
+    if (t.dtype_text == d.name) dt = &d;
+  if (!dt) bad(path, where + "unknown dtype '" + t.dtype_text + "'");
+  t.dtype = dt->dtype;
+  uint64_t numel = 1;
+  for (const auto& d : v["shape"]) {
+    if (!d.is_number_unsigned()) bad(path, where + "shape entries must be non-negative integers");
+    uint64_t x = d.get<uint64_t>();
+    if (x != 0 && numel > (uint64_t(1) << 48) / x) bad(path, where + "shape is too large");
+    numel *= x;
+    t.shape.push_back(static_cast<int64_t>(x));
+  }
+  for (const auto& o : v["data_offsets"])
+    if (!o.is_number_unsigned()) bad(path, where + "data_offsets must be non-negative integers");
+  uint64_t b = v["data_offsets"][0].get<uint64_t>(), e = v["data_offsets"][1].get<uint64_t>();
+  if (b > e) bad(path, where + "data_offsets begin after they end");
+  if (e > data_size)
+    bad(path, where + "data ends at " + std::to_string(e) + ", past the " +
+                  std::to_string(data_size) + " data bytes in the file (truncated?)");
+  if (e - b != numel * dt->size)
+    bad(path, where + "holds " + std::to_string(e - b) + " bytes but its shape and dtype need " +
+                  std::to_string(numel * dt->size));
+  t.begin = b;
+  t.end = e;
+  return t;
+}
+
 SafetensorsFile SafetensorsFile::open(const std::string& path) {
   SafetensorsFile f;
   f.path_ = path;
@@ -106,7 +210,8 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
   if (m == MAP_FAILED) fail(path + ": cannot map the file: " + std::strerror(errno));
   f.map_ = m;
   const auto* base = static_cast<const unsigned char*>(m);
-
+  if (const std::string other = other_format(base, f.size_, path); !other.empty())
+    fail(path + ": " + other);
   uint64_t n = 0;
   for (int i = 7; i >= 0; --i) n = n << 8 | base[i];
   if (n == 0) bad(path, "header length is 0");
@@ -122,71 +227,8 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
     bad(path, "header is not valid JSON");
   }
   if (!header.is_object()) bad(path, "header is not a JSON object");
-  size_t data_size = f.size_ - 8 - n;
   f.data_ = reinterpret_cast<const std::byte*>(base + 8 + n);
-
-  for (auto it = header.begin(); it != header.end(); ++it) {
-    const std::string& name = it.key();
-    const json& v = it.value();
-    if (name == "__metadata__") {
-      if (!v.is_object()) bad(path, "__metadata__ is not an object");
-      for (auto m2 = v.begin(); m2 != v.end(); ++m2) {
-        if (!m2.value().is_string())
-          bad(path, "__metadata__ value '" + m2.key() + "' is not a string");
-        f.metadata_[m2.key()] = m2.value().get<std::string>();
-      }
-      continue;
-    }
-    auto where = "tensor '" + name + "': ";
-    if (!v.is_object()) bad(path, where + "entry is not an object");
-    if (!v.contains("dtype") || !v["dtype"].is_string()) bad(path, where + "no dtype string");
-    if (!v.contains("shape") || !v["shape"].is_array()) bad(path, where + "no shape list");
-    if (!v.contains("data_offsets") || !v["data_offsets"].is_array() ||
-        v["data_offsets"].size() != 2)
-      bad(path, where + "data_offsets must be a list of two offsets");
-    StTensorInfo t;
-    t.name = name;
-    t.dtype_text = v["dtype"].get<std::string>();
-    const DTypeName* dt = nullptr;
-    for (const auto& d : kDTypes)
-      if (t.dtype_text == d.name) dt = &d;
-    if (!dt) bad(path, where + "unknown dtype '" + t.dtype_text + "'");
-    t.dtype = dt->dtype;
-    uint64_t numel = 1;
-    for (const auto& d : v["shape"]) {
-      if (!d.is_number_unsigned()) bad(path, where + "shape entries must be non-negative integers");
-      uint64_t x = d.get<uint64_t>();
-      if (x != 0 && numel > (uint64_t(1) << 48) / x) bad(path, where + "shape is too large");
-      numel *= x;
-      t.shape.push_back(static_cast<int64_t>(x));
-    }
-    for (const auto& o : v["data_offsets"])
-      if (!o.is_number_unsigned()) bad(path, where + "data_offsets must be non-negative integers");
-    uint64_t b = v["data_offsets"][0].get<uint64_t>(), e = v["data_offsets"][1].get<uint64_t>();
-    if (b > e) bad(path, where + "data_offsets begin after they end");
-    if (e > data_size)
-      bad(path, where + "data ends at " + std::to_string(e) + ", past the " +
-                    std::to_string(data_size) + " data bytes in the file (truncated?)");
-    if (e - b != numel * dt->size)
-      bad(path, where + "holds " + std::to_string(e - b) + " bytes but its shape and dtype need " +
-                    std::to_string(numel * dt->size));
-    t.begin = b;
-    t.end = e;
-    f.tensors_.push_back(std::move(t));
-  }
-  std::sort(f.tensors_.begin(), f.tensors_.end(), [](const auto& a, const auto& b) {
-    return a.begin < b.begin || (a.begin == b.begin && a.end < b.end);
-  });
-  size_t cursor = 0;
-  for (const auto& t : f.tensors_) {
-    if (t.begin < cursor) bad(path, "tensor '" + t.name + "' overlaps the tensor before it");
-    if (t.begin > cursor)
-      bad(path, "bytes " + std::to_string(cursor) + ".." + std::to_string(t.begin) +
-                    " before tensor '" + t.name + "' belong to no tensor");
-    cursor = t.end;
-  }
-  if (cursor != data_size)
-    bad(path, std::to_string(data_size - cursor) + " trailing bytes belong to no tensor");
+  f.read_header(header, f.size_ - 8 - n);
   return f;
 }
 

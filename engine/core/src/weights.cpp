@@ -107,6 +107,7 @@ Weights Weights::load(const std::string& path, const std::optional<ModelSpec>& s
   if (spec) {
     w.spec = *spec;
     w.spec_origin = origin.empty() ? "the given model card" : origin;
+    w.classes_assumed = !spec_from_metadata(file);
   } else if (auto s = spec_from_metadata(file)) {
     w.spec = *s;
     w.spec_origin = "metadata of " + path;

@@ -78,9 +78,11 @@ struct Progress {
 // Per-frame results of frames classified one by one (Engine::classify_frames), row-major.
 struct FrameScores {
   int frames = 0, classes = 0;
-  std::vector<int32_t> labels;  // [frames]; -1 where the probabilities are not finite (kNotFinite)
-  std::vector<float> probs;     // [frames, classes]
-  std::vector<float> logits;    // [frames, classes]
+  std::vector<int32_t> labels;   // [frames]; -1 where the probabilities are not finite (kNotFinite)
+  std::vector<float> probs;      // [frames, classes]
+  std::vector<float> logits;     // [frames, classes]
+  std::vector<CropRect> crops;   // [frames]: the part of each frame classified
+  std::vector<uint8_t> no_face;  // [frames]: 1 where crop face found none (the centre crop used)
 };
 
 // Grad-CAM of one frame (docs/explain.md): where in the crop the last conv layer's activations
@@ -142,7 +144,8 @@ class Engine {
   // The decode stage of such a run alone (threads, decoders), its frames dropped: the decode
   // ceiling of `options` on `inputs`.
   RunStats decode_only(const std::vector<InputItem>& inputs, const ClassifyOptions& options);
-  // Frames in memory, each on its own (no vote), cropped by `crop` (full, center or box).
+  // Frames in memory, each on its own (no vote), cropped by `crop`: full, center, box, or face
+  // (each frame's own face; the centre crop where it has none, said in FrameScores::no_face).
   FrameScores classify_frames(std::span<const ImageView> frames, const CropSpec& crop);
 
   // Grad-CAM at the last conv layer (docs/explain.md), for an engine made with
@@ -162,6 +165,8 @@ class Engine {
   Backend& backend();
 
  private:
+  std::vector<CropRect> frame_crops(std::span<const ImageView> frames, const CropSpec& crop,
+                                    std::vector<uint8_t>& no_face);
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

@@ -45,6 +45,8 @@ struct WalkNotes {
   std::vector<std::string> skipped;  // files that are no video, audio or image (by extension)
   // Folders whose own images became one video (an image folder) beside other inputs in them.
   std::vector<std::string> image_folders_beside_other_inputs;
+  // Folders holding videos whose images were classified one by one, each its own input.
+  std::vector<std::string> images_beside_videos;
   // One line per kind, "" when there is nothing to say.
   std::vector<std::string> lines() const;
 };
@@ -86,6 +88,12 @@ struct ListedRow {
 std::optional<ListedRow> split_listed_row(const std::string& csv, const std::string& line,
                                           int fields);
 bool is_video_path(const std::string& path);
+// A video read through FFmpeg's own protocols rather than as a file: "scheme://..." (http,
+// https, rtsp, ...); and standard input, "-" or "pipe:0". Both are inputs as they are, never
+// walked or checked as files; a finite stream classifies like a file (live sources: another
+// mode).
+bool is_url_input(const std::string& path);
+bool is_stdin_input(const std::string& path);
 // The most bytes a list a user names (labels CSV, boxes CSV) may hold: far above a dataset's
 // (RAVDESS's 2,880 videos take ~200 kB), so that a wrong file fails at once.
 inline constexpr size_t kMaxListBytes = size_t(256) << 20;

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <nlohmann/json_fwd.hpp>
 #include <span>
 #include <string>
 #include <vector>
@@ -60,6 +61,9 @@ class SafetensorsFile {
   size_t file_size() const { return size_; }
 
  private:
+  void read_header(const nlohmann::json& header, size_t data_size);
+  StTensorInfo tensor_entry(const std::string& name, const nlohmann::json& v,
+                            size_t data_size) const;
   SafetensorsFile() = default;
   void unmap() noexcept;
 

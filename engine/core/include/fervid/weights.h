@@ -37,6 +37,21 @@ struct Weights {
   std::vector<LayerWeights> conv;   // one per conv layer
   std::vector<LayerWeights> dense;  // one per dense layer
   std::string stored_dtype;         // the file's dtype, e.g. "F16"
+  // The classes (names and order) come from a card the user named, and the file has none of its
+  // own to check them against (a bare state_dict): see classes_warning().
+  bool classes_assumed = false;
+
+  // When classes_assumed: one line saying the card's class order is taken on trust, and how to
+  // carry the model's own; "" otherwise.
+  std::string classes_warning() const {
+    if (!classes_assumed) return "";
+    std::string names;
+    for (const std::string& c : spec.classes) names += (names.empty() ? "" : ", ") + c;
+    return path + " carries no class names: the order of " + spec_origin + " (" + names +
+           ") is assumed for its outputs; a model trained with other classes or another order "
+           "(ImageFolder's is alphabetical) is mislabelled: export it with "
+           "tools/export_weights.py, which takes the names from the checkpoint or --classes";
+  }
 
   // Weights `fervid make-weights` wrote (metadata `untrained: true`): their labels mean nothing.
   bool untrained() const {
