@@ -32,8 +32,9 @@ echo "classifying $clip (untrained demo weights: the labels mean nothing, the pi
 
 cat <<NEXT
 
-What you see: one row per input; label is the vote over the sampled frames, count_<class> how
-many frames each class won, p_<class> the mean probability of each class over those frames.
+What you see: one row per input. label: the vote over its sampled frames; p: that label's mean
+probability over those frames; votes: how many of the frames the label won; status: ok, or why
+the input failed. --format csv (or jsonl) gives every class's count_<class> and p_<class>.
 The binary is $fervid (fervid --help lists the commands). Next:
   $fervid classify YOUR_CLIPS/ --weights YOUR_MODEL.safetensors --format csv --output rows.csv
   $fervid eval RAVDESS_FOLDER/ --weights YOUR_MODEL.safetensors --summary summary.json
