@@ -12,6 +12,14 @@
 
 namespace fervid::cli {
 
+using scoring::Canvas;
+using scoring::draw_text;
+using scoring::Rgb;
+using scoring::series_colour;
+using scoring::text_height;
+using scoring::text_on;
+using scoring::text_width;
+
 namespace fs = std::filesystem;
 
 std::string unique_name_for(const std::string& name, std::set<std::string>& used) {

@@ -36,7 +36,8 @@ std::string input_file_name(const std::string& path);
 // the frame's time on a darkened panel in the corner the crop covers least, then the crop box
 // and, above it, the label and its probability on a tag in the label's colour. Sizes follow the
 // frame's height (text at 2x for 480 or 720 rows, 3x for 1080).
-void annotate_frame(Canvas& frame, const FrameResult& row, const std::vector<std::string>& classes);
+void annotate_frame(scoring::Canvas& frame, const FrameResult& row,
+                    const std::vector<std::string>& classes);
 
 // `input` decoded again with `sampling` (that of the run that made `r`), each frame with a row
 // in `r` drawn on (annotate_frame) and encoded to `target` at its time; returns the encoder's

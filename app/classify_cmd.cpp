@@ -24,6 +24,16 @@
 
 namespace fervid::cli {
 
+using scoring::compute_metrics;
+using scoring::EvalMetrics;
+using scoring::EvalRow;
+using scoring::label_inputs;
+using scoring::LabelledInput;
+using scoring::RavdessFilter;
+using scoring::report_metrics;
+using scoring::Shard;
+using scoring::shard_positions;
+
 namespace fs = std::filesystem;
 
 namespace {

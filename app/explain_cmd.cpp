@@ -21,6 +21,15 @@
 
 namespace fervid::cli {
 
+using scoring::Canvas;
+using scoring::draw_text;
+using scoring::heat_colour;
+using scoring::Rgb;
+using scoring::series_colour;
+using scoring::text_height;
+using scoring::text_width;
+using scoring::write_png;
+
 std::vector<ChosenFrame> choose_frames(const VideoResult& r, int cls, int top, int spaced) {
   const int64_t n = int64_t(r.frame_rows.size());
   std::map<size_t, ChosenFrame> chosen;  // by position in frame_rows

@@ -18,6 +18,12 @@
 
 namespace fervid::cli {
 
+using scoring::compute_metrics;
+using scoring::EvalMetrics;
+using scoring::EvalRow;
+using scoring::report_metrics;
+using scoring::Shard;
+
 std::string file_fingerprint(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) fail(path + ": cannot read: " + unreadable_reason(path));

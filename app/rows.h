@@ -22,8 +22,8 @@ std::string run_mismatch(const nlohmann::json& had, const nlohmann::json& now);
 
 // An eval row (JSON Lines) as EvalRow: the truth from its "truth" (or `truth` when given), the
 // prediction and counts when its status is ok.
-EvalRow eval_row(const nlohmann::json& row, const std::vector<std::string>& classes, int truth = -1,
-                 int actor = 0);
+scoring::EvalRow eval_row(const nlohmann::json& row, const std::vector<std::string>& classes,
+                          int truth = -1, int actor = 0);
 
 struct MergeArgs {
   std::vector<std::string> inputs;

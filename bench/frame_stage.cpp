@@ -62,12 +62,12 @@ nlohmann::json time_batch(Model& model, Timeline& timeline, int b, const FrameSt
   using Clock = std::chrono::steady_clock;
   Backend& backend = model.backend();
   const double gflop = 2.0 * model.spec().macs_per_frame() / 1e9;
-  model.forward_preprocessed(b);  // plans this batch size
-  model.forward_preprocessed(b);  // captures its graph (CUDA, --cuda-graphs on)
-  for (int i = 0; i < o.warmup; ++i) model.forward_preprocessed(b);
+  model.frame_stage(b);  // plans this batch size
+  model.frame_stage(b);  // captures its graph (CUDA, --cuda-graphs on)
+  for (int i = 0; i < o.warmup; ++i) model.frame_stage(b);
   backend.synchronize();
   auto t0 = Clock::now();
-  for (int i = 0; i < o.iters; ++i) model.forward_preprocessed(b);
+  for (int i = 0; i < o.iters; ++i) model.frame_stage(b);
   backend.synchronize();
   const double total_ms =
       std::chrono::duration<double, std::milli>(Clock::now() - t0).count() / o.iters;
@@ -76,7 +76,7 @@ nlohmann::json time_batch(Model& model, Timeline& timeline, int b, const FrameSt
   for (int i = 0; i < o.iters; ++i) {
     order.clear();
     timeline.mark();
-    model.forward_preprocessed(b, [&](const std::string& name) {
+    model.frame_stage(b, [&](const std::string& name) {
       order.push_back(name);
       timeline.mark();
     });

@@ -143,7 +143,7 @@ TEST(Encoder, AnUnfinishedVideoLeavesNothingAndBadTargetsAreRefused) {
 
 TEST(Annotate, TheBoxTagAndBarsLandWhereTheRowSays) {
   const std::vector<std::string> classes{"neutral", "happy", "sad"};
-  cli::Canvas c(640, 480, {128, 128, 128});  // text at 2x
+  scoring::Canvas c(640, 480, {128, 128, 128});  // text at 2x
   FrameResult row;
   row.frame_index = 7;
   row.crop = {300, 200, 160, 120};
@@ -154,7 +154,7 @@ TEST(Annotate, TheBoxTagAndBarsLandWhereTheRowSays) {
     const uint8_t* p = &c.rgb[(size_t(y) * c.w + x) * 3];
     return std::array<int, 3>{p[0], p[1], p[2]};
   };
-  const cli::Rgb col = cli::series_colour(1);
+  const scoring::Rgb col = scoring::series_colour(1);
   const std::array<int, 3> label{col.r, col.g, col.b}, grey{128, 128, 128};
   // The box's four sides in the label's colour, its inside and outside untouched.
   EXPECT_EQ(px(300 + 80, 200), label);  // top, just inside
@@ -167,14 +167,14 @@ TEST(Annotate, TheBoxTagAndBarsLandWhereTheRowSays) {
   // The tag above the box's left end: the label's colour with text on it.
   EXPECT_EQ(px(301, 199), label);
   // The panel top left is darkened; each class's bar is filled to its probability.
-  const int scale = 2, pad = 4, th = cli::text_height(scale), row_h = th + pad;
+  const int scale = 2, pad = 4, th = scoring::text_height(scale), row_h = th + pad;
   int name_w = 0;
-  for (const auto& n : classes) name_w = std::max(name_w, cli::text_width(n, scale));
+  for (const auto& n : classes) name_w = std::max(name_w, scoring::text_width(n, scale));
   const int bx = pad + name_w + pad, bar_w = 50 * scale;
   for (int k = 0; k < 3; ++k) {
     const int y = pad + k * row_h + th / 2;
     const int filled = int(std::lround(row.probs[size_t(k)] * bar_w));
-    const cli::Rgb s = cli::series_colour(k);
+    const scoring::Rgb s = scoring::series_colour(k);
     EXPECT_EQ(px(bx + filled - 1, y), (std::array<int, 3>{s.r, s.g, s.b})) << k;
     EXPECT_EQ(px(bx + filled + 1, y), (std::array<int, 3>{60, 60, 60})) << k;
   }
@@ -186,12 +186,12 @@ TEST(Annotate, TheBoxTagAndBarsLandWhereTheRowSays) {
 // its colour (WCAG's 4.5:1).
 TEST(Annotate, ThePaletteStaysDistinctAndReadable) {
   for (int i = 0; i < 8; ++i) {
-    const cli::Rgb a = cli::series_colour(i);
+    const scoring::Rgb a = scoring::series_colour(i);
     EXPECT_GT(std::max({a.r, a.g, a.b}) - std::min({a.r, a.g, a.b}), 60) << i << " is grey";
-    EXPECT_GE(cli::contrast(a, {255, 255, 255}), 2.0) << i << " fades on white";
-    EXPECT_GE(cli::contrast(cli::text_on(a), a), 4.5) << i;
+    EXPECT_GE(scoring::contrast(a, {255, 255, 255}), 2.0) << i << " fades on white";
+    EXPECT_GE(scoring::contrast(scoring::text_on(a), a), 4.5) << i;
     for (int j = 0; j < i; ++j) {
-      const cli::Rgb b = cli::series_colour(j);
+      const scoring::Rgb b = scoring::series_colour(j);
       const double d = std::hypot(a.r - b.r, a.g - b.g, a.b - b.b);
       EXPECT_GT(d, 60) << i << " and " << j << " are too alike";
     }

@@ -252,6 +252,7 @@ std::vector<nlohmann::json> jsonl_rows(const fs::path& p) {
 }
 
 TEST(Eval, ScoresARavdessDatasetConsistentlyWithItsRows) {
+  FERVID_NEED_RAVDESS();
   const fs::path out = work_dir() / "eval.jsonl", summary = work_dir() / "eval.json",
                  png = work_dir() / "eval.png";
   Result r = fervid("eval " + ravdess_dir().string() + " --device cpu --weights " +
@@ -298,8 +299,8 @@ TEST(Eval, ScoresARavdessDatasetConsistentlyWithItsRows) {
   unsigned char* px = stbi_load(png.string().c_str(), &w, &h, &ch, 3);
   ASSERT_NE(px, nullptr) << stbi_failure_reason();
   stbi_image_free(px);
-  EXPECT_EQ(w, cli::confusion_png_layout(classes).width);
-  EXPECT_EQ(h, cli::confusion_png_layout(classes).height);
+  EXPECT_EQ(w, scoring::confusion_png_layout(classes).width);
+  EXPECT_EQ(h, scoring::confusion_png_layout(classes).height);
   EXPECT_FALSE(fs::exists(png.string() + ".part"));
 
   // Filters: actors 21-22 leave two clips.
@@ -347,6 +348,7 @@ void expect_same_rows(const std::vector<nlohmann::json>& a, const std::vector<nl
 }
 
 TEST(Eval, ShardsMergedEqualOneUnshardedRun) {
+  FERVID_NEED_RAVDESS();
   const std::string common =
       " --device cpu --weights " + tiny8_weights() + " --max-frames 4 --format jsonl --quiet";
   const fs::path all = work_dir() / "all.jsonl";

@@ -251,7 +251,7 @@ TEST(ConvPolicy, CpuTable) {
       {ConvImpl::Winograd, Precision::Bf16, &full, "oneDNN has no bf16 Winograd", M::Blas, M::Blas},
       {ConvImpl::Auto, Precision::Fp16, &full, "--precision fp16: the CPU backend computes in",
        M::Blas, M::Blas},
-      {ConvImpl::Fervid, Precision::Default, &full, "--conv-impl fervid is the CUDA backend's",
+      {ConvImpl::Igemm, Precision::Default, &full, "--conv-impl fervid is the CUDA backend's",
        M::Blas, M::Blas},
       {ConvImpl::Cudnn, Precision::Fp32, &full, "--conv-impl cudnn is the CUDA backend's", M::Blas,
        M::Blas}};
@@ -288,11 +288,9 @@ TEST(ConvPolicy, CudaTable) {
       {ConvImpl::Auto, Precision::Fp32, "", CudaConvMode::Cudnn},
       {ConvImpl::Auto, Precision::Tf32, "", CudaConvMode::Cudnn},
       {ConvImpl::Cudnn, Precision::Fp16, "", CudaConvMode::Cudnn},
-      {ConvImpl::Fervid, Precision::Bf16, "", CudaConvMode::Fervid},
-      {ConvImpl::Fervid, Precision::Fp32, "computes in fp16 or bf16, not fp32",
-       CudaConvMode::Cudnn},
-      {ConvImpl::Fervid, Precision::Tf32, "computes in fp16 or bf16, not tf32",
-       CudaConvMode::Cudnn},
+      {ConvImpl::Igemm, Precision::Bf16, "", CudaConvMode::Fervid},
+      {ConvImpl::Igemm, Precision::Fp32, "computes in fp16 or bf16, not fp32", CudaConvMode::Cudnn},
+      {ConvImpl::Igemm, Precision::Tf32, "computes in fp16 or bf16, not tf32", CudaConvMode::Cudnn},
       {ConvImpl::Winograd, Precision::Fp16, "is the CPU backend's", CudaConvMode::Cudnn},
       {ConvImpl::Blas, Precision::Fp32, "is the CPU backend's", CudaConvMode::Cudnn}};
   for (const Row& r : rows) {

@@ -15,51 +15,51 @@ namespace fs = std::filesystem;
 namespace fervid::test {
 namespace {
 
-using cli::EvalRow;
+using scoring::EvalRow;
 
 TEST(Ravdess, ParsesTheSevenFields) {
-  auto n = cli::parse_ravdess("/data/Actor_12/02-01-06-01-02-01-12.mp4");
+  auto n = scoring::parse_ravdess("/data/Actor_12/02-01-06-01-02-01-12.mp4");
   ASSERT_TRUE(n);
   EXPECT_EQ(n->modality, 2);
   EXPECT_EQ(n->channel, 1);
   EXPECT_EQ(n->emotion, 6);
-  EXPECT_EQ(cli::kRavdessEmotions[n->emotion - 1], "fearful");
+  EXPECT_EQ(scoring::kRavdessEmotions[n->emotion - 1], "fearful");
   EXPECT_EQ(n->intensity, 1);
   EXPECT_EQ(n->statement, 2);
   EXPECT_EQ(n->repetition, 1);
   EXPECT_EQ(n->actor, 12);
   // Renamed copies keep their label; folders of frames too.
-  EXPECT_EQ(cli::parse_ravdess("01-01-07-02-02-01-01_1.mp4")->emotion, 7);
-  EXPECT_EQ(cli::parse_ravdess("frames/01-02-03-02-01-02-24/")->actor, 24);
-  EXPECT_EQ(cli::parse_ravdess("03-01-01-01-01-01-05.wav")->modality, 3);
+  EXPECT_EQ(scoring::parse_ravdess("01-01-07-02-02-01-01_1.mp4")->emotion, 7);
+  EXPECT_EQ(scoring::parse_ravdess("frames/01-02-03-02-01-02-24/")->actor, 24);
+  EXPECT_EQ(scoring::parse_ravdess("03-01-01-01-01-01-05.wav")->modality, 3);
   for (const char* bad :
        {"02-01-06-01-02-01.mp4", "02-01-09-01-02-01-12.mp4", "02-01-06-01-02-01-25.mp4",
         "04-01-06-01-02-01-12.mp4", "02_01_06_01_02_01_12.mp4", "02-01-06-01-02-01-123.mp4",
         "vtest.avi", "2-01-06-01-02-01-12.mp4", "02-03-06-01-02-01-12.mp4"})
-    EXPECT_FALSE(cli::parse_ravdess(bad)) << bad;
+    EXPECT_FALSE(scoring::parse_ravdess(bad)) << bad;
 }
 
 TEST(Ravdess, FiltersByActorModalityChannelEmotion) {
-  auto f = cli::RavdessFilter::parse("21-24", "happy,4", "video", "speech");
+  auto f = scoring::RavdessFilter::parse("21-24", "happy,4", "video", "speech");
   EXPECT_EQ(f.actors, (std::vector<int>{21, 22, 23, 24}));
   EXPECT_EQ(f.emotions, (std::vector<int>{3, 4}));
-  auto name = [](const char* s) { return *cli::parse_ravdess(s); };
+  auto name = [](const char* s) { return *scoring::parse_ravdess(s); };
   EXPECT_TRUE(f.keep(name("02-01-03-01-01-01-21.mp4")));
   EXPECT_TRUE(f.keep(name("02-01-04-02-02-02-24.mp4")));
   EXPECT_FALSE(f.keep(name("02-01-03-01-01-01-20.mp4")));  // actor
   EXPECT_FALSE(f.keep(name("01-01-03-01-01-01-21.mp4")));  // audio-video
   EXPECT_FALSE(f.keep(name("02-02-03-01-01-01-21.mp4")));  // song
   EXPECT_FALSE(f.keep(name("02-01-05-01-01-01-21.mp4")));  // angry
-  auto all = cli::RavdessFilter::parse("", "", "", "");
+  auto all = scoring::RavdessFilter::parse("", "", "", "");
   EXPECT_FALSE(all.any());
   EXPECT_TRUE(all.keep(name("01-02-08-01-01-01-01.mp4")));
   EXPECT_FALSE(all.keep(name("03-01-08-01-01-01-01.mp4")));  // audio only, never
-  EXPECT_EQ(cli::RavdessFilter::parse("1,3,5-6", "", "av", "").actors,
+  EXPECT_EQ(scoring::RavdessFilter::parse("1,3,5-6", "", "av", "").actors,
             (std::vector<int>{1, 3, 5, 6}));
   for (auto [a, e, m, c] : {std::tuple{"0-3", "", "", ""}, std::tuple{"5-x", "", "", ""},
                             std::tuple{"", "joy", "", ""}, std::tuple{"", "9", "", ""},
                             std::tuple{"", "", "audio", ""}, std::tuple{"", "", "", "shout"}})
-    EXPECT_THROW(cli::RavdessFilter::parse(a, e, m, c), Error) << a << e << m << c;
+    EXPECT_THROW(scoring::RavdessFilter::parse(a, e, m, c), Error) << a << e << m << c;
 }
 
 const std::vector<std::string> kClasses = {"neutral", "calm",    "happy",   "sad",
@@ -73,8 +73,8 @@ TEST(Ravdess, LabelsInputsAndRefusesOthersListingThem) {
                                video("a/02-01-05-01-01-01-02.mp4"),
                                {"missing.mp4", InputKind::Invalid, "missing.mp4: no such file"}};
   std::string notice;
-  auto l =
-      cli::label_inputs(in, kClasses, "", cli::RavdessFilter::parse("21", "", "", ""), &notice);
+  auto l = scoring::label_inputs(in, kClasses, "", scoring::RavdessFilter::parse("21", "", "", ""),
+                                 &notice);
   ASSERT_EQ(l.size(), 2u);  // actor 21's video, and the missing path (reported as an error row)
   EXPECT_EQ(l[0].truth, 2);
   EXPECT_EQ(l[0].actor, 21);
@@ -85,7 +85,7 @@ TEST(Ravdess, LabelsInputsAndRefusesOthersListingThem) {
   std::vector<InputItem> mixed = {video("x/02-01-03-01-01-01-21.mp4"), video("x/clip1.mp4"),
                                   video("x/clip2.mp4")};
   try {
-    cli::label_inputs(mixed, kClasses, "", {}, nullptr);
+    scoring::label_inputs(mixed, kClasses, "", {}, nullptr);
     ADD_FAILURE() << "accepted names without labels";
   } catch (const Error& e) {
     const std::string msg = e.what();
@@ -96,7 +96,7 @@ TEST(Ravdess, LabelsInputsAndRefusesOthersListingThem) {
   // A model without "calm": its clips are named, not silently dropped.
   std::vector<std::string> seven = kClasses;
   seven.erase(seven.begin() + 1);
-  EXPECT_THROW(cli::label_inputs({video("02-01-02-01-01-01-01.mp4")}, seven, "", {}, nullptr),
+  EXPECT_THROW(scoring::label_inputs({video("02-01-02-01-01-01-01.mp4")}, seven, "", {}, nullptr),
                Error);
 }
 
@@ -107,25 +107,25 @@ TEST(Ravdess, LabelsCsvByPathRelativeToTheCsv) {
   std::ofstream(csv) << "path,label\nclips/one.mp4,happy\n\"clips/two, b.mp4\",sad\n";
   const std::string one = (dir / "clips/one.mp4").string(),
                     two = (dir / "clips/two, b.mp4").string();
-  auto l = cli::label_inputs({video(one), video(two)}, kClasses, csv.string(), {}, nullptr);
+  auto l = scoring::label_inputs({video(one), video(two)}, kClasses, csv.string(), {}, nullptr);
   ASSERT_EQ(l.size(), 2u);
   EXPECT_EQ(l[0].truth, 2);
   EXPECT_EQ(l[1].truth, 3);
   EXPECT_EQ(l[0].actor, 0);
   // An input the CSV does not list, and a label that is no class: one clear error each.
-  EXPECT_THROW(cli::label_inputs({video(one), video((dir / "clips/three.mp4").string())}, kClasses,
-                                 csv.string(), {}, nullptr),
+  EXPECT_THROW(scoring::label_inputs({video(one), video((dir / "clips/three.mp4").string())},
+                                     kClasses, csv.string(), {}, nullptr),
                Error);
   const fs::path bad = dir / "bad.csv";
   std::ofstream(bad) << "clips/one.mp4,joyful\nclips/two.mp4,happy\n";
   try {
-    cli::label_inputs({video(one)}, kClasses, bad.string(), {}, nullptr);
+    scoring::label_inputs({video(one)}, kClasses, bad.string(), {}, nullptr);
     ADD_FAILURE() << "accepted an unknown class";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("'joyful' (line 1)"), std::string::npos) << e.what();
   }
-  EXPECT_THROW(cli::label_inputs({video(one)}, kClasses, csv.string(),
-                                 cli::RavdessFilter::parse("1", "", "", ""), nullptr),
+  EXPECT_THROW(scoring::label_inputs({video(one)}, kClasses, csv.string(),
+                                     scoring::RavdessFilter::parse("1", "", "", ""), nullptr),
                Error);
 }
 
@@ -133,13 +133,14 @@ TEST(Shards, PartitionTheSortedInputsDeterministically) {
   const std::vector<std::string> paths = {"e", "a", "d", "b", "c", "f", "g"};
   std::vector<int> owner(paths.size(), 0);
   for (int k = 1; k <= 3; ++k)
-    for (size_t i : cli::shard_positions(paths, cli::Shard::parse(std::to_string(k) + "/3")))
+    for (size_t i :
+         scoring::shard_positions(paths, scoring::Shard::parse(std::to_string(k) + "/3")))
       owner[i] += k;
   // Sorted a b c d e f g -> shards 1 2 3 1 2 3 1.
   EXPECT_EQ(owner, (std::vector<int>{2, 1, 1, 2, 3, 3, 1}));
-  EXPECT_EQ(cli::shard_positions(paths, cli::Shard::parse("1/1")).size(), paths.size());
+  EXPECT_EQ(scoring::shard_positions(paths, scoring::Shard::parse("1/1")).size(), paths.size());
   for (const char* bad : {"0/3", "4/3", "3", "a/b", "1/0"})
-    EXPECT_THROW(cli::Shard::parse(bad), Error) << bad;
+    EXPECT_THROW(scoring::Shard::parse(bad), Error) << bad;
 }
 
 EvalRow row(int truth, int predicted, std::vector<int64_t> counts, int actor = 0) {
@@ -164,7 +165,7 @@ TEST(Metrics, SmallCaseComputedByHand) {
   failed.truth = 1;
   failed.error = "cannot open";
   rows.push_back(failed);
-  const cli::EvalMetrics m = cli::compute_metrics(rows, classes);
+  const scoring::EvalMetrics m = scoring::compute_metrics(rows, classes);
   EXPECT_EQ(m.videos, 5);
   EXPECT_EQ(m.videos_failed, 1);
   EXPECT_EQ(m.videos_correct, 3);
@@ -193,10 +194,10 @@ TEST(Metrics, SmallCaseComputedByHand) {
   EXPECT_EQ(m.per_actor[0].correct, 1);
   EXPECT_EQ(m.per_actor[1].videos, 3);
   EXPECT_EQ(m.per_actor[1].correct, 2);
-  const auto j = cli::metrics_json(m);
+  const auto j = scoring::metrics_json(m);
   EXPECT_EQ(j["confusion"][2][0], 1);
   EXPECT_EQ(j["per_class"][1]["class"], "b");
-  const std::string text = cli::metrics_text(m);
+  const std::string text = scoring::metrics_text(m);
   EXPECT_NE(text.find("video accuracy: 60.00 % (3/5 videos)"), std::string::npos) << text;
   EXPECT_NE(text.find("unweighted average recall (UAR): 66.67 %"), std::string::npos) << text;
   EXPECT_NEAR(j["uar"].get<double>(), 2.0 / 3.0, 1e-12);
@@ -205,25 +206,25 @@ TEST(Metrics, SmallCaseComputedByHand) {
 
 TEST(Metrics, MacroF1LeavesOutClassesThatNeverOccur) {
   // Class c is neither a truth nor a prediction: macro-F1 averages a and b only.
-  const cli::EvalMetrics m =
-      cli::compute_metrics({row(0, 0, {1, 0, 0}), row(1, 0, {1, 0, 0})}, {"a", "b", "c"});
+  const scoring::EvalMetrics m =
+      scoring::compute_metrics({row(0, 0, {1, 0, 0}), row(1, 0, {1, 0, 0})}, {"a", "b", "c"});
   // a: P 1/2, R 1, F1 2/3; b: P 0 (never predicted), R 0, F1 0.
   EXPECT_NEAR(m.macro_f1, (2.0 / 3.0 + 0.0) / 2.0, 1e-12);
-  EXPECT_EQ(cli::compute_metrics({}, {"a"}).videos, 0);
+  EXPECT_EQ(scoring::compute_metrics({}, {"a"}).videos, 0);
 }
 
 TEST(Metrics, ConfusionPngDecodesWithItsLayoutsSizeAndShades) {
   const std::vector<std::string> classes = {"neutral", "happy", "surprised"};
-  const cli::EvalMetrics m = cli::compute_metrics(
+  const scoring::EvalMetrics m = scoring::compute_metrics(
       {row(0, 0, {1, 0, 0}), row(0, 0, {1, 0, 0}), row(1, 2, {0, 0, 1}), row(2, 2, {0, 0, 1})},
       classes);
   const fs::path png = temp_dir("png") / "cm.png";
   fs::create_directories(png.parent_path());
-  cli::write_confusion_png(m, OutputTarget::at(png.string(), "--confusion"), "test");
+  scoring::write_confusion_png(m, OutputTarget::at(png.string(), "--confusion"), "test");
   int w = 0, h = 0, ch = 0;
   unsigned char* px = stbi_load(png.string().c_str(), &w, &h, &ch, 3);
   ASSERT_NE(px, nullptr) << stbi_failure_reason();
-  const cli::PngLayout l = cli::confusion_png_layout(classes);
+  const scoring::PngLayout l = scoring::confusion_png_layout(classes);
   EXPECT_EQ(w, l.width);
   EXPECT_EQ(h, l.height);
   EXPECT_EQ(w, l.left + 3 * l.cell + l.right);

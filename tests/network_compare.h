@@ -41,6 +41,7 @@ inline std::vector<Frame> real_frames(std::string* why, size_t limit = 0) {
         {"/ravdess/modified/01-01-08-02-01-01-19.mp4", 20}};
     try {
       for (auto [path, stride] : videos) {
+        if (!fs::exists(data + path)) continue;  // the RAVDESS clips: ../shared/data only
         auto src = open_frames({data + path, InputKind::Video, ""}, {stride, 0});
         Frame f;
         while (src->next(f)) frames.push_back(f);

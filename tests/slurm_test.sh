@@ -35,7 +35,7 @@ CARD
 weights=$work/slurm8.safetensors
 "$fervid" make-weights --seed 7 --spec "$work/card.json" --out "$weights" >/dev/null
 
-# The dataset: each of the 4 real clips 3 times (statement-repetition 01-01, 01-02, 02-01), one
+# The dataset: each of the 4 real clips (2 without ../shared/data's RAVDESS clips) 3 times (statement-repetition 01-01, 01-02, 02-01), one
 # actor folder each.
 dataset=$work/dataset
 i=0
@@ -43,6 +43,7 @@ for take in 01-01 01-02 02-01; do
   for clip in video/astronaut-720p.mp4:03 video/vtest.avi:05 \
     ravdess/modified/01-01-07-02-02-01-01_1.mp4:07 ravdess/modified/01-01-08-02-01-01-19.mp4:08; do
     src=${clip%%:*} emotion=${clip##*:}
+    [ -e "$data/$src" ] || continue  # the RAVDESS clips come with ../shared/data only
     i=$((i + 1))
     actor=$(printf %02d "$i")
     mkdir -p "$dataset/Actor_$actor"

@@ -77,7 +77,7 @@ std::vector<std::string> broken_captures(const std::vector<std::string>& log) {
   return broken;
 }
 
-// Model::forward_preprocessed through GraphReplay: batches of changing sizes in both input
+// Model::frame_stage through GraphReplay: batches of changing sizes in both input
 // slots; each (slot, size) plans, is captured once, then replayed, and the captured work touches
 // nothing a CUDA graph cannot hold.
 TEST(GraphReplay, CapturedFrameStageAllocatesCopiesAndSynchronisesNothing) {
@@ -89,7 +89,7 @@ TEST(GraphReplay, CapturedFrameStageAllocatesCopiesAndSynchronisesNothing) {
                                       {3, 1}, {6, 1}, {3, 0}, {6, 0}, {6, 0}, {6, 0}};
   for (auto [n, slot] : runs) {
     const size_t before = be.log.size();
-    model.forward_preprocessed(n, {}, slot);
+    model.frame_stage(n, {}, slot);
     if (be.log.size() > before && be.log[before].rfind("replay", 0) == 0) {
       EXPECT_EQ(be.log.size(), before + 1) << "a replay ran ops";
     }

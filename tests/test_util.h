@@ -61,6 +61,17 @@ inline std::string test_data_dir() {
 #endif
 }
 
+// The RAVDESS clips of the shared data (ravdess/modified/) come with ../shared/data only:
+// tools/make-test-data.sh makes the rest from Debian's packages but cannot make these. A test
+// that needs them starts with FERVID_NEED_RAVDESS() and skips, saying why, without them.
+inline bool have_ravdess() {
+  return std::filesystem::is_directory(test_data_dir() + "/ravdess/modified");
+}
+#define FERVID_NEED_RAVDESS()                                               \
+  if (!::fervid::test::have_ravdess())                                      \
+  GTEST_SKIP() << "no RAVDESS clips in " << ::fervid::test::test_data_dir() \
+               << " (they come with ../shared/data only; tools/make-test-data.sh makes the rest)"
+
 inline uint64_t seed() {
   static const uint64_t s = [] {
     const char* env = std::getenv("FERVID_SEED");

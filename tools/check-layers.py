@@ -4,11 +4,11 @@
 The layers, bottom up; a file may include files of its own layer and of the layers below:
 
   engine/core -> kernels/{cpu,cuda} -> engine/backends -> engine/backends/{cpu,cuda}
-    -> engine (include/, src/) -> bench -> app -> python
+    -> engine (include/, src/) -> bench, scoring -> app, python
 
-Siblings (kernels/cpu and kernels/cuda; the two backends) do not include each other. The app and
-the Python module are clients of the public API: from the engine they include engine/include/ and
-engine/core/include/ only (the module also uses the app's scoring: app/dataset.h, app/metrics.h).
+Siblings (kernels/cpu and kernels/cuda; the two backends; bench and scoring; the app and the
+Python module) do not include each other. scoring, the app and the Python module are clients of
+the public API: from the engine they include engine/include/ and engine/core/include/ only.
 tests/ and tools/ may include anything.
 """
 import pathlib
@@ -26,14 +26,15 @@ LAYERS = [
     ("engine/backends/cuda", 3, "backends/cuda"),
     ("engine", 4, "engine"),
     ("bench", 5, "bench"),
+    ("scoring", 5, "scoring"),
     ("app", 6, "app"),
-    ("python", 7, "python"),
+    ("python", 6, "python"),
 ]
 PUBLIC = ("engine/include/", "engine/core/include/")
-CLIENTS = ("app", "python")
+CLIENTS = ("scoring", "app", "python")
 # Where quoted includes are looked for after the including file's own folder (the include
 # directories the CMake targets give).
-ROOTS = ["engine/core/include", "engine/include", "kernels", "engine", "engine/src", "bench", "app"]
+ROOTS = ["engine/core/include", "engine/include", "kernels", "engine", "engine/src", "bench", "scoring", "app"]
 SOURCES = ("*.h", "*.cpp", "*.cu", "*.cuh")
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"')
 

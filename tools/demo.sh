@@ -18,6 +18,7 @@ weights="$demo/ravdess-vgg16-demo.safetensors"
 clip="$demo/sample.mp4"
 if [ ! -f "$clip" ]; then
   face=../shared/data/faces/astronaut.png
+  [ -f "$face" ] || face=out/test-data/faces/astronaut.png  # tools/make-test-data.sh's
   if [ -f "$face" ]; then
     # A real face on white, 1280x720 H.264 like a RAVDESS clip, with a slow zoom.
     ffmpeg -nostdin -v error -y -loop 1 -i "$face" -t 2 -r 15 \

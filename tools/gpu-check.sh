@@ -47,6 +47,10 @@ bundle=${FERVID_BUNDLE:-$root/out/gpu-bundle.tar.xz}
 pack() {
   set -e
   local build=build-gpu stage=out/gpu-bundle data=../shared/data
+  [ -d "$data/ravdess" ] || {
+    echo "gpu-check: pack needs $data with its RAVDESS clips (the round classifies them)" >&2
+    return 1
+  }
   tools/build-ffmpeg.sh
   cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DFERVID_CUDA=ON \
     -DFERVID_CUDA_ARCHS=90a -DFERVID_VIDEO=ON "-DFERVID_FFMPEG_STATIC=$root/out/ffmpeg-static" \

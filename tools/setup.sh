@@ -41,3 +41,12 @@ if ! KERAS_BACKEND=jax "$venv/bin/python" -c "import keras, jax" 2>/dev/null; th
     echo "setup: warning: could not install Keras from PyPI; the Keras export test will skip"
   fi
 fi
+
+# The real test data: ../shared/data beside the checkout when it is there; else the part that
+# Debian's packages carry, made once into out/test-data (tools/make-test-data.sh; the tests that
+# need the RAVDESS clips skip and say so).
+cd "$(dirname "$0")/.."
+if [ ! -d ../shared/data ] && [ -z "${FERVID_DATA_DIR:-}" ]; then
+  tools/make-test-data.sh out/test-data ||
+    echo "setup: warning: no test data (../shared/data is absent and out/test-data could not be made)"
+fi

@@ -128,7 +128,7 @@ class Run {
     lanes_.preprocess_ends();
     lanes_.frame_stage_begins();
     times_.mark();
-    model_.forward_preprocessed(n, {}, slot);
+    model_.frame_stage(n, {}, slot);
     times_.mark();
     lanes_.frame_stage_ends(slot);
     lanes_.vote_begins(slot);

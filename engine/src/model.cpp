@@ -177,14 +177,14 @@ void Model::forward(std::span<const ImageView> frames, std::span<const CropRect>
   check_batch(n);
   backend_.preprocess(frames, crops, spec_.preprocess, input(0).slice(0, n));
   if (hook) hook("preprocess");
-  forward_preprocessed(n, hook);
+  frame_stage(n, hook);
 }
 
 void Model::forward(std::span<const Frame> frames, std::span<const CropRect> crops,
                     const LayerHook& hook) {
   preprocess(frames, crops);
   if (hook) hook("preprocess");
-  forward_preprocessed(int(frames.size()), hook);
+  frame_stage(int(frames.size()), hook);
 }
 
 void Model::preprocess(std::span<const Frame> frames, std::span<const CropRect> crops, int slot) {
@@ -224,7 +224,7 @@ void Model::check_batch(int n) const {
     fail("batch of " + std::to_string(n) + " frames outside 1.." + std::to_string(max_batch_));
 }
 
-void Model::forward_preprocessed(int n, const LayerHook& hook, int slot) {
+void Model::frame_stage(int n, const LayerHook& hook, int slot) {
   check_batch(n);
   input(slot);  // checks the slot, allocates it when new
   GraphReplay* graphs = backend_.graph_replay();

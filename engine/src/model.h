@@ -63,7 +63,7 @@ class Model {
   // uses slot 0, and slot 1 is allocated when first used.
   static constexpr int kInputSlots = 2;
   void preprocess(std::span<const Frame> frames, std::span<const CropRect> crops, int slot = 0);
-  void forward_preprocessed(int n, const LayerHook& hook = {}, int slot = 0);
+  void frame_stage(int n, const LayerHook& hook = {}, int slot = 0);
 
   // Grad-CAM's forward (Engine::explain; the model made with `features`): the frames preprocessed
   // into input(0), then the conv layers with the last one's pool left out. Returns that layer's

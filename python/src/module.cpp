@@ -1,8 +1,8 @@
 // fervid's Python extension (_fervid): the public C++ API (fervid/fervid.h) and eval's scoring
-// (app/dataset.h, app/metrics.h) as a few objects the package python/fervid wraps. Heavy calls
-// release the GIL; a classify run goes on a thread of its own and hands its results over through
-// a bounded queue (Stream), so that Python iterates over them as they become final, Ctrl-C stops
-// the run, and memory stays bounded however many videos there are.
+// (scoring/dataset.h, scoring/metrics.h) as a few objects the package python/fervid wraps. Heavy
+// calls release the GIL; a classify run goes on a thread of its own and hands its results over
+// through a bounded queue (Stream), so that Python iterates over them as they become final, Ctrl-C
+// stops the run, and memory stays bounded however many videos there are.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -516,7 +516,8 @@ py::list label_paths(const py::list& paths, const std::vector<std::string>& clas
   std::vector<InputItem> items;
   for (const py::handle& p : paths) items.push_back({fs_path(p), InputKind::Video});
   py::list out;
-  for (const cli::LabelledInput& l : cli::label_inputs(items, classes, labels_csv, {}, nullptr))
+  for (const scoring::LabelledInput& l :
+       scoring::label_inputs(items, classes, labels_csv, {}, nullptr))
     out.append(py::make_tuple(fs_str(l.item.path), l.truth, l.actor));
   return out;
 }
@@ -525,10 +526,10 @@ py::list label_paths(const py::list& paths, const std::vector<std::string>& clas
 // (path, truth, predicted or -1, actor, counts, error); the confusion heat map on request.
 std::string score(const py::list& rows, const std::vector<std::string>& classes,
                   const std::string& confusion_png, const std::string& title) {
-  std::vector<cli::EvalRow> eval;
+  std::vector<scoring::EvalRow> eval;
   for (const py::handle& h : rows) {
     const py::tuple t = h.cast<py::tuple>();
-    cli::EvalRow r;
+    scoring::EvalRow r;
     r.path = fs_path(t[0]);
     r.truth = t[1].cast<int>();
     r.predicted = t[2].cast<int>();
@@ -537,15 +538,15 @@ std::string score(const py::list& rows, const std::vector<std::string>& classes,
     r.error = t[5].cast<std::string>();
     eval.push_back(std::move(r));
   }
-  const cli::EvalMetrics m = cli::compute_metrics(eval, classes);
+  const scoring::EvalMetrics m = scoring::compute_metrics(eval, classes);
   if (!confusion_png.empty()) {
     char fallback[96];
     std::snprintf(fallback, sizeof(fallback), "video accuracy %.1f %%, %d videos",
                   100 * m.video_accuracy, m.videos);
-    cli::write_confusion_png(m, OutputTarget::at(confusion_png, "confusion_png"),
-                             title.empty() ? fallback : title);
+    scoring::write_confusion_png(m, OutputTarget::at(confusion_png, "confusion_png"),
+                                 title.empty() ? fallback : title);
   }
-  return cli::metrics_json(m).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return scoring::metrics_json(m).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 }  // namespace

@@ -186,10 +186,10 @@ TEST(CudaBackend, FrameStageGraphsEqualOpByOp) {
         std::vector<float> replayed(poison.size()), op_by_op(poison.size());
         const Tensor logits = model.logits().slice(0, n);
         gpu->copy_from_host(logits, poison.data());
-        model.forward_preprocessed(n);
+        model.frame_stage(n);
         gpu->copy_to_host(replayed.data(), logits);
         gpu->copy_from_host(logits, poison.data());
-        model.forward_preprocessed(n, [](const std::string&) {});
+        model.frame_stage(n, [](const std::string&) {});
         gpu->copy_to_host(op_by_op.data(), logits);
         for (float v : op_by_op) ASSERT_TRUE(std::isfinite(v));
         EXPECT_EQ(0, std::memcmp(replayed.data(), op_by_op.data(), replayed.size() * 4));
@@ -207,7 +207,7 @@ TEST(CudaBackend, FrameStageGraphsEqualOpByOp) {
   // Switched off, nothing is captured.
   auto plain = make_cuda_backend(gpu_options("fp16", "auto", false));
   Model model(weights, *plain, 4);
-  for (int i = 0; i < 3; ++i) model.forward_preprocessed(4);
+  for (int i = 0; i < 3; ++i) model.frame_stage(4);
   plain->synchronize();
   EXPECT_FALSE(plain->graph_replay()->replay_stats().enabled);
   EXPECT_EQ(plain->graph_replay()->replay_stats().graphs, 0);
@@ -219,6 +219,7 @@ TEST(CudaBackend, FrameStageGraphsEqualOpByOp) {
 // rows, each video's counts and mean probabilities are those of its rows.
 TEST(CudaBackend, ClassifyOnStageStreamsEqualsInOrder) {
   REQUIRE_CUDA_DEVICE();
+  FERVID_NEED_RAVDESS();
   SeedTrace trace;
   const Weights weights = random_study_weights("cuda-stage-streams");
   const std::string data = test_data_dir();

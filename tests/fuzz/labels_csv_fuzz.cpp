@@ -25,11 +25,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string csv = fuzz::write_file("labels.csv", data, size);
   fuzz::expect_clean(csv, [&] {
     std::string notice;
-    const auto labelled = cli::label_inputs(inputs, classes, csv, {}, &notice);
+    const auto labelled = scoring::label_inputs(inputs, classes, csv, {}, &notice);
     if (labelled.size() != inputs.size())
       fuzz::finding("labels for " + std::to_string(labelled.size()) + " of " +
                     std::to_string(inputs.size()) + " inputs without an error");
-    for (const cli::LabelledInput& l : labelled)
+    for (const scoring::LabelledInput& l : labelled)
       if (l.item.kind != InputKind::Invalid && (l.truth < 0 || l.truth >= int(classes.size())))
         fuzz::finding("input " + l.item.path + " labelled " + std::to_string(l.truth));
   });

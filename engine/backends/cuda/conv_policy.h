@@ -26,12 +26,12 @@ inline CudaConvPolicy resolve_cuda_conv(ConvImpl asked, Precision precision) {
   if (cpu_conv_impl(asked))
     fail_option("--conv-impl " + impl + " is the CPU backend's (CUDA: auto, cudnn or fervid)");
   const bool f32 = precision == Precision::Fp32 || precision == Precision::Tf32;
-  if (asked == ConvImpl::Fervid && f32)
+  if (asked == ConvImpl::Igemm && f32)
     fail_option("--conv-impl fervid: fervid's conv3x3 computes in fp16 or bf16, not " +
                 std::string(precision_name(precision)) +
                 " (use --conv-impl cudnn or --precision fp16|bf16)");
   if (asked == ConvImpl::Cudnn) return {CudaConvMode::Cudnn, "asked for with --conv-impl cudnn"};
-  if (asked == ConvImpl::Fervid) return {CudaConvMode::Fervid, "asked for with --conv-impl fervid"};
+  if (asked == ConvImpl::Igemm) return {CudaConvMode::Fervid, "asked for with --conv-impl fervid"};
   if (f32) return {CudaConvMode::Cudnn, "auto: fp32 and tf32 run on cuDNN"};
   return {CudaConvMode::Timed, "auto: the faster of cuDNN and fervid's kernel, timed"};
 }

@@ -23,7 +23,7 @@ Precision parse_precision(const std::string& text) {
 ConvImpl parse_conv_impl(const std::string& text) {
   if (text == "auto") return ConvImpl::Auto;
   if (text == "cudnn") return ConvImpl::Cudnn;
-  if (text == "fervid") return ConvImpl::Fervid;
+  if (text == "fervid") return ConvImpl::Igemm;
   if (text == "onednn") return ConvImpl::Onednn;
   if (text == "winograd") return ConvImpl::Winograd;
   if (text == "blas") return ConvImpl::Blas;
@@ -75,7 +75,7 @@ const char* conv_impl_name(ConvImpl c) {
   switch (c) {
     case ConvImpl::Cudnn:
       return "cudnn";
-    case ConvImpl::Fervid:
+    case ConvImpl::Igemm:
       return "fervid";
     case ConvImpl::Onednn:
       return "onednn";
@@ -92,6 +92,6 @@ const char* conv_impl_name(ConvImpl c) {
 bool cpu_conv_impl(ConvImpl c) {
   return c == ConvImpl::Onednn || c == ConvImpl::Winograd || c == ConvImpl::Blas;
 }
-bool cuda_conv_impl(ConvImpl c) { return c == ConvImpl::Cudnn || c == ConvImpl::Fervid; }
+bool cuda_conv_impl(ConvImpl c) { return c == ConvImpl::Cudnn || c == ConvImpl::Igemm; }
 
 }  // namespace fervid

@@ -13,10 +13,11 @@ enum class DeviceChoice { Auto, Cpu, Cuda };
 // --precision: the arithmetic of the frame stage. Default: the backend's own (fp16 on CUDA,
 // fp32 on the CPU).
 enum class Precision { Default, Fp32, Tf32, Fp16, Bf16 };
-// --conv-impl: the conv3x3 of the CUDA backend (cuDNN, fervid's kernel, or the faster per layer)
-// or of the CPU backend (oneDNN direct, oneDNN Winograd, or im2col + OpenBLAS; auto: Winograd in
-// fp32 and direct in bf16 when the build has oneDNN).
-enum class ConvImpl { Auto, Cudnn, Fervid, Onednn, Winograd, Blas };
+// --conv-impl: the conv3x3 of the CUDA backend (cuDNN, or Igemm: fervid's implicit-GEMM
+// tensor-core kernel with the pool fused, spelled "fervid" on the command line; auto: the faster
+// per layer) or of the CPU backend (oneDNN direct, oneDNN Winograd, or im2col + OpenBLAS; auto:
+// Winograd in fp32 and direct in bf16 when the build has oneDNN).
+enum class ConvImpl { Auto, Cudnn, Igemm, Onednn, Winograd, Blas };
 // --decoder: where videos are decoded (auto: NVDEC when the backend reads device frames).
 enum class DecoderChoice { Auto, Nvdec, Cpu };
 

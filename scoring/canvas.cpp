@@ -8,7 +8,7 @@
 
 #include "fervid/error.h"
 
-namespace fervid::cli {
+namespace fervid::scoring {
 
 Canvas::Canvas(int width, int height, Rgb background) : w(width), h(height) {
   rgb.resize(size_t(width) * height * 3);
@@ -121,4 +121,4 @@ void write_png(const Canvas& c, const OutputTarget& target) {
   write_output(target, png);
 }
 
-}  // namespace fervid::cli
+}  // namespace fervid::scoring

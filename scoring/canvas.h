@@ -8,7 +8,7 @@
 
 #include "fervid/output_file.h"
 
-namespace fervid::cli {
+namespace fervid::scoring {
 
 struct Rgb {
   uint8_t r, g, b;
@@ -45,4 +45,4 @@ Rgb text_on(Rgb background);
 // Writes the canvas as a PNG to `target` (OutputFile's rules: a .part renamed when complete).
 void write_png(const Canvas& c, const OutputTarget& target);
 
-}  // namespace fervid::cli
+}  // namespace fervid::scoring

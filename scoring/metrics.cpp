@@ -9,7 +9,7 @@
 #include "canvas.h"
 #include "fervid/error.h"
 
-namespace fervid::cli {
+namespace fervid::scoring {
 
 namespace {
 
@@ -241,4 +241,4 @@ void report_metrics(const EvalMetrics& m, std::ostream& text,
   }
 }
 
-}  // namespace fervid::cli
+}  // namespace fervid::scoring

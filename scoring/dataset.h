@@ -8,7 +8,7 @@
 
 #include "fervid/inputs.h"
 
-namespace fervid::cli {
+namespace fervid::scoring {
 
 // modality-channel-emotion-intensity-statement-repetition-actor, e.g. 02-01-06-01-02-01-12.
 struct RavdessName {
@@ -66,4 +66,4 @@ struct Shard {
 // The positions in `paths` of shard `shard`'s inputs, in path order (all of them when N = 1).
 std::vector<size_t> shard_positions(const std::vector<std::string>& paths, const Shard& shard);
 
-}  // namespace fervid::cli
+}  // namespace fervid::scoring

@@ -12,7 +12,7 @@
 
 #include "fervid/output_file.h"
 
-namespace fervid::cli {
+namespace fervid::scoring {
 
 struct EvalRow {
   std::string path;
@@ -67,4 +67,4 @@ void report_metrics(const EvalMetrics& m, std::ostream& text,
                     const std::optional<OutputTarget>& summary, const nlohmann::json& extra,
                     const std::optional<OutputTarget>& confusion, const std::string& model);
 
-}  // namespace fervid::cli
+}  // namespace fervid::scoring

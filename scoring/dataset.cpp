@@ -10,9 +10,8 @@
 
 #include "fervid/error.h"
 #include "fervid/input_file.h"
-#include "output.h"
 
-namespace fervid::cli {
+namespace fervid::scoring {
 
 namespace fs = std::filesystem;
 
@@ -285,4 +284,4 @@ std::vector<size_t> shard_positions(const std::vector<std::string>& paths, const
   return mine;
 }
 
-}  // namespace fervid::cli
+}  // namespace fervid::scoring
