@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "fervid/error.h"
 #include "fervid/frame.h"
 #include "fervid/model_spec.h"
 #include "fervid/options.h"
@@ -46,6 +47,13 @@ struct LayerDesc {
   bool relu = true;
   bool pool = false;
   bool logits = false;  // the network's output: f32 whatever the precision
+
+  // A convolution of VGG16's shape (3x3, stride 1, padding 1, one group): the only one both
+  // backends run today; a backend refuses any other with `refuse_conv_shape`.
+  bool vgg_conv() const { return kernel == 3 && stride == 1 && pad == 1 && groups == 1; }
+  [[noreturn]] void refuse_conv_shape(const char* backend) const {
+    fail(name + ": the " + backend + " backend's convolutions are 3x3, stride 1, padding 1");
+  }
 
   // The output's height and width (Conv: after the stride and the pool).
   int64_t out_height() const { return conv_out(height) / (pool ? 2 : 1); }

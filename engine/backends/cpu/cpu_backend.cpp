@@ -154,8 +154,7 @@ class CpuBackend final : public Backend, Timelines, DeviceGradcam {
                                          const LayerWeights& weights) override {
     switch (layer.kind) {
       case LayerKind::Conv:
-        if (layer.kernel != 3 || layer.stride != 1 || layer.pad != 1 || layer.groups != 1)
-          fail(layer.name + ": the CPU backend's convolutions are 3x3, stride 1, padding 1");
+        if (!layer.vgg_conv()) layer.refuse_conv_shape("CPU");
         return std::make_unique<CpuConv>(layer, weights, policy_, meter_);
       case LayerKind::Dense:
         return std::make_unique<CpuDense>(layer, weights, meter_);

@@ -152,8 +152,7 @@ std::unique_ptr<PreparedLayer> prepare_layer(LayerHost& host, const CudaConvPoli
                                              const LayerDesc& layer, const LayerWeights& weights) {
   switch (layer.kind) {
     case LayerKind::Conv:
-      if (layer.kernel != 3 || layer.stride != 1 || layer.pad != 1 || layer.groups != 1)
-        fail(layer.name + ": the CUDA backend's convolutions are 3x3, stride 1, padding 1");
+      if (!layer.vgg_conv()) layer.refuse_conv_shape("CUDA");
       return std::make_unique<CudaConv>(host, policy, layer, weights);
     case LayerKind::Dense:
       return std::make_unique<CudaDense>(host, layer, weights);
