@@ -161,32 +161,44 @@ Weights bench_weights(const BenchOptions& o) {
   return o.weights.empty() ? bench::random_weights(o.spec) : load_weights(o.weights);
 }
 
-EngineOptions bench_engine(const BenchOptions& o) {
-  EngineOptions e = engine_options(o.device, o.precision, o.threads, o.conv_impl, o.cuda_graphs);
-  e.max_batch = *std::max_element(o.batches.begin(), o.batches.end());
+// bench's flags by key (its largest batch is the engine's), typed by plan_of as classify's are.
+Plan bench_plan(const BenchOptions& o) {
+  OptionValues v;
+  v.device = o.device;
+  v.precision = o.precision;
+  v.conv_impl = o.conv_impl;
+  v.cuda_graphs = parse_on_off("cuda_graphs", o.cuda_graphs);
+  v.threads = o.threads;
+  v.batch = o.batches.empty() ? 1 : *std::max_element(o.batches.begin(), o.batches.end());
+  v.stride = o.stride;
+  v.max_frames = o.max_frames;
+  v.crop = o.crop;
+  v.decoder = o.decoder;
+  v.stage_streams = parse_on_off("stage_streams", o.stage_streams);
+  return plan_of(v);
+}
+
+EngineOptions bench_engine(const Plan& plan) {
+  EngineOptions e;
+  plan.fill(e);
   return e;
 }
 
 int run_end_to_end(const BenchOptions& o) {
   if (o.inputs.empty()) fail("bench --end-to-end: give the videos to classify");
   if (o.repeat < 1) fail("bench: --repeat must be at least 1");
-  const EngineOptions eo = bench_engine(o);
+  const Plan plan = bench_plan(o);
   bench::EndToEndOptions e;
   e.batches = o.batches;
   e.decode_threads = o.decode_threads;
   e.decode_only = o.decode_only;
-  e.run.decoder = parse_decoder(o.decoder);
-  e.run.stage_streams = parse_on_off("--stage-streams", o.stage_streams);
-  Engine engine(bench_weights(o), eo);
+  Engine engine(bench_weights(o), bench_engine(plan));
   std::vector<InputItem> items;
   const std::vector<InputItem> once = expand_inputs(o.inputs);
   for (const InputItem& i : once)
     if (i.kind == InputKind::Invalid) fail_option("bench --end-to-end: " + i.path + ": " + i.error);
   for (int r = 0; r < o.repeat; ++r) items.insert(items.end(), once.begin(), once.end());
-  const ClassifyOptions defaults = engine.default_options();
-  e.run.sampling = {o.stride, o.max_frames};
-  e.run.crop = o.crop.empty() ? defaults.crop : CropSpec::parse(o.crop);
-  e.run.vote = defaults.vote;
+  e.run = plan.for_card(engine.spec());
   // On a terminal, a line rewritten as each run begins (a log gets the results only).
   const bool terminal = isatty(STDERR_FILENO) == 1;
   if (terminal)
@@ -227,22 +239,20 @@ void check_bench_options(const BenchOptions& o) {
   if (!o.end_to_end && !o.inputs.empty()) fail("bench: inputs are for --end-to-end");
   if (!o.end_to_end && o.iters < 1) fail("bench: --iters must be at least 1");
   if (o.end_to_end && o.repeat < 1) fail("bench: --repeat must be at least 1");
-  bench_engine(o);
-  parse_decoder(o.decoder);
-  parse_on_off("--stage-streams", o.stage_streams);
+  bench_plan(o);
 }
 
 int run_bench(const BenchOptions& o) {
   check_bench_options(o);
   if (o.end_to_end) return run_end_to_end(o);
-  const EngineOptions eo = bench_engine(o);
+  const Plan plan = bench_plan(o);
   bench::FrameStageOptions f;
   f.batches = o.batches;
   f.iters = o.iters;
   f.warmup = o.warmup;
   f.gemm_size = o.gemm_size;
-  f.conv_impl = eo.backend.conv_impl;
-  Engine engine(bench_weights(o), eo);
+  f.conv_impl = plan.backend.conv_impl;
+  Engine engine(bench_weights(o), bench_engine(plan));
   const bench::Report r = bench::frame_stage(engine, f);
   if (o.json) {
     std::cout << r.json.dump(2) << "\n";

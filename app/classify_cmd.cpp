@@ -97,14 +97,11 @@ EvalRow eval_row_of(const VideoResult& r, const LabelledInput& l) {
 struct Settings {
   Shard shard;
   RavdessFilter filter;
+  Plan plan;
   EngineOptions engine;
-  std::string crop;  // "" = the card's
-  std::optional<VoteMode> vote;
-  DecoderChoice decoder = DecoderChoice::Auto;
-  bool stage_streams = true;
 };
 
-Settings settings_of(const RunArgs& a, bool eval) {
+Settings settings_of(const ClassifyArgs& a, bool eval) {
   if (a.logits && a.frames.empty())
     fail_option("--logits adds columns to --frames FILE; give --frames");
   Settings s;
@@ -113,13 +110,9 @@ Settings settings_of(const RunArgs& a, bool eval) {
   if (!eval && s.filter.any())
     fail_option(
         "--actors, --emotions, --modality and --channel select a dataset for `fervid eval`");
-  s.engine = engine_options(a.device, a.precision, a.threads, a.conv_impl, a.cuda_graphs);
-  s.engine.max_batch = a.batch;
+  s.plan = plan_of(option_values(a));
+  s.plan.fill(s.engine);
   if (a.quiet) s.engine.notify = [](const std::string&) {};
-  s.crop = a.crop;
-  if (!a.vote.empty()) s.vote = parse_vote(a.vote);
-  s.decoder = parse_decoder(a.decoder);
-  s.stage_streams = parse_on_off("--stage-streams", a.stage_streams);
   return s;
 }
 
@@ -132,7 +125,7 @@ struct Outputs {
   bool text_to_stderr = false;  // eval's metrics text, when stdout carries rows or the summary
 };
 
-Outputs outputs_of(const RunArgs& a, bool eval, const std::vector<InputItem>& inputs) {
+Outputs outputs_of(const ClassifyArgs& a, bool eval, const std::vector<InputItem>& inputs) {
   Outputs o;
   std::vector<OutputTarget> all;
   if (!a.output.empty()) all.push_back(*(o.rows = OutputTarget::at(a.output, "--output")));
@@ -172,7 +165,7 @@ Outputs outputs_of(const RunArgs& a, bool eval, const std::vector<InputItem>& in
 }
 
 // The inputs, labelled for eval, then this shard's share.
-std::vector<LabelledInput> job_of(const RunArgs& a, bool eval, const Settings& s,
+std::vector<LabelledInput> job_of(const ClassifyArgs& a, bool eval, const Settings& s,
                                   const std::vector<InputItem>& inputs, const ModelSpec& spec,
                                   std::string* notice) {
   std::vector<LabelledInput> job;
@@ -194,7 +187,7 @@ std::vector<LabelledInput> job_of(const RunArgs& a, bool eval, const Settings& s
 // What makes rows comparable: --resume and merge refuse rows written with other settings. Only
 // JSON Lines rows (and so --resume) and eval's summary carry them: the weights are read once more
 // for their fingerprint only then.
-nlohmann::json run_identity(const RunArgs& a, const Outputs& o, const Engine& engine,
+nlohmann::json run_identity(const ClassifyArgs& a, const Outputs& o, const Engine& engine,
                             const ClassifyOptions& opt, const std::string& crop) {
   if (!(o.rows_written && o.format == Format::Jsonl) && !o.summary) return nullptr;
   const ModelSpec& spec = engine.spec();
@@ -216,7 +209,7 @@ struct Previous {
   int failed = 0;  // error rows among them
 };
 
-Previous previous_rows(const RunArgs& a, const Outputs& o, const nlohmann::json& run) {
+Previous previous_rows(const ClassifyArgs& a, const Outputs& o, const nlohmann::json& run) {
   Previous p;
   if (!a.resume) return p;
   const std::string part = o.rows->partial(), file = o.rows->file();
@@ -285,52 +278,41 @@ void print_summary(const RunStats& stats, const Engine& engine, VoteMode vote) {
   std::cerr << s.str();
 }
 
-ClassifyOptions run_options(const RunArgs& a, const Settings& s, const ModelSpec& spec,
-                            const std::string& crop) {
-  ClassifyOptions opt;
-  opt.batch = a.batch;
-  opt.sampling = {a.stride, a.max_frames};
-  opt.sampling.fps = a.fps;
-  opt.crop = CropSpec::parse(crop);
-  opt.vote = s.vote.value_or(spec.vote);
-  opt.keep_frames = !a.frames.empty() || !a.annotate.empty();
-  opt.keep_logits = a.logits;
-  opt.stage_streams = s.stage_streams;
-  opt.decoder = s.decoder;
-  opt.decode_threads = a.decode_threads;
-  return opt;
-}
-
 }  // namespace
 
-EngineOptions engine_options(const std::string& device, const std::string& precision, int threads,
-                             const std::string& conv_impl, const std::string& cuda_graphs) {
-  EngineOptions o;
-  o.backend.device = parse_device(device);
-  o.backend.precision = parse_precision(precision);
-  o.backend.threads = threads;
-  o.backend.conv_impl = parse_conv_impl(conv_impl);
-  o.backend.cuda_graphs = parse_on_off("--cuda-graphs", cuda_graphs);
-  return o;
+OptionValues option_values(const ClassifyArgs& a) {
+  OptionValues v;
+  v.device = a.device;
+  v.precision = a.precision;
+  v.conv_impl = a.conv_impl;
+  v.cuda_graphs = parse_on_off("cuda_graphs", a.cuda_graphs);
+  v.threads = a.threads;
+  v.batch = a.batch;
+  v.stride = a.stride;
+  v.max_frames = a.max_frames;
+  v.decode_threads = a.decode_threads;
+  v.fps = a.fps;
+  v.crop = a.crop;
+  v.vote = a.vote;
+  v.decoder = a.decoder;
+  v.stage_streams = parse_on_off("stage_streams", a.stage_streams);
+  v.keep_frames = !a.frames.empty() || !a.annotate.empty();
+  v.keep_logits = a.logits;
+  return v;
 }
 
-void check_run_args(const RunArgs& a, bool eval) { settings_of(a, eval); }
+void check_run_args(const ClassifyArgs& a, bool eval) { settings_of(a, eval); }
 
 void warn_untrained(const std::string& weights) {
   std::cerr << "fervid: warning: " << weights
             << " holds untrained weights (fervid make-weights): its labels mean nothing\n";
 }
 
-RunSetup run_setup(const RunArgs& a, const ModelSpec& spec) {
-  const Settings s = settings_of(a, false);
-  return {s.engine, run_options(a, s, spec, s.crop.empty() ? spec.crop : s.crop)};
-}
-
 namespace {
 
 // Everything a classify or eval run settles before the engine exists: the options checked, the
 // inputs listed, labelled (eval) and shared out (--shard), where the results go, the weights.
-struct RunPlan {
+struct CommandPlan {
   Settings settings;
   WalkNotes walked;
   std::vector<InputItem> inputs;
@@ -346,8 +328,8 @@ struct RunPlan {
   std::string shard;            // "K/N" of a --shard run, else ""
 };
 
-RunPlan plan_run(const RunArgs& a, bool eval) {
-  RunPlan p;
+CommandPlan plan_command(const ClassifyArgs& a, bool eval) {
+  CommandPlan p;
   p.settings = settings_of(a, eval);
   p.inputs = expand_inputs(a.inputs, &p.walked);
   p.outputs = outputs_of(a, eval, p.inputs);
@@ -355,22 +337,48 @@ RunPlan plan_run(const RunArgs& a, bool eval) {
   p.untrained = p.weights.untrained();
   p.classes_warning = p.weights.classes_warning();
   p.spec = p.weights.spec;
-  p.crop = p.settings.crop.empty() ? p.spec.crop : p.settings.crop;
-  p.options = run_options(a, p.settings, p.spec, p.crop);
-  check_classify_options(p.options, a.batch);
+  p.crop = p.settings.plan.crop_text(p.spec);
+  p.options = p.settings.plan.for_card(p.spec);
   p.job = job_of(a, eval, p.settings, p.inputs, p.spec, &p.notice);
   if (!a.shard.empty())
     p.shard = std::to_string(p.settings.shard.index) + "/" + std::to_string(p.settings.shard.count);
   return p;
 }
 
-// Where a run's results go, each video as it comes, in input order: the rows, the frame rows,
-// the annotated videos and, for eval, the scores. finish() completes the files.
-class RunSinks {
+// eval's sink: each video's predicted and true class; at the end the metrics (text, --summary,
+// --confusion).
+class Scores {
  public:
-  RunSinks(const RunArgs& a, const RunPlan& p, const nlohmann::json& run, const Previous& previous,
-           bool eval)
-      : a_(a), spec_(p.spec), outputs_(p.outputs), eval_(eval) {
+  Scores(const ClassifyArgs& a, const CommandPlan& p, const nlohmann::json& run,
+         const Previous& previous)
+      : a_(a), p_(p), run_(run), rows_(previous_eval_rows(p.job, previous.rows, p.spec.classes)) {}
+  void take(const VideoResult& r, const LabelledInput& l) { rows_.push_back(eval_row_of(r, l)); }
+  // Whether a video failed (this run's or an earlier one's, --resume).
+  bool report() const {
+    const EvalMetrics m = compute_metrics(rows_, p_.spec.classes);
+    nlohmann::json extra{{"run", run_},
+                         {"labels", a_.labels.empty() ? "RAVDESS file names" : a_.labels}};
+    if (!p_.shard.empty()) extra["shard"] = p_.shard;
+    const Outputs& o = p_.outputs;
+    report_metrics(m, o.text_to_stderr ? std::cerr : std::cout, o.summary, extra, o.confusion,
+                   p_.spec.name);
+    return m.videos_failed > 0;
+  }
+
+ private:
+  const ClassifyArgs& a_;
+  const CommandPlan& p_;
+  const nlohmann::json& run_;
+  std::vector<EvalRow> rows_;
+};
+
+// Where a run's results go, each video as it comes, in input order: the rows, the frame rows,
+// the annotated videos and, for eval, the scores. finish() completes them.
+class Sinks {
+ public:
+  Sinks(const ClassifyArgs& a, const CommandPlan& p, const nlohmann::json& run,
+        const Previous& previous, bool eval)
+      : a_(a), spec_(p.spec), outputs_(p.outputs) {
     const Outputs& o = p.outputs;
     if (!previous.from.empty() && previous.from == o.rows->file()) reopen_finished(*o.rows);
     if (o.rows_written)
@@ -384,7 +392,7 @@ class RunSinks {
       frame_rows_.emplace(frames_file_->stream(), o.frames_format, spec_.classes, a.logits, eval);
       frame_rows_->header();
     }
-    eval_rows = previous_eval_rows(p.job, previous.rows, spec_.classes);
+    if (eval) scores_.emplace(a, p, run, previous);
     if (!o.annotate.empty()) annotator_.emplace(spec_.classes, p.options.sampling);
   }
 
@@ -393,14 +401,21 @@ class RunSinks {
     videos_->row(r, label);
     if (frame_rows_) frame_rows_->rows(r, label);
     if (annotator_) annotator_->add(l.item, r, outputs_.annotate.at(l.item.path));
-    if (eval_) eval_rows.push_back(eval_row_of(r, l));
+    if (scores_) scores_->take(r, l);
   }
 
-  // The rows' files committed, the annotated videos written; returns how many of those failed.
-  int finish(size_t videos) {
+  // The rows' files committed, the annotated videos written, eval's metrics reported; whether
+  // something failed there (an annotated video, or for eval any video).
+  bool finish(size_t videos) {
     videos_->end();
     if (rows_file_) rows_file_->commit();
     if (frames_file_) frames_file_->commit();
+    const bool annotate_failed = finish_annotations(videos) > 0;
+    return (scores_ && scores_->report()) || annotate_failed;
+  }
+
+ private:
+  int finish_annotations(size_t videos) {
     if (!annotator_) return 0;
     if (!a_.quiet && videos > 1) std::cerr << "fervid: writing the annotated videos\n";
     const std::vector<std::string> failures = annotator_->finish();
@@ -412,21 +427,18 @@ class RunSinks {
     return int(failures.size());
   }
 
-  std::vector<EvalRow> eval_rows;
-
- private:
-  const RunArgs& a_;
+  const ClassifyArgs& a_;
   const ModelSpec& spec_;
   const Outputs& outputs_;
-  bool eval_;
   std::optional<OutputFile> rows_file_, frames_file_;
   std::ostringstream discard_;  // the rows of an eval that writes none
   std::optional<VideoWriter> videos_;
   std::optional<FrameWriter> frame_rows_;
   std::optional<Annotator> annotator_;
+  std::optional<Scores> scores_;
 };
 
-void print_notices(const RunArgs& a, const RunPlan& p) {
+void print_notices(const ClassifyArgs& a, const CommandPlan& p) {
   if (!p.classes_warning.empty()) std::cerr << "fervid: warning: " << p.classes_warning << "\n";
   if (a.quiet) return;
   if (!p.notice.empty()) std::cerr << "fervid: " << p.notice << "\n";
@@ -441,28 +453,15 @@ void print_problems(const VideoResult& r, ProgressLine& progress) {
   if (!r.warning.empty()) std::cerr << "fervid: warning: " << r.path << ": " << r.warning << "\n";
 }
 
-// eval's metrics: text, --summary, --confusion; the exit code.
-int report_eval(const RunArgs& a, const RunPlan& p, const nlohmann::json& run,
-                const std::vector<EvalRow>& rows, int annotate_failed) {
-  const EvalMetrics m = compute_metrics(rows, p.spec.classes);
-  nlohmann::json extra{{"run", run},
-                       {"labels", a.labels.empty() ? "RAVDESS file names" : a.labels}};
-  if (!p.shard.empty()) extra["shard"] = p.shard;
-  const Outputs& o = p.outputs;
-  report_metrics(m, o.text_to_stderr ? std::cerr : std::cout, o.summary, extra, o.confusion,
-                 p.spec.name);
-  return m.videos_failed + annotate_failed > 0 ? kExitSomeFailed : kExitOk;
-}
-
 }  // namespace
 
-int run_videos(const RunArgs& a, bool eval) {
-  RunPlan p = plan_run(a, eval);
+int classify_videos(const ClassifyArgs& a, bool eval) {
+  CommandPlan p = plan_command(a, eval);
   Engine engine(std::move(p.weights), p.settings.engine);
   const nlohmann::json run = run_identity(a, p.outputs, engine, p.options, p.crop);
   const Previous previous = previous_rows(a, p.outputs, run);
   const Todo todo = todo_of(p.job, previous.rows);
-  RunSinks sinks(a, p, run, previous, eval);
+  Sinks sinks(a, p, run, previous, eval);
   print_notices(a, p);
   ProgressLine progress(!a.quiet);
   const NoticeSink run_notice = [&](const std::string& line) {
@@ -477,11 +476,11 @@ int run_videos(const RunArgs& a, bool eval) {
       },
       run_notice);
   progress.clear();
-  const int annotate_failed = sinks.finish(todo.items.size());
+  const bool sink_failed = sinks.finish(todo.items.size());
   if (p.untrained) warn_untrained(a.weights);
   if (!a.quiet) print_summary(stats, engine, p.options.vote);
-  if (eval) return report_eval(a, p, run, sinks.eval_rows, annotate_failed);
-  return stats.videos_failed + previous.failed + annotate_failed > 0 ? kExitSomeFailed : kExitOk;
+  const bool failed = sink_failed || (!eval && stats.videos_failed + previous.failed > 0);
+  return failed ? kExitSomeFailed : kExitOk;
 }
 
 }  // namespace fervid::cli

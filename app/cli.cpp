@@ -40,7 +40,7 @@ constexpr const char* kDecodeThreadsHelp =
 
 // The options of classify's and eval's rows: explain writes its own files in --out instead, and
 // refuses these (CLI11: "not expected") rather than taking them and doing nothing.
-void add_row_options(CLI::App* cmd, RunArgs& a) {
+void add_row_options(CLI::App* cmd, ClassifyArgs& a) {
   cmd->add_option("--format", a.format,
                   "table | csv | jsonl (default: by --output's name, .csv or .jsonl; else the "
                   "table, for terminals)");
@@ -56,7 +56,7 @@ void add_row_options(CLI::App* cmd, RunArgs& a) {
 }
 
 // The options classify, eval and explain share (explain without the rows' options).
-void add_run_options(CLI::App* cmd, RunArgs& a, bool rows = true) {
+void add_run_options(CLI::App* cmd, ClassifyArgs& a, bool rows = true) {
   cmd->add_option("inputs", a.inputs, "Videos, image folders, images or folders to walk")
       ->required();
   cmd->add_option("--weights", a.weights, "Weights (safetensors)")->required();
@@ -86,14 +86,14 @@ void add_run_options(CLI::App* cmd, RunArgs& a, bool rows = true) {
 }
 
 // eval's own: the labels, the RAVDESS filters, the metrics files.
-void add_annotate_option(CLI::App* cmd, RunArgs& a) {
+void add_annotate_option(CLI::App* cmd, ClassifyArgs& a) {
   cmd->add_option("--annotate", a.annotate,
                   "Write each input's frames with the crop box, label and a bar per class as a "
                   "video: OUT.mp4 (one input) or a folder of <input>.mp4 (H.264, else MPEG-4; "
                   "not for videos --resume finds done)");
 }
 
-void add_eval_options(CLI::App* cmd, RunArgs& a) {
+void add_eval_options(CLI::App* cmd, ClassifyArgs& a) {
   cmd->add_option("--labels", a.labels, "CSV of path,label for datasets without RAVDESS names");
   cmd->add_option("--actors", a.actors, "RAVDESS actors, e.g. 21-24 or 1,3,5-7");
   cmd->add_option("--emotions", a.emotions, "RAVDESS emotions, names or codes: happy,sad");
@@ -165,6 +165,23 @@ void add_merge_command(CLI::App& app, MergeArgs& ma) {
   merge->add_option("--confusion", ma.confusion,
                     "Write the confusion matrix of eval rows as a PNG to FILE");
   merge->add_flag("--quiet", ma.quiet, "No summary line on stderr");
+}
+
+void add_faces_command(CLI::App& app, FacesArgs& fa) {
+  auto* faces = app.add_subcommand(
+      "faces", "Find and track the faces of every sampled frame (a row per face per frame)");
+  faces->add_option("inputs", fa.inputs, "Videos, image folders or images")->required();
+  faces
+      ->add_option("--detector", fa.detector,
+                   "The face detector's weights (tools/export_detector.py; docs/faces.md)")
+      ->required();
+  faces->add_option("--output", fa.output, "FILE.csv or FILE.jsonl (default: CSV on stdout)");
+  faces->add_option("--format", fa.format, "csv | jsonl (default: from the file's name)");
+  faces->add_option("--stride", fa.stride, "Keep every Nth frame")->capture_default_str();
+  faces->add_option("--max-frames", fa.max_frames, "At most N frames per video (0: all)");
+  faces->add_option("--batch", fa.batch, "Frames per detector batch")->capture_default_str();
+  faces->add_option("--threads", fa.threads, "CPU threads (0: all cores)");
+  faces->add_flag("--quiet", fa.quiet, "No summary lines on stderr");
 }
 
 void add_make_weights_command(CLI::App& app, CommandLine& cl) {
@@ -363,6 +380,7 @@ int parse_command_line(int argc, char** argv, CommandLine& cl) {
   add_eval_options(eval_cmd, cl.run);
 
   add_explain_command(app, cl.explain);
+  add_faces_command(app, cl.faces);
   add_merge_command(app, cl.merge);
   add_make_weights_command(app, cl);
   auto* ins =
@@ -407,9 +425,10 @@ int run(int argc, char** argv) {
   CommandLine cl;
   if (const int code = parse_command_line(argc, argv, cl); code >= 0) return code;
   try {
-    if (cl.command == "classify") return run_videos(cl.run, false);
-    if (cl.command == "eval") return run_videos(cl.run, true);
+    if (cl.command == "classify") return classify_videos(cl.run, false);
+    if (cl.command == "eval") return classify_videos(cl.run, true);
     if (cl.command == "explain") return run_explain(cl.explain);
+    if (cl.command == "faces") return run_faces(cl.faces);
     if (cl.command == "merge") return merge_outputs(cl.merge);
     if (cl.command == "make-weights")
       return make_weights_cmd(cl.seed, cl.weights_out, cl.weights_spec, cl.weights_dtype);

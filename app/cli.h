@@ -19,7 +19,7 @@ inline constexpr int kExitFatal = 2;
 int run(int argc, char** argv);
 
 // The options of classify and eval (eval adds the labels, filters, metrics outputs).
-struct RunArgs {
+struct ClassifyArgs {
   std::vector<std::string> inputs;
   std::string weights, spec, device = "auto", precision, conv_impl = "auto", crop, vote, format,
                              output, frames, shard;
@@ -31,24 +31,17 @@ struct RunArgs {
   bool logits = false, quiet = false, resume = false;
   std::string labels, actors, emotions, modality, channel, summary, confusion;  // eval
 };
-int run_videos(const RunArgs& args, bool eval);
-// classify's engine and run options from its flags, for `spec` (explain shares them).
-struct RunSetup {
-  EngineOptions engine;
-  ClassifyOptions options;
-};
-RunSetup run_setup(const RunArgs& args, const ModelSpec& spec);
+int classify_videos(const ClassifyArgs& args, bool eval);
 // Weights `fervid make-weights` wrote (metadata untrained: true): their labels mean nothing.
 // Said once, after the run (a fatal error before it stays the one line on stderr).
 void warn_untrained(const std::string& weights);
 
-// The engine options every command shares, parsed from their flags (one-line errors).
-EngineOptions engine_options(const std::string& device, const std::string& precision, int threads,
-                             const std::string& conv_impl, const std::string& cuda_graphs);
+// classify's, eval's and explain's flags by key, for plan_of (fervid/plan.h).
+OptionValues option_values(const ClassifyArgs& args);
 
 // fervid explain: the classify options it shares, and its own.
 struct ExplainArgs {
-  RunArgs run;
+  ClassifyArgs run;
   std::string out;  // the folder written
   std::string cls;  // the class explained ("" = each video's winner)
   int top = 3, spaced = 3;
@@ -83,17 +76,28 @@ struct BenchOptions {
 int run_bench(const BenchOptions& options);
 // The checks of bench's options that need no file and no device (run_bench makes them first).
 void check_bench_options(const BenchOptions& options);
-// The checks of classify's and eval's options that need no file (run_videos makes them first).
-void check_run_args(const RunArgs& args, bool eval);
+// The checks of classify's and eval's options that need no file (classify_videos makes them first).
+void check_run_args(const ClassifyArgs& args, bool eval);
+
+// fervid faces: each sampled frame's faces and their tracks (app/faces_cmd.cpp).
+struct FacesArgs {
+  std::vector<std::string> inputs;
+  std::string detector, output, format;
+  int stride = 1, max_frames = 0, batch = 16, threads = 0;
+  bool quiet = false;
+};
+int run_faces(const FacesArgs& args);
 
 // A command line, parsed: the command and its options. run() = parse_command_line, then the
 // command; the CLI's fuzz target (tests/fuzz/) parses and checks without running.
 struct CommandLine {
-  std::string command;  // classify | eval | explain | merge | make-weights | inspect | bench
-  RunArgs run;          // classify, eval
+  std::string
+      command;       // classify | eval | explain | faces | merge | make-weights | inspect | bench
+  ClassifyArgs run;  // classify, eval
   MergeArgs merge;
   BenchOptions bench;
   ExplainArgs explain;
+  FacesArgs faces;
   uint64_t seed = 0;  // make-weights
   std::string weights_out, weights_spec = "ravdess-vgg16", weights_dtype = "f32";
   std::string inspect_path, inspect_spec;

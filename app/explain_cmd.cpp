@@ -305,7 +305,7 @@ int class_named(const std::string& cls, const ModelSpec& spec) {
 
 int run_explain(const ExplainArgs& a) {
   check_explain_args(a);
-  const RunArgs& ra = a.run;
+  const ClassifyArgs& ra = a.run;
   namespace fs = std::filesystem;
   std::error_code ec;
   if (fs::exists(a.out, ec) && !fs::is_directory(a.out, ec))
@@ -316,10 +316,14 @@ int run_explain(const ExplainArgs& a) {
   const ModelSpec spec = weights.spec;
   const bool untrained = weights.untrained();
   const int cls_named = class_named(a.cls, spec);
-  auto [eo, opt] = run_setup(ra, spec);
-  eo.explain = true;
-  opt.keep_frames = true;
-  check_classify_options(opt, ra.batch);
+  OptionValues values = option_values(ra);
+  values.explain = true;
+  values.keep_frames = true;
+  const Plan plan = plan_of(values);
+  EngineOptions eo;
+  plan.fill(eo);
+  if (ra.quiet) eo.notify = [](const std::string&) {};
+  const ClassifyOptions opt = plan.for_card(spec);
   fs::create_directories(a.out, ec);
   if (ec) fail_option("--out " + a.out + ": cannot make the folder (" + ec.message() + ")");
   Engine engine(std::move(weights), eo);

@@ -107,7 +107,7 @@ nlohmann::json layer_plans(const Model& model) {
     const LayerPlan* p = &plans.front();
     for (const LayerPlan& q : plans)
       if (q.timed_batch > p->timed_batch) p = &q;
-    nlohmann::json j{{"layer", l.name}, {"impl", p->impl}, {"why", p->why}};
+    nlohmann::json j{{"layer", l.name}, {"impl", p->impl}, {"why", in_words(p->why, Wording::Cli)}};
     if (l.kind == LayerKind::Conv) {
       j["size"] = l.height;
       j["in_channels"] = l.in_channels;
@@ -117,7 +117,7 @@ nlohmann::json layer_plans(const Model& model) {
     if (p->timed_batch > 0) {
       j["timed_batch"] = p->timed_batch;
       j["cudnn_ms"] = p->cudnn_ms;
-      j["fervid_ms"] = p->fervid_ms;
+      j["fervid_ms"] = p->igemm_ms;
     }
     out.push_back(j);
   }
@@ -198,7 +198,7 @@ Report end_to_end(Engine& engine, const std::vector<InputItem>& items, const End
     j["decoder"] = first.decoder() == DecoderKind::Nvdec ? "nvdec" : "cpu";
     const bool videos = std::any_of(items.begin(), items.end(),
                                     [](const InputItem& i) { return i.kind == InputKind::Video; });
-    if (videos) report.notice = first.decoder_notice();
+    if (videos) report.notice = in_words(first.decoder_notice(), Wording::Cli);
   }
   const size_t runs = o.batches.size() * o.decode_threads.size();
   size_t run = 0;

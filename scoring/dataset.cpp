@@ -86,20 +86,20 @@ std::optional<RavdessName> parse_ravdess(const std::string& path) {
 RavdessFilter RavdessFilter::parse(const std::string& actors, const std::string& emotions,
                                    const std::string& modality, const std::string& channel) {
   RavdessFilter f;
-  if (!actors.empty()) f.actors = parse_ranges(actors, 1, 24, "--actors");
+  if (!actors.empty()) f.actors = parse_ranges(actors, 1, 24, "{{actors}}");
   if (!emotions.empty()) {
     for (const std::string& e : split(emotions, ',')) {
       auto it = std::find(kRavdessEmotions.begin(), kRavdessEmotions.end(), e);
       if (it != kRavdessEmotions.end()) {
         f.emotions.push_back(int(it - kRavdessEmotions.begin()) + 1);
       } else if (!e.empty() && std::isdigit(static_cast<unsigned char>(e[0]))) {
-        std::vector<int> codes = parse_ranges(e, 1, 8, "--emotions (names or codes 1-8)");
+        std::vector<int> codes = parse_ranges(e, 1, 8, "{{emotions}} (names or codes 1-8)");
         f.emotions.insert(f.emotions.end(), codes.begin(), codes.end());
       } else {
         std::string names;
         for (const auto& n : kRavdessEmotions) names += (names.empty() ? "" : ", ") + n;
-        fail_option("--emotions " + emotions + ": '" + e + "' is not a RAVDESS emotion (" + names +
-                    ", or their codes 1-8)");
+        fail_option("{{emotions}} " + emotions + ": '" + e + "' is not a RAVDESS emotion (" +
+                    names + ", or their codes 1-8)");
       }
     }
   }
@@ -108,14 +108,14 @@ RavdessFilter RavdessFilter::parse(const std::string& actors, const std::string&
   } else if (modality == "video") {
     f.modality = 2;
   } else if (!modality.empty()) {
-    fail_option("--modality " + modality + ": expected video (video-only) or av (audio-video)");
+    fail_option("{{modality}} " + modality + ": expected video (video-only) or av (audio-video)");
   }
   if (channel == "speech") {
     f.channel = 1;
   } else if (channel == "song") {
     f.channel = 2;
   } else if (!channel.empty()) {
-    fail_option("--channel " + channel + ": expected speech or song");
+    fail_option("{{channel}} " + channel + ": expected speech or song");
   }
   return f;
 }
@@ -234,10 +234,10 @@ std::vector<LabelledInput> label_by_ravdess_names(const std::vector<InputItem>& 
   if (!unnamed.empty())
     fail(std::to_string(unnamed.size()) +
          " inputs have no RAVDESS name (MM-CC-EE-II-SS-RR-AA, e.g. 02-01-06-01-02-01-12.mp4); "
-         "give --labels FILE.csv for other datasets: " +
+         "give {{labels}} FILE.csv for other datasets: " +
          first_few(unnamed));
   if (!not_a_class.empty())
-    fail("emotions that are not classes of the model (filter them with --emotions): " +
+    fail("emotions that are not classes of the model (filter them with {{emotions}}): " +
          first_few(not_a_class));
   if (notice && (audio || filtered)) {
     *notice = std::to_string(out.size()) + " inputs selected";
@@ -256,7 +256,8 @@ std::vector<LabelledInput> label_inputs(const std::vector<InputItem>& inputs,
   if (labels_csv.empty()) return label_by_ravdess_names(inputs, classes, filter, notice);
   if (filter.any())
     fail(
-        "--actors, --emotions, --modality and --channel read RAVDESS names; with --labels "
+        "{{actors}}, {{emotions}}, {{modality}} and {{channel}} read RAVDESS names; with "
+        "{{labels}} "
         "list the inputs to evaluate in the CSV instead");
   return label_by_csv(inputs, classes, labels_csv);
 }
@@ -264,11 +265,11 @@ std::vector<LabelledInput> label_inputs(const std::vector<InputItem>& inputs,
 Shard Shard::parse(const std::string& text) {
   Shard s;
   const size_t slash = text.find('/');
-  if (slash == std::string::npos) fail("--shard " + text + ": expected K/N, e.g. 1/4");
-  s.index = parse_int(text.substr(0, slash), "--shard");
-  s.count = parse_int(text.substr(slash + 1), "--shard");
+  if (slash == std::string::npos) fail("{{shard}} " + text + ": expected K/N, e.g. 1/4");
+  s.index = parse_int(text.substr(0, slash), "{{shard}}");
+  s.count = parse_int(text.substr(slash + 1), "{{shard}}");
   if (s.count < 1 || s.index < 1 || s.index > s.count)
-    fail("--shard " + text + ": expected K/N with 1 <= K <= N");
+    fail("{{shard}} " + text + ": expected K/N with 1 <= K <= N");
   return s;
 }
 

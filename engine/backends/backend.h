@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "fervid/conv_geometry.h"
 #include "fervid/error.h"
 #include "fervid/frame.h"
 #include "fervid/model_spec.h"
@@ -26,12 +27,14 @@ namespace fervid {
 
 // ---- Layers: a network as data, each layer prepared once by a backend ----------------------
 
-// What a network is made of. A convolution (k x k with stride, padding and groups: a depthwise one
-// has groups == channels) with its bias, a ReLU when `relu`, and a 2x2 max-pool after it when
-// `pool` (fused where the backend can); a dense layer (bias, ReLU when `relu`); a global average
-// pool. VGG16 uses 3x3 convolutions of stride 1 and padding 1; a backend refuses what it does not
+// What a network is made of. A convolution (a square kernel with stride, padding and groups: a
+// depthwise one has groups == channels; ConvGeometry) with its bias, a ReLU when `relu`, and a 2x2
+// max-pool after it when `pool` (fused where the backend can); a dense layer (bias, ReLU when
+// `relu`); a global average pool; a residual add of two inputs (the narrower zero-extended in
+// channels, ReLU when `relu`); a 2x2 max-pool of its own. VGG16 uses 3x3 convolutions of stride
+// 1 and padding 1; the face detector the rest (docs/faces.md). A backend refuses what it does not
 // implement in one line when the layer is prepared, never when it runs.
-enum class LayerKind { Conv, Dense, GlobalAvgPool };
+enum class LayerKind { Conv, Dense, GlobalAvgPool, Add, MaxPool };
 
 struct LayerDesc {
   LayerKind kind = LayerKind::Conv;
@@ -42,37 +45,52 @@ struct LayerDesc {
   // The input, per frame: channels (a dense layer's features), height and width (1 x 1 for a
   // dense layer fed by a vector; a flattened activation keeps its H x W x C here).
   int64_t in_channels = 0, height = 1, width = 1;
-  int64_t out_channels = 0;  // Conv: channels; Dense: features
-  int kernel = 3, stride = 1, pad = 1, groups = 1;
+  int64_t out_channels = 0;  // Conv: channels; Dense: features; Add: the wider input's channels
+  ConvGeometry geometry;     // Conv
   bool relu = true;
   bool pool = false;
-  bool logits = false;  // the network's output: f32 whatever the precision
+  bool logits = false;  // an output of the network: f32 whatever the precision, its own buffer
 
-  // A convolution of VGG16's shape (3x3, stride 1, padding 1, one group): the only one both
-  // backends run today; a backend refuses any other with `refuse_conv_shape`.
-  bool vgg_conv() const { return kernel == 3 && stride == 1 && pad == 1 && groups == 1; }
+  // A convolution of VGG16's shape (3x3, stride 1, padding 1, one group), which every conv
+  // implementation of both backends runs.
+  bool vgg_conv() const {
+    const ConvGeometry& g = geometry;
+    return g.kernel == 3 && g.stride == 1 && g.pad_before == 1 && g.pad_after == 1 && g.groups == 1;
+  }
   [[noreturn]] void refuse_conv_shape(const char* backend) const {
     fail(name + ": the " + backend + " backend's convolutions are 3x3, stride 1, padding 1");
   }
 
   // The output's height and width (Conv: after the stride and the pool).
-  int64_t out_height() const { return conv_out(height) / (pool ? 2 : 1); }
-  int64_t out_width() const { return conv_out(width) / (pool ? 2 : 1); }
-  // The output of a batch of n in `layout` (rank 4 for Conv, [n, features] otherwise).
+  int64_t out_height() const { return spatial_out(height); }
+  int64_t out_width() const { return spatial_out(width); }
+  // The output of a batch of n in `layout` (rank 4 for Conv, Add and MaxPool, [n, features]
+  // otherwise).
   std::vector<int64_t> output_shape(int64_t n, Layout layout) const {
-    if (kind != LayerKind::Conv) return {n, kind == LayerKind::Dense ? out_channels : in_channels};
-    if (layout == Layout::NHWC) return {n, out_height(), out_width(), out_channels};
-    return {n, out_channels, out_height(), out_width()};
+    if (kind == LayerKind::Dense) return {n, out_channels};
+    if (kind == LayerKind::GlobalAvgPool) return {n, in_channels};
+    const int64_t c = kind == LayerKind::MaxPool ? in_channels : out_channels;
+    if (layout == Layout::NHWC) return {n, out_height(), out_width(), c};
+    return {n, c, out_height(), out_width()};
   }
   // Elements per frame of the output before the pool (what a backend that pools separately
   // writes first), and of the output.
   int64_t unpooled_elements() const {
-    if (kind != LayerKind::Conv) return output_shape(1, Layout::Plain)[1];
-    return out_channels * conv_out(height) * conv_out(width);
+    if (kind != LayerKind::Conv) return shape_elements(output_shape(1, Layout::Plain));
+    return out_channels * geometry.out_size(height) * geometry.out_size(width);
   }
 
  private:
-  int64_t conv_out(int64_t size) const { return (size + 2 * pad - kernel) / stride + 1; }
+  int64_t spatial_out(int64_t size) const {
+    if (kind == LayerKind::MaxPool) return size / 2;
+    if (kind != LayerKind::Conv) return size;
+    return geometry.out_size(size) / (pool ? 2 : 1);
+  }
+  static int64_t shape_elements(const std::vector<int64_t>& shape) {
+    int64_t e = 1;
+    for (int64_t d : shape) e *= d;
+    return e;
+  }
 };
 
 // How a prepared layer runs: the implementation and why it was chosen ("asked for with
@@ -81,8 +99,8 @@ struct LayerDesc {
 struct LayerPlan {
   std::string impl;  // e.g. "onednn", "winograd", "blas", "cudnn", "fervid", "cublaslt", "kernel"
   std::string why;
-  int64_t timed_batch = 0;  // 0: not timed
-  double cudnn_ms = 0, fervid_ms = 0;
+  int64_t timed_batch = 0;            // 0: not timed
+  double cudnn_ms = 0, igemm_ms = 0;  // CUDA conv: each timed (--conv-impl auto)
 };
 
 // A layer as a backend prepared it, once: its weights in the backend's layout and precision, the

@@ -16,11 +16,11 @@ constexpr int kMaxThreads = 1024;
 
 std::unique_ptr<Backend> make_backend(const BackendOptions& options, const Notify& notify) {
   if (options.threads < 0 || options.threads > kMaxThreads)
-    fail_option("--threads " + std::to_string(options.threads) + ": expected 0 (all cores) to " +
+    fail_option("{{threads}} " + std::to_string(options.threads) + ": expected 0 (all cores) to " +
                 std::to_string(kMaxThreads));
   if (const unsigned cores = std::thread::hardware_concurrency();
       notify && cores > 0 && options.threads > int(cores))
-    notify("--threads " + std::to_string(options.threads) + " is more than the " +
+    notify("{{threads}} " + std::to_string(options.threads) + " is more than the " +
            std::to_string(cores) + " cores this machine has: the threads take turns (slower)");
   const std::string precision = precision_name(options.precision);
   const std::string impl = conv_impl_name(options.conv_impl);
@@ -33,7 +33,7 @@ std::unique_ptr<Backend> make_backend(const BackendOptions& options, const Notif
   const bool cpu_impl = cpu_conv_impl(options.conv_impl);
   if (options.device == DeviceChoice::Cuda) {
     resolve_cuda_conv(options.conv_impl, options.precision);
-    if (!gpu) fail_device("--device cuda: " + why);
+    if (!gpu) fail_device("{{device}} cuda: " + why);
     return make_cuda_backend(options);
   }
   // Precisions only a GPU computes in (bf16 the CPU backend has too, on CPUs that can).
@@ -43,14 +43,14 @@ std::unique_ptr<Backend> make_backend(const BackendOptions& options, const Notif
   Precision cpu_precision = gpu_precision ? Precision::Fp32 : options.precision;
   if (options.device == DeviceChoice::Auto && !cpu_impl) {
     std::string notice = why + "; using the CPU backend";  // said once, by the engine's sink
-    if (gpu_precision) notice += " (fp32; --precision " + precision + " is for GPUs)";
+    if (gpu_precision) notice += " (fp32; {{precision}} " + precision + " is for GPUs)";
     const std::string no_bf16 =
         cpu_precision == Precision::Bf16 ? cpu::cpu_bf16_unavailable() : std::string();
     if (!no_bf16.empty()) {
-      notice += " (fp32; --precision bf16: " + no_bf16 + ")";
+      notice += " (fp32; {{precision}} bf16: " + no_bf16 + ")";
       cpu_precision = Precision::Fp32;
     }
-    if (cuda_conv_impl(options.conv_impl)) notice += " (--conv-impl " + impl + " is for GPUs)";
+    if (cuda_conv_impl(options.conv_impl)) notice += " ({{conv_impl}} " + impl + " is for GPUs)";
     if (notify) notify(notice);
     // A CUDA --conv-impl under --device auto was noticed; the CPU backend takes its own.
     const ConvImpl cpu_conv =

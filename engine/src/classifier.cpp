@@ -76,10 +76,10 @@ class InOrder {
 
 // One classify run on the model thread: the messages of the decode stage in, batches through
 // the model, votes out.
-class Run {
+class ModelThread {
  public:
-  Run(Model& model, const ClassifyOptions& options, const std::vector<InputItem>& inputs,
-      int threads, const std::function<void(const VideoResult&)>& on_video)
+  ModelThread(Model& model, const ClassifyOptions& options, const std::vector<InputItem>& inputs,
+              int threads, const std::function<void(const VideoResult&)>& on_video)
       : model_(model),
         options_(options),
         // At most `batch` videos have frames in the batch being filled, plus one being sent by
@@ -215,16 +215,16 @@ RunStats Classifier::run(const std::vector<InputItem>& inputs,
                          const std::function<void(const VideoResult&)>& on_video,
                          std::stop_token stop) {
   const auto t0 = Clock::now();
-  Run run(model_, options_, inputs, decode_threads(), on_video);
+  ModelThread model_thread(model_, options_, inputs, decode_threads(), on_video);
   DecodeStage stage(inputs, options_, decoder_, model_.backend(), decode_threads());
   RunStats stats;
   try {
     Msg m;
     while (stage.queue().pop(m)) {
       if (stop.stop_requested()) throw Cancelled("the run was stopped");
-      run.take(m);
+      model_thread.take(m);
     }
-    stats = run.end();
+    stats = model_thread.end();
   } catch (...) {
     stage.stop();
     throw;

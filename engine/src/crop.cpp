@@ -20,7 +20,7 @@ std::map<std::string, CropRect> read_boxes(const std::string& csv) {
   try {
     text = read_text_file(csv, "boxes CSV", kMaxListBytes);
   } catch (const Error& e) {
-    fail_option("--crop boxes=" + std::string(e.what()));
+    fail_option("{{crop}} boxes=" + std::string(e.what()));
   }
   std::map<std::string, CropRect> boxes;
   int lineno = 0;
@@ -36,7 +36,7 @@ std::map<std::string, CropRect> read_boxes(const std::string& csv) {
       box = parse_box(f[0] + "," + f[1] + "," + f[2] + "," + f[3]);
     }
     if (!box)
-      fail_option("--crop boxes=" + csv + ":" + std::to_string(lineno) +
+      fail_option("{{crop}} boxes=" + csv + ":" + std::to_string(lineno) +
                   ": expected path,x,y,w,h with x,y >= 0 and w,h > 0");
     boxes[row->key] = *box;
   }
@@ -59,7 +59,7 @@ CropSpec CropSpec::parse(const std::string& text) {
   }
   if (text.rfind("box=", 0) == 0) {
     const std::optional<CropRect> box = parse_box(std::string_view(text).substr(4));
-    if (!box) fail_option("--crop " + text + ": expected box=x,y,w,h with x,y >= 0 and w,h > 0");
+    if (!box) fail_option("{{crop}} " + text + ": expected box=x,y,w,h with x,y >= 0 and w,h > 0");
     c.box = *box;
     c.mode = Mode::Box;
     return c;
@@ -74,7 +74,7 @@ CropSpec CropSpec::parse(const std::string& text) {
     c.boxes = std::make_shared<const std::map<std::string, CropRect>>(read_boxes(c.boxes_file));
     return c;
   }
-  fail_option("--crop " + text + ": expected full, center, box=x,y,w,h, face or boxes=FILE");
+  fail_option("{{crop}} " + text + ": expected full, center, box=x,y,w,h, face or boxes=FILE");
 }
 
 CropRect CropSpec::rect_for(int width, int height) const {

@@ -163,7 +163,7 @@ DecodeStage::DecodeStage(const std::vector<InputItem>& inputs, const ClassifyOpt
   if (decode.kind == DecoderKind::Nvdec) {
     FrameSinks* sinks = be.frame_sinks();
     if (!sinks)
-      fail_option("--decoder nvdec: the " + be.name() + " backend cannot read device frames");
+      fail_option("{{decoder}} nvdec: the " + be.name() + " backend cannot read device frames");
     // Frames in the queue, in the batch and in each decode thread's hands.
     sink_ = sinks->make_frame_sink(queue_frames(options) + options.batch + 2 * threads + 2);
     decode.sink = sink_.get();

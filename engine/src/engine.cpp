@@ -47,6 +47,12 @@ namespace {
 
 void print_notice(const std::string& line) { std::cerr << "fervid: notice: " << line << "\n"; }
 
+// A sink that gets the engine's notices ({{key}} for options) in `wording`'s words.
+NoticeSink worded(NoticeSink sink, Wording wording) {
+  return
+      [sink = std::move(sink), wording](const std::string& line) { sink(in_words(line, wording)); };
+}
+
 std::string graphs_failure(Backend& be) {
   GraphReplay* graphs = be.graph_replay();
   return graphs ? graphs->replay_stats().failure : "";
@@ -56,7 +62,8 @@ std::string graphs_failure(Backend& be) {
 
 struct Engine::Impl {
   ModelSpec spec;
-  NoticeSink notify;
+  NoticeSink notify;  // in the caller's words (EngineOptions::wording)
+  Wording wording = Wording::Cli;
   std::unique_ptr<Backend> backend;
   std::unique_ptr<Model> model;
   std::vector<LayerWeights> dense;    // with EngineOptions::explain: the head's, f32 on the host
@@ -65,9 +72,11 @@ struct Engine::Impl {
 
 Engine::Engine(Weights weights, const EngineOptions& options) : impl_(std::make_unique<Impl>()) {
   if (options.max_batch < 1)
-    fail_option("--batch " + std::to_string(options.max_batch) + ": must be at least 1");
+    fail_option("{{batch}} " + std::to_string(options.max_batch) + ": must be at least 1");
   impl_->spec = weights.spec;
-  impl_->notify = options.notify ? options.notify : NoticeSink(print_notice);
+  impl_->wording = options.wording;
+  impl_->notify =
+      worded(options.notify ? options.notify : NoticeSink(print_notice), options.wording);
   impl_->backend = make_backend(options.backend, impl_->notify);
   impl_->model =
       std::make_unique<Model>(weights, *impl_->backend, options.max_batch, options.explain);
@@ -88,7 +97,7 @@ std::vector<Engine::LayerInfo> Engine::layers() const {
       if (q.timed_batch > p->timed_batch) p = &q;
     if (p) {
       info.impl = p->impl;
-      info.why = p->why;
+      info.why = in_words(p->why, impl_->wording);
     }
     out.push_back(info);
   }
@@ -112,7 +121,7 @@ ClassifyOptions Engine::default_options() const {
 
 RunStats Engine::classify(const std::vector<InputItem>& inputs, const ClassifyOptions& options,
                           const OnVideo& on_video, const NoticeSink& notify, std::stop_token stop) {
-  const NoticeSink& tell = notify ? notify : impl_->notify;
+  const NoticeSink tell = notify ? worded(notify, impl_->wording) : impl_->notify;
   Classifier classifier(*impl_->model, options);
   const bool videos = std::any_of(inputs.begin(), inputs.end(),
                                   [](const InputItem& i) { return i.kind == InputKind::Video; });
@@ -145,7 +154,7 @@ std::vector<CropRect> Engine::frame_crops(std::span<const ImageView> frames, con
                                           std::vector<uint8_t>& no_face) {
   if (crop.mode == CropSpec::Mode::Boxes)
     fail_option(
-        "--crop boxes=FILE names boxes per video file; frames in memory take full, "
+        "{{crop}} boxes=FILE names boxes per video file; frames in memory take full, "
         "center, box=x,y,w,h or face");
   std::vector<CropRect> crops;
   no_face.assign(frames.size(), 0);
@@ -200,7 +209,7 @@ std::vector<FrameExplanation> Engine::explain_frames(std::span<const ImageView> 
                                                      std::span<const int> classes) {
   const ModelSpec& spec = impl_->spec;
   if (impl_->dense.empty())
-    fail_option("Grad-CAM needs an engine made with EngineOptions::explain (the head's weights)");
+    fail_option("Grad-CAM needs an engine made with {{explain}} (the head's weights)");
   if (crops.size() != frames.size() || classes.size() != frames.size())
     fail("explain: one crop and one class per frame are needed");
   const auto convs = spec.conv_layers();

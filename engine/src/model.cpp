@@ -140,7 +140,7 @@ void Model::allocate_arena() {
     fail_device("batch size " + std::to_string(max_batch_) + " needs " +
                 std::to_string((plan.buffers * arena_bytes + input_bytes) >> 20) +
                 " MiB for activations on " + backend_.name() + " (" + e.what() +
-                "); use a smaller --batch");
+                "); use a smaller {{batch}}");
   }
 }
 
@@ -151,7 +151,7 @@ const Tensor& Model::input(int slot) {
       allocate_input(slot);
     } catch (const Error& e) {
       fail_device("batch size " + std::to_string(max_batch_) + " needs a second input buffer on " +
-                  backend_.name() + " (" + e.what() + "); use a smaller --batch");
+                  backend_.name() + " (" + e.what() + "); use a smaller {{batch}}");
     }
   }
   return input_[slot];

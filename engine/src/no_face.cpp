@@ -8,7 +8,7 @@ struct FaceFinder::Impl {};
 
 FaceFinder::FaceFinder(const std::string&) {
   fail_option(
-      "--crop face: this build of fervid has no face detector (built with FERVID_FACE=OFF)");
+      "{{crop}} face: this build of fervid has no face detector (built with FERVID_FACE=OFF)");
 }
 FaceFinder::~FaceFinder() = default;
 std::vector<CropRect> FaceFinder::detect(const ImageView&) { return {}; }

@@ -7,6 +7,7 @@
 
 #include <span>
 
+#include "fervid/conv_geometry.h"
 #include "fervid/frame.h"
 #include "fervid/model_spec.h"
 #include "fervid/tensor.h"
@@ -17,6 +18,13 @@ namespace fervid::cpu {
 // x [N,H,W,C], w [K,3,3,C], b [K] -> y [N,H,W,K] (or [N,H/2,W/2,K] when pool).
 void conv3x3_bias_relu(const Tensor& x, const Tensor& w, const Tensor& b, bool pool,
                        const Tensor& y);
+// x [N,H,W,C], w [K,k,k,C/groups], b [K] -> y [N,OH,OW,K] (ConvGeometry::out_size), then a ReLU
+// when `relu`: any square kernel, stride, uneven padding and groups (the detector's layers).
+void conv2d_bias_act(const Tensor& x, const Tensor& w, const Tensor& b, const ConvGeometry& g,
+                     bool relu, const Tensor& y);
+// a [N,H,W,Ca] + b [N,H,W,Cb] -> y [N,H,W,max(Ca,Cb)], the narrower zero-extended in channels
+// (a residual add after a channel pad), then a ReLU when `relu`.
+void add_act(const Tensor& a, const Tensor& b, bool relu, const Tensor& y);
 // x [N,H,W,C] -> y [N,H/2,W/2,C] (floor, as torch's MaxPool2d(2)).
 void maxpool2x2(const Tensor& x, const Tensor& y);
 void maxpool_nhwc(const float* in, int n, int h, int w, int c, float* out);

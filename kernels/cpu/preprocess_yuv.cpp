@@ -50,7 +50,7 @@ void preprocess_yuv420(std::span<const YuvView> frames, std::span<const CropRect
     if (f.on_device)
       fail(std::string(op) +
            ": the frame is in device memory (NVDEC); the CPU backend reads "
-           "host frames (use --decoder cpu)");
+           "host frames (use {{decoder}} cpu)");
     if (!f.y || !f.u || !f.v || (f.uv_step != 1 && f.uv_step != 2) ||
         !crop_fits(c, f.width, f.height))
       fail(std::string(op) + ": " + crop_outside(c, f.width, f.height));

@@ -27,59 +27,11 @@ namespace {
 
 // ---- Errors: each kind of fervid::Error raises its class of fervid._errors -----------------
 
-// The engine's messages name options as the CLI spells them ("--max-frames -1: ..."); a
-// Python caller gave keywords, so they say "max_frames=-1: ...".
-std::string python_words(const std::string& message) {
-  static const std::pair<const char*, const char*> kKeywords[] = {
-      {"--device", "device="},
-      {"--precision", "precision="},
-      {"--conv-impl", "conv_impl="},
-      {"--cuda-graphs", "cuda_graphs="},
-      {"--stage-streams", "stage_streams="},
-      {"--batch", "batch="},
-      {"--stride", "stride="},
-      {"--max-frames", "max_frames="},
-      {"--fps", "fps="},
-      {"--crop", "crop="},
-      {"--vote", "vote="},
-      {"--decoder", "decoder="},
-      {"--decode-threads", "decode_threads="},
-      {"--threads", "threads="},
-      {"--spec", "card="},
-      {"--labels", "labels="},
-      {"--logits", "logits="},
-      {"--frames", "frames="}};
-  std::string out;
-  for (size_t i = 0; i < message.size();) {
-    bool replaced = false;
-    if (message.compare(i, 2, "--") == 0 &&
-        (i == 0 || message[i - 1] == ' ' || message[i - 1] == '(')) {
-      for (const auto& [flag, keyword] : kKeywords) {
-        const size_t n = std::strlen(flag);
-        const char after = i + n < message.size() ? message[i + n] : ' ';
-        if (message.compare(i, n, flag) != 0 ||
-            (after != ' ' && after != ':' && after != ',' && after != ')' && after != ';'))
-          continue;
-        out += keyword;
-        i += n + (after == ' ' ? 1 : 0);  // "--batch 0" -> "batch=0"
-        replaced = true;
-        break;
-      }
-    }
-    if (!replaced) out += message[i++];
-  }
-  // What only the C++ API names.
-  for (const auto& [cpp, py] :
-       {std::pair<std::string, std::string>{"EngineOptions::explain", "Engine(..., explain=True)"}})
-    for (size_t at; (at = out.find(cpp)) != std::string::npos;) out.replace(at, cpp.size(), py);
-  return out;
-}
-
 void translate_errors(std::exception_ptr p) {
   if (!p) return;
-  auto raise = [](const char* name, const std::exception& e) {
+  auto raise = [](const char* name, const Error& e) {
     py::object cls = py::module_::import("fervid._errors").attr(name);
-    PyErr_SetString(cls.ptr(), python_words(e.what()).c_str());
+    PyErr_SetString(cls.ptr(), e.words(Wording::Python).c_str());
   };
   try {
     std::rethrow_exception(p);
@@ -349,16 +301,22 @@ class PyEngine {
            const std::string& precision, int threads, const std::string& conv_impl,
            bool cuda_graphs, int batch, py::object notify, bool explain)
       : holder_(std::make_shared<Holder>()) {
+    OptionValues v;
+    v.device = device;
+    v.precision = precision;
+    v.threads = threads;
+    v.conv_impl = conv_impl;
+    v.cuda_graphs = cuda_graphs;
+    v.batch = batch;
+    v.explain = explain;
     EngineOptions o;
-    o.backend.device = parse_device(device);
-    o.backend.precision = parse_precision(precision);
-    o.backend.threads = threads;
-    o.backend.conv_impl = parse_conv_impl(conv_impl);
-    o.backend.cuda_graphs = cuda_graphs;
-    o.max_batch = batch;
-    o.explain = explain;
-    std::vector<std::string> notices;
-    o.notify = [&](const std::string& line) { notices.push_back(line); };
+    plan_of(v).fill(o);
+    o.wording = Wording::Python;
+    // Shared: the engine keeps its sink (what it says after this constructor is dropped; a run's
+    // notices come through the run's own sink).
+    auto said = std::make_shared<std::vector<std::string>>();
+    o.notify = [said](const std::string& line) { said->push_back(line); };
+    std::vector<std::string>& notices = *said;
     {
       py::gil_scoped_release nogil;
       Weights w = load_weights(weights, card);
@@ -486,21 +444,21 @@ class PyEngine {
   }
 
  private:
+  // A run's keywords, typed by plan_of as the CLI's flags are.
   ClassifyOptions options(const py::dict& o) const {
-    ClassifyOptions c = engine().default_options();
-    c.batch = o["batch"].cast<int>();
-    c.sampling.stride = o["stride"].cast<int>();
-    c.sampling.max_frames = o["max_frames"].cast<int>();
-    c.sampling.fps = o["fps"].cast<double>();
-    if (!o["crop"].is_none()) c.crop = CropSpec::parse(o["crop"].cast<std::string>());
-    if (!o["vote"].is_none()) c.vote = parse_vote(o["vote"].cast<std::string>());
-    c.keep_frames = o["frames"].cast<bool>();
-    c.keep_logits = o["logits"].cast<bool>();
-    if (c.keep_logits) c.keep_frames = true;
-    c.decoder = parse_decoder(o["decoder"].cast<std::string>());
-    c.decode_threads = o["decode_threads"].cast<int>();
-    c.stage_streams = o["stage_streams"].cast<bool>();
-    return c;
+    OptionValues v;
+    v.batch = o["batch"].cast<int>();
+    v.stride = o["stride"].cast<int>();
+    v.max_frames = o["max_frames"].cast<int>();
+    v.fps = o["fps"].cast<double>();
+    if (!o["crop"].is_none()) v.crop = o["crop"].cast<std::string>();
+    if (!o["vote"].is_none()) v.vote = o["vote"].cast<std::string>();
+    v.keep_frames = o["frames"].cast<bool>();
+    v.keep_logits = o["logits"].cast<bool>();
+    v.decoder = o["decoder"].cast<std::string>();
+    v.decode_threads = o["decode_threads"].cast<int>();
+    v.stage_streams = o["stage_streams"].cast<bool>();
+    return plan_of(v).for_card(engine().spec());
   }
 
   std::shared_ptr<Holder> holder_;

@@ -207,10 +207,10 @@ TEST(CudaBackend, ConvImplAutoTimesBothAndKeepsTheFaster) {
       ASSERT_EQ(plans.size(), 1u);  // batch 2 took batch 4's choice
       EXPECT_EQ(plans[0].timed_batch, 4);
       EXPECT_GT(plans[0].cudnn_ms, 0.0);
-      EXPECT_GT(plans[0].fervid_ms, 0.0);
-      EXPECT_EQ(plans[0].impl, plans[0].fervid_ms < plans[0].cudnn_ms ? "fervid" : "cudnn");
+      EXPECT_GT(plans[0].igemm_ms, 0.0);
+      EXPECT_EQ(plans[0].impl, plans[0].igemm_ms < plans[0].cudnn_ms ? "fervid" : "cudnn");
       std::printf("[ auto     ] 28x28 %d->%d%s: cudnn %.3f ms, fervid %.3f ms -> %s\n", c.c, c.k,
-                  c.pool ? " pool" : "", plans[0].cudnn_ms, plans[0].fervid_ms,
+                  c.pool ? " pool" : "", plans[0].cudnn_ms, plans[0].igemm_ms,
                   plans[0].impl.c_str());
       // A larger batch is timed again; batch 4's choice stays for batch 4.
       expect_layer_matches(*gpu, *layer, conv_data(c6, &d4), "auto conv, batch 6");

@@ -31,26 +31,27 @@ const char* cpu_conv_math_name(CpuConvMath m) {
 }
 
 CpuConvPolicy resolve_cpu_conv(ConvImpl asked, Precision precision, const CpuFeatures& cpu) {
-  const std::string impl = std::string("--conv-impl ") + conv_impl_name(asked);
+  const std::string impl = std::string("{{conv_impl}} ") + conv_impl_name(asked);
   if (cuda_conv_impl(asked))
     fail_option(impl +
-                " is the CUDA backend's (CPU: auto, onednn, winograd or blas; or --device cuda)");
+                " is the CUDA backend's (CPU: auto, onednn, winograd or blas; or {{device}} cuda)");
   if ((asked == ConvImpl::Onednn || asked == ConvImpl::Winograd) && !cpu.onednn)
     fail_option(impl + ": this build has no oneDNN (install libdnnl-dev and rebuild)");
   const bool bf16 = precision == Precision::Bf16;
   if (bf16 && asked == ConvImpl::Blas)
-    fail_option("--precision bf16 runs the convolutions on oneDNN, not --conv-impl blas");
+    fail_option("{{precision}} bf16 runs the convolutions on oneDNN, not {{conv_impl}} blas");
   if (bf16 && asked == ConvImpl::Winograd)
     fail_option(
-        "--conv-impl winograd computes in fp32 (oneDNN has no bf16 Winograd); "
-        "use --conv-impl auto or onednn with --precision bf16");
+        "{{conv_impl}} winograd computes in fp32 (oneDNN has no bf16 Winograd); "
+        "use {{conv_impl}} auto or onednn with {{precision}} bf16");
   if (asked == ConvImpl::Winograd && !cpu.no_winograd.empty())
-    fail_option("--conv-impl winograd: " + cpu.no_winograd + "; use --conv-impl auto or onednn");
+    fail_option("{{conv_impl}} winograd: " + cpu.no_winograd +
+                "; use {{conv_impl}} auto or onednn");
   if (bf16) {
     if (!cpu.no_bf16.empty())
-      fail_option("--precision bf16 on the CPU: " + cpu.no_bf16 + "; use fp32");
+      fail_option("{{precision}} bf16 on the CPU: " + cpu.no_bf16 + "; use fp32");
   } else if (precision != Precision::Fp32 && precision != Precision::Default) {
-    fail_option(std::string("--precision ") + precision_name(precision) +
+    fail_option(std::string("{{precision}} ") + precision_name(precision) +
                 ": the CPU backend computes in fp32 or bf16");
   }
   CpuConvPolicy p;

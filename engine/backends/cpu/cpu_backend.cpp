@@ -108,6 +108,54 @@ class CpuDense final : public PreparedLayer {
   OwnedTensor w_, b_;
 };
 
+// A convolution of any other geometry (the detector's: 1x1, depthwise, strided, uneven padding):
+// cpu::conv2d_bias_act in f32 whatever the precision (a few MFLOP per frame).
+class CpuGeneralConv final : public PreparedLayer {
+ public:
+  CpuGeneralConv(const LayerDesc& layer, const LayerWeights& weights, MemoryMeter& meter)
+      : geometry_(layer.geometry), relu_(layer.relu), pool_(layer.pool) {
+    if (pool_) fail(layer.name + ": the CPU backend pools after a 3x3 stride-1 convolution only");
+    w_ = conv_weight_ohwi(weights.weight.tensor);
+    w_.buffer = meter.track(std::move(w_.buffer));
+    b_ = host_copy(weights.bias.tensor, meter);
+  }
+  void run(std::span<const Tensor> x, const Tensor& y) override {
+    cpu::conv2d_bias_act(x[0], w_.tensor, b_.tensor, geometry_, relu_, y);
+  }
+  std::vector<LayerPlan> plans() const override {
+    const char* how = geometry_.kernel == 1 && geometry_.stride == 1 && geometry_.groups == 1
+                          ? "1x1: one SGEMM over the pixels (OpenBLAS)"
+                      : geometry_.groups > 1 ? "depthwise: fervid's loop over channels, f32"
+                                             : "fervid's direct loop, f32";
+    return {{"kernel", how}};
+  }
+
+ private:
+  ConvGeometry geometry_;
+  bool relu_, pool_;
+  OwnedTensor w_, b_;
+};
+
+class CpuAdd final : public PreparedLayer {
+ public:
+  explicit CpuAdd(const LayerDesc& layer) : relu_(layer.relu) {}
+  void run(std::span<const Tensor> x, const Tensor& y) override {
+    cpu::add_act(x[0], x[1], relu_, y);
+  }
+  std::vector<LayerPlan> plans() const override {
+    return {{"kernel", "fervid's residual add (channels zero-extended)"}};
+  }
+
+ private:
+  bool relu_;
+};
+
+class CpuMaxpool final : public PreparedLayer {
+ public:
+  void run(std::span<const Tensor> x, const Tensor& y) override { cpu::maxpool2x2(x[0], y); }
+  std::vector<LayerPlan> plans() const override { return {{"kernel", "fervid's 2x2 max-pool"}}; }
+};
+
 class CpuGlobalAvgpool final : public PreparedLayer {
  public:
   void run(std::span<const Tensor> x, const Tensor& y) override { cpu::global_avgpool(x[0], y); }
@@ -154,12 +202,16 @@ class CpuBackend final : public Backend, Timelines, DeviceGradcam {
                                          const LayerWeights& weights) override {
     switch (layer.kind) {
       case LayerKind::Conv:
-        if (!layer.vgg_conv()) layer.refuse_conv_shape("CPU");
+        if (!layer.vgg_conv()) return std::make_unique<CpuGeneralConv>(layer, weights, meter_);
         return std::make_unique<CpuConv>(layer, weights, policy_, meter_);
       case LayerKind::Dense:
         return std::make_unique<CpuDense>(layer, weights, meter_);
       case LayerKind::GlobalAvgPool:
         return std::make_unique<CpuGlobalAvgpool>();
+      case LayerKind::Add:
+        return std::make_unique<CpuAdd>(layer);
+      case LayerKind::MaxPool:
+        return std::make_unique<CpuMaxpool>();
     }
     fail(layer.name + ": a layer kind the CPU backend does not know");
   }

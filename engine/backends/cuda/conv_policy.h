@@ -13,7 +13,7 @@ namespace fervid {
 
 // cuDNN's fused conv (+ the pool kernel), fervid's tensor-core conv with the pool fused
 // (kernels/cuda/conv3x3_igemm_pool.cu), or the faster of the two, timed per layer and batch size.
-enum class CudaConvMode { Cudnn, Fervid, Timed };
+enum class CudaConvMode { Cudnn, Igemm, Timed };
 
 struct CudaConvPolicy {
   CudaConvMode mode = CudaConvMode::Cudnn;
@@ -24,14 +24,14 @@ struct CudaConvPolicy {
 inline CudaConvPolicy resolve_cuda_conv(ConvImpl asked, Precision precision) {
   const std::string impl = conv_impl_name(asked);
   if (cpu_conv_impl(asked))
-    fail_option("--conv-impl " + impl + " is the CPU backend's (CUDA: auto, cudnn or fervid)");
+    fail_option("{{conv_impl}} " + impl + " is the CPU backend's (CUDA: auto, cudnn or fervid)");
   const bool f32 = precision == Precision::Fp32 || precision == Precision::Tf32;
   if (asked == ConvImpl::Igemm && f32)
-    fail_option("--conv-impl fervid: fervid's conv3x3 computes in fp16 or bf16, not " +
+    fail_option("{{conv_impl}} fervid: fervid's conv3x3 computes in fp16 or bf16, not " +
                 std::string(precision_name(precision)) +
-                " (use --conv-impl cudnn or --precision fp16|bf16)");
-  if (asked == ConvImpl::Cudnn) return {CudaConvMode::Cudnn, "asked for with --conv-impl cudnn"};
-  if (asked == ConvImpl::Igemm) return {CudaConvMode::Fervid, "asked for with --conv-impl fervid"};
+                " (use {{conv_impl}} cudnn or {{precision}} fp16|bf16)");
+  if (asked == ConvImpl::Cudnn) return {CudaConvMode::Cudnn, "asked for with {{conv_impl}} cudnn"};
+  if (asked == ConvImpl::Igemm) return {CudaConvMode::Igemm, "asked for with {{conv_impl}} fervid"};
   if (f32) return {CudaConvMode::Cudnn, "auto: fp32 and tf32 run on cuDNN"};
   return {CudaConvMode::Timed, "auto: the faster of cuDNN and fervid's kernel, timed"};
 }

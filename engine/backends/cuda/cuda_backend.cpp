@@ -247,7 +247,7 @@ class CudaBackend final : public Backend,
 
 std::unique_ptr<Backend> make_cuda_backend(const BackendOptions& options) {
   std::string why;
-  if (!cuda_device_available(&why)) fail_device("--device cuda: " + why);
+  if (!cuda_device_available(&why)) fail_device("{{device}} cuda: " + why);
   FV_CUDA_CHECK(cudaSetDevice(0));
   return std::make_unique<CudaBackend>(arithmetic_of(options.precision),
                                        resolve_cuda_conv(options.conv_impl, options.precision),

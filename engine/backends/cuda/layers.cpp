@@ -13,6 +13,10 @@ namespace fervid::cuda {
 
 namespace {
 
+// The implementations' names as LayerPlan and the CLI spell them (--conv-impl).
+const std::string kIgemm = conv_impl_name(ConvImpl::Igemm),
+                  kCudnn = conv_impl_name(ConvImpl::Cudnn);
+
 constexpr int kConvTimingReps = 3;
 
 class CudaConv final : public PreparedLayer {
@@ -27,7 +31,7 @@ class CudaConv final : public PreparedLayer {
 
   void run(std::span<const Tensor> x, const Tensor& y) override {
     host_.on_network("conv3x3_bias_relu");
-    if (choose(x[0], y).impl == "fervid")
+    if (choose(x[0], y).impl == kIgemm)
       conv3x3_igemm_pool(x[0], w_.tensor, b_.tensor, pool_, y, host_.network_stream());
     else
       run_cudnn(x[0], y);
@@ -45,14 +49,14 @@ class CudaConv final : public PreparedLayer {
   }
 
   // The implementation at this batch size: the policy's, or with timing the faster of cuDNN
-  // (+ pool kernel) and fervid's kernel, timed on the real buffers the first time the layer runs
-  // at a batch size that no earlier timing covers: a timing serves smaller batches
+  // (+ pool kernel) and the implicit-GEMM kernel, timed on the real buffers the first time the
+  // layer runs at a batch size that no earlier timing covers: a timing serves smaller batches
   // (plan_batch_for), a larger batch is timed afresh. A batch size's choice never changes once
   // made, so a captured graph and the same batch op by op agree.
   const LayerPlan& choose(const Tensor& x, const Tensor& y) {
     if (policy_.mode != CudaConvMode::Timed) {
       if (plans_.empty())
-        plans_.push_back({policy_.mode == CudaConvMode::Fervid ? "fervid" : "cudnn", policy_.why});
+        plans_.push_back({policy_.mode == CudaConvMode::Igemm ? kIgemm : kCudnn, policy_.why});
       return plans_[0];
     }
     std::vector<int64_t> timed;
@@ -62,10 +66,10 @@ class CudaConv final : public PreparedLayer {
         if (p.timed_batch == *from) return p;
     LayerPlan p;
     p.cudnn_ms = time_ms([&] { run_cudnn(x, y); });
-    p.fervid_ms = time_ms(
+    p.igemm_ms = time_ms(
         [&] { conv3x3_igemm_pool(x, w_.tensor, b_.tensor, pool_, y, host_.network_stream()); });
     p.timed_batch = x.dim(0);
-    p.impl = p.fervid_ms < p.cudnn_ms ? "fervid" : "cudnn";
+    p.impl = p.igemm_ms < p.cudnn_ms ? kIgemm : kCudnn;
     p.why = policy_.why;
     plans_.push_back(p);
     return plans_.back();
@@ -158,8 +162,13 @@ std::unique_ptr<PreparedLayer> prepare_layer(LayerHost& host, const CudaConvPoli
       return std::make_unique<CudaDense>(host, layer, weights);
     case LayerKind::GlobalAvgPool:
       return std::make_unique<CudaGlobalAvgpool>(host);
+    case LayerKind::Add:
+    case LayerKind::MaxPool:
+      break;  // the face detector's layers: the CPU backend's only, so far (docs/faces.md)
   }
-  fail(layer.name + ": a layer kind the CUDA backend does not know");
+  fail(layer.name +
+       ": a layer kind the CUDA backend does not run yet (the face detector runs on "
+       "the CPU backend)");
 }
 
 }  // namespace fervid::cuda

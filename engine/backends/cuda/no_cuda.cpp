@@ -19,7 +19,7 @@ void* cuda_runtime_context(std::string* why) {
 std::string cuda_library_versions() { return "none (built without CUDA)"; }
 
 std::unique_ptr<Backend> make_cuda_backend(const BackendOptions&) {
-  fail_device("--device cuda: this fervid was built without CUDA (FERVID_CUDA=OFF or no nvcc)");
+  fail_device("{{device}} cuda: this fervid was built without CUDA (FERVID_CUDA=OFF or no nvcc)");
 }
 
 }  // namespace fervid

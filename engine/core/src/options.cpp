@@ -8,7 +8,7 @@ DeviceChoice parse_device(const std::string& text) {
   if (text == "auto") return DeviceChoice::Auto;
   if (text == "cpu") return DeviceChoice::Cpu;
   if (text == "cuda") return DeviceChoice::Cuda;
-  fail_option("--device " + text + ": expected auto, cpu or cuda");
+  fail_option("{{device}} " + text + ": expected auto, cpu or cuda");
 }
 
 Precision parse_precision(const std::string& text) {
@@ -17,7 +17,7 @@ Precision parse_precision(const std::string& text) {
   if (text == "tf32") return Precision::Tf32;
   if (text == "fp16") return Precision::Fp16;
   if (text == "bf16") return Precision::Bf16;
-  fail_option("--precision " + text + ": expected fp32, tf32, fp16 or bf16");
+  fail_option("{{precision}} " + text + ": expected fp32, tf32, fp16 or bf16");
 }
 
 ConvImpl parse_conv_impl(const std::string& text) {
@@ -27,7 +27,7 @@ ConvImpl parse_conv_impl(const std::string& text) {
   if (text == "onednn") return ConvImpl::Onednn;
   if (text == "winograd") return ConvImpl::Winograd;
   if (text == "blas") return ConvImpl::Blas;
-  fail_option("--conv-impl " + text +
+  fail_option("{{conv_impl}} " + text +
               ": expected auto, cudnn, fervid (CUDA), onednn, winograd or blas (CPU)");
 }
 
@@ -35,11 +35,12 @@ DecoderChoice parse_decoder(const std::string& text) {
   if (text == "auto") return DecoderChoice::Auto;
   if (text == "nvdec") return DecoderChoice::Nvdec;
   if (text == "cpu") return DecoderChoice::Cpu;
-  fail_option("--decoder " + text + ": expected auto, nvdec or cpu");
+  fail_option("{{decoder}} " + text + ": expected auto, nvdec or cpu");
 }
 
-bool parse_on_off(const std::string& option, const std::string& value) {
-  if (value != "on" && value != "off") fail_option(option + " " + value + ": expected on or off");
+bool parse_on_off(const std::string& key, const std::string& value) {
+  if (value != "on" && value != "off")
+    fail_option("{{" + key + "}} " + value + ": expected on or off");
   return value == "on";
 }
 

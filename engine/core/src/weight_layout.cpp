@@ -5,15 +5,16 @@
 namespace fervid {
 
 OwnedTensor conv_weight_ohwi(const Tensor& oihw) {
-  if (oihw.rank() != 4 || oihw.dim(2) != 3 || oihw.dim(3) != 3 || oihw.dtype() != DType::F32)
-    fail("conv weight must be f32 [K,C,3,3], got " + oihw.describe());
-  const int64_t k = oihw.dim(0), c = oihw.dim(1);
-  OwnedTensor t = host_tensor({k, 3, 3, c}, DType::F32);
+  if (oihw.rank() != 4 || oihw.dim(2) != oihw.dim(3) || oihw.dim(2) < 1 ||
+      oihw.dtype() != DType::F32)
+    fail("conv weight must be f32 [K,C,k,k], got " + oihw.describe());
+  const int64_t k = oihw.dim(0), c = oihw.dim(1), taps = oihw.dim(2) * oihw.dim(3);
+  OwnedTensor t = host_tensor({k, oihw.dim(2), oihw.dim(3), c}, DType::F32);
   const float* src = oihw.ptr<const float>();
   float* dst = t.tensor.ptr<float>();
   for (int64_t o = 0; o < k; ++o)
     for (int64_t i = 0; i < c; ++i)
-      for (int64_t r = 0; r < 9; ++r) dst[(o * 9 + r) * c + i] = src[(o * c + i) * 9 + r];
+      for (int64_t r = 0; r < taps; ++r) dst[(o * taps + r) * c + i] = src[(o * c + i) * taps + r];
   return t;
 }
 

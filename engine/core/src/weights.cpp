@@ -22,7 +22,25 @@ std::string shape_text(const std::vector<int64_t>& shape) {
 
 bool is_float(StDType t) { return t == StDType::F32 || t == StDType::F16 || t == StDType::BF16; }
 
-OwnedTensor to_f32(const SafetensorsFile& file, const StTensorInfo& info) {
+// splitmix64: a small, portable, well-mixed generator, so weights are the same everywhere.
+struct Rng {
+  uint64_t state;
+  uint64_t next() {
+    uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  }
+  double uniform() { return (next() >> 11) * 0x1.0p-53; }  // [0, 1)
+  double normal() {
+    double u1 = 1.0 - uniform(), u2 = uniform();
+    return std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2);
+  }
+};
+
+}  // namespace
+
+OwnedTensor read_f32(const SafetensorsFile& file, const StTensorInfo& info) {
   OwnedTensor out = host_tensor(info.shape, DType::F32);
   float* dst = out.tensor.ptr<float>();
   auto src = file.bytes(info);
@@ -42,24 +60,6 @@ OwnedTensor to_f32(const SafetensorsFile& file, const StTensorInfo& info) {
            (std::isnan(dst[i]) ? "NaN" : "Inf") + " at element " + std::to_string(i));
   return out;
 }
-
-// splitmix64: a small, portable, well-mixed generator, so weights are the same everywhere.
-struct Rng {
-  uint64_t state;
-  uint64_t next() {
-    uint64_t z = (state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-  }
-  double uniform() { return (next() >> 11) * 0x1.0p-53; }  // [0, 1)
-  double normal() {
-    double u1 = 1.0 - uniform(), u2 = uniform();
-    return std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2);
-  }
-};
-
-}  // namespace
 
 std::optional<ModelSpec> spec_from_metadata(const SafetensorsFile& file) {
   auto it = file.metadata().find(kSpecMetadataKey);
@@ -112,7 +112,8 @@ Weights Weights::load(const std::string& path, const std::optional<ModelSpec>& s
     w.spec = *s;
     w.spec_origin = "metadata of " + path;
   } else {
-    fail(path + ": no model card in the file's metadata; name one with --spec weights/<card>.json");
+    fail(path +
+         ": no model card in the file's metadata; name one with {{card}} weights/<card>.json");
   }
   auto problems = check_against_spec(file, w.spec);
   if (!problems.empty()) {
@@ -123,8 +124,8 @@ Weights Weights::load(const std::string& path, const std::optional<ModelSpec>& s
   }
   auto load_pair = [&](const std::string& prefix) {
     LayerWeights lw;
-    lw.weight = to_f32(file, *file.find(prefix + ".weight"));
-    lw.bias = to_f32(file, *file.find(prefix + ".bias"));
+    lw.weight = read_f32(file, *file.find(prefix + ".weight"));
+    lw.bias = read_f32(file, *file.find(prefix + ".bias"));
     return lw;
   };
   for (const auto& l : w.spec.conv_layers())

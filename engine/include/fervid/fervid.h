@@ -27,10 +27,12 @@
 
 #include "fervid/crop.h"
 #include "fervid/error.h"
+#include "fervid/faces.h"
 #include "fervid/frame.h"
 #include "fervid/inputs.h"
 #include "fervid/model_spec.h"
 #include "fervid/options.h"
+#include "fervid/plan.h"
 #include "fervid/run.h"
 #include "fervid/weights.h"
 
@@ -66,6 +68,9 @@ struct EngineOptions {
   // head's are ~1 MiB, the flatten head's ~480 MiB.
   bool explain = false;
   NoticeSink notify;
+  // How notices and the layers' reasons name options: the CLI's flags or Python's keywords
+  // (errors carry both: Error::words).
+  Wording wording = Wording::Cli;
 };
 
 // How far a classify() call is, with each result it hands over.

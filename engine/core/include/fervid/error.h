@@ -4,15 +4,39 @@
 // exception for each); the CLI treats them all alike.
 #pragma once
 
+#include <cstddef>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 
 namespace fervid {
 
+// Options are named in the engine's messages by their key between double braces ("{{batch}} 0:
+// must be at least 1"), never by one front end's spelling: the CLI says "--batch 0", the Python
+// module "batch=0" (in_words). The keys and their words are kOptionWords (option_words.cpp).
+enum class Wording { Cli, Python };
+struct OptionWords {
+  const char* key;
+  const char* cli;     // "--max-frames"
+  const char* python;  // "max_frames="
+};
+// Every option the engine, the scoring library and the front ends name in a message.
+extern const OptionWords kOptionWords[];
+extern const size_t kOptionWordCount;
+// `keyed` with each {{key}} of kOptionWords in `wording`'s words; a Python keyword takes the value
+// that follows it ("{{batch}} 0" -> "batch=0"). Unknown keys stay as they are.
+std::string in_words(std::string_view keyed, Wording wording);
+
 class Error : public std::runtime_error {
  public:
-  using std::runtime_error::runtime_error;
+  // what() is the message in the CLI's words (what a C++ caller prints); words() in either.
+  explicit Error(const std::string& keyed)
+      : std::runtime_error(in_words(keyed, Wording::Cli)), keyed_(keyed) {}
+  std::string words(Wording wording) const { return in_words(keyed_, wording); }
+  const std::string& keyed() const { return keyed_; }
+
+ private:
+  std::string keyed_;
 };
 
 // An option or its text that cannot be used: a flag, a combination of them, a crop, a batch size.
@@ -70,7 +94,7 @@ inline std::string printable(std::string_view text) {
 [[noreturn]] inline void fail(const std::string& message) { throw Error(printable(message)); }
 // The error of the same kind as `e`, its message behind `prefix` (e.g. the layer it came from).
 [[noreturn]] inline void fail_within(const std::string& prefix, const Error& e) {
-  const std::string m = printable(prefix + e.what());
+  const std::string m = printable(prefix + e.keyed());
   if (dynamic_cast<const DeviceError*>(&e)) throw DeviceError(m);
   if (dynamic_cast<const InputError*>(&e)) throw InputError(m);
   if (dynamic_cast<const OptionError*>(&e)) throw OptionError(m);

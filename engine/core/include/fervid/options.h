@@ -25,8 +25,9 @@ DeviceChoice parse_device(const std::string& text);
 Precision parse_precision(const std::string& text);  // "" = Default
 ConvImpl parse_conv_impl(const std::string& text);
 DecoderChoice parse_decoder(const std::string& text);
-// "on" -> true, "off" -> false, anything else a one-line error naming `option`.
-bool parse_on_off(const std::string& option, const std::string& value);
+// "on" -> true, "off" -> false, anything else a one-line error naming the option by its `key`
+// ("cuda_graphs"; fervid/error.h).
+bool parse_on_off(const std::string& key, const std::string& value);
 
 const char* device_choice_name(DeviceChoice d);  // "auto", "cpu", "cuda"
 const char* precision_name(Precision p);         // "fp32", ...; "" for Default

@@ -10,7 +10,7 @@
 
 namespace fervid {
 
-// OIHW [K,C,3,3] -> [K,3,3,C].
+// OIHW [K,C,k,k] -> [K,k,k,C] (a depthwise weight [C,1,k,k] -> [C,k,k,1]).
 OwnedTensor conv_weight_ohwi(const Tensor& oihw);
 // [out, C*H*W] with columns in (c, h, w) order -> the same matrix with columns in (h, w, c) order.
 OwnedTensor flatten_columns_hwc(const Tensor& w, int64_t channels);

@@ -67,6 +67,9 @@ struct Weights {
 
 // The spec a weights file carries in its metadata, if any.
 std::optional<ModelSpec> spec_from_metadata(const SafetensorsFile& file);
+// A float tensor of `file` (f32, f16 or bf16) as f32 on the host; fails on NaN or Inf, naming
+// the tensor and the element.
+OwnedTensor read_f32(const SafetensorsFile& file, const StTensorInfo& info);
 
 // Differences between a file and a spec, one line each (missing, extra, shape, dtype).
 std::vector<std::string> check_against_spec(const SafetensorsFile& file, const ModelSpec& spec);
