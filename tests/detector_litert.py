@@ -21,7 +21,6 @@ Exit 77 (skipped) when the LiteRT venv or the wheel is missing, with the reason.
 import argparse
 import json
 import os
-import struct
 import subprocess
 import sys
 
@@ -93,20 +92,6 @@ def weighted_nms(dets, threshold=0.3):
     return out
 
 
-def write_safetensors(path, tensors):
-    header, blobs, offset = {}, [], 0
-    for name, a in tensors.items():
-        data = np.ascontiguousarray(a, dtype="<f4").tobytes()
-        header[name] = {"dtype": "F32", "shape": list(a.shape),
-                        "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    text = json.dumps(header).encode()
-    text += b" " * ((8 - len(text) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
-
-
 def reference(inputs_path, tflite, golden):
     from ai_edge_litert.interpreter import Interpreter
     inputs = np.load(inputs_path)
@@ -127,9 +112,12 @@ def reference(inputs_path, tflite, golden):
     for i, f in enumerate(faces):
         for j, d in enumerate(f):
             table[i, j] = d
-    write_safetensors(golden, {"inputs": inputs, "boxes": boxes, "scores": scores,
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    from export_weights import write_safetensors  # fervid's safetensors, as the exporters write
+    write_safetensors(("file", golden), {"inputs": inputs, "boxes": boxes, "scores": scores,
                                "faces": table,
-                               "face_counts": np.array([len(f) for f in faces], np.float32)})
+                               "face_counts": np.array([len(f) for f in faces], np.float32)},
+                      {}, "f32")
     print(f"detector_litert: LiteRT on {len(inputs)} frames, faces per frame "
           f"{[len(f) for f in faces]}")
 

