@@ -157,6 +157,20 @@ void print_frame_stage(const bench::Report& r, const BenchOptions& o) {
   print_layers(report);
 }
 
+// The face detector's line per batch size: frames/s and its time as a share of the frame stage's.
+void print_detector(const nlohmann::json& d) {
+  std::cout << "\nface detector " << d["model"].get<std::string>() << ":\n";
+  for (const auto& r : d["results"]) {
+    std::cout << "  batch " << std::setw(4) << r["batch"].get<int>() << ": " << std::fixed
+              << std::setprecision(1) << std::setw(8) << r["frames_per_s"].get<double>()
+              << " frames/s";
+    if (r.contains("share_of_frame_stage"))
+      std::cout << ", " << std::setprecision(2) << 100 * r["share_of_frame_stage"].get<double>()
+                << " % of the frame stage's time";
+    std::cout << "\n";
+  }
+}
+
 Weights bench_weights(const BenchOptions& o) {
   return o.weights.empty() ? bench::random_weights(o.spec) : load_weights(o.weights);
 }
@@ -237,6 +251,8 @@ void check_bench_options(const BenchOptions& o) {
   for (int b : o.batches)
     if (b < 1) fail("bench: batch sizes must be at least 1");
   if (!o.end_to_end && !o.inputs.empty()) fail("bench: inputs are for --end-to-end");
+  if (o.end_to_end && !o.detector.empty())
+    fail("bench: --detector times the detector against the frame stage, not with --end-to-end");
   if (!o.end_to_end && o.iters < 1) fail("bench: --iters must be at least 1");
   if (o.end_to_end && o.repeat < 1) fail("bench: --repeat must be at least 1");
   bench_plan(o);
@@ -253,12 +269,15 @@ int run_bench(const BenchOptions& o) {
   f.gemm_size = o.gemm_size;
   f.conv_impl = plan.backend.conv_impl;
   Engine engine(bench_weights(o), bench_engine(plan));
-  const bench::Report r = bench::frame_stage(engine, f);
+  bench::Report r = bench::frame_stage(engine, f);
+  if (!o.detector.empty())
+    r.json["detector"] = bench::detector_stage(engine, o.detector, f, r.json);
   if (o.json) {
     std::cout << r.json.dump(2) << "\n";
     return kExitOk;
   }
   print_frame_stage(r, o);
+  if (r.json.contains("detector")) print_detector(r.json["detector"]);
   return kExitOk;
 }
 

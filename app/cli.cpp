@@ -107,6 +107,9 @@ void add_bench_options(CLI::App* bench, BenchOptions& bo) {
   bench->add_option("--device", bo.device, "cpu | cuda | auto")->capture_default_str();
   bench->add_option("--precision", bo.precision, "fp32 | tf32 | fp16 | bf16");
   bench->add_option("--conv-impl", bo.conv_impl, kConvImplHelp)->capture_default_str();
+  bench->add_option("--detector", bo.detector,
+                    "Also time this face detector (docs/faces.md) and its share of the frame "
+                    "stage");
   bench->add_option("--cuda-graphs", bo.cuda_graphs, kCudaGraphsHelp)->capture_default_str();
   bench
       ->add_option("--stage-streams", bo.stage_streams,

@@ -62,6 +62,7 @@ struct BenchOptions {
   int warmup = 1;
   int threads = 0;
   int gemm_size = 8192;  // the reference GEMM on a GPU; 0 skips it
+  std::string detector;  // the face detector's weights: also time it against the frame stage
   bool json = false;
   // --end-to-end INPUT...: the whole job (decode, preprocess, frame stage, vote) on real files.
   bool end_to_end = false;

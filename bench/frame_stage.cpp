@@ -5,9 +5,11 @@
 
 #include <algorithm>
 #include <chrono>
+#include <random>
 
 #include "backends/backend.h"
 #include "classifier.h"
+#include "face_detector.h"
 #include "model.h"
 
 namespace fervid::bench {
@@ -176,6 +178,33 @@ Report frame_stage(Engine& engine, const FrameStageOptions& o) {
     for (auto& r : j["results"]) r["fraction_of_gemm"] = r["tflop_per_s"].get<double>() / tflops;
   }
   return report;
+}
+
+nlohmann::json detector_stage(Engine& engine, const std::string& detector,
+                              const FrameStageOptions& o, const nlohmann::json& frame_stage) {
+  using Clock = std::chrono::steady_clock;
+  Backend& backend = engine.backend();
+  const DetectorWeights weights = load_detector(detector);
+  const int most = *std::max_element(o.batches.begin(), o.batches.end());
+  DetectorNet net(weights, backend, most);
+  std::vector<float> host(size_t(net.input().numel()));
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> pixel(-1, 1);
+  for (float& v : host) v = pixel(rng);
+  backend.copy_from_host(net.input(), host.data());
+  nlohmann::json j{{"model", weights.card.name}, {"results", nlohmann::json::array()}};
+  for (int b : o.batches) {
+    for (int i = 0; i < o.warmup + 1; ++i) net.detect(b);
+    const auto t0 = Clock::now();
+    for (int i = 0; i < o.iters; ++i) net.detect(b);
+    const double ms =
+        std::chrono::duration<double, std::milli>(Clock::now() - t0).count() / o.iters;
+    nlohmann::json r{{"batch", b}, {"ms_per_batch", ms}, {"frames_per_s", 1000.0 * b / ms}};
+    for (const auto& f : frame_stage["results"])
+      if (f["batch"] == b) r["share_of_frame_stage"] = ms / f["ms_per_batch"].get<double>();
+    j["results"].push_back(r);
+  }
+  return j;
 }
 
 Report end_to_end(Engine& engine, const std::vector<InputItem>& items, const EndToEndOptions& o) {

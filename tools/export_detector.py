@@ -42,6 +42,15 @@ MODELS = {
         "decode": {"scale": 128.0, "keypoints": 6, "score_clip": 100.0, "min_score": 0.5,
                    "nms_iou": 0.3, "nms": "weighted"},
     },
+    # face_detection_full_range_common.pbtxt: one layer of stride 4, one anchor per cell.
+    "full_range": {
+        "file": "face_detection_full_range.tflite",
+        "input_size": 192,
+        "anchors": {"strides": [4], "offset": 0.5, "aspect_ratios": [1.0],
+                    "interpolated_scale_aspect_ratio": 0.0, "fixed_anchor_size": True},
+        "decode": {"scale": 192.0, "keypoints": 6, "score_clip": 100.0, "min_score": 0.5,
+                   "nms_iou": 0.3, "nms": "weighted"},
+    },
 }
 
 
@@ -155,8 +164,20 @@ class Graph:
                             "height": h, "width": w, "out_channels": c})
         self.producer[out] = name
 
+    def upsample(self, op, half_pixel):
+        x, out = op["inputs"][0], op["outputs"][0]
+        _, h, w, c = self.shape(x)
+        if self.shape(out)[1:3] != [2 * h, 2 * w]:
+            raise ExportError(f"{self.name(out)}: a resize other than by 2")
+        name = self.name(out)
+        self.layers.append({"name": name, "kind": "upsample", "inputs": [self.source(x)],
+                            "height": h, "width": w, "out_channels": c, "half_pixel": half_pixel})
+        self.producer[out] = name
+
     def relu(self, op):
         x, out = op["inputs"][0], op["outputs"][0]
+        if self.readers[x] > 1:
+            raise ExportError(f"{self.name(out)}: the value before this RELU is read elsewhere too")
         layer = self.source(x)
         last = next(l for l in self.layers if l["name"] == layer)
         if last["kind"] == "maxpool" or last["relu"]:
@@ -164,8 +185,13 @@ class Graph:
         last["relu"] = True
         self.producer[out] = layer
 
-    def read(self):
-        for op in self.it._get_ops_details():
+    def read(self, half_pixel):
+        ops = self.it._get_ops_details()
+        self.readers = {}
+        for op in ops:
+            for i in op["inputs"]:
+                self.readers[i] = self.readers.get(i, 0) + 1
+        for op in ops:
             kind = op["op_name"]
             if kind == "DEQUANTIZE":
                 self.dequant[op["outputs"][0]] = op["inputs"][0]
@@ -181,11 +207,14 @@ class Graph:
                 self.maxpool(op)
             elif kind == "RELU":
                 self.relu(op)
+            elif kind == "RESIZE_BILINEAR":
+                self.upsample(op, half_pixel)
             elif kind in ("RESHAPE", "CONCATENATION"):
                 pass  # the outputs' order: the decoder reads the heads in NHWC order
             else:
                 raise ExportError(f"op {kind} ({self.name(op['outputs'][0])}): not one fervid "
-                                  "runs yet (conv, depthwise conv, add, channel pad, max-pool, ReLU)")
+                                  "runs yet (conv, depthwise conv, add, channel pad, max-pool, "
+                                  "bilinear resize by 2, ReLU)")
         return self
 
 
@@ -213,7 +242,7 @@ def package_tflite(name):
 
 def export(tflite, model, out):
     options = MODELS[model]
-    graph = Graph(interpreter(tflite)).read()
+    graph = Graph(interpreter(tflite)).read(options.get("half_pixel", True))
     size = options["input_size"]
     if graph.input_shape[1:] != [size, size, 3]:
         raise ExportError(f"{tflite}: input {graph.input_shape}, not [1,{size},{size},3]")

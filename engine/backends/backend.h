@@ -31,10 +31,11 @@ namespace fervid {
 // depthwise one has groups == channels; ConvGeometry) with its bias, a ReLU when `relu`, and a 2x2
 // max-pool after it when `pool` (fused where the backend can); a dense layer (bias, ReLU when
 // `relu`); a global average pool; a residual add of two inputs (the narrower zero-extended in
-// channels, ReLU when `relu`); a 2x2 max-pool of its own. VGG16 uses 3x3 convolutions of stride
+// channels, ReLU when `relu`); a 2x2 max-pool of its own; a bilinear upsampling by 2 (`half_pixel`:
+// TensorFlow's half-pixel centres, else its plain scaling). VGG16 uses 3x3 convolutions of stride
 // 1 and padding 1; the face detector the rest (docs/faces.md). A backend refuses what it does not
 // implement in one line when the layer is prepared, never when it runs.
-enum class LayerKind { Conv, Dense, GlobalAvgPool, Add, MaxPool };
+enum class LayerKind { Conv, Dense, GlobalAvgPool, Add, MaxPool, Upsample };
 
 struct LayerDesc {
   LayerKind kind = LayerKind::Conv;
@@ -49,7 +50,8 @@ struct LayerDesc {
   ConvGeometry geometry;     // Conv
   bool relu = true;
   bool pool = false;
-  bool logits = false;  // an output of the network: f32 whatever the precision, its own buffer
+  bool logits = false;     // an output of the network: f32 whatever the precision, its own buffer
+  bool half_pixel = true;  // Upsample
 
   // A convolution of VGG16's shape (3x3, stride 1, padding 1, one group), which every conv
   // implementation of both backends runs.
@@ -69,7 +71,8 @@ struct LayerDesc {
   std::vector<int64_t> output_shape(int64_t n, Layout layout) const {
     if (kind == LayerKind::Dense) return {n, out_channels};
     if (kind == LayerKind::GlobalAvgPool) return {n, in_channels};
-    const int64_t c = kind == LayerKind::MaxPool ? in_channels : out_channels;
+    const int64_t c =
+        kind == LayerKind::MaxPool || kind == LayerKind::Upsample ? in_channels : out_channels;
     if (layout == Layout::NHWC) return {n, out_height(), out_width(), c};
     return {n, c, out_height(), out_width()};
   }
@@ -83,6 +86,7 @@ struct LayerDesc {
  private:
   int64_t spatial_out(int64_t size) const {
     if (kind == LayerKind::MaxPool) return size / 2;
+    if (kind == LayerKind::Upsample) return size * 2;
     if (kind != LayerKind::Conv) return size;
     return geometry.out_size(size) / (pool ? 2 : 1);
   }

@@ -19,10 +19,11 @@ LayerDesc layer_of(const json& j, const std::map<std::string, int>& index) {
   LayerDesc d;
   d.name = j.at("name").get<std::string>();
   const std::string kind = j.at("kind").get<std::string>();
-  d.kind = kind == "conv"      ? LayerKind::Conv
-           : kind == "add"     ? LayerKind::Add
-           : kind == "maxpool" ? LayerKind::MaxPool
-                               : throw Error("layer " + d.name + ": unknown kind '" + kind + "'");
+  d.kind = kind == "conv"       ? LayerKind::Conv
+           : kind == "add"      ? LayerKind::Add
+           : kind == "maxpool"  ? LayerKind::MaxPool
+           : kind == "upsample" ? LayerKind::Upsample
+                                : throw Error("layer " + d.name + ": unknown kind '" + kind + "'");
   for (const json& in : j.at("inputs")) {
     auto it = index.find(in.get<std::string>());
     if (it == index.end())
@@ -34,6 +35,7 @@ LayerDesc layer_of(const json& j, const std::map<std::string, int>& index) {
   d.out_channels = j.at("out_channels").get<int64_t>();
   d.in_channels = j.value("in_channels", d.out_channels);
   d.relu = j.value("relu", false);
+  d.half_pixel = j.value("half_pixel", true);
   if (d.kind == LayerKind::Conv) {
     const auto kernel = j.at("kernel").get<std::vector<int>>();
     const auto pad = j.at("pad").get<std::vector<int>>();  // top, left, bottom, right

@@ -25,6 +25,9 @@ void conv2d_bias_act(const Tensor& x, const Tensor& w, const Tensor& b, const Co
 // a [N,H,W,Ca] + b [N,H,W,Cb] -> y [N,H,W,max(Ca,Cb)], the narrower zero-extended in channels
 // (a residual add after a channel pad), then a ReLU when `relu`.
 void add_act(const Tensor& a, const Tensor& b, bool relu, const Tensor& y);
+// x [N,H,W,C] -> y [N,2H,2W,C], bilinear: with `half_pixel` output pixel i samples the input at
+// (i + 0.5) / 2 - 0.5 (clamped to the edges), else at i / 2 (TensorFlow's two conventions).
+void upsample_bilinear2x(const Tensor& x, bool half_pixel, const Tensor& y);
 // x [N,H,W,C] -> y [N,H/2,W/2,C] (floor, as torch's MaxPool2d(2)).
 void maxpool2x2(const Tensor& x, const Tensor& y);
 void maxpool_nhwc(const float* in, int n, int h, int w, int c, float* out);

@@ -125,8 +125,8 @@ class CpuGeneralConv final : public PreparedLayer {
   std::vector<LayerPlan> plans() const override {
     const char* how = geometry_.kernel == 1 && geometry_.stride == 1 && geometry_.groups == 1
                           ? "1x1: one SGEMM over the pixels (OpenBLAS)"
-                      : geometry_.groups > 1 ? "depthwise: fervid's loop over channels, f32"
-                                             : "fervid's direct loop, f32";
+                      : geometry_.groups > 1 ? "grouped: fervid's loop over channels, f32"
+                                             : "im2col + one SGEMM per frame (OpenBLAS)";
     return {{"kernel", how}};
   }
 
@@ -154,6 +154,20 @@ class CpuMaxpool final : public PreparedLayer {
  public:
   void run(std::span<const Tensor> x, const Tensor& y) override { cpu::maxpool2x2(x[0], y); }
   std::vector<LayerPlan> plans() const override { return {{"kernel", "fervid's 2x2 max-pool"}}; }
+};
+
+class CpuUpsample final : public PreparedLayer {
+ public:
+  explicit CpuUpsample(bool half_pixel) : half_pixel_(half_pixel) {}
+  void run(std::span<const Tensor> x, const Tensor& y) override {
+    cpu::upsample_bilinear2x(x[0], half_pixel_, y);
+  }
+  std::vector<LayerPlan> plans() const override {
+    return {{"kernel", "fervid's bilinear upsampling by 2"}};
+  }
+
+ private:
+  bool half_pixel_;
 };
 
 class CpuGlobalAvgpool final : public PreparedLayer {
@@ -212,6 +226,8 @@ class CpuBackend final : public Backend, Timelines, DeviceGradcam {
         return std::make_unique<CpuAdd>(layer);
       case LayerKind::MaxPool:
         return std::make_unique<CpuMaxpool>();
+      case LayerKind::Upsample:
+        return std::make_unique<CpuUpsample>(layer.half_pixel);
     }
     fail(layer.name + ": a layer kind the CPU backend does not know");
   }

@@ -164,6 +164,7 @@ std::unique_ptr<PreparedLayer> prepare_layer(LayerHost& host, const CudaConvPoli
       return std::make_unique<CudaGlobalAvgpool>(host);
     case LayerKind::Add:
     case LayerKind::MaxPool:
+    case LayerKind::Upsample:
       break;  // the face detector's layers: the CPU backend's only, so far (docs/faces.md)
   }
   fail(layer.name +
