@@ -84,7 +84,7 @@ void check_run_args(const ClassifyArgs& args, bool eval);
 struct FacesArgs {
   std::vector<std::string> inputs;
   std::string detector, output, format;
-  int stride = 1, max_frames = 0, batch = 16, threads = 0;
+  int stride = 1, max_frames = 0, batch = 1, threads = 0;
   bool quiet = false;
 };
 int run_faces(const FacesArgs& args);

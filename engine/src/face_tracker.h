@@ -51,6 +51,9 @@ class FaceTracker {
   // The next frame's detections -> the faces reported for it (tracks in order of id).
   std::vector<TrackedFace> update(const std::vector<TrackInput>& detections);
   int tracks_started() const { return next_id_ - 1; }
+  // The gap in frames, once the stream's frame rate is known (FaceTracking sets it from the
+  // first two frames' time stamps).
+  void set_max_gap(int frames) { o_.max_gap = frames; }
 
  private:
   struct Track {

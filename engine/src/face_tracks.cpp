@@ -2,7 +2,6 @@
 // batches on the CPU backend, each frame's detections (in frame pixels) through the tracker.
 #include <algorithm>
 #include <cmath>
-#include <optional>
 
 #include "backends/cpu/cpu_backend.h"
 #include "face_detector.h"
@@ -126,16 +125,12 @@ void add_rows(const Frame& frame, const FrameDetections& dets,
   }
 }
 
-// The tracker's options for the first frames sampled (their time stamps give the rate at which
-// frames come; a single frame: SamplingOptions::fps over the stride), the gap in sampled frames.
-TrackerOptions tracker_options(const FacesOptions& o, const std::vector<Frame>& first, int n) {
-  TrackerOptions t;
-  t.high = o.min_score;
+// The gap in sampled frames that lasts `max_gap_s` at the rate the frames come: from the time
+// between the first and the n-th frame (n >= 1), else SamplingOptions::fps over the stride.
+int gap_frames(const FacesOptions& o, double first_s, double now_s, int64_t n) {
   double rate = o.sampling.fps / std::max(o.sampling.stride, 1);
-  if (n > 1 && first[size_t(n - 1)].time_s > first[0].time_s)
-    rate = (n - 1) / (first[size_t(n - 1)].time_s - first[0].time_s);
-  t.max_gap = std::max(1, int(std::lround(o.max_gap_s * rate)));
-  return t;
+  if (n >= 1 && now_s > first_s) rate = double(n) / (now_s - first_s);
+  return std::max(1, int(std::lround(o.max_gap_s * rate)));
 }
 
 }  // namespace
@@ -149,7 +144,11 @@ VideoFaces FaceTracking::run(const InputItem& input) {
   try {
     if (input.kind == InputKind::Invalid) fail(input.path + ": " + input.error);
     std::unique_ptr<FrameSource> source = open_frames(input, o.sampling);
-    std::optional<FaceTracker> tracker;  // made once the stream's frame rate is known
+    TrackerOptions to;
+    to.high = o.min_score;
+    to.max_gap = gap_frames(o, 0, 0, 0);
+    FaceTracker tracker(to);
+    double first_s = 0;
     std::vector<Frame> batch(size_t(o.batch));
     for (bool more = true; more;) {
       int n = 0;
@@ -160,14 +159,15 @@ VideoFaces FaceTracking::run(const InputItem& input) {
       }
       if (n == 0) break;
       const std::vector<std::vector<Detection>> dets = net.detect(n, o.keep_score);
-      if (!tracker) tracker.emplace(tracker_options(o, batch, n));
       for (int i = 0; i < n; ++i) {
         const Frame& f = batch[size_t(i)];
         out.width = f.width;
         out.height = f.height;
         const FrameDetections fd =
             in_frame(dets[size_t(i)], Letterbox::of(f.width, f.height, size), size);
-        add_rows(f, fd, tracker->update(fd.boxes), out);
+        if (out.frames == 0) first_s = f.time_s;
+        if (out.frames == 1) tracker.set_max_gap(gap_frames(o, first_s, f.time_s, 1));
+        add_rows(f, fd, tracker.update(fd.boxes), out);
         ++out.frames;
       }
     }

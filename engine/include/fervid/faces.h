@@ -16,7 +16,7 @@ namespace fervid {
 
 struct FacesOptions {
   SamplingOptions sampling;
-  int batch = 16;           // frames per detector batch
+  int batch = 1;  // frames per detector batch (on the CPU a frame costs more in larger ones)
   float min_score = 0.5f;   // a detection from here starts a track (MediaPipe's threshold)
   float keep_score = 0.3f;  // a detection from here keeps a track going (a face turning)
   double max_gap_s = 1.0;   // how long a track coasts without a detection before it ends
