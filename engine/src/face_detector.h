@@ -91,7 +91,6 @@ class DetectorNet {
   // run() on n frames, then each frame's faces (decoded from `min_score`, or the card's when
   // negative; suppressed).
   std::vector<std::vector<Detection>> detect(int n, float min_score = -1);
-  std::vector<LayerPlan> plans(size_t layer) const { return prepared_[layer]->plans(); }
 
  private:
   DetectorCard card_;

@@ -86,8 +86,6 @@ FaceTracking::FaceTracking(const std::string& detector, const FacesOptions& opti
 
 FaceTracking::~FaceTracking() = default;
 
-std::string FaceTracking::detector_name() const { return impl_->weights.card.name; }
-
 namespace {
 
 // One frame's detections in its pixels, for the tracker and for the rows' key points.

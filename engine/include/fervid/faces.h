@@ -63,7 +63,6 @@ class FaceTracking {
   ~FaceTracking();
   FaceTracking(const FaceTracking&) = delete;
   FaceTracking& operator=(const FaceTracking&) = delete;
-  std::string detector_name() const;
   // A bad input is its error, never an exception.
   VideoFaces run(const InputItem& input);
 
