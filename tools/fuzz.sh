@@ -50,9 +50,13 @@ ff "${src[@]}" -c:v libvpx-vp9 "$seeds/video/vp9.webm"
 ff "${src[@]}" -c:v gif "$seeds/video/anim.gif"
 ff "${src[@]}" -c:v ffv1 "$seeds/video/ffv1.mkv"
 ff "${src[@]}" -c:v libx264 -metadata:s:v rotate=90 "$seeds/video/rotated.mov"
-for fmt in png jpg bmp; do
+# One seed per format stb_image reads (its PNM and HDR headers once let a 0-pixel side through).
+for fmt in png jpg bmp tga ppm pgm; do
   ff -f lavfi -i "testsrc2=size=20x12" -frames:v 1 "$seeds/image/im.$fmt"
 done
+ff -f lavfi -i "testsrc2=size=20x12" -frames:v 1 -pix_fmt rgba "$seeds/image/rgba.png"
+{ printf '#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n-Y 2 +X 2\n'; printf 'abcdefghijklmnop'; } \
+  >"$seeds/image/im.hdr"
 cp "$seeds/video/anim.gif" "$seeds/image/"
 # Rows: classify and eval of two clips with the small weights, as JSON Lines.
 mkdir -p "$work/inputs"

@@ -7,6 +7,7 @@
 #include <cctype>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <set>
 
 #include "fervid/error.h"
@@ -385,14 +386,23 @@ DecoderKind choose_decoder(DecoderChoice requested, bool device_frames, bool hos
 
 Frame load_image(const std::string& path) {
   int w = 0, h = 0, channels = 0;
+  // stb_image allocates what a header declares before it reads the pixels: a 14-byte PNM that
+  // declares 72166x7216 would take 1.5 GB. Headers beyond kMaxImagePixels are refused first.
+  if (stbi_info(path.c_str(), &w, &h, &channels) && int64_t(w) * h > kMaxImagePixels)
+    fail(path + ": cannot decode image: " + std::to_string(w) + "x" + std::to_string(h) +
+         " pixels, more than fervid reads (" + std::to_string(kMaxImagePixels) + ")");
   stbi_uc* pixels = stbi_load(path.c_str(), &w, &h, &channels, 3);
   if (!pixels) fail(path + ": cannot decode image: " + stbi_failure_reason());
+  const std::unique_ptr<stbi_uc, void (*)(void*)> owned(pixels, stbi_image_free);
+  // stb_image accepts a header that declares a width or height of zero (a PNM "0 5", say).
+  if (w <= 0 || h <= 0)
+    fail(path + ": cannot decode image: it declares " + std::to_string(w) + "x" +
+         std::to_string(h) + " pixels");
   Frame f;
   f.width = w;
   f.height = h;
   f.stride = w * 3;
   f.rgb.assign(pixels, pixels + size_t(w) * h * 3);
-  stbi_image_free(pixels);
   return f;
 }
 

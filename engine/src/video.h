@@ -120,6 +120,9 @@ DecoderKind choose_decoder(DecoderChoice requested, bool device_frames, bool hos
                            std::string* notice);
 
 // Decodes one image file (jpg, png, bmp) to RGB.
+// Images larger than this many pixels are refused from their header (8192 x 8192 still reads;
+// stb_image decodes an HDR image through 12 bytes of floats per pixel).
+inline constexpr int64_t kMaxImagePixels = int64_t(1) << 26;
 Frame load_image(const std::string& path);
 
 }  // namespace fervid
