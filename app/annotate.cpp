@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <map>
 #include <optional>
+#include <sstream>
 
 #include "fervid/error.h"
 #include "output.h"
@@ -227,22 +228,21 @@ void annotate_frame(Canvas& c, const FrameResult& row, const std::vector<std::st
              panel, box, s);
 }
 
-std::string write_annotated(const InputItem& input, const VideoResult& r,
-                            const SamplingOptions& sampling,
-                            const std::vector<std::string>& classes, const OutputTarget& target,
-                            VideoCodec codec, const std::atomic<bool>* stop) {
-  std::map<int64_t, const FrameResult*> rows;
-  for (const FrameResult& f : r.frame_rows) rows[f.frame_index] = &f;
-  if (rows.empty()) fail_input(input.path + ": no frames to annotate");
-  // The rate of the frames kept: the source's over the stride (their times say when each shows).
-  const double fps = (r.fps > 0 ? r.fps : sampling.fps) / std::max(1, sampling.stride);
+namespace {
+
+// `input` decoded again with `sampling`; each frame in `keep` copied to a canvas, drawn on by
+// `draw` and encoded to `target` at its time, `fps` the encoder's nominal rate.
+template <typename Draw>
+std::string encode_frames(const InputItem& input, const SamplingOptions& sampling, double fps,
+                          const std::set<int64_t>& keep, const OutputTarget& target,
+                          VideoCodec codec, const std::atomic<bool>* stop, Draw draw) {
+  if (keep.empty()) fail_input(input.path + ": no frames to annotate");
   std::optional<VideoEncoder> video;
   std::optional<Canvas> canvas;
   size_t done = 0;
   read_frames(input, sampling, [&](const InputFrame& f) {
     if (stop && stop->load()) return false;
-    const auto it = rows.find(f.index);
-    if (it == rows.end()) return true;
+    if (!keep.count(f.index)) return true;
     const ImageView& im = f.image;
     if (!video) {
       video.emplace(target, im.width, im.height, fps, codec);
@@ -256,16 +256,78 @@ std::string write_annotated(const InputItem& input, const VideoResult& r,
     for (int y = 0; y < im.height; ++y)
       std::copy_n(im.data + size_t(y) * im.stride, size_t(im.width) * 3,
                   canvas->rgb.data() + size_t(y) * im.width * 3);
-    annotate_frame(*canvas, *it->second, classes);
+    draw(*canvas, f.index);
     video->write({canvas->rgb.data(), canvas->w, canvas->h, canvas->w * 3}, f.time_s);
-    return ++done < rows.size();
+    return ++done < keep.size();
   });
   if (stop && stop->load()) return "";
-  if (done < rows.size())
+  if (done < keep.size())
     fail_input(input.path + ": decoded again, it has " + std::to_string(done) + " of its " +
-               std::to_string(rows.size()) + " classified frames");
+               std::to_string(keep.size()) + " frames with rows");
   video->finish();
   return video->codec_name();
+}
+
+}  // namespace
+
+std::string write_annotated(const InputItem& input, const VideoResult& r,
+                            const SamplingOptions& sampling,
+                            const std::vector<std::string>& classes, const OutputTarget& target,
+                            VideoCodec codec, const std::atomic<bool>* stop) {
+  std::map<int64_t, const FrameResult*> rows;
+  std::set<int64_t> keep;
+  for (const FrameResult& f : r.frame_rows) rows[f.frame_index] = &f, keep.insert(f.frame_index);
+  // The rate of the frames kept: the source's over the stride (their times say when each shows).
+  const double fps = (r.fps > 0 ? r.fps : sampling.fps) / std::max(1, sampling.stride);
+  return encode_frames(input, sampling, fps, keep, target, codec, stop,
+                       [&](Canvas& c, int64_t index) { annotate_frame(c, *rows[index], classes); });
+}
+
+void annotate_faces(Canvas& c, std::span<const FaceRow> faces,
+                    const std::vector<std::string>& classes) {
+  const Style s(c);
+  if (faces.empty()) return;
+  char when[64];
+  std::snprintf(when, sizeof when, "frame %lld  %.2f s",
+                static_cast<long long>(faces.front().frame_index), faces.front().time_s);
+  const int tw = text_width(when, s.scale) + 2 * s.pad, tag_h = s.th + 2 * s.pad;
+  shade(c, 0, 0, tw, tag_h, 0.35);
+  draw_text(c, s.pad, s.pad, when, {200, 200, 200}, false, s.scale);
+  for (const FaceRow& f : faces) {
+    if (f.track == 0) continue;
+    const Rgb colour = series_colour(f.track - 1);
+    const CropRect box{int(std::lround(f.x)), int(std::lround(f.y)), int(std::lround(f.w)),
+                       int(std::lround(f.h))};
+    outline(c, box.x, box.y, box.x + box.width, box.y + box.height, s.edge, colour);
+    std::ostringstream tag;
+    tag << "#" << f.track;
+    if (f.label >= 0 && size_t(f.label) < classes.size())
+      tag << " " << classes[size_t(f.label)] << " " << fixed(f.probs[size_t(f.label)], 2);
+    if (f.keypoints.empty()) tag << " (predicted)";
+    draw_tag(c, tag.str(), box, Spot{0, 0, tw, tag_h}, colour, s);
+  }
+}
+
+std::string write_annotated_faces(const InputItem& input, const VideoFaces& v,
+                                  const SamplingOptions& sampling,
+                                  const std::vector<std::string>& classes,
+                                  const OutputTarget& target) {
+  std::map<int64_t, std::pair<size_t, size_t>> rows;  // a frame's rows [first, last)
+  std::set<int64_t> keep;
+  for (size_t i = 0; i < v.rows.size(); ++i) {
+    auto [it, added] = rows.try_emplace(v.rows[i].frame_index, i, i);
+    it->second.second = i + 1;
+    keep.insert(v.rows[i].frame_index);
+  }
+  // The nominal rate of the frames kept: from the first and last rows' times.
+  double fps = sampling.fps / std::max(1, sampling.stride);
+  if (keep.size() > 1 && v.rows.back().time_s > v.rows.front().time_s)
+    fps = double(keep.size() - 1) / (v.rows.back().time_s - v.rows.front().time_s);
+  return encode_frames(input, sampling, fps, keep, target, VideoCodec::Auto, nullptr,
+                       [&](Canvas& c, int64_t index) {
+                         const auto [first, last] = rows[index];
+                         annotate_faces(c, std::span(v.rows).subspan(first, last - first), classes);
+                       });
 }
 
 Annotator::Annotator(std::vector<std::string> classes, SamplingOptions sampling)

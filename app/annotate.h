@@ -8,11 +8,13 @@
 #include <deque>
 #include <mutex>
 #include <set>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "canvas.h"
+#include "fervid/faces.h"
 #include "fervid/fervid.h"
 #include "fervid/output_file.h"
 #include "fervid/video_encoder.h"
@@ -48,6 +50,19 @@ std::string write_annotated(const InputItem& input, const VideoResult& r,
                             const std::vector<std::string>& classes, const OutputTarget& target,
                             VideoCodec codec = VideoCodec::Auto,
                             const std::atomic<bool>* stop = nullptr);
+
+// `fervid faces --annotate`: each face of a frame (`faces`, the frame's rows) outlined in its
+// track's colour with a tag: "#<track>", the label and its probability when classified,
+// "(predicted)" where the track coasted; the frame and its time in the top-left corner.
+void annotate_faces(scoring::Canvas& frame, std::span<const FaceRow> faces,
+                    const std::vector<std::string>& classes);
+// `input` decoded again with `sampling` (that of the faces run), each frame with rows in `v`
+// drawn on (annotate_faces) and encoded to `target`; returns the encoder's name. Throws as
+// write_annotated does.
+std::string write_annotated_faces(const InputItem& input, const VideoFaces& v,
+                                  const SamplingOptions& sampling,
+                                  const std::vector<std::string>& classes,
+                                  const OutputTarget& target);
 
 // Annotates the results of a run as they come, on a thread of its own so that the run goes on.
 class Annotator {

@@ -76,7 +76,9 @@ void add_run_options(CLI::App* cmd, ClassifyArgs& a, bool rows = true) {
                   "Frame rate of image folders, for the per-frame time_s (videos have their own)")
       ->capture_default_str();
   cmd->add_option("--crop", a.crop,
-                  "full | center | box=x,y,w,h | face | boxes=FILE (default: the card's)");
+                  "full | center | box=x,y,w,h | face[=DETECTOR] (each frame's largest tracked "
+                  "face) | haar (OpenCV's cascade, one box per video) | boxes=FILE (default: the "
+                  "card's)");
   cmd->add_option("--vote", a.vote, "majority | confidence (default: the card's)");
   if (rows) add_row_options(cmd, a);
   cmd->add_option("--threads", a.threads, "CPU threads (0: all cores)");
@@ -174,10 +176,10 @@ void add_faces_command(CLI::App& app, FacesArgs& fa) {
   auto* faces = app.add_subcommand(
       "faces", "Find and track the faces of every sampled frame (a row per face per frame)");
   faces->add_option("inputs", fa.inputs, "Videos, image folders or images")->required();
-  faces
-      ->add_option("--detector", fa.detector,
-                   "The face detector's weights (tools/export_detector.py; docs/faces.md)")
-      ->required();
+  faces->add_option("--detector", fa.detector,
+                    "The face detector's weights (default: $FERVID_DETECTOR, else "
+                    "~/.cache/fervid/blazeface-short-range.safetensors, which tools/setup.sh "
+                    "writes; docs/faces.md)");
   faces->add_option("--output", fa.output, "FILE.csv or FILE.jsonl (default: CSV on stdout)");
   faces->add_option("--format", fa.format, "csv | jsonl (default: from the file's name)");
   faces->add_option("--stride", fa.stride, "Keep every Nth frame")->capture_default_str();
@@ -185,6 +187,23 @@ void add_faces_command(CLI::App& app, FacesArgs& fa) {
   faces->add_option("--batch", fa.batch, "Frames per detector batch")->capture_default_str();
   faces->add_option("--threads", fa.threads, "CPU threads (0: all cores)");
   faces->add_flag("--quiet", fa.quiet, "No summary lines on stderr");
+  faces->add_option("--weights", fa.weights,
+                    "Classify each face with these weights (safetensors; a row's label and "
+                    "probabilities, a vote per track)");
+  faces->add_option("--spec", fa.spec, "The weights' card, if they carry none");
+  faces->add_option("--device", fa.device, "The classifier's: auto | cpu | cuda[:N]")
+      ->capture_default_str();
+  faces->add_option("--precision", fa.precision, "The classifier's: fp32 | tf32 | fp16 | bf16");
+  faces->add_option("--faces", fa.faces, "all | largest (one face a frame, RAVDESS style)")
+      ->capture_default_str();
+  faces->add_option("--margin", fa.margin, "The aligned crop's margin, a share of the face's size")
+      ->capture_default_str();
+  faces->add_option("--vote", fa.vote, "majority | confidence (default: the card's)");
+  faces->add_option("--annotate", fa.annotate,
+                    "Write each input's frames with the faces' boxes, track ids and labels (a "
+                    "video file for one input, else a folder)");
+  faces->add_option("--tracks", fa.tracks,
+                    "Write a row per track and per video (FILE.csv or FILE.jsonl)");
 }
 
 void add_make_weights_command(CLI::App& app, CommandLine& cl) {

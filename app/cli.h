@@ -86,6 +86,10 @@ struct FacesArgs {
   std::string detector, output, format;
   int stride = 1, max_frames = 0, batch = 1, threads = 0;
   bool quiet = false;
+  // With --weights: each face classified, votes per track and per video (--tracks FILE).
+  std::string weights, spec, device = "auto", precision, faces = "all", vote, tracks;
+  double margin = 0.25;
+  std::string annotate;  // a video per input with each face's box, track id and label
 };
 int run_faces(const FacesArgs& args);
 

@@ -432,11 +432,11 @@ TEST(Eval, ResumeAfterAKilledRunEqualsAnUninterruptedRun) {
   EXPECT_EQ(slurp(cut), before);
 }
 
-TEST(Eval, FaceCropWarnsInTheRowWhenNoFaceIsFound) {
+TEST(Eval, HaarCropWarnsInTheRowWhenNoFaceIsFound) {
   const std::string data = FERVID_DATA_DIR;
   Result r = fervid("classify " + data + "/video/astronaut-720p.mp4 " + data +
                     "/video/vtest.avi --device cpu --weights " + tiny8_weights() +
-                    " --crop face --max-frames 8 --format jsonl");
+                    " --crop haar --max-frames 8 --format jsonl");
   if (r.err.find("no face detector") != std::string::npos) GTEST_SKIP() << r.err;
   ASSERT_EQ(r.code, 0) << r.err;
   std::istringstream in(r.out);

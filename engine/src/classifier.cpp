@@ -94,7 +94,7 @@ class ModelThread {
 
   void take(Msg& m) {
     if (auto* fm = std::get_if<FrameMsg>(&m)) {
-      if (std::optional<CropRect> crop = book_.admit(fm->video, fm->frame)) {
+      if (std::optional<CropRect> crop = book_.admit(fm->video, fm->frame, fm->crop)) {
         batch_.add(fm->video, std::move(fm->frame), *crop);
         if (batch_.full()) run_batch();
       }
@@ -208,7 +208,7 @@ int Classifier::decode_threads() const {
 Classifier::Classifier(Model& model, ClassifyOptions options) : model_(model), options_(options) {
   check_classify_options(options_, model.max_batch());
   decoder_ = choose_decoder(options_.decoder, model.backend().frame_sinks() != nullptr,
-                            options_.crop.mode == CropSpec::Mode::Face, &decoder_notice_);
+                            options_.crop.finds_faces(), &decoder_notice_);
 }
 
 RunStats Classifier::run(const std::vector<InputItem>& inputs,

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <fstream>
 #include <optional>
 #include <sstream>
@@ -64,8 +65,13 @@ CropSpec CropSpec::parse(const std::string& text) {
     c.mode = Mode::Box;
     return c;
   }
-  if (text == "face") {
+  if (text == "face" || text.rfind("face=", 0) == 0) {
     c.mode = Mode::Face;
+    c.detector = text.size() > 5 ? text.substr(5) : "";
+    return c;
+  }
+  if (text == "haar") {
+    c.mode = Mode::Haar;
     return c;
   }
   if (text.rfind("boxes=", 0) == 0) {
@@ -74,7 +80,17 @@ CropSpec CropSpec::parse(const std::string& text) {
     c.boxes = std::make_shared<const std::map<std::string, CropRect>>(read_boxes(c.boxes_file));
     return c;
   }
-  fail_option("{{crop}} " + text + ": expected full, center, box=x,y,w,h, face or boxes=FILE");
+  fail_option("{{crop}} " + text +
+              ": expected full, center, box=x,y,w,h, face, face=DETECTOR, haar or boxes=FILE");
+}
+
+std::string CropSpec::detector_file() const {
+  if (!detector.empty()) return detector;
+  if (const char* env = std::getenv("FERVID_DETECTOR"); env && *env) return env;
+  const char* xdg = std::getenv("XDG_CACHE_HOME");
+  const char* home = std::getenv("HOME");
+  const std::string cache = xdg && *xdg ? xdg : std::string(home ? home : ".") + "/.cache";
+  return cache + "/fervid/blazeface-short-range.safetensors";
 }
 
 CropRect CropSpec::rect_for(int width, int height) const {
@@ -89,6 +105,7 @@ CropRect CropSpec::rect_for(int width, int height) const {
       check_crop_inside(box, width, height);
       return box;
     case Mode::Face:
+    case Mode::Haar:
     case Mode::Boxes:
       fail("internal error: a per-video crop has no rectangle of its own");
   }

@@ -19,13 +19,13 @@ InputBoxes boxes_of(const std::vector<InputItem>& inputs, const CropSpec& crop) 
   return boxes;
 }
 
-// What one decode thread sends for a video: its start when the crop comes with the video (face,
-// boxes=FILE), its frames, its end. With --crop face the first frames are held back until their
-// face box is known.
+// What one decode thread sends for a video: its start when the crop comes with the video (haar,
+// boxes=FILE), its frames, its end. With --crop haar the first frames are held back until their
+// face box is known; with --crop face each frame goes with the crop of its largest face.
 class VideoSender {
  public:
   VideoSender(const std::vector<InputItem>& inputs, const CropSpec& crop, const InputBoxes& boxes,
-              FaceFinder* faces, Queue& q)
+              FaceTools* faces, Queue& q)
       : inputs_(inputs), crop_(crop), boxes_(boxes), faces_(faces), q_(q) {}
 
   // False once the queue is closed (the run stops).
@@ -36,13 +36,18 @@ class VideoSender {
       head_.push_back(std::move(f));
       return int(head_.size()) < CropSpec::kFaceProbeFrames || release_head();
     }
+    if (crop_.mode == CropSpec::Mode::Face) return followed(v, std::move(f));
     return q_.push(FrameMsg{v, std::move(f)});
   }
 
-  bool end(int v, std::string error, const std::string& warning, const SourceStats& stats) {
+  bool end(int v, std::string error, std::string warning, const SourceStats& stats) {
     if (!begin(v)) return false;
     if (holding_ && !release_head()) return false;
     if (error.empty()) error = error_;
+    if (no_face_ > 0)
+      warning += (warning.empty() ? "" : "; ") + std::string("no face on ") +
+                 std::to_string(no_face_) + " of " + std::to_string(followed_) +
+                 " frames; the centre crop used there";
     video_ = -1;
     return q_.push(EndMsg{v, error, warning, stats});
   }
@@ -53,13 +58,28 @@ class VideoSender {
     video_ = v;
     error_.clear();
     head_.clear();
-    holding_ = crop_.mode == CropSpec::Mode::Face;
+    no_face_ = followed_ = 0;
+    if (crop_.mode == CropSpec::Mode::Face) faces_->follower->restart();
+    holding_ = crop_.mode == CropSpec::Mode::Haar;
     if (crop_.mode != CropSpec::Mode::Boxes) return true;
     if (!boxes_[v]) {
       error_ = inputs_[v].path + ": no crop box for this video in " + crop_.boxes_file;
       return true;
     }
     return q_.push(StartMsg{v, *boxes_[v], ""});
+  }
+
+  // --crop face: the frame's faces tracked, the largest one's square as its crop.
+  bool followed(int v, Frame f) {
+    const std::vector<FaceRow> rows = faces_->follower->next(f.view(), f.index, f.time_s);
+    std::optional<CropRect> crop = largest_face_crop(rows, crop_.margin, f.width, f.height);
+    ++followed_;
+    if (!crop) {
+      ++no_face_;
+      crop = square_inside(f.width / 2.0, f.height / 2.0, std::min(f.width, f.height), f.width,
+                           f.height);
+    }
+    return q_.push(FrameMsg{v, std::move(f), crop});
   }
 
   bool release_head() {
@@ -69,7 +89,7 @@ class VideoSender {
     for (size_t i = 0; i < head_.size(); i += CropSpec::kFaceProbeStep)
       probe.push_back(head_[i].view());
     StartMsg start{video_, {}, ""};
-    if (auto box = faces_->video_box(probe, crop_.margin)) {
+    if (auto box = faces_->haar->video_box(probe, crop_.margin)) {
       start.crop = *box;
     } else {
       const Frame& f = head_[0];
@@ -88,9 +108,10 @@ class VideoSender {
   const std::vector<InputItem>& inputs_;
   const CropSpec& crop_;
   const InputBoxes& boxes_;
-  FaceFinder* faces_;
+  FaceTools* faces_;
   Queue& q_;
   int video_ = -1;
+  int64_t no_face_ = 0, followed_ = 0;  // --crop face: this video's frames without a face, all
   bool holding_ = false;
   std::string error_;
   std::vector<Frame> head_;
@@ -100,7 +121,7 @@ class VideoSender {
 // clip through the thread's long-lived ClipDecoder; images and image folders are read directly.
 void decode_inputs(const std::vector<InputItem>& inputs, std::atomic<int>& next_input,
                    const SamplingOptions& sampling, const DecodeOptions& decode,
-                   const CropSpec& crop, const InputBoxes& boxes, FaceFinder* faces, Queue& q) {
+                   const CropSpec& crop, const InputBoxes& boxes, FaceTools* faces, Queue& q) {
   VideoSender send(inputs, crop, boxes, faces, q);
   std::unique_ptr<ClipDecoder> clips = ClipDecoder::create(sampling, decode);
   auto pump = [&] {
@@ -168,21 +189,29 @@ DecodeStage::DecodeStage(const std::vector<InputItem>& inputs, const ClassifyOpt
     sink_ = sinks->make_frame_sink(queue_frames(options) + options.batch + 2 * threads + 2);
     decode.sink = sink_.get();
   }
-  // A detector per thread: one is not meant to be called from several threads at once.
-  if (options.crop.mode == CropSpec::Mode::Face)
-    for (int t = 0; t < threads; ++t) faces_.push_back(std::make_unique<FaceFinder>());
+  // A detector per thread: one is not meant to be called from several threads at once. The
+  // face detector runs on one core per thread, beside the decoder.
+  if (options.crop.mode == CropSpec::Mode::Face) detector_ = load_crop_detector(options.crop);
+  FacesOptions follow;
+  follow.sampling = options.sampling;
+  for (int t = 0; options.crop.finds_faces() && t < threads; ++t) {
+    FaceTools tools;
+    if (options.crop.mode == CropSpec::Mode::Haar) tools.haar = std::make_unique<FaceFinder>();
+    if (detector_) tools.follower = std::make_unique<FaceFollower>(*detector_, follow, 1);
+    faces_.push_back(std::move(tools));
+  }
   SamplingOptions sampling = options.sampling;
   // A backend that converts 4:2:0 video itself (the GPU) gets it as YUV (half the bytes, no
   // swscale on the CPU); the CPU backend keeps swscale's RGB, the reference path, unless asked.
   // The face detector reads RGB frames.
   if (be.prefers_yuv_frames()) sampling.keep_yuv = true;
-  if (options.crop.mode == CropSpec::Mode::Face) sampling.keep_yuv = false;
+  if (options.crop.finds_faces()) sampling.keep_yuv = false;
   for (int t = 0; t < threads; ++t)
     threads_.emplace_back([this, t, &inputs, sampling, decode, &crop = options.crop] {
       const auto t0 = Clock::now();
       try {
         decode_inputs(inputs, next_input_, sampling, decode, crop, boxes_,
-                      faces_.empty() ? nullptr : faces_[t].get(), queue_);
+                      faces_.empty() ? nullptr : &faces_[t], queue_);
       } catch (...) {
         std::lock_guard lock(failure_mu_);
         if (!failure_) failure_ = std::current_exception();

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "face.h"
+#include "face_follower.h"
 #include "fervid/inputs.h"
 #include "fervid/run.h"
 #include "run_clock.h"
@@ -26,8 +27,9 @@ namespace fervid {
 struct FrameMsg {
   int video;
   Frame frame;
+  std::optional<CropRect> crop = std::nullopt;  // this frame's own crop (--crop face)
 };
-// Before the frames of a video whose crop is chosen per video (face, boxes=FILE).
+// Before the frames of a video whose crop is chosen per video (haar, boxes=FILE).
 struct StartMsg {
   int video;
   CropRect crop;
@@ -86,11 +88,18 @@ class Queue {
   bool closed_ = false;
 };
 
+// What one decode thread finds faces with: the Haar cascade (--crop haar) or the detector and
+// its tracker (--crop face).
+struct FaceTools {
+  std::unique_ptr<FaceFinder> haar;
+  std::unique_ptr<FaceFollower> follower;
+};
+
 // The decode threads of a run and the queue they fill, with the NVDEC frame pool when NVDEC
 // decodes. Each thread takes the next input by number and sends, per input, the crop that comes
-// with it (face, boxes=FILE), its frames and its end. A thread that fails outside any one video
-// (out of memory, a device error) stops the run: its video would never end; finish() rethrows
-// its error.
+// with it (haar, boxes=FILE), its frames (with --crop face, each with its own crop) and its end. A
+// thread that fails outside any one video (out of memory, a device error) stops the run: its video
+// would never end; finish() rethrows its error.
 class DecodeStage {
  public:
   // Decoded frames buffered ahead of the model: ClassifyOptions::queue_frames, or 2 batches.
@@ -112,7 +121,8 @@ class DecodeStage {
   Queue queue_;
   const std::vector<std::optional<CropRect>> boxes_;
   std::shared_ptr<DeviceFrameSink> sink_;
-  std::vector<std::unique_ptr<FaceFinder>> faces_;
+  std::optional<DetectorWeights> detector_;  // --crop face's, shared by the threads' followers
+  std::vector<FaceTools> faces_;
   std::vector<double> thread_s_;
   std::atomic<int> next_input_{0}, running_;
   std::mutex failure_mu_;

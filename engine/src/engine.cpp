@@ -9,6 +9,7 @@
 #include "cards.h"
 #include "classifier.h"
 #include "face.h"
+#include "face_follower.h"
 #include "fervid/fervid.h"
 #include "model.h"
 #include "run_clock.h"
@@ -66,9 +67,34 @@ struct Engine::Impl {
   Wording wording = Wording::Cli;
   std::unique_ptr<Backend> backend;
   std::unique_ptr<Model> model;
-  std::vector<LayerWeights> dense;    // with EngineOptions::explain: the head's, f32 on the host
-  std::unique_ptr<FaceFinder> faces;  // classify_frames with crop face: made on first use
+  std::vector<LayerWeights> dense;  // with EngineOptions::explain: the head's, f32 on the host
+  // classify_frames with crop haar, or face (its detector's file, weights and follower): made
+  // on first use.
+  std::unique_ptr<FaceFinder> faces;
+  std::string detector_file;
+  std::optional<DetectorWeights> detector;
+  std::unique_ptr<FaceFollower> follower;
+  std::optional<CropRect> own_face(const ImageView& frame, const CropSpec& crop);
 };
+
+// `frame`'s largest face alone (a new track each time: a frame's crop never depends on the
+// frames beside it).
+std::optional<CropRect> Engine::Impl::own_face(const ImageView& frame, const CropSpec& crop) {
+  if (crop.mode == CropSpec::Mode::Haar) {
+    if (!faces) faces = std::make_unique<FaceFinder>();
+    const ImageView one[] = {frame};
+    return faces->video_box(one, crop.margin);
+  }
+  if (!follower || detector_file != crop.detector_file()) {
+    follower.reset();
+    detector = load_crop_detector(crop);
+    detector_file = crop.detector_file();
+    follower = std::make_unique<FaceFollower>(*detector, FacesOptions{}, 0);
+  }
+  follower->restart();
+  const std::vector<FaceRow> rows = follower->next(frame, 0, 0);
+  return largest_face_crop(rows, crop.margin, frame.width, frame.height);
+}
 
 Engine::Engine(Weights weights, const EngineOptions& options) : impl_(std::make_unique<Impl>()) {
   if (options.max_batch < 1)
@@ -148,14 +174,14 @@ RunStats Engine::decode_only(const std::vector<InputItem>& inputs, const Classif
   return Classifier(*impl_->model, options).decode_only(inputs);
 }
 
-// Each frame's crop for classify_frames: the spec's rectangle; for `face`, the face of that frame
-// alone (the centre crop where it has none, marked in `no_face`).
+// Each frame's crop for classify_frames: the spec's rectangle; for `face` and `haar`, the face of
+// that frame alone (the centre crop where it has none, marked in `no_face`).
 std::vector<CropRect> Engine::frame_crops(std::span<const ImageView> frames, const CropSpec& crop,
                                           std::vector<uint8_t>& no_face) {
   if (crop.mode == CropSpec::Mode::Boxes)
     fail_option(
         "{{crop}} boxes=FILE names boxes per video file; frames in memory take full, "
-        "center, box=x,y,w,h or face");
+        "center, box=x,y,w,h, face or haar");
   std::vector<CropRect> crops;
   no_face.assign(frames.size(), 0);
   for (const ImageView& f : frames) {
@@ -163,13 +189,11 @@ std::vector<CropRect> Engine::frame_crops(std::span<const ImageView> frames, con
       fail_input("frame " + std::to_string(crops.size()) + ": not an 8-bit RGB image (" +
                  std::to_string(f.width) + "x" + std::to_string(f.height) + ", stride " +
                  std::to_string(f.stride) + ")");
-    if (crop.mode != CropSpec::Mode::Face) {
+    if (!crop.finds_faces()) {
       crops.push_back(crop.rect_for(f.width, f.height));
       continue;
     }
-    if (!impl_->faces) impl_->faces = std::make_unique<FaceFinder>();
-    const ImageView one[] = {f};
-    const std::optional<CropRect> box = impl_->faces->video_box(one, crop.margin);
+    const std::optional<CropRect> box = impl_->own_face(f, crop);
     no_face[crops.size()] = !box;
     crops.push_back(box ? *box
                         : square_inside(f.width / 2.0, f.height / 2.0, std::min(f.width, f.height),

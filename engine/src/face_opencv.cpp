@@ -40,7 +40,7 @@ FaceFinder::FaceFinder(const std::string& cascade) : impl_(std::make_unique<Impl
     loaded = false;
   }
   if (!loaded || impl_->cascade.empty())
-    fail_option("{{crop}} face: cannot load the face cascade " + path +
+    fail_option("{{crop}} haar: cannot load the face cascade " + path +
                 " (Debian's opencv-data; or set FERVID_FACE_CASCADE)");
 }
 

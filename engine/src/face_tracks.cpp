@@ -2,11 +2,18 @@
 // batches on the CPU backend, each frame's detections (in frame pixels) through the tracker.
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
+#include <map>
+#include <optional>
 
 #include "backends/cpu/cpu_backend.h"
 #include "face_detector.h"
+#include "face_follower.h"
 #include "face_tracker.h"
+#include "fervid/crop.h"
+#include "fervid/error.h"
 #include "fervid/faces.h"
+#include "fervid/fervid.h"
 #include "video.h"
 
 namespace fervid {
@@ -79,7 +86,9 @@ FaceTracking::FaceTracking(const std::string& detector, const FacesOptions& opti
     : impl_(std::make_unique<Impl>()) {
   if (options.batch < 1) fail_option("faces: the batch must be at least 1");
   impl_->options = options;
-  impl_->weights = load_detector(detector);
+  CropSpec crop;
+  crop.detector = detector;
+  impl_->weights = load_crop_detector(crop, "faces");
   impl_->backend = cpu::make_cpu_backend(options.threads, ConvImpl::Auto, Precision::Fp32);
   impl_->net = std::make_unique<DetectorNet>(impl_->weights, *impl_->backend, options.batch);
 }
@@ -110,18 +119,86 @@ FrameDetections in_frame(const std::vector<Detection>& dets, const Letterbox& l,
   return f;
 }
 
-void add_rows(const Frame& frame, const FrameDetections& dets,
+void add_rows(int64_t frame_index, double time_s, const FrameDetections& dets,
               const std::vector<TrackedFace>& faces, VideoFaces& out) {
-  if (faces.empty()) out.rows.push_back({frame.index, frame.time_s, 0, 0, 0, 0, 0, 0, {}});
+  FaceRow none;
+  none.frame_index = frame_index;
+  none.time_s = time_s;
+  if (faces.empty()) out.rows.push_back(none);
   for (const TrackedFace& t : faces) {
-    FaceRow r{
-        frame.index, frame.time_s, t.track, t.box.cx - t.box.w / 2, t.box.cy - t.box.h / 2, t.box.w,
-        t.box.h,     t.score,      {}};
+    FaceRow r = none;
+    r.track = t.track;
+    r.x = t.box.cx - t.box.w / 2;
+    r.y = t.box.cy - t.box.h / 2;
+    r.w = t.box.w;
+    r.h = t.box.h;
+    r.score = t.score;
     if (t.detection >= 0) r.keypoints = dets.keypoints[size_t(t.detection)];
     out.rows.push_back(std::move(r));
     out.tracks = std::max(out.tracks, t.track);
   }
 }
+
+// The eye line's slope from a detection's key points (right eye, then left eye: the subject's,
+// so the right eye is the one on the picture's left).
+float eye_angle(const std::vector<float>& kp) {
+  return kp.size() >= 4 ? float(std::atan2(kp[3] - kp[1], kp[2] - kp[0])) : 0.0f;
+}
+
+// Classifies the faces of a video as they come: each chosen face's aligned crop is kept until a
+// batch of the engine's is full, then the batch is classified and its rows filled in.
+class FaceClassifying {
+ public:
+  FaceClassifying(Engine& engine, const FacesOptions& o) : engine_(engine), o_(o) {
+    const Preprocess& p = engine.spec().preprocess;
+    size_ = p.resize > 0 ? p.resize : engine.spec().input_size;
+  }
+  // The faces of `frame`, rows [first, rows.size()) of `out`: their angles, and the chosen
+  // ones' crops.
+  void add(const Frame& frame, size_t first, VideoFaces& out) {
+    size_t largest = out.rows.size();
+    for (size_t i = first; i < out.rows.size(); ++i) {
+      FaceRow& r = out.rows[i];
+      if (r.track == 0) continue;
+      if (!r.keypoints.empty()) angles_[r.track] = eye_angle(r.keypoints);
+      r.angle = angles_[r.track];
+      if (o_.choice == FaceChoice::All) take(frame, i, out);
+      if (largest == out.rows.size() || r.w * r.h > out.rows[largest].w * out.rows[largest].h)
+        largest = i;
+    }
+    if (o_.choice == FaceChoice::Largest && largest < out.rows.size()) take(frame, largest, out);
+  }
+  void flush(VideoFaces& out) {
+    if (pending_.empty()) return;
+    std::vector<ImageView> views;
+    for (size_t i = 0; i < pending_.size(); ++i)
+      views.push_back({crops_.data() + i * crop_bytes(), size_, size_, size_ * 3});
+    const FrameScores s = engine_.classify_frames(views, CropSpec{});
+    for (size_t i = 0; i < pending_.size(); ++i) {
+      FaceRow& r = out.rows[pending_[i]];
+      r.label = s.labels[i];
+      r.probs.assign(s.probs.begin() + i * s.classes, s.probs.begin() + (i + 1) * s.classes);
+    }
+    pending_.clear();
+    crops_.clear();
+  }
+
+ private:
+  size_t crop_bytes() const { return size_t(size_) * size_ * 3; }
+  void take(const Frame& frame, size_t row, VideoFaces& out) {
+    crops_.resize(crops_.size() + crop_bytes());
+    aligned_face(frame.view(), out.rows[row], o_.margin, size_,
+                 crops_.data() + crops_.size() - crop_bytes());
+    pending_.push_back(row);
+    if (int(pending_.size()) >= engine_.max_batch()) flush(out);
+  }
+  Engine& engine_;
+  const FacesOptions& o_;
+  int size_ = 0;
+  std::map<int, float> angles_;  // each track's last eye angle (a coasting face keeps it)
+  std::vector<size_t> pending_;  // rows whose crops wait in crops_
+  std::vector<uint8_t> crops_;
+};
 
 // The gap in sampled frames that lasts `max_gap_s` at the rate the frames come: from the time
 // between the first and the n-th frame (n >= 1), else SamplingOptions::fps over the stride.
@@ -133,7 +210,7 @@ int gap_frames(const FacesOptions& o, double first_s, double now_s, int64_t n) {
 
 }  // namespace
 
-VideoFaces FaceTracking::run(const InputItem& input) {
+VideoFaces FaceTracking::run(const InputItem& input, Engine* classifier) {
   VideoFaces out;
   out.path = input.path;
   const FacesOptions& o = impl_->options;
@@ -146,6 +223,8 @@ VideoFaces FaceTracking::run(const InputItem& input) {
     to.high = o.min_score;
     to.max_gap = gap_frames(o, 0, 0, 0);
     FaceTracker tracker(to);
+    std::optional<FaceClassifying> classifying;
+    if (classifier) classifying.emplace(*classifier, o);
     double first_s = 0;
     std::vector<Frame> batch(size_t(o.batch));
     for (bool more = true; more;) {
@@ -165,14 +244,86 @@ VideoFaces FaceTracking::run(const InputItem& input) {
             in_frame(dets[size_t(i)], Letterbox::of(f.width, f.height, size), size);
         if (out.frames == 0) first_s = f.time_s;
         if (out.frames == 1) tracker.set_max_gap(gap_frames(o, first_s, f.time_s, 1));
-        add_rows(f, fd, tracker.update(fd.boxes), out);
+        const size_t first = out.rows.size();
+        add_rows(f.index, f.time_s, fd, tracker.update(fd.boxes), out);
+        if (classifying) classifying->add(f, first, out);
         ++out.frames;
       }
+    }
+    if (classifying) {
+      classifying->flush(out);
+      vote_faces(out, classifier->spec().num_classes(), o.vote, o.choice);
     }
   } catch (const Error& e) {
     out.error = e.what();
   }
   return out;
+}
+
+DetectorWeights load_crop_detector(const CropSpec& crop, const std::string& what) {
+  const std::string path = crop.detector_file();
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec))
+    fail_option(what + ": no face detector at " + path +
+                (crop.detector.empty()
+                     ? " (tools/setup.sh writes it there; or name one, or set FERVID_DETECTOR)"
+                     : ""));
+  try {
+    return load_detector(path);
+  } catch (const Error& e) {
+    fail_option(what + ": " + std::string(e.what()));
+  }
+}
+
+struct FaceFollower::Impl {
+  FacesOptions options;
+  std::unique_ptr<Backend> backend;
+  std::unique_ptr<DetectorNet> net;
+  std::optional<FaceTracker> tracker;
+  int64_t frames = 0;
+  double first_s = 0;
+};
+
+FaceFollower::FaceFollower(const DetectorWeights& weights, const FacesOptions& options, int threads)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->options = options;
+  impl_->backend = cpu::make_cpu_backend(threads, ConvImpl::Auto, Precision::Fp32);
+  impl_->net = std::make_unique<DetectorNet>(weights, *impl_->backend, 1);
+  restart();
+}
+
+FaceFollower::~FaceFollower() = default;
+
+void FaceFollower::restart() {
+  TrackerOptions to;
+  to.high = impl_->options.min_score;
+  to.max_gap = gap_frames(impl_->options, 0, 0, 0);
+  impl_->tracker.emplace(to);
+  impl_->frames = 0;
+}
+
+std::vector<FaceRow> FaceFollower::next(const ImageView& frame, int64_t index, double time_s) {
+  Impl& m = *impl_;
+  const int size = m.net->card().input_size;
+  letterbox_frame(frame, size, m.net->input().ptr<float>());
+  const std::vector<Detection> dets = m.net->detect(1, m.options.keep_score).front();
+  const FrameDetections fd = in_frame(dets, Letterbox::of(frame.width, frame.height, size), size);
+  if (m.frames == 0) m.first_s = time_s;
+  if (m.frames == 1) m.tracker->set_max_gap(gap_frames(m.options, m.first_s, time_s, 1));
+  ++m.frames;
+  VideoFaces out;
+  add_rows(index, time_s, fd, m.tracker->update(fd.boxes), out);
+  return std::move(out.rows);
+}
+
+std::optional<CropRect> largest_face_crop(std::span<const FaceRow> faces, double margin, int width,
+                                          int height) {
+  const FaceRow* best = nullptr;
+  for (const FaceRow& f : faces)
+    if (f.track > 0 && (!best || f.w * f.h > best->w * best->h)) best = &f;
+  if (!best) return std::nullopt;
+  return square_inside(best->x + best->w / 2.0, best->y + best->h / 2.0,
+                       std::max(best->w, best->h) * (1 + 2 * margin), width, height);
 }
 
 }  // namespace fervid

@@ -1,4 +1,4 @@
-// Builds without OpenCV (FERVID_FACE=OFF): no face detector; --crop face fails with one line.
+// Builds without OpenCV (FERVID_FACE=OFF): no Haar cascade; --crop haar fails with one line.
 #include "face.h"
 #include "fervid/error.h"
 
@@ -8,7 +8,7 @@ struct FaceFinder::Impl {};
 
 FaceFinder::FaceFinder(const std::string&) {
   fail_option(
-      "{{crop}} face: this build of fervid has no face detector (built with FERVID_FACE=OFF)");
+      "{{crop}} haar: this build of fervid has no face detector (built with FERVID_FACE=OFF)");
 }
 FaceFinder::~FaceFinder() = default;
 std::vector<CropRect> FaceFinder::detect(const ImageView&) { return {}; }

@@ -368,7 +368,7 @@ DecoderKind choose_decoder(DecoderChoice requested, bool device_frames, bool hos
     if (requested == DecoderChoice::Auto) return DecoderKind::Cpu;
     why = "the backend runs on the CPU (NVDEC frames stay on the GPU)";
   } else if (host_frames) {
-    why = "{{crop}} face reads the frames on the CPU";
+    why = "{{crop}} face and haar read the frames on the CPU";
   } else if (!nvdec_in_ffmpeg()) {
     why = "this fervid's FFmpeg has no NVDEC (CUDA) hwaccel";
   } else if (void* lib = dlopen("libnvcuvid.so.1", RTLD_NOW | RTLD_LOCAL)) {

@@ -20,10 +20,14 @@ VideoBook::Video& VideoBook::open(int video) {
 
 int VideoBook::slot(int video) { return open(video).slot; }
 
-std::optional<CropRect> VideoBook::admit(int video, const Frame& frame) {
+std::optional<CropRect> VideoBook::admit(int video, const Frame& frame,
+                                         const std::optional<CropRect>& own) {
   Video& v = open(video);
   if (!v.error.empty()) return std::nullopt;
-  if (frame.width != v.crop_w || frame.height != v.crop_h) {
+  if (own) {
+    v.crop = *own;  // the frame's own crop (--crop face), made inside it
+    v.crop_w = v.crop_h = 0;
+  } else if (frame.width != v.crop_w || frame.height != v.crop_h) {
     try {
       if (v.fixed)
         check_crop_inside(v.crop, frame.width, frame.height);

@@ -24,11 +24,13 @@ class VideoBook {
 
   // The vote slot of a video, opened (with a slot of its own) at its first message.
   int slot(int video);
-  // The crop of a decoded frame of `video`: the video's own crop (StartMsg), checked against
-  // the frame's size, or the CropSpec's rectangle for that size. nullopt once the video has
+  // The crop of a decoded frame of `video`: the frame's `own` crop (--crop face), else the
+  // video's own crop (StartMsg), checked against the frame's size, or the CropSpec's rectangle
+  // for that size. nullopt once the video has
   // failed: the frame is dropped. The frame then counts as pending until ran() sees it.
-  std::optional<CropRect> admit(int video, const Frame& frame);
-  // The crop that comes with the video (face, boxes=FILE) and its warning.
+  std::optional<CropRect> admit(int video, const Frame& frame,
+                                const std::optional<CropRect>& own = std::nullopt);
+  // The crop that comes with the video (haar, boxes=FILE) and its warning.
   void start(int video, const CropRect& crop, const std::string& warning);
   // The video's end, with the decoder's error and warning; true when the video is complete
   // (no frame of it waits in the batch).

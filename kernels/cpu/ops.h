@@ -60,9 +60,8 @@ void vote_accumulate(const Tensor& probs, const Tensor& labels, std::span<const 
 void vote_finalize(const Tensor& counts, const Tensor& sums, std::span<const int> slots,
                    VoteMode mode, const Tensor& winners, const Tensor& out_counts,
                    const Tensor& out_sums);
-// The winner of one video by `mode` (docs/design.md): majority = most frequent label, ties ->
-// higher summed probability -> lower index; confidence = highest summed probability, ties -> lower
-// index.
-int vote_winner(const int32_t* counts, const double* sums, int classes, VoteMode mode);
+// The winner of one video by `mode` (fervid/model_spec.h: the rule lives in core, where the
+// face tracks' votes use it too).
+using ::fervid::vote_winner;
 
 }  // namespace fervid::cpu

@@ -8,20 +8,6 @@
 
 namespace fervid::cpu {
 
-int vote_winner(const int32_t* counts, const double* sums, int classes, VoteMode mode) {
-  int best = 0;
-  for (int j = 1; j < classes; ++j) {
-    bool better;
-    if (mode == VoteMode::Majority) {
-      better = counts[j] > counts[best] || (counts[j] == counts[best] && sums[j] > sums[best]);
-    } else {
-      better = sums[j] > sums[best];
-    }
-    if (better) best = j;  // equal on every key: the lower index stays
-  }
-  return best;
-}
-
 void vote_accumulate(const Tensor& probs, const Tensor& labels, std::span<const Segment> segments,
                      const Tensor& counts, const Tensor& sums) {
   constexpr const char* op = "vote_accumulate";

@@ -173,8 +173,9 @@ class Engine:
 
         inputs: video files, image folders (one video), images, folders to walk, glob patterns.
         stride: keep every Nth frame; max_frames: at most this many per video (0: all); crop:
-        full | center | box=x,y,w,h | face | boxes=FILE (None: the card's); vote: majority |
-        confidence (None: the card's); frames: keep each video's per-frame rows (FrameRows),
+        full | center | box=x,y,w,h | face[=DETECTOR] (each frame's largest tracked face) |
+        haar (OpenCV's cascade, one box per video) | boxes=FILE (None: the card's); vote:
+        majority | confidence (None: the card's); frames: keep each video's per-frame rows (FrameRows),
         logits too with logits=True; fps: the frame rate of image folders (their time_s);
         progress: called with a Progress after each result. Memory stays bounded: results wait
         in a short queue until taken. Stop early by leaving the loop (or close()).
@@ -198,8 +199,8 @@ class Engine:
 
         Each frame on its own (as_video=False): FrameScores (labels, probs, logits arrays). As
         one video (as_video=True): its VideoResult, voted like a video file's, with its frame rows
-        (time_s = index / fps). crop: full | center | box=x,y,w,h | face (None: the card's, as
-        classify() and the CLI); each frame on its own with face: that frame's face.
+        (time_s = index / fps). crop: full | center | box=x,y,w,h | face | haar (None: the card's,
+        as classify() and the CLI); each frame on its own with face or haar: that frame's face.
         """
         arrays = _frames(frames)
         if not as_video:

@@ -86,8 +86,9 @@ def test_wrong_arrays_raise_input_error(tiny_weights, bad, message):
 
 def test_pil_images_the_cards_crop_and_a_face_per_frame(tiny_weights, data):
     """A PIL image (any mode) goes in as its RGB pixels; without crop= the card's crop is used,
-    as classify() and the CLI do; crop="face" crops each frame to its own face, and a frame
-    without one gets the centre crop and says so in no_face."""
+    as classify() and the CLI do; crop="haar" crops each frame to its own face (OpenCV's
+    cascade; crop="face" is the CNN detector's, tests/detector_litert.py), and a frame without
+    one gets the centre crop and says so in no_face."""
     photo = Image.open(data / "faces/astronaut.png")
     frames = real_frames(data, 2)
     blank = np.full((200, 300, 3), 128, np.uint8)  # no face in it
@@ -102,7 +103,7 @@ def test_pil_images_the_cards_crop_and_a_face_per_frame(tiny_weights, data):
         named = engine.classify_frames(frames, crop=engine.card["crop"])
         np.testing.assert_array_equal(card.crops, named.crops)
         try:
-            faces = engine.classify_frames([np.asarray(photo.convert("RGB")), blank], crop="face")
+            faces = engine.classify_frames([np.asarray(photo.convert("RGB")), blank], crop="haar")
         except fervid.OptionError as e:
             if "no face detector" in str(e):
                 pytest.skip(str(e))

@@ -25,6 +25,20 @@ VoteMode parse_vote(const std::string& text) {
   fail_option("unknown vote '" + text + "' (expected majority or confidence)");
 }
 
+int vote_winner(const int32_t* counts, const double* sums, int classes, VoteMode mode) {
+  int best = 0;
+  for (int j = 1; j < classes; ++j) {
+    bool better;
+    if (mode == VoteMode::Majority) {
+      better = counts[j] > counts[best] || (counts[j] == counts[best] && sums[j] > sums[best]);
+    } else {
+      better = sums[j] > sums[best];
+    }
+    if (better) best = j;  // equal on every key: the lower index stays
+  }
+  return best;
+}
+
 namespace {
 
 Preprocess preset(const std::string& name, const std::string& origin) {

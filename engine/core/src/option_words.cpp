@@ -28,6 +28,8 @@ const OptionWords kOptionWords[] = {
     {"modality", "--modality", "modality="},
     {"channel", "--channel", "channel="},
     {"shard", "--shard", "shard="},
+    {"faces", "--faces", "faces="},
+    {"margin", "--margin", "margin="},
     {"explain", "EngineOptions::explain", "Engine(..., explain=True)"},
 };
 const size_t kOptionWordCount = sizeof(kOptionWords) / sizeof(kOptionWords[0]);

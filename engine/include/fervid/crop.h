@@ -1,5 +1,5 @@
 // The crop a run takes from each frame before the resize: --crop full | center | box=x,y,w,h |
-// face | boxes=FILE, parsed once into a CropSpec.
+// face[=DETECTOR] | haar | boxes=FILE, parsed once into a CropSpec.
 #pragma once
 
 #include <map>
@@ -10,13 +10,17 @@
 
 namespace fervid {
 
-// --crop full | center | box=x,y,w,h | face | boxes=FILE
 struct CropSpec {
-  enum class Mode { Full, Center, Box, Face, Boxes } mode = Mode::Full;
+  enum class Mode { Full, Center, Box, Face, Haar, Boxes } mode = Mode::Full;
   CropRect box;
-  // face: the face found on the first kFaceProbeFrames sampled frames of each video (one in
-  // kFaceProbeStep searched), widened by `margin` of its size on every side; the centre crop,
-  // with a warning in the video's row, when none is found.
+  // face: every frame's own crop, the largest face the face detector finds and its tracker
+  // follows (docs/faces.md), squared and widened by `margin` of its size on every side; the
+  // centre crop on a frame without a face (the video's row counts them in a warning).
+  // `detector` is the detector's weights (face=FILE); "" = default_detector().
+  std::string detector;
+  // haar: OpenCV's Haar cascade on the first kFaceProbeFrames sampled frames of each video (one
+  // in kFaceProbeStep searched), the median box for the whole video, widened by `margin`; the
+  // centre crop, with a warning in the video's row, when none is found.
   double margin = 0.25;
   static constexpr int kFaceProbeFrames = 24, kFaceProbeStep = 4;
   // boxes=FILE: a CSV of path,x,y,w,h (header optional, paths relative to the CSV's folder),
@@ -24,6 +28,12 @@ struct CropSpec {
   std::string boxes_file;
   std::shared_ptr<const std::map<std::string, CropRect>> boxes;
 
+  // Whether the crop is found in the frames' pixels (face, haar): they are read on the CPU.
+  bool finds_faces() const { return mode == Mode::Face || mode == Mode::Haar; }
+  // The detector of face: `detector`, else $FERVID_DETECTOR, else
+  // ${XDG_CACHE_HOME:-~/.cache}/fervid/blazeface-short-range.safetensors (tools/setup.sh writes
+  // it there).
+  std::string detector_file() const;
   static CropSpec parse(const std::string& text);
   // The rectangle for a width x height frame (full, center, box); throws when a box lies outside.
   CropRect rect_for(int width, int height) const;

@@ -1,7 +1,7 @@
 // Faces in every frame (docs/faces.md): the face detector (MediaPipe's BlazeFace, converted by
 // tools/export_detector.py) on every sampled frame of a video, letterboxed, and its detections
-// linked into tracks with stable ids. `fervid faces` writes these rows; classification per face
-// is the next step.
+// linked into tracks with stable ids; with an Engine, each face classified on its own aligned
+// crop and a vote per track. `fervid faces` writes these rows.
 #pragma once
 
 #include <cstdint>
@@ -14,6 +14,13 @@
 
 namespace fervid {
 
+class Engine;
+
+// Which faces of a frame are classified: every tracked face, or the largest alone (one person
+// in front of the camera, RAVDESS style: the video's vote is over each frame's largest face).
+enum class FaceChoice { All, Largest };
+FaceChoice parse_face_choice(const std::string& text);  // "all" | "largest"
+
 struct FacesOptions {
   SamplingOptions sampling;
   int batch = 1;  // frames per detector batch (on the CPU a frame costs more in larger ones)
@@ -21,6 +28,11 @@ struct FacesOptions {
   float keep_score = 0.3f;  // a detection from here keeps a track going (a face turning)
   double max_gap_s = 1.0;   // how long a track coasts without a detection before it ends
   int threads = 0;          // CPU threads (0: all cores)
+  // With an Engine (FaceTracking::run): which faces are classified, the margin of the aligned
+  // square crop on each side (a share of the box's larger side), and the vote per track.
+  FaceChoice choice = FaceChoice::All;
+  double margin = 0.25;
+  VoteMode vote = VoteMode::Confidence;
 };
 
 // One face of one frame, in the frame's pixels, or the frame's row saying it has none
@@ -32,6 +44,22 @@ struct FaceRow {
   float x = 0, y = 0, w = 0, h = 0;  // the tracked (filtered) box
   float score = 0;                   // this frame's detection (0: the track coasted)
   std::vector<float> keypoints;      // x, y pairs (eyes, nose, mouth, ears) when detected
+  float angle = 0;                   // the eye line's slope in radians (the crop is turned by it)
+  int label = -1;                    // with an Engine: the class of this face (-1: not classified)
+  std::vector<float> probs;          // its class probabilities
+};
+
+// The vote of one track over its classified faces (or, as VideoFaces::video, over the faces the
+// video's vote counts).
+struct TrackVote {
+  int track = 0;
+  int64_t first_frame = 0, last_frame = 0;
+  double first_s = 0, last_s = 0;
+  int64_t frames = 0;              // frames the track is reported on
+  int64_t classified = 0;          // of those, the frames whose face was classified
+  int label = -1;                  // -1: none classified
+  std::vector<int32_t> counts;     // frames per class
+  std::vector<double> mean_probs;  // mean class probabilities
 };
 
 struct VideoFaces {
@@ -41,6 +69,11 @@ struct VideoFaces {
   int64_t frames = 0;  // sampled frames
   int tracks = 0;      // tracks reported
   std::vector<FaceRow> rows;
+  // With an Engine: a vote per track (in order of id), and the video's: the main track's vote
+  // (the track classified on most frames, the lower id on a tie) with FaceChoice::All, the vote
+  // over every frame's largest face with Largest. video.label is -1 when no face was classified.
+  std::vector<TrackVote> track_votes;
+  TrackVote video;
   bool ok() const { return error.empty(); }
 };
 
@@ -56,15 +89,28 @@ struct Letterbox {
 // pixel the mean of the frame's pixels it covers (area resampling), the bars -1 (black).
 void letterbox_frame(const ImageView& frame, int size, float* out);
 
+// The square around `face` that the classifier sees: centred on its box, of side (1 + 2 margin)
+// times the box's larger side, turned by face.angle so that the eyes lie level, resampled to
+// out [size, size, 3] bytes (bilinear, k x k samples a pixel where the square is k times
+// larger); black outside the frame.
+void aligned_face(const ImageView& frame, const FaceRow& face, double margin, int size,
+                  uint8_t* out);
+
+// The votes of VideoFaces (track_votes, video) from its classified rows.
+void vote_faces(VideoFaces& faces, int classes, VoteMode vote, FaceChoice choice);
+
 class FaceTracking {
  public:
-  // Loads the detector's weights (safetensors with its card); fails in one line.
+  // Loads the detector's weights (safetensors with its card; "": CropSpec::detector_file()'s
+  // default); fails in one line.
   FaceTracking(const std::string& detector, const FacesOptions& options);
   ~FaceTracking();
   FaceTracking(const FaceTracking&) = delete;
   FaceTracking& operator=(const FaceTracking&) = delete;
-  // A bad input is its error, never an exception.
-  VideoFaces run(const InputItem& input);
+  // A bad input is its error, never an exception. With `classifier`, every face the options
+  // choose is classified on its aligned crop (crop full: the crop is the engine's input) and
+  // the votes are made.
+  VideoFaces run(const InputItem& input, Engine* classifier = nullptr);
 
  private:
   struct Impl;

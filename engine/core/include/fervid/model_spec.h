@@ -17,6 +17,10 @@ enum class VoteMode { Majority, Confidence };
 const char* head_name(Head head);
 const char* vote_name(VoteMode vote);
 VoteMode parse_vote(const std::string& text);  // "majority" | "confidence"
+// The winner of one vote by `mode` (docs/design.md): majority = most frequent label, ties ->
+// higher summed probability -> lower index; confidence = highest summed probability, ties -> lower
+// index. The CPU backend's vote and the face tracks' votes both use it.
+int vote_winner(const int32_t* counts, const double* sums, int classes, VoteMode mode);
 
 // out[c] = (in[src(c)] * scale - mean[c]) / std[c], src(c) = bgr ? 2 - c : c, in in 0..255.
 // mean and std are given in the output channel order.
