@@ -208,6 +208,33 @@ int gap_frames(const FacesOptions& o, double first_s, double now_s, int64_t n) {
   return std::max(1, int(std::lround(o.max_gap_s * rate)));
 }
 
+// One video's tracker: each frame's detections (in the letterboxed input's units) into its rows,
+// the gap in frames set from the first two frames' time stamps.
+class VideoTracker {
+ public:
+  explicit VideoTracker(const FacesOptions& o) : o_(o), tracker_(tracker_options(o)) {}
+  void add(int64_t index, double time_s, int width, int height, int size,
+           const std::vector<Detection>& dets, VideoFaces& out) {
+    const FrameDetections fd = in_frame(dets, Letterbox::of(width, height, size), size);
+    if (frames_ == 0) first_s_ = time_s;
+    if (frames_ == 1) tracker_.set_max_gap(gap_frames(o_, first_s_, time_s, 1));
+    ++frames_;
+    add_rows(index, time_s, fd, tracker_.update(fd.boxes), out);
+  }
+
+ private:
+  static TrackerOptions tracker_options(const FacesOptions& o) {
+    TrackerOptions to;
+    to.high = o.min_score;
+    to.max_gap = gap_frames(o, 0, 0, 0);
+    return to;
+  }
+  const FacesOptions& o_;
+  FaceTracker tracker_;
+  int64_t frames_ = 0;
+  double first_s_ = 0;
+};
+
 }  // namespace
 
 VideoFaces FaceTracking::run(const InputItem& input, Engine* classifier) {
@@ -219,13 +246,9 @@ VideoFaces FaceTracking::run(const InputItem& input, Engine* classifier) {
   try {
     if (input.kind == InputKind::Invalid) fail(input.path + ": " + input.error);
     std::unique_ptr<FrameSource> source = open_frames(input, o.sampling);
-    TrackerOptions to;
-    to.high = o.min_score;
-    to.max_gap = gap_frames(o, 0, 0, 0);
-    FaceTracker tracker(to);
+    VideoTracker tracker(o);
     std::optional<FaceClassifying> classifying;
     if (classifier) classifying.emplace(*classifier, o);
-    double first_s = 0;
     std::vector<Frame> batch(size_t(o.batch));
     for (bool more = true; more;) {
       int n = 0;
@@ -240,12 +263,8 @@ VideoFaces FaceTracking::run(const InputItem& input, Engine* classifier) {
         const Frame& f = batch[size_t(i)];
         out.width = f.width;
         out.height = f.height;
-        const FrameDetections fd =
-            in_frame(dets[size_t(i)], Letterbox::of(f.width, f.height, size), size);
-        if (out.frames == 0) first_s = f.time_s;
-        if (out.frames == 1) tracker.set_max_gap(gap_frames(o, first_s, f.time_s, 1));
         const size_t first = out.rows.size();
-        add_rows(f.index, f.time_s, fd, tracker.update(fd.boxes), out);
+        tracker.add(f.index, f.time_s, f.width, f.height, size, dets[size_t(i)], out);
         if (classifying) classifying->add(f, first, out);
         ++out.frames;
       }
@@ -279,9 +298,7 @@ struct FaceFollower::Impl {
   FacesOptions options;
   std::unique_ptr<Backend> backend;
   std::unique_ptr<DetectorNet> net;
-  std::optional<FaceTracker> tracker;
-  int64_t frames = 0;
-  double first_s = 0;
+  std::optional<VideoTracker> tracker;
 };
 
 FaceFollower::FaceFollower(const DetectorWeights& weights, const FacesOptions& options, int threads)
@@ -294,25 +311,15 @@ FaceFollower::FaceFollower(const DetectorWeights& weights, const FacesOptions& o
 
 FaceFollower::~FaceFollower() = default;
 
-void FaceFollower::restart() {
-  TrackerOptions to;
-  to.high = impl_->options.min_score;
-  to.max_gap = gap_frames(impl_->options, 0, 0, 0);
-  impl_->tracker.emplace(to);
-  impl_->frames = 0;
-}
+void FaceFollower::restart() { impl_->tracker.emplace(impl_->options); }
 
 std::vector<FaceRow> FaceFollower::next(const ImageView& frame, int64_t index, double time_s) {
   Impl& m = *impl_;
   const int size = m.net->card().input_size;
   letterbox_frame(frame, size, m.net->input().ptr<float>());
-  const std::vector<Detection> dets = m.net->detect(1, m.options.keep_score).front();
-  const FrameDetections fd = in_frame(dets, Letterbox::of(frame.width, frame.height, size), size);
-  if (m.frames == 0) m.first_s = time_s;
-  if (m.frames == 1) m.tracker->set_max_gap(gap_frames(m.options, m.first_s, time_s, 1));
-  ++m.frames;
   VideoFaces out;
-  add_rows(index, time_s, fd, m.tracker->update(fd.boxes), out);
+  m.tracker->add(index, time_s, frame.width, frame.height, size,
+                 m.net->detect(1, m.options.keep_score).front(), out);
   return std::move(out.rows);
 }
 
