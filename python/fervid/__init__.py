@@ -12,8 +12,9 @@ in fervid's C++ engine (CPU, or CUDA when a GPU is there)::
 
 Load the weights once into an Engine and reuse it; iter_classify() yields each video's result as
 soon as it is final; classify_frames() takes frames already in memory (numpy RGB arrays);
-score() computes `fervid eval`'s metrics. Errors raise fervid.Error subclasses with the CLI's
-one-line messages; a bad input file is a result with its error, and the run goes on.
+score() computes `fervid eval`'s metrics; faces() and Engine.faces() find, track and classify
+every face (docs/faces.md). Errors raise fervid.Error subclasses with the CLI's one-line
+messages; a bad input file is a result with its error, and the run goes on.
 """
 
 from __future__ import annotations
@@ -29,9 +30,10 @@ import numpy as np
 from ._errors import (DeviceError, Error, InputError, Notice, OptionError, UntrainedWeights,
                       WeightsError)
 from . import _fervid
-from .results import FrameRows, FrameScores, Progress, Results, VideoResult
+from .results import Faces, FrameRows, FrameScores, Progress, Results, VideoResult
 
 __all__ = ["Engine", "VideoResult", "FrameRows", "Results", "FrameScores", "Progress", "score",
+           "faces", "Faces",
            "Error", "WeightsError", "InputError", "OptionError", "DeviceError", "Notice",
            "UntrainedWeights",
            "__version__", "cuda_built"]
@@ -212,6 +214,21 @@ class Engine:
                    "decode_threads": 1, "stage_streams": True}
         return list(self._stream([(name, arrays)], options, None))[0]
 
+    def faces(self, inputs: Inputs, *, detector: Optional[PathLike] = None, stride: int = 1,
+              max_frames: int = 0, faces: str = "all", margin: float = 0.25,
+              vote: Optional[str] = None) -> Faces:
+        """Every face of every sampled frame of the inputs, tracked (`fervid faces`), each face
+        classified by this engine on its own crop (turned so that the eyes lie level) and a
+        vote per track and per video (docs/faces.md). faces: "all", or "largest" (only each
+        frame's largest face is classified; the video's vote is over those); margin: of the
+        crop on each side, a share of the face's size; vote: majority | confidence (None: the
+        card's); detector: the face detector's weights (None: FERVID_DETECTOR, else the one
+        tools/setup.sh writes to ~/.cache/fervid/)."""
+        videos = self._engine.faces(_paths(inputs),
+                                    _face_options(detector, stride, max_frames, faces, margin,
+                                                  vote))
+        return Faces(videos, self.classes)
+
     def gradcam(self, frames, *, crop: str = "full", classes=None) -> dict:
         """Grad-CAM at the last conv layer (docs/explain.md) of frames in memory (classify_frames'
         forms), for an engine made with explain=True. classes: one class (name or index) for
@@ -265,6 +282,19 @@ class Engine:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _face_options(detector, stride, max_frames, faces, margin, vote) -> dict:
+    return {"detector": os.fspath(detector) if detector is not None else "", "stride": stride,
+            "max_frames": max_frames, "faces": faces, "margin": margin, "vote": vote or ""}
+
+
+def faces(inputs: Inputs, *, detector: Optional[PathLike] = None, stride: int = 1,
+          max_frames: int = 0) -> Faces:
+    """Every face of every sampled frame of the inputs, with its track id (`fervid faces`
+    without --weights; Engine.faces also classifies them). detector: as in Engine.faces."""
+    return Faces(_fervid.faces(_paths(inputs),
+                               _face_options(detector, stride, max_frames, "all", 0.25, None)))
 
 
 def score(results: Iterable[VideoResult], labels=None, *, classes: Optional[Iterable[str]] = None,

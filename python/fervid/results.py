@@ -250,3 +250,74 @@ class FrameScores:
         for k, c in enumerate(self.classes):
             columns[f"logit_{c}"] = self.logits[:, k]
         return pd.DataFrame(columns)
+
+
+class Faces(list):
+    """What fervid faces finds (docs/faces.md), one dict per input in input order: video, error
+    ("" when read to its end), width, height, frames (sampled), rows (a dict per face per frame:
+    frame, time_s, track (0: the frame has no face), box (x, y, w, h), score, keypoints (x, y
+    pairs of the eyes, nose, mouth and ears; empty where the track coasted), label (-1: not
+    classified), probs), tracks (a dict per track: track, first_frame, last_frame, first_s,
+    last_s, frames, classified, label, counts, mean_probs) and main (the video's vote: the main
+    track's, or over each frame's largest face with faces="largest"). classes: the classifier's
+    classes (empty when the faces were only tracked)."""
+
+    def __init__(self, videos: Iterable[dict] = (), classes: Sequence[str] = ()):
+        super().__init__(videos)
+        self.classes = tuple(classes)
+
+    def _name(self, label: int):
+        return self.classes[label] if 0 <= label < len(self.classes) else None
+
+    def to_pandas(self):
+        """A DataFrame, one row a face of a frame (and one a frame without a face, track 0):
+        video, frame, time_s, track, x, y, w, h, score, label, p_<class>..., status (ok,
+        predicted, no face, or the input's error)."""
+        pd = _pandas()
+        records = []
+        for v in self:
+            if v["error"]:
+                records.append({"video": v["video"], "status": "error: " + v["error"]})
+            for r in v["rows"]:
+                row: dict[str, Any] = {"video": v["video"], "frame": r["frame"],
+                                       "time_s": r["time_s"], "track": r["track"]}
+                if r["track"]:
+                    row.update(zip("xywh", r["box"]))
+                    row["score"] = r["score"]
+                    row["label"] = self._name(r["label"])
+                    for c, p in zip(self.classes, r["probs"]):
+                        row[f"p_{c}"] = p
+                row["status"] = ("no face" if not r["track"] else
+                                 "ok" if r["keypoints"] else "predicted")
+                records.append(row)
+        columns = (["video", "frame", "time_s", "track", "x", "y", "w", "h", "score", "label"] +
+                   [f"p_{c}" for c in self.classes] + ["status"])
+        table = pd.DataFrame.from_records(records, columns=columns)
+        return table.astype({"frame": "Int64", "track": "Int64"})  # empty on an error row
+
+    def tracks_to_pandas(self):
+        """A DataFrame, one row a track, then each video's own row (track None, main_track set):
+        video, track, main_track, first_frame, last_frame, first_s, last_s, frames, classified,
+        label, count_<class>..., p_<class>... (the columns of fervid faces --tracks)."""
+        pd = _pandas()
+        records = []
+        for v in self:
+            votes = [(t, False) for t in v["tracks"]] + ([(v["main"], True)] if v["tracks"] else [])
+            for t, video in votes:
+                row: dict[str, Any] = {"video": v["video"],
+                                       "track": None if video else t["track"],
+                                       "main_track": t["track"] if video else None}
+                for k in ("first_frame", "last_frame", "first_s", "last_s", "frames",
+                          "classified"):
+                    row[k] = t[k]
+                row["label"] = self._name(t["label"])
+                for c, n in zip(self.classes, t["counts"]):
+                    row[f"count_{c}"] = n
+                for c, p in zip(self.classes, t["mean_probs"]):
+                    row[f"p_{c}"] = p
+                records.append(row)
+        columns = (["video", "track", "main_track", "first_frame", "last_frame", "first_s",
+                    "last_s", "frames", "classified", "label"] +
+                   [f"count_{c}" for c in self.classes] + [f"p_{c}" for c in self.classes])
+        table = pd.DataFrame.from_records(records, columns=columns)
+        return table.astype({"track": "Int64", "main_track": "Int64"})  # one of them empty

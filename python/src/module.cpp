@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "dataset.h"
+#include "fervid/faces.h"
 #include "fervid/fervid.h"
 #include "fervid/output_file.h"
 #include "metrics.h"
@@ -295,6 +296,81 @@ class Stream {
 };
 
 // The engine as Python sees it: made with the GIL released, its notices handed to `notify`.
+// ---- Faces: fervid faces as dicts ------------------------------------------------------------
+
+py::dict face_row(const FaceRow& r) {
+  py::dict d;
+  d["frame"] = r.frame_index;
+  d["time_s"] = r.time_s;
+  d["track"] = r.track;  // 0: the frame has no face
+  if (r.track == 0) return d;
+  d["box"] = py::make_tuple(r.x, r.y, r.w, r.h);
+  d["score"] = r.score;
+  d["keypoints"] = r.keypoints;  // empty where the track coasted
+  d["label"] = r.label;          // -1: not classified
+  d["probs"] = r.probs;
+  return d;
+}
+
+py::dict track_vote(const TrackVote& t) {
+  py::dict d;
+  d["track"] = t.track;
+  d["first_frame"] = t.first_frame;
+  d["last_frame"] = t.last_frame;
+  d["first_s"] = t.first_s;
+  d["last_s"] = t.last_s;
+  d["frames"] = t.frames;
+  d["classified"] = t.classified;
+  d["label"] = t.label;
+  d["counts"] = t.counts;
+  d["mean_probs"] = t.mean_probs;
+  return d;
+}
+
+// Every face of every sampled frame of `inputs` (paths), tracked; with `engine`, classified and
+// voted. Options: detector ("": the default), stride, max_frames, faces, margin, vote ("": the
+// card's).
+py::list track_faces(const py::list& inputs, const py::dict& o, Engine* engine) {
+  std::vector<std::string> paths;
+  for (const py::handle& in : inputs) paths.push_back(fs_path(in));
+  FacesOptions fo;
+  fo.sampling.stride = o["stride"].cast<int>();
+  fo.sampling.max_frames = o["max_frames"].cast<int>();
+  if (fo.sampling.stride < 1)
+    fail_option("{{stride}} " + std::to_string(fo.sampling.stride) + ": must be at least 1");
+  if (fo.sampling.max_frames < 0)
+    fail_option("{{max_frames}} " + std::to_string(fo.sampling.max_frames) + ": must be 0 or more");
+  fo.choice = parse_face_choice(o["faces"].cast<std::string>());
+  fo.margin = o["margin"].cast<double>();
+  if (!(fo.margin >= 0 && fo.margin <= 2)) fail_option("{{margin}}: must lie in 0..2");
+  const std::string vote = o["vote"].cast<std::string>();
+  if (engine) fo.vote = vote.empty() ? engine->spec().vote : parse_vote(vote);
+  std::vector<VideoFaces> out;
+  {
+    py::gil_scoped_release nogil;
+    const std::vector<InputItem> items = expand_inputs(paths);
+    FaceTracking tracking(o["detector"].cast<std::string>(), fo);
+    for (const InputItem& in : items) out.push_back(tracking.run(in, engine));
+  }
+  py::list videos;
+  for (const VideoFaces& v : out) {
+    py::dict d;
+    d["video"] = fs_str(v.path);
+    d["error"] = v.error;
+    d["width"] = v.width;
+    d["height"] = v.height;
+    d["frames"] = v.frames;
+    py::list rows, tracks;
+    for (const FaceRow& r : v.rows) rows.append(face_row(r));
+    for (const TrackVote& t : v.track_votes) tracks.append(track_vote(t));
+    d["rows"] = rows;
+    d["tracks"] = tracks;
+    d["main"] = track_vote(v.video);
+    videos.append(d);
+  }
+  return videos;
+}
+
 class PyEngine {
  public:
   PyEngine(const std::string& weights, const std::string& card, const std::string& device,
@@ -399,6 +475,13 @@ class PyEngine {
     d["crops"] = crops;
     d["no_face"] = no_face;
     return d;
+  }
+
+  // fervid faces (fervid/faces.h) with this engine classifying each face: one dict per input.
+  py::list faces(const py::list& inputs, const py::dict& o) {
+    std::lock_guard lock(holder_->mu);
+    if (holder_->running) fail_option("the engine is already classifying (one run at a time)");
+    return track_faces(inputs, o, &engine());
   }
 
   // Grad-CAM of frames in memory (Engine::explain_frames): classes[i] < 0 = the frame's top class.
@@ -537,8 +620,13 @@ PYBIND11_MODULE(_fervid, m) {
       .def("run", &PyEngine::run, py::arg("inputs"), py::arg("options"), py::arg("capacity"))
       .def("classify_frames", &PyEngine::classify_frames, py::arg("frames"), py::arg("crop"))
       .def("gradcam", &PyEngine::gradcam, py::arg("frames"), py::arg("crop"), py::arg("classes"))
+      .def("faces", &PyEngine::faces, py::arg("inputs"), py::arg("options"))
       .def("close", &PyEngine::close);
 
+  m.def(
+      "faces",
+      [](const py::list& inputs, const py::dict& o) { return track_faces(inputs, o, nullptr); },
+      py::arg("inputs"), py::arg("options"));
   m.def("label_paths", &label_paths, py::arg("paths"), py::arg("classes"), py::arg("labels_csv"));
   m.def("score", &score, py::arg("rows"), py::arg("classes"), py::arg("confusion_png"),
         py::arg("title"));

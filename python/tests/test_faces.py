@@ -1,0 +1,67 @@
+"""fervid.faces() and Engine.faces(): `fervid faces` from Python (docs/faces.md). Skipped, with
+the reason, where no face detector's weights are at hand (tools/setup.sh converts them into
+~/.cache/fervid/; FERVID_DETECTOR names another)."""
+import os
+import pathlib
+
+import numpy as np
+import pytest
+
+import fervid
+
+
+@pytest.fixture(scope="module")
+def detector() -> pathlib.Path:
+    cache = pathlib.Path(os.environ.get("XDG_CACHE_HOME", pathlib.Path.home() / ".cache"))
+    path = pathlib.Path(os.environ.get("FERVID_DETECTOR",
+                                       cache / "fervid" / "blazeface-short-range.safetensors"))
+    if not path.is_file():
+        pytest.skip(f"no face detector at {path} (tools/setup.sh writes it)")
+    return path
+
+
+def test_tracks_the_face_of_a_photo_and_keeps_a_bad_input_as_its_error(detector, data, tmp_path):
+    found = fervid.faces([data / "faces/astronaut.png", tmp_path / "missing.mp4"],
+                         detector=detector)
+    assert len(found) == 2 and found.classes == ()
+    photo, missing = found
+    assert photo["error"] == "" and photo["frames"] == 1
+    (row,) = photo["rows"]
+    x, y, w, h = row["box"]
+    # The astronaut's face: about 130-330 x 60-260 in the 512 x 512 picture.
+    assert row["track"] == 1 and 100 < x < 220 and 30 < y < 150 and 80 < w < 200
+    assert len(row["keypoints"]) == 12 and row["label"] == -1
+    assert "missing.mp4" in missing["error"] and missing["rows"] == []
+    table = found.to_pandas()
+    assert list(table["track"][:1]) == [1] and table["status"].iloc[-1].startswith("error:")
+
+
+def test_engine_classifies_each_face_and_votes_per_track(detector, data, tiny_weights):
+    clip = data / "video/astronaut-720p.mp4"
+    full = detector.with_name("blazeface-full-range.safetensors")
+    if not full.is_file():
+        pytest.skip(f"no full-range detector at {full} (tools/setup.sh writes it)")
+    with fervid.Engine(tiny_weights, device="cpu") as engine:
+        (video,) = engine.faces(clip, detector=full, max_frames=6)
+        classes = engine.classes
+    faces = [r for r in video["rows"] if r["track"]]
+    assert faces, "the full-range model finds the 720p clip's face (docs/faces.md)"
+    for r in faces:
+        assert abs(sum(r["probs"]) - 1) < 1e-4 and r["label"] == int(np.argmax(r["probs"]))
+    for t in video["tracks"]:
+        mine = [r for r in faces if r["track"] == t["track"]]
+        assert t["classified"] == len(mine) == sum(t["counts"])
+        assert t["counts"] == [sum(r["label"] == k for r in mine) for k in range(len(classes))]
+    main = max(video["tracks"], key=lambda t: (t["classified"], -t["track"]))
+    assert video["main"]["track"] == main["track"] and video["main"]["label"] == main["label"]
+    rows = fervid.Faces([video], classes).tracks_to_pandas()
+    assert rows["main_track"].iloc[-1] == main["track"]
+    assert rows["label"].iloc[-1] == classes[main["label"]]
+
+
+def test_face_options_are_checked_in_python_words(detector, data, tiny_weights):
+    with fervid.Engine(tiny_weights, device="cpu") as engine:
+        with pytest.raises(fervid.OptionError, match="faces=some"):
+            engine.faces(data / "faces/astronaut.png", detector=detector, faces="some")
+    with pytest.raises(fervid.OptionError, match="no face detector at"):
+        fervid.faces(data / "faces/astronaut.png", detector=data / "no-such-detector")
