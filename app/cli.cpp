@@ -185,7 +185,8 @@ void add_faces_command(CLI::App& app, FacesArgs& fa) {
   faces->add_option("--stride", fa.stride, "Keep every Nth frame")->capture_default_str();
   faces->add_option("--max-frames", fa.max_frames, "At most N frames per video (0: all)");
   faces->add_option("--batch", fa.batch, "Frames per detector batch")->capture_default_str();
-  faces->add_option("--threads", fa.threads, "CPU threads (0: all cores)");
+  faces->add_option("--threads", fa.threads,
+                    "The classifier's CPU threads (0: all cores; the detector runs on one)");
   faces->add_flag("--quiet", fa.quiet, "No summary lines on stderr");
   faces->add_option("--weights", fa.weights,
                     "Classify each face with these weights (safetensors; a row's label and "

@@ -218,7 +218,6 @@ FacesOptions faces_options(const FacesArgs& a) {
   o.sampling.stride = a.stride;
   o.sampling.max_frames = a.max_frames;
   o.batch = a.batch;
-  o.threads = a.threads;
   o.choice = parse_face_choice(a.faces);
   o.margin = a.margin;
   return o;

@@ -8,6 +8,7 @@
 #include <random>
 
 #include "backends/backend.h"
+#include "backends/cpu/cpu_backend.h"
 #include "classifier.h"
 #include "face_detector.h"
 #include "model.h"
@@ -193,6 +194,8 @@ nlohmann::json detector_stage(Engine& engine, const std::string& detector,
   for (float& v : host) v = pixel(rng);
   backend.copy_from_host(net.input(), host.data());
   nlohmann::json j{{"model", weights.card.name}, {"results", nlohmann::json::array()}};
+  // As it runs in fervid faces and --crop face: on one thread (fervid/faces.h).
+  const cpu::ScopedOmpThreads one(1);
   for (int b : o.batches) {
     for (int i = 0; i < o.warmup + 1; ++i) net.detect(b);
     const auto t0 = Clock::now();

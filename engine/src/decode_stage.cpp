@@ -189,15 +189,14 @@ DecodeStage::DecodeStage(const std::vector<InputItem>& inputs, const ClassifyOpt
     sink_ = sinks->make_frame_sink(queue_frames(options) + options.batch + 2 * threads + 2);
     decode.sink = sink_.get();
   }
-  // A detector per thread: one is not meant to be called from several threads at once. The
-  // face detector runs on one core per thread, beside the decoder.
+  // A detector per thread: one is not meant to be called from several threads at once.
   if (options.crop.mode == CropSpec::Mode::Face) detector_ = load_crop_detector(options.crop);
   FacesOptions follow;
   follow.sampling = options.sampling;
   for (int t = 0; options.crop.finds_faces() && t < threads; ++t) {
     FaceTools tools;
     if (options.crop.mode == CropSpec::Mode::Haar) tools.haar = std::make_unique<FaceFinder>();
-    if (detector_) tools.follower = std::make_unique<FaceFollower>(*detector_, follow, 1);
+    if (detector_) tools.follower = std::make_unique<FaceFollower>(*detector_, follow);
     faces_.push_back(std::move(tools));
   }
   SamplingOptions sampling = options.sampling;

@@ -89,7 +89,7 @@ std::optional<CropRect> Engine::Impl::own_face(const ImageView& frame, const Cro
     follower.reset();
     detector = load_crop_detector(crop);
     detector_file = crop.detector_file();
-    follower = std::make_unique<FaceFollower>(*detector, FacesOptions{}, 0);
+    follower = std::make_unique<FaceFollower>(*detector, FacesOptions{});
   }
   follower->restart();
   const std::vector<FaceRow> rows = follower->next(frame, 0, 0);

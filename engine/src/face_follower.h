@@ -20,8 +20,10 @@ DetectorWeights load_crop_detector(const CropSpec& crop, const std::string& what
 
 class FaceFollower {
  public:
-  // `weights` must outlive the follower. The detector runs on a CPU backend of `threads`.
-  FaceFollower(const DetectorWeights& weights, const FacesOptions& options, int threads);
+  // `weights` must outlive the follower. The detector runs on a CPU backend that leaves the
+  // thread counts of OpenMP and OpenBLAS as they are (a count set here, on the thread that
+  // makes the follower, slowed the classifier's network 1.6x: measured, docs/faces.md).
+  FaceFollower(const DetectorWeights& weights, const FacesOptions& options);
   ~FaceFollower();
   FaceFollower(const FaceFollower&) = delete;
   FaceFollower& operator=(const FaceFollower&) = delete;

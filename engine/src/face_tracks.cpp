@@ -89,7 +89,7 @@ FaceTracking::FaceTracking(const std::string& detector, const FacesOptions& opti
   CropSpec crop;
   crop.detector = detector;
   impl_->weights = load_crop_detector(crop, "faces");
-  impl_->backend = cpu::make_cpu_backend(options.threads, ConvImpl::Auto, Precision::Fp32);
+  impl_->backend = cpu::make_cpu_backend(0, ConvImpl::Auto, Precision::Fp32);
   impl_->net = std::make_unique<DetectorNet>(impl_->weights, *impl_->backend, options.batch);
 }
 
@@ -258,7 +258,11 @@ VideoFaces FaceTracking::run(const InputItem& input, Engine* classifier) {
         ++n;
       }
       if (n == 0) break;
-      const std::vector<std::vector<Detection>> dets = net.detect(n, o.keep_score);
+      std::vector<std::vector<Detection>> dets;
+      {
+        const cpu::ScopedOmpThreads one(1);
+        dets = net.detect(n, o.keep_score);
+      }
       for (int i = 0; i < n; ++i) {
         const Frame& f = batch[size_t(i)];
         out.width = f.width;
@@ -301,10 +305,10 @@ struct FaceFollower::Impl {
   std::optional<VideoTracker> tracker;
 };
 
-FaceFollower::FaceFollower(const DetectorWeights& weights, const FacesOptions& options, int threads)
+FaceFollower::FaceFollower(const DetectorWeights& weights, const FacesOptions& options)
     : impl_(std::make_unique<Impl>()) {
   impl_->options = options;
-  impl_->backend = cpu::make_cpu_backend(threads, ConvImpl::Auto, Precision::Fp32);
+  impl_->backend = cpu::make_cpu_backend(0, ConvImpl::Auto, Precision::Fp32);
   impl_->net = std::make_unique<DetectorNet>(weights, *impl_->backend, 1);
   restart();
 }
@@ -314,6 +318,7 @@ FaceFollower::~FaceFollower() = default;
 void FaceFollower::restart() { impl_->tracker.emplace(impl_->options); }
 
 std::vector<FaceRow> FaceFollower::next(const ImageView& frame, int64_t index, double time_s) {
+  const cpu::ScopedOmpThreads one(1);
   Impl& m = *impl_;
   const int size = m.net->card().input_size;
   letterbox_frame(frame, size, m.net->input().ptr<float>());

@@ -273,4 +273,9 @@ std::unique_ptr<Backend> make_cpu_backend(int threads, ConvImpl conv_impl, Preci
                                       resolve_cpu_conv(conv_impl, precision, cpu_features()));
 }
 
+ScopedOmpThreads::ScopedOmpThreads(int threads) : before_(omp_get_max_threads()) {
+  omp_set_num_threads(threads);
+}
+ScopedOmpThreads::~ScopedOmpThreads() { omp_set_num_threads(before_); }
+
 }  // namespace fervid::cpu

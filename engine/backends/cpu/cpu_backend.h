@@ -19,4 +19,19 @@ std::unique_ptr<Backend> make_cpu_backend(int threads, ConvImpl conv_impl = Conv
 // "" when the CPU backend can run bf16 here, else why not (one line).
 std::string cpu_bf16_unavailable();
 
+// OpenMP's thread count for the parallel regions the calling thread starts, set while this
+// lives and restored after; other threads keep theirs (OpenMP keeps the count per thread). The
+// face detector's small layers run on one thread this way beside the classifier: on two, the
+// threads' fork and join took most of their time (measured, docs/faces.md).
+class ScopedOmpThreads {
+ public:
+  explicit ScopedOmpThreads(int threads);
+  ~ScopedOmpThreads();
+  ScopedOmpThreads(const ScopedOmpThreads&) = delete;
+  ScopedOmpThreads& operator=(const ScopedOmpThreads&) = delete;
+
+ private:
+  int before_;
+};
+
 }  // namespace fervid::cpu

@@ -23,11 +23,13 @@ FaceChoice parse_face_choice(const std::string& text);  // "all" | "largest"
 
 struct FacesOptions {
   SamplingOptions sampling;
-  int batch = 1;  // frames per detector batch (on the CPU a frame costs more in larger ones)
+  // Frames per detector batch (on the CPU a frame costs more in larger ones). The detector runs
+  // on one CPU thread whatever the process's thread count: its layers are too small to share
+  // (on two threads, fork and join took most of the time; docs/faces.md).
+  int batch = 1;
   float min_score = 0.5f;   // a detection from here starts a track (MediaPipe's threshold)
   float keep_score = 0.3f;  // a detection from here keeps a track going (a face turning)
   double max_gap_s = 1.0;   // how long a track coasts without a detection before it ends
-  int threads = 0;          // CPU threads (0: all cores)
   // With an Engine (FaceTracking::run): which faces are classified, the margin of the aligned
   // square crop on each side (a share of the box's larger side), and the vote per track.
   FaceChoice choice = FaceChoice::All;
