@@ -309,6 +309,36 @@ TEST(FaceTracker, GapsAreBridgedUpToMaxGapThenANewIdStarts) {
   EXPECT_NE(tracker.update(det(24)).at(0).track, id);
 }
 
+// A face that leaves (a shrinking one, here): its track is reported for report_gap frames with
+// the size it had, then kept unreported until max_gap, and takes its id back on a match.
+TEST(FaceTracker, ACoastingTrackHoldsItsSizeAndIsReportedForReportGapFrames) {
+  TrackerOptions o;
+  o.max_gap = 8;
+  o.report_gap = 2;
+  FaceTracker tracker(o);
+  auto det = [](int f) {
+    return std::vector<TrackInput>{{{300, 200, 80.0f - 3 * f, 80.0f - 3 * f}, 0.9f}};
+  };
+  int id = 0;
+  float w = 0;
+  for (int f = 0; f < 10; ++f) {
+    const TrackedFace t = tracker.update(det(f)).at(0);
+    id = t.track;
+    w = t.box.w;
+  }
+  std::vector<TrackedFace> out = tracker.update({});
+  ASSERT_EQ(out.size(), 1u) << "reported while coasting";
+  EXPECT_LT(out[0].box.w, w) << "the first prediction still follows the shrinking";
+  EXPECT_GT(out[0].box.w, w - 6.0f);
+  w = out[0].box.w;
+  out = tracker.update({});
+  ASSERT_EQ(out.size(), 1u) << "reported while coasting";
+  EXPECT_FLOAT_EQ(out[0].box.w, w) << "then the size is held";
+  for (int f = 12; f < 16; ++f) EXPECT_TRUE(tracker.update({}).empty()) << "frame " << f;
+  const std::vector<TrackInput> back{{{300, 200, w, w}, 0.9f}};
+  EXPECT_EQ(tracker.update(back).at(0).track, id) << "within max_gap: the same id";
+}
+
 TEST(FaceTracker, LowScoresKeepATrackButNeverStartOne) {
   FaceTracker tracker;
   const TrackBox at{200, 200, 80, 80};

@@ -57,6 +57,7 @@ std::vector<TrackedFace> FaceTracker::update(const std::vector<TrackInput>& dets
     Track& tr = *live[t];
     if (det_of_track[t] < 0) {
       ++tr.missed;
+      tr.velocity.w = tr.velocity.h = 0;  // a face out of sight keeps its size
       continue;
     }
     const TrackBox& z = dets[size_t(det_of_track[t])].box;
@@ -84,7 +85,7 @@ std::vector<TrackedFace> FaceTracker::update(const std::vector<TrackInput>& dets
   std::vector<TrackedFace> out;
   for (Track& t : tracks_) {
     t.reported = t.reported || t.hits >= o_.min_hits;
-    if (!t.reported) continue;
+    if (!t.reported || t.missed > o_.report_gap) continue;
     TrackedFace f{t.id, t.box, -1, 0};
     for (size_t d = 0; d < dets.size(); ++d)
       if (det_track[d] == t.id) {

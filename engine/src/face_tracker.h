@@ -7,7 +7,10 @@
 //   3. tracks still unmatched try the detections below `high` (a face turning or blurred scores
 //      low: it keeps its track instead of starting a new one);
 //   4. a matched track corrects its box and velocity towards the detection (alpha, beta); an
-//      unmatched one coasts on its prediction and is ended after `max_gap` frames without one;
+//      unmatched one coasts on its prediction (its size held) and is ended after `max_gap`
+//      frames without one; it is reported while coasting for `report_gap` frames at most (a
+//      face covered for a moment keeps its rows; one that left is not followed off the frame),
+//      and keeps its id when a detection matches it again within `max_gap`;
 //   5. a detection at or above `high` that matched nothing starts a new track (a new id).
 // A track is reported from its `min_hits`-th detection on (a single false detection is not a
 // face), or from the first on a video's first frame. Ids count from 1 in order of birth.
@@ -26,6 +29,7 @@ struct TrackerOptions {
   float high = 0.5f;       // detections from here start tracks and are matched first
   float match_iou = 0.3f;  // a pair overlaps by more than this
   int max_gap = 15;        // frames a track coasts without a detection before it ends
+  int report_gap = 5;      // of those, the frames it is still reported on
   int min_hits = 2;        // detections before a new track is reported
   float alpha = 0.6f;      // how far a detection corrects the box (1: to the detection)
   float beta = 0.3f;       // how far it corrects the velocity
@@ -51,9 +55,12 @@ class FaceTracker {
   // The next frame's detections -> the faces reported for it (tracks in order of id).
   std::vector<TrackedFace> update(const std::vector<TrackInput>& detections);
   int tracks_started() const { return next_id_ - 1; }
-  // The gap in frames, once the stream's frame rate is known (FaceTracking sets it from the
+  // The gaps in frames, once the stream's frame rate is known (FaceTracking sets them from the
   // first two frames' time stamps).
-  void set_max_gap(int frames) { o_.max_gap = frames; }
+  void set_gaps(int max_gap, int report_gap) {
+    o_.max_gap = max_gap;
+    o_.report_gap = report_gap;
+  }
 
  private:
   struct Track {

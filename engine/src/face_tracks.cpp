@@ -200,16 +200,17 @@ class FaceClassifying {
   std::vector<uint8_t> crops_;
 };
 
-// The gap in sampled frames that lasts `max_gap_s` at the rate the frames come: from the time
-// between the first and the n-th frame (n >= 1), else SamplingOptions::fps over the stride.
-int gap_frames(const FacesOptions& o, double first_s, double now_s, int64_t n) {
+// `seconds` in sampled frames at the rate the frames come: from the time between the first and
+// the n-th frame (n >= 1), else SamplingOptions::fps over the stride.
+int gap_frames(const FacesOptions& o, double seconds, double first_s, double now_s, int64_t n) {
   double rate = o.sampling.fps / std::max(o.sampling.stride, 1);
   if (n >= 1 && now_s > first_s) rate = double(n) / (now_s - first_s);
-  return std::max(1, int(std::lround(o.max_gap_s * rate)));
+  return std::max(1, int(std::lround(seconds * rate)));
 }
 
 // One video's tracker: each frame's detections (in the letterboxed input's units) into its rows,
-// the gap in frames set from the first two frames' time stamps.
+// the gaps in frames set from the first two frames' time stamps. A coasting face whose
+// predicted centre has left the frame is not reported.
 class VideoTracker {
  public:
   explicit VideoTracker(const FacesOptions& o) : o_(o), tracker_(tracker_options(o)) {}
@@ -217,16 +218,24 @@ class VideoTracker {
            const std::vector<Detection>& dets, VideoFaces& out) {
     const FrameDetections fd = in_frame(dets, Letterbox::of(width, height, size), size);
     if (frames_ == 0) first_s_ = time_s;
-    if (frames_ == 1) tracker_.set_max_gap(gap_frames(o_, first_s_, time_s, 1));
+    if (frames_ == 1)
+      tracker_.set_gaps(gap_frames(o_, o_.max_gap_s, first_s_, time_s, 1),
+                        gap_frames(o_, o_.report_gap_s, first_s_, time_s, 1));
     ++frames_;
-    add_rows(index, time_s, fd, tracker_.update(fd.boxes), out);
+    std::vector<TrackedFace> faces = tracker_.update(fd.boxes);
+    std::erase_if(faces, [&](const TrackedFace& f) {
+      return f.detection < 0 &&
+             (f.box.cx < 0 || f.box.cy < 0 || f.box.cx >= width || f.box.cy >= height);
+    });
+    add_rows(index, time_s, fd, faces, out);
   }
 
  private:
   static TrackerOptions tracker_options(const FacesOptions& o) {
     TrackerOptions to;
     to.high = o.min_score;
-    to.max_gap = gap_frames(o, 0, 0, 0);
+    to.max_gap = gap_frames(o, o.max_gap_s, 0, 0, 0);
+    to.report_gap = gap_frames(o, o.report_gap_s, 0, 0, 0);
     return to;
   }
   const FacesOptions& o_;

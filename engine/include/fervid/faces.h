@@ -27,9 +27,10 @@ struct FacesOptions {
   // on one CPU thread whatever the process's thread count: its layers are too small to share
   // (on two threads, fork and join took most of the time; docs/faces.md).
   int batch = 1;
-  float min_score = 0.5f;   // a detection from here starts a track (MediaPipe's threshold)
-  float keep_score = 0.3f;  // a detection from here keeps a track going (a face turning)
-  double max_gap_s = 1.0;   // how long a track coasts without a detection before it ends
+  float min_score = 0.5f;     // a detection from here starts a track (MediaPipe's threshold)
+  float keep_score = 0.3f;    // a detection from here keeps a track going (a face turning)
+  double max_gap_s = 1.0;     // how long a track coasts without a detection before it ends
+  double report_gap_s = 0.2;  // of that, how long it is still reported ("predicted" rows)
   // With an Engine (FaceTracking::run): which faces are classified, the margin of the aligned
   // square crop on each side (a share of the box's larger side), and the vote per track.
   FaceChoice choice = FaceChoice::All;
