@@ -240,45 +240,14 @@ def visible(face, n):
     return not (x2 <= cx <= x2 + PATCH[0] and y2 <= cy <= y2 + PATCH[1])
 
 
+def crossing_boxes(n):
+    """The faces' patches (x, y, w, h) at frame n of the crossing clip, where they show."""
+    return {f: (*PATHS[f](n), *PATCH) for f in PATHS if visible(f, n)}
+
+
 def tracking_scores(rows, frames=range(FRAMES)):
-    """MOTA and IDF1 of the rows against the known paths over `frames`: a row matches a face when
-    its box's centre lies in that face's patch; each face's track id is followed for identity
-    switches."""
-    by_frame = {}
-    for r in rows:
-        if r.get("track"):
-            by_frame.setdefault(r["frame"], []).append(r)
-    gt = fn = fp = switches = 0
-    last, together = {}, {}
-    for n in frames:
-        faces = [f for f in PATHS if visible(f, n)]
-        gt += len(faces)
-        hits = set()
-        for r in by_frame.get(n, []):
-            x, y, w, h = r["box"]
-            cx, cy = x + w / 2, y + h / 2
-            owner = [f for f in faces if PATHS[f](n)[0] <= cx <= PATHS[f](n)[0] + PATCH[0]
-                     and PATHS[f](n)[1] <= cy <= PATHS[f](n)[1] + PATCH[1] and f not in hits]
-            if not owner:
-                fp += 1
-                continue
-            f = owner[-1]  # the face drawn on top, where patches overlap
-            hits.add(f)
-            if f in last and last[f] != r["track"]:
-                switches += 1
-            last[f] = r["track"]
-            together[(f, r["track"])] = together.get((f, r["track"]), 0) + 1
-        fn += len(faces) - len(hits)
-    predicted = sum(len(by_frame.get(n, [])) for n in frames)
-    tracks = sorted({t for _, t in together})
-    best = 0  # IDF1: the one-to-one pairing of faces and tracks that agrees most often
-    for t1 in tracks + [None]:
-        for t2 in tracks + [None]:
-            if t1 is not None and t1 == t2:
-                continue
-            best = max(best, together.get((1, t1), 0) + together.get((2, t2), 0))
-    return {"mota": 1 - (fn + fp + switches) / gt, "idf1": 2 * best / (gt + predicted),
-            "switches": switches, "fn": fn, "fp": fp, "gt": gt, "tracks": len(tracks)}
+    """MOTA and IDF1 of the rows against the crossing clip's known paths over `frames`."""
+    return scene_scores(rows, crossing_boxes, frames)
 
 
 # ---- A second scene: a face that leaves and comes back, a face that shrinks ------------------
