@@ -176,7 +176,7 @@ phase_tests() {
   : >"$out/tests.log"
   local t name limit log rc
   for name in vote softmax_argmax maxpool2x2 bias_relu global_avgpool linear preprocess \
-    frame_sink gradcam conv3x3_bias_relu backend; do
+    conv2d frame_sink gradcam conv3x3_bias_relu backend; do
     t=$b/bin/cuda_${name}_test
     [ -x "$t" ] || continue
     case $name in backend) limit=200 ;; conv3x3_bias_relu) limit=120 ;; *) limit=45 ;; esac
@@ -322,7 +322,7 @@ phase_sanitize() {
   "$cs" --help 2>&1 | grep -q -- '--kernel-name' && filter=(--kernel-name kns=fervid)
   local skip='-CudaBackend.WholeNetworkMatchesCpuOnRealFrames:CudaBackend.GradcamMatchesCpuOnRealFrames'
   for tool in memcheck racecheck synccheck; do
-    for name in vote softmax_argmax maxpool2x2 bias_relu global_avgpool preprocess gradcam \
+    for name in vote softmax_argmax maxpool2x2 bias_relu global_avgpool preprocess gradcam conv2d \
       conv3x3_bias_relu linear frame_sink backend; do
       case $tool-$name in
         memcheck-*) ;;

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <span>
 
+#include "fervid/conv_geometry.h"
 #include "fervid/frame.h"
 #include "fervid/model_spec.h"
 #include "fervid/tensor.h"
@@ -64,6 +65,16 @@ void gradcam_map(const Tensor& a, const Tensor& alpha, const Tensor& cam, const 
 
 // x [N,H,W,C] -> y [N,H/2,W/2,C]; f32, f16 or bf16 (x and y of the same dtype).
 void maxpool2x2(const Tensor& x, const Tensor& y, cudaStream_t stream);
+// The face detector's layers (conv2d.cu), as kernels/cpu/ops.h's of the same names: x
+// [N,H,W,C], w [K,k,k,C/groups] f32, b [K] f32 -> y [N,OH,OW,K] (x's dtype, or f32), then a ReLU
+// when `relu`; any square kernel, stride, uneven padding and groups.
+void conv2d_bias_act(const Tensor& x, const Tensor& w, const Tensor& b, const ConvGeometry& g,
+                     bool relu, const Tensor& y, cudaStream_t stream);
+// a [N,H,W,Ca] + b [N,H,W,Cb] -> y [N,H,W,max(Ca,Cb)], the narrower zero-extended in channels,
+// then a ReLU when `relu`; all three of one dtype.
+void add_act(const Tensor& a, const Tensor& b, bool relu, const Tensor& y, cudaStream_t stream);
+// x [N,H,W,C] -> y [N,2H,2W,C] bilinear, as the CPU's (half-pixel centres or i / 2).
+void upsample_bilinear2x(const Tensor& x, bool half_pixel, const Tensor& y, cudaStream_t stream);
 // logits [N,C] f32 -> probs [N,C] f32, labels [N] i32 (lowest index among equal maxima).
 void softmax_argmax(const Tensor& logits, const Tensor& probs, const Tensor& labels,
                     cudaStream_t stream);

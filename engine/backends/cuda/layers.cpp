@@ -150,26 +150,103 @@ class CudaGlobalAvgpool final : public PreparedLayer {
   LayerHost& host_;
 };
 
+// The face detector's layers (docs/faces.md): fervid's direct kernels (kernels/cuda/conv2d.cu),
+// weights and sums in f32 whatever the precision (a detector is a few tens of MFLOP a frame).
+class CudaGeneralConv final : public PreparedLayer {
+ public:
+  CudaGeneralConv(LayerHost& host, const LayerDesc& layer, const LayerWeights& weights)
+      : host_(host), geometry_(layer.geometry), relu_(layer.relu) {
+    if (layer.pool)
+      fail(layer.name + ": the CUDA backend pools after a 3x3 stride-1 convolution only");
+    OwnedTensor ohwi = conv_weight_ohwi(weights.weight.tensor);
+    w_ = host.upload(ohwi.tensor, DType::F32);
+    b_ = host.upload(weights.bias.tensor, DType::F32);
+  }
+  void run(std::span<const Tensor> x, const Tensor& y) override {
+    host_.on_network("conv2d_bias_act");
+    conv2d_bias_act(x[0], w_.tensor, b_.tensor, geometry_, relu_, y, host_.network_stream());
+    host_.after_op("conv2d_bias_act");
+  }
+  std::vector<LayerPlan> plans() const override {
+    return {{"kernel", "fervid's direct conv2d kernel, f32 weights and sums"}};
+  }
+
+ private:
+  LayerHost& host_;
+  ConvGeometry geometry_;
+  bool relu_;
+  OwnedTensor w_, b_;
+};
+
+class CudaAdd final : public PreparedLayer {
+ public:
+  CudaAdd(LayerHost& host, const LayerDesc& layer) : host_(host), relu_(layer.relu) {}
+  void run(std::span<const Tensor> x, const Tensor& y) override {
+    host_.on_network("add_act");
+    add_act(x[0], x[1], relu_, y, host_.network_stream());
+    host_.after_op("add_act");
+  }
+  std::vector<LayerPlan> plans() const override {
+    return {{"kernel", "fervid's residual add (channels zero-extended)"}};
+  }
+
+ private:
+  LayerHost& host_;
+  bool relu_;
+};
+
+class CudaMaxpool final : public PreparedLayer {
+ public:
+  explicit CudaMaxpool(LayerHost& host) : host_(host) {}
+  void run(std::span<const Tensor> x, const Tensor& y) override {
+    host_.on_network("maxpool2x2");
+    maxpool2x2(x[0], y, host_.network_stream());
+    host_.after_op("maxpool2x2");
+  }
+  std::vector<LayerPlan> plans() const override { return {{"kernel", "fervid's 2x2 max-pool"}}; }
+
+ private:
+  LayerHost& host_;
+};
+
+class CudaUpsample final : public PreparedLayer {
+ public:
+  CudaUpsample(LayerHost& host, const LayerDesc& layer)
+      : host_(host), half_pixel_(layer.half_pixel) {}
+  void run(std::span<const Tensor> x, const Tensor& y) override {
+    host_.on_network("upsample_bilinear2x");
+    upsample_bilinear2x(x[0], half_pixel_, y, host_.network_stream());
+    host_.after_op("upsample_bilinear2x");
+  }
+  std::vector<LayerPlan> plans() const override {
+    return {{"kernel", "fervid's bilinear upsampling by 2"}};
+  }
+
+ private:
+  LayerHost& host_;
+  bool half_pixel_;
+};
+
 }  // namespace
 
 std::unique_ptr<PreparedLayer> prepare_layer(LayerHost& host, const CudaConvPolicy& policy,
                                              const LayerDesc& layer, const LayerWeights& weights) {
   switch (layer.kind) {
     case LayerKind::Conv:
-      if (!layer.vgg_conv()) layer.refuse_conv_shape("CUDA");
+      if (!layer.vgg_conv()) return std::make_unique<CudaGeneralConv>(host, layer, weights);
       return std::make_unique<CudaConv>(host, policy, layer, weights);
     case LayerKind::Dense:
       return std::make_unique<CudaDense>(host, layer, weights);
     case LayerKind::GlobalAvgPool:
       return std::make_unique<CudaGlobalAvgpool>(host);
     case LayerKind::Add:
+      return std::make_unique<CudaAdd>(host, layer);
     case LayerKind::MaxPool:
+      return std::make_unique<CudaMaxpool>(host);
     case LayerKind::Upsample:
-      break;  // the face detector's layers: the CPU backend's only, so far (docs/faces.md)
+      return std::make_unique<CudaUpsample>(host, layer);
   }
-  fail(layer.name +
-       ": a layer kind the CUDA backend does not run yet (the face detector runs on "
-       "the CPU backend)");
+  fail(layer.name + ": a layer kind the CUDA backend does not know");
 }
 
 }  // namespace fervid::cuda
