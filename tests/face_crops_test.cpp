@@ -1,10 +1,14 @@
 // The aligned face crop (aligned_face) against the frame's own pixels where the geometry makes the
 // answer exact (a square at pixel centres, a quarter turn, a 2x2 mean, the frame's edge), and the
-// votes per track and per video (vote_faces) on a case worked by hand. Part of face_detector_test.
+// votes per track and per video (vote_faces) on a case worked by hand, the detector's thread count.
+// Part of face_detector_test.
+#include <omp.h>
+
 #include <cmath>
 #include <numbers>
 #include <random>
 
+#include "backends/cpu/cpu_backend.h"
 #include "fervid/faces.h"
 #include "test_util.h"
 
@@ -162,6 +166,20 @@ TEST(FaceVotes, AVideoWithoutAFaceHasNoLabel) {
   EXPECT_TRUE(v.track_votes.empty());
   EXPECT_EQ(v.video.label, -1);
   EXPECT_EQ(v.video.track, 0);
+}
+
+// The detector's thread count is the calling thread's and comes back; a CPU backend made with 0
+// threads (the detector's) leaves the count as it was. A detector backend that set it on the
+// classifier's thread once slowed the classifier 1.6x (docs/faces.md).
+TEST(DetectorThreads, TheScopedCountComesBackAndTheDetectorsBackendSetsNone) {
+  const int before = omp_get_max_threads();
+  {
+    const cpu::ScopedOmpThreads one(1);
+    EXPECT_EQ(omp_get_max_threads(), 1);
+  }
+  EXPECT_EQ(omp_get_max_threads(), before);
+  const std::unique_ptr<Backend> detector_backend = cpu::make_cpu_backend(0);
+  EXPECT_EQ(omp_get_max_threads(), before);
 }
 
 }  // namespace
