@@ -125,4 +125,8 @@ CropRect square_inside(double cx, double cy, double side, int width, int height)
   return {x, y, s, s};
 }
 
+CropRect centre_square(int width, int height) {
+  return square_inside(width / 2.0, height / 2.0, std::min(width, height), width, height);
+}
+
 }  // namespace fervid

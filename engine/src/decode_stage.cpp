@@ -76,8 +76,7 @@ class VideoSender {
     ++followed_;
     if (!crop) {
       ++no_face_;
-      crop = square_inside(f.width / 2.0, f.height / 2.0, std::min(f.width, f.height), f.width,
-                           f.height);
+      crop = centre_square(f.width, f.height);
     }
     return q_.push(FrameMsg{v, std::move(f), crop});
   }
@@ -93,8 +92,7 @@ class VideoSender {
       start.crop = *box;
     } else {
       const Frame& f = head_[0];
-      start.crop = square_inside(f.width / 2.0, f.height / 2.0, std::min(f.width, f.height),
-                                 f.width, f.height);
+      start.crop = centre_square(f.width, f.height);
       start.warning =
           "no face found in " + std::to_string(probe.size()) + " frames; centre crop used";
     }

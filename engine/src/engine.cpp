@@ -195,9 +195,7 @@ std::vector<CropRect> Engine::frame_crops(std::span<const ImageView> frames, con
     }
     const std::optional<CropRect> box = impl_->own_face(f, crop);
     no_face[crops.size()] = !box;
-    crops.push_back(box ? *box
-                        : square_inside(f.width / 2.0, f.height / 2.0, std::min(f.width, f.height),
-                                        f.width, f.height));
+    crops.push_back(box ? *box : centre_square(f.width, f.height));
   }
   return crops;
 }

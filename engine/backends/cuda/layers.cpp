@@ -1,6 +1,7 @@
 #include "backends/cuda/layers.h"
 
 #include <algorithm>
+#include <functional>
 #include <optional>
 
 #include "cuda/ops.h"
@@ -134,20 +135,26 @@ class CudaDense final : public PreparedLayer {
   OwnedTensor w_, b_;
 };
 
-class CudaGlobalAvgpool final : public PreparedLayer {
+// A layer without weights: one kernel of fervid's on the network lane, `op` naming it in the
+// checks and the plan (`how`). The global average pool and the face detector's add, max-pool
+// and upsampling.
+class CudaKernelLayer final : public PreparedLayer {
  public:
-  explicit CudaGlobalAvgpool(LayerHost& host) : host_(host) {}
+  using Kernel = std::function<void(std::span<const Tensor>, const Tensor&, cudaStream_t)>;
+  CudaKernelLayer(LayerHost& host, const char* op, const char* how, Kernel kernel)
+      : host_(host), op_(op), how_(how), kernel_(std::move(kernel)) {}
   void run(std::span<const Tensor> x, const Tensor& y) override {
-    host_.on_network("global_avgpool");
-    global_avgpool(x[0], y, host_.network_stream());
-    host_.after_op("global_avgpool");
+    host_.on_network(op_);
+    kernel_(x, y, host_.network_stream());
+    host_.after_op(op_);
   }
-  std::vector<LayerPlan> plans() const override {
-    return {{"kernel", "fervid's global_avgpool kernel, f32 sums"}};
-  }
+  std::vector<LayerPlan> plans() const override { return {{"kernel", how_}}; }
 
  private:
   LayerHost& host_;
+  const char* op_;
+  const char* how_;
+  Kernel kernel_;
 };
 
 // The face detector's layers (docs/faces.md): fervid's direct kernels (kernels/cuda/conv2d.cu),
@@ -178,55 +185,6 @@ class CudaGeneralConv final : public PreparedLayer {
   OwnedTensor w_, b_;
 };
 
-class CudaAdd final : public PreparedLayer {
- public:
-  CudaAdd(LayerHost& host, const LayerDesc& layer) : host_(host), relu_(layer.relu) {}
-  void run(std::span<const Tensor> x, const Tensor& y) override {
-    host_.on_network("add_act");
-    add_act(x[0], x[1], relu_, y, host_.network_stream());
-    host_.after_op("add_act");
-  }
-  std::vector<LayerPlan> plans() const override {
-    return {{"kernel", "fervid's residual add (channels zero-extended)"}};
-  }
-
- private:
-  LayerHost& host_;
-  bool relu_;
-};
-
-class CudaMaxpool final : public PreparedLayer {
- public:
-  explicit CudaMaxpool(LayerHost& host) : host_(host) {}
-  void run(std::span<const Tensor> x, const Tensor& y) override {
-    host_.on_network("maxpool2x2");
-    maxpool2x2(x[0], y, host_.network_stream());
-    host_.after_op("maxpool2x2");
-  }
-  std::vector<LayerPlan> plans() const override { return {{"kernel", "fervid's 2x2 max-pool"}}; }
-
- private:
-  LayerHost& host_;
-};
-
-class CudaUpsample final : public PreparedLayer {
- public:
-  CudaUpsample(LayerHost& host, const LayerDesc& layer)
-      : host_(host), half_pixel_(layer.half_pixel) {}
-  void run(std::span<const Tensor> x, const Tensor& y) override {
-    host_.on_network("upsample_bilinear2x");
-    upsample_bilinear2x(x[0], half_pixel_, y, host_.network_stream());
-    host_.after_op("upsample_bilinear2x");
-  }
-  std::vector<LayerPlan> plans() const override {
-    return {{"kernel", "fervid's bilinear upsampling by 2"}};
-  }
-
- private:
-  LayerHost& host_;
-  bool half_pixel_;
-};
-
 }  // namespace
 
 std::unique_ptr<PreparedLayer> prepare_layer(LayerHost& host, const CudaConvPolicy& policy,
@@ -238,13 +196,26 @@ std::unique_ptr<PreparedLayer> prepare_layer(LayerHost& host, const CudaConvPoli
     case LayerKind::Dense:
       return std::make_unique<CudaDense>(host, layer, weights);
     case LayerKind::GlobalAvgPool:
-      return std::make_unique<CudaGlobalAvgpool>(host);
+      return std::make_unique<CudaKernelLayer>(host, "global_avgpool",
+                                               "fervid's global_avgpool kernel, f32 sums",
+                                               [](std::span<const Tensor> x, const Tensor& y,
+                                                  cudaStream_t s) { global_avgpool(x[0], y, s); });
     case LayerKind::Add:
-      return std::make_unique<CudaAdd>(host, layer);
+      return std::make_unique<CudaKernelLayer>(
+          host, "add_act", "fervid's residual add (channels zero-extended)",
+          [relu = layer.relu](std::span<const Tensor> x, const Tensor& y, cudaStream_t s) {
+            add_act(x[0], x[1], relu, y, s);
+          });
     case LayerKind::MaxPool:
-      return std::make_unique<CudaMaxpool>(host);
+      return std::make_unique<CudaKernelLayer>(host, "maxpool2x2", "fervid's 2x2 max-pool",
+                                               [](std::span<const Tensor> x, const Tensor& y,
+                                                  cudaStream_t s) { maxpool2x2(x[0], y, s); });
     case LayerKind::Upsample:
-      return std::make_unique<CudaUpsample>(host, layer);
+      return std::make_unique<CudaKernelLayer>(
+          host, "upsample_bilinear2x", "fervid's bilinear upsampling by 2",
+          [half = layer.half_pixel](std::span<const Tensor> x, const Tensor& y, cudaStream_t s) {
+            upsample_bilinear2x(x[0], half, y, s);
+          });
   }
   fail(layer.name + ": a layer kind the CUDA backend does not know");
 }

@@ -46,5 +46,8 @@ void check_crop_inside(const CropRect& box, int width, int height);
 // The square crop of side `side` centred on (cx, cy), moved (and if need be shrunk) to lie inside
 // a width x height frame.
 CropRect square_inside(double cx, double cy, double side, int width, int height);
+// The centred square of the frame's shorter side (square_inside's rounding): the crop of a frame
+// where face or haar finds no face.
+CropRect centre_square(int width, int height);
 
 }  // namespace fervid
