@@ -223,9 +223,11 @@ void annotate_frame(Canvas& c, const FrameResult& row, const std::vector<std::st
   // The crop and its label's tag, drawn last so that nothing covers them.
   const CropRect& cr = row.crop;
   outline(c, cr.x, cr.y, cr.x + cr.width, cr.y + cr.height, s.edge, box);
+  // --crop face: the tag begins with the track id of the face cropped.
+  const std::string track = row.track > 0 ? "#" + std::to_string(row.track) + " " : "";
   if (labelled)
-    draw_tag(c, classes[size_t(row.label)] + " " + fixed(row.probs[size_t(row.label)], 2), cr,
-             panel, box, s);
+    draw_tag(c, track + classes[size_t(row.label)] + " " + fixed(row.probs[size_t(row.label)], 2),
+             cr, panel, box, s);
 }
 
 namespace {

@@ -386,10 +386,13 @@ class Sinks {
                          o.format == Format::Jsonl, a.resume);
     if (o.frames) frames_file_.emplace(*o.frames);
     std::ostream& out = rows_file_ ? rows_file_->stream() : discard_;
-    videos_.emplace(out, o.format, spec_.classes, run, eval, p.shard,
-                    rows_file_ && rows_file_->target().is_terminal());
+    const bool tracks = p.options.crop.mode == CropSpec::Mode::Face;
+    videos_.emplace(
+        out, o.format, spec_.classes, run,
+        VideoColumns{eval, p.shard, rows_file_ && rows_file_->target().is_terminal(), tracks});
     if (frames_file_) {
-      frame_rows_.emplace(frames_file_->stream(), o.frames_format, spec_.classes, a.logits, eval);
+      const FrameColumns columns{a.logits, eval, tracks};
+      frame_rows_.emplace(frames_file_->stream(), o.frames_format, spec_.classes, columns);
       frame_rows_->header();
     }
     if (eval) scores_.emplace(a, p, run, previous);

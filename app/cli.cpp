@@ -197,14 +197,43 @@ void add_faces_command(CLI::App& app, FacesArgs& fa) {
   faces->add_option("--precision", fa.precision, "The classifier's: fp32 | tf32 | fp16 | bf16");
   faces->add_option("--faces", fa.faces, "all | largest (one face a frame, RAVDESS style)")
       ->capture_default_str();
-  faces->add_option("--margin", fa.margin, "The aligned crop's margin, a share of the face's size")
-      ->capture_default_str();
+  faces->add_option("--margin", fa.margin,
+                    "The aligned crop's margin, a share of the face's size (default: the card's "
+                    "face_margin, 0.25 without one)");
   faces->add_option("--vote", fa.vote, "majority | confidence (default: the card's)");
   faces->add_option("--annotate", fa.annotate,
                     "Write each input's frames with the faces' boxes, track ids and labels (a "
                     "video file for one input, else a folder)");
   faces->add_option("--tracks", fa.tracks,
                     "Write a row per track and per video (FILE.csv or FILE.jsonl)");
+}
+
+void add_live_command(CLI::App& app, LiveArgs& la) {
+  auto* live = app.add_subcommand(
+      "live",
+      "Classify live streams as they arrive (rtsp, udp, http, srt URLs, - for standard input): "
+      "a vote over a sliding window every hop, as JSON Lines");
+  live->add_option("sources", la.sources, "Stream URLs, - (standard input), FIFOs or files")
+      ->required();
+  live->add_option("--weights", la.weights, "Weights (safetensors)")->required();
+  live->add_option("--spec", la.spec, "The weights' card, if they carry none");
+  live->add_option("--device", la.device, "auto | cpu | cuda[:N]")->capture_default_str();
+  live->add_option("--precision", la.precision, "fp32 | tf32 | fp16 | bf16");
+  live->add_option("--threads", la.threads, "CPU threads (0: all cores)");
+  live->add_option("--crop", la.crop, "full | center | box=x,y,w,h | face (default: the card's)");
+  live->add_option("--vote", la.vote, "majority | confidence (default: the card's)");
+  live->add_option("--window", la.window, "The vote's window: seconds (2s, 1500ms) or frames (50f)")
+      ->capture_default_str();
+  live->add_option("--hop", la.hop, "Seconds between window rows")->capture_default_str();
+  live->add_flag("--frames", la.frames, "A row per classified frame too");
+  live->add_option("--output", la.output,
+                   "JSON Lines to FILE (appended), a FIFO, or - (default: standard output)");
+  live->add_option("--stall", la.stall, "Seconds without data before a source counts as lost")
+      ->capture_default_str();
+  live->add_option("--give-up", la.give_up,
+                   "Seconds a lost network source is retried before it ends (0: forever)")
+      ->capture_default_str();
+  live->add_flag("--quiet", la.quiet, "Nothing on standard error but errors");
 }
 
 void add_make_weights_command(CLI::App& app, CommandLine& cl) {
@@ -404,6 +433,7 @@ int parse_command_line(int argc, char** argv, CommandLine& cl) {
 
   add_explain_command(app, cl.explain);
   add_faces_command(app, cl.faces);
+  add_live_command(app, cl.live);
   add_merge_command(app, cl.merge);
   add_make_weights_command(app, cl);
   auto* ins =
@@ -442,6 +472,7 @@ void check_command_line(const CommandLine& cl) {
     check_run_args(cl.run, cl.command == "eval");
   if (cl.command == "bench") check_bench_options(cl.bench);
   if (cl.command == "explain") check_explain_args(cl.explain);
+  if (cl.command == "live") check_live_args(cl.live);
 }
 
 int run(int argc, char** argv) {
@@ -452,6 +483,7 @@ int run(int argc, char** argv) {
     if (cl.command == "eval") return classify_videos(cl.run, true);
     if (cl.command == "explain") return run_explain(cl.explain);
     if (cl.command == "faces") return run_faces(cl.faces);
+    if (cl.command == "live") return run_live(cl.live);
     if (cl.command == "merge") return merge_outputs(cl.merge);
     if (cl.command == "make-weights")
       return make_weights_cmd(cl.seed, cl.weights_out, cl.weights_spec, cl.weights_dtype);

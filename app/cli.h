@@ -1,4 +1,5 @@
-// The fervid command line: classify, eval, explain, merge, make-weights, inspect, bench.
+// The fervid command line: classify, eval, explain, faces, live, merge, make-weights, inspect,
+// bench.
 #pragma once
 
 #include <string>
@@ -88,21 +89,34 @@ struct FacesArgs {
   bool quiet = false;
   // With --weights: each face classified, votes per track and per video (--tracks FILE).
   std::string weights, spec, device = "auto", precision, faces = "all", vote, tracks;
-  double margin = 0.25;
+  double margin = -1;    // < 0: the card's face_margin (0.25 without --weights)
   std::string annotate;  // a video per input with each face's box, track id and label
 };
 int run_faces(const FacesArgs& args);
+
+// fervid live: live sources classified as they arrive (app/live_cmd.cpp, docs/live.md).
+struct LiveArgs {
+  std::vector<std::string> sources;
+  std::string weights, spec, device = "auto", precision, crop, vote, output;
+  std::string window = "2s";
+  double hop = 1.0, stall = 10.0, give_up = 60.0;
+  int threads = 0;
+  bool frames = false, quiet = false;
+};
+int run_live(const LiveArgs& args);
+void check_live_args(const LiveArgs& args);
 
 // A command line, parsed: the command and its options. run() = parse_command_line, then the
 // command; the CLI's fuzz target (tests/fuzz/) parses and checks without running.
 struct CommandLine {
   std::string
-      command;       // classify | eval | explain | faces | merge | make-weights | inspect | bench
+      command;  // classify | eval | explain | faces | live | merge | make-weights | inspect | bench
   ClassifyArgs run;  // classify, eval
   MergeArgs merge;
   BenchOptions bench;
   ExplainArgs explain;
   FacesArgs faces;
+  LiveArgs live;
   uint64_t seed = 0;  // make-weights
   std::string weights_out, weights_spec = "ravdess-vgg16", weights_dtype = "f32";
   std::string inspect_path, inspect_spec;

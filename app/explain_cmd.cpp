@@ -227,13 +227,14 @@ nlohmann::json write_frames(ExplainRun& run, const VideoResult& r, int cls,
                                                    : "spaced";
     const std::vector<std::string> lines{
         classes[size_t(cls)] + " " + fixed(row.probs[size_t(cls)], 3) + "  (" + why + ")",
-        "frame " + std::to_string(e.frame_index) + ", t " + fixed(e.time_s, 2) + " s",
+        "frame " + std::to_string(e.frame_index) + ", t " + fixed(e.time_s, 2) + " s" +
+            (row.track > 0 ? ", face #" + std::to_string(row.track) : ""),
         "frame's label: " + classes[size_t(row.label)]};
     write_png(overlay(e, run.args.size, lines),
               OutputTarget::at((fs::path(run.args.out) / file).string(), "--out"));
     maps.insert(maps.end(), e.map.begin(), e.map.end());
     marks.push_back(e.time_s);
-    frames.push_back(nlohmann::json{
+    nlohmann::json entry{
         {"frame", e.frame_index},
         {"time_s", e.time_s},
         {"class", classes[size_t(cls)]},
@@ -241,7 +242,10 @@ nlohmann::json write_frames(ExplainRun& run, const VideoResult& r, int cls,
         {"frame_label", classes[size_t(row.label)]},
         {"chosen_as", why},
         {"crop", nlohmann::json::array({e.crop.x, e.crop.y, e.crop.width, e.crop.height})},
-        {"file", file}});
+        {"file", file}};
+    if (run.options.crop.mode == CropSpec::Mode::Face)
+      entry["track"] = row.track > 0 ? nlohmann::json(row.track) : nlohmann::json(nullptr);
+    frames.push_back(std::move(entry));
   }
   return frames;
 }

@@ -212,14 +212,14 @@ FaceClassifier face_classifier(const FacesArgs& a) {
 
 FacesOptions faces_options(const FacesArgs& a) {
   if (a.stride < 1) fail_option("--stride " + std::to_string(a.stride) + ": must be at least 1");
-  if (!(a.margin >= 0 && a.margin <= 2))
+  if (a.margin != -1 && !(a.margin >= 0 && a.margin <= ModelSpec::kMaxFaceMargin))
     fail_option("{{margin}} " + num(a.margin) + ": must lie in 0..2");
   FacesOptions o;
   o.sampling.stride = a.stride;
   o.sampling.max_frames = a.max_frames;
   o.batch = a.batch;
   o.choice = parse_face_choice(a.faces);
-  o.margin = a.margin;
+  o.margin = a.margin >= 0 ? a.margin : ModelSpec::kDefaultFaceMargin;
   return o;
 }
 
@@ -251,6 +251,7 @@ int run_faces(const FacesArgs& a) {
   if (classifier.engine) {
     f.classes = classifier.engine->spec().classes;
     o.vote = classifier.vote.value_or(classifier.engine->spec().vote);
+    if (a.margin < 0) o.margin = classifier.engine->spec().face_margin;
   }
   FaceTracking tracking(a.detector, o);
   FaceRowsFormat tf{tracks_target && frames_format(*tracks_target) == Format::Jsonl, f.classes};

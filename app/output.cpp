@@ -143,14 +143,12 @@ std::string seconds(double v) { return fixed(v, 6); }
 }  // namespace
 
 VideoWriter::VideoWriter(std::ostream& out, Format format, std::vector<std::string> classes,
-                         nlohmann::json run, bool eval, std::string shard, bool shorten)
+                         nlohmann::json run, VideoColumns columns)
     : out_(out),
       format_(format),
       classes_(std::move(classes)),
       run_(std::move(run)),
-      eval_(eval),
-      shard_(std::move(shard)),
-      shorten_(shorten) {}
+      columns_(std::move(columns)) {}
 
 void VideoWriter::end() {
   if (!header_written_) header();
@@ -158,128 +156,157 @@ void VideoWriter::end() {
 
 void VideoWriter::header() {
   header_written_ = true;
+  const VideoColumns& c = columns_;
   if (format_ == Format::Table) {
     out_ << std::left << std::setw(40) << "video"
          << " " << std::right << std::setw(7) << "frames"
          << "  " << std::left << std::setw(10) << "label";
-    if (eval_) out_ << " " << std::setw(10) << "truth";
+    if (c.eval) out_ << " " << std::setw(10) << "truth";
     out_ << " " << std::right << std::setw(6) << "p"
          << " " << std::setw(11) << "votes"
          << "  "
          << "status\n";
   } else if (format_ == Format::Csv) {
-    out_ << "video,frames,frames_decoded,fps,duration_s,label," << (eval_ ? "truth,actor," : "")
+    out_ << "video,frames,frames_decoded,fps,duration_s,label," << (c.eval ? "truth,actor," : "")
          << "vote";
-    for (const auto& c : classes_) out_ << ",count_" << c;
-    for (const auto& c : classes_) out_ << ",p_" << c;
-    out_ << ",status,warning" << (shard_.empty() ? "" : ",shard") << "\n";
+    for (const auto& k : classes_) out_ << ",count_" << k;
+    for (const auto& k : classes_) out_ << ",p_" << k;
+    out_ << (c.tracks ? ",main_track,face_tracks" : "") << ",status,warning"
+         << (c.shard.empty() ? "" : ",shard") << "\n";
   }
   out_.flush();
+}
+
+void VideoWriter::table_row(const VideoResult& r, const RowLabel& l) {
+  const std::string label = r.ok() ? classes_.at(r.label) : "-";
+  std::string path =
+      columns_.shorten && r.path.size() > 40 ? "..." + r.path.substr(r.path.size() - 37) : r.path;
+  std::string p = r.ok() ? fixed(r.mean_probs[r.label], 3) : "-";
+  std::string votes =
+      r.ok() ? std::to_string(r.counts[r.label]) + "/" + std::to_string(r.frames) : "-";
+  out_ << std::left << std::setw(40) << path << " " << std::right << std::setw(7) << r.frames
+       << "  " << std::left << std::setw(10) << label;
+  if (columns_.eval) out_ << " " << std::setw(10) << l.truth;
+  out_ << " " << std::right << std::setw(6) << p << " " << std::setw(11) << votes << "  "
+       << status_text(r) << (r.warning.empty() ? "" : " (" + r.warning + ")") << "\n";
+}
+
+void VideoWriter::csv_row(const VideoResult& r, const RowLabel& l) {
+  const std::string label = r.ok() ? classes_.at(r.label) : "";
+  out_ << csv_field(r.path) << "," << r.frames << "," << r.frames_decoded << "," << seconds(r.fps)
+       << "," << seconds(r.duration_s) << "," << label << ",";
+  if (columns_.eval)
+    out_ << csv_field(l.truth) << "," << (l.actor ? std::to_string(l.actor) : "") << ",";
+  out_ << vote_name(r.vote);
+  for (size_t j = 0; j < classes_.size(); ++j)
+    out_ << "," << (r.ok() ? std::to_string(r.counts[j]) : "");
+  for (size_t j = 0; j < classes_.size(); ++j)
+    out_ << "," << (r.ok() ? fixed(r.mean_probs[j], 6) : "");
+  if (columns_.tracks)
+    out_ << "," << (r.main_track > 0 ? std::to_string(r.main_track) : "") << ","
+         << (r.ok() ? std::to_string(r.face_tracks) : "");
+  out_ << "," << csv_field(status_text(r)) << "," << csv_field(r.warning)
+       << (columns_.shard.empty() ? "" : "," + columns_.shard) << "\n";
+}
+
+void VideoWriter::json_row(const VideoResult& r, const RowLabel& l) {
+  nlohmann::json j{{"video", nullptr},
+                   {"frames", r.frames},
+                   {"frames_decoded", r.frames_decoded},
+                   {"fps", r.fps},
+                   {"duration_s", r.duration_s},
+                   {"label", r.ok() ? nlohmann::json(classes_.at(r.label)) : nullptr},
+                   {"vote", vote_name(r.vote)},
+                   {"status", status_text(r)}};
+  set_video(j, r.path);
+  if (columns_.eval) {
+    j["truth"] = l.truth;
+    if (l.actor) j["actor"] = l.actor;
+  }
+  if (!r.warning.empty()) j["warning"] = r.warning;
+  if (r.ok()) {
+    nlohmann::json counts = nlohmann::json::object(), probs = nlohmann::json::object();
+    for (size_t k = 0; k < classes_.size(); ++k) {
+      counts[classes_[k]] = r.counts[k];
+      probs[classes_[k]] = r.mean_probs[k];
+    }
+    j["counts"] = counts;
+    j["mean_probs"] = probs;
+    j["crop"] = {r.crop.x, r.crop.y, r.crop.width, r.crop.height};
+    if (columns_.tracks) {
+      j["main_track"] = r.main_track > 0 ? nlohmann::json(r.main_track) : nullptr;
+      j["face_tracks"] = r.face_tracks;
+    }
+  }
+  if (!columns_.shard.empty()) j["shard"] = columns_.shard;
+  if (!run_.is_null()) j["run"] = run_;
+  out_ << json_line(j) << "\n";
 }
 
 void VideoWriter::row(const VideoResult& r, const RowLabel& l) {
   if (!header_written_) header();
-  const std::string label = r.ok() ? classes_.at(r.label) : "";
-  if (format_ == Format::Table) {
-    std::string path =
-        shorten_ && r.path.size() > 40 ? "..." + r.path.substr(r.path.size() - 37) : r.path;
-    std::string p = r.ok() ? fixed(r.mean_probs[r.label], 3) : "-";
-    std::string votes =
-        r.ok() ? std::to_string(r.counts[r.label]) + "/" + std::to_string(r.frames) : "-";
-    out_ << std::left << std::setw(40) << path << " " << std::right << std::setw(7) << r.frames
-         << "  " << std::left << std::setw(10) << (r.ok() ? label : "-");
-    if (eval_) out_ << " " << std::setw(10) << l.truth;
-    out_ << " " << std::right << std::setw(6) << p << " " << std::setw(11) << votes << "  "
-         << status_text(r) << (r.warning.empty() ? "" : " (" + r.warning + ")") << "\n";
-  } else if (format_ == Format::Csv) {
-    out_ << csv_field(r.path) << "," << r.frames << "," << r.frames_decoded << "," << seconds(r.fps)
-         << "," << seconds(r.duration_s) << "," << label << ",";
-    if (eval_) out_ << csv_field(l.truth) << "," << (l.actor ? std::to_string(l.actor) : "") << ",";
-    out_ << vote_name(r.vote);
-    for (size_t j = 0; j < classes_.size(); ++j)
-      out_ << "," << (r.ok() ? std::to_string(r.counts[j]) : "");
-    for (size_t j = 0; j < classes_.size(); ++j)
-      out_ << "," << (r.ok() ? fixed(r.mean_probs[j], 6) : "");
-    out_ << "," << csv_field(status_text(r)) << "," << csv_field(r.warning)
-         << (shard_.empty() ? "" : "," + shard_) << "\n";
-  } else {
-    nlohmann::json j{{"video", nullptr},
-                     {"frames", r.frames},
-                     {"frames_decoded", r.frames_decoded},
-                     {"fps", r.fps},
-                     {"duration_s", r.duration_s},
-                     {"label", r.ok() ? nlohmann::json(label) : nlohmann::json(nullptr)},
-                     {"vote", vote_name(r.vote)},
-                     {"status", status_text(r)}};
-    set_video(j, r.path);
-    if (eval_) {
-      j["truth"] = l.truth;
-      if (l.actor) j["actor"] = l.actor;
-    }
-    if (!r.warning.empty()) j["warning"] = r.warning;
-    if (r.ok()) {
-      nlohmann::json counts = nlohmann::json::object(), probs = nlohmann::json::object();
-      for (size_t k = 0; k < classes_.size(); ++k) {
-        counts[classes_[k]] = r.counts[k];
-        probs[classes_[k]] = r.mean_probs[k];
-      }
-      j["counts"] = counts;
-      j["mean_probs"] = probs;
-      j["crop"] = {r.crop.x, r.crop.y, r.crop.width, r.crop.height};
-    }
-    if (!shard_.empty()) j["shard"] = shard_;
-    if (!run_.is_null()) j["run"] = run_;
-    out_ << json_line(j) << "\n";
-  }
+  if (format_ == Format::Table)
+    table_row(r, l);
+  else if (format_ == Format::Csv)
+    csv_row(r, l);
+  else
+    json_row(r, l);
   out_.flush();
 }
 
 FrameWriter::FrameWriter(std::ostream& out, Format format, std::vector<std::string> classes,
-                         bool logits, bool eval)
-    : out_(out), format_(format), classes_(std::move(classes)), logits_(logits), eval_(eval) {}
+                         FrameColumns columns)
+    : out_(out), format_(format), classes_(std::move(classes)), columns_(columns) {}
 
 void FrameWriter::header() {
   if (format_ != Format::Csv) return;
-  out_ << "video,frame,time_s,crop_x,crop_y,crop_w,crop_h," << (eval_ ? "truth," : "") << "label";
+  out_ << "video,frame,time_s,crop_x,crop_y,crop_w,crop_h," << (columns_.tracks ? "track," : "")
+       << (columns_.eval ? "truth," : "") << "label";
   for (const auto& c : classes_) out_ << ",p_" << c;
-  if (logits_)
+  if (columns_.logits)
     for (const auto& c : classes_) out_ << ",logit_" << c;
   out_ << "\n";
 }
 
-void FrameWriter::rows(const VideoResult& r, const RowLabel& l) {
+void FrameWriter::csv_row(const VideoResult& r, const FrameResult& f, const RowLabel& l) {
   char buf[32];
+  out_ << csv_field(r.path) << "," << f.frame_index << "," << seconds(f.time_s) << "," << f.crop.x
+       << "," << f.crop.y << "," << f.crop.width << "," << f.crop.height << ",";
+  if (columns_.tracks) out_ << (f.track > 0 ? std::to_string(f.track) : "") << ",";
+  out_ << (columns_.eval ? csv_field(l.truth) + "," : "") << classes_.at(f.label);
+  for (float p : f.probs) {
+    std::snprintf(buf, sizeof(buf), ",%.9g", p);
+    out_ << buf;
+  }
+  for (float v : f.logits) {
+    std::snprintf(buf, sizeof(buf), ",%.9g", v);
+    out_ << buf;
+  }
+  out_ << "\n";
+}
+
+void FrameWriter::rows(const VideoResult& r, const RowLabel& l) {
   for (const FrameResult& f : r.frame_rows) {
-    if (format_ == Format::Jsonl) {
-      nlohmann::json j{{"video", nullptr},
-                       {"frame", f.frame_index},
-                       {"time_s", f.time_s},
-                       {"crop", {f.crop.x, f.crop.y, f.crop.width, f.crop.height}}};
-      set_video(j, r.path);
-      if (eval_) j["truth"] = l.truth;
-      j["label"] = classes_.at(f.label);
-      nlohmann::json probs = nlohmann::json::object(), logits = nlohmann::json::object();
-      for (size_t k = 0; k < classes_.size(); ++k) {
-        probs[classes_[k]] = f.probs[k];
-        if (logits_) logits[classes_[k]] = f.logits[k];
-      }
-      j["probs"] = probs;
-      if (logits_) j["logits"] = logits;
-      out_ << json_line(j) << "\n";
+    if (format_ == Format::Csv) {
+      csv_row(r, f, l);
       continue;
     }
-    out_ << csv_field(r.path) << "," << f.frame_index << "," << seconds(f.time_s) << "," << f.crop.x
-         << "," << f.crop.y << "," << f.crop.width << "," << f.crop.height << ","
-         << (eval_ ? csv_field(l.truth) + "," : "") << classes_.at(f.label);
-    for (float p : f.probs) {
-      std::snprintf(buf, sizeof(buf), ",%.9g", p);
-      out_ << buf;
+    nlohmann::json j{{"video", nullptr},
+                     {"frame", f.frame_index},
+                     {"time_s", f.time_s},
+                     {"crop", {f.crop.x, f.crop.y, f.crop.width, f.crop.height}}};
+    set_video(j, r.path);
+    if (columns_.tracks) j["track"] = f.track > 0 ? nlohmann::json(f.track) : nullptr;
+    if (columns_.eval) j["truth"] = l.truth;
+    j["label"] = classes_.at(f.label);
+    nlohmann::json probs = nlohmann::json::object(), logits = nlohmann::json::object();
+    for (size_t k = 0; k < classes_.size(); ++k) {
+      probs[classes_[k]] = f.probs[k];
+      if (columns_.logits) logits[classes_[k]] = f.logits[k];
     }
-    for (float v : f.logits) {
-      std::snprintf(buf, sizeof(buf), ",%.9g", v);
-      out_ << buf;
-    }
-    out_ << "\n";
+    j["probs"] = probs;
+    if (columns_.logits) j["logits"] = logits;
+    out_ << json_line(j) << "\n";
   }
 }
 

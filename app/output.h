@@ -33,15 +33,22 @@ struct RowLabel {
   int actor = 0;
 };
 
+// What the per-video rows carry beyond the vote: `eval`, the true class and the actor; `shard`,
+// "K/N" of a --shard run (in every row); `shorten`, the table may cut long paths (a terminal
+// only); `tracks` (--crop face), the main face track and the number of tracks.
+struct VideoColumns {
+  bool eval = false;
+  std::string shard;
+  bool shorten = false;
+  bool tracks = false;
+};
+
 class VideoWriter {
  public:
   // `run`: the settings that produced the rows, a member of every JSON Lines row (--resume and
-  // `fervid merge` compare them); `shard`: "K/N" of a --shard run, in every JSON Lines row.
-  // `eval`: rows carry the true class and the actor. `shorten`: the table may cut long paths
-  // (a terminal only).
+  // `fervid merge` compare them).
   VideoWriter(std::ostream& out, Format format, std::vector<std::string> classes,
-              nlohmann::json run = nullptr, bool eval = false, std::string shard = "",
-              bool shorten = false);
+              nlohmann::json run = nullptr, VideoColumns columns = {});
   // The header (table and CSV) comes with the first row, or with end() when there is none, so
   // that a run that fails before its first result writes nothing.
   void row(const VideoResult& r, const RowLabel& label = {});
@@ -49,28 +56,36 @@ class VideoWriter {
 
  private:
   void header();
+  void table_row(const VideoResult& r, const RowLabel& l);
+  void csv_row(const VideoResult& r, const RowLabel& l);
+  void json_row(const VideoResult& r, const RowLabel& l);
   std::ostream& out_;
   Format format_;
   std::vector<std::string> classes_;
   nlohmann::json run_;
-  bool eval_;
-  std::string shard_;
-  bool shorten_;
+  VideoColumns columns_;
   bool header_written_ = false;
+};
+
+// The optional columns of the per-frame rows: the logits, eval's truth, and (--crop face) the
+// track id of the face each frame's crop is around.
+struct FrameColumns {
+  bool logits = false, eval = false, tracks = false;
 };
 
 class FrameWriter {
  public:
-  FrameWriter(std::ostream& out, Format format, std::vector<std::string> classes, bool logits,
-              bool eval);
+  FrameWriter(std::ostream& out, Format format, std::vector<std::string> classes,
+              FrameColumns columns);
   void header();
   void rows(const VideoResult& r, const RowLabel& label = {});
 
  private:
+  void csv_row(const VideoResult& r, const FrameResult& f, const RowLabel& l);
   std::ostream& out_;
   Format format_;
   std::vector<std::string> classes_;
-  bool logits_, eval_;
+  FrameColumns columns_;
 };
 
 // A row's video path in JSON: "video" holds it as UTF-8, any byte that is not UTF-8 shown as

@@ -441,6 +441,7 @@ def classified_tracks(args, weights):
     assert int(frames) == FRAMES, frames
     largest_only(args, weights, tiny, clip)
     crop_face(args, weights, tiny, clip, rows)
+    card_margin(args, weights, tiny, clip, rows)
     print(f"detector_litert: faces --weights: {len(faces)} faces classified in "
           f"{len(per_track)} tracks, the video {video['label']} (track {video['main_track']})")
 
@@ -466,8 +467,9 @@ def largest_only(args, weights, tiny, clip):
 def crop_face(args, weights, tiny, clip, face_rows):
     """`fervid classify --crop face` (the detector named by FERVID_DETECTOR): each frame's crop
     the square around that frame's largest face as `fervid faces` tracked it, widened by 0.25 of
-    its size on each side; the street scene (no face the model finds) the centre crop on every
-    frame, counted in a warning."""
+    its size on each side, and that face's track id in the frame's row; the video's row the track
+    cropped on most frames; the street scene (no face the model finds) the centre crop on every
+    frame, counted in a warning, no track."""
     frames = os.path.join(args.work, "crop-face-frames.csv")
     street = os.path.join(args.data, "video", "vtest.avi")
     env = dict(os.environ, FERVID_DETECTOR=weights)
@@ -478,13 +480,20 @@ def crop_face(args, weights, tiny, clip, face_rows):
     videos = [json.loads(line) for line in p.stdout.splitlines()]
     assert "warning" not in videos[0], videos[0]
     assert videos[1]["warning"].startswith("no face on 40 of 40 frames"), videos[1]
+    assert videos[1]["main_track"] is None and videos[1]["face_tracks"] == 0, videos[1]
     import csv
+    rows = list(csv.DictReader(open(frames)))
+    assert all(r["track"] == "" for r in rows if r["video"] == street), rows[-1]
     crops = {int(r["frame"]): [int(r[k]) for k in ("crop_x", "crop_y", "crop_w", "crop_h")]
-             for r in csv.DictReader(open(frames)) if r["video"] == clip}
+             for r in rows if r["video"] == clip}
+    tracks = {int(r["frame"]): int(r["track"]) for r in rows if r["video"] == clip}
     assert sorted(crops) == list(range(40)), sorted(crops)
+    cropped = {}
     for n, (x, y, w, h) in crops.items():
         faces = [r for r in face_rows if r["frame"] == n and "track" in r]
-        big = max(faces, key=lambda r: r["box"][2] * r["box"][3])
+        big = max(faces, key=lambda r: (r["box"][2] * r["box"][3], -r["track"]))
+        assert tracks[n] == big["track"], (n, tracks[n], big)
+        cropped[big["track"]] = cropped.get(big["track"], 0) + 1
         bx, by, bw, bh = big["box"]
         side = max(bw, bh) * 1.5
         assert w == h and abs(w - min(side, H)) <= 1, (n, crops[n], big)
@@ -493,6 +502,39 @@ def crop_face(args, weights, tiny, clip, face_rows):
         if inside:  # else moved inside the frame
             assert abs(x + w / 2 - (bx + bw / 2)) <= 1 and abs(y + h / 2 - (by + bh / 2)) <= 1, \
                 (n, crops[n], big)
+    main = min(cropped, key=lambda t: (-cropped[t], t))
+    assert videos[0]["main_track"] == main and videos[0]["face_tracks"] == len(cropped), \
+        (videos[0], cropped)
+
+
+def with_card(weights, out, **fields):
+    """A copy of the safetensors file `weights` whose model card has `fields` set."""
+    import struct
+    blob = open(weights, "rb").read()
+    (n,) = struct.unpack("<Q", blob[:8])
+    header = json.loads(blob[8:8 + n])
+    card = json.loads(header["__metadata__"]["fervid.model_card"])
+    card.update(fields)
+    header["__metadata__"]["fervid.model_card"] = json.dumps(card)
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    open(out, "wb").write(struct.pack("<Q", len(text)) + text + blob[8 + n:])
+    return out
+
+
+def card_margin(args, weights, tiny, clip, face_rows):
+    """A card's face_margin (here 0.5) is the margin of `--crop face`'s square: 2x the face."""
+    wide = with_card(tiny, os.path.join(args.work, "wide-margin.safetensors"), face_margin=0.5)
+    frames = os.path.join(args.work, "wide-margin-frames.csv")
+    env = dict(os.environ, FERVID_DETECTOR=weights)
+    subprocess.run([args.fervid, "classify", clip, "--weights", wide, "--device", "cpu", "--crop",
+                    "face", "--max-frames", "8", "--frames", frames, "--quiet"], check=True,
+                   capture_output=True, env=env)
+    import csv
+    for r in csv.DictReader(open(frames)):
+        n, w = int(r["frame"]), int(r["crop_w"])
+        big = [f for f in face_rows if f["frame"] == n and f.get("track") == int(r["track"])][0]
+        assert abs(w - min(2 * max(big["box"][2:]), H)) <= 1, (r, big)
 
 
 def haar_scores(args, clip):

@@ -290,5 +290,21 @@ TEST(Tensor, HalfConversionsRoundToNearestEven) {
   }
 }
 
+TEST(ModelSpec, TheFaceMarginIsReadCheckedAndWrittenBackOnlyWhenSet) {
+  const nlohmann::json base = nlohmann::json::parse(
+      R"({"config":[4,"M"], "input_size":8, "head":"gap", "dense":[], "classes":["a","b"]})");
+  const ModelSpec plain = ModelSpec::from_json(base, "card.json");
+  EXPECT_EQ(plain.face_margin, ModelSpec::kDefaultFaceMargin);
+  EXPECT_FALSE(plain.to_json().contains("face_margin"));  // cards written before stay the same
+  nlohmann::json wide = base;
+  wide["face_margin"] = 0.4;
+  const ModelSpec set = ModelSpec::from_json(wide, "card.json");
+  EXPECT_EQ(set.face_margin, 0.4);
+  EXPECT_EQ(ModelSpec::from_json(set.to_json(), "again").face_margin, 0.4);
+  expect_bad_card(R"({"face_margin":-0.1})", "'face_margin' must be a number in 0..2");
+  expect_bad_card(R"({"face_margin":2.5})", "'face_margin' must be a number in 0..2");
+  expect_bad_card(R"({"face_margin":"0.3"})", "'face_margin' must be a number");
+}
+
 }  // namespace
 }  // namespace fervid::test

@@ -583,6 +583,9 @@ def main(argv=None):
     ap.add_argument("--name", help="the model card's name (default: from the source file)")
     ap.add_argument("--vote", choices=("majority", "confidence"), default="confidence")
     ap.add_argument("--crop", default="full", help="the card's default crop (full, center, face)")
+    ap.add_argument("--face-margin", type=float, default=None,
+                    help="the face crops' margin the model was trained with, a share of the face's "
+                         "size on each side, 0..2 (card key face_margin; default 0.25)")
     ap.add_argument("--input-size", type=int, default=224)
     args = ap.parse_args(argv)
     try:
@@ -630,6 +633,10 @@ def main(argv=None):
             "config": model.config(), "input_size": model.input_size, "head": model.head,
             "dense": [int(w.shape[0]) for w, _ in model.dense[:-1]], "classes": classes,
             "preprocess": card_preprocess, "crop": args.crop, "vote": args.vote}
+        if args.face_margin is not None:
+            if not 0 <= args.face_margin <= 2:
+                sys.exit(f"export_weights: --face-margin {args.face_margin}: must lie in 0..2")
+            card["face_margin"] = args.face_margin
         metadata = {
             "fervid.model_card": json.dumps(card),
             "source_framework": getattr(model, "source_version", model.framework),

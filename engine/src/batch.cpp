@@ -8,13 +8,15 @@ Batch::Batch(int capacity) : capacity_(capacity) {
   frames_.reserve(size_t(capacity));
   crops_.reserve(size_t(capacity));
   videos_.reserve(size_t(capacity));
+  tracks_.reserve(size_t(capacity));
 }
 
-void Batch::add(int video, Frame frame, const CropRect& crop) {
+void Batch::add(int video, Frame frame, const CropRect& crop, int track) {
   if (full()) fail("internal error: a frame added to a full batch");
   frames_.push_back(std::move(frame));
   crops_.push_back(crop);
   videos_.push_back(video);
+  tracks_.push_back(track);
 }
 
 std::vector<Segment> Batch::segments(const std::function<int(int video)>& slot_of) const {
@@ -33,6 +35,7 @@ void Batch::clear() {
   frames_.clear();
   crops_.clear();
   videos_.clear();
+  tracks_.clear();
 }
 
 }  // namespace fervid

@@ -15,13 +15,15 @@ namespace fervid {
 class Batch {
  public:
   explicit Batch(int capacity);
-  void add(int video, Frame frame, const CropRect& crop);
+  // `track`: the tracked face the crop is around (--crop face), 0 for none.
+  void add(int video, Frame frame, const CropRect& crop, int track = 0);
   int size() const { return int(frames_.size()); }
   bool empty() const { return frames_.empty(); }
   bool full() const { return size() == capacity_; }
   std::span<const Frame> frames() const { return frames_; }
   std::span<const CropRect> crops() const { return crops_; }
   std::span<const int> videos() const { return videos_; }  // the video of each frame
+  std::span<const int> tracks() const { return tracks_; }
   // The runs of consecutive frames of one video, each with the vote slot `slot_of(video)`.
   std::vector<Segment> segments(const std::function<int(int video)>& slot_of) const;
   void clear();
@@ -30,7 +32,7 @@ class Batch {
   int capacity_;
   std::vector<Frame> frames_;
   std::vector<CropRect> crops_;
-  std::vector<int> videos_;
+  std::vector<int> videos_, tracks_;
 };
 
 }  // namespace fervid

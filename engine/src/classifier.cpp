@@ -94,8 +94,8 @@ class ModelThread {
 
   void take(Msg& m) {
     if (auto* fm = std::get_if<FrameMsg>(&m)) {
-      if (std::optional<CropRect> crop = book_.admit(fm->video, fm->frame, fm->crop)) {
-        batch_.add(fm->video, std::move(fm->frame), *crop);
+      if (std::optional<CropRect> crop = book_.admit(fm->video, fm->frame, fm->crop, fm->track)) {
+        batch_.add(fm->video, std::move(fm->frame), *crop, fm->track);
         if (batch_.full()) run_batch();
       }
     } else if (auto* sm = std::get_if<StartMsg>(&m)) {
@@ -164,6 +164,7 @@ class ModelThread {
       fr.frame_index = batch_.frames()[i].index;
       fr.time_s = batch_.frames()[i].time_s;
       fr.crop = batch_.crops()[i];
+      fr.track = batch_.tracks()[i];
       fr.label = host_labels_[i];
       fr.probs.assign(host_probs_.begin() + i * classes, host_probs_.begin() + (i + 1) * classes);
       if (options_.keep_logits)

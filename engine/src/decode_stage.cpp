@@ -72,13 +72,11 @@ class VideoSender {
   // --crop face: the frame's faces tracked, the largest one's square as its crop.
   bool followed(int v, Frame f) {
     const std::vector<FaceRow> rows = faces_->follower->next(f.view(), f.index, f.time_s);
-    std::optional<CropRect> crop = largest_face_crop(rows, crop_.margin, f.width, f.height);
+    const std::optional<FaceCrop> face = largest_face_crop(rows, crop_.margin, f.width, f.height);
     ++followed_;
-    if (!crop) {
-      ++no_face_;
-      crop = centre_square(f.width, f.height);
-    }
-    return q_.push(FrameMsg{v, std::move(f), crop});
+    if (!face) ++no_face_;
+    const CropRect crop = face ? face->rect : centre_square(f.width, f.height);
+    return q_.push(FrameMsg{v, std::move(f), crop, face ? face->track : 0});
   }
 
   bool release_head() {

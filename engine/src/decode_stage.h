@@ -28,6 +28,7 @@ struct FrameMsg {
   int video;
   Frame frame;
   std::optional<CropRect> crop = std::nullopt;  // this frame's own crop (--crop face)
+  int track = 0;  // --crop face: the track id of the face it is around (0: none, the centre)
 };
 // Before the frames of a video whose crop is chosen per video (haar, boxes=FILE).
 struct StartMsg {

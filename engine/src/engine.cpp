@@ -93,7 +93,9 @@ std::optional<CropRect> Engine::Impl::own_face(const ImageView& frame, const Cro
   }
   follower->restart();
   const std::vector<FaceRow> rows = follower->next(frame, 0, 0);
-  return largest_face_crop(rows, crop.margin, frame.width, frame.height);
+  if (auto face = largest_face_crop(rows, crop.margin, frame.width, frame.height))
+    return face->rect;
+  return std::nullopt;
 }
 
 Engine::Engine(Weights weights, const EngineOptions& options) : impl_(std::make_unique<Impl>()) {
@@ -137,6 +139,12 @@ int Engine::max_batch() const { return impl_->model->max_batch(); }
 Model& Engine::model() { return *impl_->model; }
 Backend& Engine::backend() { return *impl_->backend; }
 
+// The options with the face crops' margin the card sets (ModelSpec::face_margin).
+ClassifyOptions Engine::with_card_margin(ClassifyOptions options) const {
+  options.crop.margin = impl_->spec.face_margin;
+  return options;
+}
+
 ClassifyOptions Engine::default_options() const {
   ClassifyOptions o;
   o.batch = max_batch();
@@ -148,7 +156,7 @@ ClassifyOptions Engine::default_options() const {
 RunStats Engine::classify(const std::vector<InputItem>& inputs, const ClassifyOptions& options,
                           const OnVideo& on_video, const NoticeSink& notify, std::stop_token stop) {
   const NoticeSink tell = notify ? worded(notify, impl_->wording) : impl_->notify;
-  Classifier classifier(*impl_->model, options);
+  Classifier classifier(*impl_->model, with_card_margin(options));
   const bool videos = std::any_of(inputs.begin(), inputs.end(),
                                   [](const InputItem& i) { return i.kind == InputKind::Video; });
   if (!classifier.decoder_notice().empty() && videos) tell(classifier.decoder_notice());
@@ -171,7 +179,7 @@ RunStats Engine::classify(const std::vector<InputItem>& inputs, const ClassifyOp
 }
 
 RunStats Engine::decode_only(const std::vector<InputItem>& inputs, const ClassifyOptions& options) {
-  return Classifier(*impl_->model, options).decode_only(inputs);
+  return Classifier(*impl_->model, with_card_margin(options)).decode_only(inputs);
 }
 
 // Each frame's crop for classify_frames: the spec's rectangle; for `face` and `haar`, the face of
@@ -193,7 +201,9 @@ std::vector<CropRect> Engine::frame_crops(std::span<const ImageView> frames, con
       crops.push_back(crop.rect_for(f.width, f.height));
       continue;
     }
-    const std::optional<CropRect> box = impl_->own_face(f, crop);
+    CropSpec carded = crop;
+    carded.margin = impl_->spec.face_margin;
+    const std::optional<CropRect> box = impl_->own_face(f, carded);
     no_face[crops.size()] = !box;
     crops.push_back(box ? *box : centre_square(f.width, f.height));
   }

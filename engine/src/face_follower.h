@@ -39,10 +39,16 @@ class FaceFollower {
   std::unique_ptr<Impl> impl_;
 };
 
+// A frame's crop around one tracked face, and that face's track id.
+struct FaceCrop {
+  CropRect rect;
+  int track = 0;
+};
+
 // The square crop of the largest face among `faces` (by box area; the lower track id on a tie),
 // widened by `margin` of its larger side on every side, moved inside the width x height frame;
 // nullopt without a face.
-std::optional<CropRect> largest_face_crop(std::span<const FaceRow> faces, double margin, int width,
+std::optional<FaceCrop> largest_face_crop(std::span<const FaceRow> faces, double margin, int width,
                                           int height);
 
 }  // namespace fervid

@@ -337,14 +337,15 @@ std::vector<FaceRow> FaceFollower::next(const ImageView& frame, int64_t index, d
   return std::move(out.rows);
 }
 
-std::optional<CropRect> largest_face_crop(std::span<const FaceRow> faces, double margin, int width,
+std::optional<FaceCrop> largest_face_crop(std::span<const FaceRow> faces, double margin, int width,
                                           int height) {
   const FaceRow* best = nullptr;
   for (const FaceRow& f : faces)
     if (f.track > 0 && (!best || f.w * f.h > best->w * best->h)) best = &f;
   if (!best) return std::nullopt;
-  return square_inside(best->x + best->w / 2.0, best->y + best->h / 2.0,
-                       std::max(best->w, best->h) * (1 + 2 * margin), width, height);
+  return FaceCrop{square_inside(best->x + best->w / 2.0, best->y + best->h / 2.0,
+                                std::max(best->w, best->h) * (1 + 2 * margin), width, height),
+                  best->track};
 }
 
 }  // namespace fervid

@@ -12,6 +12,10 @@ std::unique_ptr<FrameSource> open_video(const std::string& path, const SamplingO
   fail(path + ": this fervid was built without FFmpeg (FERVID_VIDEO=OFF); give image frames");
 }
 
+std::unique_ptr<FrameSource> open_live(const std::string& path, const DecodeOptions&) {
+  return open_video(path, {});
+}
+
 }  // namespace fervid
 
 namespace fervid {

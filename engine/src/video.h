@@ -2,6 +2,7 @@
 // images and image folders read with stb_image; the long-lived clip-after-clip decoder.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -69,6 +70,10 @@ std::unique_ptr<FrameSource> open_frames(const InputItem& item, const SamplingOp
 struct DecodeOptions {
   DecoderKind kind = DecoderKind::Cpu;
   DeviceFrameSink* sink = nullptr;  // required for Nvdec
+  // A read that gets no data for this long ends the clip (0: FERVID_STALL_SECONDS, else 60 s);
+  // `interrupt`, when set, ends a waiting read as soon as it reads true (a live source's stop).
+  double stall_s = 0;
+  const std::atomic<bool>* interrupt = nullptr;
 };
 
 // What a ClipDecoder gives back: a sampled frame of a clip, or the end of a clip (after its last

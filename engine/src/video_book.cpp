@@ -21,7 +21,7 @@ VideoBook::Video& VideoBook::open(int video) {
 int VideoBook::slot(int video) { return open(video).slot; }
 
 std::optional<CropRect> VideoBook::admit(int video, const Frame& frame,
-                                         const std::optional<CropRect>& own) {
+                                         const std::optional<CropRect>& own, int track) {
   Video& v = open(video);
   if (!v.error.empty()) return std::nullopt;
   if (own) {
@@ -41,6 +41,7 @@ std::optional<CropRect> VideoBook::admit(int video, const Frame& frame,
     }
   }
   if (v.frames + v.pending == 0) v.first_crop = v.crop;
+  if (track > 0) ++v.track_frames[track];
   ++v.pending;
   return v.crop;
 }
@@ -99,6 +100,9 @@ VideoResult VideoBook::result(const VoteOutcome& vote, VoteMode mode) {
   r.frames_decoded = v.stats.decoded;
   r.fps = v.stats.fps;
   r.duration_s = v.stats.duration_s;
+  r.face_tracks = int(v.track_frames.size());
+  for (const auto& [track, frames] : v.track_frames)  // in order of id: the lower wins a tie
+    if (r.main_track == 0 || frames > v.track_frames.at(r.main_track)) r.main_track = track;
   if (r.ok()) {
     for (double s : vote.sums) r.mean_probs.push_back(s / double(v.frames));
     if (!std::all_of(r.mean_probs.begin(), r.mean_probs.end(),

@@ -26,10 +26,11 @@ class VideoBook {
   int slot(int video);
   // The crop of a decoded frame of `video`: the frame's `own` crop (--crop face), else the
   // video's own crop (StartMsg), checked against the frame's size, or the CropSpec's rectangle
-  // for that size. nullopt once the video has
-  // failed: the frame is dropped. The frame then counts as pending until ran() sees it.
+  // for that size. nullopt once the video has failed: the frame is dropped. The frame then
+  // counts as pending until ran() sees it. `track`: the id of the tracked face `own` is around
+  // (--crop face; 0: none), counted for the video's main track.
   std::optional<CropRect> admit(int video, const Frame& frame,
-                                const std::optional<CropRect>& own = std::nullopt);
+                                const std::optional<CropRect>& own = std::nullopt, int track = 0);
   // The crop that comes with the video (haar, boxes=FILE) and its warning.
   void start(int video, const CropRect& crop, const std::string& warning);
   // The video's end, with the decoder's error and warning; true when the video is complete
@@ -57,6 +58,7 @@ class VideoBook {
     CropRect first_crop{};
     SourceStats stats;
     std::vector<FrameResult> rows;
+    std::map<int, int64_t> track_frames;  // --crop face: frames cropped around each track
   };
   Video& open(int video);
 

@@ -10,6 +10,8 @@
 namespace fervid {
 
 std::unique_ptr<FrameSource> open_video(const std::string& path, const SamplingOptions& sampling);
+// A live source (fervid/live.h): every frame, on the CPU, with `options`' stall limit and stop.
+std::unique_ptr<FrameSource> open_live(const std::string& path, const DecodeOptions& options);
 // Whether the FFmpeg linked in has the NVDEC (CUDA) hwaccel for H.264.
 bool nvdec_in_ffmpeg();
 

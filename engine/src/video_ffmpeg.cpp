@@ -229,7 +229,8 @@ class Converter {
 // memory (ClipDecoder::add_bytes: the fuzz target's).
 class ClipIo {
  public:
-  ClipIo(const std::string& path, double stall_s) : stall_s_(stall_s) {
+  ClipIo(const std::string& path, double stall_s, const std::atomic<bool>* interrupt)
+      : stall_s_(stall_s), interrupt_(interrupt) {
     // Standard input ("-", FFmpeg's "pipe:0"): a copy of its descriptor, read like a pipe.
     if (is_stdin_input(path)) {
       fd_ = ::fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 0);
@@ -241,6 +242,7 @@ class ClipIo {
     struct stat st {};
     const bool known = ::fstat(fd_, &st) == 0;
     regular_ = known && S_ISREG(st.st_mode);
+    fifo_ = known && S_ISFIFO(st.st_mode);
     size_ = regular_ ? int64_t(st.st_size) : -1;
     try {
       if (known && S_ISDIR(st.st_mode)) fail(path + ": cannot open video: it is a folder");
@@ -294,16 +296,24 @@ class ClipIo {
     const auto t0 = Clock::now();
     for (;;) {
       const ssize_t n = ::read(io->fd_, buf, size_t(size));
-      if (n > 0) return int(n);
-      if (n == 0) return AVERROR_EOF;
-      if (errno == EINTR) continue;
-      if (errno != EAGAIN && errno != EWOULDBLOCK) return AVERROR(errno);
+      if (n > 0) {
+        io->got_bytes_ = true;
+        return int(n);
+      }
+      // A FIFO no writer has opened yet reads as its end: wait for one as for data.
+      if (n == 0 && !(io->fifo_ && !io->got_bytes_)) return AVERROR_EOF;
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return AVERROR(errno);
       if (seconds_since(t0) > io->stall_s_) {
         io->stalled_ = true;
         return AVERROR_EXIT;
       }
+      if (io->interrupt_ && io->interrupt_->load()) return AVERROR_EXIT;
       pollfd p{io->fd_, POLLIN, 0};
-      ::poll(&p, 1, 100);
+      if (n == 0)
+        ::usleep(20000);  // no writer yet: poll would not wait
+      else
+        ::poll(&p, 1, 100);
     }
   }
 
@@ -325,9 +335,10 @@ class ClipIo {
 
   int fd_ = -1;
   std::shared_ptr<const std::string> bytes_;
-  bool regular_ = false, stalled_ = false;
+  bool regular_ = false, stalled_ = false, fifo_ = false, got_bytes_ = false;
   int64_t size_ = -1, pos_ = 0;
   double stall_s_ = 60;
+  const std::atomic<bool>* interrupt_ = nullptr;
   AVIOContext* ctx_ = nullptr;
 };
 
@@ -550,10 +561,15 @@ class ClipDecoderImpl final : public ClipDecoder {
     return false;
   }
 
+  static std::string seconds_text(double s) {
+    char buf[32];
+    std::snprintf(buf, sizeof(buf), "%g", s);
+    return buf;
+  }
   std::string read_error(const std::string& what, int rc) const {
-    if (io_ && io_->stalled())
-      return what + ": no data for " + std::to_string(int(stall_limit_s_)) +
-             " s, reading gave up (FERVID_STALL_SECONDS sets the limit)";
+    if ((io_ && io_->stalled()) || watchdog_fired_)
+      return what + ": no data for " + seconds_text(stall_limit_s_) + " s, reading gave up" +
+             (options_.stall_s > 0 ? "" : " (FERVID_STALL_SECONDS sets the limit)");
     return what + ": " + av_error(rc);
   }
 
@@ -579,9 +595,13 @@ class ClipDecoderImpl final : public ClipDecoder {
     const bool url = !c.bytes && is_url_input(path);
     if (!url)
       io_ = c.bytes ? std::make_unique<ClipIo>(path, c.bytes)
-                    : std::make_unique<ClipIo>(path, stall_limit_s_);
+                    : std::make_unique<ClipIo>(path, stall_limit_s_, options_.interrupt);
     fmt_ = avformat_alloc_context();
     if (!fmt_) fail(path + ": out of memory");
+    if (options_.interrupt) fmt_->interrupt_callback = {&ClipDecoderImpl::interrupted, this};
+    last_data_ = Clock::now();
+    last_pos_ = -1;
+    watchdog_fired_ = false;
     AVDictionary* opts = nullptr;
     if (url) {
       // FFmpeg's own protocol (http, https, ...): a read that waits longer than the stall limit
@@ -679,7 +699,9 @@ class ClipDecoderImpl final : public ClipDecoder {
       return false;
     }
     const int rc = av_read_frame(fmt_, pkt_);
-    if (rc == AVERROR_EOF || (rc < 0 && !(io_ && io_->stalled()) && avio_feof(fmt_->pb))) {
+    if (rc >= 0) last_data_ = Clock::now();
+    if (rc == AVERROR_EOF ||
+        (rc < 0 && !(io_ && io_->stalled()) && !watchdog_fired_ && avio_feof(fmt_->pb))) {
       close_input();
       return false;
     }
@@ -724,10 +746,24 @@ class ClipDecoderImpl final : public ClipDecoder {
     return 0;
   }
 
-  static double stall_limit() {
+  double stall_limit() const {
+    if (options_.stall_s > 0) return options_.stall_s;
     const char* s = std::getenv("FERVID_STALL_SECONDS");
     const double v = s ? std::atof(s) : 0;
     return v > 0 ? v : 60.0;
+  }
+  // A live source's (DecodeOptions::interrupt) FFmpeg callback: its stop, or no packet for the
+  // stall limit (a watchdog for every protocol: some, as UDP, wait on their own clock).
+  static int interrupted(void* self) {
+    auto* d = static_cast<ClipDecoderImpl*>(self);
+    if (d->options_.interrupt->load()) return 1;
+    if (d->fmt_ && d->fmt_->pb && d->fmt_->pb->pos != d->last_pos_) {  // bytes came (a probe)
+      d->last_pos_ = d->fmt_->pb->pos;
+      d->last_data_ = Clock::now();
+    }
+    if (seconds_since(d->last_data_) <= d->stall_limit_s_) return 0;
+    d->watchdog_fired_ = true;
+    return 1;
   }
 
   static constexpr int kSeqShift = 32;
@@ -735,6 +771,9 @@ class ClipDecoderImpl final : public ClipDecoder {
   SamplingOptions sampling_;
   DecodeOptions options_;
   double stall_limit_s_ = stall_limit();
+  Clock::time_point last_data_ = Clock::now();
+  int64_t last_pos_ = -1;
+  bool watchdog_fired_ = false;
   std::deque<Clip> queued_;    // added, not opened yet
   std::deque<Clip> inflight_;  // opened and not ended; the last one is being read when fmt_ is set
   std::deque<ClipEvent> ready_;
@@ -759,7 +798,9 @@ class ClipDecoderImpl final : public ClipDecoder {
 // One video: a ClipDecoder given a single clip.
 class VideoSource final : public FrameSource {
  public:
-  VideoSource(const std::string& path, const SamplingOptions& sampling) : decoder_(sampling, {}) {
+  VideoSource(const std::string& path, const SamplingOptions& sampling,
+              const DecodeOptions& options = {})
+      : decoder_(sampling, options) {
     decoder_.add(0, path);
     decoder_.flush();
   }
@@ -789,6 +830,10 @@ class VideoSource final : public FrameSource {
 
 std::unique_ptr<FrameSource> open_video(const std::string& path, const SamplingOptions& sampling) {
   return std::make_unique<VideoSource>(path, sampling);
+}
+
+std::unique_ptr<FrameSource> open_live(const std::string& path, const DecodeOptions& options) {
+  return std::make_unique<VideoSource>(path, SamplingOptions{}, options);
 }
 
 std::unique_ptr<ClipDecoder> ClipDecoder::create(const SamplingOptions& sampling,

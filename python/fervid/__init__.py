@@ -188,6 +188,38 @@ class Engine:
                    "stage_streams": stage_streams}
         yield from self._stream(_paths(inputs), options, progress)
 
+    def watch(self, sources: Union[str, Iterable[str]], *, window: Union[float, str] = 2.0,
+              hop: float = 1.0, frames: bool = False, crop: Optional[str] = None,
+              vote: Optional[str] = None, stall: float = 10.0,
+              give_up: float = 60.0) -> Iterator[dict]:
+        """Live sources (`fervid live`, docs/live.md), classified as their frames arrive: yields
+        each event as the dict of its JSON line ("event": start | frame | window | lost | back |
+        end, "source", "wall_s", ...), until every source has ended.
+
+        sources: stream URLs (rtsp://, udp://, http://, srt://...), "-" (standard input), FIFOs;
+        window: the vote's window, seconds (2.0, "2s", "1500ms") or frames ("50f"); hop:
+        seconds between window events; frames: a "frame" event per classified frame too; crop:
+        full | center | box=x,y,w,h | face (None: the card's); vote: majority | confidence
+        (None: the card's); stall: seconds without data before a source is lost; give_up:
+        seconds a lost network source is retried (0: forever). Leaving the loop (or Ctrl-C)
+        stops the sources.
+        """
+        seconds, count = _window(window)
+        options = {"window_s": seconds, "window_frames": count, "hop": float(hop),
+                   "frames": bool(frames), "crop": crop, "vote": vote, "stall": float(stall),
+                   "give_up": float(give_up)}
+        names = [sources] if isinstance(sources, (str, os.PathLike)) else list(sources)
+        stream = self._engine.watch([os.fspath(s) for s in names], options)
+        try:
+            while True:
+                try:
+                    line = stream.__next__()
+                except StopIteration:
+                    return
+                yield json.loads(line)
+        finally:
+            stream.close()
+
     def classify(self, inputs: Inputs, **options) -> Results:
         """Every input's VideoResult, in input order (iter_classify's options)."""
         return Results(self.iter_classify(inputs, **options), self.classes)
@@ -215,14 +247,14 @@ class Engine:
         return list(self._stream([(name, arrays)], options, None))[0]
 
     def faces(self, inputs: Inputs, *, detector: Optional[PathLike] = None, stride: int = 1,
-              max_frames: int = 0, faces: str = "all", margin: float = 0.25,
+              max_frames: int = 0, faces: str = "all", margin: Optional[float] = None,
               vote: Optional[str] = None) -> Faces:
         """Every face of every sampled frame of the inputs, tracked (`fervid faces`), each face
         classified by this engine on its own crop (turned so that the eyes lie level) and a
         vote per track and per video (docs/faces.md). faces: "all", or "largest" (only each
         frame's largest face is classified; the video's vote is over those); margin: of the
-        crop on each side, a share of the face's size; vote: majority | confidence (None: the
-        card's); detector: the face detector's weights (None: FERVID_DETECTOR, else the one
+        crop on each side, a share of the face's size (None: the card's face_margin); vote:
+        majority | confidence (None: the card's); detector: the face detector's weights (None: FERVID_DETECTOR, else the one
         tools/setup.sh writes to ~/.cache/fervid/)."""
         videos = self._engine.faces(_paths(inputs),
                                     _face_options(detector, stride, max_frames, faces, margin,
@@ -289,12 +321,29 @@ def _face_options(detector, stride, max_frames, faces, margin, vote) -> dict:
             "max_frames": max_frames, "faces": faces, "margin": margin, "vote": vote or ""}
 
 
+def _window(window) -> tuple:
+    """watch()'s window as (seconds, frames): a number or "2s" / "1500ms" is seconds, "50f"
+    frames."""
+    if isinstance(window, (int, float)) and not isinstance(window, bool):
+        return float(window), 0
+    text = str(window).strip()
+    try:
+        if text.endswith("ms"):
+            return float(text[:-2]) / 1000, 0
+        if text.endswith("f"):
+            return 0.0, int(text[:-1])
+        return float(text[:-1] if text.endswith("s") else text), 0
+    except ValueError:
+        raise OptionError(f"window={window!r}: expected seconds (2.0, '2s', '1500ms') or frames "
+                          "('50f')") from None
+
+
 def faces(inputs: Inputs, *, detector: Optional[PathLike] = None, stride: int = 1,
           max_frames: int = 0) -> Faces:
     """Every face of every sampled frame of the inputs, with its track id (`fervid faces`
     without --weights; Engine.faces also classifies them). detector: as in Engine.faces."""
     return Faces(_fervid.faces(_paths(inputs),
-                               _face_options(detector, stride, max_frames, "all", 0.25, None)))
+                               _face_options(detector, stride, max_frames, "all", None, None)))
 
 
 def score(results: Iterable[VideoResult], labels=None, *, classes: Optional[Iterable[str]] = None,

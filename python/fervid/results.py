@@ -39,7 +39,9 @@ class FrameRows:
 
     frame: int64 [F], the frame's index in its source (before sampling); time_s: float64 [F], its
     presentation time (the stream's time stamps; index / fps for images and frames in memory);
-    label: int32 [F], the class index; probs: float32 [F, C]; logits: float32 [F, C] or None.
+    label: int32 [F], the class index; probs: float32 [F, C]; logits: float32 [F, C] or None;
+    track: int32 [F] with crop "face", the track id of the face each frame's crop is around (0
+    where the frame has none and the centre was used), else None.
     """
 
     frame: np.ndarray
@@ -48,6 +50,7 @@ class FrameRows:
     probs: np.ndarray
     logits: Optional[np.ndarray]
     classes: tuple
+    track: Optional[np.ndarray] = None
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -57,11 +60,14 @@ class FrameRows:
         return [self.classes[i] for i in self.label]
 
     def to_dicts(self, video: Optional[str] = None) -> list:
-        """One dict a frame: video, frame, time_s, label, p_<class>... (and logit_<class>...)."""
+        """One dict a frame: video, frame, time_s, (track,) label, p_<class>... (and
+        logit_<class>...); track None where the frame had no face."""
         rows = []
         for i in range(len(self)):
-            row = {"video": video, "frame": int(self.frame[i]), "time_s": float(self.time_s[i]),
-                   "label": self.classes[self.label[i]]}
+            row = {"video": video, "frame": int(self.frame[i]), "time_s": float(self.time_s[i])}
+            if self.track is not None:
+                row["track"] = int(self.track[i]) or None
+            row["label"] = self.classes[self.label[i]]
             row.update({f"p_{c}": float(p) for c, p in zip(self.classes, self.probs[i])})
             if self.logits is not None:
                 row.update({f"logit_{c}": float(v) for c, v in zip(self.classes, self.logits[i])})
@@ -69,10 +75,13 @@ class FrameRows:
         return rows
 
     def to_pandas(self, video: Optional[str] = None):
-        """A DataFrame, one row a frame: video, frame, time_s, label, p_<class>..."""
+        """A DataFrame, one row a frame: video, frame, time_s, (track: Int64, <NA> where the
+        frame had no face,) label, p_<class>..."""
         pd = _pandas()
-        columns = {"video": [video] * len(self), "frame": self.frame, "time_s": self.time_s,
-                   "label": pd.Categorical(self.label_names, categories=list(self.classes))}
+        columns = {"video": [video] * len(self), "frame": self.frame, "time_s": self.time_s}
+        if self.track is not None:
+            columns["track"] = pd.array([int(t) or None for t in self.track], dtype="Int64")
+        columns["label"] = pd.Categorical(self.label_names, categories=list(self.classes))
         for k, c in enumerate(self.classes):
             columns[f"p_{c}"] = self.probs[:, k]
         if self.logits is not None:
@@ -92,7 +101,9 @@ def _status(path: str, error: str) -> str:
 @dataclass(frozen=True)
 class VideoResult:
     """The result of one input: its label by the vote, the frames' votes and mean probabilities,
-    or the reason it failed (status 'error: ...'), and its frames on request."""
+    or the reason it failed (status 'error: ...'), and its frames on request. With crop "face":
+    face_tracks, how many face tracks its crops were cut around, and main_track, the one cut
+    around on most frames (None where no face was found); both None with other crops."""
 
     index: int
     path: str
@@ -107,6 +118,8 @@ class VideoResult:
     warning: Optional[str]
     crop: Optional[tuple]
     frame_rows: Optional[FrameRows] = field(default=None, repr=False)
+    main_track: Optional[int] = None
+    face_tracks: Optional[int] = None
 
     @property
     def ok(self) -> bool:
@@ -127,7 +140,7 @@ class VideoResult:
         frame_rows = None
         if rows is not None:
             frame_rows = FrameRows(rows["frame"], rows["time_s"], rows["label"], rows["probs"],
-                                   rows["logits"], tuple(classes))
+                                   rows["logits"], tuple(classes), rows.get("track"))
         return VideoResult(
             index=index,
             path=d["path"],
@@ -141,7 +154,9 @@ class VideoResult:
             error=d["error"] or None,
             warning=d["warning"] or None,
             crop=tuple(d["crop"]) if ok else None,
-            frame_rows=frame_rows)
+            frame_rows=frame_rows,
+            main_track=d.get("main_track"),
+            face_tracks=d.get("face_tracks"))
 
     def to_dict(self) -> dict:
         """A JSON-ready dict (the frame rows, when kept, as a list of dicts under 'frame_rows')."""
@@ -149,6 +164,9 @@ class VideoResult:
              "vote": self.vote, "votes": self.votes, "mean_probs": self.mean_probs,
              "status": self.status, "warning": self.warning,
              "crop": list(self.crop) if self.crop else None}
+        if self.face_tracks is not None:
+            d["main_track"] = self.main_track
+            d["face_tracks"] = self.face_tracks
         if self.frame_rows is not None:
             d["frame_rows"] = self.frame_rows.to_dicts(self.path)
         return d
@@ -190,8 +208,10 @@ class Results(list):
 
     def to_pandas(self):
         """A DataFrame, one row a video: video, frames, label, vote, count_<class>...,
-        p_<class>..., status, warning (the columns of the CLI's CSV)."""
+        p_<class>..., (main_track, face_tracks with crop "face",) status, warning (the columns
+        of the CLI's CSV)."""
         pd = _pandas()
+        tracks = any(r.face_tracks is not None for r in self)
         records = []
         for r in self:
             row: dict[str, Any] = {"video": r.path, "frames": r.frames, "label": r.label,
@@ -200,12 +220,20 @@ class Results(list):
                 row[f"count_{c}"] = r.votes.get(c)
             for c in self.classes:
                 row[f"p_{c}"] = r.mean_probs.get(c)
+            if tracks:
+                row["main_track"] = r.main_track
+                row["face_tracks"] = r.face_tracks
             row["status"] = r.status
             row["warning"] = r.warning
             records.append(row)
         columns = (["video", "frames", "label", "vote"] + [f"count_{c}" for c in self.classes] +
-                   [f"p_{c}" for c in self.classes] + ["status", "warning"])
-        return pd.DataFrame.from_records(records, columns=columns)
+                   [f"p_{c}" for c in self.classes] +
+                   (["main_track", "face_tracks"] if tracks else []) + ["status", "warning"])
+        frame = pd.DataFrame.from_records(records, columns=columns)
+        if tracks:
+            frame["main_track"] = frame["main_track"].astype("Int64")
+            frame["face_tracks"] = frame["face_tracks"].astype("Int64")
+        return frame
 
     def frames_to_pandas(self):
         """A DataFrame, one row a frame of every video whose frames were kept (frames=True):

@@ -17,6 +17,7 @@
 #include "dataset.h"
 #include "fervid/faces.h"
 #include "fervid/fervid.h"
+#include "fervid/live.h"
 #include "fervid/output_file.h"
 #include "metrics.h"
 
@@ -117,26 +118,38 @@ py::array_t<T> array_2d(const std::vector<FrameResult>& rows, std::vector<T> Fra
   return a;
 }
 
-py::dict frame_rows(const std::vector<FrameResult>& rows, size_t classes, bool logits) {
+// What a run's per-frame rows carry: none (only the video's), or the frames, with their logits
+// and (--crop face) the track id of each frame's face.
+struct RowFields {
+  bool rows = false, logits = false, tracks = false;
+  static RowFields of(const ClassifyOptions& o) {
+    return {o.keep_frames, o.keep_logits, o.crop.mode == CropSpec::Mode::Face};
+  }
+};
+
+py::dict frame_rows(const std::vector<FrameResult>& rows, size_t classes, RowFields fields) {
   const size_t n = rows.size();
   py::array_t<int64_t> frame(n);
   py::array_t<double> time(n);
-  py::array_t<int32_t> label(n);
+  py::array_t<int32_t> label(n), track(n);
   for (size_t f = 0; f < n; ++f) {
     frame.mutable_at(f) = rows[f].frame_index;
     time.mutable_at(f) = rows[f].time_s;
     label.mutable_at(f) = rows[f].label;
+    track.mutable_at(f) = rows[f].track;
   }
   py::dict d;
   d["frame"] = frame;
   d["time_s"] = time;
   d["label"] = label;
   d["probs"] = array_2d(rows, &FrameResult::probs, classes);
-  d["logits"] = logits ? py::object(array_2d(rows, &FrameResult::logits, classes)) : py::none();
+  d["logits"] =
+      fields.logits ? py::object(array_2d(rows, &FrameResult::logits, classes)) : py::none();
+  d["track"] = fields.tracks ? py::object(track) : py::none();
   return d;
 }
 
-py::dict video_dict(const VideoResult& r, size_t classes, bool rows, bool logits) {
+py::dict video_dict(const VideoResult& r, size_t classes, RowFields fields) {
   py::dict d;
   d["path"] = fs_str(r.path);
   d["frames"] = r.frames;
@@ -147,7 +160,12 @@ py::dict video_dict(const VideoResult& r, size_t classes, bool rows, bool logits
   d["error"] = r.error;
   d["warning"] = r.warning;
   d["crop"] = py::make_tuple(r.crop.x, r.crop.y, r.crop.width, r.crop.height);
-  d["rows"] = rows && r.ok() ? py::object(frame_rows(r.frame_rows, classes, logits)) : py::none();
+  // crop "face": the face track cropped on most frames (None: no face) and the tracks' count.
+  d["main_track"] =
+      fields.tracks && r.main_track > 0 ? py::object(py::int_(r.main_track)) : py::none();
+  d["face_tracks"] = fields.tracks ? py::object(py::int_(r.face_tracks)) : py::none();
+  d["rows"] =
+      fields.rows && r.ok() ? py::object(frame_rows(r.frame_rows, classes, fields)) : py::none();
   return d;
 }
 
@@ -277,9 +295,8 @@ class Stream {
   py::object to_python(const Item& item) const {
     if (item.notice) return py::make_tuple("notice", item.text);
     const Progress& p = item.progress;
-    return py::make_tuple(
-        "video", video_dict(item.result, classes_, options_.keep_frames, options_.keep_logits),
-        py::make_tuple(p.videos_done, p.videos_total, p.frames, p.seconds));
+    return py::make_tuple("video", video_dict(item.result, classes_, RowFields::of(options_)),
+                          py::make_tuple(p.videos_done, p.videos_total, p.frames, p.seconds));
   }
 
   std::shared_ptr<Holder> holder_;
@@ -295,7 +312,105 @@ class Stream {
   std::thread worker_;
 };
 
-// The engine as Python sees it: made with the GIL released, its notices handed to `notify`.
+// One watch() (fervid/live.h) on a thread of its own: each event as its JSON line, through a
+// queue taken by next() on the Python thread. A consumer that falls behind holds the watcher up
+// (at most kCapacity events wait); close() stops the sources and waits for the thread.
+class LiveStream {
+ public:
+  LiveStream(std::shared_ptr<Holder> holder, std::vector<std::string> sources, LiveOptions o)
+      : holder_(std::move(holder)), sources_(std::move(sources)), options_(std::move(o)) {
+    {
+      std::lock_guard lock(holder_->mu);
+      engine_of(*holder_);
+      if (holder_->running) fail_option("the engine is already classifying (one run at a time)");
+      holder_->running = true;
+    }
+    worker_ = std::thread([this] { work(); });
+  }
+  ~LiveStream() { close(); }
+
+  // The next event's JSON line; StopIteration when every source has ended; the watch's error;
+  // KeyboardInterrupt (and the watch stopped) on Ctrl-C.
+  std::string next() {
+    using namespace std::chrono_literals;
+    for (;;) {
+      std::optional<std::string> line;
+      bool finished = false;
+      {
+        py::gil_scoped_release nogil;
+        std::unique_lock lock(mu_);
+        has_item_.wait_for(lock, 100ms, [&] { return !lines_.empty() || done_; });
+        if (!lines_.empty()) {
+          line = std::move(lines_.front());
+          lines_.pop_front();
+          has_room_.notify_one();
+        } else {
+          finished = done_;
+        }
+      }
+      if (line) return *line;
+      if (finished) {
+        close();
+        if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
+        throw py::stop_iteration();
+      }
+      if (PyErr_CheckSignals() != 0) {
+        close();
+        throw py::error_already_set();
+      }
+    }
+  }
+
+  // Stops the sources (each source's window in flight and End still come, while the queue has
+  // room) and waits for the thread.
+  void close() {
+    stop_ = true;
+    has_room_.notify_all();
+    if (worker_.joinable()) {
+      py::gil_scoped_release nogil;
+      worker_.join();
+    }
+  }
+
+ private:
+  static constexpr size_t kCapacity = 4096;
+  void work() {
+    try {
+      Engine& engine = *holder_->engine;
+      const std::vector<std::string> classes = engine.spec().classes;
+      watch(
+          engine, sources_, options_,
+          [&](const LiveEvent& e) {
+            std::unique_lock lock(mu_);
+            has_room_.wait(lock, [&] { return lines_.size() < kCapacity || stop_; });
+            if (lines_.size() < kCapacity) lines_.push_back(live_event_json(e, classes));
+            has_item_.notify_one();
+          },
+          stop_);
+    } catch (...) {
+      error_ = std::current_exception();
+    }
+    {
+      std::lock_guard lock(holder_->mu);
+      holder_->running = false;
+    }
+    std::lock_guard lock(mu_);
+    done_ = true;
+    has_item_.notify_all();
+  }
+
+  std::shared_ptr<Holder> holder_;
+  std::vector<std::string> sources_;
+  LiveOptions options_;
+  std::mutex mu_;
+  std::condition_variable has_item_, has_room_;
+  std::deque<std::string> lines_;
+  bool done_ = false;
+  std::exception_ptr error_;
+  std::atomic<bool> stop_{false};
+  std::thread worker_;
+};
+
 // ---- Faces: fervid faces as dicts ------------------------------------------------------------
 
 py::dict face_row(const FaceRow& r) {
@@ -341,8 +456,12 @@ py::list track_faces(const py::list& inputs, const py::dict& o, Engine* engine) 
   if (fo.sampling.max_frames < 0)
     fail_option("{{max_frames}} " + std::to_string(fo.sampling.max_frames) + ": must be 0 or more");
   fo.choice = parse_face_choice(o["faces"].cast<std::string>());
-  fo.margin = o["margin"].cast<double>();
-  if (!(fo.margin >= 0 && fo.margin <= 2)) fail_option("{{margin}}: must lie in 0..2");
+  // margin None: the card's (ModelSpec::face_margin), 0.25 without an engine.
+  fo.margin = o["margin"].is_none()
+                  ? (engine ? engine->spec().face_margin : ModelSpec::kDefaultFaceMargin)
+                  : o["margin"].cast<double>();
+  if (!(fo.margin >= 0 && fo.margin <= ModelSpec::kMaxFaceMargin))
+    fail_option("{{margin}}: must lie in 0..2");
   const std::string vote = o["vote"].cast<std::string>();
   if (engine) fo.vote = vote.empty() ? engine->spec().vote : parse_vote(vote);
   std::vector<VideoFaces> out;
@@ -426,6 +545,24 @@ class PyEngine {
 
   // Inputs: path strings (expanded: a folder becomes its videos and image folders) and
   // (name, [arrays], fps) tuples of frames in memory.
+  // Engine.watch(): the options dict of fervid/__init__.py's watch().
+  std::unique_ptr<LiveStream> watch(const std::vector<std::string>& sources, const py::dict& o) {
+    LiveOptions lo;
+    lo.window_s = o["window_s"].cast<double>();
+    lo.window_frames = o["window_frames"].cast<int>();
+    lo.hop_s = o["hop"].cast<double>();
+    lo.frames = o["frames"].cast<bool>();
+    lo.stall_s = o["stall"].cast<double>();
+    lo.give_up_s = o["give_up"].cast<double>();
+    const ModelSpec& spec = engine_of(*holder_).spec();
+    const std::string crop = o["crop"].is_none() ? spec.crop : o["crop"].cast<std::string>();
+    lo.crop = CropSpec::parse(crop);
+    if (lo.crop.mode == CropSpec::Mode::Haar || lo.crop.mode == CropSpec::Mode::Boxes)
+      fail_option("{{crop}} " + crop + ": watch() takes full, center, box=x,y,w,h or face");
+    lo.vote = o["vote"].is_none() ? spec.vote : parse_vote(o["vote"].cast<std::string>());
+    return std::make_unique<LiveStream>(holder_, sources, std::move(lo));
+  }
+
   std::unique_ptr<Stream> run(const py::list& inputs, const py::dict& o, size_t capacity) {
     std::vector<InputItem> items;
     WalkNotes walked;
@@ -610,6 +747,10 @@ PYBIND11_MODULE(_fervid, m) {
         return paths;
       });
 
+  py::class_<LiveStream>(m, "LiveStream")
+      .def("__next__", &LiveStream::next)
+      .def("close", &LiveStream::close);
+
   py::class_<PyEngine>(m, "Engine")
       .def(py::init<const std::string&, const std::string&, const std::string&, const std::string&,
                     int, const std::string&, bool, int, py::object, bool>(),
@@ -621,6 +762,7 @@ PYBIND11_MODULE(_fervid, m) {
       .def("classify_frames", &PyEngine::classify_frames, py::arg("frames"), py::arg("crop"))
       .def("gradcam", &PyEngine::gradcam, py::arg("frames"), py::arg("crop"), py::arg("classes"))
       .def("faces", &PyEngine::faces, py::arg("inputs"), py::arg("options"))
+      .def("watch", &PyEngine::watch, py::arg("sources"), py::arg("options"))
       .def("close", &PyEngine::close);
 
   m.def(

@@ -65,3 +65,24 @@ def test_face_options_are_checked_in_python_words(detector, data, tiny_weights):
             engine.faces(data / "faces/astronaut.png", detector=detector, faces="some")
     with pytest.raises(fervid.OptionError, match="no face detector at"):
         fervid.faces(data / "faces/astronaut.png", detector=data / "no-such-detector")
+
+
+def test_classify_with_the_face_crop_names_each_frames_track(detector, data, tiny_weights):
+    # A RAVDESS actor (the short-range model finds her on every frame) and the street scene (no
+    # face it finds): the frames' track ids and the videos' main tracks, or none.
+    clips = [data / "ravdess/modified/01-01-08-02-01-01-19.mp4", data / "video/vtest.avi"]
+    if not clips[0].is_file():
+        pytest.skip(f"no RAVDESS clip at {clips[0]}")
+    with fervid.Engine(tiny_weights, device="cpu") as engine:
+        actor, street = engine.classify(clips, crop=f"face={detector}", frames=True, max_frames=6)
+        (centred,) = engine.classify(clips[:1], crop="center", frames=True, max_frames=2)
+    assert actor.ok and actor.main_track == 1 and actor.face_tracks == 1
+    assert list(actor.frame_rows.track) == [1] * 6
+    assert street.ok and street.main_track is None and street.face_tracks == 0
+    assert list(street.frame_rows.track) == [0] * 6
+    frames = fervid.Results([actor, street], engine.classes).frames_to_pandas()
+    assert frames["track"].tolist()[:6] == [1] * 6 and frames["track"].isna().sum() == 6
+    videos = fervid.Results([actor, street], engine.classes).to_pandas()
+    assert videos["main_track"].tolist()[0] == 1 and videos["main_track"].isna().tolist()[1]
+    assert centred.main_track is None and centred.frame_rows.track is None
+    assert "main_track" not in fervid.Results([centred], engine.classes).to_pandas()

@@ -321,15 +321,17 @@ json ModelSpec::to_json() const {
           {"mean", preprocess.mean},
           {"std", preprocess.std}};
   if (preprocess.resize) pp["resize"] = preprocess.resize;
-  return json{{"name", name},
-              {"config", cfg},
-              {"input_size", input_size},
-              {"head", head_name(head)},
-              {"dense", dense},
-              {"classes", classes},
-              {"preprocess", pp},
-              {"crop", crop},
-              {"vote", vote_name(vote)}};
+  json card{{"name", name},
+            {"config", cfg},
+            {"input_size", input_size},
+            {"head", head_name(head)},
+            {"dense", dense},
+            {"classes", classes},
+            {"preprocess", pp},
+            {"crop", crop},
+            {"vote", vote_name(vote)}};
+  if (face_margin != kDefaultFaceMargin) card["face_margin"] = face_margin;
+  return card;
 }
 
 ModelSpec ModelSpec::from_json(const json& j, const std::string& origin) {
@@ -369,6 +371,13 @@ ModelSpec ModelSpec::from_json(const json& j, const std::string& origin) {
     }
   }
   s.crop = text_or(j, "crop", "full", origin);
+  if (j.contains("face_margin")) {
+    const json& m = j["face_margin"];
+    if (!m.is_number()) bad_field(origin, "face_margin", "a number", m);
+    s.face_margin = m.get<double>();
+    if (!(s.face_margin >= 0 && s.face_margin <= kMaxFaceMargin))
+      bad_field(origin, "face_margin", "a number in 0..2 (a share of the face's size a side)", m);
+  }
   const std::string vote = text_or(j, "vote", "confidence", origin);
   try {
     s.vote = parse_vote(vote);

@@ -30,6 +30,10 @@ const OptionWords kOptionWords[] = {
     {"shard", "--shard", "shard="},
     {"faces", "--faces", "faces="},
     {"margin", "--margin", "margin="},
+    {"window", "--window", "window="},
+    {"hop", "--hop", "hop="},
+    {"stall", "--stall", "stall="},
+    {"give_up", "--give-up", "give_up="},
     {"explain", "EngineOptions::explain", "Engine(..., explain=True)"},
 };
 const size_t kOptionWordCount = sizeof(kOptionWords) / sizeof(kOptionWords[0]);

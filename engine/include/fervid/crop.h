@@ -20,7 +20,8 @@ struct CropSpec {
   std::string detector;
   // haar: OpenCV's Haar cascade on the first kFaceProbeFrames sampled frames of each video (one
   // in kFaceProbeStep searched), the median box for the whole video, widened by `margin`; the
-  // centre crop, with a warning in the video's row, when none is found.
+  // centre crop, with a warning in the video's row, when none is found. An Engine sets `margin`
+  // to its card's face_margin (ModelSpec) whatever it was.
   double margin = 0.25;
   static constexpr int kFaceProbeFrames = 24, kFaceProbeStep = 4;
   // boxes=FILE: a CSV of path,x,y,w,h (header optional, paths relative to the CSV's folder),

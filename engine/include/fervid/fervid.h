@@ -170,6 +170,7 @@ class Engine {
   Backend& backend();
 
  private:
+  ClassifyOptions with_card_margin(ClassifyOptions options) const;
   std::vector<CropRect> frame_crops(std::span<const ImageView> frames, const CropSpec& crop,
                                     std::vector<uint8_t>& no_face);
   struct Impl;

@@ -58,6 +58,7 @@ struct FrameResult {
   int64_t frame_index = 0;  // its position in the source, before sampling
   double time_s = 0;        // its presentation time (SamplingOptions::fps for images)
   CropRect crop;            // the crop taken from it
+  int track = 0;            // --crop face: the track id of the face cropped (0: none found)
   int label = 0;
   std::vector<float> probs;
   std::vector<float> logits;  // only with keep_logits
@@ -83,6 +84,9 @@ struct VideoResult {
   std::string error;               // empty when ok
   std::string warning;             // e.g. no face found (the centre crop was used)
   CropRect crop;                   // the crop of its first frame
+  // --crop face: how many face tracks its crops were taken around, and the main one (cropped
+  // on most frames, the lower id on a tie; 0: no face found).
+  int face_tracks = 0, main_track = 0;
   std::vector<FrameResult> frame_rows;
   bool ok() const { return error.empty(); }
 };

@@ -63,6 +63,11 @@ struct ModelSpec {
   Preprocess preprocess;
   VoteMode vote = VoteMode::Confidence;
   std::string crop = "full";  // the default --crop
+  // The face crops' margin (--crop face and haar, `fervid faces`): the square around a face is
+  // widened by this share of the face's larger side on every side. Card key "face_margin", 0..2;
+  // a model fine-tuned on faces cut with another margin says so here.
+  double face_margin = 0.25;
+  static constexpr double kDefaultFaceMargin = 0.25, kMaxFaceMargin = 2.0;
 
   // Throws fervid::Error naming `origin` and the field when the spec is inconsistent.
   void validate(const std::string& origin) const;
