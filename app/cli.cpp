@@ -233,6 +233,12 @@ void add_live_command(CLI::App& app, LiveArgs& la) {
   live->add_option("--give-up", la.give_up,
                    "Seconds a lost network source is retried before it ends (0: forever)")
       ->capture_default_str();
+  live->add_option("--source-option", la.source_options,
+                   "KEY=VALUE: an FFmpeg option for opening the sources (rtsp_transport=tcp, "
+                   "rtsp_flags=listen, ...); repeatable");
+  live->add_option("--source-format", la.source_format,
+                   "FFmpeg's input format for the sources (v4l2, the default for /dev/video*; "
+                   "x11grab, lavfi, mpegts...; default: probed)");
   live->add_flag("--quiet", la.quiet, "Nothing on standard error but errors");
 }
 

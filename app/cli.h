@@ -99,6 +99,8 @@ struct LiveArgs {
   std::vector<std::string> sources;
   std::string weights, spec, device = "auto", precision, crop, vote, output;
   std::string window = "2s";
+  std::vector<std::string> source_options;  // KEY=VALUE, FFmpeg's
+  std::string source_format;                // FFmpeg's -f
   double hop = 1.0, stall = 10.0, give_up = 60.0;
   int threads = 0;
   bool frames = false, quiet = false;

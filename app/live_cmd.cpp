@@ -148,6 +148,13 @@ LiveOptions live_options(const LiveArgs& a) {
   o.stall_s = a.stall;
   o.give_up_s = a.give_up;
   o.frames = a.frames;
+  o.source_format = a.source_format;
+  for (const std::string& kv : a.source_options) {
+    const size_t eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0)
+      fail_option("--source-option " + kv + ": expected KEY=VALUE (e.g. rtsp_transport=tcp)");
+    o.source_options.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
+  }
   return o;
 }
 

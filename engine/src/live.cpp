@@ -149,6 +149,8 @@ std::string Reader::read_once() {
     DecodeOptions d;
     d.stall_s = o_.stall_s;
     d.interrupt = &stop_;
+    d.format_options = o_.source_options;
+    d.input_format = o_.source_format;
     std::unique_ptr<FrameSource> src = open_live(path_, d);
     Frame f;
     bool first = true;
@@ -236,8 +238,8 @@ class Watcher {
     Clock::time_point at;
   };
   void classify(std::vector<Taken>& taken);
-  void trim(Window& w, Clock::time_point now) const;
-  void emit_window(int source, Clock::time_point now);
+  void trim(Window& w) const;
+  void emit_window(int source);
   void hops(Clock::time_point now);
   void deliver(std::deque<LiveEvent>& events);
   Clock::time_point next_wake(Clock::time_point now) const;
@@ -292,21 +294,25 @@ void Watcher::classify(std::vector<Taken>& taken) {
   }
 }
 
-void Watcher::trim(Window& w, Clock::time_point now) const {
+// Keeps the window's frames: the last window_frames, or those that arrived at most window_s
+// before its newest frame (so that a window late by more than its span still holds its frames).
+void Watcher::trim(Window& w) const {
   if (o_.window_frames > 0) {
     while (w.entries.size() > size_t(o_.window_frames)) w.entries.pop_front();
     return;
   }
+  if (w.entries.empty()) return;
   const auto span =
       std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o_.window_s));
-  while (!w.entries.empty() && w.entries.front().at < now - span) w.entries.pop_front();
+  const Clock::time_point newest = w.entries.back().at;
+  while (w.entries.front().at < newest - span) w.entries.pop_front();
 }
 
-// The vote of `source`'s window now (nothing when it holds no frame).
-void Watcher::emit_window(int source, Clock::time_point now) {
+// The vote of `source`'s window now (nothing when no frame was classified since the last one).
+void Watcher::emit_window(int source) {
   Window& w = windows_[size_t(source)];
-  trim(w, now);
-  if (w.entries.empty()) return;
+  trim(w);
+  if (w.entries.empty() || !w.unreported) return;
   w.unreported = false;
   const int classes = int(engine_.spec().classes.size());
   LiveEvent e;
@@ -345,7 +351,7 @@ void Watcher::hops(Clock::time_point now) {
   for (size_t i = 0; i < windows_.size(); ++i) {
     Window& w = windows_[i];
     if (!w.next_hop || now < *w.next_hop) continue;
-    emit_window(int(i), now);
+    emit_window(int(i));
     *w.next_hop += hop;
     if (*w.next_hop <= now) *w.next_hop = now + hop;  // fell behind: no burst of windows
   }
@@ -357,7 +363,7 @@ void Watcher::deliver(std::deque<LiveEvent>& events) {
     e.wall_s = seconds_since(sh_.t0);  // rows in the order, and at the time, they are written
     if (e.kind == LiveEvent::Kind::End) {
       Window& w = windows_[size_t(e.source)];
-      if (w.unreported) emit_window(e.source, Clock::now());
+      emit_window(e.source);
       std::lock_guard lock(sh_.mu);
       e.arrived = sh_.boxes[size_t(e.source)].arrived;
       e.dropped = sh_.boxes[size_t(e.source)].dropped;
@@ -402,9 +408,11 @@ void Watcher::take(std::vector<Taken>& taken, std::deque<LiveEvent>& events) {
   std::unique_lock lock(sh_.mu);
   sh_.cv.wait_until(lock, next_wake(Clock::now()), [&] {
     return std::any_of(sh_.boxes.begin(), sh_.boxes.end(),
-                       [](const Mailbox& b) { return b.frame || !b.events.empty(); });
+                       [&](const Mailbox& b) { return (b.frame && !halt_) || !b.events.empty(); });
   });
-  for (size_t i = 0; i < sh_.boxes.size() && taken.size() < batch; ++i) {
+  // Once stopping, frames are left: the windows in flight are written without waiting for
+  // another classify.
+  for (size_t i = 0; i < sh_.boxes.size() && taken.size() < batch && !halt_; ++i) {
     Mailbox& b = sh_.boxes[i];
     if (b.frame) taken.push_back({int(i), std::move(*b.frame), b.arrived_at});
     b.frame.reset();

@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "backends/backend.h"
@@ -74,6 +75,12 @@ struct DecodeOptions {
   // `interrupt`, when set, ends a waiting read as soon as it reads true (a live source's stop).
   double stall_s = 0;
   const std::atomic<bool>* interrupt = nullptr;
+  // FFmpeg's options for opening the clip's input (its protocol's and demuxer's: rtsp_transport,
+  // rtsp_flags, timeout...); one that neither takes fails the clip, naming it.
+  std::vector<std::pair<std::string, std::string>> format_options;
+  // FFmpeg's input format for the clip (its -f: v4l2, lavfi, mpegts...), "" to probe it; a
+  // /dev/video* path is read with v4l2 (a camera) unless it names another.
+  std::string input_format;
 };
 
 // What a ClipDecoder gives back: a sampled frame of a clip, or the end of a clip (after its last

@@ -28,6 +28,9 @@ extern "C" {
 #endif
 #include <libavutil/imgutils.h>
 #include <libswscale/swscale.h>
+#if FERVID_HAVE_AVDEVICE
+#include <libavdevice/avdevice.h>
+#endif
 }
 
 #include "av_error.h"
@@ -590,9 +593,29 @@ class ClipDecoderImpl final : public ClipDecoder {
     }
   }
 
+  // The input format DecodeOptions::input_format names (FFmpeg's -f), "v4l2" for /dev/video*,
+  // else none (probed from the bytes).
+  static const AVInputFormat* forced_format(const std::string& path, std::string name) {
+    if (name.empty() && path.rfind("/dev/video", 0) == 0) name = "v4l2";
+    if (name.empty()) return nullptr;
+#if FERVID_HAVE_AVDEVICE
+    static std::once_flag devices;
+    std::call_once(devices, [] { avdevice_register_all(); });
+    const char* missing = "";
+#else
+    const char* missing = " (this fervid was built without libavdevice: no cameras or screens)";
+#endif
+    const AVInputFormat* f = av_find_input_format(name.c_str());
+    if (!f) fail(path + ": FFmpeg has no input format '" + name + "'" + missing);
+    return f;
+  }
+
   void open_input(Clip& c) {
     const std::string& path = c.path;
-    const bool url = !c.bytes && is_url_input(path);
+    const AVInputFormat* forced = c.bytes ? nullptr : forced_format(path, options_.input_format);
+    // FFmpeg opens URLs and devices itself (a device format reads no file).
+    const bool url =
+        !c.bytes && (is_url_input(path) || (forced && (forced->flags & AVFMT_NOFILE) != 0));
     if (!url)
       io_ = c.bytes ? std::make_unique<ClipIo>(path, c.bytes)
                     : std::make_unique<ClipIo>(path, stall_limit_s_, options_.interrupt);
@@ -612,12 +635,19 @@ class ClipDecoderImpl final : public ClipDecoder {
     } else {
       fmt_->pb = io_->context();
     }
-    int rc = avformat_open_input(&fmt_, path.c_str(), nullptr, &opts);
+    for (const auto& [key, value] : options_.format_options)
+      av_dict_set(&opts, key.c_str(), value.c_str(), 0);
+    int rc = avformat_open_input(&fmt_, path.c_str(), forced, &opts);
+    const AVDictionaryEntry* unused = av_dict_get(opts, "", nullptr, AV_DICT_IGNORE_SUFFIX);
+    const std::string unknown =
+        unused && std::string(unused->key) != "rw_timeout" ? unused->key : "";
     av_dict_free(&opts);
     if (rc < 0) {
       fmt_ = nullptr;  // freed by avformat_open_input
       fail(read_error(path + ": cannot open video", rc));
     }
+    if (!unknown.empty())
+      fail(path + ": FFmpeg's " + fmt_->iformat->name + " input takes no option '" + unknown + "'");
     rc = avformat_find_stream_info(fmt_, nullptr);
     if (rc < 0) fail(read_error(path + ": cannot read stream info", rc));
     const AVCodec* codec = nullptr;

@@ -190,8 +190,9 @@ class Engine:
 
     def watch(self, sources: Union[str, Iterable[str]], *, window: Union[float, str] = 2.0,
               hop: float = 1.0, frames: bool = False, crop: Optional[str] = None,
-              vote: Optional[str] = None, stall: float = 10.0,
-              give_up: float = 60.0) -> Iterator[dict]:
+              vote: Optional[str] = None, stall: float = 10.0, give_up: float = 60.0,
+              source_options: Optional[dict] = None,
+              source_format: Optional[str] = None) -> Iterator[dict]:
         """Live sources (`fervid live`, docs/live.md), classified as their frames arrive: yields
         each event as the dict of its JSON line ("event": start | frame | window | lost | back |
         end, "source", "wall_s", ...), until every source has ended.
@@ -201,13 +202,16 @@ class Engine:
         seconds between window events; frames: a "frame" event per classified frame too; crop:
         full | center | box=x,y,w,h | face (None: the card's); vote: majority | confidence
         (None: the card's); stall: seconds without data before a source is lost; give_up:
-        seconds a lost network source is retried (0: forever). Leaving the loop (or Ctrl-C)
-        stops the sources.
+        seconds a lost network source is retried (0: forever); source_options: FFmpeg's options
+        for opening the sources ({"rtsp_transport": "tcp"}); source_format: FFmpeg's input
+        format (its -f: "v4l2" for a camera, the default for /dev/video*). Leaving the loop (or Ctrl-C) stops
+        the sources.
         """
         seconds, count = _window(window)
         options = {"window_s": seconds, "window_frames": count, "hop": float(hop),
                    "frames": bool(frames), "crop": crop, "vote": vote, "stall": float(stall),
-                   "give_up": float(give_up)}
+                   "give_up": float(give_up), "source_options": dict(source_options or {}),
+                   "source_format": source_format}
         names = [sources] if isinstance(sources, (str, os.PathLike)) else list(sources)
         stream = self._engine.watch([os.fspath(s) for s in names], options)
         try:

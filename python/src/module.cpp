@@ -10,7 +10,9 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <mutex>
+#include <optional>
 #include <stop_token>
 #include <thread>
 
@@ -183,6 +185,84 @@ Engine& engine_of(Holder& h) {
   return *h.engine;
 }
 
+// What a run's thread hands the Python thread: at most `capacity` items wait. The run push()es
+// (waiting while the queue is full, unless `stopping` says the run is being stopped: then the
+// item is dropped) and finish()es with its error, if any; the Python thread take()s, waiting
+// with the GIL released and checking Python's signals every 0.1 s.
+template <class T>
+class Handoff {
+ public:
+  explicit Handoff(size_t capacity) : capacity_(capacity) {}
+  void push(T item, const std::function<bool()>& stopping) {
+    std::unique_lock lock(mu_);
+    has_room_.wait(lock, [&] { return items_.size() < capacity_ || stopping(); });
+    if (items_.size() >= capacity_ || stopping()) return;
+    items_.push_back(std::move(item));
+    has_item_.notify_one();
+  }
+  // A waiting push() looks at `stopping` again.
+  void wake() { has_room_.notify_all(); }
+  void finish(std::exception_ptr error) {
+    std::lock_guard lock(mu_);
+    error_ = std::move(error);
+    done_ = true;
+    has_item_.notify_all();
+  }
+  // The next item; nullopt at the end (the run's error, if any, thrown) or on a Python signal
+  // (error_already_set thrown, after `on_end`); `on_end` runs before either is thrown.
+  template <class OnEnd>
+  T take(OnEnd&& on_end) {
+    using namespace std::chrono_literals;
+    for (;;) {
+      std::optional<T> item;
+      bool finished = false;
+      {
+        py::gil_scoped_release nogil;
+        std::unique_lock lock(mu_);
+        has_item_.wait_for(lock, 100ms, [&] { return !items_.empty() || done_; });
+        if (!items_.empty()) {
+          item = std::move(items_.front());
+          items_.pop_front();
+          has_room_.notify_one();
+        } else {
+          finished = done_;
+        }
+      }
+      if (item) return std::move(*item);
+      if (finished) {
+        on_end();
+        if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
+        throw py::stop_iteration();
+      }
+      if (PyErr_CheckSignals() != 0) {
+        on_end();
+        throw py::error_already_set();
+      }
+    }
+  }
+
+ private:
+  size_t capacity_;
+  std::mutex mu_;
+  std::condition_variable has_item_, has_room_;
+  std::deque<T> items_;
+  bool done_ = false;
+  std::exception_ptr error_;
+};
+
+// Marks the engine in use by one run; fails when another run has it.
+void claim(Holder& holder) {
+  std::lock_guard lock(holder.mu);
+  engine_of(holder);
+  if (holder.running) fail_option("the engine is already classifying (one run at a time)");
+  holder.running = true;
+}
+
+void release(Holder& holder) {
+  std::lock_guard lock(holder.mu);
+  holder.running = false;
+}
+
 // One classify run on a thread of its own: results (and the run's notices) go through a queue
 // of at most `capacity` items, taken by next() on the Python thread.
 class Stream {
@@ -199,15 +279,10 @@ class Stream {
       : holder_(std::move(holder)),
         inputs_(std::move(inputs)),
         options_(std::move(options)),
-        capacity_(capacity) {
-    for (const std::string& line : notices) items_.push_back({true, line, {}, {}});
-    {
-      std::lock_guard lock(holder_->mu);
-      Engine& engine = engine_of(*holder_);
-      if (holder_->running) fail_option("the engine is already classifying (one run at a time)");
-      check_classify_options(options_, engine.max_batch());
-      holder_->running = true;
-    }
+        queue_(capacity + notices.size()) {
+    for (const std::string& line : notices) queue_.push({true, line, {}, {}}, [] { return false; });
+    check_classify_options(options_, engine_of(*holder_).max_batch());
+    claim(*holder_);
     classes_ = holder_->engine->spec().classes.size();
     worker_ = std::thread([this] { work(); });
   }
@@ -219,39 +294,13 @@ class Stream {
   // The next item: ("notice", text) or ("video", result dict, progress tuple); StopIteration at
   // the end; the run's error; KeyboardInterrupt (and the run stopped) on Ctrl-C.
   py::object next() {
-    using namespace std::chrono_literals;
-    for (;;) {
-      std::optional<Item> item;
-      bool finished = false;
-      {
-        py::gil_scoped_release nogil;
-        std::unique_lock lock(mu_);
-        has_item_.wait_for(lock, 100ms, [&] { return !items_.empty() || done_; });
-        if (!items_.empty()) {
-          item = std::move(items_.front());
-          items_.pop_front();
-          has_room_.notify_one();
-        } else {
-          finished = done_;
-        }
-      }
-      if (item) return to_python(*item);
-      if (finished) {
-        close();
-        if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
-        throw py::stop_iteration();
-      }
-      if (PyErr_CheckSignals() != 0) {
-        close();
-        throw py::error_already_set();
-      }
-    }
+    return to_python(queue_.take([this] { close(); }));
   }
 
   // Stops the run if it is still going and waits for its thread.
   void close() {
     stop_.request_stop();
-    has_room_.notify_all();
+    queue_.wake();
     if (worker_.joinable()) {
       py::gil_scoped_release nogil;
       worker_.join();
@@ -260,36 +309,24 @@ class Stream {
 
  private:
   void work() {
+    std::exception_ptr error;
+    const auto stopping = [this] { return stop_.stop_requested(); };
     try {
       holder_->engine->classify(
           inputs_, options_,
-          [this](const VideoResult& r, const Progress& p) {
-            push({false, "", r, p});
+          [&](const VideoResult& r, const Progress& p) {
+            queue_.push({false, "", r, p}, stopping);
           },
-          [this](const std::string& line) {
-            push({true, line, {}, {}});
+          [&](const std::string& line) {
+            queue_.push({true, line, {}, {}}, stopping);
           },
           stop_.get_token());
     } catch (const Cancelled&) {
     } catch (...) {
-      error_ = std::current_exception();
+      error = std::current_exception();
     }
-    {
-      std::lock_guard lock(holder_->mu);
-      holder_->running = false;
-    }
-    std::lock_guard lock(mu_);
-    done_ = true;
-    has_item_.notify_all();
-  }
-
-  // On the run's thread: waits while the queue is full, unless the run is being stopped.
-  void push(Item item) {
-    std::unique_lock lock(mu_);
-    has_room_.wait(lock, [&] { return items_.size() < capacity_ || stop_.stop_requested(); });
-    if (stop_.stop_requested()) return;
-    items_.push_back(std::move(item));
-    has_item_.notify_one();
+    release(*holder_);
+    queue_.finish(error);
   }
 
   py::object to_python(const Item& item) const {
@@ -302,12 +339,8 @@ class Stream {
   std::shared_ptr<Holder> holder_;
   std::vector<InputItem> inputs_;
   ClassifyOptions options_;
-  size_t capacity_, classes_ = 0;
-  std::mutex mu_;
-  std::condition_variable has_item_, has_room_;
-  std::deque<Item> items_;
-  bool done_ = false;
-  std::exception_ptr error_;
+  size_t classes_ = 0;
+  Handoff<Item> queue_;
   std::stop_source stop_;
   std::thread worker_;
 };
@@ -319,12 +352,7 @@ class LiveStream {
  public:
   LiveStream(std::shared_ptr<Holder> holder, std::vector<std::string> sources, LiveOptions o)
       : holder_(std::move(holder)), sources_(std::move(sources)), options_(std::move(o)) {
-    {
-      std::lock_guard lock(holder_->mu);
-      engine_of(*holder_);
-      if (holder_->running) fail_option("the engine is already classifying (one run at a time)");
-      holder_->running = true;
-    }
+    claim(*holder_);
     worker_ = std::thread([this] { work(); });
   }
   ~LiveStream() { close(); }
@@ -332,40 +360,14 @@ class LiveStream {
   // The next event's JSON line; StopIteration when every source has ended; the watch's error;
   // KeyboardInterrupt (and the watch stopped) on Ctrl-C.
   std::string next() {
-    using namespace std::chrono_literals;
-    for (;;) {
-      std::optional<std::string> line;
-      bool finished = false;
-      {
-        py::gil_scoped_release nogil;
-        std::unique_lock lock(mu_);
-        has_item_.wait_for(lock, 100ms, [&] { return !lines_.empty() || done_; });
-        if (!lines_.empty()) {
-          line = std::move(lines_.front());
-          lines_.pop_front();
-          has_room_.notify_one();
-        } else {
-          finished = done_;
-        }
-      }
-      if (line) return *line;
-      if (finished) {
-        close();
-        if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
-        throw py::stop_iteration();
-      }
-      if (PyErr_CheckSignals() != 0) {
-        close();
-        throw py::error_already_set();
-      }
-    }
+    return queue_.take([this] { close(); });
   }
 
   // Stops the sources (each source's window in flight and End still come, while the queue has
   // room) and waits for the thread.
   void close() {
     stop_ = true;
-    has_room_.notify_all();
+    queue_.wake();
     if (worker_.joinable()) {
       py::gil_scoped_release nogil;
       worker_.join();
@@ -375,38 +377,27 @@ class LiveStream {
  private:
   static constexpr size_t kCapacity = 4096;
   void work() {
+    std::exception_ptr error;
     try {
       Engine& engine = *holder_->engine;
       const std::vector<std::string> classes = engine.spec().classes;
       watch(
           engine, sources_, options_,
           [&](const LiveEvent& e) {
-            std::unique_lock lock(mu_);
-            has_room_.wait(lock, [&] { return lines_.size() < kCapacity || stop_; });
-            if (lines_.size() < kCapacity) lines_.push_back(live_event_json(e, classes));
-            has_item_.notify_one();
+            queue_.push(live_event_json(e, classes), [this] { return stop_.load(); });
           },
           stop_);
     } catch (...) {
-      error_ = std::current_exception();
+      error = std::current_exception();
     }
-    {
-      std::lock_guard lock(holder_->mu);
-      holder_->running = false;
-    }
-    std::lock_guard lock(mu_);
-    done_ = true;
-    has_item_.notify_all();
+    release(*holder_);
+    queue_.finish(error);
   }
 
   std::shared_ptr<Holder> holder_;
   std::vector<std::string> sources_;
   LiveOptions options_;
-  std::mutex mu_;
-  std::condition_variable has_item_, has_room_;
-  std::deque<std::string> lines_;
-  bool done_ = false;
-  std::exception_ptr error_;
+  Handoff<std::string> queue_{kCapacity};
   std::atomic<bool> stop_{false};
   std::thread worker_;
 };
@@ -554,6 +545,10 @@ class PyEngine {
     lo.frames = o["frames"].cast<bool>();
     lo.stall_s = o["stall"].cast<double>();
     lo.give_up_s = o["give_up"].cast<double>();
+    lo.source_format = o["source_format"].is_none() ? "" : o["source_format"].cast<std::string>();
+    for (const auto& [k, v] : o["source_options"].cast<py::dict>())
+      lo.source_options.emplace_back(py::str(k).cast<std::string>(),
+                                     py::str(v).cast<std::string>());
     const ModelSpec& spec = engine_of(*holder_).spec();
     const std::string crop = o["crop"].is_none() ? spec.crop : o["crop"].cast<std::string>();
     lo.crop = CropSpec::parse(crop);

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "fervid/crop.h"
@@ -31,6 +32,12 @@ struct LiveOptions {
   // (0: never give up); a file, a pipe or standard input ends at its end.
   double stall_s = 10.0;
   double give_up_s = 60.0;
+  // FFmpeg's options for opening each source (rtsp_transport=tcp, rtsp_flags=listen, ...): a key
+  // the source's protocol and demuxer do not take is a loss that names it.
+  std::vector<std::pair<std::string, std::string>> source_options;
+  // FFmpeg's input format for the sources (-f: v4l2 for a camera, the default for /dev/video*;
+  // x11grab, lavfi, mpegts...), "" to probe each.
+  std::string source_format;
 };
 
 // Latency from a frame's arrival (decoded) to its result being handed over, in milliseconds.
