@@ -357,10 +357,17 @@ void Watcher::hops(Clock::time_point now) {
   }
 }
 
-// Hands over the readers' events; before a source's End, its window in flight and totals.
+// Hands over the readers' events; before a source's Lost and End, its window in flight (and
+// its totals with the End).
 void Watcher::deliver(std::deque<LiveEvent>& events) {
   for (LiveEvent& e : events) {
     e.wall_s = seconds_since(sh_.t0);  // rows in the order, and at the time, they are written
+    if (e.kind == LiveEvent::Kind::Lost) {
+      // The window in flight at the loss, then an empty one: a window never spans a loss (the
+      // source's clock may start again when it is back).
+      emit_window(e.source);
+      windows_[size_t(e.source)].entries.clear();
+    }
     if (e.kind == LiveEvent::Kind::End) {
       Window& w = windows_[size_t(e.source)];
       emit_window(e.source);
