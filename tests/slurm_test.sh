@@ -26,7 +26,8 @@ fail() {
   exit 1
 }
 
-# A small model (0.3 s to 2 s a clip on 2 cores), so that a shard runs for seconds.
+# A small model and at most 60 frames a clip (about 0.5 s a clip on 2 cores), so that a shard runs
+# for seconds.
 cat >"$work/card.json" <<'CARD'
 {"name":"slurm8","config":[32,"M",64,"M",64,"M"],"input_size":128,"head":"gap","dense":[64],
  "classes":["neutral","calm","happy","sad","angry","fearful","disgust","surprised"],
@@ -50,7 +51,7 @@ for take in 01-01 01-02 02-01; do
     ln -s "$data/$src" "$dataset/Actor_$actor/01-01-$emotion-01-$take-$actor.${src##*.}"
   done
 done
-run=(eval "$dataset" --device cpu --weights "$weights")
+run=(eval "$dataset" --device cpu --weights "$weights" --max-frames 60)
 
 echo "slurm_test: the reference: one unsharded run"
 "$fervid" "${run[@]}" --output "$work/reference.jsonl" --summary "$work/reference.json" \

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The sanitizer stage (CI runs it after tools/test.sh): everything but CUDA built with clang,
 # AddressSanitizer, UndefinedBehaviorSanitizer and LeakSanitizer (and libFuzzer's coverage) into
-# build-san, the whole ctest suite run on it, then every fuzz target for a bounded time
+# build-san, the ctest suite run on it (all but the tests labelled `reference`, the comparisons
+# with other frameworks: tests/CMakeLists.txt says why), then every fuzz target for a bounded time
 # (tools/fuzz.sh; FERVID_FUZZ_SECONDS each, default 40). Every sanitizer report goes to a log
 # file as well, so a report fails the stage even inside a test that expects its program to fail.
 #   tools/sanitize.sh            build, ctest, fuzz
@@ -21,7 +22,7 @@ export ASAN_OPTIONS="detect_leaks=1:log_path=$logs/asan:exitcode=86"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$logs/ubsan:exitcode=86"
 echo "sanitize: ctest under the sanitizers (reports also in $logs)"
 status=0
-(cd "$build" && ctest --output-on-failure -j "$(nproc)") || status=1
+(cd "$build" && ctest --output-on-failure -j "$(nproc)" -LE reference) || status=1
 if [ -n "$(ls -A "$logs")" ]; then
   for f in "$logs"/*; do
     echo "sanitize: report $f:"
