@@ -77,7 +77,8 @@ void add_run_options(CLI::App* cmd, ClassifyArgs& a, bool rows = true) {
       ->capture_default_str();
   cmd->add_option("--crop", a.crop,
                   "full | center | box=x,y,w,h | face[=DETECTOR] (each frame's largest tracked "
-                  "face) | haar (OpenCV's cascade, one box per video) | boxes=FILE (default: the "
+                  "face, turned so that its eyes lie level) | haar (OpenCV's cascade, one box per "
+                  "video) | boxes=FILE (default: the "
                   "card's)");
   cmd->add_option("--vote", a.vote, "majority | confidence (default: the card's)");
   if (rows) add_row_options(cmd, a);

@@ -83,6 +83,7 @@ Canvas overlay(const FrameExplanation& e, int size, const std::vector<std::strin
   Canvas c(size, size + int(lines.size()) * (th + 4) + 2 * pad, {255, 255, 255});
   const CropRect& cr = e.crop;
   const int S = e.map_size;
+  const double cos_a = std::cos(double(cr.angle)), sin_a = std::sin(double(cr.angle));
   auto sample = [](double s, int n) {  // source coordinate of a half-pixel-centred output
     s = std::clamp(s, 0.0, double(n - 1));
     const int i0 = int(s), i1 = std::min(i0 + 1, n - 1);
@@ -90,9 +91,12 @@ Canvas overlay(const FrameExplanation& e, int size, const std::vector<std::strin
   };
   for (int y = 0; y < size; ++y)
     for (int x = 0; x < size; ++x) {
-      // The frame's pixel under (x, y) of the crop, clamped to the frame.
-      const double fx = cr.x + (x + 0.5) * double(cr.width) / size - 0.5;
-      const double fy = cr.y + (y + 0.5) * double(cr.height) / size - 0.5;
+      // The frame's pixel under (x, y) of the crop (turned by its angle about its centre, as
+      // the network saw it), clamped to the frame.
+      const double dx = (x + 0.5) * double(cr.width) / size - 0.5 - (cr.width - 1) / 2.0;
+      const double dy = (y + 0.5) * double(cr.height) / size - 0.5 - (cr.height - 1) / 2.0;
+      const double fx = cr.x + (cr.width - 1) / 2.0 + cos_a * dx - sin_a * dy;
+      const double fy = cr.y + (cr.height - 1) / 2.0 + sin_a * dx + cos_a * dy;
       const auto [x0, x1, ax] = sample(fx, e.width);
       const auto [y0, y1, ay] = sample(fy, e.height);
       // The map's value there (the map covers the crop at S x S).
@@ -242,6 +246,7 @@ nlohmann::json write_frames(ExplainRun& run, const VideoResult& r, int cls,
         {"frame_label", classes[size_t(row.label)]},
         {"chosen_as", why},
         {"crop", nlohmann::json::array({e.crop.x, e.crop.y, e.crop.width, e.crop.height})},
+        {"crop_angle", crop_degrees(e.crop.angle)},
         {"file", file}};
     if (run.options.crop.mode == CropSpec::Mode::Face)
       entry["track"] = row.track > 0 ? nlohmann::json(row.track) : nlohmann::json(nullptr);

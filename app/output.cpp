@@ -260,8 +260,9 @@ FrameWriter::FrameWriter(std::ostream& out, Format format, std::vector<std::stri
 
 void FrameWriter::header() {
   if (format_ != Format::Csv) return;
-  out_ << "video,frame,time_s,crop_x,crop_y,crop_w,crop_h," << (columns_.tracks ? "track," : "")
-       << (columns_.eval ? "truth," : "") << "label";
+  out_ << "video,frame,time_s,crop_x,crop_y,crop_w,crop_h,"
+       << (columns_.tracks ? "track,crop_angle," : "") << (columns_.eval ? "truth," : "")
+       << "label";
   for (const auto& c : classes_) out_ << ",p_" << c;
   if (columns_.logits)
     for (const auto& c : classes_) out_ << ",logit_" << c;
@@ -272,7 +273,9 @@ void FrameWriter::csv_row(const VideoResult& r, const FrameResult& f, const RowL
   char buf[32];
   out_ << csv_field(r.path) << "," << f.frame_index << "," << seconds(f.time_s) << "," << f.crop.x
        << "," << f.crop.y << "," << f.crop.width << "," << f.crop.height << ",";
-  if (columns_.tracks) out_ << (f.track > 0 ? std::to_string(f.track) : "") << ",";
+  if (columns_.tracks)
+    out_ << (f.track > 0 ? std::to_string(f.track) : "") << "," << crop_degrees(f.crop.angle)
+         << ",";
   out_ << (columns_.eval ? csv_field(l.truth) + "," : "") << classes_.at(f.label);
   for (float p : f.probs) {
     std::snprintf(buf, sizeof(buf), ",%.9g", p);
@@ -296,7 +299,10 @@ void FrameWriter::rows(const VideoResult& r, const RowLabel& l) {
                      {"time_s", f.time_s},
                      {"crop", {f.crop.x, f.crop.y, f.crop.width, f.crop.height}}};
     set_video(j, r.path);
-    if (columns_.tracks) j["track"] = f.track > 0 ? nlohmann::json(f.track) : nullptr;
+    if (columns_.tracks) {
+      j["track"] = f.track > 0 ? nlohmann::json(f.track) : nullptr;
+      j["crop_angle"] = crop_degrees(f.crop.angle);
+    }
     if (columns_.eval) j["truth"] = l.truth;
     j["label"] = classes_.at(f.label);
     nlohmann::json probs = nlohmann::json::object(), logits = nlohmann::json::object();

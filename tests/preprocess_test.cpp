@@ -101,6 +101,137 @@ TEST(Preprocess, MatchesFloat64ResizeAndNormalise) {
   }
 }
 
+// A turned crop's float64 reference: output pixel (ox, oy)'s crop coordinates as the resize's,
+// turned about the crop's centre by its angle into the frame, clamped to the frame, bilinear.
+std::vector<double> turned_reference(const std::vector<uint8_t>& img, int w, int h, CropRect c,
+                                     int size, const Preprocess& pp) {
+  const ResizeWindow win = resize_window(c.width, c.height, size, pp.resize);
+  const double co = std::cos(double(c.angle)), si = std::sin(double(c.angle));
+  const double cx = c.x + (c.width - 1) / 2.0, cy = c.y + (c.height - 1) / 2.0;
+  std::vector<double> ref;
+  for (int oy = 0; oy < size; ++oy)
+    for (int ox = 0; ox < size; ++ox) {
+      const double dx =
+          (ox + win.left + 0.5) * double(c.width) / win.width - 0.5 - (c.width - 1) / 2.0;
+      const double dy =
+          (oy + win.top + 0.5) * double(c.height) / win.height - 0.5 - (c.height - 1) / 2.0;
+      const double x = std::clamp(cx + co * dx - si * dy, 0.0, w - 1.0);
+      const double y = std::clamp(cy + si * dx + co * dy, 0.0, h - 1.0);
+      const int x0 = int(x), y0 = int(y), x1 = std::min(x0 + 1, w - 1),
+                y1 = std::min(y0 + 1, h - 1);
+      for (int oc = 0; oc < 3; ++oc) {
+        const int k = pp.bgr ? 2 - oc : oc;
+        auto at = [&](int yy, int xx) { return double(img[(size_t(yy) * w + xx) * 3 + k]); };
+        const double v = (1 - (y - y0)) * ((1 - (x - x0)) * at(y0, x0) + (x - x0) * at(y0, x1)) +
+                         (y - y0) * ((1 - (x - x0)) * at(y1, x0) + (x - x0) * at(y1, x1));
+        ref.push_back((v * pp.scale - pp.mean[oc]) / pp.std[oc]);
+      }
+    }
+  return ref;
+}
+
+// --crop face turns the crop by the eye line: random frames, crops, angles (both signs, past a
+// quarter turn), sizes up and down, with and without torchvision's resize step, RGB and BGR.
+TEST(Preprocess, TurnedCropsMatchFloat64Reference) {
+  SeedTrace trace;
+  std::uniform_real_distribution<float> angle(-2.0f, 2.0f);
+  Preprocess torchvision;
+  torchvision.mean = {0.485f, 0.456f, 0.406f};
+  torchvision.std = {0.229f, 0.224f, 0.225f};
+  for (int round = 0; round < 12; ++round) {
+    const int w = 20 + int(rng()() % 60), h = 20 + int(rng()() % 60);
+    const int side = 4 + int(rng()() % (std::min(w, h) - 4));
+    CropRect c{int(rng()() % (w - side + 1)), int(rng()() % (h - side + 1)), side, side,
+               angle(rng())};
+    if (round % 3 == 1) c.width = std::max(1, side - 3);  // not square
+    Preprocess pp = round % 2 ? torchvision : Preprocess{};
+    pp.bgr = round % 4 == 3;
+    if (round % 5 == 4) pp.resize = 19;
+    const int size = round % 3 == 0 ? 9 : 16;
+    std::vector<uint8_t> img(size_t(w) * h * 3);
+    for (auto& v : img) v = uint8_t(rng()() & 0xff);
+    const ImageView frame{img.data(), w, h, w * 3};
+    auto out = host_tensor({1, size, size, 3}, DType::F32, Layout::NHWC);
+    poison(out.tensor);
+    cpu::preprocess({&frame, 1}, {&c, 1}, pp, out.tensor);
+    // Sample points in f32 (within ~1e-5 of a pixel here) times a pixel step of up to 255.
+    const float min_std = std::min({pp.std[0], pp.std[1], pp.std[2]});
+    const double atol = 1e-5 + 3e-5 * 255.0 * pp.scale / min_std;
+    expect_close(out.tensor.ptr<float>(), turned_reference(img, w, h, c, size, pp),
+                 {atol, 1e-4, 3e-5}, "turned preprocess");
+  }
+}
+
+// A square crop turned by a quarter turn equals, unturned, the frame turned the other way: crop
+// pixel (u, v) is frame pixel (x + s - 1 - v, y + u).
+TEST(Preprocess, AQuarterTurnEqualsTheTurnedFrame) {
+  SeedTrace trace;
+  const int w = 41, h = 33, s = 24, x = 9, y = 5, size = 16;
+  std::vector<uint8_t> img(size_t(w) * h * 3), turned(size_t(s) * s * 3);
+  for (auto& v : img) v = uint8_t(rng()() & 0xff);
+  for (int v = 0; v < s; ++v)
+    for (int u = 0; u < s; ++u)
+      for (int k = 0; k < 3; ++k)
+        turned[(size_t(v) * s + u) * 3 + k] = img[(size_t(y + u) * w + x + s - 1 - v) * 3 + k];
+  const ImageView frame{img.data(), w, h, w * 3}, crop{turned.data(), s, s, s * 3};
+  const CropRect quarter{x, y, s, s, float(std::acos(0.0))}, whole{0, 0, s, s};
+  auto a = host_tensor({1, size, size, 3}, DType::F32, Layout::NHWC);
+  auto b = host_tensor({1, size, size, 3}, DType::F32, Layout::NHWC);
+  poison(a.tensor);
+  poison(b.tensor);
+  cpu::preprocess({&frame, 1}, {&quarter, 1}, Preprocess{}, a.tensor);
+  cpu::preprocess({&crop, 1}, {&whole, 1}, Preprocess{}, b.tensor);
+  const float* pa = a.tensor.ptr<float>();
+  std::vector<double> ref(pa, pa + size * size * 3);
+  // cos(pi/2) in f32 is 4e-8, not 0: sample points move by ~1e-6 of a pixel.
+  expect_close(b.tensor.ptr<float>(), ref, {1e-5, 1e-5, 1e-5}, "quarter turn");
+}
+
+// What the CUDA backend stages of a frame for a turned crop (turned_bounds) holds both pixels of
+// every sample point the kernel reads (the sample points by turned_map, as kernels/cuda/
+// preprocess.cu computes them, clamped to the frame): host emulation of its reads, so that no
+// device read leaves the staged rows. Crops at every edge and corner, any angle, sizes up and down.
+TEST(TurnedBounds, HoldEveryPixelTheKernelReads) {
+  SeedTrace trace;
+  std::uniform_real_distribution<float> angle(-3.2f, 3.2f);
+  for (int round = 0; round < 400; ++round) {
+    const int w = 8 + int(rng()() % 300), h = 8 + int(rng()() % 300);
+    const int cw = 1 + int(rng()() % w), ch = 1 + int(rng()() % h);
+    const CropRect c{int(rng()() % (w - cw + 1)), int(rng()() % (h - ch + 1)), cw, ch,
+                     angle(rng())};
+    const int size = 1 + int(rng()() % 96), resize = round % 4 == 0 ? size + 7 : 0;
+    const ResizeWindow win = resize_window(c.width, c.height, size, resize);
+    const TurnedMap m = turned_map(c, win);
+    const CropRect r = turned_bounds(c, w, h);
+    ASSERT_TRUE(crop_fits(r, w, h)) << crop_outside(r, w, h);
+    for (int oy = 0; oy < size; ++oy)
+      for (int ox = 0; ox < size; ++ox) {
+        const float dx = (float(ox + m.left) + 0.5f) * m.step_x - 0.5f - m.half_w;
+        const float dy = (float(oy + m.top) + 0.5f) * m.step_y - 0.5f - m.half_h;
+        const float x = std::clamp(m.cx + m.cos_a * dx - m.sin_a * dy, 0.0f, float(w - 1));
+        const float y = std::clamp(m.cy + m.sin_a * dx + m.cos_a * dy, 0.0f, float(h - 1));
+        const int x0 = int(x), y0 = int(y), x1 = std::min(x0 + 1, w - 1),
+                  y1 = std::min(y0 + 1, h - 1);
+        ASSERT_TRUE(x0 >= r.x && x1 < r.x + r.width && y0 >= r.y && y1 < r.y + r.height)
+            << "round " << round << ": sample (" << x << ", " << y << ") outside the staged "
+            << r.width << "x" << r.height << "+" << r.x << "+" << r.y;
+      }
+  }
+}
+
+TEST(Preprocess, ATurnedCropNeedsRgbFrames) {
+  std::vector<uint8_t> planes(16 * 16 * 3 / 2, 128);
+  const YuvView f{planes.data(), planes.data() + 256, planes.data() + 256 + 64, 16, 8, 1, 16, 16};
+  const CropRect c{0, 0, 16, 16, 0.3f};
+  auto out = host_tensor({1, 8, 8, 3}, DType::F32, Layout::NHWC);
+  try {
+    cpu::preprocess_yuv420({&f, 1}, {&c, 1}, ColorSpec{}, Preprocess{}, out.tensor);
+    FAIL() << "a turned crop of a YUV frame was taken";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("turned crop needs RGB"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Preprocess, HalfPixelCentresByHand) {
   // A 2x1 image [0, 100] resized to 4x1: torch gives 0, 25, 75, 100.
   std::vector<uint8_t> img = {0, 0, 0, 100, 100, 100};

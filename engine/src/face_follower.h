@@ -31,7 +31,7 @@ class FaceFollower {
   // A new video: a new tracker (ids from 1 again).
   void restart();
   // The tracked faces of the video's next sampled frame (FaceTracking's rows: one with track 0
-  // when it has none).
+  // when it has none), each with its track's eye-line angle (the last seen while it coasts).
   std::vector<FaceRow> next(const ImageView& frame, int64_t index, double time_s);
 
  private:
@@ -46,8 +46,8 @@ struct FaceCrop {
 };
 
 // The square crop of the largest face among `faces` (by box area; the lower track id on a tie),
-// widened by `margin` of its larger side on every side, moved inside the width x height frame;
-// nullopt without a face.
+// widened by `margin` of its larger side on every side, moved inside the width x height frame,
+// turned by the face's eye-line angle (CropRect::angle); nullopt without a face.
 std::optional<FaceCrop> largest_face_crop(std::span<const FaceRow> faces, double margin, int width,
                                           int height);
 

@@ -145,6 +145,20 @@ float eye_angle(const std::vector<float>& kp) {
   return kp.size() >= 4 ? float(std::atan2(kp[3] - kp[1], kp[2] - kp[0])) : 0.0f;
 }
 
+// Each track's eye-line angle: from its detection's key points, the last one kept while the track
+// coasts without a detection.
+class EyeAngles {
+ public:
+  void set(FaceRow& r) {
+    if (r.track == 0) return;
+    if (!r.keypoints.empty()) last_[r.track] = eye_angle(r.keypoints);
+    r.angle = last_[r.track];
+  }
+
+ private:
+  std::map<int, float> last_;
+};
+
 // Classifies the faces of a video as they come: each chosen face's aligned crop is kept until a
 // batch of the engine's is full, then the batch is classified and its rows filled in.
 class FaceClassifying {
@@ -160,8 +174,7 @@ class FaceClassifying {
     for (size_t i = first; i < out.rows.size(); ++i) {
       FaceRow& r = out.rows[i];
       if (r.track == 0) continue;
-      if (!r.keypoints.empty()) angles_[r.track] = eye_angle(r.keypoints);
-      r.angle = angles_[r.track];
+      angles_.set(r);
       if (o_.choice == FaceChoice::All) take(frame, i, out);
       if (largest == out.rows.size() || r.w * r.h > out.rows[largest].w * out.rows[largest].h)
         largest = i;
@@ -195,7 +208,7 @@ class FaceClassifying {
   Engine& engine_;
   const FacesOptions& o_;
   int size_ = 0;
-  std::map<int, float> angles_;  // each track's last eye angle (a coasting face keeps it)
+  EyeAngles angles_;
   std::vector<size_t> pending_;  // rows whose crops wait in crops_
   std::vector<uint8_t> crops_;
 };
@@ -312,6 +325,7 @@ struct FaceFollower::Impl {
   std::unique_ptr<Backend> backend;
   std::unique_ptr<DetectorNet> net;
   std::optional<VideoTracker> tracker;
+  std::optional<EyeAngles> angles;
 };
 
 FaceFollower::FaceFollower(const DetectorWeights& weights, const FacesOptions& options)
@@ -324,7 +338,10 @@ FaceFollower::FaceFollower(const DetectorWeights& weights, const FacesOptions& o
 
 FaceFollower::~FaceFollower() = default;
 
-void FaceFollower::restart() { impl_->tracker.emplace(impl_->options); }
+void FaceFollower::restart() {
+  impl_->tracker.emplace(impl_->options);
+  impl_->angles.emplace();
+}
 
 std::vector<FaceRow> FaceFollower::next(const ImageView& frame, int64_t index, double time_s) {
   const cpu::ScopedOmpThreads one(1);
@@ -334,6 +351,7 @@ std::vector<FaceRow> FaceFollower::next(const ImageView& frame, int64_t index, d
   VideoFaces out;
   m.tracker->add(index, time_s, frame.width, frame.height, size,
                  m.net->detect(1, m.options.keep_score).front(), out);
+  for (FaceRow& r : out.rows) m.angles->set(r);
   return std::move(out.rows);
 }
 
@@ -343,9 +361,10 @@ std::optional<FaceCrop> largest_face_crop(std::span<const FaceRow> faces, double
   for (const FaceRow& f : faces)
     if (f.track > 0 && (!best || f.w * f.h > best->w * best->h)) best = &f;
   if (!best) return std::nullopt;
-  return FaceCrop{square_inside(best->x + best->w / 2.0, best->y + best->h / 2.0,
-                                std::max(best->w, best->h) * (1 + 2 * margin), width, height),
-                  best->track};
+  CropRect rect = square_inside(best->x + best->w / 2.0, best->y + best->h / 2.0,
+                                std::max(best->w, best->h) * (1 + 2 * margin), width, height);
+  rect.angle = best->angle;  // turned so that the eyes lie level (0 without key points)
+  return FaceCrop{rect, best->track};
 }
 
 }  // namespace fervid

@@ -4,7 +4,8 @@
 // (resize_window) -> channel order, value * scale, (v - mean) / std.
 // Layout: each frame packed RGB rows of `stride` bytes -> out [N,S,S,3] f32 (NHWC).
 // Source coordinate of output pixel o: s = (o + 0.5) * (in / S) - 0.5, clamped below at 0;
-// i0 = floor(s), i1 = min(i0 + 1, in - 1), weight of i1 = s - i0.
+// i0 = floor(s), i1 = min(i0 + 1, in - 1), weight of i1 = s - i0. A turned crop (angle != 0)
+// samples the frame at the points turned_map gives (fervid/frame.h).
 #include <algorithm>
 #include <vector>
 
@@ -13,6 +14,37 @@
 #include "cpu/resize_taps.h"
 
 namespace fervid::cpu {
+
+namespace {
+
+// Frame f's turned crop (CropRect::angle != 0) -> dst [S,S,3]: each output pixel's point of the
+// frame by turned_map (fervid/frame.h), bilinear with the point clamped to the frame.
+void turned_crop(const ImageView& f, const CropRect& c, const ResizeWindow& w, int64_t size,
+                 const Preprocess& pp, float* dst) {
+  const TurnedMap m = turned_map(c, w);
+  const float max_x = float(f.width - 1), max_y = float(f.height - 1);
+  for (int64_t oy = 0; oy < size; ++oy)
+    for (int64_t ox = 0; ox < size; ++ox) {
+      const float dx = (float(ox + m.left) + 0.5f) * m.step_x - 0.5f - m.half_w;
+      const float dy = (float(oy + m.top) + 0.5f) * m.step_y - 0.5f - m.half_h;
+      const float x = std::clamp(m.cx + m.cos_a * dx - m.sin_a * dy, 0.0f, max_x);
+      const float y = std::clamp(m.cy + m.sin_a * dx + m.cos_a * dy, 0.0f, max_y);
+      const int x0 = int(x), y0 = int(y);
+      const int x1 = std::min(x0 + 1, f.width - 1), y1 = std::min(y0 + 1, f.height - 1);
+      const float ax = x - float(x0), ay = y - float(y0);
+      const uint8_t* r0 = f.data + int64_t(y0) * f.stride;
+      const uint8_t* r1 = f.data + int64_t(y1) * f.stride;
+      for (int oc = 0; oc < 3; ++oc) {
+        const int k = pp.bgr ? 2 - oc : oc;
+        const float top = float(r0[x0 * 3 + k]) * (1 - ax) + float(r0[x1 * 3 + k]) * ax;
+        const float bottom = float(r1[x0 * 3 + k]) * (1 - ax) + float(r1[x1 * 3 + k]) * ax;
+        const float v = top * (1 - ay) + bottom * ay;
+        dst[(oy * size + ox) * 3 + oc] = v * (pp.scale / pp.std[oc]) - pp.mean[oc] / pp.std[oc];
+      }
+    }
+}
+
+}  // namespace
 
 void preprocess(std::span<const ImageView> frames, std::span<const CropRect> crops,
                 const Preprocess& pp, const Tensor& out) {
@@ -32,9 +64,13 @@ void preprocess(std::span<const ImageView> frames, std::span<const CropRect> cro
     const ImageView& f = frames[i];
     const CropRect& c = crops[i];
     const ResizeWindow w = resize_window(c.width, c.height, int(size), pp.resize);
+    float* dst = out.ptr<float>() + i * 3 * size * size;
+    if (c.angle != 0) {
+      turned_crop(f, c, w, size, pp, dst);
+      continue;
+    }
     const std::vector<Tap> tx = window_taps(c.width, w.width, w.left, int(size)),
                            ty = window_taps(c.height, w.height, w.top, int(size));
-    float* dst = out.ptr<float>() + i * 3 * size * size;
     for (int oc = 0; oc < 3; ++oc) {
       const int src_c = pp.bgr ? 2 - oc : oc;
       const float scale = pp.scale / pp.std[oc], shift = pp.mean[oc] / pp.std[oc];

@@ -54,6 +54,7 @@ void preprocess_yuv420(std::span<const YuvView> frames, std::span<const CropRect
     if (!f.y || !f.u || !f.v || (f.uv_step != 1 && f.uv_step != 2) ||
         !crop_fits(c, f.width, f.height))
       fail(std::string(op) + ": " + crop_outside(c, f.width, f.height));
+    if (c.angle != 0) fail(std::string(op) + ": a turned crop needs RGB frames (preprocess)");
   }
   const YuvCoefficients k = yuv_coefficients(cs);
 #pragma omp parallel for schedule(dynamic)

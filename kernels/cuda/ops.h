@@ -23,10 +23,17 @@ struct StagedFrame {
   int height = 0;
   int stride = 0;
   ResizeWindow window;  // the crop resized to window.width x .height, the S x S at (left, top)
+  // A turned crop (CropRect::angle != 0): the rows staged are turned_bounds of the crop, at
+  // (region_x, region_y) of a frame_width x frame_height frame, and each output pixel samples the
+  // point `turn` gives (fervid/frame.h), clamped to the frame, as the CPU reference does.
+  bool turned = false;
+  int region_x = 0, region_y = 0, frame_width = 0, frame_height = 0;
+  TurnedMap turn;
 };
 
 // pixels + frames[i] (device arrays, n frames) -> out [n,S,S,3] in f32, f16 or bf16, with the
-// CPU reference's formula (bit-identical in f32).
+// CPU reference's formula (bit-identical in f32; a turned crop within the f32 rounding of its
+// sample points).
 void preprocess(const uint8_t* pixels, const StagedFrame* frames, int n, const Preprocess& pp,
                 const Tensor& out, cudaStream_t stream);
 // A YUV 4:2:0 frame in device memory and the crop to take from it (kernels/cuda/preprocess_yuv.cu).

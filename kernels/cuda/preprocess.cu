@@ -22,6 +22,37 @@ __device__ float lerp2(const uint8_t* r, const Tap& x) {
   return __fadd_rn(__fmul_rn(float(r[x.i0 * 3]), x.w0), __fmul_rn(float(r[x.i1 * 3]), x.w1));
 }
 
+// Output pixel (ox, oy) of a turned crop: the frame point turned_map gives, clamped to the frame,
+// read from the staged region around it.
+template <typename T>
+__device__ void turned_pixel(const uint8_t* base, const StagedFrame& f, int ox, int oy,
+                             const Normalise& p, T* dst) {
+  const TurnedMap& m = f.turn;
+  const float dx = __fsub_rn(
+      __fsub_rn(__fmul_rn(__fadd_rn(float(ox + m.left), 0.5f), m.step_x), 0.5f), m.half_w);
+  const float dy =
+      __fsub_rn(__fsub_rn(__fmul_rn(__fadd_rn(float(oy + m.top), 0.5f), m.step_y), 0.5f), m.half_h);
+  float x = __fsub_rn(__fadd_rn(m.cx, __fmul_rn(m.cos_a, dx)), __fmul_rn(m.sin_a, dy));
+  float y = __fadd_rn(__fadd_rn(m.cy, __fmul_rn(m.sin_a, dx)), __fmul_rn(m.cos_a, dy));
+  x = fminf(fmaxf(x, 0.0f), float(f.frame_width - 1));
+  y = fminf(fmaxf(y, 0.0f), float(f.frame_height - 1));
+  const int x0 = int(x), y0 = int(y);
+  const int x1 = min(x0 + 1, f.frame_width - 1), y1 = min(y0 + 1, f.frame_height - 1);
+  const float ax = __fsub_rn(x, float(x0)), ay = __fsub_rn(y, float(y0));
+  const uint8_t* r0 = base + (long long)(y0 - f.region_y) * f.stride;
+  const uint8_t* r1 = base + (long long)(y1 - f.region_y) * f.stride;
+  const int c0 = (x0 - f.region_x) * 3, c1 = (x1 - f.region_x) * 3;
+  for (int oc = 0; oc < 3; ++oc) {
+    const int k = p.bgr ? 2 - oc : oc;
+    const float top = __fadd_rn(__fmul_rn(float(r0[c0 + k]), __fsub_rn(1.0f, ax)),
+                                __fmul_rn(float(r0[c1 + k]), ax));
+    const float bottom = __fadd_rn(__fmul_rn(float(r1[c0 + k]), __fsub_rn(1.0f, ax)),
+                                   __fmul_rn(float(r1[c1 + k]), ax));
+    const float v = __fadd_rn(__fmul_rn(top, __fsub_rn(1.0f, ay)), __fmul_rn(bottom, ay));
+    dst[oc] = rounded_to<T>(__fsub_rn(__fmul_rn(v, p.scale[oc]), p.shift[oc]));
+  }
+}
+
 template <typename T>
 __global__ void preprocess_nhwc(const uint8_t* __restrict__ pixels,
                                 const StagedFrame* __restrict__ frames, int size, Normalise p,
@@ -30,6 +61,11 @@ __global__ void preprocess_nhwc(const uint8_t* __restrict__ pixels,
   if (pixel >= size * size) return;
   const StagedFrame f = frames[blockIdx.y];
   const int oy = pixel / size, ox = pixel % size;
+  if (f.turned) {
+    turned_pixel(pixels + f.offset, f, ox, oy, p,
+                 out + ((long long)blockIdx.y * size * size + pixel) * 3);
+    return;
+  }
   const Tap ty = resize_tap(oy + f.window.top, f.height, f.window.height),
             tx = resize_tap(ox + f.window.left, f.width, f.window.width);
   const uint8_t* base = pixels + f.offset;

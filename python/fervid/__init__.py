@@ -175,8 +175,9 @@ class Engine:
 
         inputs: video files, image folders (one video), images, folders to walk, glob patterns.
         stride: keep every Nth frame; max_frames: at most this many per video (0: all); crop:
-        full | center | box=x,y,w,h | face[=DETECTOR] (each frame's largest tracked face) |
-        haar (OpenCV's cascade, one box per video) | boxes=FILE (None: the card's); vote:
+        full | center | box=x,y,w,h | face[=DETECTOR] (each frame's largest tracked face, turned so
+        that its eyes lie level) | haar (OpenCV's cascade, one box per video) | boxes=FILE (None:
+        the card's); vote:
         majority | confidence (None: the card's); frames: keep each video's per-frame rows (FrameRows),
         logits too with logits=True; fps: the frame rate of image folders (their time_s);
         progress: called with a Progress after each result. Memory stays bounded: results wait

@@ -41,7 +41,8 @@ class FrameRows:
     presentation time (the stream's time stamps; index / fps for images and frames in memory);
     label: int32 [F], the class index; probs: float32 [F, C]; logits: float32 [F, C] or None;
     track: int32 [F] with crop "face", the track id of the face each frame's crop is around (0
-    where the frame has none and the centre was used), else None.
+    where the frame has none and the centre was used), else None; crop_angle: float32 [F] with
+    crop "face", the degrees the crop was turned by so that the face's eyes lie level, else None.
     """
 
     frame: np.ndarray
@@ -51,6 +52,7 @@ class FrameRows:
     logits: Optional[np.ndarray]
     classes: tuple
     track: Optional[np.ndarray] = None
+    crop_angle: Optional[np.ndarray] = None
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -60,13 +62,15 @@ class FrameRows:
         return [self.classes[i] for i in self.label]
 
     def to_dicts(self, video: Optional[str] = None) -> list:
-        """One dict a frame: video, frame, time_s, (track,) label, p_<class>... (and
+        """One dict a frame: video, frame, time_s, (track, crop_angle,) label, p_<class>... (and
         logit_<class>...); track None where the frame had no face."""
         rows = []
         for i in range(len(self)):
             row = {"video": video, "frame": int(self.frame[i]), "time_s": float(self.time_s[i])}
             if self.track is not None:
                 row["track"] = int(self.track[i]) or None
+            if self.crop_angle is not None:
+                row["crop_angle"] = float(self.crop_angle[i])
             row["label"] = self.classes[self.label[i]]
             row.update({f"p_{c}": float(p) for c, p in zip(self.classes, self.probs[i])})
             if self.logits is not None:
@@ -81,6 +85,8 @@ class FrameRows:
         columns = {"video": [video] * len(self), "frame": self.frame, "time_s": self.time_s}
         if self.track is not None:
             columns["track"] = pd.array([int(t) or None for t in self.track], dtype="Int64")
+        if self.crop_angle is not None:
+            columns["crop_angle"] = self.crop_angle
         columns["label"] = pd.Categorical(self.label_names, categories=list(self.classes))
         for k, c in enumerate(self.classes):
             columns[f"p_{c}"] = self.probs[:, k]
@@ -140,7 +146,8 @@ class VideoResult:
         frame_rows = None
         if rows is not None:
             frame_rows = FrameRows(rows["frame"], rows["time_s"], rows["label"], rows["probs"],
-                                   rows["logits"], tuple(classes), rows.get("track"))
+                                   rows["logits"], tuple(classes), rows.get("track"),
+                                   rows.get("crop_angle"))
         return VideoResult(
             index=index,
             path=d["path"],

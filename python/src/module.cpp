@@ -134,11 +134,13 @@ py::dict frame_rows(const std::vector<FrameResult>& rows, size_t classes, RowFie
   py::array_t<int64_t> frame(n);
   py::array_t<double> time(n);
   py::array_t<int32_t> label(n), track(n);
+  py::array_t<float> angle(n);
   for (size_t f = 0; f < n; ++f) {
     frame.mutable_at(f) = rows[f].frame_index;
     time.mutable_at(f) = rows[f].time_s;
     label.mutable_at(f) = rows[f].label;
     track.mutable_at(f) = rows[f].track;
+    angle.mutable_at(f) = float(crop_degrees(rows[f].crop.angle));
   }
   py::dict d;
   d["frame"] = frame;
@@ -148,6 +150,7 @@ py::dict frame_rows(const std::vector<FrameResult>& rows, size_t classes, RowFie
   d["logits"] =
       fields.logits ? py::object(array_2d(rows, &FrameResult::logits, classes)) : py::none();
   d["track"] = fields.tracks ? py::object(track) : py::none();
+  d["crop_angle"] = fields.tracks ? py::object(angle) : py::none();
   return d;
 }
 

@@ -80,9 +80,15 @@ def test_classify_with_the_face_crop_names_each_frames_track(detector, data, tin
     assert list(actor.frame_rows.track) == [1] * 6
     assert street.ok and street.main_track is None and street.face_tracks == 0
     assert list(street.frame_rows.track) == [0] * 6
+    # Each face crop turned by the actor's eye line (a few degrees, not all 0); the centre 0.
+    angles = actor.frame_rows.crop_angle
+    assert angles is not None and np.all(np.abs(angles) < 45) and np.any(angles != 0), angles
+    assert list(street.frame_rows.crop_angle) == [0] * 6
     frames = fervid.Results([actor, street], engine.classes).frames_to_pandas()
     assert frames["track"].tolist()[:6] == [1] * 6 and frames["track"].isna().sum() == 6
+    assert frames["crop_angle"].tolist()[:6] == list(angles)
     videos = fervid.Results([actor, street], engine.classes).to_pandas()
     assert videos["main_track"].tolist()[0] == 1 and videos["main_track"].isna().tolist()[1]
     assert centred.main_track is None and centred.frame_rows.track is None
+    assert centred.frame_rows.crop_angle is None
     assert "main_track" not in fervid.Results([centred], engine.classes).to_pandas()

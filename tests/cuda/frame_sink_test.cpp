@@ -22,7 +22,10 @@ TEST(CudaBackend, NvdecFramesEqualCpuDecode) {
   const SamplingOptions sampling{5, 12, true};
   auto sink = gpu->frame_sinks()->make_frame_sink(64);
   auto decode = [&](DecoderKind kind) {
-    auto d = ClipDecoder::create(sampling, {kind, sink.get()});
+    DecodeOptions options;
+    options.kind = kind;
+    options.sink = sink.get();
+    auto d = ClipDecoder::create(sampling, options);
     for (size_t i = 0; i < clips.size(); ++i) d->add(int(i), clips[i]);
     d->flush();
     std::vector<ClipEvent> events;

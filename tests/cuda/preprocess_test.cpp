@@ -57,6 +57,46 @@ TEST(CudaBackend, PreprocessMatchesCpu) {
   }
 }
 
+// Turned crops (--crop face's eye line) beside unturned ones in one batch, against the CPU
+// reference: the staged region around each turned crop holds every pixel it samples. The sample
+// points are f32 on both sides (the CPU's may be contracted into FMAs), so the bound is the
+// coordinate error times a pixel step of up to 255, plus the output type's rounding.
+TEST(CudaBackend, TurnedCropsMatchCpu) {
+  REQUIRE_CUDA_DEVICE();
+  SeedTrace trace;
+  auto cpu_be = cpu::make_cpu_backend(0);
+  std::uniform_real_distribution<float> angle(-1.5f, 1.5f);
+  const int n = 6, S = 64;
+  std::vector<std::vector<uint8_t>> pixels(n);
+  std::vector<ImageView> views;
+  std::vector<CropRect> crops;
+  for (int i = 0; i < n; ++i) {
+    const int w = 90 + 37 * i, h = 70 + 23 * i, side = 40 + 7 * i;
+    pixels[i].resize(size_t(w) * h * 3);
+    for (auto& v : pixels[i]) v = uint8_t(rng()() & 0xff);
+    views.push_back({pixels[i].data(), w, h, w * 3});
+    // At the frame's corner, in its middle, and one not turned.
+    const int x = i % 3 == 0 ? 0 : (w - side) / 2, y = i % 3 == 0 ? h - side : (h - side) / 2;
+    crops.push_back({x, y, side, side, i == 2 ? 0.0f : angle(rng())});
+  }
+  const Preprocess imagenet{
+      false, 1.0f / 255.0f, {0.485f, 0.456f, 0.406f}, {0.229f, 0.224f, 0.225f}, 0};
+  auto ref = host_tensor({n, S, S, 3}, DType::F32, Layout::NHWC);
+  cpu_be->preprocess(views, crops, imagenet, ref.tensor);
+  const double atol = 1e-5 + 3e-5 * 255.0 / 255.0 / 0.224;
+  for (const char* precision : {"fp32", "fp16", "bf16"}) {
+    auto gpu = make_cuda_backend(gpu_options(precision));
+    auto out = to_device(*gpu, ref.tensor, gpu->compute_dtype(), true);
+    gpu->preprocess(views, crops, imagenet, out.tensor);
+    std::vector<float> got = to_host(*gpu, out.tensor);
+    const double rtol = std::string(precision) == "fp32"   ? 0
+                        : std::string(precision) == "fp16" ? 1.0 / 1024
+                                                           : 1.0 / 128;
+    expect_close(got.data(), as_f64(ref.tensor), {atol, rtol, 1e-2},
+                 std::string("cuda turned preprocess ") + precision);
+  }
+}
+
 // Batches of host frames preprocessed back to back with no synchronisation between them, RGB and
 // YUV in turn, larger each time (the upload buffers grow on the way), the caller's pixels
 // overwritten as soon as each call returns: every batch's rows equal the CPU reference, so no

@@ -65,9 +65,23 @@ void FrameUploads::preprocess(std::span<const ImageView> frames, std::span<const
     const CropRect& c = crops[i];
     if (!f.data || !crop_fits(c, f.width, f.height))
       fail("preprocess: " + crop_outside(c, f.width, f.height));
-    staged[i] = {(long long)bytes, c.width, c.height, c.width * 3,
-                 resize_window(c.width, c.height, int(out.dim(1)), pp.resize)};
-    bytes += size_t(c.height) * c.width * 3;
+    const ResizeWindow w = resize_window(c.width, c.height, int(out.dim(1)), pp.resize);
+    const CropRect r = turned_bounds(c, f.width, f.height);  // c itself when not turned
+    StagedFrame& s = staged[i];
+    s.offset = (long long)bytes;
+    s.width = r.width;
+    s.height = r.height;
+    s.stride = r.width * 3;
+    s.window = w;
+    if (c.angle != 0) {
+      s.turned = true;
+      s.region_x = r.x;
+      s.region_y = r.y;
+      s.frame_width = f.width;
+      s.frame_height = f.height;
+      s.turn = turned_map(c, w);
+    }
+    bytes += size_t(r.height) * r.width * 3;
   }
   Slot& u = next_slot(bytes);
   auto* host = static_cast<uint8_t*>(u.host.reserve(bytes));
@@ -75,11 +89,11 @@ void FrameUploads::preprocess(std::span<const ImageView> frames, std::span<const
 #pragma omp parallel for schedule(dynamic)
   for (int i = 0; i < n; ++i) {
     const ImageView& f = frames[i];
-    const CropRect& c = crops[i];
-    const size_t row = size_t(c.width) * 3;
-    for (int y = 0; y < c.height; ++y)
+    const CropRect r = turned_bounds(crops[i], f.width, f.height);
+    const size_t row = size_t(r.width) * 3;
+    for (int y = 0; y < r.height; ++y)
       std::memcpy(host + staged[i].offset + y * row,
-                  f.data + int64_t(c.y + y) * f.stride + int64_t(c.x) * 3, row);
+                  f.data + int64_t(r.y + y) * f.stride + int64_t(r.x) * 3, row);
   }
   upload(u, host, bytes, lane);
   auto* dev = static_cast<uint8_t*>(u.device.data());
@@ -108,6 +122,7 @@ size_t plan_yuv_regions(std::span<const YuvView> frames, std::span<const CropRec
     if (!f.y || !f.u || !f.v || (f.uv_step != 1 && f.uv_step != 2) ||
         !crop_fits(c, f.width, f.height))
       fail("preprocess_yuv420: " + crop_outside(c, f.width, f.height));
+    if (c.angle != 0) fail("preprocess_yuv420: a turned crop needs RGB frames (preprocess)");
     YuvRegion& r = regions[i];
     if (f.on_device) continue;  // read where it is (an NVDEC frame in the frame sink's pool)
     r.ex = c.x & ~1;

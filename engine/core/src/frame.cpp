@@ -34,6 +34,39 @@ ResizeWindow resize_window(int crop_width, int crop_height, int size, int resize
   return w;
 }
 
+double crop_degrees(float radians) {
+  return std::round(double(radians) * 18000.0 / 3.14159265358979323846) / 100.0;
+}
+
+TurnedMap turned_map(const CropRect& c, const ResizeWindow& w) {
+  TurnedMap m;
+  m.cx = float(c.x + (c.width - 1) / 2.0);
+  m.cy = float(c.y + (c.height - 1) / 2.0);
+  m.cos_a = float(std::cos(double(c.angle)));
+  m.sin_a = float(std::sin(double(c.angle)));
+  m.step_x = float(c.width) / float(w.width);
+  m.step_y = float(c.height) / float(w.height);
+  m.half_w = float((c.width - 1) / 2.0);
+  m.half_h = float((c.height - 1) / 2.0);
+  m.left = w.left;
+  m.top = w.top;
+  return m;
+}
+
+CropRect turned_bounds(const CropRect& c, int width, int height) {
+  if (c.angle == 0) return c;
+  const double cx = c.x + c.width / 2.0, cy = c.y + c.height / 2.0;
+  const double co = std::cos(double(c.angle)), si = std::sin(double(c.angle));
+  const double ex = (std::abs(co) * c.width + std::abs(si) * c.height) / 2.0;
+  const double ey = (std::abs(si) * c.width + std::abs(co) * c.height) / 2.0;
+  const double x0 = std::max(0.0, std::floor(cx - ex) - 1),
+               y0 = std::max(0.0, std::floor(cy - ey) - 1);
+  const double x1 = std::min(double(width), std::ceil(cx + ex) + 1);
+  const double y1 = std::min(double(height), std::ceil(cy + ey) + 1);
+  CropRect b{int(x0), int(y0), int(std::max(1.0, x1 - x0)), int(std::max(1.0, y1 - y0))};
+  return b;
+}
+
 bool crop_fits(const CropRect& c, int width, int height) {
   return c.width > 0 && c.height > 0 && c.x >= 0 && c.y >= 0 && int64_t(c.x) + c.width <= width &&
          int64_t(c.y) + c.height <= height;

@@ -44,13 +44,20 @@ struct YuvCoefficients {
 };
 YuvCoefficients yuv_coefficients(const ColorSpec& cs);
 
-// A crop rectangle in source pixels; resized to the model's input size.
+// A crop rectangle in source pixels; resized to the model's input size. A non-zero `angle`
+// (radians) turns it about its centre: the crop's x axis runs along (cos angle, sin angle) of the
+// frame (--crop face: the eye line, so that the eyes lie level in the crop). Parts of a turned
+// crop outside the frame repeat the frame's edge pixels.
 struct CropRect {
   int x = 0;
   int y = 0;
   int width = 0;
   int height = 0;
+  float angle = 0;
 };
+
+// A crop's angle (CropRect::angle, radians) in degrees to 0.01, as rows write it.
+double crop_degrees(float radians);
 
 // Whether `c` is a non-empty rectangle inside a width x height frame; in 64-bit arithmetic, so
 // that a box whose x + width passes INT_MAX is outside, not wrapped around.
@@ -71,6 +78,25 @@ struct ResizeWindow {
   int width = 0, height = 0, left = 0, top = 0;
 };
 ResizeWindow resize_window(int crop_width, int crop_height, int size, int resize);
+
+// Where the output pixels of a turned crop sample the frame: output pixel (ox, oy) of the window
+// is at crop coordinates s = (o + left + 0.5) * step - 0.5 (pixel i's centre at i, as the
+// resize's taps), and at frame coordinates
+//   X = cx + cos_a * (sx - half_w) - sin_a * (sy - half_h),
+//   Y = cy + sin_a * (sx - half_w) + cos_a * (sy - half_h),
+// sampled bilinearly with X, Y clamped to the frame. The CPU reference and the CUDA kernel take
+// these floats from here.
+struct TurnedMap {
+  float cx = 0, cy = 0;          // the crop's centre in the frame (pixel centres at integers)
+  float cos_a = 1, sin_a = 0;    // the crop's angle
+  float step_x = 1, step_y = 1;  // crop pixels per resized pixel
+  float half_w = 0, half_h = 0;  // (crop width - 1) / 2, (crop height - 1) / 2
+  int left = 0, top = 0;         // the window's offset in the resized crop
+};
+TurnedMap turned_map(const CropRect& c, const ResizeWindow& w);
+// The frame's pixels a turned crop can read (its turned corners, widened by a pixel, inside the
+// width x height frame); the crop's own rectangle when it is not turned.
+CropRect turned_bounds(const CropRect& c, int width, int height);
 
 // Frames [first, first + count) of a batch belong to the video accumulating in vote slot `slot`.
 struct Segment {
