@@ -92,6 +92,34 @@ void outline(Canvas& c, int x0, int y0, int x1, int y1, int t, Rgb colour) {
   c.fill(x1 - t, y0, x1, y1, colour);
 }
 
+// A line `t` pixels thick from (x0, y0) to (x1, y1): t x t squares stamped every half pixel.
+void thick_line(Canvas& c, double x0, double y0, double x1, double y1, int t, Rgb colour) {
+  const int steps = std::max(1, int(std::ceil(2 * std::hypot(x1 - x0, y1 - y0))));
+  for (int i = 0; i <= steps; ++i) {
+    const double a = double(i) / steps;
+    const int x = int(std::lround(x0 + a * (x1 - x0) - t / 2.0));
+    const int y = int(std::lround(y0 + a * (y1 - y0) - t / 2.0));
+    c.fill(x, y, x + t, y + t, colour);
+  }
+}
+
+// The crop's outline: its rectangle, or, turned (--crop face's eye line), the turned rectangle
+// the network saw.
+void crop_outline(Canvas& c, const CropRect& cr, int t, Rgb colour) {
+  if (cr.angle == 0) return outline(c, cr.x, cr.y, cr.x + cr.width, cr.y + cr.height, t, colour);
+  const double cx = cr.x + cr.width / 2.0, cy = cr.y + cr.height / 2.0;
+  const double co = std::cos(double(cr.angle)), si = std::sin(double(cr.angle));
+  double px[4], py[4];
+  const double ux[4] = {-1, 1, 1, -1}, uy[4] = {-1, -1, 1, 1};
+  for (int k = 0; k < 4; ++k) {
+    const double dx = ux[k] * (cr.width - t) / 2.0, dy = uy[k] * (cr.height - t) / 2.0;
+    px[k] = cx + co * dx - si * dy;
+    py[k] = cy + si * dx + co * dy;
+  }
+  for (int k = 0; k < 4; ++k)
+    thick_line(c, px[k], py[k], px[(k + 1) % 4], py[(k + 1) % 4], t, colour);
+}
+
 // The sizes of the drawing: text scaled with the frame's height, or at `scale`.
 struct Style {
   int scale, th, pad, edge;
@@ -222,7 +250,7 @@ void annotate_frame(Canvas& c, const FrameResult& row, const std::vector<std::st
   const Spot panel = draw_panel(c, row, classes);
   // The crop and its label's tag, drawn last so that nothing covers them.
   const CropRect& cr = row.crop;
-  outline(c, cr.x, cr.y, cr.x + cr.width, cr.y + cr.height, s.edge, box);
+  crop_outline(c, cr, s.edge, box);
   // --crop face: the tag begins with the track id of the face cropped.
   const std::string track = row.track > 0 ? "#" + std::to_string(row.track) + " " : "";
   if (labelled)

@@ -181,6 +181,33 @@ TEST(Annotate, TheBoxTagAndBarsLandWhereTheRowSays) {
   EXPECT_EQ(px(1, 1), (std::array<int, 3>{45, 45, 45}));  // 128 * 0.35
 }
 
+// A turned crop (--crop face's eye line) is outlined turned: the midpoints of its turned sides in
+// the label's colour, the unturned rectangle's corners (outside the turned square) untouched.
+TEST(Annotate, ATurnedCropIsOutlinedTurned) {
+  const std::vector<std::string> classes{"neutral", "happy"};
+  scoring::Canvas c(640, 480, {128, 128, 128});
+  FrameResult row;
+  const double angle = 0.5;  // radians, clockwise as shown
+  row.crop = {300, 200, 160, 160, float(angle)};
+  row.label = 0;
+  row.probs = {0.7f, 0.3f};
+  cli::annotate_frame(c, row, classes);
+  auto px = [&](double x, double y) {
+    const uint8_t* p = &c.rgb[(size_t(std::lround(y)) * c.w + size_t(std::lround(x))) * 3];
+    return std::array<int, 3>{p[0], p[1], p[2]};
+  };
+  const scoring::Rgb col = scoring::series_colour(0);
+  const std::array<int, 3> label{col.r, col.g, col.b}, grey{128, 128, 128};
+  const double cx = 380, cy = 280, half = 80 - 1.5, co = std::cos(angle), si = std::sin(angle);
+  // Each side's midpoint: the centre plus the turned unit vector times the half side.
+  for (auto [ux, uy] : {std::pair{1.0, 0.0}, {-1.0, 0.0}, {0.0, 1.0}, {0.0, -1.0}})
+    EXPECT_EQ(px(cx + half * (co * ux - si * uy), cy + half * (si * ux + co * uy)), label)
+        << ux << "," << uy;
+  EXPECT_EQ(px(cx, cy), grey);
+  EXPECT_EQ(px(302, 357), grey);  // the unturned rectangle's bottom-left corner
+  EXPECT_EQ(px(457, 357), grey);  // and bottom-right
+}
+
 // The class colours (timeline lines, bars, boxes and tags): eight distinct ones, none grey (the
 // timeline marks the frames shown in grey), each visible on white, and a tag's text readable on
 // its colour (WCAG's 4.5:1).
