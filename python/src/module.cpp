@@ -203,8 +203,14 @@ class Handoff {
     items_.push_back(std::move(item));
     has_item_.notify_one();
   }
-  // A waiting push() looks at `stopping` again.
-  void wake() { has_room_.notify_all(); }
+  // A waiting push() looks at `stopping` again. The lock taken first: a push() that saw
+  // `stopping` false is then either waiting (and woken) or has not read it yet; without it the
+  // notice could fall between its read and its wait, and a run stopped with a full queue would
+  // wait for ever.
+  void wake() {
+    { std::lock_guard lock(mu_); }
+    has_room_.notify_all();
+  }
   void finish(std::exception_ptr error) {
     std::lock_guard lock(mu_);
     error_ = std::move(error);

@@ -122,7 +122,10 @@ def test_two_threads_with_their_own_engines_run_at_the_same_time(tiny_weights, d
 def test_ctrl_c_stops_a_long_run_cleanly(tiny_weights, data, tmp_path):
     script = tmp_path / "long.py"
     script.write_text(textwrap.dedent(f"""
-        import sys, fervid
+        import signal, sys, fervid
+        # Python raises KeyboardInterrupt only where SIGINT was not ignored when it started (a
+        # test run in the background of a shell without job control inherits it ignored).
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         with fervid.Engine({str(tiny_weights)!r}, device="cpu") as engine:
             try:
                 for r in engine.iter_classify([{str(data / "video/vtest.avi")!r}] * 500):
