@@ -78,8 +78,7 @@ void add_run_options(CLI::App* cmd, ClassifyArgs& a, bool rows = true) {
   cmd->add_option("--crop", a.crop,
                   "full | center | box=x,y,w,h | face[=DETECTOR] (each frame's largest tracked "
                   "face, turned so that its eyes lie level) | haar (OpenCV's cascade, one box per "
-                  "video) | boxes=FILE (default: the "
-                  "card's)");
+                  "video) | boxes=FILE (default: the card's)");
   cmd->add_option("--vote", a.vote, "majority | confidence (default: the card's)");
   if (rows) add_row_options(cmd, a);
   cmd->add_option("--threads", a.threads, "CPU threads (0: all cores)");

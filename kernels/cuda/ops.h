@@ -23,11 +23,12 @@ struct StagedFrame {
   int height = 0;
   int stride = 0;
   ResizeWindow window;  // the crop resized to window.width x .height, the S x S at (left, top)
-  // A turned crop (CropRect::angle != 0): the rows staged are turned_bounds of the crop, at
-  // (region_x, region_y) of a frame_width x frame_height frame, and each output pixel samples the
-  // point `turn` gives (fervid/frame.h), clamped to the frame, as the CPU reference does.
+  int region_x = 0, region_y = 0;  // where the staged rows start in the frame
+  // A turned crop (CropRect::angle != 0): the rows staged are turned_bounds of the crop, of a
+  // frame_width x frame_height frame, and each output pixel samples the point `turn` gives
+  // (fervid/frame.h), clamped to the frame, as the CPU reference does.
   bool turned = false;
-  int region_x = 0, region_y = 0, frame_width = 0, frame_height = 0;
+  int frame_width = 0, frame_height = 0;
   TurnedMap turn;
 };
 

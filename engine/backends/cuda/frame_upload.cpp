@@ -73,10 +73,10 @@ void FrameUploads::preprocess(std::span<const ImageView> frames, std::span<const
     s.height = r.height;
     s.stride = r.width * 3;
     s.window = w;
+    s.region_x = r.x;  // where the staged rows start in the frame (the copy below reads them)
+    s.region_y = r.y;
     if (c.angle != 0) {
       s.turned = true;
-      s.region_x = r.x;
-      s.region_y = r.y;
       s.frame_width = f.width;
       s.frame_height = f.height;
       s.turn = turned_map(c, w);
@@ -89,11 +89,11 @@ void FrameUploads::preprocess(std::span<const ImageView> frames, std::span<const
 #pragma omp parallel for schedule(dynamic)
   for (int i = 0; i < n; ++i) {
     const ImageView& f = frames[i];
-    const CropRect r = turned_bounds(crops[i], f.width, f.height);
-    const size_t row = size_t(r.width) * 3;
-    for (int y = 0; y < r.height; ++y)
-      std::memcpy(host + staged[i].offset + y * row,
-                  f.data + int64_t(r.y + y) * f.stride + int64_t(r.x) * 3, row);
+    const StagedFrame& s = staged[i];
+    const size_t row = size_t(s.width) * 3;
+    for (int y = 0; y < s.height; ++y)
+      std::memcpy(host + s.offset + y * row,
+                  f.data + int64_t(s.region_y + y) * f.stride + int64_t(s.region_x) * 3, row);
   }
   upload(u, host, bytes, lane);
   auto* dev = static_cast<uint8_t*>(u.device.data());
