@@ -206,6 +206,11 @@ void add_faces_command(CLI::App& app, FacesArgs& fa) {
                     "video file for one input, else a folder)");
   faces->add_option("--tracks", fa.tracks,
                     "Write a row per track and per video (FILE.csv or FILE.jsonl)");
+  faces->add_option("--shard", fa.shard,
+                    "K/N: only the K-th of N shares of the sorted inputs (as classify's)");
+  faces->add_flag("--resume", fa.resume,
+                  "Skip the videos already in --output (and --tracks), JSON Lines, and append "
+                  "the rest");
 }
 
 void add_live_command(CLI::App& app, LiveArgs& la) {

@@ -91,6 +91,8 @@ struct FacesArgs {
   std::string weights, spec, device = "auto", precision, faces = "all", vote, tracks;
   double margin = -1;    // < 0: the card's face_margin (0.25 without --weights)
   std::string annotate;  // a video per input with each face's box, track id and label
+  std::string shard;     // K/N: the K-th of N shares of the sorted inputs
+  bool resume = false;   // skip the videos a JSON Lines --output (and --tracks) holds, append
 };
 int run_faces(const FacesArgs& args);
 

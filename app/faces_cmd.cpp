@@ -2,23 +2,33 @@
 // per frame and a row for a frame without one, as CSV or JSON Lines; with --weights each face's
 // class and probabilities, and (--tracks) a row per track and per video with their votes. A bad
 // input is a row with its error and the run goes on.
+#include <filesystem>
+#include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <sstream>
 
 #include "annotate.h"
 #include "cli.h"
+#include "dataset.h"
+#include "fervid/crop.h"
+#include "fervid/error.h"
 #include "fervid/faces.h"
 #include "fervid/fervid.h"
+#include "fervid/input_file.h"
 #include "fervid/output_file.h"
 #include "fervid/plan.h"
 #include "output.h"
+#include "rows.h"
 
 namespace fervid::cli {
 
 namespace {
+
+namespace fs = std::filesystem;
 
 const char* const kKeypoints[] = {"right_eye", "left_eye",  "nose",
                                   "mouth",     "right_ear", "left_ear"};
@@ -33,7 +43,17 @@ std::string num(double v, int digits = 2) {
 struct FaceRowsFormat {
   bool jsonl = false;
   std::vector<std::string> classes;  // empty: detection and tracking only
+  nlohmann::json run;                // JSON Lines: the settings, in each video's closing row
+  std::string shard;                 // "K/N" of a --shard run, else ""
 };
+
+// The frames of a video with at least one face.
+int64_t frames_with_face(const VideoFaces& v) {
+  int64_t n = 0;
+  for (size_t i = 0; i < v.rows.size(); ++i)
+    n += v.rows[i].track > 0 && (i == 0 || v.rows[i - 1].frame_index != v.rows[i].frame_index);
+  return n;
+}
 
 void csv_header(std::ostream& out, const FaceRowsFormat& f) {
   out << "video,frame,time_s,track,x,y,w,h,score";
@@ -86,13 +106,42 @@ nlohmann::json probs_json(const FaceRowsFormat& f, const std::vector<float>& pro
   return j;
 }
 
-void jsonl_rows(std::ostream& out, const FaceRowsFormat& f, const VideoFaces& v) {
+// A JSON Lines row of `v` beginning with its path (set_video: exact bytes for a non-UTF-8 one).
+nlohmann::json video_json(const VideoFaces& v) {
+  nlohmann::json j = nlohmann::json::object();
+  set_video(j, v.path);
+  return j;
+}
+
+// The row that closes a video's rows (JSON Lines): what was found, the video's label with
+// --weights, and the run's settings (--resume takes a video with this row as done).
+nlohmann::json closing_row(const FaceRowsFormat& f, const VideoFaces& v) {
+  nlohmann::json j = video_json(v);
   if (!v.ok()) {
-    out << json_line({{"video", v.path}, {"error", v.error}}) << "\n";
-    return;
+    j["error"] = v.error;
+  } else {
+    j["frames"] = v.frames;
+    j["with_face"] = frames_with_face(v);
+    j["tracks"] = v.tracks;
+    if (!f.classes.empty()) {
+      const bool labelled = v.video.label >= 0;
+      j["label"] = labelled ? nlohmann::json(f.classes[size_t(v.video.label)]) : nullptr;
+      j["main_track"] = labelled ? nlohmann::json(v.video.track) : nullptr;
+    }
   }
-  for (const FaceRow& r : v.rows) {
-    nlohmann::json j{{"video", v.path}, {"frame", r.frame_index}, {"time_s", r.time_s}};
+  j["status"] = !v.ok()        ? "error: " + v.error
+                : v.tracks > 0 ? std::string("ok")
+                               : std::string("no face");
+  if (!f.shard.empty()) j["shard"] = f.shard;
+  j["run"] = f.run;
+  return j;
+}
+
+void jsonl_rows(std::ostream& out, const FaceRowsFormat& f, const VideoFaces& v) {
+  for (const FaceRow& r : v.ok() ? v.rows : std::vector<FaceRow>{}) {
+    nlohmann::json j = video_json(v);
+    j["frame"] = r.frame_index;
+    j["time_s"] = r.time_s;
     if (r.track == 0) {
       j["face"] = nullptr;
     } else {
@@ -108,6 +157,7 @@ void jsonl_rows(std::ostream& out, const FaceRowsFormat& f, const VideoFaces& v)
     }
     out << json_line(j) << "\n";
   }
+  out << json_line(closing_row(f, v)) << "\n";
 }
 
 // --tracks: a row per track, then the video's (track empty, main_track set).
@@ -138,14 +188,14 @@ void tracks_csv_row(std::ostream& out, const FaceRowsFormat& f, const VideoFaces
 
 nlohmann::json track_json(const FaceRowsFormat& f, const VideoFaces& v, const TrackVote& t,
                           bool video) {
-  nlohmann::json j{{"video", v.path},
-                   {"track", video ? nlohmann::json(nullptr) : nlohmann::json(t.track)},
-                   {"first_frame", t.first_frame},
-                   {"last_frame", t.last_frame},
-                   {"first_s", t.first_s},
-                   {"last_s", t.last_s},
-                   {"frames", t.frames},
-                   {"classified", t.classified}};
+  nlohmann::json j = video_json(v);
+  j.update(nlohmann::json{{"track", video ? nlohmann::json(nullptr) : nlohmann::json(t.track)},
+                          {"first_frame", t.first_frame},
+                          {"last_frame", t.last_frame},
+                          {"first_s", t.first_s},
+                          {"last_s", t.last_s},
+                          {"frames", t.frames},
+                          {"classified", t.classified}});
   if (video) j["main_track"] = t.track;
   j["label"] = t.label >= 0 ? nlohmann::json(f.classes[size_t(t.label)]) : nlohmann::json(nullptr);
   nlohmann::json counts = nlohmann::json::object();
@@ -160,10 +210,9 @@ void track_rows(std::ostream& out, const FaceRowsFormat& f, const VideoFaces& v)
   const bool any = v.ok() && !v.track_votes.empty();
   if (f.jsonl) {
     if (!any) {
-      out << json_line({{"video", v.path},
-                        {v.ok() ? "face" : "error",
-                         v.ok() ? nlohmann::json(nullptr) : nlohmann::json(v.error)}})
-          << "\n";
+      nlohmann::json j = video_json(v);
+      j[v.ok() ? "face" : "error"] = v.ok() ? nlohmann::json(nullptr) : nlohmann::json(v.error);
+      out << json_line(j) << "\n";
       return;
     }
     for (const TrackVote& t : v.track_votes) out << json_line(track_json(f, v, t, false)) << "\n";
@@ -176,10 +225,7 @@ void track_rows(std::ostream& out, const FaceRowsFormat& f, const VideoFaces& v)
 }
 
 void summary_line(const FaceRowsFormat& f, const VideoFaces& v) {
-  int64_t with_face = 0;
-  for (size_t i = 0; i < v.rows.size(); ++i)
-    with_face +=
-        v.rows[i].track > 0 && (i == 0 || v.rows[i - 1].frame_index != v.rows[i].frame_index);
+  const int64_t with_face = frames_with_face(v);
   std::cerr << "fervid: " << v.path << ": " << v.frames << " frames, " << with_face
             << " with a face, " << v.tracks << (v.tracks == 1 ? " track" : " tracks");
   if (!f.classes.empty() && v.video.label >= 0)
@@ -235,16 +281,133 @@ bool annotate_one(const InputItem& input, const VideoFaces& v, const SamplingOpt
   }
 }
 
+// What makes face rows comparable: --resume refuses rows written with other settings.
+nlohmann::json run_identity(const FacesArgs& a, const FacesOptions& o, const Engine* classifier) {
+  CropSpec crop;
+  crop.detector = a.detector;
+  nlohmann::json run{{"command", "faces"},
+                     {"detector", file_fingerprint(crop.detector_file())},
+                     {"stride", a.stride},
+                     {"max_frames", a.max_frames}};
+  if (!classifier) return run;
+  run["weights"] = file_fingerprint(a.weights);
+  run["model"] = classifier->spec().name;
+  run["classes"] = classifier->spec().classes;
+  run["precision"] = precision_name(classifier->precision());
+  run["vote"] = vote_name(o.vote);
+  run["faces"] = a.faces;
+  run["margin"] = o.margin;
+  return run;
+}
+
+// An earlier run's rows in one of the outputs --resume continues: the .part of an interrupted
+// run, else the finished file.
+struct Earlier {
+  std::string from;
+  std::vector<std::string> lines;
+  std::vector<nlohmann::json> rows;
+};
+
+Earlier earlier_rows(const OutputTarget& t) {
+  Earlier e;
+  e.from = fs::exists(t.partial()) ? t.partial() : fs::exists(t.file()) ? t.file() : "";
+  if (e.from.empty()) return e;
+  e.lines = complete_lines(e.from);
+  for (size_t i = 0; i < e.lines.size(); ++i) {
+    nlohmann::json row = nlohmann::json::parse(e.lines[i], nullptr, false);
+    if (!row.is_object() || !row_video_checked(row))
+      fail_option("--resume: " + e.from + ":" + std::to_string(i + 1) +
+                  ": not a row of fervid faces' JSON Lines output");
+    e.rows.push_back(std::move(row));
+  }
+  return e;
+}
+
+// --resume: the videos an earlier run finished. A video is finished when --output holds its
+// closing row (written after its face rows) and, with --tracks, the tracks file its last row
+// (the video's vote, or its no-face or error row). Both files are cut back to those videos'
+// rows (the rows of a video a kill interrupted are dropped and the video is done again) and
+// left as FILE.part for this run to append to.
+struct Resumed {
+  std::set<std::string> done;
+  int failed = 0;  // error rows among them
+};
+
+Resumed resume_outputs(const OutputTarget& rows, const std::optional<OutputTarget>& tracks,
+                       const nlohmann::json& run, bool quiet) {
+  const Earlier out = earlier_rows(rows);
+  Resumed r;
+  std::set<std::string> failed;
+  for (const nlohmann::json& row : out.rows) {
+    if (!row.contains("run")) continue;  // a face row
+    const std::string why = run_mismatch(row["run"], run);
+    if (!why.empty())
+      fail_option("--resume: " + out.from + " was written with other settings (" + why +
+                  "); use another --output or the same settings");
+    r.done.insert(row_video(row));
+    if (row.contains("error")) failed.insert(row_video(row));
+  }
+  std::optional<Earlier> tr;
+  if (tracks) {
+    tr = earlier_rows(*tracks);
+    std::set<std::string> closed;
+    for (const nlohmann::json& row : tr->rows)
+      if (row.contains("main_track") || row.contains("face") || row.contains("error"))
+        closed.insert(row_video(row));
+    std::erase_if(r.done, [&](const std::string& v) { return !closed.count(v); });
+  }
+  for (const std::string& v : failed) r.failed += r.done.count(v) > 0;
+  // Each file rewritten as FILE.part.tmp with the finished videos' rows, renamed over FILE.part:
+  // a kill meanwhile leaves the earlier rows where they were.
+  auto keep = [&](const OutputTarget& t, const Earlier& e) {
+    if (e.from.empty()) return;
+    const std::string tmp = t.partial() + ".tmp";
+    {
+      std::ofstream o(tmp, std::ios::binary | std::ios::trunc);
+      for (size_t i = 0; i < e.lines.size(); ++i)
+        if (r.done.count(row_video(e.rows[i]))) o << e.lines[i] << "\n";
+      o.flush();
+      if (!o) fail("--resume: cannot write " + tmp);
+    }
+    fs::rename(tmp, t.partial());
+  };
+  keep(rows, out);
+  if (tr) keep(*tracks, *tr);
+  if (!quiet && !out.from.empty())
+    std::cerr << "fervid: resuming " << out.from << ": " << r.done.size()
+              << (r.done.size() == 1 ? " video" : " videos") << " already done\n";
+  return r;
+}
+
+// The inputs of this run: --shard's share, less those --resume found done.
+std::vector<InputItem> inputs_to_do(const std::vector<InputItem>& inputs, const std::string& shard,
+                                    const std::set<std::string>& done) {
+  std::vector<std::string> paths;
+  for (const InputItem& i : inputs) paths.push_back(i.path);
+  const scoring::Shard s = shard.empty() ? scoring::Shard{} : scoring::Shard::parse(shard);
+  std::vector<InputItem> todo;
+  for (size_t i : scoring::shard_positions(paths, s))
+    if (!done.count(inputs[i].path)) todo.push_back(inputs[i]);
+  return todo;
+}
+
 }  // namespace
 
 int run_faces(const FacesArgs& a) {
   FacesOptions o = faces_options(a);
   if (!a.tracks.empty() && a.weights.empty())
     fail_option("faces: --tracks needs --weights (the votes are over classified faces)");
+  if (!a.shard.empty()) scoring::Shard::parse(a.shard);  // a bad K/N fails before any work
   const OutputTarget target = OutputTarget::at(a.output.empty() ? "-" : a.output, "--output");
-  FaceRowsFormat f{rows_format(a.format, target) == Format::Jsonl, {}};
+  FaceRowsFormat f{rows_format(a.format, target) == Format::Jsonl, {}, nullptr, ""};
   std::optional<OutputTarget> tracks_target;
   if (!a.tracks.empty()) tracks_target = OutputTarget::at(a.tracks, "--tracks");
+  const bool tracks_jsonl = tracks_target && frames_format(*tracks_target) == Format::Jsonl;
+  if (a.resume && !(target.kind() == OutputTarget::Kind::File && f.jsonl))
+    fail_option("--resume continues a JSON Lines output: give --output FILE.jsonl");
+  if (a.resume && tracks_target &&
+      !(tracks_target->kind() == OutputTarget::Kind::File && tracks_jsonl))
+    fail_option("--resume continues JSON Lines outputs: give --tracks FILE.jsonl too");
   WalkNotes walked;
   const std::vector<InputItem> inputs = expand_inputs(a.inputs, &walked);
   FaceClassifier classifier = face_classifier(a);
@@ -254,26 +417,39 @@ int run_faces(const FacesArgs& a) {
     if (a.margin < 0) o.margin = classifier.engine->spec().face_margin;
   }
   FaceTracking tracking(a.detector, o);
-  FaceRowsFormat tf{tracks_target && frames_format(*tracks_target) == Format::Jsonl, f.classes};
-  OutputFile file(target);
+  if (f.jsonl) f.run = run_identity(a, o, classifier.engine.get());
+  if (!a.shard.empty()) {
+    const scoring::Shard s = scoring::Shard::parse(a.shard);
+    f.shard = std::to_string(s.index) + "/" + std::to_string(s.count);
+  }
+  const Resumed resumed =
+      a.resume ? resume_outputs(target, tracks_target, f.run, a.quiet) : Resumed{};
+  const std::vector<InputItem> todo = inputs_to_do(inputs, a.shard, resumed.done);
+  FaceRowsFormat tf{tracks_jsonl, f.classes, f.run, f.shard};
+  // JSON Lines outputs keep their .part when the run stops early, for --resume.
+  OutputFile file(target, f.jsonl, a.resume);
   std::optional<OutputFile> tracks_file;
-  if (tracks_target) tracks_file.emplace(*tracks_target);
+  if (tracks_target) tracks_file.emplace(*tracks_target, tracks_jsonl, a.resume);
   if (!f.jsonl) csv_header(file.stream(), f);
   if (tracks_file && !tf.jsonl) tracks_csv_header(tracks_file->stream(), tf);
   const std::vector<OutputTarget> annotated =
-      a.annotate.empty() ? std::vector<OutputTarget>{} : annotate_targets(a.annotate, inputs);
-  int failed = 0;
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    const VideoFaces v = tracking.run(inputs[i], classifier.engine.get());
+      a.annotate.empty() ? std::vector<OutputTarget>{} : annotate_targets(a.annotate, todo);
+  int failed = resumed.failed;
+  for (size_t i = 0; i < todo.size(); ++i) {
+    const VideoFaces v = tracking.run(todo[i], classifier.engine.get());
     f.jsonl ? jsonl_rows(file.stream(), f, v) : csv_rows(file.stream(), f, v);
-    if (tracks_file) track_rows(tracks_file->stream(), tf, v);
+    file.stream().flush();  // the face rows before the tracks' (--resume reads them so)
+    if (tracks_file) {
+      track_rows(tracks_file->stream(), tf, v);
+      tracks_file->stream().flush();
+    }
     if (!v.ok()) {
       ++failed;
       std::cerr << "fervid: " << v.error << "\n";
       continue;
     }
     if (!a.quiet) summary_line(f, v);
-    if (!annotated.empty() && !annotate_one(inputs[i], v, o.sampling, f, annotated[i])) ++failed;
+    if (!annotated.empty() && !annotate_one(todo[i], v, o.sampling, f, annotated[i])) ++failed;
   }
   file.commit();
   if (tracks_file) tracks_file->commit();

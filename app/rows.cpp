@@ -98,6 +98,27 @@ std::vector<nlohmann::json> read_rows(const std::string& path) {
   return rows;
 }
 
+std::vector<std::string> complete_lines(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail(path + ": cannot read: " + unreadable_reason(path));
+  std::vector<std::string> lines;
+  std::string line;
+  while (std::getline(in, line))
+    if (!in.eof()) lines.push_back(line);
+  return lines;
+}
+
+bool is_faces_output(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::string line;
+  if (!std::getline(in, line) || in.eof()) return false;  // no complete row
+  const nlohmann::json row = nlohmann::json::parse(line, nullptr, false);
+  if (!row.is_object()) return false;
+  if (row.contains("frame")) return true;
+  const auto run = row.find("run");
+  return run != row.end() && run->is_object() && run->value("command", "") == "faces";
+}
+
 std::string run_mismatch(const nlohmann::json& had, const nlohmann::json& now) {
   for (const auto& [key, value] : now.items()) {
     if (!had.contains(key)) return key + " missing";
@@ -161,6 +182,66 @@ void check_shards(const std::vector<nlohmann::json>& rows, const std::vector<std
                   std::to_string(k) + "/" + std::to_string(count) + ")");
 }
 
+// merge of `fervid faces` outputs: each file's rows in blocks, a video's face rows and its closing
+// row (the one with "run"); the blocks sorted by video. A block without its closing row is an
+// unfinished output.
+void merge_faces(const MergeArgs& a, const OutputTarget& target) {
+  if (!a.summary.empty() || !a.confusion.empty())
+    fail_option(
+        "merge: --summary and --confusion score eval rows; fervid faces' rows carry no "
+        "truth");
+  struct Block {
+    std::string video, text;
+  };
+  std::vector<Block> blocks;
+  std::vector<nlohmann::json> closing;
+  std::vector<std::string> closing_from;
+  std::map<std::string, std::string> seen;
+  for (const std::string& path : a.inputs) {
+    if (path.size() > 5 && path.compare(path.size() - 5, 5, ".part") == 0)
+      fail_option(path + ": an unfinished output (finish it with --resume first)");
+    Block block;
+    const std::vector<std::string> lines = complete_lines(path);
+    for (size_t i = 0; i < lines.size(); ++i) {
+      const nlohmann::json row = nlohmann::json::parse(lines[i], nullptr, false);
+      const std::optional<std::string> video =
+          row.is_object() ? row_video_checked(row) : std::nullopt;
+      if (!video)
+        fail(path + ":" + std::to_string(i + 1) + ": not a row of fervid faces' JSON Lines output");
+      if (!block.text.empty() && block.video != *video)
+        fail_option(path + ":" + std::to_string(i + 1) + ": the rows of " + block.video +
+                    " end without their closing row (an unfinished output?)");
+      block.video = *video;
+      block.text += lines[i] + "\n";
+      if (!row.contains("run")) continue;
+      if (!closing.empty()) {
+        const std::string why = run_mismatch(closing[0]["run"], row["run"]);
+        if (!why.empty())
+          fail_option(path + " was written with other settings than " + closing_from[0] + " (" +
+                      why + ")");
+      }
+      auto [it, fresh] = seen.emplace(*video, path);
+      if (!fresh) fail_option(*video + " is in both " + it->second + " and " + path);
+      closing.push_back(row);
+      closing_from.push_back(path);
+      blocks.push_back(std::move(block));
+      block = Block{};
+    }
+    if (!block.text.empty())
+      fail_option(path + ": the rows of " + block.video +
+                  " end without their closing row (an unfinished output?)");
+  }
+  check_shards(closing, closing_from, a.inputs);
+  std::stable_sort(blocks.begin(), blocks.end(),
+                   [](const Block& x, const Block& y) { return x.video < y.video; });
+  std::string text;
+  for (const Block& b : blocks) text += b.text;
+  write_output(target, text);
+  if (!a.quiet)
+    std::cerr << "fervid: merged the faces of " << blocks.size() << " videos from "
+              << a.inputs.size() << " files into " << a.output << "\n";
+}
+
 }  // namespace
 
 int merge_outputs(const MergeArgs& a) {
@@ -171,6 +252,10 @@ int merge_outputs(const MergeArgs& a) {
   if (!a.confusion.empty())
     targets.push_back(*(confusion = OutputTarget::at(a.confusion, "--confusion")));
   check_distinct(targets, a.inputs);
+  if (std::any_of(a.inputs.begin(), a.inputs.end(), is_faces_output)) {
+    merge_faces(a, targets[0]);
+    return kExitOk;
+  }
   std::vector<nlohmann::json> rows;
   std::vector<std::string> row_from;
   nlohmann::json run;

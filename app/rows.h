@@ -17,6 +17,14 @@ std::string file_fingerprint(const std::string& path);
 // The rows of a JSON Lines output. A last line cut short by a killed run is dropped.
 std::vector<nlohmann::json> read_rows(const std::string& path);
 
+// The complete lines of a file: a last line without its newline was cut short by a kill and is
+// left out.
+std::vector<std::string> complete_lines(const std::string& path);
+
+// Whether a JSON Lines output is `fervid faces`'s (its first row is a face row, or a video's
+// closing row of a faces run), which merge joins by video.
+bool is_faces_output(const std::string& path);
+
 // "" when equal, else the first setting that differs, as "KEY OLD, this run has NEW".
 std::string run_mismatch(const nlohmann::json& had, const nlohmann::json& now);
 

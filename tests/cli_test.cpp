@@ -399,6 +399,51 @@ TEST(Eval, ShardsMergedEqualOneUnshardedRun) {
                "vote");
 }
 
+// fervid faces' JSON Lines (docs/faces.md): a video's face rows, then its closing row with the
+// run's settings. merge joins shards by video, each video's block whole; the detector's run
+// itself is tested in tests/detector_litert.py (it needs the converted weights).
+TEST(Merge, JoinsFacesShardsByVideoAndRefusesAnUnfinishedBlock) {
+  const std::string run = R"("run":{"command":"faces","detector":"0123456789abcdef","stride":1})";
+  auto face = [](const char* video, int frame) {
+    return std::string(R"({"video":")") + video + R"(","frame":)" + std::to_string(frame) +
+           R"(,"time_s":0.1,"track":1,"box":[1,2,3,4],"score":0.9,"detected":true})" + "\n";
+  };
+  auto closing = [&](const char* video, const char* shard) {
+    return std::string(R"({"video":")") + video + R"(","frames":2,"with_face":2,"tracks":1,)" +
+           R"("status":"ok","shard":")" + shard + R"(",)" + run + "}\n";
+  };
+  const fs::path s1 = work_dir() / "faces-1.jsonl", s2 = work_dir() / "faces-2.jsonl",
+                 merged = work_dir() / "faces-merged.jsonl";
+  std::ofstream(s1) << face("c.mp4", 0) << face("c.mp4", 1) << closing("c.mp4", "1/2")
+                    << face("a.mp4", 0) << closing("a.mp4", "1/2");
+  std::ofstream(s2) << R"({"video":"b.mp4","error":"b.mp4: no such file or directory",)"
+                    << R"("status":"error: b.mp4: no such file or directory","shard":"2/2",)" << run
+                    << "}\n";
+  Result r = fervid("merge " + s1.string() + " " + s2.string() + " --output " + merged.string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::vector<std::string> videos;
+  std::vector<bool> closes;
+  for (const auto& row : jsonl_rows(merged)) {
+    videos.push_back(row["video"]);
+    closes.push_back(row.contains("run"));
+  }
+  EXPECT_EQ(videos,
+            (std::vector<std::string>{"a.mp4", "a.mp4", "b.mp4", "c.mp4", "c.mp4", "c.mp4"}));
+  EXPECT_EQ(closes, (std::vector<bool>{false, true, true, false, false, true}));
+  // A shard whose last video lacks its closing row was cut off: refused, nothing written.
+  const fs::path cut = work_dir() / "faces-cut.jsonl", none = work_dir() / "faces-none.jsonl";
+  std::ofstream(cut) << closing("a.mp4", "1/2") << face("c.mp4", 0);
+  expect_fatal("merge " + cut.string() + " " + s2.string() + " --output " + none.string(),
+               "the rows of c.mp4 end without their closing row");
+  EXPECT_FALSE(fs::exists(none));
+  expect_fatal("merge " + s1.string() + " " + s2.string() + " --output " + none.string() +
+                   " --summary " + (work_dir() / "faces.json").string(),
+               "carry no truth");
+  // --resume continues JSON Lines only (refused before the detector is read).
+  expect_fatal("faces x.mp4 --output " + (work_dir() / "faces.csv").string() + " --resume",
+               "--resume continues a JSON Lines output");
+}
+
 TEST(Eval, ResumeAfterAKilledRunEqualsAnUninterruptedRun) {
   // Enough work that the run is still going when its first row appears: 16 clips of real video.
   const fs::path dir = work_dir() / "many";

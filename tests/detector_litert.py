@@ -22,8 +22,11 @@ Exit 77 (skipped) when the LiteRT venv or the wheel is missing, with the reason.
 import argparse
 import json
 import os
+import random
+import shutil
 import subprocess
 import sys
+import time
 
 import numpy as np
 
@@ -349,7 +352,7 @@ def leaving_and_shrinking(args, short_range):
         out = os.path.join(args.work, f"leave-shrink-{name}.jsonl")
         p = run_faces(args, weights, [clip], out)
         assert p.returncode == 0, p.stderr
-        rows = [json.loads(line) for line in open(out)]
+        rows = face_rows(out)
         s = scene_scores(rows, leave_shrink_boxes, range(LEAVE_FRAMES))
         shrinking = [r for r in rows if r.get("track") and r["box"][1] > 250]  # face 2's rows
         s["smallest_face_detected_px"] = round(min(
@@ -363,6 +366,16 @@ def leaving_and_shrinking(args, short_range):
         assert len(tracks1) == 2, f"face 1 should come back under a new id: {tracks1}"
 
 
+def face_rows(path):
+    """The face rows of a `fervid faces` JSON Lines output (each video's closing row, the one
+    without a frame, checked to come last and left out)."""
+    rows = [json.loads(line) for line in open(path)]
+    for i, r in enumerate(rows):
+        last = i + 1 == len(rows) or rows[i + 1]["video"] != r["video"]
+        assert ("frame" not in r) == last, (path, i, r)
+    return [r for r in rows if "frame" in r]
+
+
 def run_faces(args, weights, inputs, out):
     return subprocess.run([args.fervid, "faces", *inputs, "--detector", weights, "--output", out],
                           capture_output=True, text=True)
@@ -374,7 +387,7 @@ def tracking(args, weights):
     out = os.path.join(args.work, "crossing.jsonl")
     p = run_faces(args, weights, [clip], out)
     assert p.returncode == 0, p.stderr
-    rows = [json.loads(line) for line in open(out)]
+    rows = face_rows(out)
     assert len({r["frame"] for r in rows}) == FRAMES, "a row (or rows) for every frame"
     s = tracking_scores(rows)
     print("detector_litert: tracks on the crossing clip: " + json.dumps(s))
@@ -417,7 +430,8 @@ def classified_tracks(args, weights):
                         "--device", "cpu", "--output", out, "--tracks", tracks, "--annotate",
                         annotated], capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
-    rows = [json.loads(line) for line in open(out)]
+    closing = json.loads(open(out).read().splitlines()[-1])
+    rows = face_rows(out)
     faces = [r for r in rows if "track" in r]
     assert faces and all(r["label"] == max(r["probs"], key=r["probs"].get) for r in faces)
     assert all(abs(sum(r["probs"].values()) - 1) < 1e-4 for r in faces)
@@ -435,6 +449,8 @@ def classified_tracks(args, weights):
     main = max(per_track, key=lambda t: (t["classified"], -t["track"]))
     assert video["track"] is None and video["main_track"] == main["track"], video
     assert video["label"] == main["label"] and video["votes"] == main["votes"], video
+    assert (closing["label"], closing["main_track"], closing["frames"], closing["status"]) == \
+        (video["label"], video["main_track"], FRAMES, "ok"), closing
     frames = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0",
                              "-show_entries", "stream=nb_read_frames", "-of", "csv=p=0",
                              annotated], capture_output=True, text=True, check=True).stdout
@@ -443,8 +459,81 @@ def classified_tracks(args, weights):
     crop_face(args, weights, tiny, clip, rows)
     card_margin(args, weights, tiny, clip, rows)
     turned_crops(args, weights, tiny)
+    resumed(args, weights, tiny, clip)
     print(f"detector_litert: faces --weights: {len(faces)} faces classified in "
           f"{len(per_track)} tracks, the video {video['label']} (track {video['main_track']})")
+
+
+def resumed(args, weights, tiny, clip):
+    """`fervid faces --resume` (JSON Lines rows and tracks): a run SIGKILLed at a random moment
+    (the seed prints; any moment must do), then a run cut back by hand in the middle of a video's
+    rows with its tracks one video behind, each resumed: the outputs equal an uninterrupted
+    run's, byte for byte, and no .part is left. Other settings and a CSV output are refused."""
+    inputs = [clip, os.path.join(args.data, "faces", "astronaut.png"),
+              os.path.join(args.work, "missing.mp4"),
+              os.path.join(args.data, "ravdess", "modified", "01-01-08-02-01-01-19.mp4")]
+    work = os.path.join(args.work, "resume")
+    shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(work)
+
+    def run(out, tracks, *extra):
+        return subprocess.run([args.fervid, "faces", *inputs, "--detector", weights, "--weights",
+                               tiny, "--device", "cpu", "--max-frames", "60", "--quiet",
+                               "--output", out, "--tracks", tracks, *extra],
+                              capture_output=True, text=True)
+
+    ref, ref_tracks = (os.path.join(work, n) for n in ("ref.jsonl", "ref-tracks.jsonl"))
+    assert run(ref, ref_tracks).returncode == 1  # missing.mp4: an error row, the run goes on
+    want = open(ref, "rb").read(), open(ref_tracks, "rb").read()
+    seed = int(os.environ.get("FERVID_SEED", random.randrange(1 << 30)))
+    print(f"detector_litert: resume: seed {seed} (FERVID_SEED replays it)")
+    out, tracks = (os.path.join(work, n) for n in ("out.jsonl", "tracks.jsonl"))
+    p = subprocess.Popen([args.fervid, "faces", *inputs, "--detector", weights, "--weights", tiny,
+                          "--device", "cpu", "--max-frames", "60", "--quiet", "--output", out,
+                          "--tracks", tracks], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    time.sleep(random.Random(seed).uniform(0.0, 2.0))
+    p.kill()
+    p.wait()
+    assert run(out, tracks, "--resume").returncode == 1
+    assert (open(out, "rb").read(), open(tracks, "rb").read()) == want, "killed, then resumed"
+    # By hand: the rows cut in the middle of the second video's (the last line without its
+    # newline), the tracks holding the first video only.
+    lines, tlines = want[0].split(b"\n"), want[1].split(b"\n")
+    first = [i for i, l in enumerate(lines) if b'"run"' in l][0]
+    with open(out + ".part", "wb") as f:
+        f.write(b"\n".join(lines[:first + 4]) + b"\n" + lines[first + 4][:20])
+    with open(tracks + ".part", "wb") as f:
+        f.write(b"\n".join(tlines[:[i for i, l in enumerate(tlines) if b'"main_track"' in l][0]
+                                   + 1]) + b"\n")
+    os.remove(out)
+    os.remove(tracks)
+    assert run(out, tracks, "--resume").returncode == 1
+    assert (open(out, "rb").read(), open(tracks, "rb").read()) == want, "cut by hand, resumed"
+    assert not [n for n in os.listdir(work) if n.endswith(".part")], os.listdir(work)
+    # A finished output resumed: nothing to do, nothing changed.
+    assert run(out, tracks, "--resume").returncode == 1
+    assert (open(out, "rb").read(), open(tracks, "rb").read()) == want, "resumed when done"
+    p = run(out, tracks, "--resume", "--stride", "2")
+    assert p.returncode == 2 and "other settings (stride 1, this run has 2)" in p.stderr, p.stderr
+    p = run(os.path.join(work, "out.csv"), tracks, "--resume")
+    assert p.returncode == 2 and "--resume continues a JSON Lines output" in p.stderr, p.stderr
+    # --shard 1/2 and 2/2, then `fervid merge`: the rows of the one run, sorted by video.
+    shards = [os.path.join(work, f"shard-{k}-of-2.jsonl") for k in (1, 2)]
+    for k, shard in enumerate(shards, 1):
+        assert run(shard, os.path.join(work, f"t{k}.jsonl"), "--shard", f"{k}/2").returncode in (0, 1)
+    merged = os.path.join(work, "merged.jsonl")
+    subprocess.run([args.fervid, "merge", *shards, "--output", merged], check=True,
+                   capture_output=True)
+    got = [json.loads(line) for line in open(merged)]
+    assert {r.pop("shard", "") for r in got if "run" in r} == {"1/2", "2/2"}, "shard in each"
+    ref_rows = [json.loads(line) for line in want[0].decode().splitlines()]
+    assert got == sorted(ref_rows, key=lambda r: r["video"]), "merged shards = one run, sorted"
+    p = subprocess.run([args.fervid, "merge", shards[0], "--output", merged], capture_output=True,
+                       text=True)
+    assert p.returncode == 2 and "shard 2/2 is missing" in p.stderr, p.stderr
+    print("detector_litert: faces --resume: killed and cut runs resumed to the uninterrupted "
+          "run's bytes; two shards merged to its rows")
 
 
 def largest_only(args, weights, tiny, clip):
@@ -453,7 +542,7 @@ def largest_only(args, weights, tiny, clip):
                     "--device", "cpu", "--faces", "largest", "--output", out, "--tracks",
                     tracks, "--quiet"], check=True, capture_output=True)
     by_frame = {}
-    for r in (json.loads(line) for line in open(out)):
+    for r in face_rows(out):
         by_frame.setdefault(r["frame"], []).append(r)
     for n, rs in by_frame.items():
         labelled = [r for r in rs if "label" in r]

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Submits a fervid run as a Slurm job array and the merge after it (docs/scale-out.md):
 #
-#   tools/slurm/submit.sh --shards N --out DIR [--sbatch "OPTIONS"] -- classify|eval INPUT... [options]
+#   tools/slurm/submit.sh --shards N --out DIR [--sbatch "OPTIONS"] -- classify|eval|faces INPUT... [options]
 #
 # N array tasks each classify one shard (tools/slurm/fervid-shard.sbatch), then a job that runs
 # once every task ended well (--dependency=afterok) merges them into DIR/merged.jsonl; for eval it
@@ -21,7 +21,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 if [ -z "$shards" ] || [ -z "$out" ] || [ $# -lt 2 ]; then
-  echo "submit.sh: usage: submit.sh --shards N --out DIR [--sbatch OPTIONS] -- classify|eval INPUT... [options]" >&2
+  echo "submit.sh: usage: submit.sh --shards N --out DIR [--sbatch OPTIONS] -- classify|eval|faces INPUT... [options]" >&2
   exit 2
 fi
 case $shards in '' | *[!0-9]* | 0) echo "submit.sh: --shards $shards: expected a number >= 1" >&2; exit 2 ;; esac
