@@ -206,6 +206,11 @@ void add_faces_command(CLI::App& app, FacesArgs& fa) {
                     "video file for one input, else a folder)");
   faces->add_option("--tracks", fa.tracks,
                     "Write a row per track and per video (FILE.csv or FILE.jsonl)");
+  faces->add_option("--labels", fa.labels,
+                    "Score each video's label (its main track's vote) against a labels CSV "
+                    "(path,label) as eval does; --summary or --confusion alone: RAVDESS names");
+  faces->add_option("--summary", fa.summary, "Write the metrics as JSON (eval's summary)");
+  faces->add_option("--confusion", fa.confusion, "Draw the confusion matrix (PNG)");
   faces->add_option("--shard", fa.shard,
                     "K/N: only the K-th of N shares of the sorted inputs (as classify's)");
   faces->add_flag("--resume", fa.resume,

@@ -92,7 +92,9 @@ struct FacesArgs {
   double margin = -1;    // < 0: the card's face_margin (0.25 without --weights)
   std::string annotate;  // a video per input with each face's box, track id and label
   std::string shard;     // K/N: the K-th of N shares of the sorted inputs
-  bool resume = false;   // skip the videos a JSON Lines --output (and --tracks) holds, append
+  // Scored as eval scores: the true classes (a labels CSV, else RAVDESS names), the metrics.
+  std::string labels, summary, confusion;
+  bool resume = false;  // skip the videos a JSON Lines --output (and --tracks) holds, append
 };
 int run_faces(const FacesArgs& args);
 

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
@@ -21,6 +22,7 @@
 #include "fervid/input_file.h"
 #include "fervid/output_file.h"
 #include "fervid/plan.h"
+#include "metrics.h"
 #include "output.h"
 #include "rows.h"
 
@@ -45,6 +47,8 @@ struct FaceRowsFormat {
   std::vector<std::string> classes;  // empty: detection and tracking only
   nlohmann::json run;                // JSON Lines: the settings, in each video's closing row
   std::string shard;                 // "K/N" of a --shard run, else ""
+  // Scored runs (--labels, --summary, --confusion): each video's true class and actor.
+  const std::map<std::string, scoring::LabelledInput>* truth = nullptr;
 };
 
 // The frames of a video with at least one face.
@@ -117,21 +121,32 @@ nlohmann::json video_json(const VideoFaces& v) {
 // --weights, and the run's settings (--resume takes a video with this row as done).
 nlohmann::json closing_row(const FaceRowsFormat& f, const VideoFaces& v) {
   nlohmann::json j = video_json(v);
+  const bool labelled = v.ok() && v.video.label >= 0;
   if (!v.ok()) {
     j["error"] = v.error;
   } else {
     j["frames"] = v.frames;
     j["with_face"] = frames_with_face(v);
     j["tracks"] = v.tracks;
-    if (!f.classes.empty()) {
-      const bool labelled = v.video.label >= 0;
-      j["label"] = labelled ? nlohmann::json(f.classes[size_t(v.video.label)]) : nullptr;
-      j["main_track"] = labelled ? nlohmann::json(v.video.track) : nullptr;
+  }
+  if (!f.classes.empty()) {
+    j["label"] = labelled ? nlohmann::json(f.classes[size_t(v.video.label)]) : nullptr;
+    j["main_track"] = labelled ? nlohmann::json(v.video.track) : nullptr;
+  }
+  j["status"] = !v.ok()                           ? "error: " + v.error
+                : v.tracks == 0                   ? std::string("no face")
+                : !f.classes.empty() && !labelled ? std::string("no face classified")
+                                                  : std::string("ok");
+  if (f.truth) {
+    const scoring::LabelledInput& l = f.truth->at(v.path);
+    j["truth"] = l.truth >= 0 ? f.classes[size_t(l.truth)] : "";  // "": an input not read
+    if (l.actor > 0) j["actor"] = l.actor;
+    if (v.ok() && v.video.label >= 0) {
+      nlohmann::json counts = nlohmann::json::object();
+      for (size_t c = 0; c < f.classes.size(); ++c) counts[f.classes[c]] = v.video.counts[c];
+      j["counts"] = counts;
     }
   }
-  j["status"] = !v.ok()        ? "error: " + v.error
-                : v.tracks > 0 ? std::string("ok")
-                               : std::string("no face");
   if (!f.shard.empty()) j["shard"] = f.shard;
   j["run"] = f.run;
   return j;
@@ -330,7 +345,8 @@ Earlier earlier_rows(const OutputTarget& t) {
 // left as FILE.part for this run to append to.
 struct Resumed {
   std::set<std::string> done;
-  int failed = 0;  // error rows among them
+  int failed = 0;                       // error rows among them
+  std::vector<nlohmann::json> closing;  // their closing rows (scored with this run's)
 };
 
 Resumed resume_outputs(const OutputTarget& rows, const std::optional<OutputTarget>& tracks,
@@ -357,6 +373,8 @@ Resumed resume_outputs(const OutputTarget& rows, const std::optional<OutputTarge
     std::erase_if(r.done, [&](const std::string& v) { return !closed.count(v); });
   }
   for (const std::string& v : failed) r.failed += r.done.count(v) > 0;
+  for (const nlohmann::json& row : out.rows)
+    if (row.contains("run") && r.done.count(row_video(row))) r.closing.push_back(row);
   // Each file rewritten as FILE.part.tmp with the finished videos' rows, renamed over FILE.part:
   // a kill meanwhile leaves the earlier rows where they were.
   auto keep = [&](const OutputTarget& t, const Earlier& e) {
@@ -391,6 +409,24 @@ std::vector<InputItem> inputs_to_do(const std::vector<InputItem>& inputs, const 
   return todo;
 }
 
+// A scored run (--labels, --summary, --confusion): the inputs labelled as eval labels them (a
+// labels CSV, else RAVDESS names), by path; `inputs` becomes the labelled ones.
+std::map<std::string, scoring::LabelledInput> label_faces(const FacesArgs& a,
+                                                          std::vector<InputItem>& inputs,
+                                                          const std::vector<std::string>& classes) {
+  std::string notice;
+  const std::vector<scoring::LabelledInput> job =
+      scoring::label_inputs(inputs, classes, a.labels, scoring::RavdessFilter{}, &notice);
+  if (job.empty())
+    fail_option("faces: no inputs left to score" + (notice.empty() ? "" : " (" + notice + ")"));
+  if (!notice.empty() && !a.quiet) std::cerr << "fervid: " << notice << "\n";
+  std::map<std::string, scoring::LabelledInput> truth;
+  inputs.clear();
+  for (const scoring::LabelledInput& l : job)
+    if (truth.emplace(l.item.path, l).second) inputs.push_back(l.item);
+  return truth;
+}
+
 }  // namespace
 
 int run_faces(const FacesArgs& a) {
@@ -398,6 +434,10 @@ int run_faces(const FacesArgs& a) {
   if (!a.tracks.empty() && a.weights.empty())
     fail_option("faces: --tracks needs --weights (the votes are over classified faces)");
   if (!a.shard.empty()) scoring::Shard::parse(a.shard);  // a bad K/N fails before any work
+  const bool scored = !a.labels.empty() || !a.summary.empty() || !a.confusion.empty();
+  if (scored && a.weights.empty())
+    fail_option(
+        "faces: --labels, --summary and --confusion score the videos' labels: give --weights");
   const OutputTarget target = OutputTarget::at(a.output.empty() ? "-" : a.output, "--output");
   FaceRowsFormat f{rows_format(a.format, target) == Format::Jsonl, {}, nullptr, ""};
   std::optional<OutputTarget> tracks_target;
@@ -408,13 +448,32 @@ int run_faces(const FacesArgs& a) {
   if (a.resume && tracks_target &&
       !(tracks_target->kind() == OutputTarget::Kind::File && tracks_jsonl))
     fail_option("--resume continues JSON Lines outputs: give --tracks FILE.jsonl too");
+  std::optional<OutputTarget> summary, confusion;
+  if (!a.summary.empty()) summary = OutputTarget::at(a.summary, "--summary");
+  if (!a.confusion.empty()) confusion = OutputTarget::at(a.confusion, "--confusion");
   WalkNotes walked;
-  const std::vector<InputItem> inputs = expand_inputs(a.inputs, &walked);
+  std::vector<InputItem> inputs = expand_inputs(a.inputs, &walked);
+  {
+    // Everything the run writes, apart and apart from what it reads.
+    std::vector<OutputTarget> all{target};
+    for (const auto* t : {&tracks_target, &summary, &confusion})
+      if (*t) all.push_back(**t);
+    std::vector<std::string> read{a.detector, a.weights, a.labels};
+    std::erase(read, std::string());
+    for (const InputItem& i : inputs)
+      if (i.kind == InputKind::Video || i.kind == InputKind::Image) read.push_back(i.path);
+    check_distinct(all, read);
+  }
   FaceClassifier classifier = face_classifier(a);
+  std::map<std::string, scoring::LabelledInput> truth;
   if (classifier.engine) {
     f.classes = classifier.engine->spec().classes;
     o.vote = classifier.vote.value_or(classifier.engine->spec().vote);
     if (a.margin < 0) o.margin = classifier.engine->spec().face_margin;
+    if (scored) {
+      truth = label_faces(a, inputs, f.classes);
+      f.truth = &truth;
+    }
   }
   FaceTracking tracking(a.detector, o);
   if (f.jsonl) f.run = run_identity(a, o, classifier.engine.get());
@@ -435,8 +494,11 @@ int run_faces(const FacesArgs& a) {
   const std::vector<OutputTarget> annotated =
       a.annotate.empty() ? std::vector<OutputTarget>{} : annotate_targets(a.annotate, todo);
   int failed = resumed.failed;
+  std::vector<scoring::EvalRow> scores;
+  for (const nlohmann::json& row : resumed.closing) scores.push_back(eval_row(row, f.classes));
   for (size_t i = 0; i < todo.size(); ++i) {
     const VideoFaces v = tracking.run(todo[i], classifier.engine.get());
+    if (scored) scores.push_back(eval_row(closing_row(f, v), f.classes));
     f.jsonl ? jsonl_rows(file.stream(), f, v) : csv_rows(file.stream(), f, v);
     file.stream().flush();  // the face rows before the tracks' (--resume reads them so)
     if (tracks_file) {
@@ -453,6 +515,18 @@ int run_faces(const FacesArgs& a) {
   }
   file.commit();
   if (tracks_file) tracks_file->commit();
+  if (scored) {
+    const scoring::EvalMetrics m = scoring::compute_metrics(scores, f.classes);
+    nlohmann::json extra{
+        {"run", f.run.is_null() ? run_identity(a, o, classifier.engine.get()) : f.run},
+        {"labels", a.labels.empty() ? "RAVDESS file names" : a.labels},
+        {"video_label",
+         a.faces == "largest" ? "every frame's largest face" : "the main track's vote"}};
+    if (!f.shard.empty()) extra["shard"] = f.shard;
+    scoring::report_metrics(m, target.is_stdout() ? std::cerr : std::cout, summary, extra,
+                            confusion, classifier.engine->spec().name);
+    if (m.videos_failed > 0) ++failed;
+  }
   return failed > 0 ? kExitSomeFailed : kExitOk;
 }
 

@@ -184,17 +184,18 @@ void check_shards(const std::vector<nlohmann::json>& rows, const std::vector<std
 
 // merge of `fervid faces` outputs: each file's rows in blocks, a video's face rows and its closing
 // row (the one with "run"); the blocks sorted by video. A block without its closing row is an
-// unfinished output.
-void merge_faces(const MergeArgs& a, const OutputTarget& target) {
-  if (!a.summary.empty() || !a.confusion.empty())
-    fail_option(
-        "merge: --summary and --confusion score eval rows; fervid faces' rows carry no "
-        "truth");
+// unfinished output. The text to write, and the closing rows in video order (what merge scores).
+struct MergedFaces {
+  std::string text;
+  std::vector<nlohmann::json> closing;
+};
+
+MergedFaces merge_faces(const MergeArgs& a) {
   struct Block {
     std::string video, text;
   };
   std::vector<Block> blocks;
-  std::vector<nlohmann::json> closing;
+  std::vector<nlohmann::json> closing;  // in the order of blocks
   std::vector<std::string> closing_from;
   std::map<std::string, std::string> seen;
   for (const std::string& path : a.inputs) {
@@ -232,36 +233,27 @@ void merge_faces(const MergeArgs& a, const OutputTarget& target) {
                   " end without their closing row (an unfinished output?)");
   }
   check_shards(closing, closing_from, a.inputs);
-  std::stable_sort(blocks.begin(), blocks.end(),
-                   [](const Block& x, const Block& y) { return x.video < y.video; });
-  std::string text;
-  for (const Block& b : blocks) text += b.text;
-  write_output(target, text);
-  if (!a.quiet)
-    std::cerr << "fervid: merged the faces of " << blocks.size() << " videos from "
-              << a.inputs.size() << " files into " << a.output << "\n";
+  std::vector<size_t> order(blocks.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t x, size_t y) { return blocks[x].video < blocks[y].video; });
+  MergedFaces m;
+  for (size_t i : order) {
+    m.text += blocks[i].text;
+    m.closing.push_back(std::move(closing[i]));
+  }
+  return m;
 }
 
-}  // namespace
-
-int merge_outputs(const MergeArgs& a) {
-  if (a.inputs.empty()) fail_option("merge: give the shard outputs to join");
-  std::vector<OutputTarget> targets{OutputTarget::at(a.output, "--output")};
-  std::optional<OutputTarget> summary, confusion;
-  if (!a.summary.empty()) targets.push_back(*(summary = OutputTarget::at(a.summary, "--summary")));
-  if (!a.confusion.empty())
-    targets.push_back(*(confusion = OutputTarget::at(a.confusion, "--confusion")));
-  check_distinct(targets, a.inputs);
-  if (std::any_of(a.inputs.begin(), a.inputs.end(), is_faces_output)) {
-    merge_faces(a, targets[0]);
-    return kExitOk;
-  }
+// The rows of classify's or eval's shard outputs, checked (one run, every shard, no video twice)
+// and sorted by video.
+std::vector<nlohmann::json> merged_rows(const std::vector<std::string>& inputs) {
   std::vector<nlohmann::json> rows;
   std::vector<std::string> row_from;
   nlohmann::json run;
   std::string run_from;
   std::map<std::string, std::string> seen;  // video -> the file it came from
-  for (const std::string& path : a.inputs) {
+  for (const std::string& path : inputs) {
     if (path.size() > 5 && path.compare(path.size() - 5, 5, ".part") == 0)
       fail_option(path + ": an unfinished output (finish it with --resume first)");
     for (nlohmann::json& row : read_rows(path)) {
@@ -279,23 +271,39 @@ int merge_outputs(const MergeArgs& a) {
       row_from.push_back(path);
     }
   }
-  check_shards(rows, row_from, a.inputs);
-  const bool scored = !rows.empty() && rows[0].contains("truth");
-  if ((summary || confusion) && !scored)
-    fail_option("merge: --summary and --confusion score eval rows; the rows of " + [&] {
-      std::string names;
-      for (const std::string& p : a.inputs) names += (names.empty() ? "" : ", ") + p;
-      return names;
-    }() + " carry no truth (write them with fervid eval)");
+  check_shards(rows, row_from, inputs);
   std::stable_sort(rows.begin(), rows.end(), [](const nlohmann::json& x, const nlohmann::json& y) {
     return row_video(x) < row_video(y);
   });
+  return rows;
+}
+
+}  // namespace
+
+int merge_outputs(const MergeArgs& a) {
+  if (a.inputs.empty()) fail_option("merge: give the shard outputs to join");
+  std::vector<OutputTarget> targets{OutputTarget::at(a.output, "--output")};
+  std::optional<OutputTarget> summary, confusion;
+  if (!a.summary.empty()) targets.push_back(*(summary = OutputTarget::at(a.summary, "--summary")));
+  if (!a.confusion.empty())
+    targets.push_back(*(confusion = OutputTarget::at(a.confusion, "--confusion")));
+  check_distinct(targets, a.inputs);
+  const bool faces = std::any_of(a.inputs.begin(), a.inputs.end(), is_faces_output);
+  MergedFaces face_rows;
+  if (faces) face_rows = merge_faces(a);
+  const std::vector<nlohmann::json> rows = faces ? face_rows.closing : merged_rows(a.inputs);
+  const bool scored = !rows.empty() && rows[0].contains("truth");
+  if ((summary || confusion) && !scored)
+    fail_option("merge: --summary and --confusion score eval rows; the rows of " +
+                names_of(a.inputs) + " carry no truth (write them with fervid eval" +
+                (faces ? ", or fervid faces --labels/--summary" : "") + ")");
   std::ostringstream text;
   for (const auto& row : rows) text << json_line(row) << "\n";
-  write_output(targets[0], text.str());
+  write_output(targets[0], faces ? face_rows.text : text.str());
   if (!a.quiet)
-    std::cerr << "fervid: merged " << rows.size() << " videos from " << a.inputs.size()
-              << " files into " << a.output << "\n";
+    std::cerr << "fervid: merged " << (faces ? "the faces of " : "") << rows.size()
+              << " videos from " << a.inputs.size() << " files into " << a.output << "\n";
+  const nlohmann::json run = rows.empty() ? nlohmann::json() : rows[0]["run"];
   if (!scored) return kExitOk;
   const std::vector<std::string> classes = run["classes"].get<std::vector<std::string>>();
   std::vector<EvalRow> eval;

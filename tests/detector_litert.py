@@ -465,38 +465,55 @@ def classified_tracks(args, weights):
 
 
 def resumed(args, weights, tiny, clip):
-    """`fervid faces --resume` (JSON Lines rows and tracks): a run SIGKILLed at a random moment
-    (the seed prints; any moment must do), then a run cut back by hand in the middle of a video's
-    rows with its tracks one video behind, each resumed: the outputs equal an uninterrupted
-    run's, byte for byte, and no .part is left. Other settings and a CSV output are refused."""
+    """`fervid faces --resume` (JSON Lines rows and tracks, scored against a labels CSV): a run
+    SIGKILLed at a random moment (the seed prints; any moment must do), then a run cut back by
+    hand in the middle of a video's rows with its tracks one video behind, each resumed: the
+    outputs equal an uninterrupted run's, byte for byte, its metrics too, and no .part is left.
+    Two shards merged: the one run's rows, sorted by video, and its metrics. Other settings and
+    a CSV output are refused."""
     inputs = [clip, os.path.join(args.data, "faces", "astronaut.png"),
               os.path.join(args.work, "missing.mp4"),
               os.path.join(args.data, "ravdess", "modified", "01-01-08-02-01-01-19.mp4")]
     work = os.path.join(args.work, "resume")
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(work)
+    labels = os.path.join(work, "labels.csv")
+    with open(labels, "w") as f:
+        f.write("path,label\n" + "".join(f"{p},{c}\n" for p, c in zip(inputs, "cbcc")))
+    command = [args.fervid, "faces", *inputs, "--detector", weights, "--weights", tiny,
+               "--device", "cpu", "--max-frames", "60", "--quiet", "--labels", labels]
 
     def run(out, tracks, *extra):
-        return subprocess.run([args.fervid, "faces", *inputs, "--detector", weights, "--weights",
-                               tiny, "--device", "cpu", "--max-frames", "60", "--quiet",
-                               "--output", out, "--tracks", tracks, *extra],
+        return subprocess.run([*command, "--output", out, "--tracks", tracks, *extra],
                               capture_output=True, text=True)
 
+    def metrics(path):
+        d = json.load(open(path))
+        return {k: d[k] for k in ("videos", "videos_failed", "frames", "frame_accuracy",
+                                  "video_accuracy", "confusion", "frame_confusion")}
+
     ref, ref_tracks = (os.path.join(work, n) for n in ("ref.jsonl", "ref-tracks.jsonl"))
-    assert run(ref, ref_tracks).returncode == 1  # missing.mp4: an error row, the run goes on
+    p = run(ref, ref_tracks, "--summary", os.path.join(work, "ref.json"))
+    assert p.returncode == 1, p.stderr  # missing.mp4: an error row, the run goes on
     want = open(ref, "rb").read(), open(ref_tracks, "rb").read()
+    closing = [json.loads(line) for line in want[0].decode().splitlines() if '"run"' in line]
+    scored = [r for r in closing if r["label"] is not None]
+    m = metrics(os.path.join(work, "ref.json"))
+    assert (m["videos"], m["videos_failed"]) == (len(scored), len(closing) - len(scored)), m
+    assert m["video_accuracy"] == sum(r["label"] == r["truth"] for r in scored) / len(scored), m
+    assert m["frames"] == sum(sum(r["counts"].values()) for r in scored), (m, closing)
     seed = int(os.environ.get("FERVID_SEED", random.randrange(1 << 30)))
     print(f"detector_litert: resume: seed {seed} (FERVID_SEED replays it)")
     out, tracks = (os.path.join(work, n) for n in ("out.jsonl", "tracks.jsonl"))
-    p = subprocess.Popen([args.fervid, "faces", *inputs, "--detector", weights, "--weights", tiny,
-                          "--device", "cpu", "--max-frames", "60", "--quiet", "--output", out,
-                          "--tracks", tracks], stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL)
+    p = subprocess.Popen([*command, "--output", out, "--tracks", tracks],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(random.Random(seed).uniform(0.0, 2.0))
     p.kill()
     p.wait()
-    assert run(out, tracks, "--resume").returncode == 1
+    summary = os.path.join(work, "resumed.json")
+    assert run(out, tracks, "--resume", "--summary", summary).returncode == 1
     assert (open(out, "rb").read(), open(tracks, "rb").read()) == want, "killed, then resumed"
+    assert metrics(summary) == m, "the resumed run scores the earlier videos too"
     # By hand: the rows cut in the middle of the second video's (the last line without its
     # newline), the tracks holding the first video only.
     lines, tlines = want[0].split(b"\n"), want[1].split(b"\n")
@@ -518,22 +535,24 @@ def resumed(args, weights, tiny, clip):
     assert p.returncode == 2 and "other settings (stride 1, this run has 2)" in p.stderr, p.stderr
     p = run(os.path.join(work, "out.csv"), tracks, "--resume")
     assert p.returncode == 2 and "--resume continues a JSON Lines output" in p.stderr, p.stderr
-    # --shard 1/2 and 2/2, then `fervid merge`: the rows of the one run, sorted by video.
+    # --shard 1/2 and 2/2, then `fervid merge`: the rows of the one run, sorted by video, and
+    # its metrics.
     shards = [os.path.join(work, f"shard-{k}-of-2.jsonl") for k in (1, 2)]
     for k, shard in enumerate(shards, 1):
         assert run(shard, os.path.join(work, f"t{k}.jsonl"), "--shard", f"{k}/2").returncode in (0, 1)
-    merged = os.path.join(work, "merged.jsonl")
-    subprocess.run([args.fervid, "merge", *shards, "--output", merged], check=True,
-                   capture_output=True)
+    merged, merged_summary = os.path.join(work, "merged.jsonl"), os.path.join(work, "merged.json")
+    subprocess.run([args.fervid, "merge", *shards, "--output", merged, "--summary",
+                    merged_summary], check=True, capture_output=True)
     got = [json.loads(line) for line in open(merged)]
     assert {r.pop("shard", "") for r in got if "run" in r} == {"1/2", "2/2"}, "shard in each"
     ref_rows = [json.loads(line) for line in want[0].decode().splitlines()]
     assert got == sorted(ref_rows, key=lambda r: r["video"]), "merged shards = one run, sorted"
+    assert metrics(merged_summary) == m, "merged shards score as the one run"
     p = subprocess.run([args.fervid, "merge", shards[0], "--output", merged], capture_output=True,
                        text=True)
     assert p.returncode == 2 and "shard 2/2 is missing" in p.stderr, p.stderr
     print("detector_litert: faces --resume: killed and cut runs resumed to the uninterrupted "
-          "run's bytes; two shards merged to its rows")
+          f"run's bytes and metrics; two shards merged to its rows and metrics ({m})")
 
 
 def largest_only(args, weights, tiny, clip):
