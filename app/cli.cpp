@@ -192,7 +192,10 @@ void add_faces_command(CLI::App& app, FacesArgs& fa) {
                     "Classify each face with these weights (safetensors; a row's label and "
                     "probabilities, a vote per track)");
   faces->add_option("--spec", fa.spec, "The weights' card, if they carry none");
-  faces->add_option("--device", fa.device, "The classifier's: auto | cpu | cuda[:N]")
+  faces
+      ->add_option("--device", fa.device,
+                   "auto | cpu | cuda[:N]: the classifier's, and the detector's (on the GPU in "
+                   "fp32 when the classifier is, or without --weights when this says so)")
       ->capture_default_str();
   faces->add_option("--precision", fa.precision, "The classifier's: fp32 | tf32 | fp16 | bf16");
   faces->add_option("--faces", fa.faces, "all | largest (one face a frame, RAVDESS style)")

@@ -475,6 +475,11 @@ int run_faces(const FacesArgs& a) {
       f.truth = &truth;
     }
   }
+  // The detector runs where the classifier does; without one, where --device says.
+  o.detector_device =
+      classifier.engine
+          ? (classifier.engine->backend_name() == "cuda" ? DeviceChoice::Cuda : DeviceChoice::Cpu)
+          : parse_device(a.device);
   FaceTracking tracking(a.detector, o);
   if (f.jsonl) f.run = run_identity(a, o, classifier.engine.get());
   if (!a.shard.empty()) {

@@ -250,6 +250,15 @@ DetectorNet::DetectorNet(const DetectorWeights& weights, Backend& backend, int m
 
 DetectorNet::~DetectorNet() = default;
 
+void DetectorNet::load_input(int n, const float* host) {
+  if (n < 1 || n > max_batch_)
+    fail("detector: " + std::to_string(n) + " frames, outside 1.." + std::to_string(max_batch_));
+  if (input_.dtype() != DType::F32)
+    fail("detector: its input is " + std::string(dtype_name(input_.dtype())) +
+         ", not the f32 the letterbox writes (make the detector's backend fp32)");
+  backend_.copy_from_host(input_.slice(0, n), host);
+}
+
 void DetectorNet::run(int n) {
   if (n < 1 || n > max_batch_)
     fail("detector: " + std::to_string(n) + " frames, outside 1.." + std::to_string(max_batch_));

@@ -84,6 +84,8 @@ class DetectorNet {
   int anchors() const { return int(anchors_.size()); }
   // [max_batch, S, S, 3] in the backend's memory, values in [-1, 1] (what run() reads).
   const Tensor& input() const { return input_; }
+  // Copies n frames of f32 NHWC values (letterbox_frame's) from the host into input().
+  void load_input(int n, const float* host);
   // The layers on the first n frames of input(); then the raw outputs, copied to the host:
   // boxes [n, anchors, 4 + 2 * keypoints], scores [n, anchors] (before the sigmoid).
   void run(int n);

@@ -6,7 +6,9 @@
 #include <map>
 #include <optional>
 
+#include "backend_factory.h"
 #include "backends/cpu/cpu_backend.h"
+#include "backends/cuda/cuda_probe.h"
 #include "face_detector.h"
 #include "face_follower.h"
 #include "face_tracker.h"
@@ -80,7 +82,28 @@ struct FaceTracking::Impl {
   DetectorWeights weights;
   std::unique_ptr<Backend> backend;
   std::unique_ptr<DetectorNet> net;
+  std::vector<float> letterboxed;  // the batch's inputs on the host, then copied to the net's
 };
+
+namespace {
+
+// The detector's backend: the CPU's (one thread is set around each run), or the GPU's in fp32
+// where `device` asks for it and one is there (Auto falls back to the CPU without a word: the
+// classifier's backend says why when it matters).
+std::unique_ptr<Backend> detector_backend_for(DeviceChoice device) {
+  std::string why;
+  if (device == DeviceChoice::Cuda ||
+      (device == DeviceChoice::Auto && cuda_device_available(&why))) {
+    BackendOptions b;
+    b.device = DeviceChoice::Cuda;
+    b.precision = Precision::Fp32;
+    b.cuda_graphs = false;
+    return make_backend(b, nullptr);
+  }
+  return cpu::make_cpu_backend(0, ConvImpl::Auto, Precision::Fp32);
+}
+
+}  // namespace
 
 FaceTracking::FaceTracking(const std::string& detector, const FacesOptions& options)
     : impl_(std::make_unique<Impl>()) {
@@ -89,11 +112,13 @@ FaceTracking::FaceTracking(const std::string& detector, const FacesOptions& opti
   CropSpec crop;
   crop.detector = detector;
   impl_->weights = load_crop_detector(crop, "faces");
-  impl_->backend = cpu::make_cpu_backend(0, ConvImpl::Auto, Precision::Fp32);
+  impl_->backend = detector_backend_for(options.detector_device);
   impl_->net = std::make_unique<DetectorNet>(impl_->weights, *impl_->backend, options.batch);
 }
 
 FaceTracking::~FaceTracking() = default;
+
+std::string FaceTracking::detector_backend() const { return impl_->backend->name(); }
 
 namespace {
 
@@ -272,17 +297,20 @@ VideoFaces FaceTracking::run(const InputItem& input, Engine* classifier) {
     std::optional<FaceClassifying> classifying;
     if (classifier) classifying.emplace(*classifier, o);
     std::vector<Frame> batch(size_t(o.batch));
+    const size_t per_frame = size_t(size) * size * 3;
+    impl_->letterboxed.resize(per_frame * size_t(o.batch));
     for (bool more = true; more;) {
       int n = 0;
       while (n < o.batch && (more = source->next(batch[size_t(n)]))) {
-        const Frame& f = batch[size_t(n)];
-        letterbox_frame(f.view(), size, net.input().ptr<float>() + size_t(n) * size * size * 3);
+        letterbox_frame(batch[size_t(n)].view(), size,
+                        impl_->letterboxed.data() + size_t(n) * per_frame);
         ++n;
       }
       if (n == 0) break;
       std::vector<std::vector<Detection>> dets;
       {
         const cpu::ScopedOmpThreads one(1);
+        net.load_input(n, impl_->letterboxed.data());
         dets = net.detect(n, o.keep_score);
       }
       for (int i = 0; i < n; ++i) {

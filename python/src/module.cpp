@@ -464,6 +464,8 @@ py::list track_faces(const py::list& inputs, const py::dict& o, Engine* engine) 
     fail_option("{{margin}}: must lie in 0..2");
   const std::string vote = o["vote"].cast<std::string>();
   if (engine) fo.vote = vote.empty() ? engine->spec().vote : parse_vote(vote);
+  // The detector runs where the engine does (on the GPU in fp32), on the CPU without one.
+  if (engine && engine->backend_name() == "cuda") fo.detector_device = DeviceChoice::Cuda;
   std::vector<VideoFaces> out;
   {
     py::gil_scoped_release nogil;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "fervid/inputs.h"
+#include "fervid/options.h"
 #include "fervid/run.h"
 
 namespace fervid {
@@ -27,6 +28,9 @@ struct FacesOptions {
   // on one CPU thread whatever the process's thread count: its layers are too small to share
   // (on two threads, fork and join took most of the time; docs/faces.md).
   int batch = 1;
+  // Where the detector runs: the CPU (one thread), or the GPU (Cuda; Auto: the GPU when one is
+  // there), as a batch of frames letterboxed on the host, only the raw outputs copied back.
+  DeviceChoice detector_device = DeviceChoice::Cpu;
   float min_score = 0.5f;     // a detection from here starts a track (MediaPipe's threshold)
   float keep_score = 0.3f;    // a detection from here keeps a track going (a face turning)
   double max_gap_s = 1.0;     // how long a track coasts without a detection before it ends
@@ -110,6 +114,8 @@ class FaceTracking {
   ~FaceTracking();
   FaceTracking(const FaceTracking&) = delete;
   FaceTracking& operator=(const FaceTracking&) = delete;
+  // "cpu" or "cuda": where the detector runs (FacesOptions::detector_device resolved).
+  std::string detector_backend() const;
   // A bad input is its error, never an exception. With `classifier`, every face the options
   // choose is classified on its aligned crop (crop full: the crop is the engine's input) and
   // the votes are made.
