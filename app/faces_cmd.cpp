@@ -500,7 +500,13 @@ int run_faces(const FacesArgs& a) {
       a.annotate.empty() ? std::vector<OutputTarget>{} : annotate_targets(a.annotate, todo);
   int failed = resumed.failed;
   std::vector<scoring::EvalRow> scores;
-  for (const nlohmann::json& row : resumed.closing) scores.push_back(eval_row(row, f.classes));
+  // The videos an earlier run did, scored by this run's labels (a video this run does not list
+  // is left out).
+  for (const nlohmann::json& row : resumed.closing) {
+    const auto l = truth.find(row_video(row));
+    if (scored && l != truth.end())
+      scores.push_back(eval_row(row, f.classes, l->second.truth, l->second.actor));
+  }
   for (size_t i = 0; i < todo.size(); ++i) {
     const VideoFaces v = tracking.run(todo[i], classifier.engine.get());
     if (scored) scores.push_back(eval_row(closing_row(f, v), f.classes));
