@@ -454,7 +454,7 @@ int run_faces(const FacesArgs& a) {
   WalkNotes walked;
   std::vector<InputItem> inputs = expand_inputs(a.inputs, &walked);
   {
-    // Everything the run writes, apart and apart from what it reads.
+    // Everything the run writes, apart from each other and from what it reads.
     std::vector<OutputTarget> all{target};
     for (const auto* t : {&tracks_target, &summary, &confusion})
       if (*t) all.push_back(**t);
