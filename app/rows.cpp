@@ -79,19 +79,14 @@ std::string row_problem(const nlohmann::json& row) {
 }  // namespace
 
 std::vector<nlohmann::json> read_rows(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(path + ": cannot read: " + unreadable_reason(path));
   std::vector<nlohmann::json> rows;
-  std::string line;
-  for (int lineno = 1; std::getline(in, line); ++lineno) {
-    // A last line without its newline was cut short by a kill: it does not count (an
-    // interrupted run's OutputFile drops it before appending).
-    if (in.eof()) break;
-    if (line.empty()) continue;
-    nlohmann::json row = nlohmann::json::parse(line, nullptr, false);
+  const std::vector<std::string> lines = complete_lines(path);
+  for (size_t i = 0; i < lines.size(); ++i) {
+    if (lines[i].empty()) continue;
+    nlohmann::json row = nlohmann::json::parse(lines[i], nullptr, false);
     const std::string why = row.is_discarded() ? "not JSON" : row_problem(row);
     if (!why.empty())
-      fail(path + ":" + std::to_string(lineno) +
+      fail(path + ":" + std::to_string(i + 1) +
            ": not a row of fervid's JSON Lines output (--format jsonl): " + why);
     rows.push_back(std::move(row));
   }
@@ -199,8 +194,6 @@ MergedFaces merge_faces(const MergeArgs& a) {
   std::vector<std::string> closing_from;
   std::map<std::string, std::string> seen;
   for (const std::string& path : a.inputs) {
-    if (path.size() > 5 && path.compare(path.size() - 5, 5, ".part") == 0)
-      fail_option(path + ": an unfinished output (finish it with --resume first)");
     Block block;
     const std::vector<std::string> lines = complete_lines(path);
     for (size_t i = 0; i < lines.size(); ++i) {
@@ -254,8 +247,6 @@ std::vector<nlohmann::json> merged_rows(const std::vector<std::string>& inputs) 
   std::string run_from;
   std::map<std::string, std::string> seen;  // video -> the file it came from
   for (const std::string& path : inputs) {
-    if (path.size() > 5 && path.compare(path.size() - 5, 5, ".part") == 0)
-      fail_option(path + ": an unfinished output (finish it with --resume first)");
     for (nlohmann::json& row : read_rows(path)) {
       if (run.is_null()) {
         run = row["run"];
@@ -288,6 +279,9 @@ int merge_outputs(const MergeArgs& a) {
   if (!a.confusion.empty())
     targets.push_back(*(confusion = OutputTarget::at(a.confusion, "--confusion")));
   check_distinct(targets, a.inputs);
+  for (const std::string& path : a.inputs)
+    if (path.size() > 5 && path.compare(path.size() - 5, 5, ".part") == 0)
+      fail_option(path + ": an unfinished output (finish it with --resume first)");
   const bool faces = std::any_of(a.inputs.begin(), a.inputs.end(), is_faces_output);
   MergedFaces face_rows;
   if (faces) face_rows = merge_faces(a);
@@ -297,9 +291,10 @@ int merge_outputs(const MergeArgs& a) {
     fail_option("merge: --summary and --confusion score eval rows; the rows of " +
                 names_of(a.inputs) + " carry no truth (write them with fervid eval" +
                 (faces ? ", or fervid faces --labels/--summary" : "") + ")");
-  std::ostringstream text;
-  for (const auto& row : rows) text << json_line(row) << "\n";
-  write_output(targets[0], faces ? face_rows.text : text.str());
+  std::string text = std::move(face_rows.text);
+  if (!faces)
+    for (const auto& row : rows) text += json_line(row) + "\n";
+  write_output(targets[0], text);
   if (!a.quiet)
     std::cerr << "fervid: merged " << (faces ? "the faces of " : "") << rows.size()
               << " videos from " << a.inputs.size() << " files into " << a.output << "\n";

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
-#include <functional>
 #include <map>
 #include <optional>
 
@@ -198,16 +197,14 @@ float second_look(const ImageView& frame, const FaceRow& r, float angle, Detecto
   return angle;
 }
 
-// Each track's eye-line angle: from its detection's key points (with a second look where the face
-// is turned: `refine`), the last one kept while the track coasts without a detection.
+// Each track's eye-line angle: from its detection's key points in `frame` (with a second look by
+// `net` where the face is turned), the last one kept while the track coasts without a detection.
 class EyeAngles {
  public:
-  void set(FaceRow& r, const std::function<float(const FaceRow&, float)>& refine = {}) {
+  void set(FaceRow& r, const ImageView& frame, DetectorNet& net, float keep_score) {
     if (r.track == 0) return;
-    if (!r.keypoints.empty()) {
-      const float first = eye_angle(r.keypoints);
-      last_[r.track] = refine ? refine(r, first) : first;
-    }
+    if (!r.keypoints.empty())
+      last_[r.track] = second_look(frame, r, eye_angle(r.keypoints), net, keep_score);
     r.angle = last_[r.track];
   }
 
@@ -353,9 +350,7 @@ VideoFaces FaceTracking::run(const InputItem& input, Engine* classifier) {
           // The crops are turned by the eye line, read with a second look where it is turned.
           const cpu::ScopedOmpThreads one(1);
           for (size_t r = first; r < out.rows.size(); ++r)
-            angles.set(out.rows[r], [&](const FaceRow& face, float angle) {
-              return second_look(f.view(), face, angle, net, o.keep_score);
-            });
+            angles.set(out.rows[r], f.view(), net, o.keep_score);
           classifying->add(f, first, out);
         }
         ++out.frames;
@@ -417,10 +412,7 @@ std::vector<FaceRow> FaceFollower::next(const ImageView& frame, int64_t index, d
   VideoFaces out;
   m.tracker->add(index, time_s, frame.width, frame.height, size,
                  m.net->detect(1, m.options.keep_score).front(), out);
-  for (FaceRow& r : out.rows)
-    m.angles->set(r, [&](const FaceRow& face, float angle) {
-      return second_look(frame, face, angle, *m.net, m.options.keep_score);
-    });
+  for (FaceRow& r : out.rows) m.angles->set(r, frame, *m.net, m.options.keep_score);
   return std::move(out.rows);
 }
 
