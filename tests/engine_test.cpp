@@ -4,12 +4,14 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <map>
 #include <set>
 
 #include "backends/cpu/conv_policy.h"
 #include "backends/cpu/cpu_backend.h"
 #include "backends/cuda/conv_policy.h"
 #include "backends/cuda/cuda_probe.h"
+#include "cpu/ops.h"
 #include "fervid/fervid.h"
 #include "model.h"
 #include "network_compare.h"
@@ -115,6 +117,91 @@ TEST(Engine, FramesInMemoryAsAVideoAndOneByOneAgree) {
     }
   }
   EXPECT_EQ(clip.counts, counts);
+}
+
+// The face stage's backend path (FacesOptions::FramePath::Backend) on the CPU backend, whose
+// memory is the host's: a RAVDESS clip's frames kept in YUV 4:2:0, letterboxed and their faces
+// cut by the backend's face ops (what the GPU runs), against the host path on swscale's RGB
+// (within 3 levels of the YUV's own conversion): the same rows and tracks, boxes and angles
+// within that rounding. And every classified face's scores are exactly classify_frames' for the
+// aligned face cut on the host from the same frame's YUV pixels with the row's own box and
+// angle: the right crop reached the right row.
+TEST(Faces, TheBackendPathTracksAsTheHostPathAndClassifiesEachRowsOwnFace) {
+  FERVID_NEED_RAVDESS();
+  const std::string detector = CropSpec{}.detector_file();
+  if (!fs::exists(detector))
+    GTEST_SKIP() << "no face detector at " << detector << " (tools/setup.sh writes it)";
+  Engine engine(load_weights(tiny_weights()), cpu_options(4));
+  const InputItem clip =
+      expand_inputs({test_data_dir() + "/ravdess/modified/01-01-08-02-01-01-19.mp4"}, nullptr)[0];
+  FacesOptions o;
+  o.sampling.max_frames = 8;
+  o.batch = 3;  // batches of 3, 3 and 2 frames
+  o.frame_path = FacesOptions::FramePath::Backend;
+  FaceTracking there(detector, o);
+  o.frame_path = FacesOptions::FramePath::Host;
+  FaceTracking host(detector, o);
+  EXPECT_TRUE(there.frames_on_backend(&engine));
+  EXPECT_FALSE(host.frames_on_backend(&engine));
+  const VideoFaces got = there.run(clip, &engine), want = host.run(clip, &engine);
+  ASSERT_TRUE(got.ok() && want.ok()) << got.error << want.error;
+  ASSERT_EQ(got.rows.size(), want.rows.size());
+  for (size_t i = 0; i < got.rows.size(); ++i) {
+    const FaceRow &g = got.rows[i], &w = want.rows[i];
+    SCOPED_TRACE("row " + std::to_string(i));
+    ASSERT_EQ(g.frame_index, w.frame_index);
+    ASSERT_EQ(g.track, w.track);
+    for (auto [a, b] : {std::pair{g.x, w.x}, {g.y, w.y}, {g.w, w.w}, {g.h, w.h}})
+      EXPECT_NEAR(a, b, 2.0);
+    EXPECT_NEAR(g.angle, w.angle, 0.03);
+  }
+  // The same frames in YUV, in RGB by the YUV ops' own conversion.
+  SamplingOptions sampling = o.sampling;
+  sampling.keep_yuv = true;
+  std::unique_ptr<FrameSource> source = open_frames(clip, sampling);
+  std::map<int64_t, std::vector<uint8_t>> rgb;
+  int width = 0, height = 0;
+  for (Frame f; source->next(f);) {
+    ASSERT_TRUE(f.is_yuv) << "the clip's frames should come in YUV 4:2:0";
+    width = f.width;
+    height = f.height;
+    const YuvView v = f.yuv_view();
+    const YuvCoefficients k = yuv_coefficients(f.color);
+    std::vector<uint8_t>& out = rgb[f.index];
+    out.resize(size_t(width) * height * 3);
+    for (int y = 0; y < height; ++y)
+      for (int x = 0; x < width; ++x) {
+        float px[3];
+        cpu::yuv_pixel_rgb(v, k, x, y, px);
+        for (int c = 0; c < 3; ++c) out[(size_t(y) * width + x) * 3 + c] = uint8_t(px[c]);
+      }
+  }
+  const int side = engine.face_crop_size();
+  std::vector<std::vector<uint8_t>> crops;
+  std::vector<ImageView> views;
+  std::vector<const FaceRow*> classified;
+  for (const FaceRow& r : got.rows) {
+    if (r.track == 0) continue;
+    ASSERT_GE(r.label, 0) << "every tracked face is classified (FaceChoice::All)";
+    crops.emplace_back(size_t(side) * side * 3);
+    aligned_face({rgb.at(r.frame_index).data(), width, height, width * 3}, r, o.margin, side,
+                 crops.back().data());
+    classified.push_back(&r);
+  }
+  ASSERT_GE(classified.size(), 6u) << "the clip's frames should hold a face";
+  for (const auto& c : crops) views.push_back({c.data(), side, side, side * 3});
+  const FrameScores s = engine.classify_frames(views, CropSpec{});
+  for (size_t i = 0; i < classified.size(); ++i) {
+    EXPECT_EQ(classified[i]->label, s.labels[i]) << "face " << i;
+    for (int c = 0; c < s.classes; ++c)
+      EXPECT_NEAR(classified[i]->probs[size_t(c)], s.probs[i * s.classes + c], 1e-6)
+          << "face " << i << " class " << c;
+  }
+  // Auto keeps the host path where the detector is not on the GPU.
+  if (cuda_device_available(nullptr)) return;
+  o.frame_path = FacesOptions::FramePath::Auto;
+  EXPECT_FALSE(FaceTracking(detector, o).frames_on_backend(&engine))
+      << "auto keeps the host path on the CPU";
 }
 
 TEST(Engine, BadFramesAndBadOptionsFailInOneLine) {

@@ -9,7 +9,9 @@
 #include <random>
 
 #include "backends/cpu/cpu_backend.h"
+#include "cpu/ops.h"
 #include "fervid/faces.h"
+#include "random_yuv.h"
 #include "test_util.h"
 
 namespace fervid::test {
@@ -92,6 +94,90 @@ TEST(FaceCrops, OutsideTheFrameIsBlack) {
         const int want = x < 0 || y < 0 ? 0 : f.at(x, y, c);
         ASSERT_EQ(out[(size_t(v) * size + u) * 3 + c], want) << u << "," << v;
       }
+}
+
+// ---- The face ops on YUV frames (fervid/face_sample.h) against the RGB references --------------
+
+const ColorSpec kColours[] = {{false, false}, {true, false}, {true, true}, {false, true}};
+
+TEST(FaceFrameOps, LetterboxOfYuvIsTheRgbLetterboxOfItsPixels) {
+  // Wide, tall, odd-sized, smaller and larger than the input; planar and NV12.
+  const int sizes[][2] = {{37, 23}, {23, 37}, {64, 64}, {301, 180}, {9, 14}};
+  const int size = 32;
+  unsigned seed = 100;
+  for (const auto& wh : sizes)
+    for (bool nv12 : {false, true}) {
+      const ColorSpec cs = kColours[seed % 4];
+      RandomYuv f(wh[0], wh[1], nv12, seed++);
+      f.convert(cs);
+      std::vector<float> want(size_t(size) * size * 3);
+      letterbox_frame(f.rgb_view(), size, want.data());
+      OwnedTensor got = host_tensor({1, size, size, 3}, DType::F32, Layout::NHWC);
+      std::fill_n(got.tensor.ptr<float>(), want.size(), std::nanf(""));  // poisoned
+      const YuvView views[] = {f.view};
+      cpu::letterbox_yuv420(views, cs, got.tensor);
+      SCOPED_TRACE(std::to_string(wh[0]) + "x" + std::to_string(wh[1]) + (nv12 ? " nv12" : ""));
+      for (size_t i = 0; i < want.size(); ++i)
+        ASSERT_EQ(got.tensor.ptr<float>()[i], want[i]) << "value " << i;
+    }
+}
+
+TEST(FaceFrameOps, FaceCropsOfYuvAreTheAlignedFacesOfItsPixelsNormalised) {
+  // Faces of every kind on two frames: small (one sample a pixel) and large (k x k), turned
+  // either way, partly outside the frame; a window inside the square (the input's resize step).
+  RandomYuv a(120, 90, false, 7), b(75, 101, true, 8);
+  const ColorSpec cs{true, false};
+  a.convert(cs);
+  b.convert(cs);
+  std::mt19937 rng(9);
+  std::uniform_real_distribution<float> unit(0.0f, 1.0f);
+  std::vector<FaceRow> rows;
+  std::vector<FaceSquare> squares;
+  const double margin = 0.25;
+  for (int i = 0; i < 12; ++i) {
+    const RandomYuv& f = i % 2 ? b : a;
+    FaceRow r;
+    r.track = 1;
+    r.w = 8 + 70 * unit(rng);
+    r.h = r.w * (0.8f + 0.4f * unit(rng));
+    r.x = -10 + (f.w - r.w + 20) * unit(rng);
+    r.y = -10 + (f.h - r.h + 20) * unit(rng);
+    r.angle = -0.7f + 1.4f * unit(rng);
+    rows.push_back(r);
+    squares.push_back(fervid::face_square(r, margin, i % 2));
+  }
+  Preprocess pp;
+  pp.bgr = true;
+  pp.scale = 1.0f / 255.0f;
+  pp.mean = {0.485f, 0.456f, 0.406f};
+  pp.std = {0.229f, 0.224f, 0.225f};
+  pp.resize = 20;
+  const int crop = 20, size = 16;  // the centred 16 x 16 of a 20-pixel square
+  OwnedTensor got = host_tensor({int64_t(rows.size()), size, size, 3}, DType::F32, Layout::NHWC);
+  std::fill_n(got.tensor.ptr<float>(), got.tensor.numel(), std::nanf(""));  // poisoned
+  const YuvView views[] = {a.view, b.view};
+  cpu::face_crops_yuv420(views, squares, crop, cs, pp, got.tensor);
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const RandomYuv& f = i % 2 ? b : a;
+    std::vector<uint8_t> want(size_t(crop) * crop * 3);
+    aligned_face(f.rgb_view(), rows[i], margin, crop, want.data());
+    for (int v = 0; v < size; ++v)
+      for (int u = 0; u < size; ++u)
+        for (int c = 0; c < 3; ++c) {
+          const float px = want[(size_t(v + 2) * crop + u + 2) * 3 + (2 - c)];
+          const float norm = px * (pp.scale / pp.std[c]) - pp.mean[c] / pp.std[c];
+          ASSERT_EQ(got.tensor.ptr<float>()[((i * size + v) * size + u) * 3 + c], norm)
+              << "face " << i << " at " << u << "," << v;
+        }
+  }
+  // A square the input's resize step would resize is refused, naming the op.
+  pp.resize = 24;
+  try {
+    cpu::face_crops_yuv420(views, squares, crop, cs, pp, got.tensor);
+    ADD_FAILURE() << "a 20-pixel square for a resize step to 24 was taken";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("face_crops_yuv420"), std::string::npos) << e.what();
+  }
 }
 
 FaceRow classified(int64_t frame, int track, float w, int label, std::vector<float> probs) {

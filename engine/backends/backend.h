@@ -208,6 +208,23 @@ class FrameSinks {
   virtual std::shared_ptr<DeviceFrameSink> make_frame_sink(int max_frames) = 0;
 };
 
+// The face stage's frame ops (fervid/face_sample.h) on YUV 4:2:0 frames in this backend's memory
+// (the CPU backend's is the host's; the CUDA backend's, any device memory of its GPU: NVDEC's
+// surfaces or planes another backend uploaded), so that a face stage on the device reads each
+// frame where it is and sends back only boxes and results.
+class FaceFrameOps {
+ public:
+  virtual ~FaceFrameOps() = default;
+  // out f32 [N,S,S,3] (NHWC): frame i letterboxed into the detector's S x S input, in [-1, 1].
+  virtual void letterbox_yuv420(std::span<const YuvView> frames, const ColorSpec& cs,
+                                const Tensor& out) = 0;
+  // out [N,S,S,3] (NHWC, f32 or the compute dtype): faces[i]'s aligned square, crop_size pixels
+  // a side, of frames[faces[i].frame], its S x S window (face_window) normalised by `pp`.
+  virtual void face_crops_yuv420(std::span<const YuvView> frames, std::span<const FaceSquare> faces,
+                                 int crop_size, const ColorSpec& cs, const Preprocess& pp,
+                                 const Tensor& out) = 0;
+};
+
 // The rate of one large GEMM in the backend's precision, measured now: the reference the
 // benchmark's frame stage is set against (TFLOP/s).
 class ReferenceGemm {
@@ -293,6 +310,7 @@ class Backend {
   virtual GraphReplay* graph_replay() { return nullptr; }
   virtual Timelines* timelines() { return nullptr; }
   virtual FrameSinks* frame_sinks() { return nullptr; }
+  virtual FaceFrameOps* face_frame_ops() { return nullptr; }
   virtual ReferenceGemm* reference_gemm() { return nullptr; }
   virtual DeviceGradcam* device_gradcam() { return nullptr; }
 };

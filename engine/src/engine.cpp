@@ -75,6 +75,7 @@ struct Engine::Impl {
   std::optional<DetectorWeights> detector;
   std::unique_ptr<FaceFollower> follower;
   std::optional<CropRect> own_face(const ImageView& frame, const CropSpec& crop);
+  void take_scores(FrameScores& s, int first, int n);
 };
 
 // `frame`'s largest face alone (a new track each time: a frame's crop never depends on the
@@ -212,7 +213,6 @@ std::vector<CropRect> Engine::frame_crops(std::span<const ImageView> frames, con
 
 FrameScores Engine::classify_frames(std::span<const ImageView> frames, const CropSpec& crop) {
   Model& model = *impl_->model;
-  Backend& be = *impl_->backend;
   FrameScores s;
   s.frames = int(frames.size());
   s.classes = impl_->spec.num_classes();
@@ -224,15 +224,112 @@ FrameScores Engine::classify_frames(std::span<const ImageView> frames, const Cro
   for (int first = 0; first < s.frames; first += model.max_batch()) {
     const int n = std::min(model.max_batch(), s.frames - first);
     model.forward(frames.subspan(first, n), std::span<const CropRect>(crops).subspan(first, n));
-    const size_t row = size_t(first) * s.classes;
-    be.copy_to_host(s.labels.data() + first, model.labels().slice(0, n));
-    be.copy_to_host(s.probs.data() + row, model.probs().slice(0, n));
-    be.copy_to_host(s.logits.data() + row, model.logits().slice(0, n));
+    impl_->take_scores(s, first, n);
   }
-  for (size_t i = 0; i < s.labels.size(); ++i)
-    if (!std::all_of(s.probs.begin() + i * s.classes, s.probs.begin() + (i + 1) * s.classes,
+  return s;
+}
+
+// Frames [first, first + n) of `s` from the model's outputs; a row whose probabilities are not
+// all finite gets label -1.
+void Engine::Impl::take_scores(FrameScores& s, int first, int n) {
+  const size_t row = size_t(first) * s.classes;
+  backend->copy_to_host(s.labels.data() + first, model->labels().slice(0, n));
+  backend->copy_to_host(s.probs.data() + row, model->probs().slice(0, n));
+  backend->copy_to_host(s.logits.data() + row, model->logits().slice(0, n));
+  for (int i = first; i < first + n; ++i)
+    if (!std::all_of(s.probs.begin() + size_t(i) * s.classes,
+                     s.probs.begin() + size_t(i + 1) * s.classes,
                      [](float p) { return std::isfinite(p); }))
-      s.labels[i] = -1;
+      s.labels[size_t(i)] = -1;
+}
+
+NetworkInputs Engine::network_inputs(const InputItem& input, const SamplingOptions& sampling,
+                                     const CropSpec& crop) {
+  Model& model = *impl_->model;
+  Backend& be = *impl_->backend;
+  if (be.compute_dtype() != DType::F32)
+    fail_option("network inputs need an engine computing in f32 ({{precision}} fp32)");
+  const bool face = crop.mode == CropSpec::Mode::Face;
+  if (crop.mode == CropSpec::Mode::Haar || crop.mode == CropSpec::Mode::Boxes)
+    fail_option("network inputs take {{crop}} full, center, box=x,y,w,h or face");
+  if (input.kind == InputKind::Invalid) fail_input(input.path + ": " + input.error);
+  SamplingOptions s = sampling;
+  s.keep_yuv = false;  // the CPU's reference path: swscale's RGB
+  std::unique_ptr<FrameSource> source = open_frames(input, s);
+  std::optional<DetectorWeights> detector;
+  std::unique_ptr<FaceFollower> follower;
+  if (face) {
+    detector = load_crop_detector(crop);
+    FacesOptions follow;
+    follow.sampling = s;
+    follower = std::make_unique<FaceFollower>(*detector, follow);
+  }
+  const double margin = impl_->spec.face_margin;
+  NetworkInputs out;
+  out.size = impl_->spec.input_size;
+  const size_t per = size_t(out.size) * out.size * 3;
+  std::vector<Frame> batch;
+  std::vector<CropRect> crops;
+  auto flush = [&] {
+    if (batch.empty()) return;
+    const int n = int(batch.size());
+    model.preprocess(batch, crops, 0);
+    out.values.resize(out.values.size() + size_t(n) * per);
+    be.copy_to_host(out.values.data() + out.values.size() - size_t(n) * per,
+                    model.input(0).slice(0, n));
+    batch.clear();
+    crops.clear();
+  };
+  for (Frame f; source->next(f);) {
+    CropRect r;
+    bool none = false;
+    if (face) {
+      const std::vector<FaceRow> rows = follower->next(f.view(), f.index, f.time_s);
+      const std::optional<FaceCrop> c = largest_face_crop(rows, margin, f.width, f.height);
+      none = !c;
+      r = c ? c->rect : centre_square(f.width, f.height);
+    } else {
+      r = crop.rect_for(f.width, f.height);
+    }
+    out.index.push_back(f.index);
+    out.time_s.push_back(f.time_s);
+    out.crops.push_back(r);
+    out.no_face.push_back(none ? 1 : 0);
+    batch.push_back(std::move(f));
+    crops.push_back(r);
+    if (int(batch.size()) == model.max_batch()) flush();
+  }
+  flush();
+  out.frames = int(out.index.size());
+  return out;
+}
+
+bool Engine::reads_yuv_faces() const { return impl_->backend->face_frame_ops() != nullptr; }
+
+int Engine::face_crop_size() const {
+  const Preprocess& p = impl_->spec.preprocess;
+  return p.resize > 0 ? p.resize : impl_->spec.input_size;
+}
+
+FrameScores Engine::classify_faces(std::span<const YuvView> frames,
+                                   std::span<const FaceSquare> faces, const ColorSpec& cs) {
+  FaceFrameOps* ops = impl_->backend->face_frame_ops();
+  if (!ops) fail("classify_faces: the " + impl_->backend->name() + " backend reads RGB frames");
+  Model& model = *impl_->model;
+  FrameScores s;
+  s.frames = int(faces.size());
+  s.classes = impl_->spec.num_classes();
+  s.labels.resize(faces.size());
+  s.probs.resize(faces.size() * size_t(s.classes));
+  s.logits.resize(s.probs.size());
+  s.no_face.assign(faces.size(), 0);
+  for (int first = 0; first < s.frames; first += model.max_batch()) {
+    const int n = std::min(model.max_batch(), s.frames - first);
+    ops->face_crops_yuv420(frames, faces.subspan(size_t(first), size_t(n)), face_crop_size(), cs,
+                           impl_->spec.preprocess, model.input(0).slice(0, n));
+    model.frame_stage(n);
+    impl_->take_scores(s, first, n);
+  }
   return s;
 }
 

@@ -37,23 +37,33 @@ void sample(const ImageView& f, double x, double y, double* rgb) {
 
 }  // namespace
 
+FaceSquare face_square(const FaceRow& face, double margin, int frame) {
+  FaceSquare q;
+  q.frame = frame;
+  q.side = std::max(face.w, face.h) * (1 + 2 * margin);
+  q.cx = face.x + face.w / 2.0;
+  q.cy = face.y + face.h / 2.0;
+  q.cos_a = std::cos(face.angle);
+  q.sin_a = std::sin(face.angle);
+  return q;
+}
+
 void aligned_face(const ImageView& frame, const FaceRow& face, double margin, int size,
                   uint8_t* out) {
   if (size < 1) fail("aligned_face: the size must be at least 1");
-  const double side = std::max(face.w, face.h) * (1 + 2 * margin);
-  const double cx = face.x + face.w / 2.0, cy = face.y + face.h / 2.0;
-  const double step = side / size;  // frame pixels per crop pixel
+  const FaceSquare q = face_square(face, margin);
+  const double step = q.side / size;  // frame pixels per crop pixel
   const int k = std::max(1, int(std::ceil(step - 1e-9)));
-  const double c = std::cos(face.angle), s = std::sin(face.angle);
   for (int v = 0; v < size; ++v)
     for (int u = 0; u < size; ++u) {
       double rgb[3] = {0, 0, 0};
       for (int j = 0; j < k; ++j)
         for (int i = 0; i < k; ++i) {
           // The sample's offset from the centre in the crop, turned into the frame.
-          const double dx = (u + (i + 0.5) / k) * step - side / 2;
-          const double dy = (v + (j + 0.5) / k) * step - side / 2;
-          sample(frame, cx + c * dx - s * dy, cy + s * dx + c * dy, rgb);
+          const double dx = (u + (i + 0.5) / k) * step - q.side / 2;
+          const double dy = (v + (j + 0.5) / k) * step - q.side / 2;
+          sample(frame, q.cx + q.cos_a * dx - q.sin_a * dy, q.cy + q.sin_a * dx + q.cos_a * dy,
+                 rgb);
         }
       uint8_t* px = out + (size_t(v) * size + u) * 3;
       for (int ch = 0; ch < 3; ++ch)

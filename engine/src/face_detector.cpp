@@ -259,6 +259,35 @@ void DetectorNet::load_input(int n, const float* host) {
   backend_.copy_from_host(input_.slice(0, n), host);
 }
 
+namespace {
+
+FaceFrameOps& face_ops(Backend& backend) {
+  FaceFrameOps* ops = backend.face_frame_ops();
+  if (!ops) fail("detector: the " + backend.name() + " backend does not read YUV frames");
+  return *ops;
+}
+
+}  // namespace
+
+void DetectorNet::letterbox(std::span<const YuvView> frames, const ColorSpec& cs) {
+  const int n = int(frames.size());
+  if (n < 1 || n > max_batch_)
+    fail("detector: " + std::to_string(n) + " frames, outside 1.." + std::to_string(max_batch_));
+  face_ops(backend_).letterbox_yuv420(frames, cs, input_.slice(0, n));
+}
+
+void DetectorNet::load_squares(std::span<const YuvView> frames, std::span<const FaceSquare> faces,
+                               const ColorSpec& cs) {
+  const int n = int(faces.size());
+  if (n < 1 || n > max_batch_)
+    fail("detector: " + std::to_string(n) + " faces, outside 1.." + std::to_string(max_batch_));
+  // The second look's input: the crop's bytes / 127.5 - 1.
+  Preprocess pp;
+  pp.scale = 1.0f / 127.5f;
+  pp.mean = {1.0f, 1.0f, 1.0f};
+  face_ops(backend_).face_crops_yuv420(frames, faces, card_.input_size, cs, pp, input_.slice(0, n));
+}
+
 void DetectorNet::run(int n) {
   if (n < 1 || n > max_batch_)
     fail("detector: " + std::to_string(n) + " frames, outside 1.." + std::to_string(max_batch_));

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -82,10 +83,18 @@ class DetectorNet {
 
   const DetectorCard& card() const { return card_; }
   int anchors() const { return int(anchors_.size()); }
+  int max_batch() const { return max_batch_; }
   // [max_batch, S, S, 3] in the backend's memory, values in [-1, 1] (what run() reads).
   const Tensor& input() const { return input_; }
   // Copies n frames of f32 NHWC values (letterbox_frame's) from the host into input().
   void load_input(int n, const float* host);
+  // The device path (the backend's FaceFrameOps; frames in its memory): YUV frames letterboxed
+  // into input() as letterbox_frame does, or faces' aligned squares (aligned_face, the input's
+  // size) into its first faces.size() slots, as the second look cuts them on the host.
+  bool reads_yuv_frames() const { return backend_.face_frame_ops() != nullptr; }
+  void letterbox(std::span<const YuvView> frames, const ColorSpec& cs);
+  void load_squares(std::span<const YuvView> frames, std::span<const FaceSquare> faces,
+                    const ColorSpec& cs);
   // The layers on the first n frames of input(); then the raw outputs, copied to the host:
   // boxes [n, anchors, 4 + 2 * keypoints], scores [n, anchors] (before the sigmoid).
   void run(int n);

@@ -77,12 +77,57 @@ void letterbox_frame(const ImageView& frame, int size, float* out) {
     }
 }
 
+namespace {
+
+// The backend path's frames (FacesOptions::FramePath::Backend): a batch's YUV 4:2:0 frames, each
+// uploaded once into the detector backend's memory (a frame already on the device, NVDEC's, is
+// read where it is), as the views the backends' face ops read. The buffer is reused for the next
+// batch: every read of it has been waited for by then (the detections and scores copied back).
+class BackendFrames {
+ public:
+  explicit BackendFrames(Backend& backend) : backend_(backend) {}
+  std::vector<YuvView> upload(std::span<const Frame> frames) {
+    size_t bytes = 0;
+    for (const Frame& f : frames)
+      if (!f.on_device()) bytes += f.yuv.size();
+    if (buffer_.bytes() < bytes) {
+      backend_.synchronize();
+      buffer_ = Buffer();
+      buffer_ = backend_.allocate(bytes);
+    }
+    std::vector<YuvView> views;
+    size_t at = 0;
+    for (const Frame& f : frames) {
+      YuvView v = f.yuv_view();
+      if (!f.on_device()) {
+        auto* base = static_cast<uint8_t*>(buffer_.data()) + at;
+        const Tensor dst(base, {int64_t(f.yuv.size())}, DType::U8);
+        backend_.copy_from_host(dst, f.yuv.data());
+        v.y = base + (v.y - f.yuv.data());
+        v.u = base + (v.u - f.yuv.data());
+        v.v = base + (v.v - f.yuv.data());
+        v.on_device = true;
+        at += f.yuv.size();
+      }
+      views.push_back(v);
+    }
+    return views;
+  }
+
+ private:
+  Backend& backend_;
+  Buffer buffer_;
+};
+
+}  // namespace
+
 struct FaceTracking::Impl {
   FacesOptions options;
   DetectorWeights weights;
   std::unique_ptr<Backend> backend;
   std::unique_ptr<DetectorNet> net;
   std::vector<float> letterboxed;  // the batch's inputs on the host, then copied to the net's
+  std::unique_ptr<BackendFrames> frames;  // the backend path's upload of each batch
 };
 
 namespace {
@@ -178,6 +223,15 @@ float eye_angle(const std::vector<float>& kp) {
 // used (after the frame's own detection).
 constexpr float kSecondLookFrom = 0.08f;  // radians, about 4.6 degrees
 
+// The second reading of a face cut out turned by `angle`: the face is the one at the square's
+// centre (the best-scoring detection holding it); `angle` where none does.
+float looked_again(float angle, const std::vector<Detection>& found) {
+  for (const Detection& d : found)
+    if (d.xmin < 0.5f && d.ymin < 0.5f && d.xmin + d.width > 0.5f && d.ymin + d.height > 0.5f)
+      return angle + eye_angle(d.keypoints);
+  return angle;
+}
+
 float second_look(const ImageView& frame, const FaceRow& r, float angle, DetectorNet& net,
                   float keep_score) {
   if (std::fabs(angle) < kSecondLookFrom) return angle;
@@ -187,14 +241,10 @@ float second_look(const ImageView& frame, const FaceRow& r, float angle, Detecto
   std::vector<uint8_t> crop(size_t(size) * size * 3);
   aligned_face(frame, turned, 0.5, size, crop.data());
   std::vector<float> input(crop.size());
-  for (size_t i = 0; i < crop.size(); ++i) input[i] = float(crop[i]) / 127.5f - 1.0f;
+  // As the backend's ops normalise (DetectorNet::load_squares): bytes * (1 / 127.5) - 1.
+  for (size_t i = 0; i < crop.size(); ++i) input[i] = float(crop[i]) * (1.0f / 127.5f) - 1.0f;
   net.load_input(1, input.data());
-  const std::vector<Detection> found = net.detect(1, keep_score).front();
-  // The face is the one at the square's centre: the best-scoring detection holding it.
-  for (const Detection& d : found)
-    if (d.xmin < 0.5f && d.ymin < 0.5f && d.xmin + d.width > 0.5f && d.ymin + d.height > 0.5f)
-      return angle + eye_angle(d.keypoints);
-  return angle;
+  return looked_again(angle, net.detect(1, keep_score).front());
 }
 
 // Each track's eye-line angle: from its detection's key points in `frame` (with a second look by
@@ -203,8 +253,15 @@ class EyeAngles {
  public:
   void set(FaceRow& r, const ImageView& frame, DetectorNet& net, float keep_score) {
     if (r.track == 0) return;
+    std::optional<float> reading;
     if (!r.keypoints.empty())
-      last_[r.track] = second_look(frame, r, eye_angle(r.keypoints), net, keep_score);
+      reading = second_look(frame, r, eye_angle(r.keypoints), net, keep_score);
+    keep(r, reading);
+  }
+  // Sets r.angle: `reading` where the face was detected, else the track's last one.
+  void keep(FaceRow& r, std::optional<float> reading) {
+    if (r.track == 0) return;
+    if (reading) last_[r.track] = *reading;
     r.angle = last_[r.track];
   }
 
@@ -212,38 +269,78 @@ class EyeAngles {
   std::map<int, float> last_;
 };
 
+// The second looks of rows [first, rows.size()) (the faces of views[frame]) on the detector's
+// backend: the turned faces' squares cut there, detected in batches, then each row's angle set.
+void second_looks_on_backend(std::span<const YuvView> views, const ColorSpec& cs, int frame,
+                             std::vector<FaceRow>& rows, size_t first, DetectorNet& net,
+                             float keep_score, EyeAngles& angles) {
+  std::vector<std::optional<float>> reading(rows.size() - first);
+  std::vector<size_t> looked;
+  std::vector<FaceSquare> squares;
+  for (size_t i = first; i < rows.size(); ++i) {
+    const FaceRow& r = rows[i];
+    if (r.track == 0 || r.keypoints.empty()) continue;
+    const float a = eye_angle(r.keypoints);
+    reading[i - first] = a;
+    if (std::fabs(a) < kSecondLookFrom) continue;
+    FaceRow turned = r;
+    turned.angle = a;
+    squares.push_back(face_square(turned, 0.5, frame));
+    looked.push_back(i - first);
+  }
+  for (size_t at = 0; at < squares.size(); at += size_t(net.max_batch())) {
+    const size_t m = std::min(squares.size() - at, size_t(net.max_batch()));
+    net.load_squares(views, std::span<const FaceSquare>(squares).subspan(at, m), cs);
+    const std::vector<std::vector<Detection>> found = net.detect(int(m), keep_score);
+    for (size_t j = 0; j < m; ++j) {
+      std::optional<float>& a = reading[looked[at + j]];
+      a = looked_again(*a, found[j]);
+    }
+  }
+  for (size_t i = first; i < rows.size(); ++i) angles.keep(rows[i], reading[i - first]);
+}
+
+// The rows of one frame's faces (rows [first, rows.size()) of `out`) that the options classify.
+std::vector<size_t> chosen_faces(const VideoFaces& out, size_t first, FaceChoice choice) {
+  std::vector<size_t> chosen;
+  size_t largest = out.rows.size();
+  for (size_t i = first; i < out.rows.size(); ++i) {
+    const FaceRow& r = out.rows[i];
+    if (r.track == 0) continue;
+    if (choice == FaceChoice::All) chosen.push_back(i);
+    if (largest == out.rows.size() || r.w * r.h > out.rows[largest].w * out.rows[largest].h)
+      largest = i;
+  }
+  if (choice == FaceChoice::Largest && largest < out.rows.size()) chosen.push_back(largest);
+  return chosen;
+}
+
+// Scores of classified faces into their rows.
+void fill_scores(const FrameScores& s, std::span<const size_t> rows, VideoFaces& out) {
+  for (size_t i = 0; i < rows.size(); ++i) {
+    FaceRow& r = out.rows[rows[i]];
+    r.label = s.labels[i];
+    r.probs.assign(s.probs.begin() + i * s.classes, s.probs.begin() + (i + 1) * s.classes);
+  }
+}
+
 // Classifies the faces of a video as they come: each chosen face's aligned crop is kept until a
 // batch of the engine's is full, then the batch is classified and its rows filled in.
 class FaceClassifying {
  public:
-  FaceClassifying(Engine& engine, const FacesOptions& o) : engine_(engine), o_(o) {
-    const Preprocess& p = engine.spec().preprocess;
-    size_ = p.resize > 0 ? p.resize : engine.spec().input_size;
-  }
+  FaceClassifying(Engine& engine, const FacesOptions& o)
+      : engine_(engine), o_(o), size_(engine.face_crop_size()) {}
   // The faces of `frame`, rows [first, rows.size()) of `out` (their angles set): the chosen
   // ones' crops.
   void add(const Frame& frame, size_t first, VideoFaces& out) {
-    size_t largest = out.rows.size();
-    for (size_t i = first; i < out.rows.size(); ++i) {
-      FaceRow& r = out.rows[i];
-      if (r.track == 0) continue;
-      if (o_.choice == FaceChoice::All) take(frame, i, out);
-      if (largest == out.rows.size() || r.w * r.h > out.rows[largest].w * out.rows[largest].h)
-        largest = i;
-    }
-    if (o_.choice == FaceChoice::Largest && largest < out.rows.size()) take(frame, largest, out);
+    for (size_t i : chosen_faces(out, first, o_.choice)) take(frame, i, out);
   }
   void flush(VideoFaces& out) {
     if (pending_.empty()) return;
     std::vector<ImageView> views;
     for (size_t i = 0; i < pending_.size(); ++i)
       views.push_back({crops_.data() + i * crop_bytes(), size_, size_, size_ * 3});
-    const FrameScores s = engine_.classify_frames(views, CropSpec{});
-    for (size_t i = 0; i < pending_.size(); ++i) {
-      FaceRow& r = out.rows[pending_[i]];
-      r.label = s.labels[i];
-      r.probs.assign(s.probs.begin() + i * s.classes, s.probs.begin() + (i + 1) * s.classes);
-    }
+    fill_scores(engine_.classify_frames(views, CropSpec{}), pending_, out);
     pending_.clear();
     crops_.clear();
   }
@@ -310,6 +407,57 @@ class VideoTracker {
 
 }  // namespace
 
+namespace {
+
+// Classifies the chosen faces of a batch of frames on the backend path: their squares cut where
+// the frames are (Engine::classify_faces), once the batch's faces are all known.
+class BackendFaceClassifying {
+ public:
+  BackendFaceClassifying(Engine& engine, const FacesOptions& o) : engine_(engine), o_(o) {}
+  void add(int frame, size_t first, const VideoFaces& out) {
+    for (size_t i : chosen_faces(out, first, o_.choice)) {
+      squares_.push_back(face_square(out.rows[i], o_.margin, frame));
+      rows_.push_back(i);
+    }
+  }
+  void flush(std::span<const YuvView> frames, const ColorSpec& cs, VideoFaces& out) {
+    if (rows_.empty()) return;
+    fill_scores(engine_.classify_faces(frames, squares_, cs), rows_, out);
+    rows_.clear();
+    squares_.clear();
+  }
+
+ private:
+  Engine& engine_;
+  const FacesOptions& o_;
+  std::vector<size_t> rows_;
+  std::vector<FaceSquare> squares_;
+};
+
+bool same_colour(const ColorSpec& a, const ColorSpec& b) {
+  return a.bt709 == b.bt709 && a.full_range == b.full_range;
+}
+
+}  // namespace
+
+bool FaceTracking::frames_on_backend(const Engine* classifier) const {
+  using Path = FacesOptions::FramePath;
+  const Path path = impl_->options.frame_path;
+  if (path == Path::Host) return false;
+  const std::string where = impl_->backend->name();
+  std::string why;
+  if (!impl_->net->reads_yuv_frames())
+    why = "the detector's " + where + " backend cuts no frames";
+  else if (classifier && !classifier->reads_yuv_faces())
+    why = "the classifier's " + classifier->backend_name() + " backend cuts no faces";
+  else if (classifier && classifier->backend_name() != where)  // the memory each reads
+    why = "the detector runs on " + where + " and the classifier on " + classifier->backend_name();
+  if (path == Path::Backend && !why.empty())
+    fail_option("faces: frames cannot be cut on the backend: " + why);
+  // Auto: where the backend would rather have YUV frames than swscale's RGB (the GPU's).
+  return why.empty() && (path == Path::Backend || impl_->backend->prefers_yuv_frames());
+}
+
 VideoFaces FaceTracking::run(const InputItem& input, Engine* classifier) {
   VideoFaces out;
   out.path = input.path;
@@ -318,26 +466,59 @@ VideoFaces FaceTracking::run(const InputItem& input, Engine* classifier) {
   const int size = net.card().input_size;
   try {
     if (input.kind == InputKind::Invalid) fail(input.path + ": " + input.error);
-    std::unique_ptr<FrameSource> source = open_frames(input, o.sampling);
+    const bool on_backend = frames_on_backend(classifier);
+    SamplingOptions sampling = o.sampling;
+    sampling.keep_yuv = on_backend;
+    std::unique_ptr<FrameSource> source = open_frames(input, sampling);
     VideoTracker tracker(o);
     EyeAngles angles;
     std::optional<FaceClassifying> classifying;
+    std::optional<BackendFaceClassifying> classifying_there;
     if (classifier) classifying.emplace(*classifier, o);
+    if (classifier && on_backend) classifying_there.emplace(*classifier, o);
+    if (on_backend && !impl_->frames)
+      impl_->frames = std::make_unique<BackendFrames>(*impl_->backend);
     std::vector<Frame> batch(size_t(o.batch));
+    std::optional<Frame> held;  // a frame of the other kind: the first of the next batch
     const size_t per_frame = size_t(size) * size * 3;
     impl_->letterboxed.resize(per_frame * size_t(o.batch));
-    for (bool more = true; more;) {
+    for (bool ended = false;;) {
+      // A batch of frames of one kind: YUV 4:2:0 of one colour space on the backend path, or
+      // RGB for the host.
       int n = 0;
-      while (n < o.batch && (more = source->next(batch[size_t(n)]))) {
-        letterbox_frame(batch[size_t(n)].view(), size,
-                        impl_->letterboxed.data() + size_t(n) * per_frame);
+      bool there = false;
+      while (n < o.batch) {
+        Frame& f = batch[size_t(n)];
+        if (held) {
+          f = std::move(*held);
+          held.reset();
+        } else if (ended || !source->next(f)) {
+          ended = true;
+          break;
+        }
+        const bool yuv = on_backend && f.is_yuv;
+        if (n > 0 && (yuv != there || (yuv && !same_colour(f.color, batch[0].color)))) {
+          held = std::move(f);
+          break;
+        }
+        there = yuv;
         ++n;
       }
       if (n == 0) break;
+      const std::span<const Frame> frames(batch.data(), size_t(n));
+      std::vector<YuvView> views;
       std::vector<std::vector<Detection>> dets;
       {
         const cpu::ScopedOmpThreads one(1);
-        net.load_input(n, impl_->letterboxed.data());
+        if (there) {
+          views = impl_->frames->upload(frames);
+          net.letterbox(views, batch[0].color);
+        } else {
+          for (int i = 0; i < n; ++i)
+            letterbox_frame(batch[size_t(i)].view(), size,
+                            impl_->letterboxed.data() + size_t(i) * per_frame);
+          net.load_input(n, impl_->letterboxed.data());
+        }
         dets = net.detect(n, o.keep_score);
       }
       for (int i = 0; i < n; ++i) {
@@ -349,12 +530,18 @@ VideoFaces FaceTracking::run(const InputItem& input, Engine* classifier) {
         if (classifying) {
           // The crops are turned by the eye line, read with a second look where it is turned.
           const cpu::ScopedOmpThreads one(1);
-          for (size_t r = first; r < out.rows.size(); ++r)
-            angles.set(out.rows[r], f.view(), net, o.keep_score);
-          classifying->add(f, first, out);
+          if (there) {
+            second_looks_on_backend(views, f.color, i, out.rows, first, net, o.keep_score, angles);
+            classifying_there->add(i, first, out);
+          } else {
+            for (size_t r = first; r < out.rows.size(); ++r)
+              angles.set(out.rows[r], f.view(), net, o.keep_score);
+            classifying->add(f, first, out);
+          }
         }
         ++out.frames;
       }
+      if (there && classifying_there) classifying_there->flush(views, batch[0].color, out);
     }
     if (classifying) {
       classifying->flush(out);

@@ -55,6 +55,14 @@ void yuv_pixel_rgb(const YuvView& f, const YuvCoefficients& k, int x, int y, flo
 // YUV 4:2:0 frames -> RGB (ColorSpec, integer RGB as swscale gives) -> the same as preprocess().
 void preprocess_yuv420(std::span<const YuvView> frames, std::span<const CropRect> crops,
                        const ColorSpec& cs, const Preprocess& pp, const Tensor& out);
+// The face stage's frame ops (fervid/face_sample.h): YUV 4:2:0 frames -> out f32 [N,S,S,3], each
+// letterboxed into the detector's input (values in [-1, 1], as letterbox_frame).
+void letterbox_yuv420(std::span<const YuvView> frames, const ColorSpec& cs, const Tensor& out);
+// faces[i]'s aligned square (aligned_face), crop_size pixels a side, of frames[faces[i].frame] ->
+// the S x S window preprocess's resize step keeps of it (face_window), normalised as preprocess
+// -> out f32 [N,S,S,3].
+void face_crops_yuv420(std::span<const YuvView> frames, std::span<const FaceSquare> faces,
+                       int crop_size, const ColorSpec& cs, const Preprocess& pp, const Tensor& out);
 void vote_accumulate(const Tensor& probs, const Tensor& labels, std::span<const Segment> segments,
                      const Tensor& counts, const Tensor& sums);
 void vote_finalize(const Tensor& counts, const Tensor& sums, std::span<const int> slots,

@@ -12,29 +12,12 @@
 #include "cpu/check.h"
 #include "cpu/ops.h"
 #include "cpu/resize_taps.h"
+#include "fervid/face_sample.h"
 
 namespace fervid::cpu {
 
-namespace {
-
-float channel(float y, float a, float ua, float b, float vb) {
-  // Written step by step so that the CUDA kernel (explicit _rn operations) rounds alike.
-  const float t0 = a * ua;
-  const float t1 = b * vb;
-  const float v = (y + t0) + t1;
-  return std::min(std::max(std::nearbyint(v), 0.0f), 255.0f);
-}
-
-}  // namespace
-
 void yuv_pixel_rgb(const YuvView& f, const YuvCoefficients& k, int x, int y, float rgb[3]) {
-  const float Y = float(f.y[int64_t(y) * f.y_stride + x]);
-  const int64_t c = int64_t(y / 2) * f.uv_stride + int64_t(x / 2) * f.uv_step;
-  const float U = float(f.u[c]) - 128.0f, V = float(f.v[c]) - 128.0f;
-  const float yy = (Y - k.y_offset) * k.y_scale;
-  rgb[0] = channel(yy, k.rv, V, 0.0f, 0.0f);
-  rgb[1] = channel(yy, k.gu, U, k.gv, V);
-  rgb[2] = channel(yy, k.bu, U, 0.0f, 0.0f);
+  face_sample::yuv_rgb(f, k, x, y, rgb);
 }
 
 void preprocess_yuv420(std::span<const YuvView> frames, std::span<const CropRect> crops,

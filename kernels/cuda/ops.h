@@ -49,6 +49,15 @@ struct DeviceYuv {
 // frames (a device table of n DeviceYuv) -> out [N,S,S,3]: RGB by `cs`, then as preprocess().
 void preprocess_yuv420(const DeviceYuv* frames, int n, const ColorSpec& cs, const Preprocess& pp,
                        const Tensor& out, cudaStream_t stream);
+// The face stage's frame ops (face_frames.cu; the CPU's in kernels/cpu/ops.h): frames (a device
+// table of n YuvView, planes in device memory) -> out f32 [n,S,S,3], letterboxed for the detector.
+void letterbox_yuv420(const YuvView* frames, int n, const ColorSpec& cs, const Tensor& out,
+                      cudaStream_t stream);
+// faces (a device table of n FaceSquare, each naming its frame in `frames`) -> out [n,S,S,3] in
+// f32, f16 or bf16: each face's aligned crop_size square, its window (face_window) normalised.
+void face_crops_yuv420(const YuvView* frames, const FaceSquare* faces, int n, int crop_size,
+                       const ColorSpec& cs, const Preprocess& pp, const Tensor& out,
+                       cudaStream_t stream);
 // fervid's tensor-core conv: y = [maxpool2x2] ReLU(conv3x3(x, w) + b); x [N,H,W,C],
 // w [K,3,3,C], b [K], y [N,H,W,K] or [N,H/2,W/2,K] with `pool`; f16 or bf16, f32 accumulation.
 void conv3x3_igemm_pool(const Tensor& x, const Tensor& w, const Tensor& b, bool pool,

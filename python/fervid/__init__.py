@@ -251,6 +251,17 @@ class Engine:
                    "decode_threads": 1, "stage_streams": True}
         return list(self._stream([(name, arrays)], options, None))[0]
 
+    def network_inputs(self, path: PathLike, *, stride: int = 1, max_frames: int = 0,
+                       crop: Optional[str] = None) -> dict:
+        """What the network reads for one video's (or image's) sampled frames, as a classify or
+        eval run on the CPU gives it: decoded by fervid, cut by crop (full | center |
+        box=x,y,w,h | face: the largest face tracked as --crop face tracks it; None: the
+        card's), resized and normalised by the card. A dict of numpy arrays: "inputs" float32
+        [N, S, S, 3] (NHWC; torch wants .permute(0, 3, 1, 2)), "index" and "time_s" of each
+        frame, "crops" [N, 4] (x, y, w, h) and "no_face". For training on exactly the pixels
+        fervid classifies (docs/study.md); the engine must compute in fp32."""
+        return self._engine.network_inputs(os.fspath(path), stride, max_frames, crop or "")
+
     def faces(self, inputs: Inputs, *, detector: Optional[PathLike] = None, stride: int = 1,
               max_frames: int = 0, faces: str = "all", margin: Optional[float] = None,
               vote: Optional[str] = None) -> Faces:

@@ -72,6 +72,21 @@ py::str fs_str(const std::string& path) {
   return py::reinterpret_steal<py::str>(s);
 }
 
+// Each frame's crop (x, y, w, h) and whether crop face found none, as d["crops"], d["no_face"].
+void add_crops(py::dict& d, const std::vector<CropRect>& rects, const std::vector<uint8_t>& none) {
+  const size_t n = rects.size();
+  py::array_t<int32_t> crops({n, size_t(4)});
+  py::array_t<bool> no_face(n);
+  for (size_t i = 0; i < n; ++i) {
+    const CropRect& r = rects[i];
+    const int32_t xywh[4] = {r.x, r.y, r.width, r.height};
+    std::copy(xywh, xywh + 4, crops.mutable_data() + 4 * i);
+    no_face.mutable_data()[i] = none[i] != 0;
+  }
+  d["crops"] = crops;
+  d["no_face"] = no_face;
+}
+
 // ---- Frames from numpy ----------------------------------------------------------------------
 
 // An 8-bit RGB image [H, W, 3] whose pixels and channels are packed (rows may be strided).
@@ -603,20 +618,47 @@ class PyEngine {
     py::array_t<float> probs({n, k}), logits({n, k});
     std::copy(s.probs.begin(), s.probs.end(), probs.mutable_data());
     std::copy(s.logits.begin(), s.logits.end(), logits.mutable_data());
-    py::array_t<int32_t> crops({n, size_t(4)});
-    py::array_t<bool> no_face(n);
-    for (size_t i = 0; i < n; ++i) {
-      const CropRect& r = s.crops[i];
-      const int32_t xywh[4] = {r.x, r.y, r.width, r.height};
-      std::copy(xywh, xywh + 4, crops.mutable_data() + 4 * i);
-      no_face.mutable_data()[i] = s.no_face[i] != 0;
-    }
     py::dict d;
     d["labels"] = labels;
     d["probs"] = probs;
     d["logits"] = logits;
-    d["crops"] = crops;
-    d["no_face"] = no_face;
+    add_crops(d, s.crops, s.no_face);
+    return d;
+  }
+
+  // Engine::network_inputs of one input file: the arrays the network reads for its frames.
+  py::dict network_inputs(const py::handle& path, int stride, int max_frames,
+                          const std::string& crop) {
+    const std::string p = fs_path(path);
+    SamplingOptions sampling;
+    sampling.stride = stride;
+    sampling.max_frames = max_frames;
+    if (stride < 1) fail_option("{{stride}} " + std::to_string(stride) + ": must be at least 1");
+    if (max_frames < 0) fail_option("{{max_frames}} must be 0 (all) or more");
+    const CropSpec c = crop.empty() ? engine().default_options().crop : CropSpec::parse(crop);
+    NetworkInputs in;
+    {
+      std::lock_guard lock(holder_->mu);
+      if (holder_->running) fail_option("the engine is already classifying (one run at a time)");
+      Engine& e = engine();
+      py::gil_scoped_release nogil;
+      const std::vector<InputItem> items = expand_inputs({p});
+      if (items.size() != 1)
+        fail_input(p + ": " + std::to_string(items.size()) + " inputs, not one video or image");
+      in = e.network_inputs(items[0], sampling, c);
+    }
+    const size_t n = size_t(in.frames), S = size_t(in.size);
+    py::array_t<float> values({n, S, S, size_t(3)});
+    std::copy(in.values.begin(), in.values.end(), values.mutable_data());
+    py::array_t<int64_t> index(n);
+    std::copy(in.index.begin(), in.index.end(), index.mutable_data());
+    py::array_t<double> time_s(n);
+    std::copy(in.time_s.begin(), in.time_s.end(), time_s.mutable_data());
+    py::dict d;
+    d["inputs"] = values;
+    d["index"] = index;
+    d["time_s"] = time_s;
+    add_crops(d, in.crops, in.no_face);
     return d;
   }
 
@@ -768,6 +810,8 @@ PYBIND11_MODULE(_fervid, m) {
       .def("classify_frames", &PyEngine::classify_frames, py::arg("frames"), py::arg("crop"))
       .def("gradcam", &PyEngine::gradcam, py::arg("frames"), py::arg("crop"), py::arg("classes"))
       .def("faces", &PyEngine::faces, py::arg("inputs"), py::arg("options"))
+      .def("network_inputs", &PyEngine::network_inputs, py::arg("path"), py::arg("stride"),
+           py::arg("max_frames"), py::arg("crop"))
       .def("watch", &PyEngine::watch, py::arg("sources"), py::arg("options"))
       .def("close", &PyEngine::close);
 

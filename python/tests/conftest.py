@@ -43,6 +43,18 @@ def run_cli(cli: str, *args, check=True) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="session")
+def detector() -> pathlib.Path:
+    """The face detector's weights; skipped, saying why, without them (tools/setup.sh converts
+    them into ~/.cache/fervid/; FERVID_DETECTOR names another)."""
+    cache = pathlib.Path(os.environ.get("XDG_CACHE_HOME", pathlib.Path.home() / ".cache"))
+    path = pathlib.Path(os.environ.get("FERVID_DETECTOR",
+                                       cache / "fervid" / "blazeface-short-range.safetensors"))
+    if not path.is_file():
+        pytest.skip(f"no face detector at {path} (tools/setup.sh writes it)")
+    return path
+
+
+@pytest.fixture(scope="session")
 def tiny_weights(cli, tmp_path_factory) -> pathlib.Path:
     """A tiny model with the RAVDESS classes: a VGG of two conv layers on 16x16 inputs."""
     d = tmp_path_factory.mktemp("tiny")

@@ -1,23 +1,11 @@
 """fervid.faces() and Engine.faces(): `fervid faces` from Python (docs/faces.md). Skipped, with
 the reason, where no face detector's weights are at hand (tools/setup.sh converts them into
 ~/.cache/fervid/; FERVID_DETECTOR names another)."""
-import os
-import pathlib
 
 import numpy as np
 import pytest
 
 import fervid
-
-
-@pytest.fixture(scope="module")
-def detector() -> pathlib.Path:
-    cache = pathlib.Path(os.environ.get("XDG_CACHE_HOME", pathlib.Path.home() / ".cache"))
-    path = pathlib.Path(os.environ.get("FERVID_DETECTOR",
-                                       cache / "fervid" / "blazeface-short-range.safetensors"))
-    if not path.is_file():
-        pytest.skip(f"no face detector at {path} (tools/setup.sh writes it)")
-    return path
 
 
 def test_tracks_the_face_of_a_photo_and_keeps_a_bad_input_as_its_error(detector, data, tmp_path):

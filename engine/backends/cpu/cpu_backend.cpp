@@ -178,7 +178,7 @@ class CpuGlobalAvgpool final : public PreparedLayer {
   }
 };
 
-class CpuBackend final : public Backend, Timelines, DeviceGradcam {
+class CpuBackend final : public Backend, Timelines, DeviceGradcam, FaceFrameOps {
  public:
   CpuBackend(int threads, CpuConvPolicy policy) : policy_(std::move(policy)) {
     if (threads > 0) {
@@ -211,6 +211,7 @@ class CpuBackend final : public Backend, Timelines, DeviceGradcam {
   Timelines* timelines() override { return this; }
   std::unique_ptr<Timeline> make_timeline() override { return std::make_unique<HostTimeline>(); }
   DeviceGradcam* device_gradcam() override { return this; }
+  FaceFrameOps* face_frame_ops() override { return this; }
 
   std::unique_ptr<PreparedLayer> prepare(const LayerDesc& layer,
                                          const LayerWeights& weights) override {
@@ -239,6 +240,15 @@ class CpuBackend final : public Backend, Timelines, DeviceGradcam {
   void preprocess_yuv420(std::span<const YuvView> frames, std::span<const CropRect> crops,
                          const ColorSpec& cs, const Preprocess& pp, const Tensor& out) override {
     cpu::preprocess_yuv420(frames, crops, cs, pp, out);
+  }
+  void letterbox_yuv420(std::span<const YuvView> frames, const ColorSpec& cs,
+                        const Tensor& out) override {
+    cpu::letterbox_yuv420(frames, cs, out);
+  }
+  void face_crops_yuv420(std::span<const YuvView> frames, std::span<const FaceSquare> faces,
+                         int crop_size, const ColorSpec& cs, const Preprocess& pp,
+                         const Tensor& out) override {
+    cpu::face_crops_yuv420(frames, faces, crop_size, cs, pp, out);
   }
   void softmax_argmax(const Tensor& logits, const Tensor& probs, const Tensor& labels) override {
     cpu::softmax_argmax(logits, probs, labels);

@@ -74,7 +74,8 @@ class CudaBackend final : public Backend,
                           cuda::LayerHost,
                           FrameSinks,
                           ReferenceGemm,
-                          DeviceGradcam {
+                          DeviceGradcam,
+                          FaceFrameOps {
  public:
   CudaBackend(const Arithmetic& precision, CudaConvPolicy conv, bool graphs)
       : precision_(precision),
@@ -85,6 +86,8 @@ class CudaBackend final : public Backend,
         uploads_(meter_, [this] { lanes_.synchronize_all(); }),
         segments_(meter_, [this] { lanes_.synchronize_all(); }),
         slots_(meter_, [this] { lanes_.synchronize_all(); }),
+        face_frames_(meter_, [this] { lanes_.synchronize_all(); }),
+        face_squares_(meter_, [this] { lanes_.synchronize_all(); }),
         // a check after every op needs the ops one by one
         graphs_(
             lanes_.network(), graphs && !sync_check_, [this] { return placement(); },
@@ -108,6 +111,7 @@ class CudaBackend final : public Backend,
   FrameSinks* frame_sinks() override { return this; }
   ReferenceGemm* reference_gemm() override { return this; }
   DeviceGradcam* device_gradcam() override { return this; }
+  FaceFrameOps* face_frame_ops() override { return this; }
 
   Buffer allocate(size_t bytes) override { return meter_.track(cuda::device_buffer(bytes)); }
   void copy_from_host(const Tensor& dst, const void* src) override {
@@ -141,6 +145,30 @@ class CudaBackend final : public Backend,
                          const ColorSpec& cs, const Preprocess& pp, const Tensor& out) override {
     uploads_.preprocess_yuv420(frames, crops, cs, pp, out, lanes_.current(), frames_read_);
     after_op("preprocess_yuv420");
+  }
+  // The frames' table (and the faces') go up behind the queued work; the planes are read where
+  // they are, so they must be in device memory already.
+  void letterbox_yuv420(std::span<const YuvView> frames, const ColorSpec& cs,
+                        const Tensor& out) override {
+    if (frames.empty()) return;
+    cuda::letterbox_yuv420(device_frames(frames, "letterbox_yuv420"), int(frames.size()), cs, out,
+                           lanes_.current());
+    frames_read_.record(lanes_.current());
+    after_op("letterbox_yuv420");
+  }
+  void face_crops_yuv420(std::span<const YuvView> frames, std::span<const FaceSquare> faces,
+                         int crop_size, const ColorSpec& cs, const Preprocess& pp,
+                         const Tensor& out) override {
+    if (faces.empty()) return;
+    for (const FaceSquare& q : faces)
+      if (q.frame < 0 || size_t(q.frame) >= frames.size() || !(q.side > 0))
+        fail("cuda face_crops_yuv420: a face outside the frames, or an empty square");
+    const YuvView* table = device_frames(frames, "face_crops_yuv420");
+    const void* squares = face_squares_.upload(faces.data(), faces.size_bytes(), lanes_.current());
+    cuda::face_crops_yuv420(table, static_cast<const FaceSquare*>(squares), int(faces.size()),
+                            crop_size, cs, pp, out, lanes_.current());
+    frames_read_.record(lanes_.current());
+    after_op("face_crops_yuv420");
   }
   void softmax_argmax(const Tensor& logits, const Tensor& probs, const Tensor& labels) override {
     lanes_.on_network("softmax_argmax");
@@ -207,6 +235,15 @@ class CudaBackend final : public Backend,
     copy_from_host(t.tensor, bytes.data());
     return t;
   }
+  // The device table of `frames` for a face op: each must be in device memory.
+  const YuvView* device_frames(std::span<const YuvView> frames, const char* op) {
+    for (const YuvView& f : frames)
+      if (!f.on_device || !f.y || !f.u || !f.v || f.width < 1 || f.height < 1)
+        fail(std::string("cuda ") + op + ": a frame not in device memory (" +
+             std::to_string(f.width) + "x" + std::to_string(f.height) + ")");
+    return static_cast<const YuvView*>(
+        face_frames_.upload(frames.data(), frames.size_bytes(), lanes_.current()));
+  }
   // FERVID_SYNC_CHECK=1: a synchronise after every op, so that an asynchronous fault is reported
   // by the op that caused it.
   void after_op(const char* op) override {
@@ -237,7 +274,7 @@ class CudaBackend final : public Backend,
   cuda::LinearCublasLt gemm_;
   std::unique_ptr<cuda::GradcamHead> gradcam_;  // made on the first Grad-CAM
   cuda::FrameUploads uploads_;
-  cuda::TableUpload segments_, slots_;
+  cuda::TableUpload segments_, slots_, face_frames_, face_squares_;
   cuda::Event frames_read_;
   Buffer scratch_;
   cuda::CudaGraphs graphs_;

@@ -40,6 +40,15 @@ struct FacesOptions {
   FaceChoice choice = FaceChoice::All;
   double margin = 0.25;
   VoteMode vote = VoteMode::Confidence;
+  // Where frames are cut for the detector and the classifier. Host: RGB frames (swscale's, the
+  // reference path) letterboxed and cropped on the host, the inputs copied to the backends.
+  // Backend: video frames kept in YUV 4:2:0, each uploaded once into the detector backend's
+  // memory, letterboxed and its faces cut there (FaceFrameOps), only boxes and results coming
+  // back; the classifier must run on the same kind of backend. Auto: Backend when the detector
+  // runs on the GPU and the classifier (if any) too. Frames that are not 4:2:0 video (images,
+  // rotated or 4:4:4 video) take the host path either way.
+  enum class FramePath { Auto, Host, Backend };
+  FramePath frame_path = FramePath::Auto;
 };
 
 // One face of one frame, in the frame's pixels, or the frame's row saying it has none
@@ -102,6 +111,9 @@ void letterbox_frame(const ImageView& frame, int size, float* out);
 // larger); black outside the frame.
 void aligned_face(const ImageView& frame, const FaceRow& face, double margin, int size,
                   uint8_t* out);
+// The square aligned_face cuts out for `face` (of frames[frame] in a batch): the device path's
+// crops (Backend's FaceFrameOps) take the same one.
+FaceSquare face_square(const FaceRow& face, double margin, int frame = 0);
 
 // The votes of VideoFaces (track_votes, video) from its classified rows.
 void vote_faces(VideoFaces& faces, int classes, VoteMode vote, FaceChoice choice);
@@ -116,6 +128,9 @@ class FaceTracking {
   FaceTracking& operator=(const FaceTracking&) = delete;
   // "cpu" or "cuda": where the detector runs (FacesOptions::detector_device resolved).
   std::string detector_backend() const;
+  // Whether run() with `classifier` cuts frames on the backend (FacesOptions::frame_path
+  // resolved); fails in one line where Backend is asked for and cannot be.
+  bool frames_on_backend(const Engine* classifier) const;
   // A bad input is its error, never an exception. With `classifier`, every face the options
   // choose is classified on its aligned crop (crop full: the crop is the engine's input) and
   // the votes are made.

@@ -90,6 +90,17 @@ struct FrameScores {
   std::vector<uint8_t> no_face;  // [frames]: 1 where crop face found none (the centre crop used)
 };
 
+// The network's inputs for one input's sampled frames (Engine::network_inputs): [frames, S, S, 3]
+// f32 (RGB or the card's channel order, normalised), with where each frame came from.
+struct NetworkInputs {
+  int frames = 0, size = 0;
+  std::vector<float> values;
+  std::vector<int64_t> index;    // [frames]: the frame's position in the source
+  std::vector<double> time_s;    // [frames]
+  std::vector<CropRect> crops;   // [frames]
+  std::vector<uint8_t> no_face;  // [frames]: crop face found none (the centre crop used)
+};
+
 // Grad-CAM of one frame (docs/explain.md): where in the crop the last conv layer's activations
 // raised the logit of `cls`.
 struct FrameExplanation {
@@ -152,6 +163,24 @@ class Engine {
   // Frames in memory, each on its own (no vote), cropped by `crop`: full, center, box, or face
   // (each frame's own face; the centre crop where it has none, said in FrameScores::no_face).
   FrameScores classify_frames(std::span<const ImageView> frames, const CropSpec& crop);
+  // What the network reads for `input`'s sampled frames, as a classify or eval run on the CPU
+  // backend gives it: decoded by fervid (swscale's RGB), cut by `crop` (full, center, box=, or
+  // face: the video's largest face tracked as --crop face tracks it, the card's margin),
+  // resized and normalised by the card. For training a model on exactly the pixels fervid
+  // classifies (docs/study.md). Needs an engine computing in f32; haar and boxes= are refused.
+  // Throws fervid::Error "<path>: <reason>" for an input that cannot be read.
+  NetworkInputs network_inputs(const InputItem& input, const SamplingOptions& sampling,
+                               const CropSpec& crop);
+
+  // The face stage's device path (FaceTracking): faces' aligned squares (fervid/frame.h; a side
+  // of face_crop_size()) cut from YUV 4:2:0 frames where this engine's backend reads them (its
+  // FaceFrameOps: host memory on the CPU, device memory of its GPU on CUDA) into its input, and
+  // classified. FrameScores::crops stays empty. reads_yuv_faces() says whether it can.
+  FrameScores classify_faces(std::span<const YuvView> frames, std::span<const FaceSquare> faces,
+                             const ColorSpec& cs);
+  bool reads_yuv_faces() const;
+  // The side of the square a face is cut at for this engine (the input's resize step's size).
+  int face_crop_size() const;
 
   // Grad-CAM at the last conv layer (docs/explain.md), for an engine made with
   // EngineOptions::explain. Frames in memory, each cropped by crops[i], explaining classes[i]

@@ -56,6 +56,13 @@ struct CropRect {
   float angle = 0;
 };
 
+// A face's aligned square (aligned_face, fervid/faces.h) among a batch of frames: frames[frame]'s
+// square of side `side` pixels about (cx, cy), its x axis along (cos_a, sin_a) of the frame.
+struct FaceSquare {
+  int frame = 0;
+  double cx = 0, cy = 0, side = 0, cos_a = 1, sin_a = 0;
+};
+
 // A crop's angle (CropRect::angle, radians) in degrees to 0.01, as rows write it.
 double crop_degrees(float radians);
 
