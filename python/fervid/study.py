@@ -351,8 +351,9 @@ def build_model_for_export(best, device):
 def run(cmd, **kw):
     p = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, **kw)
     if p.returncode != 0:
+        lines = (p.stderr or p.stdout).strip().splitlines() or [""]
         raise StudyError(f"{' '.join(str(c) for c in cmd[:2])} failed (exit {p.returncode}): "
-                         f"{(p.stderr or p.stdout).strip().splitlines()[-1:] or ['']}"[:600])
+                         f"{lines[-1][:400]}")
     return p
 
 
@@ -558,6 +559,7 @@ def confusion_rows(out, results, classes, videos, settings):
     title = (f"{settings['protocol']}, {settings['folds']} folds, seed {settings['seed']}: "
              "every held-out video")
     pooled = json.loads(_fervid.score(rows, list(classes), str(out / "confusion.png"), title))
+    pooled["settings"] = settings  # the protocol, folds, seed and actors these come from
     write_json(out / "pooled.json", pooled)
 
 
