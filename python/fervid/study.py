@@ -201,18 +201,23 @@ def class_weights(labels, n):
     return np.where(counts > 0, len(labels) / (present * np.maximum(counts, 1)), 0.0)
 
 
-def augment(x, rng):
-    """The authors' augmentations on a batch [N, S, S, 3] of network inputs: a random horizontal
-    flip, brightness and contrast (each input's values moved by up to 10 % of their range and
-    scaled about their mean by 0.8-1.2)."""
-    x = np.array(x, dtype=np.float32, copy=True)
+# The presets' normalisation, value = (pixel / 255 - mean) / std (tools/export_weights.py's).
+NORMALISATION = {"torchvision": ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
+                 "study": ([0.0, 0.0, 0.0], [1.0, 1.0, 1.0])}
+
+
+def augment(x, rng, preprocess):
+    """The authors' augmentations on a batch [N, S, S, 3] of network inputs, done on the pixels
+    (in [0, 1]) they stand for: a random horizontal flip, brightness (plus up to +-0.1) and
+    contrast (x 0.8-1.2 about each channel's mean), clipped to [0, 1] and normalised again."""
+    mean, std = (np.array(v, dtype=np.float32) for v in NORMALISATION[preprocess])
+    x = np.array(x, dtype=np.float32, copy=True) * std + mean
     for i in range(len(x)):
         if rng.random() < 0.5:
             x[i] = x[i, :, ::-1]
-        lo, hi = float(x[i].min()), float(x[i].max())
-        mean = x[i].mean(axis=(0, 1), keepdims=True)
-        x[i] = (x[i] - mean) * rng.uniform(0.8, 1.2) + mean + rng.uniform(-0.1, 0.1) * (hi - lo)
-    return x
+        centre = x[i].mean(axis=(0, 1), keepdims=True)
+        x[i] = (x[i] - centre) * rng.uniform(0.8, 1.2) + centre + rng.uniform(-0.1, 0.1)
+    return ((np.clip(x, 0.0, 1.0) - mean) / std).astype(np.float32)
 
 
 def batches(index, size):
@@ -284,7 +289,7 @@ def train_fold(fold, videos, inputs, classes, args, fold_dir, device, log):
         rng.shuffle(order)
         seen, total = 0, 0.0
         for idx in batches(order, args.batch):
-            x = augment(train.take(idx), rng)
+            x = augment(train.take(idx), rng, args.preprocess)
             x = torch.from_numpy(x).permute(0, 3, 1, 2).to(device)
             y = torch.from_numpy(train.labels[idx]).to(device)
             optimizer.zero_grad()

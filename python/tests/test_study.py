@@ -49,6 +49,34 @@ def test_class_weights_balance_frames():
     assert np.allclose(w, [6 / 9, 6 / 3, 6 / 6, 0])
 
 
+def test_augmentation_flips_and_moves_the_pixels_within_their_range():
+    seed = random.randrange(1 << 30)
+    rng = random.Random(seed)
+    mean, std = (np.array(v, dtype=np.float32) for v in study.NORMALISATION["torchvision"])
+    pixels = np.random.default_rng(rng.randrange(1 << 30)).uniform(0.05, 0.95, (6, 8, 8, 3))
+    x = ((pixels - mean) / std).astype(np.float32)
+    y = study.augment(x, rng, "torchvision")
+    assert y.shape == x.shape and y.dtype == np.float32
+    back = y * std + mean
+    assert back.min() >= -1e-5 and back.max() <= 1 + 1e-5, f"seed {seed}: pixels leave [0, 1]"
+    for a, b in zip(pixels, back):
+        # Each input is its pixels (or their mirror) under one contrast and brightness change:
+        # a line fitted per channel explains it wherever nothing was clipped.
+        fits = []
+        for src in (a, a[:, ::-1]):
+            kept = (b > 1e-4) & (b < 1 - 1e-4)
+            err, slopes = 0.0, []
+            for c in range(3):
+                k = kept[..., c]
+                slope, icpt = np.polyfit(src[..., c][k], b[..., c][k], 1)
+                err = max(err, float(np.abs(slope * src[..., c][k] + icpt - b[..., c][k]).max()))
+                slopes.append(slope)
+            fits.append((err, slopes))
+        err, slopes = min(fits)
+        assert err < 1e-4 and all(0.79 <= k <= 1.21 for k in slopes), (seed, err, slopes)
+    assert np.array_equal(study.augment(x[:0], rng, "torchvision"), x[:0])
+
+
 @pytest.fixture(scope="module")
 def study_set(data, tmp_path_factory):
     """Four actors, two emotions each, under RAVDESS names (video-only speech): links to the two
