@@ -366,11 +366,20 @@ def score(results: Iterable[VideoResult], labels=None, *, classes: Optional[Iter
           confusion_png: Optional[PathLike] = None, title: Optional[str] = None) -> dict:
     """`fervid eval`'s metrics (docs/metrics.md) of results against their true labels.
 
-    labels: None (RAVDESS file names, as `fervid eval`), a labels CSV path (path,label rows), or a
-    dict {path: class}. Returns the --summary dict: frame and video accuracy, per-class
-    precision/recall/F1, macro-F1, per-actor accuracy, 'confusion' [true][predicted] and
-    'frame_confusion'. confusion_png: also draw the confusion matrix as a PNG heat map.
+    results: VideoResults (classify), or the Faces of Engine.faces (each video's label is its
+    main track's vote, as `fervid faces --labels` scores; a video without a classified face
+    counts as failed). labels: None (RAVDESS file names, as `fervid eval`), a labels CSV path
+    (path,label rows), or a dict {path: class}. Returns the --summary dict: frame and video
+    accuracy, per-class precision/recall/F1, macro-F1, per-actor accuracy, 'confusion'
+    [true][predicted] and 'frame_confusion'. confusion_png: also draw the confusion matrix as a
+    PNG heat map.
     """
+    if isinstance(results, Faces):
+        if not results.classes:
+            raise OptionError("these faces were only tracked (no engine classified them): "
+                              "nothing to score")
+        results = [_face_result(v, results.classes) for v in results]
+        classes = classes or None
     if classes is None:
         classes = getattr(results, "classes", None) or None
     results = list(results)
@@ -402,6 +411,20 @@ def score(results: Iterable[VideoResult], labels=None, *, classes: Optional[Iter
     summary = _fervid.score(rows, classes, os.fspath(confusion_png) if confusion_png else "",
                             title or "")
     return json.loads(summary)
+
+
+def _face_result(video: dict, classes) -> VideoResult:
+    """A faces video as the VideoResult its score reads: the main track's vote and counts."""
+    main = video.get("main") or {}
+    label = main.get("label", -1)
+    error = video["error"] or (None if label >= 0 else "no face classified")
+    return VideoResult(index=0, path=video["video"], frames=video["frames"],
+                       label=None if error else classes[label],
+                       label_index=None if error else label, vote="",
+                       votes=dict(zip(classes, main.get("counts") or [])),
+                       mean_probs=dict(zip(classes, main.get("mean_probs") or [])),
+                       status="ok" if not error else "error: " + error, error=error,
+                       warning=None, crop=None)
 
 
 def _classes_of(results: list) -> list:

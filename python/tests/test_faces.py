@@ -80,3 +80,25 @@ def test_classify_with_the_face_crop_names_each_frames_track(detector, data, tin
     assert centred.main_track is None and centred.frame_rows.track is None
     assert centred.frame_rows.crop_angle is None
     assert "main_track" not in fervid.Results([centred], engine.classes).to_pandas()
+
+
+def test_faces_are_scored_by_each_videos_main_track(detector, data, tiny_weights, tmp_path):
+    """fervid.score on Engine.faces: each video's label is its main track's vote (as `fervid
+    faces --labels` scores), a video without a classified face counts as failed."""
+    clip = data / "ravdess/modified/01-01-08-02-01-01-19.mp4"
+    if not clip.is_file():
+        pytest.skip(f"no RAVDESS clip at {clip}")
+    street = data / "video/vtest.avi"
+    with fervid.Engine(tiny_weights, device="cpu") as engine:
+        found = engine.faces([clip, street], detector=detector, max_frames=6)
+    classes = list(found.classes)
+    main = found[0]["main"]
+    truth = {str(clip): "surprised", str(street): "calm"}
+    m = fervid.score(found, truth, confusion_png=tmp_path / "c.png")
+    # The street scene has no face classified: a failed video, as eval counts one.
+    assert m["videos"] == 1 and m["videos_failed"] == 1, m
+    assert m["confusion"][classes.index("surprised")][main["label"]] == 1
+    assert m["frames"] == sum(main["counts"])
+    assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(fervid.OptionError, match="only tracked"):
+        fervid.score(fervid.faces([clip], detector=detector, max_frames=2), truth)
