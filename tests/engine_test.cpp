@@ -197,6 +197,11 @@ TEST(Faces, TheBackendPathTracksAsTheHostPathAndClassifiesEachRowsOwnFace) {
       EXPECT_NEAR(classified[i]->probs[size_t(c)], s.probs[i * s.classes + c], 1e-6)
           << "face " << i << " class " << c;
   }
+  // NVDEC's frames stay on a GPU: asked for where the frames are cut on the host, refused.
+  o.decoder = DecoderChoice::Nvdec;
+  const VideoFaces refused = FaceTracking(detector, o).run(clip, &engine);
+  EXPECT_NE(refused.error.find("nvdec"), std::string::npos) << refused.error;
+  o.decoder = DecoderChoice::Auto;
   // Auto keeps the host path where the detector is not on the GPU.
   if (cuda_device_available(nullptr)) return;
   o.frame_path = FacesOptions::FramePath::Auto;

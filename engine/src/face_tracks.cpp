@@ -119,6 +119,40 @@ class BackendFrames {
   Buffer buffer_;
 };
 
+// One video through a ClipDecoder (NVDEC into a backend's frame sink) as a FrameSource.
+class ClipFrames final : public FrameSource {
+ public:
+  ClipFrames(const std::string& path, const SamplingOptions& sampling, DeviceFrameSink* sink) {
+    DecodeOptions d;
+    d.kind = DecoderKind::Nvdec;
+    d.sink = sink;
+    decoder_ = ClipDecoder::create(sampling, d);
+    decoder_->add(0, path);
+    decoder_->flush();
+  }
+  bool next(Frame& frame) override {
+    ClipEvent ev;
+    if (ended_ || !decoder_->next(ev)) return false;
+    if (ev.end) {
+      ended_ = true;
+      stats_ = ev.stats;
+      warning_ = ev.warning;
+      if (!ev.error.empty()) fail(ev.error);
+      return false;
+    }
+    frame = std::move(ev.frame);
+    return true;
+  }
+  SourceStats stats() const override { return stats_; }
+  std::string warning() const override { return warning_; }
+
+ private:
+  std::unique_ptr<ClipDecoder> decoder_;
+  bool ended_ = false;
+  SourceStats stats_;
+  std::string warning_;
+};
+
 }  // namespace
 
 struct FaceTracking::Impl {
@@ -128,6 +162,25 @@ struct FaceTracking::Impl {
   std::unique_ptr<DetectorNet> net;
   std::vector<float> letterboxed;  // the batch's inputs on the host, then copied to the net's
   std::unique_ptr<BackendFrames> frames;  // the backend path's upload of each batch
+  std::shared_ptr<DeviceFrameSink>
+      sink;  // NVDEC's frames on the backend path, made when first used
+
+  // The frames of `input`: NVDEC's in the backend's memory where the backend path can take
+  // them (FacesOptions::decoder), else libavcodec's (YUV 4:2:0 kept on the backend path).
+  std::unique_ptr<FrameSource> open(const InputItem& input, bool on_backend) {
+    SamplingOptions sampling = options.sampling;
+    sampling.keep_yuv = on_backend;
+    FrameSinks* sinks = backend->frame_sinks();
+    if (!on_backend || input.kind != InputKind::Video || !sinks ||
+        choose_decoder(options.decoder, true, false, nullptr) != DecoderKind::Nvdec) {
+      if (options.decoder == DecoderChoice::Nvdec && !(on_backend && sinks))
+        fail_option("{{decoder}} nvdec: the faces' frames are cut on the host here");
+      return open_frames(input, sampling);
+    }
+    // The frames a run holds at once: a batch, the one held for the next, the decoder's own.
+    if (!sink) sink = sinks->make_frame_sink(options.batch + 4);
+    return std::make_unique<ClipFrames>(input.path, sampling, sink.get());
+  }
 };
 
 namespace {
@@ -467,9 +520,7 @@ VideoFaces FaceTracking::run(const InputItem& input, Engine* classifier) {
   try {
     if (input.kind == InputKind::Invalid) fail(input.path + ": " + input.error);
     const bool on_backend = frames_on_backend(classifier);
-    SamplingOptions sampling = o.sampling;
-    sampling.keep_yuv = on_backend;
-    std::unique_ptr<FrameSource> source = open_frames(input, sampling);
+    std::unique_ptr<FrameSource> source = impl_->open(input, on_backend);
     VideoTracker tracker(o);
     EyeAngles angles;
     std::optional<FaceClassifying> classifying;

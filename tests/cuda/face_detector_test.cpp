@@ -230,6 +230,7 @@ TEST(CudaFaceDetector, TheOnePassPathOnTheGpuEqualsTheCpus) {
   FaceTracking cpu(path, o);
   o.detector_device = DeviceChoice::Cuda;
   o.frame_path = FacesOptions::FramePath::Auto;
+  o.decoder = DecoderChoice::Cpu;  // the same decoder's frames on both sides (NVDEC: below)
   FaceTracking gpu(path, o);
   ASSERT_TRUE(gpu.frames_on_backend(&gpu_engine)) << "auto cuts frames on the GPU";
   FacesOptions forced = o;
@@ -254,6 +255,46 @@ TEST(CudaFaceDetector, TheOnePassPathOnTheGpuEqualsTheCpus) {
     }
   }
   EXPECT_GT(classified, 10u) << "the real frames should hold faces";
+}
+
+// The one-pass path with NVDEC's frames (decoded into the detector backend's frame sink, never on
+// the host) against libavcodec's uploaded once: H.264 decodes to the same samples, so the same
+// rows. Skips where the driver has no NVDEC.
+TEST(CudaFaceDetector, NvdecFramesGiveTheRowsOfCpuDecodedOnes) {
+  REQUIRE_CUDA_DEVICE();
+  REQUIRE_DETECTOR(path);
+  std::string why;
+  if (choose_decoder(DecoderChoice::Auto, true, false, &why) != DecoderKind::Nvdec)
+    GTEST_SKIP() << why;
+  const std::string weights = (temp_dir("cuda_faces_nvdec") / "tiny.safetensors").string();
+  make_weights(tiny_spec(), seed(), StDType::F32, weights);
+  EngineOptions eo;
+  eo.max_batch = 4;
+  eo.backend = gpu_options("fp32");
+  Engine engine(load_weights(weights), eo);
+  FacesOptions o;
+  o.sampling.max_frames = 16;
+  o.batch = 6;
+  o.detector_device = DeviceChoice::Cuda;
+  o.decoder = DecoderChoice::Cpu;
+  FaceTracking uploaded(path, o);
+  o.decoder = DecoderChoice::Nvdec;
+  FaceTracking nvdec(path, o);
+  const InputItem clip = real_inputs().back();  // the RAVDESS clip
+  const VideoFaces want = uploaded.run(clip, &engine), got = nvdec.run(clip, &engine);
+  ASSERT_TRUE(want.ok() && got.ok()) << want.error << got.error;
+  ASSERT_EQ(want.rows.size(), got.rows.size());
+  for (size_t i = 0; i < want.rows.size(); ++i) {
+    const FaceRow &w = want.rows[i], &g = got.rows[i];
+    SCOPED_TRACE("row " + std::to_string(i));
+    EXPECT_EQ(w.frame_index, g.frame_index);
+    EXPECT_EQ(w.track, g.track);
+    for (auto [x, y] : {std::pair{w.x, g.x}, {w.y, g.y}, {w.w, g.w}, {w.h, g.h}})
+      EXPECT_NEAR(x, y, 1e-3);
+    ASSERT_EQ(w.probs.size(), g.probs.size());
+    for (size_t k = 0; k < w.probs.size(); ++k) EXPECT_NEAR(w.probs[k], g.probs[k], 1e-5);
+  }
+  EXPECT_GT(got.rows.size(), 10u);
 }
 
 }  // namespace

@@ -49,6 +49,10 @@ struct FacesOptions {
   // rotated or 4:4:4 video) take the host path either way.
   enum class FramePath { Auto, Host, Backend };
   FramePath frame_path = FramePath::Auto;
+  // On the backend path with a backend that reads frames in device memory: videos decoded by
+  // NVDEC straight into it (auto: where the driver has it, else libavcodec on the CPU; nvdec:
+  // refused in one line without it), or by libavcodec (cpu) and uploaded once.
+  DecoderChoice decoder = DecoderChoice::Auto;
 };
 
 // One face of one frame, in the frame's pixels, or the frame's row saying it has none
