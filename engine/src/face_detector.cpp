@@ -251,12 +251,17 @@ DetectorNet::DetectorNet(const DetectorWeights& weights, Backend& backend, int m
 DetectorNet::~DetectorNet() = default;
 
 void DetectorNet::load_input(int n, const float* host) {
-  if (n < 1 || n > max_batch_)
-    fail("detector: " + std::to_string(n) + " frames, outside 1.." + std::to_string(max_batch_));
+  check_batch(n, "frames");
   if (input_.dtype() != DType::F32)
     fail("detector: its input is " + std::string(dtype_name(input_.dtype())) +
          ", not the f32 the letterbox writes (make the detector's backend fp32)");
   backend_.copy_from_host(input_.slice(0, n), host);
+}
+
+void DetectorNet::check_batch(int n, const char* what) const {
+  if (n < 1 || n > max_batch_)
+    fail("detector: " + std::to_string(n) + " " + what + ", outside 1.." +
+         std::to_string(max_batch_));
 }
 
 namespace {
@@ -271,16 +276,14 @@ FaceFrameOps& face_ops(Backend& backend) {
 
 void DetectorNet::letterbox(std::span<const YuvView> frames, const ColorSpec& cs) {
   const int n = int(frames.size());
-  if (n < 1 || n > max_batch_)
-    fail("detector: " + std::to_string(n) + " frames, outside 1.." + std::to_string(max_batch_));
+  check_batch(n, "frames");
   face_ops(backend_).letterbox_yuv420(frames, cs, input_.slice(0, n));
 }
 
 void DetectorNet::load_squares(std::span<const YuvView> frames, std::span<const FaceSquare> faces,
                                const ColorSpec& cs) {
   const int n = int(faces.size());
-  if (n < 1 || n > max_batch_)
-    fail("detector: " + std::to_string(n) + " faces, outside 1.." + std::to_string(max_batch_));
+  check_batch(n, "faces");
   // The second look's input: the crop's bytes / 127.5 - 1.
   Preprocess pp;
   pp.scale = 1.0f / 127.5f;
@@ -289,8 +292,7 @@ void DetectorNet::load_squares(std::span<const YuvView> frames, std::span<const 
 }
 
 void DetectorNet::run(int n) {
-  if (n < 1 || n > max_batch_)
-    fail("detector: " + std::to_string(n) + " frames, outside 1.." + std::to_string(max_batch_));
+  check_batch(n, "frames");
   const Layout layout = backend_.activation_layout();
   std::vector<Tensor> out(card_.layers.size());
   std::vector<Tensor> x;

@@ -104,6 +104,7 @@ class DetectorNet {
   std::vector<std::vector<Detection>> detect(int n, float min_score = -1);
 
  private:
+  void check_batch(int n, const char* what) const;  // 1..max_batch inputs, or one line
   DetectorCard card_;
   Backend& backend_;
   int max_batch_;

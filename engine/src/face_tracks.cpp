@@ -17,6 +17,7 @@
 #include "fervid/faces.h"
 #include "fervid/fervid.h"
 #include "video.h"
+#include "video_decode.h"
 
 namespace fervid {
 
@@ -119,40 +120,6 @@ class BackendFrames {
   Buffer buffer_;
 };
 
-// One video through a ClipDecoder (NVDEC into a backend's frame sink) as a FrameSource.
-class ClipFrames final : public FrameSource {
- public:
-  ClipFrames(const std::string& path, const SamplingOptions& sampling, DeviceFrameSink* sink) {
-    DecodeOptions d;
-    d.kind = DecoderKind::Nvdec;
-    d.sink = sink;
-    decoder_ = ClipDecoder::create(sampling, d);
-    decoder_->add(0, path);
-    decoder_->flush();
-  }
-  bool next(Frame& frame) override {
-    ClipEvent ev;
-    if (ended_ || !decoder_->next(ev)) return false;
-    if (ev.end) {
-      ended_ = true;
-      stats_ = ev.stats;
-      warning_ = ev.warning;
-      if (!ev.error.empty()) fail(ev.error);
-      return false;
-    }
-    frame = std::move(ev.frame);
-    return true;
-  }
-  SourceStats stats() const override { return stats_; }
-  std::string warning() const override { return warning_; }
-
- private:
-  std::unique_ptr<ClipDecoder> decoder_;
-  bool ended_ = false;
-  SourceStats stats_;
-  std::string warning_;
-};
-
 }  // namespace
 
 struct FaceTracking::Impl {
@@ -179,7 +146,10 @@ struct FaceTracking::Impl {
     }
     // The frames a run holds at once: a batch, the one held for the next, the decoder's own.
     if (!sink) sink = sinks->make_frame_sink(options.batch + 4);
-    return std::make_unique<ClipFrames>(input.path, sampling, sink.get());
+    DecodeOptions nvdec;
+    nvdec.kind = DecoderKind::Nvdec;
+    nvdec.sink = sink.get();
+    return open_video(input.path, sampling, nvdec);
   }
 };
 

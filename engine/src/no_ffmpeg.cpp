@@ -8,7 +8,8 @@
 
 namespace fervid {
 
-std::unique_ptr<FrameSource> open_video(const std::string& path, const SamplingOptions&) {
+std::unique_ptr<FrameSource> open_video(const std::string& path, const SamplingOptions&,
+                                        const DecodeOptions&) {
   fail(path + ": this fervid was built without FFmpeg (FERVID_VIDEO=OFF); give image frames");
 }
 

@@ -858,8 +858,9 @@ class VideoSource final : public FrameSource {
 
 }  // namespace
 
-std::unique_ptr<FrameSource> open_video(const std::string& path, const SamplingOptions& sampling) {
-  return std::make_unique<VideoSource>(path, sampling);
+std::unique_ptr<FrameSource> open_video(const std::string& path, const SamplingOptions& sampling,
+                                        const DecodeOptions& options) {
+  return std::make_unique<VideoSource>(path, sampling, options);
 }
 
 std::unique_ptr<FrameSource> open_live(const std::string& path, const DecodeOptions& options) {
