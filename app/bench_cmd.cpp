@@ -172,7 +172,18 @@ void print_detector(const nlohmann::json& d) {
 }
 
 Weights bench_weights(const BenchOptions& o) {
-  return o.weights.empty() ? bench::random_weights(o.spec) : load_weights(o.weights);
+  if (!o.weights.empty()) return load_weights(o.weights);
+  Weights w = bench::random_weights(o.spec);
+  // int8 on random weights: made-up scales (1/255 for each input fervid calibrate would scale:
+  // the image's only where the card keeps it >= 0), which time the same as calibrated ones; the
+  // answers mean nothing, as the weights' do not.
+  if (o.precision == "int8") {
+    const Preprocess& pp = w.spec.preprocess;
+    const bool image = pp.mean[0] <= 0 && pp.mean[1] <= 0 && pp.mean[2] <= 0;
+    for (const ConvLayer& l : w.spec.conv_layers())
+      if (l.in_channels >= 16 || image) w.spec.int8_scales[l.name] = 1.0f / 255;
+  }
+  return w;
 }
 
 // bench's flags by key (its largest batch is the engine's), typed by plan_of as classify's are.

@@ -64,7 +64,8 @@ void add_run_options(CLI::App* cmd, ClassifyArgs& a, bool rows = true) {
                   "Model card overriding the file's metadata: ravdess-vgg16, torchvision-vgg16 or "
                   "a JSON file");
   cmd->add_option("--device", a.device, "auto | cpu | cuda")->capture_default_str();
-  cmd->add_option("--precision", a.precision, "fp32 | tf32 | fp16 | bf16 (CPU: fp32 or bf16)");
+  cmd->add_option("--precision", a.precision,
+                  "fp32 | tf32 | fp16 | bf16 (CPU: fp32, bf16, or int8 with calibrated weights)");
   cmd->add_option("--conv-impl", a.conv_impl, kConvImplHelp)->capture_default_str();
   cmd->add_option("--cuda-graphs", a.cuda_graphs, kCudaGraphsHelp)->capture_default_str();
   cmd->add_option("--stage-streams", a.stage_streams, kStageStreamsHelp)->capture_default_str();
@@ -107,7 +108,7 @@ void add_eval_options(CLI::App* cmd, ClassifyArgs& a) {
 
 void add_bench_options(CLI::App* bench, BenchOptions& bo) {
   bench->add_option("--device", bo.device, "cpu | cuda | auto")->capture_default_str();
-  bench->add_option("--precision", bo.precision, "fp32 | tf32 | fp16 | bf16");
+  bench->add_option("--precision", bo.precision, "fp32 | tf32 | fp16 | bf16 | int8 (CPU)");
   bench->add_option("--conv-impl", bo.conv_impl, kConvImplHelp)->capture_default_str();
   bench->add_option("--detector", bo.detector,
                     "Also time this face detector (docs/faces.md) and its share of the frame "
@@ -231,7 +232,7 @@ void add_live_command(CLI::App& app, LiveArgs& la) {
   live->add_option("--weights", la.weights, "Weights (safetensors)")->required();
   live->add_option("--spec", la.spec, "The weights' card, if they carry none");
   live->add_option("--device", la.device, "auto | cpu | cuda[:N]")->capture_default_str();
-  live->add_option("--precision", la.precision, "fp32 | tf32 | fp16 | bf16");
+  live->add_option("--precision", la.precision, "fp32 | tf32 | fp16 | bf16 | int8 (CPU)");
   live->add_option("--threads", la.threads, "CPU threads (0: all cores)");
   live->add_option("--crop", la.crop, "full | center | box=x,y,w,h | face (default: the card's)");
   live->add_option("--vote", la.vote, "majority | confidence (default: the card's)");
@@ -253,6 +254,26 @@ void add_live_command(CLI::App& app, LiveArgs& la) {
                    "FFmpeg's input format for the sources (v4l2, the default for /dev/video*; "
                    "x11grab, lavfi, mpegts...; default: probed)");
   live->add_flag("--quiet", la.quiet, "Nothing on standard error but errors");
+}
+
+void add_calibrate_command(CLI::App& app, CalibrateArgs& ca) {
+  auto* cal = app.add_subcommand(
+      "calibrate",
+      "Measure int8 activation scales on frames you give; write the weights with them "
+      "(--precision int8)");
+  cal->add_option("inputs", ca.inputs, "Videos, image folders, images or folders to walk")
+      ->required();
+  cal->add_option("--weights", ca.weights, "Weights (safetensors)")->required();
+  cal->add_option("--out", ca.out, "The calibrated copy of the weights to write")->required();
+  cal->add_option("--spec", ca.spec, "Model card overriding the file's metadata");
+  cal->add_option("--frames", ca.frames, "Frames in all at most, shared over the inputs")
+      ->capture_default_str();
+  cal->add_option("--stride", ca.stride, "Keep every Nth frame")->capture_default_str();
+  cal->add_option("--crop", ca.crop,
+                  "full | center | box=x,y,w,h | face (as classify will crop; default: the "
+                  "card's)");
+  cal->add_option("--threads", ca.threads, "CPU threads (0: all cores)");
+  cal->add_flag("--quiet", ca.quiet, "Nothing on standard error but errors");
 }
 
 void add_make_weights_command(CLI::App& app, CommandLine& cl) {
@@ -314,6 +335,11 @@ void print_spec(const ModelSpec& s, const std::string& origin) {
             << "  parameters: " << s.parameter_count() << ", " << std::fixed << std::setprecision(2)
             << s.macs_per_frame() / 1e9 << " GMAC per frame\n"
             << std::defaultfloat;
+  if (!s.int8_scales.empty())
+    std::cout << "  int8: input scales of " << s.int8_scales.size() << " conv layers, from "
+              << s.int8_frames << " frames (fervid calibrate; --precision int8)\n";
+  else
+    std::cout << "  int8: not calibrated (fervid calibrate, for --precision int8)\n";
 }
 
 // How this machine's default backend (--device auto) prepares each layer of the file's network.
@@ -453,6 +479,7 @@ int parse_command_line(int argc, char** argv, CommandLine& cl) {
   add_explain_command(app, cl.explain);
   add_faces_command(app, cl.faces);
   add_live_command(app, cl.live);
+  add_calibrate_command(app, cl.calibrate);
   add_merge_command(app, cl.merge);
   add_make_weights_command(app, cl);
   auto* ins =
@@ -492,6 +519,7 @@ void check_command_line(const CommandLine& cl) {
   if (cl.command == "bench") check_bench_options(cl.bench);
   if (cl.command == "explain") check_explain_args(cl.explain);
   if (cl.command == "live") check_live_args(cl.live);
+  if (cl.command == "calibrate") check_calibrate_args(cl.calibrate);
 }
 
 int run(int argc, char** argv) {
@@ -503,6 +531,7 @@ int run(int argc, char** argv) {
     if (cl.command == "explain") return run_explain(cl.explain);
     if (cl.command == "faces") return run_faces(cl.faces);
     if (cl.command == "live") return run_live(cl.live);
+    if (cl.command == "calibrate") return run_calibrate(cl.calibrate);
     if (cl.command == "merge") return merge_outputs(cl.merge);
     if (cl.command == "make-weights")
       return make_weights_cmd(cl.seed, cl.weights_out, cl.weights_spec, cl.weights_dtype);

@@ -1,5 +1,5 @@
-// The fervid command line: classify, eval, explain, faces, live, merge, make-weights, inspect,
-// bench.
+// The fervid command line: classify, eval, explain, faces, live, calibrate, merge, make-weights,
+// inspect, bench.
 #pragma once
 
 #include <string>
@@ -112,17 +112,29 @@ struct LiveArgs {
 int run_live(const LiveArgs& args);
 void check_live_args(const LiveArgs& args);
 
+// fervid calibrate: int8 activation scales measured on the user's frames, written with a copy of
+// the weights (app/calibrate_cmd.cpp, docs/int8.md).
+struct CalibrateArgs {
+  std::vector<std::string> inputs;
+  std::string weights, spec, out, crop;
+  int frames = 256, stride = 1, threads = 0;
+  bool quiet = false;
+};
+int run_calibrate(const CalibrateArgs& args);
+void check_calibrate_args(const CalibrateArgs& args);
+
 // A command line, parsed: the command and its options. run() = parse_command_line, then the
 // command; the CLI's fuzz target (tests/fuzz/) parses and checks without running.
 struct CommandLine {
-  std::string
-      command;  // classify | eval | explain | faces | live | merge | make-weights | inspect | bench
+  // classify | eval | explain | faces | live | calibrate | merge | make-weights | inspect | bench
+  std::string command;
   ClassifyArgs run;  // classify, eval
   MergeArgs merge;
   BenchOptions bench;
   ExplainArgs explain;
   FacesArgs faces;
   LiveArgs live;
+  CalibrateArgs calibrate;
   uint64_t seed = 0;  // make-weights
   std::string weights_out, weights_spec = "ravdess-vgg16", weights_dtype = "f32";
   std::string inspect_path, inspect_spec;

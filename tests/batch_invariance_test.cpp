@@ -78,15 +78,18 @@ TEST(BatchInvariance, Conv3x3BiasRelu) {
         },
         "conv3x3_bias_relu");
     using cpu::OnednnMath;
-    for (OnednnMath math :
-         {OnednnMath::Fp32, OnednnMath::Bf16, OnednnMath::Bf16OnFma, OnednnMath::Winograd}) {
-      const bool bf16 = math == OnednnMath::Bf16;
-      if (!cpu::onednn_built() || (bf16 && !cpu::onednn_bf16_unavailable().empty())) continue;
-      cpu::OnednnConv conv(w.tensor, math);
+    for (OnednnMath math : {OnednnMath::Fp32, OnednnMath::Bf16, OnednnMath::Bf16OnFma,
+                            OnednnMath::Winograd, OnednnMath::Int8}) {
+      const bool bf16 = math == OnednnMath::Bf16, int8 = math == OnednnMath::Int8;
+      if (!cpu::onednn_built() || (bf16 && !cpu::onednn_bf16_unavailable().empty()) ||
+          (int8 && !cpu::onednn_int8_unavailable().empty()))
+        continue;
+      cpu::OnednnConv conv(w.tensor, math, int8 ? 0.9f / 255 : 0.0f);
       expect_batch_invariant(
           {1, h, h, c}, {1, o, o, k},
           [&, pool = pool](const Tensor& x, const Tensor& y) { conv.run(x, b.tensor, pool, y); },
           bf16                            ? "onednn bf16 conv3x3_bias_relu"
+          : int8                          ? "onednn int8 conv3x3_bias_relu"
           : math == OnednnMath::Bf16OnFma ? "onednn bf16-on-FMA conv3x3_bias_relu"
           : math == OnednnMath::Winograd  ? "onednn Winograd conv3x3_bias_relu"
                                           : "onednn conv3x3_bias_relu");

@@ -22,7 +22,7 @@ TEST(Cli, HelpAndVersion) {
   Result r = fervid("--help");
   EXPECT_EQ(r.code, 0);
   EXPECT_NE(r.out.find("classify"), std::string::npos);
-  for (const char* cmd : {"classify", "make-weights", "inspect", "bench"}) {
+  for (const char* cmd : {"classify", "make-weights", "inspect", "bench", "calibrate"}) {
     Result h = fervid(std::string(cmd) + " --help");
     EXPECT_EQ(h.code, 0) << cmd;
     EXPECT_NE(h.out.find("--"), std::string::npos) << cmd;
@@ -199,6 +199,69 @@ TEST(Cli, MakeWeightsAndInspect) {
   EXPECT_EQ(mismatch.code, 1);
   EXPECT_NE(mismatch.out.find("matches spec: no"), std::string::npos) << mismatch.out;
   EXPECT_EQ(fervid("make-weights --seed 1 --dtype f8 --out " + w).code, 2);
+}
+
+// fervid calibrate writes a copy of the weights whose card carries the int8 scales (the tensors
+// byte for byte), an unreadable input is skipped and said (exit 1); --precision int8 then runs,
+// close to fp32, and weights without scales are refused in one line.
+TEST(Cli, CalibrateThenClassifyInInt8) {
+  const fs::path card = work_dir() / "small16.json";
+  std::ofstream(card) << R"({"name":"small16","config":[16,16,"M",32,"M"],"input_size":32,
+    "head":"gap","dense":[12],"classes":["a","b","c"],"preprocess":"study"})";
+  const std::string w = (work_dir() / "small16.safetensors").string();
+  const std::string w8 = (work_dir() / "small16-int8.safetensors").string();
+  ASSERT_EQ(fervid("make-weights --seed 3 --spec " + card.string() + " --out " + w).code, 0);
+  const std::string v = clip("cal12.mp4", 12);
+  const std::string missing = (work_dir() / "missing.mp4").string();
+  Result c =
+      fervid("calibrate " + missing + " " + v + " --weights " + w + " --out " + w8 + " --frames 8");
+  EXPECT_EQ(c.code, 1) << c.err;
+  EXPECT_NE(c.err.find(missing), std::string::npos) << c.err;
+  EXPECT_NE(c.out.find("int8 input scales of 3 conv layers from 8 frames"), std::string::npos)
+      << c.out;
+  Result i = fervid("inspect " + w8);
+  EXPECT_NE(i.out.find("int8: input scales of 3 conv layers, from 8 frames"), std::string::npos)
+      << i.out;
+  EXPECT_NE(i.out.find("matches spec: yes"), std::string::npos) << i.out;
+  // The tensors are the original's bytes: the same fp32 rows from both files.
+  const fs::path a = work_dir() / "cal-fp32-a.csv", b = work_dir() / "cal-fp32-b.csv";
+  ASSERT_EQ(fervid("classify " + v + " --device cpu --quiet --frames " + a.string() +
+                   " --output /dev/null --weights " + w)
+                .code,
+            0);
+  ASSERT_EQ(fervid("classify " + v + " --device cpu --quiet --frames " + b.string() +
+                   " --output /dev/null --weights " + w8)
+                .code,
+            0);
+  EXPECT_EQ(slurp(a), slurp(b));
+  expect_fatal("calibrate " + v + " --weights " + w + " --out " + w, "--out");
+  expect_fatal("calibrate " + v + " --weights " + w + " --out " + w8 + " --frames 0", "--frames");
+  const fs::path q = work_dir() / "cal-int8.csv";
+  Result r = fervid("classify " + v + " --device cpu --precision int8 --quiet --frames " +
+                    q.string() + " --output /dev/null --weights " + w8);
+  if (r.code == 2 && r.err.find("int8 on the CPU:") != std::string::npos)
+    GTEST_SKIP() << r.err;  // no VNNI here: the refusal is the one line checked
+  ASSERT_EQ(r.code, 0) << r.err;
+  // Each frame's probabilities within 0.05 of fp32's (an untrained network's int8 error).
+  const auto probs = [](const fs::path& p) {
+    std::vector<double> out;
+    std::istringstream in(slurp(p));
+    std::string line;
+    std::getline(in, line);  // header
+    while (std::getline(in, line)) {
+      std::stringstream cells(line);
+      std::vector<std::string> cell;
+      for (std::string x; std::getline(cells, x, ',');) cell.push_back(x);
+      for (size_t k = cell.size() - 3; k < cell.size(); ++k) out.push_back(std::stod(cell[k]));
+    }
+    return out;
+  };
+  const std::vector<double> p32 = probs(a), p8 = probs(q);
+  ASSERT_EQ(p32.size(), p8.size());
+  ASSERT_EQ(p32.size(), 12u * 3);
+  for (size_t k = 0; k < p32.size(); ++k) EXPECT_NEAR(p8[k], p32[k], 0.05) << k;
+  expect_fatal("classify " + v + " --device cpu --precision int8 --weights " + w,
+               "fervid calibrate");
 }
 
 // ---- fervid eval, merge, --shard, --resume ----

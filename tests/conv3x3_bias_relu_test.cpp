@@ -235,6 +235,104 @@ TEST_P(Conv3x3Test, OnednnBf16MathsRoundTheirOperandsThemselves) {
   }
 }
 
+// int8: an input scale that saturates the inputs above 0.8 (x is uniform in [-1, 1]: those below
+// 0 quantize to 0, as after a ReLU), so both ends of u8 are used.
+constexpr float kInt8TestScale = 0.8f / 255;
+
+// The int8 reference against the float64 fp32 reference: the quantization's error only. An
+// input's rounding is at most half its scale and a weight's half its channel's scale, so each
+// product is off by at most that much times the other operand; inputs below 0 (clamped to 0) and
+// above 0.8 (saturated) are left out of the fp32 reference here the same way.
+TEST_P(Conv3x3Test, Int8ReferenceIsTheQuantizedConvolution) {
+  SeedTrace trace;
+  const ConvCase p = GetParam();
+  ConvRun r(p);
+  float* x = r.x.tensor.ptr<float>();
+  for (int64_t i = 0; i < r.x.tensor.numel(); ++i) x[i] = std::clamp(x[i], 0.0f, 0.8f);
+  const std::vector<double> ref = reference(r.x.tensor, r.w.tensor, r.b.tensor, p.pool);
+  cpu::conv3x3_bias_relu_int8(r.x.tensor, r.w_ohwi.tensor, r.b.tensor, kInt8TestScale, p.pool,
+                              r.y.tensor);
+  // |dx| <= scale / 2 with |w| <= 0.5, |dw| <= 0.5 / 127 / 2 with |x| <= 0.8, 9 C terms.
+  const double per_term = kInt8TestScale / 2 * 0.5 + 0.5 / 127 / 2 * 0.8;
+  const double worst = 9.0 * p.c * per_term;
+  expect_close(r.got(), ref, {worst, 0, 5e-2}, "conv3x3_bias_relu_int8 vs fp32");
+}
+
+// The int8 reference's output for a case (f32, as cpu::conv3x3_bias_relu_int8 writes it).
+std::vector<float> int8_reference(const ConvRun& r, const ConvCase& p) {
+  OwnedTensor want = ConvRun::copy_of(r.y.tensor);
+  cpu::conv3x3_bias_relu_int8(r.x.tensor, r.w_ohwi.tensor, r.b.tensor, kInt8TestScale, p.pool,
+                              want.tensor);
+  const float* f = want.tensor.ptr<const float>();
+  return {f, f + want.tensor.numel()};
+}
+
+// oneDNN's int8 convolution (VNNI or AMX) against the int8 reference: the same integers summed
+// exactly, so only the last f32 steps differ (oneDNN adds the bias to the sum before the scale).
+TEST_P(Conv3x3Test, OnednnInt8MatchesTheInt8Reference) {
+  const std::string why = cpu::onednn_int8_unavailable();
+  if (!why.empty()) GTEST_SKIP() << why;
+  SeedTrace trace;
+  const ConvCase p = GetParam();
+  ConvRun r(p);
+  const std::vector<float> want = int8_reference(r, p);
+  const std::vector<double> ref(want.begin(), want.end());
+  cpu::OnednnConv conv(r.w_ohwi.tensor, cpu::OnednnMath::Int8, kInt8TestScale);
+  for (int round = 0; round < 2; ++round) {  // a new plan, then the same plan again
+    poison(r.y.tensor);
+    conv.run(r.x.tensor, r.b.tensor, p.pool, r.y.tensor);
+    expect_close(r.got(), ref, kFp32, "onednn int8 conv3x3");
+  }
+}
+
+// Between int8 layers the activations stay u8: a layer reads the u8 frame the one before wrote,
+// and writes its own output as u8 at the next layer's scale (pooled in u8). Against the reference
+// quantized the same way: the integer sums are the same, so an element can differ by one step
+// only where the f32 value lies within rounding of a half step.
+TEST_P(Conv3x3Test, OnednnInt8ReadsAndWritesU8AsTheReferenceQuantized) {
+  const std::string why = cpu::onednn_int8_unavailable();
+  if (!why.empty()) GTEST_SKIP() << why;
+  SeedTrace trace;
+  const ConvCase p = GetParam();
+  ConvRun r(p);
+  const std::vector<float> want = int8_reference(r, p);
+  const int64_t outputs = int64_t(want.size());
+  const float top = *std::max_element(want.begin(), want.end());
+  // 0.8 of the largest value: the top fifth saturates.
+  const float out_scale = std::max(top, 1e-3f) * 0.8f / 255;
+  std::vector<uint8_t> want_u8(want.size());
+  cpu::quantize_u8(want.data(), outputs, out_scale, want_u8.data());
+  std::vector<uint8_t> x_u8(size_t(r.x.tensor.numel()));
+  cpu::quantize_u8(r.x.tensor.ptr<const float>(), r.x.tensor.numel(), kInt8TestScale, x_u8.data());
+  const Tensor x8(x_u8.data(), r.x.tensor.shape(), DType::U8, Layout::NHWC);
+  std::vector<uint8_t> y_u8(want_u8.size());
+  const Tensor y8(y_u8.data(), r.y.tensor.shape(), DType::U8, Layout::NHWC);
+  for (const cpu::Int8Io io :
+       {cpu::Int8Io{true, 0}, cpu::Int8Io{false, out_scale}, cpu::Int8Io{true, out_scale}}) {
+    const std::string what = std::string("onednn int8 conv3x3, ") +
+                             (io.u8_input ? "u8 in" : "f32 in") +
+                             (io.out_scale > 0 ? ", u8 out" : ", f32 out");
+    cpu::OnednnConv conv(r.w_ohwi.tensor, cpu::OnednnMath::Int8, kInt8TestScale, io);
+    if (io.out_scale == 0) {
+      poison(r.y.tensor);
+      conv.run(x8, r.b.tensor, p.pool, r.y.tensor);
+      expect_close(r.got(), std::vector<double>(want.begin(), want.end()), kFp32, what);
+      continue;
+    }
+    std::fill(y_u8.begin(), y_u8.end(), uint8_t(0xA5));  // poison
+    conv.run(io.u8_input ? x8 : r.x.tensor, r.b.tensor, p.pool, y8);
+    int64_t off = 0, worst = 0;
+    for (size_t i = 0; i < y_u8.size(); ++i) {
+      const int64_t d = std::abs(int64_t(y_u8[i]) - int64_t(want_u8[i]));
+      off += d != 0;
+      worst = std::max(worst, d);
+    }
+    EXPECT_LE(worst, 1) << what;
+    // A step's boundary within f32 rounding: a few in a million elements at most.
+    EXPECT_LE(off, 1 + int64_t(y_u8.size() / 1000)) << what;
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Shapes, Conv3x3Test,
     testing::Values(ConvCase{1, 5, 7, 3, 4, false}, ConvCase{2, 13, 17, 3, 8, true},

@@ -11,11 +11,14 @@ timed calls. Engines run in interleaved rounds (every engine once per round, a f
 each), so drift of a shared machine spreads over all of them; the table gives each engine's
 median frames/s and fervid's ratio to it.
 
-ONNX Runtime and OpenVINO are not Debian packages: they are installed from PyPI into a virtual
-environment this script makes (FERVID_BASELINES_VENV, default ~/.cache/fervid/cpu-baselines-venv)
-on Debian's python, seeing Debian's torch and numpy. OpenVINO also runs in bf16
-(INFERENCE_PRECISION_HINT) when the CPU has AVX512_BF16 or AMX, as fervid does
-(--precision bf16).
+ONNX Runtime, OpenVINO and NNCF are not Debian packages: they are installed from PyPI into a
+virtual environment this script makes (FERVID_BASELINES_VENV, default
+~/.cache/fervid/cpu-baselines-venv) on Debian's python, seeing Debian's torch and numpy. OpenVINO
+also runs in bf16 (INFERENCE_PRECISION_HINT) when the CPU has AVX512_BF16 or AMX, as fervid does
+(--precision bf16), and in int8 when the CPU has AVX-512 VNNI, AVX-VNNI or AMX-INT8: NNCF's
+post-training quantization of the same ONNX model (its default preset), calibrated on the same
+frames as `fervid calibrate` (--calibration: a video, cut to --calibration-frames frames of
+224x224 by the ffmpeg CLI, read by both as the same PNG files).
 """
 import argparse
 import json
@@ -30,7 +33,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 VENV = os.environ.get("FERVID_BASELINES_VENV",
                       os.path.expanduser("~/.cache/fervid/cpu-baselines-venv"))
-PYPI = ["onnxruntime==1.20.1", "openvino==2024.6.0", "numpy<2"]
+PYPI = ["onnxruntime==1.20.1", "openvino==2024.6.0", "nncf==2.14.1", "numpy<2"]
+DEFAULT_CALIBRATION = os.path.join(ROOT, "..", "shared", "data", "ravdess", "modified",
+                                   "01-01-07-02-02-01-01_1.mp4")
 
 
 def cpu_flags():
@@ -43,10 +48,10 @@ def cpu_flags():
 
 def venv_python():
     py = os.path.join(VENV, "bin", "python")
-    probe = [py, "-c", "import onnxruntime, openvino"]
+    probe = [py, "-c", "import onnxruntime, openvino, nncf"]
     if os.path.exists(py) and subprocess.run(probe, capture_output=True).returncode == 0:
         return py
-    print(f"cpu_engines: ONNX Runtime and OpenVINO (PyPI) into {VENV}", file=sys.stderr)
+    print(f"cpu_engines: ONNX Runtime, OpenVINO and NNCF (PyPI) into {VENV}", file=sys.stderr)
     subprocess.run(["/usr/bin/python3", "-m", "venv", "--system-site-packages", VENV], check=True)
     subprocess.run([py, "-m", "pip", "install", "-q", *PYPI], check=True)
     return py
@@ -68,6 +73,34 @@ def prepare(work, spec):
                     "--classes", "ravdess", "--preprocess", "study"], check=True,
                    capture_output=True)
     return pt, onnx, st
+
+
+def calibration_frames(video, frames, work):
+    """`frames` frames of `video`, evenly spaced, as 224x224 PNGs in a folder; its path."""
+    out = os.path.join(work, "calibration")
+    os.makedirs(out)
+    n = int(subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0",
+                            "-show_entries", "stream=nb_read_frames", "-of", "csv=p=0", video],
+                           check=True, capture_output=True, text=True).stdout.strip())
+    step = max(1, n // frames)
+    subprocess.run(["ffmpeg", "-v", "error", "-i", video, "-vf",
+                    f"select=not(mod(n\\,{step})),scale=224:224", "-vsync", "vfr", "-frames:v",
+                    str(frames), os.path.join(out, "f%04d.png")], check=True)
+    return out
+
+
+def quantize_openvino(onnx, frames_dir, out_xml):
+    """NNCF's int8 model of `onnx`, calibrated on the PNGs of `frames_dir` (the card's preprocess:
+    RGB / 255), saved as OpenVINO IR (in this process: the virtual environment's python)."""
+    import nncf
+    import numpy as np
+    import openvino as ov
+    from PIL import Image
+    frames = [np.asarray(Image.open(os.path.join(frames_dir, f)).convert("RGB"), np.float32)
+              .transpose(2, 0, 1)[None] / 255.0 for f in sorted(os.listdir(frames_dir))]
+    model = ov.Core().read_model(onnx)
+    q = nncf.quantize(model, nncf.Dataset(frames), subset_size=len(frames))
+    ov.save_model(q, out_xml)
 
 
 def time_calls(run, x, iters):
@@ -101,7 +134,7 @@ def run_engine(engine, model, spec, batch, threads, iters):
         return time_calls(lambda v: s.run(None, {"x": v}), x, iters)
     if engine.startswith("openvino"):
         import openvino as ov
-        hint = "bf16" if engine.endswith("bf16") else "f32"
+        hint = "bf16" if engine.endswith("bf16") else "f32"  # int8: the model's own
         c = ov.Core().compile_model(model, "CPU", {"INFERENCE_NUM_THREADS": threads,
                                                     "INFERENCE_PRECISION_HINT": hint})
         req = c.create_infer_request()
@@ -117,24 +150,44 @@ def main():
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--iters", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--fervid-runs", nargs="+", default=["auto/fp32", "blas/fp32", "auto/bf16"],
+    ap.add_argument("--fervid-runs", nargs="+",
+                    default=["auto/fp32", "blas/fp32", "auto/bf16", "auto/int8"],
                     help="fervid's CONV_IMPL/PRECISION pairs to time, each a row (bf16 rows only "
-                         "where the CPU has AVX512_BF16 or AMX)")
+                         "where the CPU has AVX512_BF16 or AMX; int8 rows where it has VNNI or "
+                         "AMX-INT8)")
+    ap.add_argument("--calibration", default=DEFAULT_CALIBRATION,
+                    help="the video whose frames calibrate both int8 engines")
+    ap.add_argument("--calibration-frames", type=int, default=32)
     ap.add_argument("--run", help=argparse.SUPPRESS)  # ENGINE MODEL: one timing, as JSON
     ap.add_argument("--model", help=argparse.SUPPRESS)
+    ap.add_argument("--quantize", nargs=3, help=argparse.SUPPRESS)  # ONNX FRAMES OUT_XML
     a = ap.parse_args()
+    if a.quantize:
+        quantize_openvino(*a.quantize)
+        return
     if a.run:
         print(json.dumps(run_engine(a.run, a.model, a.spec, a.batch, a.threads, a.iters)))
         return
 
     py = venv_python()
     bf16 = bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
+    int8 = bool(cpu_flags() & {"avx512_vnni", "avx_vnni", "amx_int8"})
     with tempfile.TemporaryDirectory() as work:
         pt, onnx, st = prepare(work, a.spec)
+        st8 = ov8 = None
+        if int8:
+            frames = calibration_frames(a.calibration, a.calibration_frames, work)
+            st8 = os.path.join(work, "vgg-int8.safetensors")
+            subprocess.run([a.fervid, "calibrate", frames, "--weights", st, "--out", st8,
+                            "--frames", str(a.calibration_frames), "--quiet"], check=True,
+                           capture_output=True)
+            ov8 = os.path.join(work, "vgg-int8.xml")
+            subprocess.run([py, __file__, "--quantize", onnx, frames, ov8], check=True,
+                           capture_output=True)
         engines = {}
         for run in a.fervid_runs:
             conv, precision = run.split("/")
-            if precision == "bf16" and not bf16:
+            if (precision == "bf16" and not bf16) or (precision == "int8" and not int8):
                 continue
             engines[f"fervid {precision} (--conv-impl {conv})"] = ("fervid", conv, precision)
         engines.update({"PyTorch fp32": ("/usr/bin/python3", "torch", pt),
@@ -142,13 +195,16 @@ def main():
                         "OpenVINO fp32": (py, "openvino", onnx)})
         if bf16:
             engines["OpenVINO bf16"] = (py, "openvino-bf16", onnx)
+        if int8:
+            engines["OpenVINO int8 (NNCF)"] = (py, "openvino-int8", ov8)
         fps = {name: [] for name in engines}
         devices = {}  # fervid's rows: the device name its bench reports (which kernels ran)
         for r in range(a.rounds):
             for name, e in engines.items():
                 if e[0] == "fervid":
                     out = subprocess.run(
-                        [a.fervid, "bench", "--device", "cpu", "--weights", st, "--json",
+                        [a.fervid, "bench", "--device", "cpu", "--json", "--weights",
+                         st8 if e[2] == "int8" else st,
                          "--conv-impl", e[1], "--precision", e[2], "--threads", str(a.threads),
                          "--batch",
                          str(a.batch), "--iters", str(a.iters), "--warmup", "1"],

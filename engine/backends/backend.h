@@ -52,6 +52,15 @@ struct LayerDesc {
   bool pool = false;
   bool logits = false;     // an output of the network: f32 whatever the precision, its own buffer
   bool half_pixel = true;  // Upsample
+  // Conv in int8: the scale of the layer's input (a u8 value v stands for v * int8_scale), from
+  // the card's calibration (ModelSpec::int8_scales); 0 where the card has none.
+  float int8_scale = 0;
+  // Conv: the int8_scale of the conv layer that reads this one's output (network_of); 0 where the
+  // next layer is no conv or has none.
+  float int8_out_scale = 0;
+  // The layer before wrote its output as u8 values at int8_scale (PreparedLayer::writes_u8; set
+  // by the model before the layer is prepared).
+  bool u8_input = false;
 
   // A convolution of VGG16's shape (3x3, stride 1, padding 1, one group), which every conv
   // implementation of both backends runs.
@@ -119,6 +128,10 @@ class PreparedLayer {
   // The plans made so far: one, or with timing one per batch size timed (a timing serves the
   // smaller batches; a larger batch is timed again).
   virtual std::vector<LayerPlan> plans() const = 0;
+  // Whether y holds u8 values (at LayerDesc::int8_out_scale) instead of the compute dtype: the CPU
+  // backend's int8 convolutions pass u8 activations from one to the next. A layer reads such an
+  // output only when its LayerDesc::u8_input says so.
+  virtual bool writes_u8() const { return false; }
 };
 
 // ---- Capabilities -------------------------------------------------------------------------

@@ -39,7 +39,22 @@ std::unique_ptr<Backend> make_backend(const BackendOptions& options, const Notif
   // Precisions only a GPU computes in (bf16 the CPU backend has too, on CPUs that can).
   const bool gpu_precision =
       options.precision == Precision::Tf32 || options.precision == Precision::Fp16;
-  if (options.device == DeviceChoice::Auto && gpu && !cpu_impl) return make_cuda_backend(options);
+  // int8 is the CPU backend's alone: --device auto takes the CPU for it, and says so.
+  const bool int8 = options.precision == Precision::Int8;
+  if (options.device == DeviceChoice::Auto && gpu && !cpu_impl) {
+    if (!int8) return make_cuda_backend(options);
+    const std::string no_int8 = cpu::cpu_int8_unavailable();
+    if (!no_int8.empty()) {
+      if (notify)
+        notify("{{precision}} int8 runs on the CPU backend, and " + no_int8 +
+               ": using the GPU in its default precision");
+      BackendOptions gpu_options = options;
+      gpu_options.precision = Precision::Default;
+      return make_cuda_backend(gpu_options);
+    }
+    if (notify) notify("{{precision}} int8 runs on the CPU backend: using it, not the GPU");
+    return cpu::make_cpu_backend(options.threads, ConvImpl::Auto, options.precision);
+  }
   Precision cpu_precision = gpu_precision ? Precision::Fp32 : options.precision;
   if (options.device == DeviceChoice::Auto && !cpu_impl) {
     std::string notice = why + "; using the CPU backend";  // said once, by the engine's sink
@@ -48,6 +63,11 @@ std::unique_ptr<Backend> make_backend(const BackendOptions& options, const Notif
         cpu_precision == Precision::Bf16 ? cpu::cpu_bf16_unavailable() : std::string();
     if (!no_bf16.empty()) {
       notice += " (fp32; {{precision}} bf16: " + no_bf16 + ")";
+      cpu_precision = Precision::Fp32;
+    }
+    const std::string no_int8 = int8 ? cpu::cpu_int8_unavailable() : std::string();
+    if (!no_int8.empty()) {
+      notice += " (fp32; {{precision}} int8: " + no_int8 + ")";
       cpu_precision = Precision::Fp32;
     }
     if (cuda_conv_impl(options.conv_impl)) notice += " ({{conv_impl}} " + impl + " is for GPUs)";

@@ -36,10 +36,14 @@ std::vector<LayerDesc> network_of(const ModelSpec& spec) {
     d.height = d.width = size;
     d.out_channels = l.out_channels;
     d.pool = l.pool;
+    if (auto it = spec.int8_scales.find(l.name); it != spec.int8_scales.end())
+      d.int8_scale = it->second;
     net.push_back(d);
     size = d.out_height();
     channels = l.out_channels;
   }
+  // Each conv layer's output scale is the int8 input scale of the conv layer after it.
+  for (size_t i = 0; i + 1 < net.size(); ++i) net[i].int8_out_scale = net[i + 1].int8_scale;
   if (spec.head == Head::Gap) {
     LayerDesc g;
     g.kind = LayerKind::GlobalAvgPool;
@@ -76,6 +80,8 @@ Model::Model(const Weights& weights, Backend& backend, int max_batch, bool featu
     const LayerWeights& w = l.kind == LayerKind::Conv    ? weights.conv.at(conv++)
                             : l.kind == LayerKind::Dense ? weights.dense.at(dense++)
                                                          : kNone;
+    // A layer reads the u8 output of the layer before it only when it says so.
+    layers_[i].u8_input = i > 0 && l.inputs.empty() && prepared_.back()->writes_u8();
     in_layer(l.name, [&] { prepared_.push_back(backend.prepare(l, w)); });
     if (l.kind == LayerKind::Conv) last_conv_ = int(i);
   }
@@ -164,6 +170,12 @@ void Model::allocate_input(int slot) {
   input_[slot] =
       Tensor::view(input_buf_[slot], act_shape(backend_.activation_layout(), max_batch_, 3, S, S),
                    backend_.compute_dtype(), backend_.activation_layout());
+}
+
+Tensor Model::layer_output(size_t i, int n) const {
+  const LayerDesc& l = layers_.at(i);
+  if (l.logits) return logits_.slice(0, n);
+  return activation(buffer_of_[i], l.output_shape(n, backend_.activation_layout()));
 }
 
 Tensor Model::activation(int buffer, std::vector<int64_t> shape) const {

@@ -75,6 +75,10 @@ class Model {
   const std::vector<LayerDesc>& layers() const { return layers_; }
   std::vector<LayerPlan> plans(size_t layer) const { return prepared_[layer]->plans(); }
 
+  // Layer i's output for a batch of n, valid from when that layer ran (a LayerHook called with
+  // its name) until a later layer reuses its buffer.
+  Tensor layer_output(size_t i, int n) const;
+
   const Tensor& input(int slot = 0);                // [max_batch, S, S, 3] when NHWC
   const Tensor& logits() const { return logits_; }  // f32 [max_batch, C]
   const Tensor& probs() const { return probs_; }    // f32 [max_batch, C]

@@ -10,12 +10,13 @@ std::string onednn_bf16_unavailable() { return "this build has no oneDNN (FERVID
 std::string onednn_bf16_dot_slow() { return ""; }
 std::string bf16_dot_slow_on(bool, bool, bool) { return ""; }
 std::string onednn_winograd_unavailable() { return "this build has no oneDNN (FERVID_ONEDNN)"; }
+std::string onednn_int8_unavailable() { return "this build has no oneDNN (FERVID_ONEDNN)"; }
 
 struct OnednnConv::Prim {};
 struct OnednnConv::Wino {};
 struct OnednnConv::Plan {};
 
-OnednnConv::OnednnConv(Tensor w, OnednnMath math) : w_(std::move(w)), math_(math) {
+OnednnConv::OnednnConv(Tensor w, OnednnMath math, float, Int8Io) : w_(std::move(w)), math_(math) {
   fail("conv3x3_bias_relu: this build has no oneDNN (FERVID_ONEDNN)");
 }
 OnednnConv::~OnednnConv() = default;

@@ -1,6 +1,8 @@
 #include "cpu/onednn_conv.h"
 
 #include <algorithm>
+#include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <oneapi/dnnl/dnnl.hpp>
@@ -64,17 +66,19 @@ std::vector<dnnl::memory> scratchpads(const Pd&... pds) {
   return {dnnl::memory(pds.scratchpad_desc(), cpu_engine(), at)...};
 }
 
-// OHWI f32 weights `w` in `layout` (a primitive's weights descriptor). oneDNN reorders into its
-// Winograd layouts from OIHW only, so those go through OIHW first.
-dnnl::memory reordered_weights(const Tensor& w, const dnnl::memory::desc& layout) {
+// OHWI weights of `w`'s shape at `data` (f32, or s8 in int8) in `layout` (a primitive's weights
+// descriptor). oneDNN reorders into its Winograd layouts from OIHW only, so those go through OIHW
+// first.
+dnnl::memory reordered_weights(const Tensor& w, const void* data, dt type,
+                               const dnnl::memory::desc& layout) {
   return checked("reorder (weights)", [&] {
     const dnnl::engine& engine = cpu_engine();
     const dnnl::memory::dims dims{w.dim(0), w.dim(3), 3, 3};
-    dnnl::memory ohwi({dims, dt::f32, tag::ohwi}, engine, w.data());
+    dnnl::memory ohwi({dims, type, tag::ohwi}, engine, const_cast<void*>(data));
     dnnl::memory out(layout, engine);
     dnnl::stream stream(engine);
     if (layout.data.format_kind == dnnl_format_kind_wino) {
-      dnnl::memory oihw({dims, dt::f32, tag::oihw}, engine);
+      dnnl::memory oihw({dims, type, tag::oihw}, engine);
       dnnl::reorder(ohwi, oihw).execute(stream, ohwi, oihw);
       dnnl::reorder(oihw, out).execute(stream, oihw, out);
     } else {
@@ -126,12 +130,14 @@ std::string onednn_bf16_dot_slow() {
   return bf16_dot_slow_on(intel, fp16, /*amx=*/false);
 }
 
-std::string onednn_bf16_unavailable() {
+// The best instructions oneDNN uses here, in words.
+std::string isa_words() {
   std::string have = "older than AVX";
   switch (dnnl::get_effective_cpu_isa()) {
     case dnnl::cpu_isa::avx512_core_bf16:
+      return "AVX-512 with VNNI and BF16";
     case dnnl::cpu_isa::avx512_core_amx:
-      return "";
+      return "AMX";
     case dnnl::cpu_isa::sse41:
       have = "SSE4.1";
       break;
@@ -139,17 +145,40 @@ std::string onednn_bf16_unavailable() {
       have = "AVX";
       break;
     case dnnl::cpu_isa::avx2:
-    case dnnl::cpu_isa::avx2_vnni:
       have = "AVX2";
       break;
+    case dnnl::cpu_isa::avx2_vnni:
+      have = "AVX2 with AVX-VNNI";
+      break;
     case dnnl::cpu_isa::avx512_core:
+      have = "AVX-512 without VNNI";
+      break;
     case dnnl::cpu_isa::avx512_core_vnni:
-      have = "AVX-512 without BF16";
+      have = "AVX-512 with VNNI, without BF16";
       break;
     default:
       break;
   }
-  return "this CPU has neither AVX512_BF16 nor AMX (its best instructions: " + have + ")";
+  return have;
+}
+
+std::string onednn_bf16_unavailable() {
+  const dnnl::cpu_isa isa = dnnl::get_effective_cpu_isa();
+  if (isa == dnnl::cpu_isa::avx512_core_bf16 || isa == dnnl::cpu_isa::avx512_core_amx) return "";
+  return "this CPU has neither AVX512_BF16 nor AMX (its best instructions: " + isa_words() + ")";
+}
+
+std::string onednn_int8_unavailable() {
+  switch (dnnl::get_effective_cpu_isa()) {
+    case dnnl::cpu_isa::avx2_vnni:
+    case dnnl::cpu_isa::avx512_core_vnni:
+    case dnnl::cpu_isa::avx512_core_bf16:
+    case dnnl::cpu_isa::avx512_core_amx:
+      return "";
+    default:
+      return "this CPU has neither AVX-512 VNNI, AVX-VNNI nor AMX (its best instructions: " +
+             isa_words() + ")";
+  }
 }
 
 std::string onednn_winograd_unavailable() {
@@ -201,13 +230,23 @@ struct OnednnConv::Plan {
   };
   std::unique_ptr<Wino> wino;
   std::vector<Band> bands;
-  std::optional<dnnl::reorder::primitive_desc> to_bf16_pd;
-  std::optional<dnnl::reorder> to_bf16;
+  // bf16: the frame to bf16; int8: the frame to u8 times 1 / in_scale (quantize_u8's rounding:
+  // to nearest, ties to even, saturated to 0..255).
+  std::optional<dnnl::reorder::primitive_desc> to_input_pd;
+  std::optional<dnnl::reorder> to_input;
   dnnl::memory::desc src_f32, src;
 };
 
-OnednnConv::OnednnConv(Tensor w, OnednnMath math) : w_(std::move(w)), math_(math) {
+OnednnConv::OnednnConv(Tensor w, OnednnMath math, float in_scale, Int8Io io)
+    : w_(std::move(w)), math_(math), in_scale_(in_scale), io_(io) {
   expect(w_, {w_.dim(0), 3, 3, w_.dim(3)}, DType::F32, "onednn conv3x3_bias_relu", "w");
+  if (int8()) {
+    if (!(in_scale_ > 0) || !std::isfinite(in_scale_))
+      fail("onednn conv3x3_bias_relu: int8 needs the input's scale (> 0)");
+    Int8Weights q = quantize_weights_s8(w_);
+    w8_ = std::move(q.values);
+    for (float s : q.scales) out_scales_.push_back(in_scale_ * s);
+  }
   if (rounds()) {
     rounded_w_ = host_tensor(w_.shape(), DType::F32);
     round_to_bf16(w_.ptr<const float>(), rounded_w_.tensor.ptr<float>(), w_.numel());
@@ -224,15 +263,23 @@ OnednnConv::Prim& OnednnConv::prim(int rows, int w, int pad_top, int pad_bottom)
   const dnnl::engine& engine = cpu_engine();
   auto p = std::make_unique<Prim>();
   checked("convolution_forward (primitive descriptor)", [&] {
-    const dt in = bf16() ? dt::bf16 : dt::f32;
+    const dt in = bf16() ? dt::bf16 : int8() ? dt::u8 : dt::f32;
     const dnnl::memory::desc src({1, c, in_rows, w}, in, tag::nhwc);
-    const dnnl::memory::desc wei({k, c, 3, 3}, in, tag::any);
+    const dnnl::memory::desc wei({k, c, 3, 3}, int8() ? dt::s8 : in, tag::any);
     const dnnl::memory::desc bias({k}, dt::f32, tag::a);
-    const dnnl::memory::desc dst({1, k, rows, w}, dt::f32, tag::nhwc);
+    const dnnl::memory::desc dst({1, k, rows, w}, u8_out() ? dt::u8 : dt::f32, tag::nhwc);
     dnnl::post_ops relu;
     relu.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
     dnnl::primitive_attr attr = user_scratchpad();
     attr.set_post_ops(relu);
+    // int8: the integer sums times in_scale * the weights' scale of their output channel.
+    // A u8 output is that divided by the next layer's input scale.
+    if (int8()) {
+      std::vector<float> scales = out_scales_;
+      if (u8_out())
+        for (float& v : scales) v /= io_.out_scale;
+      attr.set_output_scales(1 << 1, scales);
+    }
     const dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference,
                                             dnnl::algorithm::convolution_direct, src, wei, bias,
                                             dst, {1, 1}, {pad_top, 1}, {pad_bottom, 1});
@@ -247,7 +294,9 @@ OnednnConv::Prim& OnednnConv::prim(int rows, int w, int pad_top, int pad_bottom)
   for (const auto& [key, other] : prims_)
     if (other && other->pd.weights_desc() == p->pd.weights_desc()) p->weights = other->weights;
   if (!p->weights)
-    p->weights = std::make_shared<dnnl::memory>(reordered_weights(w_, p->pd.weights_desc()));
+    p->weights = std::make_shared<dnnl::memory>(
+        int8() ? reordered_weights(w_, w8_.data(), dt::s8, p->pd.weights_desc())
+               : reordered_weights(w_, w_.data(), dt::f32, p->pd.weights_desc()));
   return *(prims_[key] = std::move(p));
 }
 
@@ -292,7 +341,7 @@ std::unique_ptr<OnednnConv::Wino> OnednnConv::wino(int h, int w, bool pool) {
     p->out = dnnl::reorder(p->out_pd);
     return 0;
   });
-  p->weights = reordered_weights(w_, p->pd.weights_desc());
+  p->weights = reordered_weights(w_, w_.data(), dt::f32, p->pd.weights_desc());
   return p;
 }
 
@@ -310,7 +359,7 @@ OnednnConv::Plan& OnednnConv::plan(int h, int w, bool pool) {
   // shape only, so a frame's result does not depend on the frames beside it.
   int band = h;
   if (pool && !bf16()) {
-    const int64_t row_bytes = int64_t(w) * k * 4;
+    const int64_t row_bytes = int64_t(w) * k * (u8_out() ? 1 : 4);
     band = std::max<int64_t>(2, (kBandBytes / row_bytes) & ~int64_t(1));
   }
   for (int r0 = 0; r0 < h; r0 += band) {
@@ -318,13 +367,19 @@ OnednnConv::Plan& OnednnConv::plan(int h, int w, bool pool) {
     const int pad_top = r0 == 0 ? 1 : 0, pad_bottom = r0 + rows == h ? 1 : 0;
     p->bands.push_back({r0 - 1 + pad_top, r0, rows, &prim(rows, w, pad_top, pad_bottom)});
   }
-  checked("reorder (frame to bf16)", [&] {
+  checked("reorder (frame to bf16 or u8)", [&] {
     p->src_f32 = dnnl::memory::desc({1, c, h, w}, dt::f32, tag::nhwc);
-    p->src = dnnl::memory::desc({1, c, h, w}, bf16() ? dt::bf16 : dt::f32, tag::nhwc);
+    p->src = dnnl::memory::desc({1, c, h, w},
+                                bf16()   ? dt::bf16
+                                : int8() ? dt::u8
+                                         : dt::f32,
+                                tag::nhwc);
     const dnnl::engine& engine = cpu_engine();
-    if (bf16()) {
-      p->to_bf16_pd.emplace(engine, p->src_f32, engine, p->src, user_scratchpad());
-      p->to_bf16.emplace(*p->to_bf16_pd);
+    if (bf16() || (int8() && !io_.u8_input)) {
+      dnnl::primitive_attr attr = user_scratchpad();
+      if (int8()) attr.set_output_scales(0, {1.0f / in_scale_});
+      p->to_input_pd.emplace(engine, p->src_f32, engine, p->src, attr);
+      p->to_input.emplace(*p->to_input_pd);
     }
     return 0;
   });
@@ -337,45 +392,60 @@ void OnednnConv::run(const Tensor& x, const Tensor& b, bool pool, const Tensor& 
   if (x.rank() != 4) fail(std::string(op) + ": x must be rank 4");
   const int n = int(x.dim(0)), h = int(x.dim(1)), wd = int(x.dim(2)), c = int(x.dim(3));
   const int k = int(w_.dim(0));
-  expect(x, {n, h, wd, w_.dim(3)}, DType::F32, op, "x");
+  const bool u8_in = int8() && io_.u8_input;
+  expect(x, {n, h, wd, w_.dim(3)}, u8_in ? DType::U8 : DType::F32, op, "x");
   expect(b, {k}, DType::F32, op, "b");
   expect(y, pool ? std::vector<int64_t>{n, h / 2, wd / 2, k} : std::vector<int64_t>{n, h, wd, k},
-         DType::F32, op, "y");
+         u8_out() ? DType::U8 : DType::F32, op, "y");
   Plan& p = plan(h, wd, pool);
   if (p.wino) return run_winograd(*p.wino, x, b, y);
   const dnnl::engine& engine = cpu_engine();
+  // Sizes in elements; the pointers below step in bytes of their own dtype.
   const size_t in_frame = size_t(h) * wd * c, out_frame = size_t(h) * wd * k;
   const size_t pooled_frame = size_t(h / 2) * (wd / 2) * k, in_row = size_t(wd) * c;
   const size_t out_row = size_t(wd) * k, pooled_row = size_t(wd / 2) * k;
-  // A band's unpooled output, when a pool follows, and the frame in bf16 (or rounded to it, in
-  // f32); reused across calls.
-  thread_local std::vector<float> scratch, rounded;
+  const size_t in_size = u8_in ? 1 : 4, out_size = u8_out() ? 1 : 4;
+  const size_t conv_in_size = bf16() ? 2 : int8() ? 1 : 4;  // what the primitive reads
+  // A band's unpooled output, when a pool follows, and the frame in bf16 or u8 (or rounded to
+  // bf16, in f32); reused across calls.
+  thread_local std::vector<float> scratch, rounded, int8_bias;
   thread_local std::vector<uint16_t> input;
-  if (pool) grown(scratch, size_t(p.bands[0].rows) * out_row);
-  if (bf16()) grown(input, in_frame);
+  if (pool) grown(scratch, (size_t(p.bands[0].rows) * out_row * out_size + 3) / 4);
+  if (bf16() || (int8() && !u8_in)) grown(input, in_frame);  // u8 takes half of it
   if (rounds()) grown(rounded, in_frame);
+  const float* bias_at = b.ptr<const float>();
+  if (int8()) {
+    // oneDNN 2's int8 convolution scales the bias with the sums (scale * (sum + bias)), so it
+    // gets the bias divided by each channel's scale.
+    float* scaled = grown(int8_bias, size_t(k));
+    for (int o = 0; o < k; ++o) scaled[o] = bias_at[o] / out_scales_[size_t(o)];
+    bias_at = scaled;
+  }
+  auto* const x_bytes = static_cast<std::byte*>(x.data());
+  auto* const y_bytes = static_cast<std::byte*>(y.data());
+  auto* const scratch_bytes = reinterpret_cast<std::byte*>(scratch.data());
   checked("convolution_forward (execute)", [&] {
     dnnl::stream stream(engine);
     dnnl::memory frame(p.src_f32, engine, nullptr), whole(p.src, engine, input.data());
-    dnnl::memory bias({{k}, dt::f32, tag::a}, engine, b.data());
+    dnnl::memory bias({{k}, dt::f32, tag::a}, engine, const_cast<float*>(bias_at));
     for (int i = 0; i < n; ++i) {
-      const float* xf = x.ptr<const float>() + i * in_frame;
+      std::byte* src_frame = x_bytes + i * in_frame * in_size;
       if (rounds()) {
-        round_to_bf16(xf, rounded.data(), int64_t(in_frame));
-        xf = rounded.data();
+        round_to_bf16(reinterpret_cast<const float*>(src_frame), rounded.data(), int64_t(in_frame));
+        src_frame = reinterpret_cast<std::byte*>(rounded.data());
       }
-      if (bf16()) {
-        frame.set_data_handle(const_cast<float*>(xf));
-        p.to_bf16->execute(stream, {{DNNL_ARG_FROM, frame},
-                                    {DNNL_ARG_TO, whole},
-                                    {DNNL_ARG_SCRATCHPAD, scratchpads(*p.to_bf16_pd)[0]}});
+      if (p.to_input) {
+        frame.set_data_handle(src_frame);
+        p.to_input->execute(stream, {{DNNL_ARG_FROM, frame},
+                                     {DNNL_ARG_TO, whole},
+                                     {DNNL_ARG_SCRATCHPAD, scratchpads(*p.to_input_pd)[0]}});
+        src_frame = reinterpret_cast<std::byte*>(input.data());
       }
       for (const Plan::Band& band : p.bands) {
         const Prim& pr = *band.prim;
-        void* src_at = bf16() ? static_cast<void*>(input.data() + band.in_row * in_row)
-                              : static_cast<void*>(const_cast<float*>(xf) + band.in_row * in_row);
-        float* out =
-            pool ? scratch.data() : y.ptr<float>() + i * out_frame + band.out_row * out_row;
+        std::byte* src_at = src_frame + band.in_row * in_row * conv_in_size;
+        std::byte* out =
+            pool ? scratch_bytes : y_bytes + (i * out_frame + band.out_row * out_row) * out_size;
         dnnl::memory src(pr.pd.src_desc(), engine, src_at), dst(pr.pd.dst_desc(), engine, out);
         pr.conv.execute(stream, {{DNNL_ARG_SRC, src},
                                  {DNNL_ARG_WEIGHTS, *pr.weights},
@@ -385,11 +455,20 @@ void OnednnConv::run(const Tensor& x, const Tensor& b, bool pool, const Tensor& 
         stream.wait();
         if (!pool) continue;
         // The band's pairs of rows pooled (a band starts at an even row; floor at the bottom).
-        float* pooled = y.ptr<float>() + i * pooled_frame + (band.out_row / 2) * pooled_row;
+        std::byte* pooled =
+            y_bytes + (i * pooled_frame + (band.out_row / 2) * pooled_row) * out_size;
         const int pairs = band.rows / 2;
 #pragma omp parallel for schedule(static)
-        for (int r = 0; r < pairs; ++r)
-          maxpool_nhwc(out + 2 * r * out_row, 1, 2, wd, k, pooled + r * pooled_row);
+        for (int r = 0; r < pairs; ++r) {
+          std::byte* from = out + 2 * r * out_row * out_size;
+          std::byte* to = pooled + r * pooled_row * out_size;
+          if (u8_out())
+            maxpool_nhwc_u8(reinterpret_cast<const uint8_t*>(from), 1, 2, wd, k,
+                            reinterpret_cast<uint8_t*>(to));
+          else
+            maxpool_nhwc(reinterpret_cast<const float*>(from), 1, 2, wd, k,
+                         reinterpret_cast<float*>(to));
+        }
       }
     }
     return 0;

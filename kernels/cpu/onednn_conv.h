@@ -15,6 +15,11 @@
 // there first when a pool follows) reordered back to NHWC. Fewer multiplications, a little more
 // rounding (docs/perf/cpu.md measures both); where oneDNN has no Winograd kernel for this CPU
 // (it needs AVX-512) the layer runs the direct convolution.
+// In int8 (VNNI or AMX) the frame is quantized to u8 at the layer's calibrated input scale (a
+// oneDNN reorder, rounding as cpu::quantize_u8 does) unless the layer before wrote it as u8
+// already, the weights once to s8 per output channel (cpu::quantize_weights_s8), the sums are
+// exact int32, and the output is f32 or, for a next int8 layer, u8 at that layer's scale
+// (Int8Io), pooled in the same bands as fp32's. cpu::conv3x3_bias_relu_int8 is its reference.
 #pragma once
 
 #include <map>
@@ -23,6 +28,7 @@
 #include <string>
 #include <tuple>
 #include <utility>
+#include <vector>
 
 #include "fervid/tensor.h"
 
@@ -44,19 +50,39 @@ std::string bf16_dot_slow_on(bool intel, bool avx512_fp16, bool amx);
 // "" when oneDNN has a Winograd convolution for this CPU (it needs AVX-512), else why not.
 std::string onednn_winograd_unavailable();
 
+// "" when oneDNN can convolve in int8 at full speed on this CPU (AVX-512 VNNI, AVX-VNNI or AMX),
+// else why not, in one line. (oneDNN runs int8 without VNNI too, on pairs of products that can
+// saturate in 16 bits; fervid does not offer that.)
+std::string onednn_int8_unavailable();
+
 // How an OnednnConv computes: oneDNN's direct convolution in f32, in bf16 (its bf16 kernels, or
-// its f32 kernel on operands rounded to bf16), or its Winograd one (f32).
-enum class OnednnMath { Fp32, Bf16, Bf16OnFma, Winograd };
+// its f32 kernel on operands rounded to bf16), its Winograd one (f32), or in int8 (u8
+// activations with the layer's calibrated scale, s8 weights per output channel; the output f32).
+enum class OnednnMath { Fp32, Bf16, Bf16OnFma, Winograd, Int8 };
+
+// Int8: how a layer meets its neighbours. `u8_input`: x holds u8 values (v stands for v *
+// in_scale), written by an int8 layer before it, so the frame is not quantized again.
+// `out_scale` > 0: y is written as u8 at that scale (the next layer's input scale), the ReLU's
+// output rounded to nearest and saturated, and pooled in u8 (max commutes with the rounding);
+// 0: y is f32.
+struct Int8Io {
+  bool u8_input = false;
+  float out_scale = 0;
+};
 
 class OnednnConv {
  public:
   // w [K,3,3,C] f32 (OHWI, as the CPU backend prepares conv weights); read when a plan is made.
-  explicit OnednnConv(Tensor w, OnednnMath math = OnednnMath::Fp32);
+  // Int8: `in_scale` is the input's (quantize_u8, ops.h), > 0; the weights are quantized here,
+  // as cpu::conv3x3_bias_relu_int8 quantizes them.
+  explicit OnednnConv(Tensor w, OnednnMath math = OnednnMath::Fp32, float in_scale = 0,
+                      Int8Io io = {});
   ~OnednnConv();
   OnednnConv(const OnednnConv&) = delete;
   OnednnConv& operator=(const OnednnConv&) = delete;
 
-  // x [N,H,W,C], b [K] -> y [N,H,W,K] (or [N,H/2,W/2,K] when pool), as cpu::conv3x3_bias_relu.
+  // x [N,H,W,C], b [K] -> y [N,H,W,K] (or [N,H/2,W/2,K] when pool), as cpu::conv3x3_bias_relu;
+  // x and y f32, or u8 as Int8Io says.
   void run(const Tensor& x, const Tensor& b, bool pool, const Tensor& y);
 
   // Whether frames of this size run Winograd (false where this CPU has no Winograd kernel).
@@ -79,6 +105,12 @@ class OnednnConv {
   OnednnMath math_ = OnednnMath::Fp32;
   bool bf16() const { return math_ == OnednnMath::Bf16; }  // oneDNN's bf16 kernels
   bool rounds() const { return math_ == OnednnMath::Bf16OnFma; }
+  bool int8() const { return math_ == OnednnMath::Int8; }
+  float in_scale_ = 0;
+  Int8Io io_;
+  bool u8_out() const { return int8() && io_.out_scale > 0; }
+  std::vector<int8_t> w8_;         // Int8: the weights, OHWI
+  std::vector<float> out_scales_;  // Int8: in_scale * the weights' scale, per output channel
   std::mutex mutex_;
   std::map<std::tuple<int, int, bool>, std::unique_ptr<Plan>> plans_;
   std::map<std::tuple<int, int, int>, std::unique_ptr<Prim>> prims_;

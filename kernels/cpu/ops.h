@@ -5,7 +5,10 @@
 // throws fervid::Error naming the op when they do not fit.
 #pragma once
 
+#include <cmath>
+#include <cstdint>
 #include <span>
+#include <vector>
 
 #include "fervid/conv_geometry.h"
 #include "fervid/frame.h"
@@ -18,6 +21,36 @@ namespace fervid::cpu {
 // x [N,H,W,C], w [K,3,3,C], b [K] -> y [N,H,W,K] (or [N,H/2,W/2,K] when pool).
 void conv3x3_bias_relu(const Tensor& x, const Tensor& w, const Tensor& b, bool pool,
                        const Tensor& y);
+// ---- int8 (kernels/cpu/int8.cpp; --precision int8, docs/int8.md) ----
+// A layer's weights w [K,...] f32 as int8: per output channel k, scales[k] = max|w[k]| / 127 and
+// values = round(w / scales[k]) in -127..127 (symmetric, round half to even).
+struct Int8Weights {
+  std::vector<int8_t> values;
+  std::vector<float> scales;
+};
+Int8Weights quantize_weights_s8(const Tensor& w);
+// One activation value as u8 for a layer whose input scale is 1 / inv_scale: round half to even
+// of x * inv_scale, clamped to 0..255 (inputs follow a ReLU, so nothing below 0 is lost).
+// Written so that a loop over it vectorises without SSE4.1's round: once clamped to 0..255, adding
+// and taking away 1.5 * 2^23 rounds to the nearest integer, ties to even, as nearbyint does in the
+// default rounding mode (the sum's last bit is worth 1), with f32 additions only.
+inline uint8_t quantize_u8(float x, float inv_scale) {
+  constexpr float kRound = 12582912.0f;  // 1.5 * 2^23
+  float v = x * inv_scale;
+  v = v > 0.0f ? v : 0.0f;  // and NaN to 0
+  v = v < 255.0f ? v : 255.0f;
+  return uint8_t(int32_t((v + kRound) - kRound));
+}
+// n values, over the threads.
+void quantize_u8(const float* x, int64_t n, float scale, uint8_t* q);
+// maxpool_nhwc on u8 values (kernels/cpu/maxpool2x2.cpp).
+void maxpool_nhwc_u8(const uint8_t* in, int n, int h, int w, int c, uint8_t* out);
+// conv3x3_bias_relu in int8 (the reference): x quantized by quantize_u8 with `in_scale`, w by
+// quantize_weights_s8, the products summed exactly, then y = ReLU(sum * in_scale * w_scale[k] +
+// b[k]) in double, rounded to f32 (and pooled when `pool`). Shapes as conv3x3_bias_relu.
+void conv3x3_bias_relu_int8(const Tensor& x, const Tensor& w, const Tensor& b, float in_scale,
+                            bool pool, const Tensor& y);
+
 // x [N,H,W,C], w [K,k,k,C/groups], b [K] -> y [N,OH,OW,K] (ConvGeometry::out_size), then a ReLU
 // when `relu`: any square kernel, stride, uneven padding and groups (the detector's layers).
 void conv2d_bias_act(const Tensor& x, const Tensor& w, const Tensor& b, const ConvGeometry& g,

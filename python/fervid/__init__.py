@@ -33,7 +33,7 @@ from . import _fervid
 from .results import Faces, FrameRows, FrameScores, Progress, Results, VideoResult
 
 __all__ = ["Engine", "VideoResult", "FrameRows", "Results", "FrameScores", "Progress", "score",
-           "faces", "Faces",
+           "faces", "Faces", "calibrate",
            "Error", "WeightsError", "InputError", "OptionError", "DeviceError", "Notice",
            "UntrainedWeights",
            "__version__", "cuda_built"]
@@ -106,7 +106,7 @@ class Engine:
     weights: a safetensors file (tools/export_weights.py makes one from PyTorch, Keras or ONNX);
     card: a built-in card (ravdess-vgg16, torchvision-vgg16) or a JSON card file that overrides
     the one in the file's metadata; device: auto | cpu | cuda; precision: fp32 | tf32 | fp16 |
-    bf16 (None: the backend's default); batch: the most frames per batch; threads: CPU threads
+    bf16 | int8 (the CPU, with weights `fervid calibrate` wrote; None: the backend's default); batch: the most frames per batch; threads: CPU threads
     (0: all cores); conv_impl: auto | cudnn | fervid (CUDA) | onednn | winograd | blas (CPU); cuda_graphs:
     replay the frame stage as CUDA graphs; explain: keep the head's weights on the host so that
     gradcam() can run (the flatten head's are ~480 MiB). Notices (the CPU when there is no GPU, and why) are
@@ -360,6 +360,20 @@ def faces(inputs: Inputs, *, detector: Optional[PathLike] = None, stride: int = 
     without --weights; Engine.faces also classifies them). detector: as in Engine.faces."""
     return Faces(_fervid.faces(_paths(inputs),
                                _face_options(detector, stride, max_frames, "all", None, None)))
+
+
+def calibrate(inputs: Inputs, weights: PathLike, out: PathLike, *, frames: int = 256,
+              stride: int = 1, crop: Optional[str] = None, card: Optional[str] = None,
+              threads: int = 0) -> dict:
+    """`fervid calibrate` (docs/int8.md): the network of `weights` run in fp32 on the CPU over at
+    most `frames` sampled frames of the inputs (each input in turn takes its share of what is
+    left), cut by crop (None: the card's); each conv layer's input scale written into the card of
+    a copy of the weights at `out` (the tensors byte for byte), for Engine(out,
+    precision="int8"). Returns {"scales": {layer: scale}, "frames": n, "skipped": ["path:
+    reason", ...]}: an input that cannot be read is skipped and named there."""
+    return _fervid.calibrate(_paths(inputs), os.fspath(weights), os.fspath(out),
+                             {"frames": frames, "stride": stride, "crop": crop or "",
+                              "card": card or "", "threads": threads})
 
 
 def score(results: Iterable[VideoResult], labels=None, *, classes: Optional[Iterable[str]] = None,

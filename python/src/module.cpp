@@ -737,6 +737,30 @@ class PyEngine {
 
 // (path, truth, actor) of each path by RAVDESS names or a labels CSV, as `fervid eval` labels
 // them (audio-only clips are left out).
+// fervid.calibrate: calibrate_weights, the result as a dict.
+py::dict calibrate(const py::list& inputs, const std::string& weights, const std::string& out,
+                   const py::dict& o) {
+  std::vector<std::string> paths;
+  for (const py::handle& in : inputs) paths.push_back(fs_path(in));
+  CalibrateOptions opt;
+  opt.card = o["card"].cast<std::string>();
+  opt.crop = o["crop"].cast<std::string>();
+  opt.sampling.stride = o["stride"].cast<int>();
+  opt.frames = o["frames"].cast<int64_t>();
+  opt.threads = o["threads"].cast<int>();
+  opt.notify = [](const std::string&) {};
+  Engine::Int8Calibration cal;
+  {
+    py::gil_scoped_release release;
+    cal = calibrate_weights(weights, expand_inputs(paths), out, opt);
+  }
+  py::dict d;
+  d["scales"] = cal.scales;
+  d["frames"] = cal.frames;
+  d["skipped"] = cal.skipped;
+  return d;
+}
+
 py::list label_paths(const py::list& paths, const std::vector<std::string>& classes,
                      const std::string& labels_csv) {
   std::vector<InputItem> items;
@@ -819,6 +843,8 @@ PYBIND11_MODULE(_fervid, m) {
       "faces",
       [](const py::list& inputs, const py::dict& o) { return track_faces(inputs, o, nullptr); },
       py::arg("inputs"), py::arg("options"));
+  m.def("calibrate", &calibrate, py::arg("inputs"), py::arg("weights"), py::arg("out"),
+        py::arg("options"));
   m.def("label_paths", &label_paths, py::arg("paths"), py::arg("classes"), py::arg("labels_csv"));
   m.def("score", &score, py::arg("rows"), py::arg("classes"), py::arg("confusion_png"),
         py::arg("title"));

@@ -31,8 +31,8 @@ def test_bad_weights_raise_weights_error_with_the_clis_message(cli, tmp_path):
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"device": "gpu"}, "device=gpu: expected auto, cpu or cuda"),
-    ({"precision": "fp8"}, "precision=fp8: expected fp32, tf32, fp16 or bf16"),
-    ({"device": "cpu", "precision": "fp16"}, "precision=fp16: the CPU backend computes in fp32 or bf16"),
+    ({"precision": "fp8"}, "precision=fp8: expected fp32, tf32, fp16, bf16 or int8"),
+    ({"device": "cpu", "precision": "fp16"}, "precision=fp16: the CPU backend computes in fp32, bf16 or int8"),
     ({"batch": 0}, "batch=0: must be at least 1"),
 ])
 def test_bad_engine_options_raise_option_error(tiny_weights, kwargs, message):

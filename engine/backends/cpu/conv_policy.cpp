@@ -11,6 +11,7 @@ CpuFeatures cpu_features() {
   f.no_bf16 = onednn_bf16_unavailable();
   f.no_winograd = onednn_winograd_unavailable();
   f.bf16_dot_slow = onednn_bf16_dot_slow();
+  f.no_int8 = onednn_int8_unavailable();
   return f;
 }
 
@@ -26,6 +27,8 @@ const char* cpu_conv_math_name(CpuConvMath m) {
       return "onednn-bf16";
     case CpuConvMath::Bf16OnFma:
       return "onednn-bf16-on-fma";
+    case CpuConvMath::Int8:
+      return "onednn-int8";
   }
   return "?";
 }
@@ -47,15 +50,26 @@ CpuConvPolicy resolve_cpu_conv(ConvImpl asked, Precision precision, const CpuFea
   if (asked == ConvImpl::Winograd && !cpu.no_winograd.empty())
     fail_option("{{conv_impl}} winograd: " + cpu.no_winograd +
                 "; use {{conv_impl}} auto or onednn");
+  const bool int8 = precision == Precision::Int8;
+  if (int8 && asked == ConvImpl::Blas)
+    fail_option("{{precision}} int8 runs the convolutions on oneDNN, not {{conv_impl}} blas");
+  if (int8 && asked == ConvImpl::Winograd)
+    fail_option(
+        "{{conv_impl}} winograd computes in fp32; use {{conv_impl}} auto or onednn with "
+        "{{precision}} int8");
   if (bf16) {
     if (!cpu.no_bf16.empty())
       fail_option("{{precision}} bf16 on the CPU: " + cpu.no_bf16 + "; use fp32");
+  } else if (int8) {
+    if (!cpu.no_int8.empty())
+      fail_option("{{precision}} int8 on the CPU: " + cpu.no_int8 + "; use fp32");
   } else if (precision != Precision::Fp32 && precision != Precision::Default) {
     fail_option(std::string("{{precision}} ") + precision_name(precision) +
-                ": the CPU backend computes in fp32 or bf16");
+                ": the CPU backend computes in fp32, bf16 or int8");
   }
   CpuConvPolicy p;
   p.bf16 = bf16;
+  p.int8 = int8;
   p.impl = asked;
   p.chosen = "asked for with " + impl;
   if (asked != ConvImpl::Auto) return p;
@@ -67,9 +81,11 @@ CpuConvPolicy resolve_cpu_conv(ConvImpl asked, Precision precision, const CpuFea
   if (!cpu.onednn) {
     p.impl = ConvImpl::Blas;
     p.chosen = "auto: this build has no oneDNN";
-  } else if (bf16 || !cpu.no_winograd.empty()) {
+  } else if (bf16 || int8 || !cpu.no_winograd.empty()) {
     p.impl = ConvImpl::Onednn;
-    p.chosen = bf16 ? "auto: oneDNN in bf16" : "auto: " + cpu.no_winograd;
+    p.chosen = bf16   ? "auto: oneDNN in bf16"
+               : int8 ? "auto: oneDNN in int8"
+                      : "auto: " + cpu.no_winograd;
   } else {
     p.impl = ConvImpl::Winograd;
     p.chosen = "auto: oneDNN's Winograd where a layer has " +
@@ -78,8 +94,14 @@ CpuConvPolicy resolve_cpu_conv(ConvImpl asked, Precision precision, const CpuFea
   return p;
 }
 
-CpuLayerConv CpuConvPolicy::for_layer(int64_t in_channels) const {
+CpuLayerConv CpuConvPolicy::for_layer(int64_t in_channels, bool int8_scaled) const {
   if (impl == ConvImpl::Blas) return {CpuConvMath::Blas, chosen};
+  if (int8 && (in_channels >= kInt8MinChannels || int8_scaled)) return {CpuConvMath::Int8, chosen};
+  if (int8)
+    return {CpuConvMath::Fp32,
+            "int8 keeps a layer of fewer than " + std::to_string(kInt8MinChannels) +
+                " input channels in fp32 unless the card has its scale (an image normalised to "
+                "values >= 0)"};
   if (bf16 && in_channels >= kBf16MinChannels) {
     if (bf16_on_fma.empty()) return {CpuConvMath::Bf16, chosen};
     return {CpuConvMath::Bf16OnFma, "auto: " + bf16_on_fma};
@@ -101,6 +123,9 @@ std::string CpuConvPolicy::describe() const {
       : impl == ConvImpl::Winograd
           ? "oneDNN, Winograd from " + std::to_string(kWinogradMinChannels) + " channels"
           : "OpenBLAS";
+  if (int8)
+    return conv + ", int8 from " + std::to_string(kInt8MinChannels) +
+           " channels (u8 activations, s8 weights per channel)";
   const std::string products = !bf16 ? ""
                                : bf16_on_fma.empty()
                                    ? ", bf16 kernels"

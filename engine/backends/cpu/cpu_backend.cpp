@@ -1,7 +1,7 @@
-// The CPU backend: f32 (bf16 operands in the convolutions with --precision bf16), NHWC, host
-// memory. Its layers are prepared with their own oneDNN convolutions (the choice is
-// CpuConvPolicy's, engine/backends/cpu/conv_policy.h) or the float64-tested references of
-// kernels/cpu; the rest are kernels/cpu's ops.
+// The CPU backend: f32 (bf16 operands in the convolutions with --precision bf16, int8 ones with
+// --precision int8), NHWC, host memory. Its layers are prepared with their own oneDNN
+// convolutions (the choice is CpuConvPolicy's, engine/backends/cpu/conv_policy.h) or the
+// float64-tested references of kernels/cpu; the rest are kernels/cpu's ops.
 #include "backends/cpu/cpu_backend.h"
 
 #include <cblas.h>
@@ -47,6 +47,8 @@ OnednnMath onednn_math(CpuConvMath m) {
       return OnednnMath::Bf16;
     case CpuConvMath::Bf16OnFma:
       return OnednnMath::Bf16OnFma;
+    case CpuConvMath::Int8:
+      return OnednnMath::Int8;
     default:
       return OnednnMath::Fp32;
   }
@@ -66,26 +68,47 @@ class CpuConv final : public PreparedLayer {
  public:
   CpuConv(const LayerDesc& layer, const LayerWeights& weights, const CpuConvPolicy& policy,
           MemoryMeter& meter)
-      : pool_(layer.pool), choice_(policy.for_layer(layer.in_channels)) {
+      : pool_(layer.pool), choice_(policy.for_layer(layer.in_channels, layer.int8_scale > 0)) {
     w_ = conv_weight_ohwi(weights.weight.tensor);
     w_.buffer = meter.track(std::move(w_.buffer));
     b_ = host_copy(weights.bias.tensor, meter);
+    const bool int8 = choice_.math == CpuConvMath::Int8;
+    if (int8 && !(layer.int8_scale > 0))
+      // (The model names the layer in front of it.)
+      fail_option(
+          "{{precision}} int8 needs the activation scales of a calibration run in the weights' "
+          "card (fervid calibrate; docs/int8.md)");
+    if (layer.u8_input && !int8) fail("a u8 input for a layer not in int8");
+    // Between two int8 layers the activations stay u8: this one writes at the next one's scale.
+    io_.u8_input = layer.u8_input;
+    if (int8 && layer.int8_out_scale > 0 &&
+        policy.for_layer(layer.out_channels).math == CpuConvMath::Int8)
+      io_.out_scale = layer.int8_out_scale;
     if (choice_.math != CpuConvMath::Blas)
-      conv_ = std::make_unique<OnednnConv>(w_.tensor, onednn_math(choice_.math));
+      conv_ =
+          std::make_unique<OnednnConv>(w_.tensor, onednn_math(choice_.math), layer.int8_scale, io_);
   }
   void run(std::span<const Tensor> x, const Tensor& y) override {
-    if (conv_)
-      conv_->run(x[0], b_.tensor, pool_, y);
-    else
-      cpu::conv3x3_bias_relu(x[0], w_.tensor, b_.tensor, pool_, y);
+    if (!conv_) return cpu::conv3x3_bias_relu(x[0], w_.tensor, b_.tensor, pool_, y);
+    // The model's buffers are typed f32; u8 activations are the same memory seen as u8.
+    const auto as_u8 = [](const Tensor& t) {
+      return Tensor(t.data(), t.shape(), DType::U8, t.layout(), t.device());
+    };
+    conv_->run(io_.u8_input ? as_u8(x[0]) : x[0], b_.tensor, pool_,
+               io_.out_scale > 0 ? as_u8(y) : y);
   }
   std::vector<LayerPlan> plans() const override {
-    return {{cpu_conv_math_name(choice_.math), choice_.why}};
+    std::string why = choice_.why;
+    if (io_.u8_input) why += "; reads the layer before's u8";
+    if (io_.out_scale > 0) why += "; writes u8 for the next";
+    return {{cpu_conv_math_name(choice_.math), why}};
   }
+  bool writes_u8() const override { return io_.out_scale > 0; }
 
  private:
   bool pool_;
   CpuLayerConv choice_;
+  Int8Io io_;
   OwnedTensor w_, b_;
   std::unique_ptr<OnednnConv> conv_;
 };
@@ -190,7 +213,9 @@ class CpuBackend final : public Backend, Timelines, DeviceGradcam, FaceFrameOps 
   std::string name() const override { return "cpu"; }
   Layout activation_layout() const override { return Layout::NHWC; }
   DType compute_dtype() const override { return DType::F32; }
-  Precision precision() const override { return policy_.bf16 ? Precision::Bf16 : Precision::Fp32; }
+  Precision precision() const override {
+    return policy_.bf16 ? Precision::Bf16 : policy_.int8 ? Precision::Int8 : Precision::Fp32;
+  }
   // swscale's RGB is the reference path.
   bool prefers_yuv_frames() const override { return false; }
   std::string device_name() const override {
@@ -277,6 +302,7 @@ class CpuBackend final : public Backend, Timelines, DeviceGradcam, FaceFrameOps 
 }  // namespace
 
 std::string cpu_bf16_unavailable() { return onednn_bf16_unavailable(); }
+std::string cpu_int8_unavailable() { return onednn_int8_unavailable(); }
 
 std::unique_ptr<Backend> make_cpu_backend(int threads, ConvImpl conv_impl, Precision precision) {
   return std::make_unique<CpuBackend>(threads,

@@ -25,6 +25,9 @@ inline CudaConvPolicy resolve_cuda_conv(ConvImpl asked, Precision precision) {
   const std::string impl = conv_impl_name(asked);
   if (cpu_conv_impl(asked))
     fail_option("{{conv_impl}} " + impl + " is the CPU backend's (CUDA: auto, cudnn or fervid)");
+  if (precision == Precision::Int8)
+    fail_option(
+        "{{precision}} int8 runs on the CPU backend (CUDA computes in fp32, tf32, fp16 or bf16)");
   const bool f32 = precision == Precision::Fp32 || precision == Precision::Tf32;
   if (asked == ConvImpl::Igemm && f32)
     fail_option("{{conv_impl}} fervid: fervid's conv3x3 computes in fp16 or bf16, not " +

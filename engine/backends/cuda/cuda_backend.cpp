@@ -50,6 +50,7 @@ Arithmetic arithmetic_of(Precision p) {
       return {p, DType::F32, true};
     case Precision::Default:
     case Precision::Fp16:
+    case Precision::Int8:  // refused before (resolve_cuda_conv)
       break;
   }
   return {Precision::Fp16, DType::F16, false};

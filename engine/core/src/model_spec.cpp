@@ -1,5 +1,6 @@
 #include "fervid/model_spec.h"
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <functional>
@@ -223,6 +224,16 @@ void ModelSpec::validate(const std::string& origin) const {
   if (!(crop == "full" || crop == "center" ||
         (crop.rfind("box=", 0) == 0 && parse_box(std::string_view(crop).substr(4)))))
     bad("crop '" + crop + "' must be full, center or box=x,y,w,h (x,y >= 0, w,h > 0)");
+  if (!int8_scales.empty()) {
+    const std::vector<ConvLayer> convs = conv_layers();
+    for (const auto& [layer, scale] : int8_scales) {
+      if (std::none_of(convs.begin(), convs.end(),
+                       [&](const ConvLayer& l) { return l.name == layer; }))
+        bad("int8.input_scales names " + layer + ", which is not a conv layer of this network");
+      if (!(scale > 0) || !std::isfinite(scale))
+        bad("int8.input_scales." + layer + " must be a positive number");
+    }
+  }
 }
 
 std::vector<ConvLayer> ModelSpec::conv_layers() const {
@@ -331,6 +342,8 @@ json ModelSpec::to_json() const {
             {"crop", crop},
             {"vote", vote_name(vote)}};
   if (face_margin != kDefaultFaceMargin) card["face_margin"] = face_margin;
+  if (!int8_scales.empty())
+    card["int8"] = json{{"input_scales", int8_scales}, {"frames", int8_frames}};
   return card;
 }
 
@@ -377,6 +390,17 @@ ModelSpec ModelSpec::from_json(const json& j, const std::string& origin) {
     s.face_margin = m.get<double>();
     if (!(s.face_margin >= 0 && s.face_margin <= kMaxFaceMargin))
       bad_field(origin, "face_margin", "a number in 0..2 (a share of the face's size a side)", m);
+  }
+  if (j.contains("int8")) {
+    const json& q = j["int8"];
+    if (!q.is_object() || !q.contains("input_scales") || !q["input_scales"].is_object())
+      bad_field(origin, "int8", "an object with input_scales (written by fervid calibrate)", q);
+    for (const auto& [layer, v] : q["input_scales"].items()) {
+      if (!v.is_number() || !(v.get<double>() > 0) || !std::isfinite(v.get<double>()))
+        bad_field(origin, "int8.input_scales." + layer, "a positive number", v);
+      s.int8_scales[layer] = v.get<float>();
+    }
+    if (q.contains("frames")) s.int8_frames = whole(q["frames"], "int8.frames", 0, 1 << 30, origin);
   }
   const std::string vote = text_or(j, "vote", "confidence", origin);
   try {

@@ -34,6 +34,7 @@ const OptionWords kOptionWords[] = {
     {"hop", "--hop", "hop="},
     {"stall", "--stall", "stall="},
     {"give_up", "--give-up", "give_up="},
+    {"out", "--out", "out="},
     {"explain", "EngineOptions::explain", "Engine(..., explain=True)"},
 };
 const size_t kOptionWordCount = sizeof(kOptionWords) / sizeof(kOptionWords[0]);

@@ -17,7 +17,8 @@ Precision parse_precision(const std::string& text) {
   if (text == "tf32") return Precision::Tf32;
   if (text == "fp16") return Precision::Fp16;
   if (text == "bf16") return Precision::Bf16;
-  fail_option("{{precision}} " + text + ": expected fp32, tf32, fp16 or bf16");
+  if (text == "int8") return Precision::Int8;
+  fail_option("{{precision}} " + text + ": expected fp32, tf32, fp16, bf16 or int8");
 }
 
 ConvImpl parse_conv_impl(const std::string& text) {
@@ -66,6 +67,8 @@ const char* precision_name(Precision p) {
       return "fp16";
     case Precision::Bf16:
       return "bf16";
+    case Precision::Int8:
+      return "int8";
     case Precision::Default:
       break;
   }

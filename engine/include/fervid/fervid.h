@@ -18,6 +18,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <span>
 #include <stop_token>
@@ -171,6 +172,22 @@ class Engine {
   // Throws fervid::Error "<path>: <reason>" for an input that cannot be read.
   NetworkInputs network_inputs(const InputItem& input, const SamplingOptions& sampling,
                                const CropSpec& crop);
+  // The int8 calibration (fervid calibrate, docs/int8.md): `inputs`' sampled frames (at most
+  // `max_frames` in all: each input in turn takes its share of what is left, so a short or
+  // unreadable one leaves its rest to the ones after it), cut by `crop`, run through this engine
+  // in f32; each conv layer's input scale is the largest value its input took over those frames
+  // / 255 (nothing clipped); the first layer's, where the card's preprocessing keeps the image
+  // >= 0 (mean <= 0), is the image's whole range / 255; other layers of fewer than 16 input
+  // channels get none (they stay fp32). An input that cannot be read is skipped and named in
+  // `skipped`; none read at all throws.
+  struct Int8Calibration {
+    std::map<std::string, float> scales;
+    int64_t frames = 0;
+    std::vector<std::string> skipped;  // "<path>: <reason>"
+  };
+  Int8Calibration calibrate_int8(const std::vector<InputItem>& inputs,
+                                 const SamplingOptions& sampling, const CropSpec& crop,
+                                 int64_t max_frames);
 
   // The face stage's device path (FaceTracking): faces' aligned squares (fervid/frame.h; a side
   // of face_crop_size()) cut from YUV 4:2:0 frames where this engine's backend reads them (its
@@ -205,5 +222,21 @@ class Engine {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// fervid calibrate (docs/int8.md): `weights` (checked against `card`, else its own) run in fp32 on
+// this machine's CPU over `inputs` (Engine::calibrate_int8), and written to `out` with the scales
+// in its card: every tensor byte for byte, the other metadata kept (out.part, renamed when
+// complete; `out` may not be `weights`). Returns what was measured, the skipped inputs named.
+struct CalibrateOptions {
+  std::string card;  // overrides the file's own, as load_weights takes it
+  std::string crop;  // full | center | box=x,y,w,h | face; "": the card's
+  SamplingOptions sampling;
+  int64_t frames = 256;  // at most, shared over the inputs
+  int threads = 0;       // CPU threads; 0 = all cores
+  NoticeSink notify;
+};
+Engine::Int8Calibration calibrate_weights(const std::string& weights,
+                                          const std::vector<InputItem>& inputs,
+                                          const std::string& out, const CalibrateOptions& options);
 
 }  // namespace fervid

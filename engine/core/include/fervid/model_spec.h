@@ -5,6 +5,7 @@
 
 #include <array>
 #include <cstdint>
+#include <map>
 #include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <vector>
@@ -68,6 +69,12 @@ struct ModelSpec {
   // a model fine-tuned on faces cut with another margin says so here.
   double face_margin = 0.25;
   static constexpr double kDefaultFaceMargin = 0.25, kMaxFaceMargin = 2.0;
+
+  // --precision int8: the scale of each conv layer's input (by layer name, "conv1_2"; a u8 value
+  // v stands for v * scale), measured over `int8_frames` frames by fervid calibrate. Card key
+  // "int8": {"input_scales": {...}, "frames": N}. Empty: the card has no calibration.
+  std::map<std::string, float> int8_scales;
+  int64_t int8_frames = 0;
 
   // Throws fervid::Error naming `origin` and the field when the spec is inconsistent.
   void validate(const std::string& origin) const;

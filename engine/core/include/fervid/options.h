@@ -11,8 +11,9 @@ namespace fervid {
 // --device: auto picks CUDA when a device is usable and the CPU otherwise.
 enum class DeviceChoice { Auto, Cpu, Cuda };
 // --precision: the arithmetic of the frame stage. Default: the backend's own (fp16 on CUDA,
-// fp32 on the CPU).
-enum class Precision { Default, Fp32, Tf32, Fp16, Bf16 };
+// fp32 on the CPU). Int8: the CPU backend's convolutions on 8-bit integers, with the activation
+// scales a calibration run wrote into the weights' card (fervid calibrate; docs/int8.md).
+enum class Precision { Default, Fp32, Tf32, Fp16, Bf16, Int8 };
 // --conv-impl: the conv3x3 of the CUDA backend (cuDNN, or Igemm: fervid's implicit-GEMM
 // tensor-core kernel with the pool fused, spelled "fervid" on the command line; auto: the faster
 // per layer) or of the CPU backend (oneDNN direct, oneDNN Winograd, or im2col + OpenBLAS; auto:
