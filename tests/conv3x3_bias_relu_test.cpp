@@ -337,7 +337,11 @@ INSTANTIATE_TEST_SUITE_P(
     Shapes, Conv3x3Test,
     testing::Values(ConvCase{1, 5, 7, 3, 4, false}, ConvCase{2, 13, 17, 3, 8, true},
                     ConvCase{3, 9, 11, 16, 5, false}, ConvCase{2, 14, 14, 32, 24, true},
-                    ConvCase{1, 1, 1, 7, 3, false}, ConvCase{4, 6, 3, 64, 64, true},
+                    // a 1x1 frame (all padding) with 32 outputs: with 3, a seed could leave all
+                    // but a near-zero one under the ReLU, and a norm of ~1e-2 makes f32's
+                    // rounding of 7 terms (~2e-7) break the relative L2 bound (FERVID_SEED=
+                    // 1702656821 did)
+                    ConvCase{1, 1, 1, 7, 32, false}, ConvCase{4, 6, 3, 64, 64, true},
                     // more pixels than one im2col block (several blocks)
                     ConvCase{2, 40, 36, 96, 16, true},
                     // oneDNN's pooled layers go in bands of rows (kBandBytes of output): 64 wide
