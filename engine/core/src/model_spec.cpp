@@ -226,7 +226,10 @@ void ModelSpec::validate(const std::string& origin) const {
     bad("crop '" + crop + "' must be full, center or box=x,y,w,h (x,y >= 0, w,h > 0)");
   if (!int8_scales.empty()) {
     const std::vector<ConvLayer> convs = conv_layers();
-    for (const auto& [layer, scale] : int8_scales) {
+    for (const auto& entry : int8_scales) {
+      // (A structured binding would do, but clang before 16 cannot capture one in a lambda.)
+      const std::string& layer = entry.first;
+      const float scale = entry.second;
       if (std::none_of(convs.begin(), convs.end(),
                        [&](const ConvLayer& l) { return l.name == layer; }))
         bad("int8.input_scales names " + layer + ", which is not a conv layer of this network");
