@@ -174,15 +174,10 @@ void print_detector(const nlohmann::json& d) {
 Weights bench_weights(const BenchOptions& o) {
   if (!o.weights.empty()) return load_weights(o.weights);
   Weights w = bench::random_weights(o.spec);
-  // int8 on random weights: made-up scales (1/255 for each input fervid calibrate would scale:
-  // the image's only where the card keeps it >= 0), which time the same as calibrated ones; the
-  // answers mean nothing, as the weights' do not.
-  if (o.precision == "int8") {
-    const Preprocess& pp = w.spec.preprocess;
-    const bool image = pp.mean[0] <= 0 && pp.mean[1] <= 0 && pp.mean[2] <= 0;
-    for (const ConvLayer& l : w.spec.conv_layers())
-      if (l.in_channels >= 16 || image) w.spec.int8_scales[l.name] = 1.0f / 255;
-  }
+  // int8 on random weights: made-up scales (1/255 for each input fervid calibrate would scale),
+  // which time the same as calibrated ones; the answers mean nothing, as the weights' do not.
+  if (o.precision == "int8")
+    for (const std::string& layer : int8_layers(w.spec)) w.spec.int8_scales[layer] = 1.0f / 255;
   return w;
 }
 

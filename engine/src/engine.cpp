@@ -305,6 +305,17 @@ NetworkInputs Engine::network_inputs(const InputItem& input, const SamplingOptio
   return out;
 }
 
+std::vector<std::string> int8_layers(const ModelSpec& spec) {
+  const Preprocess& pp = spec.preprocess;
+  const bool image = pp.mean[0] <= 0 && pp.mean[1] <= 0 && pp.mean[2] <= 0;
+  const std::vector<ConvLayer> convs = spec.conv_layers();
+  std::vector<std::string> out;
+  for (size_t i = 0; i < convs.size(); ++i)
+    if (i == 0 ? image : convs[i].in_channels >= cpu::CpuConvPolicy::kInt8MinChannels)
+      out.push_back(convs[i].name);
+  return out;
+}
+
 Engine::Int8Calibration Engine::calibrate_int8(const std::vector<InputItem>& inputs,
                                                const SamplingOptions& sampling,
                                                const CropSpec& crop, int64_t max_frames) {
@@ -315,17 +326,20 @@ Engine::Int8Calibration Engine::calibrate_int8(const std::vector<InputItem>& inp
   if (inputs.empty()) fail_option("calibration needs frames: give videos, images or folders");
   if (max_frames < 1) fail_option("calibration needs at least one frame");
   const std::vector<LayerDesc>& layers = model.layers();
-  // The conv layers that get a scale, each by the layer whose output it reads.
-  std::map<std::string, size_t> reader_of;  // producer's name -> conv layer index
-  for (size_t i = 1; i < layers.size(); ++i)
-    if (layers[i].kind == LayerKind::Conv && layers[i].inputs.empty() &&
-        layers[i].in_channels >= cpu::CpuConvPolicy::kInt8MinChannels)
-      reader_of[layers[i - 1].name] = i;
-  std::vector<double> peak(layers.size(), 0.0);
-  // The first layer reads the image: int8 too where the card's preprocessing keeps it >= 0.
+  // The conv layers that get a scale (int8_layers), each by the layer whose output it reads;
+  // the first reads the image.
+  const std::vector<std::string> scaled = int8_layers(impl_->spec);
   const Preprocess& pp = impl_->spec.preprocess;
-  const bool first_int8 = !layers.empty() && layers[0].kind == LayerKind::Conv && pp.mean[0] <= 0 &&
-                          pp.mean[1] <= 0 && pp.mean[2] <= 0;
+  std::map<std::string, size_t> reader_of;  // producer's name -> conv layer index
+  bool first_int8 = false;
+  for (size_t i = 0; i < layers.size(); ++i) {
+    if (std::find(scaled.begin(), scaled.end(), layers[i].name) == scaled.end()) continue;
+    if (i == 0)
+      first_int8 = true;
+    else
+      reader_of[layers[i - 1].name] = i;
+  }
+  std::vector<double> peak(layers.size(), 0.0);
   std::map<std::string, size_t> index_of;
   for (size_t i = 0; i < layers.size(); ++i) index_of[layers[i].name] = i;
   Int8Calibration out;

@@ -41,7 +41,7 @@ inline uint8_t quantize_u8(float x, float inv_scale) {
   v = v < 255.0f ? v : 255.0f;
   return uint8_t(int32_t((v + kRound) - kRound));
 }
-// n values, over the threads.
+// n values.
 void quantize_u8(const float* x, int64_t n, float scale, uint8_t* q);
 // maxpool_nhwc on u8 values (kernels/cpu/maxpool2x2.cpp).
 void maxpool_nhwc_u8(const uint8_t* in, int n, int h, int w, int c, uint8_t* out);

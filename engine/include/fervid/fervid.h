@@ -223,6 +223,11 @@ class Engine {
   std::unique_ptr<Impl> impl_;
 };
 
+// The conv layers whose input fervid calibrate scales (--precision int8 runs those in int8): the
+// first where the card's preprocessing keeps the image >= 0 (mean <= 0), the others where they
+// have 16 input channels or more.
+std::vector<std::string> int8_layers(const ModelSpec& spec);
+
 // fervid calibrate (docs/int8.md): `weights` (checked against `card`, else its own) run in fp32 on
 // this machine's CPU over `inputs` (Engine::calibrate_int8), and written to `out` with the scales
 // in its card: every tensor byte for byte, the other metadata kept (out.part, renamed when
